@@ -1,0 +1,193 @@
+//! The one typed error of the service and its rendering as a SCIM Error message.
+//!
+//! Every failure in a request path becomes an [`Error`]; the HTTP layer turns it into a response in
+//! exactly one place. On the SCIM surface the body is the RFC 7644 §3.12 Error message; the admin
+//! surface renders the same value as plain JSON ([`Error::admin_body`]). An internal cause is kept
+//! for the log and never echoed to the client.
+
+use serde_json::{json, Value};
+
+/// Media type of every SCIM response (RFC 7644 §8.1). Entra and its validator reject others.
+pub const SCIM_MEDIA_TYPE: &str = "application/scim+json";
+
+/// URN of the SCIM Error message (RFC 7644 §3.12).
+pub const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
+
+/// The `scimType` keywords of RFC 7644 §3.12, Table 9.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScimType {
+    InvalidFilter,
+    TooMany,
+    Uniqueness,
+    Mutability,
+    InvalidSyntax,
+    InvalidPath,
+    NoTarget,
+    InvalidValue,
+    InvalidVers,
+    Sensitive,
+}
+
+impl ScimType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScimType::InvalidFilter => "invalidFilter",
+            ScimType::TooMany => "tooMany",
+            ScimType::Uniqueness => "uniqueness",
+            ScimType::Mutability => "mutability",
+            ScimType::InvalidSyntax => "invalidSyntax",
+            ScimType::InvalidPath => "invalidPath",
+            ScimType::NoTarget => "noTarget",
+            ScimType::InvalidValue => "invalidValue",
+            ScimType::InvalidVers => "invalidVers",
+            ScimType::Sensitive => "sensitive",
+        }
+    }
+}
+
+/// A failed request: HTTP status, optional `scimType`, a client-facing `detail`, and (for 500s)
+/// an internal cause that is logged but never sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    pub status: u16,
+    pub scim_type: Option<ScimType>,
+    pub detail: String,
+    /// Methods for the `Allow` header of a 405 (RFC 9110 §15.5.6).
+    pub allow: Option<&'static str>,
+    /// The real cause of an internal error, for the log only.
+    pub cause: Option<String>,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn new(status: u16, detail: impl Into<String>) -> Self {
+        Error {
+            status,
+            scim_type: None,
+            detail: detail.into(),
+            allow: None,
+            cause: None,
+        }
+    }
+
+    /// 400 with a `scimType` (RFC 7644 §3.12).
+    pub fn bad_request(scim_type: ScimType, detail: impl Into<String>) -> Self {
+        Error {
+            scim_type: Some(scim_type),
+            ..Error::new(400, detail)
+        }
+    }
+
+    /// 400 without a `scimType`: for the admin API and for malformed requests the RFC has no
+    /// keyword for.
+    pub fn invalid(detail: impl Into<String>) -> Self {
+        Error::new(400, detail)
+    }
+
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Error::new(401, detail)
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Error::new(403, detail)
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Error::new(404, detail)
+    }
+
+    pub fn method_not_allowed(allow: &'static str) -> Self {
+        Error {
+            allow: Some(allow),
+            ..Error::new(405, format!("method not allowed; allowed: {allow}"))
+        }
+    }
+
+    /// 409 `uniqueness` (RFC 7644 §3.3: a duplicate on create).
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Error {
+            scim_type: Some(ScimType::Uniqueness),
+            ..Error::new(409, detail)
+        }
+    }
+
+    /// 409 without a `scimType`: a state conflict that is not about uniqueness (admin API).
+    pub fn state_conflict(detail: impl Into<String>) -> Self {
+        Error::new(409, detail)
+    }
+
+    pub fn unsupported_media_type(detail: impl Into<String>) -> Self {
+        Error::new(415, detail)
+    }
+
+    /// 500: the cause goes to the log; the client learns only that it was internal.
+    pub fn internal(cause: impl Into<String>) -> Self {
+        Error {
+            cause: Some(cause.into()),
+            ..Error::new(500, "internal server error")
+        }
+    }
+
+    /// The RFC 7644 §3.12 body: `status` is a string, `scimType` only where set.
+    pub fn scim_body(&self) -> Value {
+        let mut body = json!({
+            "schemas": [ERROR_SCHEMA],
+            "status": self.status.to_string(),
+            "detail": self.detail,
+        });
+        if let (Some(t), Some(map)) = (self.scim_type, body.as_object_mut()) {
+            map.insert("scimType".into(), Value::String(t.as_str().into()));
+        }
+        body
+    }
+
+    /// The admin API's error body: `{"status": 400, "error": "...", "message": "..."}`.
+    pub fn admin_body(&self) -> Value {
+        let code = match self.status {
+            400 => "badRequest",
+            401 => "unauthorized",
+            403 => "forbidden",
+            404 => "notFound",
+            405 => "methodNotAllowed",
+            409 => "conflict",
+            415 => "unsupportedMediaType",
+            _ => "internal",
+        };
+        json!({ "status": self.status, "error": code, "message": self.detail })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scim_body_has_string_status_and_optional_scim_type() {
+        let e = Error::conflict("userName taken");
+        assert_eq!(
+            e.scim_body(),
+            json!({"schemas": [ERROR_SCHEMA], "status": "409", "scimType": "uniqueness", "detail": "userName taken"})
+        );
+        let e = Error::not_found("no such user");
+        assert_eq!(e.scim_body().get("scimType"), None);
+        assert_eq!(e.scim_body()["status"], "404");
+    }
+
+    #[test]
+    fn internal_errors_hide_their_cause() {
+        let e = Error::internal("D1_ERROR: disk on fire");
+        let body = e.scim_body().to_string();
+        assert!(!body.contains("disk on fire"), "{body}");
+        assert_eq!(e.cause.as_deref(), Some("D1_ERROR: disk on fire"));
+        assert!(!e.admin_body().to_string().contains("disk on fire"));
+    }
+
+    #[test]
+    fn method_not_allowed_names_the_allowed_methods() {
+        let e = Error::method_not_allowed("GET, POST");
+        assert_eq!(e.status, 405);
+        assert_eq!(e.allow, Some("GET, POST"));
+        assert_eq!(e.admin_body()["error"], "methodNotAllowed");
+    }
+}

@@ -1,0 +1,87 @@
+//! The [`Executor`] on Cloudflare D1.
+//!
+//! `batch()` is D1's transaction: the statements run in order and roll back together.
+//! Integers are bound as JS numbers (exact up to 2^53, enough for millisecond timestamps) and come
+//! back as `i64` when they are safe integers.
+
+use serde_json::Value;
+use worker::wasm_bindgen::{JsCast, JsValue};
+use worker::{D1Database, D1PreparedStatement, D1Result};
+
+use super::{Executor, Outcome, Param, Stmt, StoreError};
+
+pub struct D1(pub D1Database);
+
+impl D1 {
+    fn prepare(&self, stmt: &Stmt) -> Result<D1PreparedStatement, StoreError> {
+        let params: Vec<JsValue> = stmt
+            .params
+            .iter()
+            .map(|p| match p {
+                Param::Null => JsValue::NULL,
+                Param::Int(i) => JsValue::from_f64(*i as f64),
+                Param::Text(s) => JsValue::from_str(s),
+            })
+            .collect();
+        self.0
+            .prepare(stmt.sql.as_ref())
+            .bind(&params)
+            .map_err(describe)
+    }
+}
+
+fn outcome(result: D1Result) -> Result<Outcome, StoreError> {
+    let rows = result.results::<Value>().map_err(describe)?;
+    let changes = result
+        .meta()
+        .map_err(describe)?
+        .and_then(|m| m.changes)
+        .unwrap_or(0) as u64;
+    Ok(Outcome { rows, changes })
+}
+
+/// D1 reports failures as JS `Error`s whose `cause` carries SQLite's message; keep both so that
+/// `UNIQUE constraint failed` is recognised and the log shows the real cause.
+fn describe(e: worker::Error) -> StoreError {
+    let msg = match &e {
+        worker::Error::Internal(v) => js_error_text(v),
+        worker::Error::D1(d) => format!("{d} ({})", d.cause()),
+        other => other.to_string(),
+    };
+    StoreError::from_message(msg)
+}
+
+fn js_error_text(v: &JsValue) -> String {
+    match v.dyn_ref::<worker::js_sys::Error>() {
+        Some(err) => {
+            let mut text: String = err.message().into();
+            if let Some(cause) = err.cause().dyn_ref::<worker::js_sys::Error>() {
+                text.push_str(": ");
+                text.push_str(&String::from(cause.message()));
+            }
+            text
+        }
+        None => format!("{v:?}"),
+    }
+}
+
+impl Executor for D1 {
+    async fn query(&self, stmt: Stmt) -> Result<Outcome, StoreError> {
+        let prepared = self.prepare(&stmt)?;
+        outcome(prepared.all().await.map_err(describe)?)
+    }
+
+    async fn batch(&self, stmts: Vec<Stmt>) -> Result<Vec<Outcome>, StoreError> {
+        let prepared = stmts
+            .iter()
+            .map(|s| self.prepare(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.0
+            .batch(prepared)
+            .await
+            .map_err(describe)?
+            .into_iter()
+            .map(outcome)
+            .collect()
+    }
+}

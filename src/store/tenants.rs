@@ -1,0 +1,539 @@
+//! SQL for tenants and their Secret Tokens (the admin API's data and the SCIM auth lookup).
+
+use serde::Deserialize;
+
+use super::{Executor, Stmt, StoreError};
+use crate::scim::error::{Error, Result};
+
+/// At most this many live tokens per tenant: one in use and one being rotated in.
+pub const MAX_ACTIVE_TOKENS: i64 = 2;
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Tenant {
+    pub id: String,
+    pub subdomain: String,
+    pub name: String,
+    #[serde(deserialize_with = "int_bool")]
+    pub provisioning_enabled: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct TokenInfo {
+    pub id: String,
+    pub hint: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
+/// A token row joined with its tenant: what authentication needs.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct TokenGrant {
+    pub tenant_id: String,
+    pub subdomain: String,
+    #[serde(deserialize_with = "int_bool")]
+    pub provisioning_enabled: bool,
+    pub token_id: String,
+    pub hash: String,
+    pub last_used_at: Option<i64>,
+}
+
+/// SQLite has no boolean type: 0/1 integers.
+fn int_bool<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<bool, D::Error> {
+    Ok(i64::deserialize(d)? != 0)
+}
+
+const TENANT_COLUMNS: &str = "id, subdomain, name, provisioning_enabled, created_at, updated_at";
+
+/// The tenant id of a subdomain, as a sub-select, so tenant-scoped statements need no lookup first.
+const TENANT_OF: &str = "(SELECT id FROM tenants WHERE subdomain = ?)";
+
+pub struct NewTenant<'a> {
+    pub id: &'a str,
+    pub subdomain: &'a str,
+    pub name: &'a str,
+    pub provisioning_enabled: bool,
+    pub now: i64,
+}
+
+/// Insert a tenant; a taken subdomain is 409 (by the UNIQUE index, not check-then-insert).
+pub async fn create_tenant<E: Executor>(db: &E, t: NewTenant<'_>) -> Result<Tenant> {
+    let stmt = Stmt::new(
+        format!(
+            "INSERT INTO tenants ({TENANT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?) RETURNING {TENANT_COLUMNS}"
+        ),
+        vec![
+            t.id.into(),
+            t.subdomain.into(),
+            t.name.into(),
+            t.provisioning_enabled.into(),
+            t.now.into(),
+            t.now.into(),
+        ],
+    );
+    match db.query(stmt).await {
+        Ok(out) => out
+            .first()?
+            .ok_or_else(|| Error::internal("INSERT … RETURNING gave no row")),
+        Err(StoreError::Unique(_)) => Err(Error::state_conflict(format!(
+            "a tenant with subdomain '{}' already exists",
+            t.subdomain
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn list_tenants<E: Executor>(db: &E) -> Result<Vec<Tenant>> {
+    let sql = format!("SELECT {TENANT_COLUMNS} FROM tenants ORDER BY subdomain");
+    db.query(Stmt::new(sql, vec![])).await?.decode()
+}
+
+pub async fn get_tenant<E: Executor>(db: &E, subdomain: &str) -> Result<Option<Tenant>> {
+    let sql = format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE subdomain = ?");
+    db.query(Stmt::new(sql, vec![subdomain.into()]))
+        .await?
+        .first()
+}
+
+/// Change a tenant's name and/or provisioning switch. Returns the updated tenant and the hashes
+/// of its tokens (whose cached auth entries must be dropped), or `None` for an unknown tenant.
+pub async fn update_tenant<E: Executor>(
+    db: &E,
+    subdomain: &str,
+    name: Option<&str>,
+    provisioning_enabled: Option<bool>,
+    now: i64,
+) -> Result<Option<(Tenant, Vec<String>)>> {
+    let update = Stmt::new(
+        format!(
+            "UPDATE tenants SET name = COALESCE(?, name), \
+             provisioning_enabled = COALESCE(?, provisioning_enabled), updated_at = ? \
+             WHERE subdomain = ? RETURNING {TENANT_COLUMNS}"
+        ),
+        vec![
+            name.into(),
+            provisioning_enabled.into(),
+            now.into(),
+            subdomain.into(),
+        ],
+    );
+    let mut outs = db
+        .batch(vec![update, token_hashes_of(subdomain)])
+        .await?
+        .into_iter();
+    let tenant = match outs.next() {
+        Some(out) => out.first::<Tenant>()?,
+        None => None,
+    };
+    let hashes = hashes(outs.next())?;
+    Ok(tenant.map(|t| (t, hashes)))
+}
+
+/// Delete a tenant with all of its data, atomically. Returns the hashes of the tokens it had,
+/// or `None` for an unknown tenant.
+pub async fn delete_tenant<E: Executor>(db: &E, subdomain: &str) -> Result<Option<Vec<String>>> {
+    let stmts = vec![
+        token_hashes_of(subdomain),
+        Stmt::new(
+            format!("DELETE FROM tokens WHERE tenant_id = {TENANT_OF}"),
+            vec![subdomain.into()],
+        ),
+        Stmt::new(
+            "DELETE FROM tenants WHERE subdomain = ? RETURNING id",
+            vec![subdomain.into()],
+        ),
+    ];
+    let outs = db.batch(stmts).await?;
+    let mut outs = outs.into_iter();
+    let hashes = hashes(outs.next())?;
+    let deleted = outs.nth(1).map(|o| !o.rows.is_empty()).unwrap_or(false);
+    Ok(deleted.then_some(hashes))
+}
+
+fn token_hashes_of(subdomain: &str) -> Stmt {
+    Stmt::new(
+        format!("SELECT hash FROM tokens WHERE tenant_id = {TENANT_OF}"),
+        vec![subdomain.into()],
+    )
+}
+
+fn hashes(out: Option<super::Outcome>) -> Result<Vec<String>> {
+    #[derive(Deserialize)]
+    struct Row {
+        hash: String,
+    }
+    Ok(match out {
+        Some(o) => o.decode::<Row>()?.into_iter().map(|r| r.hash).collect(),
+        None => Vec::new(),
+    })
+}
+
+pub struct NewToken<'a> {
+    pub id: &'a str,
+    pub hash: &'a str,
+    pub hint: &'a str,
+    pub now: i64,
+}
+
+/// Why a token could not be created.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TokenRefusal {
+    UnknownTenant,
+    LimitReached,
+}
+
+/// Insert a token for a tenant. Without `revoke_existing` the insert is conditional on the tenant
+/// having fewer than [`MAX_ACTIVE_TOKENS`], in the same statement (no race between check and
+/// insert). With it, the tenant's other tokens are deleted in the same batch (one transaction).
+/// Returns the hashes of the revoked tokens.
+pub async fn create_token<E: Executor>(
+    db: &E,
+    subdomain: &str,
+    token: NewToken<'_>,
+    revoke_existing: bool,
+) -> Result<std::result::Result<Vec<String>, TokenRefusal>> {
+    let insert = Stmt::new(
+        "INSERT INTO tokens (id, tenant_id, hash, hint, created_at) \
+         SELECT ?, t.id, ?, ?, ? FROM tenants t WHERE t.subdomain = ? \
+         AND (SELECT COUNT(*) FROM tokens k WHERE k.tenant_id = t.id) < ? RETURNING id",
+        vec![
+            token.id.into(),
+            token.hash.into(),
+            token.hint.into(),
+            token.now.into(),
+            subdomain.into(),
+            MAX_ACTIVE_TOKENS.into(),
+        ],
+    );
+    let (revoked, inserted) = if revoke_existing {
+        let revoke = Stmt::new(
+            format!("DELETE FROM tokens WHERE tenant_id = {TENANT_OF} RETURNING hash"),
+            vec![subdomain.into()],
+        );
+        let mut outs = db.batch(vec![revoke, insert]).await?.into_iter();
+        let revoked = hashes(outs.next())?;
+        (revoked, outs.next().is_some_and(|o| !o.rows.is_empty()))
+    } else {
+        (Vec::new(), !db.query(insert).await?.rows.is_empty())
+    };
+    if inserted {
+        return Ok(Ok(revoked));
+    }
+    Ok(Err(match get_tenant(db, subdomain).await? {
+        None => TokenRefusal::UnknownTenant,
+        Some(_) => TokenRefusal::LimitReached,
+    }))
+}
+
+/// The tenant's live tokens, oldest first; `None` for an unknown tenant.
+pub async fn list_tokens<E: Executor>(db: &E, subdomain: &str) -> Result<Option<Vec<TokenInfo>>> {
+    #[derive(Deserialize)]
+    struct Row {
+        id: Option<String>,
+        hint: Option<String>,
+        created_at: Option<i64>,
+        last_used_at: Option<i64>,
+    }
+    let rows: Vec<Row> = db
+        .query(Stmt::new(
+            "SELECT k.id, k.hint, k.created_at, k.last_used_at FROM tenants t \
+             LEFT JOIN tokens k ON k.tenant_id = t.id WHERE t.subdomain = ? \
+             ORDER BY k.created_at, k.id",
+            vec![subdomain.into()],
+        ))
+        .await?
+        .decode()?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(
+        rows.into_iter()
+            .filter_map(|r| {
+                Some(TokenInfo {
+                    id: r.id?,
+                    hint: r.hint?,
+                    created_at: r.created_at?,
+                    last_used_at: r.last_used_at,
+                })
+            })
+            .collect(),
+    ))
+}
+
+/// Revoke (delete) one token of a tenant; returns its hash, or `None` if the tenant has no such
+/// token.
+pub async fn revoke_token<E: Executor>(
+    db: &E,
+    subdomain: &str,
+    id: &str,
+) -> Result<Option<String>> {
+    let out = db
+        .query(Stmt::new(
+            format!("DELETE FROM tokens WHERE id = ? AND tenant_id = {TENANT_OF} RETURNING hash"),
+            vec![id.into(), subdomain.into()],
+        ))
+        .await?;
+    Ok(hashes(Some(out))?.into_iter().next())
+}
+
+/// What a bearer token is worth on one tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Access {
+    UnknownTenant,
+    /// The tenant exists but the token is not one of its tokens.
+    Denied,
+    Granted(TokenGrant),
+}
+
+/// Resolve a token hash against the tenant it was presented to, in one statement: the tenant
+/// row, left-joined with the token of that hash *within that tenant*.
+pub async fn authorize<E: Executor>(db: &E, subdomain: &str, hash: &str) -> Result<Access> {
+    #[derive(Deserialize)]
+    struct Row {
+        tenant_id: String,
+        subdomain: String,
+        provisioning_enabled: i64,
+        token_id: Option<String>,
+        hash: Option<String>,
+        last_used_at: Option<i64>,
+    }
+    let row: Option<Row> = db
+        .query(Stmt::new(
+            "SELECT t.id AS tenant_id, t.subdomain, t.provisioning_enabled, \
+             k.id AS token_id, k.hash, k.last_used_at FROM tenants t \
+             LEFT JOIN tokens k ON k.tenant_id = t.id AND k.hash = ? WHERE t.subdomain = ?",
+            vec![hash.into(), subdomain.into()],
+        ))
+        .await?
+        .first()?;
+    Ok(match row {
+        None => Access::UnknownTenant,
+        Some(Row {
+            token_id: Some(token_id),
+            hash: Some(h),
+            tenant_id,
+            subdomain,
+            provisioning_enabled,
+            last_used_at,
+        }) => Access::Granted(TokenGrant {
+            tenant_id,
+            subdomain,
+            provisioning_enabled: provisioning_enabled != 0,
+            token_id,
+            hash: h,
+            last_used_at,
+        }),
+        Some(_) => Access::Denied,
+    })
+}
+
+/// Record that a token was used, unless it was already recorded after `not_before` (so a burst
+/// of requests makes one write, not one each).
+pub async fn touch_token<E: Executor>(
+    db: &E,
+    tenant_id: &str,
+    token_id: &str,
+    now: i64,
+    not_before: i64,
+) -> Result<()> {
+    db.query(Stmt::new(
+        "UPDATE tokens SET last_used_at = ? WHERE tenant_id = ? AND id = ? \
+         AND (last_used_at IS NULL OR last_used_at < ?)",
+        vec![
+            now.into(),
+            tenant_id.into(),
+            token_id.into(),
+            not_before.into(),
+        ],
+    ))
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sqlite::Sqlite;
+    use pollster::block_on;
+
+    fn tenant(db: &Sqlite, sub: &str) -> Tenant {
+        block_on(create_tenant(
+            db,
+            NewTenant {
+                id: &format!("ten_{sub}"),
+                subdomain: sub,
+                name: "Acme Corp",
+                provisioning_enabled: true,
+                now: 1000,
+            },
+        ))
+        .expect("create tenant")
+    }
+
+    fn token(
+        db: &Sqlite,
+        sub: &str,
+        id: &str,
+        revoke: bool,
+    ) -> std::result::Result<Vec<String>, TokenRefusal> {
+        block_on(create_token(
+            db,
+            sub,
+            NewToken {
+                id,
+                hash: &format!("hash_{id}"),
+                hint: "abcd",
+                now: 2000,
+            },
+            revoke,
+        ))
+        .expect("create token")
+    }
+
+    #[test]
+    fn tenant_crud_round_trips() {
+        let db = Sqlite::migrated();
+        let t = tenant(&db, "piedpiper.us");
+        assert_eq!(t.subdomain, "piedpiper.us");
+        assert!(t.provisioning_enabled);
+        assert_eq!(
+            block_on(get_tenant(&db, "piedpiper.us")).unwrap(),
+            Some(t.clone())
+        );
+
+        let dup = block_on(create_tenant(
+            &db,
+            NewTenant {
+                id: "ten_other",
+                subdomain: "piedpiper.us",
+                name: "x",
+                provisioning_enabled: true,
+                now: 1,
+            },
+        ));
+        assert_eq!(dup.unwrap_err().status, 409);
+
+        token(&db, "piedpiper.us", "tok_1", false).unwrap();
+        let (updated, hashes) =
+            block_on(update_tenant(&db, "piedpiper.us", None, Some(false), 5000))
+                .unwrap()
+                .expect("known tenant");
+        assert!(!updated.provisioning_enabled);
+        assert_eq!(updated.name, "Acme Corp", "name is kept when not given");
+        assert_eq!(updated.updated_at, 5000);
+        assert_eq!(hashes, vec!["hash_tok_1".to_string()]);
+        assert_eq!(
+            block_on(update_tenant(&db, "nope", Some("n"), None, 1)).unwrap(),
+            None
+        );
+
+        assert_eq!(
+            block_on(delete_tenant(&db, "piedpiper.us")).unwrap(),
+            Some(vec!["hash_tok_1".to_string()])
+        );
+        assert_eq!(block_on(get_tenant(&db, "piedpiper.us")).unwrap(), None);
+        assert_eq!(block_on(list_tokens(&db, "piedpiper.us")).unwrap(), None);
+        assert_eq!(block_on(delete_tenant(&db, "piedpiper.us")).unwrap(), None);
+    }
+
+    #[test]
+    fn at_most_two_tokens_unless_revoking() {
+        let db = Sqlite::migrated();
+        tenant(&db, "acme");
+        tenant(&db, "other");
+        token(&db, "other", "tok_o", false).unwrap();
+        assert_eq!(token(&db, "acme", "tok_1", false), Ok(vec![]));
+        assert_eq!(token(&db, "acme", "tok_2", false), Ok(vec![]));
+        assert_eq!(
+            token(&db, "acme", "tok_3", false),
+            Err(TokenRefusal::LimitReached)
+        );
+        assert_eq!(
+            token(&db, "nope", "tok_x", false),
+            Err(TokenRefusal::UnknownTenant)
+        );
+        let mut revoked = token(&db, "acme", "tok_4", true).unwrap();
+        revoked.sort();
+        assert_eq!(
+            revoked,
+            vec!["hash_tok_1".to_string(), "hash_tok_2".to_string()]
+        );
+        let live = block_on(list_tokens(&db, "acme")).unwrap().unwrap();
+        assert_eq!(
+            live.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
+            vec!["tok_4"]
+        );
+        // The other tenant's token is untouched by acme's revokeExisting.
+        assert_eq!(
+            block_on(list_tokens(&db, "other")).unwrap().unwrap().len(),
+            1
+        );
+        assert_eq!(block_on(list_tokens(&db, "nope")).unwrap(), None);
+        assert_eq!(
+            block_on(list_tokens(&db, "acme")).unwrap().unwrap()[0].last_used_at,
+            None
+        );
+    }
+
+    #[test]
+    fn revoke_is_tenant_scoped() {
+        let db = Sqlite::migrated();
+        tenant(&db, "acme");
+        tenant(&db, "other");
+        token(&db, "acme", "tok_a", false).unwrap();
+        assert_eq!(block_on(revoke_token(&db, "other", "tok_a")).unwrap(), None);
+        assert_eq!(
+            block_on(revoke_token(&db, "acme", "tok_a")).unwrap(),
+            Some("hash_tok_a".to_string())
+        );
+        assert_eq!(block_on(revoke_token(&db, "acme", "tok_a")).unwrap(), None);
+    }
+
+    #[test]
+    fn authorize_distinguishes_unknown_tenant_wrong_token_and_grant() {
+        let db = Sqlite::migrated();
+        tenant(&db, "acme");
+        tenant(&db, "other");
+        token(&db, "acme", "tok_a", false).unwrap();
+        assert_eq!(
+            block_on(authorize(&db, "nope", "hash_tok_a")).unwrap(),
+            Access::UnknownTenant
+        );
+        assert_eq!(
+            block_on(authorize(&db, "other", "hash_tok_a")).unwrap(),
+            Access::Denied
+        );
+        assert_eq!(
+            block_on(authorize(&db, "acme", "hash_zzz")).unwrap(),
+            Access::Denied
+        );
+        let Access::Granted(g) = block_on(authorize(&db, "acme", "hash_tok_a")).unwrap() else {
+            panic!("expected a grant");
+        };
+        assert_eq!(
+            (g.subdomain.as_str(), g.token_id.as_str()),
+            ("acme", "tok_a")
+        );
+        assert!(g.provisioning_enabled);
+
+        block_on(touch_token(&db, &g.tenant_id, "tok_a", 10_000, 0)).unwrap();
+        // A second touch within the window writes nothing.
+        block_on(touch_token(
+            &db,
+            &g.tenant_id,
+            "tok_a",
+            20_000,
+            10_000 - 60_000,
+        ))
+        .unwrap();
+        let live = block_on(list_tokens(&db, "acme")).unwrap().unwrap();
+        assert_eq!(live[0].last_used_at, Some(10_000));
+        // Another tenant's id cannot touch it.
+        block_on(touch_token(&db, "ten_other", "tok_a", 90_000, 80_000)).unwrap();
+        assert_eq!(
+            block_on(list_tokens(&db, "acme")).unwrap().unwrap()[0].last_used_at,
+            Some(10_000)
+        );
+    }
+}

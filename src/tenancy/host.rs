@@ -1,0 +1,259 @@
+//! Tenant routing by Host header and by path prefix, and the rules for a valid subdomain.
+//!
+//! A customer's Tenant URL is `https://<subdomain>.<BASE_DOMAIN>/api/scim/v2`; the subdomain may
+//! have dots (`piedpiper.us`, as in the Ardoq tutorial). Where wildcard DNS is not available (a
+//! `workers.dev` deployment, local tools that cannot set `Host`), the same tenant is reached at
+//! `/tenants/<subdomain>/api/scim/v2` on any non-tenant host.
+
+/// Names no customer may take: they collide with our own hosts or paths, or look official.
+pub const RESERVED: &[&str] = &[
+    "admin",
+    "api",
+    "app",
+    "assets",
+    "auth",
+    "cdn",
+    "console",
+    "dashboard",
+    "docs",
+    "help",
+    "login",
+    "mail",
+    "scim",
+    "sso",
+    "static",
+    "status",
+    "support",
+    "tenants",
+    "www",
+];
+
+/// Longest subdomain accepted: leaves room for a base domain within DNS's 253 characters.
+pub const MAX_SUBDOMAIN_LEN: usize = 190;
+
+/// What the Host header says about the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostKind {
+    /// `<sub>.<base>`: a tenant host. The subdomain is lower-cased but not yet validated.
+    Tenant(String),
+    /// The bare base domain, the `workers.dev` host, an IP: the operator's side.
+    Operator,
+}
+
+/// Classify a Host header (any case, optional port, IPv6 literals in brackets) against the base
+/// domain. Multi-label subdomains are one tenant: `piedpiper.us.example.com` is `piedpiper.us`.
+pub fn classify(host: &str, base_domain: &str) -> HostKind {
+    let host = strip_port(host.trim())
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
+    let base = base_domain
+        .trim()
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
+    if base.is_empty() {
+        return HostKind::Operator;
+    }
+    match host
+        .strip_suffix(&base)
+        .and_then(|rest| rest.strip_suffix('.'))
+    {
+        Some(sub) if !sub.is_empty() => HostKind::Tenant(sub.to_string()),
+        _ => HostKind::Operator,
+    }
+}
+
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        // `[::1]:8787` -> `[::1]`
+        return match host.find(']') {
+            Some(end) => &host[..=end],
+            None => host,
+        };
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    }
+}
+
+/// Check a subdomain against the rules of the admin API: lower-case DNS labels (`a-z`, `0-9`,
+/// inner `-`) of 1–63 characters joined by dots, none of them reserved.
+pub fn validate_subdomain(sub: &str) -> Result<(), String> {
+    if sub.is_empty() {
+        return Err("subdomain must not be empty".into());
+    }
+    if sub.len() > MAX_SUBDOMAIN_LEN {
+        return Err(format!(
+            "subdomain is longer than {MAX_SUBDOMAIN_LEN} characters"
+        ));
+    }
+    for label in sub.split('.') {
+        if label.is_empty() || label.len() > 63 {
+            return Err(format!(
+                "subdomain label '{label}' must be 1 to 63 characters (labels are separated by dots)"
+            ));
+        }
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return Err(format!(
+                "subdomain label '{label}' may contain only lower-case letters, digits and '-'"
+            ));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err(format!(
+                "subdomain label '{label}' must not start or end with '-'"
+            ));
+        }
+        if RESERVED.contains(&label) {
+            return Err(format!("subdomain label '{label}' is reserved"));
+        }
+    }
+    Ok(())
+}
+
+/// Split `/tenants/<sub>/<rest>` into the subdomain and the rest of the path (with its leading
+/// `/`). The subdomain is lower-cased, like a Host header would be.
+pub fn split_tenant_path(path: &str) -> Option<(String, &str)> {
+    let rest = path.strip_prefix("/tenants/")?;
+    let (sub, tail) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    if sub.is_empty() {
+        return None;
+    }
+    Some((sub.to_ascii_lowercase(), tail))
+}
+
+/// Where the operator's side was reached: the scheme and port a Tenant URL should reuse, and the
+/// host that serves the path form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub scheme: String,
+    pub host: String,
+    /// `None` for the scheme's default port.
+    pub port: Option<u16>,
+}
+
+/// The Tenant URL an admin pastes into the identity provider: `<scheme>://<sub>.<base>/api/scim/v2`,
+/// or `<origin>/tenants/<sub>/api/scim/v2` where the deployment has no wildcard DNS.
+pub fn tenant_url(sub: &str, base_domain: &str, origin: &Origin, path_form: bool) -> String {
+    let port = origin.port.map(|p| format!(":{p}")).unwrap_or_default();
+    let scheme = &origin.scheme;
+    if path_form {
+        format!("{scheme}://{}{port}/tenants/{sub}/api/scim/v2", origin.host)
+    } else {
+        format!("{scheme}://{sub}.{base_domain}{port}/api/scim/v2")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_tenant_hosts() {
+        let t = |s: &str| HostKind::Tenant(s.to_string());
+        assert_eq!(classify("acme.example.com", "example.com"), t("acme"));
+        assert_eq!(classify("ACME.Example.COM:443", "example.com"), t("acme"));
+        assert_eq!(
+            classify("piedpiper.us.example.com", "example.com"),
+            t("piedpiper.us")
+        );
+        assert_eq!(classify("acme.localhost:8787", "localhost"), t("acme"));
+        assert_eq!(classify("acme.example.com.", "example.com"), t("acme"));
+    }
+
+    #[test]
+    fn classifies_operator_hosts() {
+        assert_eq!(classify("example.com", "example.com"), HostKind::Operator);
+        assert_eq!(classify("127.0.0.1:8787", "localhost"), HostKind::Operator);
+        assert_eq!(classify("localhost:8787", "localhost"), HostKind::Operator);
+        assert_eq!(classify("[::1]:8787", "localhost"), HostKind::Operator);
+        assert_eq!(
+            classify("scim.acct.workers.dev", "example.com"),
+            HostKind::Operator
+        );
+        // A suffix match must be on a label boundary.
+        assert_eq!(
+            classify("notexample.com", "example.com"),
+            HostKind::Operator
+        );
+        assert_eq!(classify(".example.com", "example.com"), HostKind::Operator);
+        assert_eq!(classify("acme.example.com", ""), HostKind::Operator);
+    }
+
+    #[test]
+    fn subdomain_rules() {
+        for ok in ["acme", "piedpiper.us", "a", "a-b.c1", &"x".repeat(63)] {
+            assert_eq!(validate_subdomain(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            "Acme",
+            "-acme",
+            "acme-",
+            "ac_me",
+            "a..b",
+            ".acme",
+            "acme.",
+            "admin",
+            "www.acme",
+            "acme.api",
+            &"x".repeat(64),
+            &["abc"; 60].join("."),
+        ] {
+            assert!(
+                validate_subdomain(bad).is_err(),
+                "{bad:?} should be refused"
+            );
+        }
+    }
+
+    #[test]
+    fn splits_path_prefix() {
+        assert_eq!(
+            split_tenant_path("/tenants/Acme/api/scim/v2/Users"),
+            Some(("acme".to_string(), "/api/scim/v2/Users"))
+        );
+        assert_eq!(
+            split_tenant_path("/tenants/piedpiper.us"),
+            Some(("piedpiper.us".to_string(), ""))
+        );
+        assert_eq!(split_tenant_path("/tenants//api"), None);
+        assert_eq!(split_tenant_path("/api/scim/v2"), None);
+    }
+
+    #[test]
+    fn tenant_urls() {
+        let prod = Origin {
+            scheme: "https".into(),
+            host: "example.com".into(),
+            port: None,
+        };
+        assert_eq!(
+            tenant_url("piedpiper.us", "example.com", &prod, false),
+            "https://piedpiper.us.example.com/api/scim/v2"
+        );
+        let dev = Origin {
+            scheme: "http".into(),
+            host: "127.0.0.1".into(),
+            port: Some(8787),
+        };
+        assert_eq!(
+            tenant_url("acme", "localhost", &dev, false),
+            "http://acme.localhost:8787/api/scim/v2"
+        );
+        let wd = Origin {
+            scheme: "https".into(),
+            host: "scim.acct.workers.dev".into(),
+            port: None,
+        };
+        assert_eq!(
+            tenant_url("acme", "example.com", &wd, true),
+            "https://scim.acct.workers.dev/tenants/acme/api/scim/v2"
+        );
+    }
+}
