@@ -2,7 +2,11 @@
 //! compiles and is tested on the host in milliseconds.
 //!
 //! - [`error`]: the typed error and the RFC 7644 §3.12 Error message.
+//! - [`filter`]: the filter language, parsed into a schema-resolved AST.
 //! - [`list`]: the RFC 7644 §3.4.2 ListResponse.
+//! - [`schema`]: attribute metadata, the one source of truth for every engine.
 
 pub mod error;
+pub mod filter;
 pub mod list;
+pub mod schema;

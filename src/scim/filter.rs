@@ -1,0 +1,575 @@
+//! The SCIM filter language (RFC 7644 §3.4.2.2): a parser into a typed, schema-resolved AST.
+//!
+//! The AST is the contract between protocol and storage: the store translates it to
+//! parameterized SQL, the PATCH engine evaluates it in memory on one multi-valued element; no
+//! filter text ever reaches SQL.
+//!
+//! Accepted beyond the strict ABNF, because identity providers send it:
+//! - operator and attribute names in any case; `and`/`or`/`not` likewise;
+//! - unquoted (legacy) values: `externalId eq jyoung` (old Entra docs);
+//! - a sub-attribute after a value path followed by a comparison, Entra's matching form
+//!   `emails[type eq "work"].value eq "x"`, read as `emails[type eq "work" and value eq "x"]`.
+//!
+//! Limits guard the isolate: at most [`MAX_LEN`] bytes, [`MAX_DEPTH`] nesting levels and
+//! [`MAX_TERMS`] comparisons.
+
+use serde_json::Value;
+
+use super::error::{Error, ScimType};
+use super::schema::{AttrRef, Resolved, ResourceType};
+
+pub const MAX_LEN: usize = 4096;
+pub const MAX_DEPTH: usize = 24;
+pub const MAX_TERMS: usize = 40;
+
+/// Comparison operators (RFC 7644 §3.4.2.2, Table 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Eq,
+    Ne,
+    Co,
+    Sw,
+    Ew,
+    Gt,
+    Ge,
+    Lt,
+    Le,
+}
+
+impl Op {
+    fn parse(word: &str) -> Option<Op> {
+        Some(match word.to_ascii_lowercase().as_str() {
+            "eq" => Op::Eq,
+            "ne" => Op::Ne,
+            "co" => Op::Co,
+            "sw" => Op::Sw,
+            "ew" => Op::Ew,
+            "gt" => Op::Gt,
+            "ge" => Op::Ge,
+            "lt" => Op::Lt,
+            "le" => Op::Le,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Eq => "eq",
+            Op::Ne => "ne",
+            Op::Co => "co",
+            Op::Sw => "sw",
+            Op::Ew => "ew",
+            Op::Gt => "gt",
+            Op::Ge => "ge",
+            Op::Lt => "lt",
+            Op::Le => "le",
+        }
+    }
+}
+
+/// A comparison value: a JSON literal (RFC 7644 §3.4.2.2 `compValue`).
+pub type Literal = Value;
+
+/// A parsed filter. Inside [`Filter::Has`], the inner filter's attributes are sub-attributes of
+/// the outer attribute (`sub` is set on each [`AttrRef`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Filter {
+    And(Box<Filter>, Box<Filter>),
+    Or(Box<Filter>, Box<Filter>),
+    Not(Box<Filter>),
+    Compare {
+        attr: AttrRef,
+        op: Op,
+        value: Literal,
+    },
+    Present {
+        attr: AttrRef,
+    },
+    /// `attr[inner]`: some value of the (multi-valued or complex) attribute matches `inner`.
+    Has {
+        attr: AttrRef,
+        inner: Box<Filter>,
+    },
+}
+
+fn invalid(detail: impl Into<String>) -> Error {
+    Error::bad_request(ScimType::InvalidFilter, detail)
+}
+
+/// Parse a filter against a resource type's schemas.
+pub fn parse(text: &str, rt: &'static ResourceType) -> Result<Filter, Error> {
+    if text.len() > MAX_LEN {
+        return Err(invalid(format!("filter is longer than {MAX_LEN} bytes")));
+    }
+    let mut p = Parser {
+        src: text,
+        pos: 0,
+        rt,
+        depth: 0,
+        terms: 0,
+        parent: None,
+    };
+    p.skip_ws();
+    if p.at_end() {
+        return Err(invalid("filter is empty"));
+    }
+    let f = p.or()?;
+    p.skip_ws();
+    if !p.at_end() {
+        return Err(p.error("unexpected text"));
+    }
+    Ok(f)
+}
+
+/// Parse the bracketed part of a PATCH path (`members[value eq "x"]`): a filter whose
+/// attribute names are sub-attributes of `parent`.
+pub fn parse_value_filter(
+    text: &str,
+    parent: AttrRef,
+    rt: &'static ResourceType,
+) -> Result<Filter, Error> {
+    let mut p = Parser {
+        src: text,
+        pos: 0,
+        rt,
+        depth: 0,
+        terms: 0,
+        parent: Some(parent),
+    };
+    let f = p.or()?;
+    p.skip_ws();
+    if !p.at_end() {
+        return Err(p.error("unexpected text"));
+    }
+    Ok(f)
+}
+
+struct Parser<'a> {
+    src: &'a str,
+    pos: usize,
+    rt: &'static ResourceType,
+    depth: usize,
+    terms: usize,
+    /// Set while parsing inside `attr[...]`.
+    parent: Option<AttrRef>,
+}
+
+fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '$' | ':' | '.')
+}
+
+impl<'a> Parser<'a> {
+    fn rest(&self) -> &'a str {
+        &self.src[self.pos..]
+    }
+
+    fn at_end(&self) -> bool {
+        self.pos >= self.src.len()
+    }
+
+    fn peek(&self) -> Option<char> {
+        self.rest().chars().next()
+    }
+
+    fn skip_ws(&mut self) {
+        let trimmed = self.rest().trim_start();
+        self.pos = self.src.len() - trimmed.len();
+    }
+
+    fn error(&self, what: &str) -> Error {
+        let near: String = self.rest().chars().take(24).collect();
+        if near.is_empty() {
+            invalid(format!("{what} at the end of the filter"))
+        } else {
+            invalid(format!("{what} at position {} near '{near}'", self.pos + 1))
+        }
+    }
+
+    fn eat(&mut self, c: char) -> bool {
+        if self.peek() == Some(c) {
+            self.pos += c.len_utf8();
+            true
+        } else {
+            false
+        }
+    }
+
+    /// A run of name characters (attribute path, operator or keyword).
+    fn word(&mut self) -> &'a str {
+        let rest = self.rest();
+        let len = rest.find(|c: char| !is_name_char(c)).unwrap_or(rest.len());
+        self.pos += len;
+        &rest[..len]
+    }
+
+    /// Look at the next word without consuming it.
+    fn peek_word(&self) -> &'a str {
+        let rest = self.rest();
+        let len = rest.find(|c: char| !is_name_char(c)).unwrap_or(rest.len());
+        &rest[..len]
+    }
+
+    fn keyword(&mut self, kw: &str) -> bool {
+        self.skip_ws();
+        let w = self.peek_word();
+        if w.eq_ignore_ascii_case(kw) {
+            self.pos += w.len();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn enter(&mut self) -> Result<(), Error> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(invalid(format!(
+                "filter is nested deeper than {MAX_DEPTH} levels"
+            )));
+        }
+        Ok(())
+    }
+
+    fn or(&mut self) -> Result<Filter, Error> {
+        self.enter()?;
+        let mut left = self.and()?;
+        while self.keyword("or") {
+            let right = self.and()?;
+            left = Filter::Or(Box::new(left), Box::new(right));
+        }
+        self.depth -= 1;
+        Ok(left)
+    }
+
+    fn and(&mut self) -> Result<Filter, Error> {
+        let mut left = self.unary()?;
+        while self.keyword("and") {
+            let right = self.unary()?;
+            left = Filter::And(Box::new(left), Box::new(right));
+        }
+        Ok(left)
+    }
+
+    fn unary(&mut self) -> Result<Filter, Error> {
+        self.skip_ws();
+        if self.eat('(') {
+            let inner = self.or()?;
+            self.skip_ws();
+            if !self.eat(')') {
+                return Err(self.error("expected ')'"));
+            }
+            return Ok(inner);
+        }
+        let save = self.pos;
+        if self.keyword("not") {
+            self.skip_ws();
+            if self.eat('(') {
+                let inner = self.or()?;
+                self.skip_ws();
+                if !self.eat(')') {
+                    return Err(self.error("expected ')'"));
+                }
+                return Ok(Filter::Not(Box::new(inner)));
+            }
+            // An attribute that happens to be called "not…": fall through.
+            self.pos = save;
+        }
+        self.atom()
+    }
+
+    fn resolve(&self, path: &str) -> Result<AttrRef, Error> {
+        if let Some(parent) = self.parent {
+            if let Some(sub) = parent.attr.sub(path) {
+                return Ok(AttrRef {
+                    sub: Some(sub),
+                    ..parent
+                });
+            }
+            return Err(invalid(format!(
+                "'{path}' is not a sub-attribute of '{}'",
+                parent.display()
+            )));
+        }
+        match self.rt.resolve(path) {
+            Resolved::Attr(a) => Ok(a),
+            _ => Err(invalid(format!("unknown attribute '{path}' in filter"))),
+        }
+    }
+
+    fn atom(&mut self) -> Result<Filter, Error> {
+        self.skip_ws();
+        let path = self.word();
+        if path.is_empty() {
+            return Err(self.error("expected an attribute name"));
+        }
+        self.terms += 1;
+        if self.terms > MAX_TERMS {
+            return Err(invalid(format!(
+                "filter has more than {MAX_TERMS} comparisons"
+            )));
+        }
+        if self.peek() == Some('[') {
+            self.pos += 1;
+            if self.parent.is_some() {
+                return Err(self.error("value filters cannot be nested"));
+            }
+            let attr = self.resolve(path)?;
+            if attr.sub.is_some() || !attr.attr.is_complex() {
+                return Err(invalid(format!(
+                    "'{path}' cannot take a value filter: it is not a complex attribute"
+                )));
+            }
+            self.parent = Some(attr);
+            let inner = self.or();
+            self.parent = None;
+            let mut inner = inner?;
+            self.skip_ws();
+            if !self.eat(']') {
+                return Err(self.error("expected ']'"));
+            }
+            // Entra's `emails[type eq "work"].value eq "x"`.
+            if self.eat('.') {
+                let sub_name = self.word();
+                let sub = attr.attr.sub(sub_name).ok_or_else(|| {
+                    invalid(format!(
+                        "'{sub_name}' is not a sub-attribute of '{}'",
+                        attr.display()
+                    ))
+                })?;
+                let sub_ref = AttrRef {
+                    sub: Some(sub),
+                    ..attr
+                };
+                let extra = self.comparison(sub_ref)?;
+                inner = Filter::And(Box::new(inner), Box::new(extra));
+            }
+            return Ok(Filter::Has {
+                attr,
+                inner: Box::new(inner),
+            });
+        }
+        let attr = self.resolve(path)?;
+        self.comparison(attr)
+    }
+
+    /// `pr`, or an operator and a value, after an attribute path.
+    fn comparison(&mut self, attr: AttrRef) -> Result<Filter, Error> {
+        self.skip_ws();
+        let op_word = self.word();
+        if op_word.eq_ignore_ascii_case("pr") {
+            return Ok(Filter::Present { attr });
+        }
+        // `emails eq "x"` and `manager eq "x"` compare the `value` sub-attribute
+        // (RFC 7644 §3.4.2.2: a complex attribute without a sub-attribute is its value).
+        let attr = match (attr.sub, attr.attr.sub("value")) {
+            (None, Some(value)) if attr.attr.is_complex() => AttrRef {
+                sub: Some(value),
+                ..attr
+            },
+            _ => attr,
+        };
+        let op = Op::parse(op_word).ok_or_else(|| {
+            if op_word.is_empty() {
+                self.error("expected an operator (eq, ne, co, sw, ew, gt, ge, lt, le, pr)")
+            } else {
+                invalid(format!("unknown operator '{op_word}'"))
+            }
+        })?;
+        self.skip_ws();
+        let value = self.value()?;
+        Ok(Filter::Compare { attr, op, value })
+    }
+
+    /// A JSON string, number, `true`/`false`/`null`, or a legacy unquoted word.
+    fn value(&mut self) -> Result<Literal, Error> {
+        let rest = self.rest();
+        if rest.starts_with('"') {
+            // Find the closing quote, honouring backslash escapes, then decode as JSON.
+            let bytes = rest.as_bytes();
+            let mut i = 1;
+            while i < bytes.len() {
+                match bytes[i] {
+                    b'\\' => i += 2,
+                    b'"' => break,
+                    _ => i += 1,
+                }
+            }
+            if i >= bytes.len() {
+                return Err(self.error("unterminated string"));
+            }
+            let lit = &rest[..=i];
+            let s: String =
+                serde_json::from_str(lit).map_err(|_| self.error("invalid string literal"))?;
+            self.pos += i + 1;
+            return Ok(Value::String(s));
+        }
+        let len = rest
+            .find(|c: char| c.is_whitespace() || c == ')' || c == ']')
+            .unwrap_or(rest.len());
+        if len == 0 {
+            return Err(self.error("expected a value"));
+        }
+        let word = &rest[..len];
+        self.pos += len;
+        Ok(match word.to_ascii_lowercase().as_str() {
+            "true" => Value::Bool(true),
+            "false" => Value::Bool(false),
+            "null" => Value::Null,
+            _ => match serde_json::from_str::<serde_json::Number>(word) {
+                Ok(n) => Value::Number(n),
+                Err(_) => Value::String(word.to_string()),
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scim::schema::USER_TYPE;
+    use serde_json::json;
+
+    fn p(s: &str) -> Filter {
+        parse(s, &USER_TYPE).unwrap_or_else(|e| panic!("{s}: {}", e.detail))
+    }
+
+    /// Render back to a canonical string, to compare structure compactly.
+    fn show(f: &Filter) -> String {
+        match f {
+            Filter::And(a, b) => format!("({} and {})", show(a), show(b)),
+            Filter::Or(a, b) => format!("({} or {})", show(a), show(b)),
+            Filter::Not(a) => format!("not({})", show(a)),
+            Filter::Compare { attr, op, value } => {
+                format!("{} {} {value}", attr.display(), op.as_str())
+            }
+            Filter::Present { attr } => format!("{} pr", attr.display()),
+            Filter::Has { attr, inner } => format!("{}[{}]", attr.display(), show(inner)),
+        }
+    }
+
+    #[test]
+    fn entra_lookups() {
+        assert_eq!(
+            show(&p(r#"userName eq "Test_User_1""#)),
+            r#"userName eq "Test_User_1""#
+        );
+        assert_eq!(
+            show(&p(r#"externalId eq "0a21f0f2""#)),
+            r#"externalId eq "0a21f0f2""#
+        );
+        assert_eq!(
+            show(&p(r#"emails[type eq "work"].value eq "a@b.c""#)),
+            r#"emails[(emails.type eq "work" and emails.value eq "a@b.c")]"#
+        );
+        assert_eq!(
+            show(&p("id eq 54D382A4 and manager eq 2819c223")),
+            r#"(id eq "54D382A4" and urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value eq "2819c223")"#
+        );
+    }
+
+    #[test]
+    fn full_grammar_with_precedence() {
+        assert_eq!(
+            show(&p(
+                r#"title pr and userType eq "Employee" or not (active eq false)"#
+            )),
+            r#"((title pr and userType eq "Employee") or not(active eq false))"#
+        );
+        assert_eq!(
+            show(&p(r#"a_x eq 1"#.replace("a_x", "displayName").as_str())),
+            "displayName eq 1"
+        );
+        assert_eq!(
+            show(&p(
+                r#"userType eq "Employee" and (emails co "example.com" or emails.value co "example.org")"#
+            )),
+            r#"(userType eq "Employee" and (emails.value co "example.com" or emails.value co "example.org"))"#
+        );
+        assert_eq!(
+            show(&p(
+                r#"emails[type eq "work" and value co "@example.com"] or ims[type eq "xmpp" and value co "@foo.com"]"#
+            )),
+            r#"(emails[(emails.type eq "work" and emails.value co "@example.com")] or ims[(ims.type eq "xmpp" and ims.value co "@foo.com")])"#
+        );
+        assert_eq!(
+            show(&p(
+                r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq "7""#
+            )),
+            r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq "7""#
+        );
+        assert_eq!(
+            show(&p(r#"meta.lastModified gt "2011-05-13T04:42:34Z""#)),
+            r#"meta.lastModified gt "2011-05-13T04:42:34Z""#
+        );
+        assert_eq!(
+            show(&p(r#"USERNAME EQ "x" AND Active Eq True"#)),
+            r#"(userName eq "x" and active eq true)"#
+        );
+        assert_eq!(
+            show(&p(r#"roles[primary eq "True"]"#)),
+            r#"roles[roles.primary eq "True"]"#
+        );
+        assert_eq!(
+            show(&p(r#"userName eq "quote \" and \\ slash""#)),
+            r#"userName eq "quote \" and \\ slash""#
+        );
+        assert_eq!(show(&p(r#"userName eq null"#)), "userName eq null");
+    }
+
+    #[test]
+    fn errors_point_at_the_problem() {
+        for (f, needle) in [
+            ("", "empty"),
+            ("userName", "operator"),
+            ("userName eq", "expected a value"),
+            ("userName xx \"a\"", "unknown operator 'xx'"),
+            ("nosuch eq \"a\"", "unknown attribute 'nosuch'"),
+            ("userName eq \"a", "unterminated"),
+            ("(userName eq \"a\"", "expected ')'"),
+            ("userName eq \"a\")", "unexpected text"),
+            ("emails[type eq \"work\"", "expected ']'"),
+            ("emails[nosuch eq \"x\"]", "not a sub-attribute"),
+            ("userName[value eq \"x\"]", "not a complex attribute"),
+            (
+                "emails[type eq \"work\"].nosuch eq \"x\"",
+                "not a sub-attribute",
+            ),
+            ("userName eq \"a\" and", "expected an attribute name"),
+        ] {
+            let e = parse(f, &USER_TYPE).expect_err(f);
+            assert_eq!(e.status, 400);
+            assert_eq!(e.scim_type, Some(ScimType::InvalidFilter));
+            assert!(e.detail.contains(needle), "{f:?}: {}", e.detail);
+        }
+    }
+
+    #[test]
+    fn limits_hold() {
+        let deep = format!("{}userName eq \"a\"{}", "(".repeat(40), ")".repeat(40));
+        assert!(parse(&deep, &USER_TYPE)
+            .expect_err("deep")
+            .detail
+            .contains("nested"));
+        let many = vec!["userName eq \"a\""; 41].join(" or ");
+        assert!(parse(&many, &USER_TYPE)
+            .expect_err("many")
+            .detail
+            .contains("comparisons"));
+        let long = format!("userName eq \"{}\"", "a".repeat(5000));
+        assert!(parse(&long, &USER_TYPE)
+            .expect_err("long")
+            .detail
+            .contains("longer"));
+    }
+
+    #[test]
+    fn value_filter_for_patch_paths() {
+        let members = match USER_TYPE.resolve("emails") {
+            Resolved::Attr(a) => a,
+            _ => unreachable!(),
+        };
+        let f = parse_value_filter(r#"value eq "u1""#, members, &USER_TYPE).expect("parse");
+        assert_eq!(show(&f), r#"emails.value eq "u1""#);
+        let _ = json!(null);
+    }
+}
