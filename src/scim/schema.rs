@@ -564,7 +564,7 @@ mod tests {
         assert_eq!(attr("Emails.Value").display(), "emails.value");
         assert_eq!(attr("id").attr.mutability, Mutability::ReadOnly);
         assert_eq!(attr("meta.created").leaf().ty, Type::DateTime);
-        assert_eq!(attr("externalId").attr.case_exact, true);
+        assert!(attr("externalId").attr.case_exact);
         assert_eq!(
             attr("urn:ietf:params:scim:schemas:core:2.0:User:userName").display(),
             "userName"

@@ -12,9 +12,11 @@
 //!   `INSERT … SELECT … WHERE`, unique indexes) or one `batch()`.
 
 pub mod d1;
+pub mod filter_sql;
 #[cfg(test)]
 pub mod sqlite;
 pub mod tenants;
+pub mod users;
 
 use serde_json::Value;
 use std::borrow::Cow;

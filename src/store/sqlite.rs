@@ -73,6 +73,28 @@ impl Sqlite {
     }
 }
 
+impl Sqlite {
+    /// `EXPLAIN QUERY PLAN` of a statement, one line per step.
+    pub fn plan(&self, sql: &str, params: &[Param]) -> String {
+        let out = pollster::block_on(self.query(Stmt::new(
+            format!("EXPLAIN QUERY PLAN {sql}"),
+            params.to_vec(),
+        )))
+        .expect("explain");
+        out.rows
+            .iter()
+            .map(|r| r["detail"].as_str().unwrap_or_default().to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// The single integer a `SELECT COUNT(*) …` returns.
+    pub fn count(&self, sql: &str) -> i64 {
+        let conn = self.0.lock().expect("sqlite lock");
+        conn.query_row(sql, [], |r| r.get(0)).expect("count")
+    }
+}
+
 impl Executor for Sqlite {
     async fn query(&self, stmt: Stmt) -> Result<Outcome, StoreError> {
         let conn = self.0.lock().expect("sqlite lock");

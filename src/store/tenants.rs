@@ -130,26 +130,30 @@ pub async fn update_tenant<E: Executor>(
     Ok(tenant.map(|t| (t, hashes)))
 }
 
-/// Delete a tenant with all of its data, atomically. Returns the hashes of the tokens it had,
+/// Delete a tenant with all of its data, atomically (one batch). A very large tenant may need
+/// to be emptied in pieces first: D1 limits how long one statement may run. Returns the hashes of the tokens it had,
 /// or `None` for an unknown tenant.
 pub async fn delete_tenant<E: Executor>(db: &E, subdomain: &str) -> Result<Option<Vec<String>>> {
-    let stmts = vec![
-        token_hashes_of(subdomain),
-        Stmt::new(
-            format!("DELETE FROM tokens WHERE tenant_id = {TENANT_OF}"),
+    // Children first, so the batch does not depend on foreign-key cascades.
+    let mut stmts = vec![token_hashes_of(subdomain)];
+    for table in TENANT_TABLES {
+        stmts.push(Stmt::new(
+            format!("DELETE FROM {table} WHERE tenant_id = {TENANT_OF}"),
             vec![subdomain.into()],
-        ),
-        Stmt::new(
-            "DELETE FROM tenants WHERE subdomain = ? RETURNING id",
-            vec![subdomain.into()],
-        ),
-    ];
+        ));
+    }
+    stmts.push(Stmt::new(
+        "DELETE FROM tenants WHERE subdomain = ? RETURNING id",
+        vec![subdomain.into()],
+    ));
     let outs = db.batch(stmts).await?;
-    let mut outs = outs.into_iter();
-    let hashes = hashes(outs.next())?;
-    let deleted = outs.nth(1).map(|o| !o.rows.is_empty()).unwrap_or(false);
+    let hashes = hashes(outs.first().cloned())?;
+    let deleted = outs.last().is_some_and(|o| !o.rows.is_empty());
     Ok(deleted.then_some(hashes))
 }
+
+/// Every table holding a tenant's data, children before parents.
+const TENANT_TABLES: &[&str] = &["user_values", "users", "tokens"];
 
 fn token_hashes_of(subdomain: &str) -> Stmt {
     Stmt::new(

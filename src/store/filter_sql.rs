@@ -1,0 +1,430 @@
+//! Translation of a parsed filter ([`crate::scim::filter::Filter`]) into a parameterized SQL
+//! condition over `users u`, so that filtering, counting and paging all happen in D1.
+//!
+//! - Single-valued attributes map to a column (`userName` → `u.user_name`, with `COLLATE NOCASE`
+//!   because it is not case-exact) or to `json_extract(u.data, '$."name"."givenName"')`. Only
+//!   schema-defined names are spliced into SQL text; every value is a bound parameter.
+//! - Multi-valued attributes with the standard sub-attributes (emails, phoneNumbers, roles, …)
+//!   become `u.id IN (SELECT v.user_id FROM user_values v WHERE v.tenant_id = ? AND v.attr = ?
+//!   AND …)`, which SQLite runs as an index seek on `user_values_by_value`; `addresses` uses
+//!   `json_each`.
+//! - `co`/`sw`/`ew` use `instr`/`substr`, never LIKE (D1 caps LIKE patterns at 50 bytes).
+//! - String comparisons honour `caseExact` (RFC 7643 §2.3.1); a boolean matches `true`, `"True"`
+//!   and `"false"` alike (Entra sends strings); dateTimes compare as instants.
+//! - `not (…)` treats an absent attribute as not matching its inner filter (`NOT COALESCE(…, 0)`).
+
+use serde_json::Value;
+
+use super::Param;
+use crate::scim::error::{Error, ScimType};
+use crate::scim::filter::{Filter, Op};
+use crate::scim::schema::{Attr, AttrRef, Type};
+use crate::time::parse_rfc3339;
+
+/// A SQL condition and its parameters, in order.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Condition {
+    pub sql: String,
+    pub params: Vec<Param>,
+}
+
+fn invalid(detail: impl Into<String>) -> Error {
+    Error::bad_request(ScimType::InvalidFilter, detail)
+}
+
+/// How a multi-valued attribute is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MultiStorage {
+    /// One row per value in `user_values` (value, display, type, primary).
+    Values,
+    /// Only in the JSON document (`addresses`).
+    Json,
+    /// Computed elsewhere and not yet stored (`groups`, until group membership exists).
+    Absent,
+}
+
+/// Storage of a multi-valued attribute.
+pub fn multi_storage(attr: &Attr) -> MultiStorage {
+    if attr.name == "groups" {
+        return MultiStorage::Absent;
+    }
+    let standard = attr.sub_attributes.len() == 4
+        && ["value", "display", "type", "primary"]
+            .iter()
+            .all(|n| attr.sub(n).is_some());
+    if standard {
+        MultiStorage::Values
+    } else {
+        MultiStorage::Json
+    }
+}
+
+/// A value expression and the rules that apply to it.
+struct Expr {
+    sql: String,
+    ty: Type,
+    case_exact: bool,
+    /// The column holds Unix milliseconds (meta.created / meta.lastModified).
+    millis: bool,
+}
+
+/// The JSON path of an attribute inside `u.data`.
+fn json_path(a: &AttrRef) -> String {
+    let mut path = String::from("$");
+    if a.extension {
+        path.push_str(&format!(".\"{}\"", a.schema.id));
+    }
+    path.push_str(&format!(".\"{}\"", a.attr.name));
+    if let Some(sub) = a.sub {
+        path.push_str(&format!(".\"{}\"", sub.name));
+    }
+    path
+}
+
+/// The expression for a single-valued attribute (or a sub-attribute of a single-valued complex).
+fn single_expr(a: &AttrRef) -> Result<Expr, Error> {
+    let leaf = a.leaf();
+    let col = |sql: &str| Expr {
+        sql: sql.to_string(),
+        ty: leaf.ty,
+        case_exact: leaf.case_exact,
+        millis: false,
+    };
+    if leaf.is_complex() {
+        return Err(invalid(format!(
+            "'{}' is a complex attribute: compare one of its sub-attributes",
+            a.display()
+        )));
+    }
+    if leaf.returned == crate::scim::schema::Returned::Never {
+        return Err(invalid(format!("'{}' cannot be filtered on", a.display())));
+    }
+    Ok(match (a.extension, a.attr.name, a.sub.map(|s| s.name)) {
+        (false, "id", None) => col("u.id"),
+        (false, "userName", None) => col("u.user_name"),
+        (false, "externalId", None) => col("u.external_id"),
+        (false, "active", None) => col("u.active"),
+        (false, "meta", Some("created")) => Expr {
+            millis: true,
+            ..col("u.created_at")
+        },
+        (false, "meta", Some("lastModified")) => Expr {
+            millis: true,
+            ..col("u.updated_at")
+        },
+        (false, "meta", Some("resourceType")) => col("'User'"),
+        (false, "meta", Some("version")) => col("('W/\"' || u.version || '\"')"),
+        (false, "meta", Some(other)) => {
+            return Err(invalid(format!("meta.{other} cannot be filtered on")))
+        }
+        (true, "manager", Some("value")) => col("u.manager_id"),
+        _ => col(&format!("json_extract(u.data, '{}')", json_path(a))),
+    })
+}
+
+/// The expression for a sub-attribute inside a multi-valued subquery.
+fn element_expr(a: &AttrRef, storage: MultiStorage) -> Result<Expr, Error> {
+    let Some(sub) = a.sub else {
+        return Err(invalid(format!(
+            "'{}' needs a sub-attribute here",
+            a.display()
+        )));
+    };
+    let sql = match storage {
+        MultiStorage::Values => match sub.name {
+            "primary" => "v.is_primary".to_string(),
+            name => format!("v.{name}"),
+        },
+        _ => format!("json_extract(j.value, '$.\"{}\"')", sub.name),
+    };
+    Ok(Expr {
+        sql,
+        ty: sub.ty,
+        case_exact: sub.case_exact,
+        millis: false,
+    })
+}
+
+/// Build the condition for `filter`, for the tenant whose id is `tenant_id`.
+pub fn condition(filter: &Filter, tenant_id: &str) -> Result<Condition, Error> {
+    let mut c = Condition::default();
+    c.sql = Translator {
+        tenant_id,
+        params: &mut c.params,
+    }
+    .filter(filter, None)?;
+    Ok(c)
+}
+
+struct Translator<'a> {
+    tenant_id: &'a str,
+    params: &'a mut Vec<Param>,
+}
+
+impl Translator<'_> {
+    fn bind(&mut self, p: Param) -> &'static str {
+        self.params.push(p);
+        "?"
+    }
+
+    /// `element` is set inside a multi-valued subquery: attributes are its sub-attributes.
+    fn filter(&mut self, f: &Filter, element: Option<MultiStorage>) -> Result<String, Error> {
+        Ok(match f {
+            Filter::And(a, b) => format!(
+                "({} AND {})",
+                self.filter(a, element)?,
+                self.filter(b, element)?
+            ),
+            Filter::Or(a, b) => format!(
+                "({} OR {})",
+                self.filter(a, element)?,
+                self.filter(b, element)?
+            ),
+            Filter::Not(a) => format!("(NOT COALESCE({}, 0))", self.filter(a, element)?),
+            Filter::Compare { attr, op, value } => {
+                if let Some(storage) = element {
+                    let e = element_expr(attr, storage)?;
+                    self.compare(&e, attr, *op, value)?
+                } else if attr.attr.multi_valued {
+                    self.multi(attr, |t, storage| {
+                        let e = element_expr(attr, storage)?;
+                        t.compare(&e, attr, *op, value)
+                    })?
+                } else {
+                    let e = single_expr(attr)?;
+                    self.compare(&e, attr, *op, value)?
+                }
+            }
+            Filter::Present { attr } => {
+                if let Some(storage) = element {
+                    present(&element_expr(attr, storage)?)
+                } else if attr.attr.multi_valued {
+                    match attr.sub {
+                        None => self.multi(attr, |_, _| Ok("1".to_string()))?,
+                        Some(_) => self.multi(attr, |_, storage| {
+                            Ok(present(&element_expr(attr, storage)?))
+                        })?,
+                    }
+                } else if attr.leaf().is_complex() {
+                    format!("(json_extract(u.data, '{}') IS NOT NULL)", json_path(attr))
+                } else {
+                    present(&single_expr(attr)?)
+                }
+            }
+            Filter::Has { attr, inner } => {
+                if attr.attr.multi_valued {
+                    self.multi(attr, |t, storage| t.filter(inner, Some(storage)))?
+                } else {
+                    // A single-valued complex attribute (`name[givenName eq "x"]`): its
+                    // sub-attributes are plain JSON paths.
+                    self.filter(inner, None)?
+                }
+            }
+        })
+    }
+
+    /// A condition over the values of a multi-valued attribute.
+    fn multi(
+        &mut self,
+        attr: &AttrRef,
+        inner: impl FnOnce(&mut Self, MultiStorage) -> Result<String, Error>,
+    ) -> Result<String, Error> {
+        let storage = multi_storage(attr.attr);
+        Ok(match storage {
+            MultiStorage::Values => {
+                let t = self.bind(Param::Text(self.tenant_id.to_string()));
+                let a = self.bind(Param::Text(attr.attr.name.to_string()));
+                let cond = inner(self, storage)?;
+                format!("u.id IN (SELECT v.user_id FROM user_values v WHERE v.tenant_id = {t} AND v.attr = {a} AND {cond})")
+            }
+            MultiStorage::Json => {
+                let cond = inner(self, storage)?;
+                format!(
+                    "EXISTS (SELECT 1 FROM json_each(u.data, '$.\"{}\"') j WHERE {cond})",
+                    attr.attr.name
+                )
+            }
+            MultiStorage::Absent => "0".to_string(),
+        })
+    }
+
+    fn compare(
+        &mut self,
+        e: &Expr,
+        attr: &AttrRef,
+        op: Op,
+        value: &Value,
+    ) -> Result<String, Error> {
+        let x = &e.sql;
+        if value.is_null() {
+            return match op {
+                Op::Eq => Ok(format!("({x} IS NULL)")),
+                Op::Ne => Ok(format!("({x} IS NOT NULL)")),
+                _ => Err(invalid(format!(
+                    "'{}' cannot be compared with null using {}",
+                    attr.display(),
+                    op.as_str()
+                ))),
+            };
+        }
+        match e.ty {
+            Type::Boolean => {
+                let b = as_bool(value).ok_or_else(|| {
+                    invalid(format!(
+                        "'{}' is a boolean: compare it with true or false, not {value}",
+                        attr.display()
+                    ))
+                })?;
+                let p = self.bind(Param::Int(i64::from(b)));
+                match op {
+                    Op::Eq => Ok(format!("({x} = {p})")),
+                    Op::Ne => Ok(format!("({x} IS NULL OR {x} <> {p})")),
+                    _ => Err(invalid(format!(
+                        "'{}' is a boolean: only eq and ne apply, not {}",
+                        attr.display(),
+                        op.as_str()
+                    ))),
+                }
+            }
+            Type::DateTime if e.millis => {
+                let ms = value.as_str().and_then(parse_rfc3339).ok_or_else(|| {
+                    invalid(format!(
+                        "'{}' is a dateTime: {value} is not an RFC 3339 instant",
+                        attr.display()
+                    ))
+                })?;
+                let p = self.bind(Param::Int(ms));
+                ordered(x, op, p, "").ok_or_else(|| {
+                    invalid(format!(
+                        "'{}' is a dateTime: {} does not apply",
+                        attr.display(),
+                        op.as_str()
+                    ))
+                })
+            }
+            Type::String | Type::Reference | Type::Binary | Type::DateTime => {
+                let text = match value {
+                    Value::String(s) => s.clone(),
+                    Value::Number(n) => n.to_string(),
+                    _ => {
+                        return Err(invalid(format!(
+                            "'{}' is a string: compare it with a quoted value, not {value}",
+                            attr.display()
+                        )))
+                    }
+                };
+                self.compare_text(x, e.case_exact, op, text)
+            }
+            Type::Integer | Type::Decimal | Type::Complex => {
+                Err(invalid(format!("'{}' cannot be compared", attr.display())))
+            }
+        }
+    }
+
+    fn compare_text(
+        &mut self,
+        x: &str,
+        case_exact: bool,
+        op: Op,
+        text: String,
+    ) -> Result<String, Error> {
+        let collate = if case_exact { "" } else { " COLLATE NOCASE" };
+        let (lx, lp) = if case_exact {
+            (x.to_string(), "?")
+        } else {
+            (format!("lower({x})"), "lower(?)")
+        };
+        Ok(match op {
+            Op::Co | Op::Sw | Op::Ew if text.is_empty() => format!("({x} IS NOT NULL)"),
+            Op::Co => {
+                self.bind(Param::Text(text));
+                format!("(instr({lx}, {lp}) > 0)")
+            }
+            Op::Sw => {
+                self.bind(Param::Text(text.clone()));
+                self.bind(Param::Text(text));
+                format!("(substr({lx}, 1, length(?)) = {lp})")
+            }
+            Op::Ew => {
+                self.bind(Param::Text(text.clone()));
+                self.bind(Param::Text(text));
+                format!("(substr({lx}, -length(?)) = {lp})")
+            }
+            Op::Ne => {
+                self.bind(Param::Text(text));
+                format!("({x} IS NULL OR {x} <> ?{collate})")
+            }
+            _ => {
+                let p = self.bind(Param::Text(text));
+                ordered(x, op, p, collate).unwrap_or_default()
+            }
+        })
+    }
+}
+
+/// `eq`, `ne`, `gt`, `ge`, `lt`, `le` on an ordered value.
+fn ordered(x: &str, op: Op, p: &str, collate: &str) -> Option<String> {
+    Some(match op {
+        Op::Eq => format!("({x} = {p}{collate})"),
+        Op::Ne => format!("({x} IS NULL OR {x} <> {p}{collate})"),
+        Op::Gt => format!("({x} > {p}{collate})"),
+        Op::Ge => format!("({x} >= {p}{collate})"),
+        Op::Lt => format!("({x} < {p}{collate})"),
+        Op::Le => format!("({x} <= {p}{collate})"),
+        Op::Co | Op::Sw | Op::Ew => return None,
+    })
+}
+
+fn present(e: &Expr) -> String {
+    let x = &e.sql;
+    match e.ty {
+        Type::String | Type::Reference | Type::Binary => format!("({x} IS NOT NULL AND {x} <> '')"),
+        _ => format!("({x} IS NOT NULL)"),
+    }
+}
+
+/// `true`, `"True"`, `"false"`: Entra sends booleans as strings (entra-dialect.md §1.4, §1.7).
+pub fn as_bool(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) if s.eq_ignore_ascii_case("true") => Some(true),
+        Value::String(s) if s.eq_ignore_ascii_case("false") => Some(false),
+        _ => None,
+    }
+}
+
+/// The ORDER BY expression for `sortBy` (RFC 7644 §3.4.2.3). A multi-valued attribute sorts by
+/// its primary (else first) value.
+pub fn sort_expr(a: &AttrRef) -> Result<String, Error> {
+    let bad = |why: &str| {
+        Error::bad_request(
+            ScimType::InvalidValue,
+            format!("cannot sort by '{}': {why}", a.display()),
+        )
+    };
+    if a.attr.multi_valued {
+        return match multi_storage(a.attr) {
+            MultiStorage::Values => {
+                let sub = a.sub.map_or("value", |s| {
+                    if s.name == "primary" {
+                        "is_primary"
+                    } else {
+                        s.name
+                    }
+                });
+                Ok(format!(
+                    "(SELECT v.{sub} FROM user_values v WHERE v.tenant_id = u.tenant_id AND v.user_id = u.id \
+                     AND v.attr = '{}' ORDER BY v.is_primary DESC, v.rowid LIMIT 1)",
+                    a.attr.name
+                ))
+            }
+            _ => Err(bad("not sortable")),
+        };
+    }
+    let e = single_expr(a).map_err(|e| bad(&e.detail))?;
+    Ok(if e.case_exact || e.ty != Type::String {
+        e.sql
+    } else {
+        format!("{} COLLATE NOCASE", e.sql)
+    })
+}

@@ -1,0 +1,924 @@
+//! SQL for SCIM Users.
+//!
+//! Round trips (each D1 call is one): GET by id and list/filter are one statement or one batch
+//! (count and page together); create is one batch; PUT/PATCH read once and write one batch;
+//! DELETE is one batch.
+//!
+//! Concurrency without transactions: every update is `UPDATE … WHERE version = ?` and tags the
+//! row with a fresh `write_id`; the statements batched after it (rewriting `user_values`) only
+//! act `WHERE EXISTS (… write_id = ?)`, so a losing writer changes nothing and retries from a
+//! fresh read. Uniqueness of `userName` is the unique index's job.
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::filter_sql::{condition, multi_storage, sort_expr, Condition, MultiStorage};
+use super::{Executor, Param, Stmt, StoreError};
+use crate::scim::error::{Error, Result, ScimType};
+use crate::scim::filter::Filter;
+use crate::scim::schema::{AttrRef, ENTERPRISE_USER_SCHEMA, USER};
+
+/// D1's limit on bound parameters per statement.
+pub const MAX_PARAMS: usize = 100;
+
+/// Columns of `user_values` written per row.
+const VALUE_COLUMNS: usize = 7;
+
+/// A user as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredUser {
+    pub id: String,
+    pub data: Map<String, Value>,
+    pub version: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// Whether the enterprise `manager.value` names a user of the same tenant.
+    pub manager_exists: bool,
+}
+
+#[derive(Deserialize)]
+struct Row {
+    id: String,
+    data: String,
+    version: i64,
+    created_at: i64,
+    updated_at: i64,
+    manager_exists: i64,
+}
+
+impl Row {
+    fn into_user(self) -> Result<StoredUser> {
+        let data = match serde_json::from_str(&self.data) {
+            Ok(Value::Object(m)) => m,
+            _ => {
+                return Err(Error::internal(format!(
+                    "user {} has a corrupt data column",
+                    self.id
+                )))
+            }
+        };
+        Ok(StoredUser {
+            id: self.id,
+            data,
+            version: self.version,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            manager_exists: self.manager_exists != 0,
+        })
+    }
+}
+
+const SELECT: &str = "SELECT u.id, u.data, u.version, u.created_at, u.updated_at, \
+     EXISTS (SELECT 1 FROM users m WHERE m.tenant_id = u.tenant_id AND m.id = u.manager_id) AS manager_exists \
+     FROM users u";
+
+/// What a list request asks for (RFC 7644 §3.4.2).
+pub struct ListQuery<'a> {
+    pub filter: Option<&'a Filter>,
+    pub sort_by: Option<&'a AttrRef>,
+    pub descending: bool,
+    /// 1-based.
+    pub start_index: u64,
+    pub count: u64,
+}
+
+/// The WHERE clause of a list query and its parameters: tenant first, then the filter's.
+pub fn list_where(tenant_id: &str, filter: Option<&Filter>) -> Result<Condition> {
+    let c = match filter {
+        Some(f) => condition(f, tenant_id)?,
+        None => Condition {
+            sql: "1".into(),
+            params: vec![],
+        },
+    };
+    let mut params = vec![Param::Text(tenant_id.to_string())];
+    params.extend(c.params);
+    Ok(Condition {
+        sql: format!("u.tenant_id = ? AND {}", c.sql),
+        params,
+    })
+}
+
+/// One page of users and the total that match, counted by the same WHERE clause, in one batch.
+pub async fn list<E: Executor>(
+    db: &E,
+    tenant_id: &str,
+    q: &ListQuery<'_>,
+) -> Result<(u64, Vec<StoredUser>)> {
+    let w = list_where(tenant_id, q.filter)?;
+    if w.params.len() + 2 > MAX_PARAMS {
+        return Err(Error::bad_request(
+            ScimType::InvalidFilter,
+            format!("the filter needs more than {MAX_PARAMS} bound values; simplify it"),
+        ));
+    }
+    let count = Stmt::new(
+        format!("SELECT COUNT(*) AS n FROM users u WHERE {}", w.sql),
+        w.params.clone(),
+    );
+    #[derive(Deserialize)]
+    struct Count {
+        n: i64,
+    }
+    if q.count == 0 {
+        let n = db.query(count).await?.first::<Count>()?.map_or(0, |c| c.n);
+        return Ok((n.max(0) as u64, vec![]));
+    }
+    let order = match q.sort_by {
+        Some(a) => {
+            let e = sort_expr(a)?;
+            let dir = if q.descending { "DESC" } else { "ASC" };
+            // Unassigned values sort last either way.
+            format!("({e}) IS NULL, {e} {dir}, u.created_at, u.id")
+        }
+        None => "u.created_at, u.id".to_string(),
+    };
+    let mut params = w.params;
+    params.push(Param::Int(q.count.min(i64::MAX as u64) as i64));
+    params.push(Param::Int(
+        q.start_index.saturating_sub(1).min(i64::MAX as u64) as i64,
+    ));
+    let page = Stmt::new(
+        format!("{SELECT} WHERE {} ORDER BY {order} LIMIT ? OFFSET ?", w.sql),
+        params,
+    );
+    let mut outs = db.batch(vec![count, page]).await?.into_iter();
+    let n = match outs.next() {
+        Some(o) => o.first::<Count>()?.map_or(0, |c| c.n),
+        None => 0,
+    };
+    let rows = match outs.next() {
+        Some(o) => o.decode::<Row>()?,
+        None => vec![],
+    };
+    let users = rows
+        .into_iter()
+        .map(Row::into_user)
+        .collect::<Result<Vec<_>>>()?;
+    Ok((n.max(0) as u64, users))
+}
+
+pub async fn get<E: Executor>(db: &E, tenant_id: &str, id: &str) -> Result<Option<StoredUser>> {
+    let row: Option<Row> = db
+        .query(Stmt::new(
+            format!("{SELECT} WHERE u.tenant_id = ? AND u.id = ?"),
+            vec![tenant_id.into(), id.into()],
+        ))
+        .await?
+        .first()?;
+    row.map(Row::into_user).transpose()
+}
+
+/// The indexed copies of a user's data.
+struct Columns {
+    user_name: String,
+    external_id: Option<String>,
+    active: bool,
+    manager_id: Option<String>,
+    values: Vec<ValueRow>,
+}
+
+/// One row of `user_values`.
+struct ValueRow {
+    attr: &'static str,
+    value: Option<String>,
+    ty: Option<String>,
+    display: Option<String>,
+    primary: bool,
+}
+
+fn text(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) => Some(s.clone()),
+        Value::Null => None,
+        other => Some(other.to_string()),
+    }
+}
+
+fn columns(data: &Map<String, Value>) -> Columns {
+    let mut values = Vec::new();
+    for attr in USER
+        .attributes
+        .iter()
+        .filter(|a| a.multi_valued && multi_storage(a) == MultiStorage::Values)
+    {
+        if let Some(Value::Array(items)) = data.get(attr.name) {
+            for item in items {
+                values.push(ValueRow {
+                    attr: attr.name,
+                    value: text(item.get("value")),
+                    ty: text(item.get("type")),
+                    display: text(item.get("display")),
+                    primary: item
+                        .get("primary")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false),
+                });
+            }
+        }
+    }
+    Columns {
+        user_name: text(data.get("userName")).unwrap_or_default(),
+        external_id: text(data.get("externalId")),
+        active: data.get("active").and_then(Value::as_bool).unwrap_or(true),
+        manager_id: data
+            .get(ENTERPRISE_USER_SCHEMA)
+            .and_then(|e| e.get("manager"))
+            .and_then(|m| text(m.get("value"))),
+        values,
+    }
+}
+
+/// `INSERT INTO user_values` statements, chunked under the parameter limit. With `guard`
+/// (tenant, id, write_id), rows are inserted only if that write won.
+fn value_inserts(tenant_id: &str, id: &str, c: &Columns, guard: Option<&str>) -> Vec<Stmt> {
+    let guard_params = if guard.is_some() { 3 } else { 0 };
+    let per_stmt = (MAX_PARAMS - guard_params) / VALUE_COLUMNS;
+    c.values
+        .chunks(per_stmt.max(1))
+        .map(|chunk| {
+            let mut params = Vec::with_capacity(chunk.len() * VALUE_COLUMNS + guard_params);
+            let tuples = vec!["(?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+            for row in chunk {
+                params.extend([
+                    tenant_id.into(),
+                    id.into(),
+                    row.attr.into(),
+                    row.value.clone().into(),
+                    row.ty.clone().into(),
+                    row.display.clone().into(),
+                    row.primary.into(),
+                ]);
+            }
+            let cols = "(tenant_id, user_id, attr, value, type, display, is_primary)";
+            let sql = match guard {
+                None => format!("INSERT INTO user_values {cols} VALUES {tuples}"),
+                Some(write_id) => {
+                    params.extend([tenant_id.into(), id.into(), write_id.into()]);
+                    format!(
+                        "INSERT INTO user_values {cols} SELECT * FROM (VALUES {tuples}) \
+                         WHERE EXISTS (SELECT 1 FROM users WHERE tenant_id = ? AND id = ? AND write_id = ?)"
+                    )
+                }
+            };
+            Stmt::new(sql, params)
+        })
+        .collect()
+}
+
+fn manager_check(tenant_id: &str, c: &Columns) -> Option<Stmt> {
+    c.manager_id.as_ref().map(|m| {
+        Stmt::new(
+            "SELECT EXISTS (SELECT 1 FROM users WHERE tenant_id = ? AND id = ?) AS e",
+            vec![tenant_id.into(), m.as_str().into()],
+        )
+    })
+}
+
+fn manager_exists(out: Option<super::Outcome>) -> Result<bool> {
+    #[derive(Deserialize)]
+    struct E {
+        e: i64,
+    }
+    Ok(match out {
+        Some(o) => o.first::<E>()?.is_some_and(|e| e.e != 0),
+        None => false,
+    })
+}
+
+fn taken(c: &Columns) -> Error {
+    Error::conflict(format!(
+        "userName '{}' is already taken in this organisation",
+        c.user_name
+    ))
+}
+
+/// Insert a new user in one batch. A taken userName is 409 `uniqueness`.
+pub async fn insert<E: Executor>(
+    db: &E,
+    tenant_id: &str,
+    id: &str,
+    data: &Map<String, Value>,
+    now: i64,
+    write_id: &str,
+) -> Result<StoredUser> {
+    let c = columns(data);
+    let json = Value::Object(data.clone()).to_string();
+    let mut stmts = vec![Stmt::new(
+        "INSERT INTO users (tenant_id, id, user_name, external_id, active, manager_id, data, version, write_id, created_at, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)",
+        vec![
+            tenant_id.into(),
+            id.into(),
+            c.user_name.as_str().into(),
+            c.external_id.clone().into(),
+            c.active.into(),
+            c.manager_id.clone().into(),
+            json.into(),
+            write_id.into(),
+            now.into(),
+            now.into(),
+        ],
+    )];
+    stmts.extend(value_inserts(tenant_id, id, &c, None));
+    let check = manager_check(tenant_id, &c);
+    let has_check = check.is_some();
+    stmts.extend(check);
+    let outs = match db.batch(stmts).await {
+        Ok(outs) => outs,
+        Err(StoreError::Unique(_)) => return Err(taken(&c)),
+        Err(e) => return Err(e.into()),
+    };
+    let manager = if has_check {
+        manager_exists(outs.into_iter().last())?
+    } else {
+        false
+    };
+    Ok(StoredUser {
+        id: id.to_string(),
+        data: data.clone(),
+        version: 1,
+        created_at: now,
+        updated_at: now,
+        manager_exists: manager,
+    })
+}
+
+/// The result of a conditional update.
+#[derive(Debug, PartialEq)]
+pub enum Update {
+    Done(StoredUser),
+    /// The stored version was no longer `expected_version` (or the user is gone).
+    Stale,
+}
+
+/// Replace a user's data if its version is still `current.version`, in one batch.
+pub async fn update<E: Executor>(
+    db: &E,
+    tenant_id: &str,
+    current: &StoredUser,
+    data: &Map<String, Value>,
+    now: i64,
+    write_id: &str,
+) -> Result<Update> {
+    let c = columns(data);
+    let id = current.id.as_str();
+    let json = Value::Object(data.clone()).to_string();
+    let mut stmts = vec![
+        Stmt::new(
+            "UPDATE users SET user_name = ?, external_id = ?, active = ?, manager_id = ?, data = ?, \
+             version = version + 1, write_id = ?, updated_at = ? \
+             WHERE tenant_id = ? AND id = ? AND version = ?",
+            vec![
+                c.user_name.as_str().into(),
+                c.external_id.clone().into(),
+                c.active.into(),
+                c.manager_id.clone().into(),
+                json.into(),
+                write_id.into(),
+                now.into(),
+                tenant_id.into(),
+                id.into(),
+                current.version.into(),
+            ],
+        ),
+        Stmt::new(
+            "DELETE FROM user_values WHERE tenant_id = ? AND user_id = ? \
+             AND EXISTS (SELECT 1 FROM users WHERE tenant_id = ? AND id = ? AND write_id = ?)",
+            vec![tenant_id.into(), id.into(), tenant_id.into(), id.into(), write_id.into()],
+        ),
+    ];
+    stmts.extend(value_inserts(tenant_id, id, &c, Some(write_id)));
+    let check = manager_check(tenant_id, &c);
+    let has_check = check.is_some();
+    stmts.extend(check);
+    let outs = match db.batch(stmts).await {
+        Ok(outs) => outs,
+        Err(StoreError::Unique(_)) => return Err(taken(&c)),
+        Err(e) => return Err(e.into()),
+    };
+    if outs.first().map_or(0, |o| o.changes) != 1 {
+        return Ok(Update::Stale);
+    }
+    let manager = if has_check {
+        manager_exists(outs.into_iter().last())?
+    } else {
+        false
+    };
+    Ok(Update::Done(StoredUser {
+        id: id.to_string(),
+        data: data.clone(),
+        version: current.version + 1,
+        created_at: current.created_at,
+        updated_at: now,
+        manager_exists: manager,
+    }))
+}
+
+/// The result of a delete.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Delete {
+    Deleted,
+    NotFound,
+    /// `If-Match` named another version.
+    Stale,
+}
+
+/// Delete a user (and its values), optionally only at `if_version`, in one batch.
+pub async fn delete<E: Executor>(
+    db: &E,
+    tenant_id: &str,
+    id: &str,
+    if_version: Option<i64>,
+) -> Result<Delete> {
+    let outs = db
+        .batch(vec![
+            Stmt::new(
+                "DELETE FROM users WHERE tenant_id = ? AND id = ? AND (? IS NULL OR version = ?)",
+                vec![
+                    tenant_id.into(),
+                    id.into(),
+                    if_version.into(),
+                    if_version.into(),
+                ],
+            ),
+            Stmt::new(
+                "DELETE FROM user_values WHERE tenant_id = ? AND user_id = ? \
+                 AND NOT EXISTS (SELECT 1 FROM users WHERE tenant_id = ? AND id = ?)",
+                vec![tenant_id.into(), id.into(), tenant_id.into(), id.into()],
+            ),
+            Stmt::new(
+                "SELECT EXISTS (SELECT 1 FROM users WHERE tenant_id = ? AND id = ?) AS e",
+                vec![tenant_id.into(), id.into()],
+            ),
+        ])
+        .await?;
+    if outs.first().map_or(0, |o| o.changes) == 1 {
+        return Ok(Delete::Deleted);
+    }
+    Ok(if manager_exists(outs.into_iter().last())? {
+        Delete::Stale
+    } else {
+        Delete::NotFound
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scim::filter::parse;
+    use crate::scim::schema::{Resolved, USER_TYPE};
+    use crate::store::sqlite::Sqlite;
+    use crate::store::tenants::{create_tenant, NewTenant};
+    use pollster::block_on;
+    use serde_json::json;
+
+    const T: &str = "ten_a";
+
+    fn db() -> Sqlite {
+        let db = Sqlite::migrated();
+        for (id, sub) in [(T, "a"), ("ten_b", "b")] {
+            block_on(create_tenant(
+                &db,
+                NewTenant {
+                    id,
+                    subdomain: sub,
+                    name: sub,
+                    provisioning_enabled: true,
+                    now: 0,
+                },
+            ))
+            .expect("tenant");
+        }
+        db
+    }
+
+    fn add(db: &Sqlite, tenant: &str, id: &str, data: Value, now: i64) -> StoredUser {
+        let Value::Object(m) = data else {
+            panic!("object")
+        };
+        block_on(insert(db, tenant, id, &m, now, &format!("w_{id}"))).expect("insert")
+    }
+
+    /// A small directory with every shape the filters must handle.
+    fn seeded() -> Sqlite {
+        let db = db();
+        add(
+            &db,
+            T,
+            "u1",
+            json!({
+                "userName": "Alice@Example.com", "externalId": "ext-1", "active": true,
+                "displayName": "Alice", "title": "Engineer",
+                "name": {"givenName": "Alice", "familyName": "Smith"},
+                "emails": [{"value": "alice@example.com", "type": "work", "primary": true},
+                           {"value": "alice@home.org", "type": "home"}],
+                "roles": [{"value": "Admin", "primary": true, "type": "WindowsAzureActiveDirectoryRole"}],
+                "addresses": [{"locality": "Oslo", "type": "work"}],
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"employeeNumber": "7", "department": "R&D"}
+            }),
+            1_000,
+        );
+        add(
+            &db,
+            T,
+            "u2",
+            json!({
+                "userName": "bob", "externalId": "EXT-2", "active": false, "displayName": "Bob",
+                "emails": [{"value": "bob@example.org", "type": "work"}],
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"manager": {"value": "u1"}}
+            }),
+            2_000,
+        );
+        add(
+            &db,
+            T,
+            "u3",
+            json!({"userName": "carol", "active": true}),
+            3_000,
+        );
+        // Another tenant with colliding values: must never leak into tenant A's results.
+        add(
+            &db,
+            "ten_b",
+            "u9",
+            json!({
+                "userName": "alice@example.com", "externalId": "ext-1", "active": true,
+                "emails": [{"value": "alice@example.com", "type": "work"}]
+            }),
+            500,
+        );
+        db
+    }
+
+    fn ids(db: &Sqlite, filter: &str) -> Vec<String> {
+        let f = parse(filter, &USER_TYPE).unwrap_or_else(|e| panic!("{filter}: {}", e.detail));
+        let q = ListQuery {
+            filter: Some(&f),
+            sort_by: None,
+            descending: false,
+            start_index: 1,
+            count: 100,
+        };
+        let (total, users) =
+            block_on(list(db, T, &q)).unwrap_or_else(|e| panic!("{filter}: {e:?}"));
+        assert_eq!(
+            total as usize,
+            users.len(),
+            "{filter}: totalResults agrees with the page"
+        );
+        users.into_iter().map(|u| u.id).collect()
+    }
+
+    #[test]
+    fn entra_lookups_find_exactly_the_match() {
+        let db = seeded();
+        assert_eq!(
+            ids(&db, r#"userName eq "alice@example.com""#),
+            ["u1"],
+            "userName is case-insensitive"
+        );
+        assert_eq!(
+            ids(&db, r#"userName eq "7d420df3-9f3a-4c5c-9a5f-2b1a3c4d5e6f""#),
+            Vec::<String>::new()
+        );
+        assert_eq!(ids(&db, r#"externalId eq "ext-1""#), ["u1"]);
+        assert_eq!(
+            ids(&db, r#"externalId eq "EXT-1""#),
+            Vec::<String>::new(),
+            "externalId is case-exact"
+        );
+        assert_eq!(ids(&db, r#"id eq "u2""#), ["u2"]);
+        assert_eq!(
+            ids(
+                &db,
+                r#"emails[type eq "work"].value eq "ALICE@example.com""#
+            ),
+            ["u1"]
+        );
+        assert_eq!(
+            ids(&db, r#"emails[type eq "home"].value eq "bob@example.org""#),
+            Vec::<String>::new()
+        );
+        assert_eq!(ids(&db, r#"id eq "u2" and manager eq "u1""#), ["u2"]);
+        assert_eq!(
+            ids(&db, r#"id eq "u2" and manager eq "u3""#),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            ids(&db, r#"roles[primary eq "True"].value eq "Admin""#),
+            ["u1"]
+        );
+    }
+
+    #[test]
+    fn operators_and_logic() {
+        let db = seeded();
+        assert_eq!(ids(&db, r#"userName sw "AL""#), ["u1"]);
+        assert_eq!(ids(&db, r#"userName ew "COM""#), ["u1"]);
+        assert_eq!(ids(&db, r#"userName co "o""#), ["u1", "u2", "u3"]);
+        assert_eq!(ids(&db, r#"userName ne "bob""#), ["u1", "u3"]);
+        assert_eq!(ids(&db, r#"title pr"#), ["u1"]);
+        assert_eq!(ids(&db, r#"emails pr"#), ["u1", "u2"]);
+        assert_eq!(ids(&db, r#"addresses[locality eq "oslo"]"#), ["u1"]);
+        assert_eq!(ids(&db, r#"active eq false"#), ["u2"]);
+        assert_eq!(ids(&db, r#"active eq "True""#), ["u1", "u3"]);
+        assert_eq!(ids(&db, r#"not (active eq true)"#), ["u2"]);
+        assert_eq!(
+            ids(&db, r#"not (title eq "Engineer")"#),
+            ["u2", "u3"],
+            "absent counts as not equal"
+        );
+        assert_eq!(
+            ids(&db, r#"name.givenName eq "alice" or displayName eq "Bob""#),
+            ["u1", "u2"]
+        );
+        assert_eq!(
+            ids(
+                &db,
+                r#"(userName eq "bob" or userName eq "carol") and active eq true"#
+            ),
+            ["u3"]
+        );
+        assert_eq!(
+            ids(&db, r#"emails[type eq "work" and value co "example.org"]"#),
+            ["u2"]
+        );
+        assert_eq!(ids(&db, r#"emails.value ew ".org""#), ["u1", "u2"]);
+        assert_eq!(
+            ids(
+                &db,
+                r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq "7""#
+            ),
+            ["u1"]
+        );
+        assert_eq!(
+            ids(
+                &db,
+                r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq 7"#
+            ),
+            ["u1"]
+        );
+        assert_eq!(
+            ids(&db, r#"meta.created gt "1970-01-01T00:00:01.500Z""#),
+            ["u2", "u3"]
+        );
+        assert_eq!(
+            ids(&db, r#"meta.lastModified le "1970-01-01T00:00:02Z""#),
+            ["u1", "u2"]
+        );
+        assert_eq!(
+            ids(
+                &db,
+                r#"meta.resourceType eq "User" and userName eq "carol""#
+            ),
+            ["u3"]
+        );
+        assert_eq!(ids(&db, r#"groups pr"#), Vec::<String>::new());
+        assert_eq!(ids(&db, r#"userName gt "bob""#), ["u3"]);
+    }
+
+    #[test]
+    fn bad_comparisons_are_invalid_filter() {
+        let db = seeded();
+        for f in [
+            r#"active eq "maybe""#,
+            r#"active gt true"#,
+            r#"name eq "x""#,
+            r#"meta.created gt "yesterday""#,
+            r#"meta.created co "2026""#,
+            r#"password eq "x""#,
+            r#"userName eq true"#,
+        ] {
+            let parsed = parse(f, &USER_TYPE).expect("parses");
+            let q = ListQuery {
+                filter: Some(&parsed),
+                sort_by: None,
+                descending: false,
+                start_index: 1,
+                count: 10,
+            };
+            let e = block_on(list(&db, T, &q)).expect_err(f);
+            assert_eq!(
+                (e.status, e.scim_type),
+                (400, Some(ScimType::InvalidFilter)),
+                "{f}: {}",
+                e.detail
+            );
+        }
+    }
+
+    #[test]
+    fn too_many_bound_values_is_a_400_not_a_500() {
+        let db = seeded();
+        // 30 comparisons (under the parser's 40) that bind 4 values each.
+        let f = vec![r#"emails.value sw "x""#; 30].join(" or ");
+        let parsed = parse(&f, &USER_TYPE).expect("parses");
+        let q = ListQuery {
+            filter: Some(&parsed),
+            sort_by: None,
+            descending: false,
+            start_index: 1,
+            count: 10,
+        };
+        let e = block_on(list(&db, T, &q)).expect_err("too many params");
+        assert_eq!(e.status, 400);
+        assert!(e.detail.contains("100"), "{}", e.detail);
+    }
+
+    #[test]
+    fn paging_and_sorting_are_stable_and_counted_before_paging() {
+        let db = seeded();
+        let page = |start, count, sort: Option<&str>, desc| {
+            let attr = sort.map(|s| match USER_TYPE.resolve(s) {
+                Resolved::Attr(a) => a,
+                _ => panic!("{s}"),
+            });
+            let q = ListQuery {
+                filter: None,
+                sort_by: attr.as_ref(),
+                descending: desc,
+                start_index: start,
+                count,
+            };
+            let (total, users) = block_on(list(&db, T, &q)).expect("list");
+            (total, users.into_iter().map(|u| u.id).collect::<Vec<_>>())
+        };
+        assert_eq!(page(1, 2, None, false), (3, vec!["u1".into(), "u2".into()]));
+        assert_eq!(page(3, 2, None, false), (3, vec!["u3".into()]));
+        assert_eq!(page(4, 2, None, false), (3, vec![]));
+        assert_eq!(page(1, 0, None, false), (3, vec![]));
+        assert_eq!(page(1, 10, Some("userName"), true).1, ["u3", "u2", "u1"]);
+        assert_eq!(
+            page(1, 10, Some("title"), false).1,
+            ["u1", "u2", "u3"],
+            "unassigned sorts last"
+        );
+        // By primary email, descending: bob@… > alice@…; carol has none and sorts last.
+        assert_eq!(page(1, 10, Some("emails"), true).1, ["u2", "u1", "u3"]);
+        assert_eq!(
+            page(1, 10, Some("meta.created"), true).1,
+            ["u3", "u2", "u1"]
+        );
+    }
+
+    /// Entra's lookups must be index seeks, not scans of the tenant's users.
+    #[test]
+    fn entra_lookups_are_index_seeks() {
+        let db = seeded();
+        for (filter, must_use) in [
+            (r#"userName eq "alice@example.com""#, "users_by_user_name"),
+            (r#"externalId eq "ext-1""#, "users_by_external_id"),
+            (r#"id eq "u1""#, "(tenant_id=? AND id=?)"),
+            (
+                r#"emails[type eq "work"].value eq "alice@example.com""#,
+                "user_values_by_value",
+            ),
+        ] {
+            let f = parse(filter, &USER_TYPE).expect("parse");
+            let w = list_where(T, Some(&f)).expect("where");
+            let plan = db.plan(
+                &format!("SELECT u.id FROM users u WHERE {}", w.sql),
+                &w.params,
+            );
+            assert!(
+                plan.contains(must_use),
+                "{filter}: plan does not use {must_use}:\n{plan}"
+            );
+            assert!(!plan.contains("SCAN u"), "{filter}: scans users:\n{plan}");
+            println!("{filter}\n{plan}");
+        }
+    }
+
+    #[test]
+    fn writes_keep_indexes_in_step_and_are_tenant_scoped() {
+        let db = seeded();
+        let u1 = block_on(get(&db, T, "u1")).expect("get").expect("exists");
+        assert_eq!(block_on(get(&db, "ten_b", "u1")).expect("get"), None);
+        let mut data = u1.data.clone();
+        data.insert("userName".into(), json!("alice2"));
+        data.insert(
+            "emails".into(),
+            json!([{"value": "new@example.com", "type": "work"}]),
+        );
+        let Update::Done(updated) =
+            block_on(update(&db, T, &u1, &data, 9_000, "w2")).expect("update")
+        else {
+            panic!("expected the update to win");
+        };
+        assert_eq!(updated.version, 2);
+        assert_eq!(
+            ids(&db, r#"emails[type eq "work"].value eq "new@example.com""#),
+            ["u1"]
+        );
+        assert_eq!(
+            ids(&db, r#"emails.value eq "alice@example.com""#),
+            Vec::<String>::new()
+        );
+        assert_eq!(ids(&db, r#"userName eq "ALICE2""#), ["u1"]);
+        // A writer holding the old version loses and changes nothing.
+        let mut stale = u1.data.clone();
+        stale.insert("emails".into(), json!([{"value": "stale@example.com"}]));
+        assert_eq!(
+            block_on(update(&db, T, &u1, &stale, 9_500, "w3")).expect("update"),
+            Update::Stale
+        );
+        assert_eq!(
+            ids(&db, r#"emails.value eq "stale@example.com""#),
+            Vec::<String>::new()
+        );
+        assert_eq!(ids(&db, r#"emails.value eq "new@example.com""#), ["u1"]);
+        // Uniqueness is per tenant and case-insensitive.
+        let e = block_on(insert(
+            &db,
+            T,
+            "u4",
+            json!({"userName": "BOB"}).as_object().unwrap(),
+            1,
+            "w4",
+        ))
+        .expect_err("dup");
+        assert_eq!((e.status, e.scim_type), (409, Some(ScimType::Uniqueness)));
+        block_on(insert(
+            &db,
+            "ten_b",
+            "u4",
+            json!({"userName": "BOB"}).as_object().unwrap(),
+            1,
+            "w4",
+        ))
+        .expect("other tenant");
+        // Delete: if-match, then for real, then gone; values go with it.
+        assert_eq!(
+            block_on(delete(&db, T, "u1", Some(1))).expect("delete"),
+            Delete::Stale
+        );
+        assert_eq!(
+            block_on(delete(&db, T, "u1", Some(2))).expect("delete"),
+            Delete::Deleted
+        );
+        assert_eq!(
+            block_on(delete(&db, T, "u1", None)).expect("delete"),
+            Delete::NotFound
+        );
+        assert_eq!(
+            db.count("SELECT COUNT(*) FROM user_values WHERE user_id = 'u1'"),
+            0
+        );
+        // The manager link of u2 now points at nobody.
+        assert!(
+            !block_on(get(&db, T, "u2"))
+                .expect("get")
+                .expect("u2")
+                .manager_exists
+        );
+    }
+
+    #[test]
+    fn deleting_a_tenant_removes_its_users() {
+        let db = seeded();
+        block_on(crate::store::tenants::delete_tenant(&db, "a"))
+            .expect("delete")
+            .expect("existed");
+        assert_eq!(
+            db.count("SELECT COUNT(*) FROM users WHERE tenant_id = 'ten_a'"),
+            0
+        );
+        assert_eq!(
+            db.count("SELECT COUNT(*) FROM user_values WHERE tenant_id = 'ten_a'"),
+            0
+        );
+        assert_eq!(
+            db.count("SELECT COUNT(*) FROM users WHERE tenant_id = 'ten_b'"),
+            1
+        );
+    }
+
+    #[test]
+    fn many_values_are_chunked_under_the_parameter_limit() {
+        let db = db();
+        let emails: Vec<Value> = (0..40)
+            .map(|i| json!({"value": format!("a{i}@x.org"), "type": "other"}))
+            .collect();
+        let u = add(
+            &db,
+            T,
+            "big",
+            json!({"userName": "big", "emails": emails}),
+            1,
+        );
+        assert_eq!(
+            db.count("SELECT COUNT(*) FROM user_values WHERE user_id = 'big'"),
+            40
+        );
+        let Update::Done(_) = block_on(update(&db, T, &u, &u.data, 2, "w9")).expect("update")
+        else {
+            panic!("stale")
+        };
+        assert_eq!(
+            db.count("SELECT COUNT(*) FROM user_values WHERE user_id = 'big'"),
+            40
+        );
+        assert_eq!(ids(&db, r#"emails.value eq "a39@x.org""#), ["big"]);
+    }
+}
