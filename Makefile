@@ -83,7 +83,7 @@ lint:
 	cargo clippy --all-targets -- -D warnings
 
 unit:
-	cargo test --lib
+	cargo test --lib --test fixtures
 
 # The harness (tests/integration) starts `wrangler dev` on a free port with a temporary
 # --persist-to directory and a config without [build], against the build made above.

@@ -4,9 +4,13 @@
 //! - [`error`]: the typed error and the RFC 7644 §3.12 Error message.
 //! - [`filter`]: the filter language, parsed into a schema-resolved AST.
 //! - [`list`]: the RFC 7644 §3.4.2 ListResponse.
+//! - [`patch`]: PatchOp parsing and application, RFC 7644 §3.5.2 plus Entra's dialect.
+//! - [`resource`]: request bodies to stored form, stored form to SCIM JSON, projection.
 //! - [`schema`]: attribute metadata, the one source of truth for every engine.
 
 pub mod error;
 pub mod filter;
 pub mod list;
+pub mod patch;
+pub mod resource;
 pub mod schema;
