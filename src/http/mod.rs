@@ -15,6 +15,7 @@
 
 pub mod auth;
 pub mod scim;
+pub mod users;
 
 use serde_json::Value;
 use worker::{Context, Env, Headers, Request, Response};
@@ -129,10 +130,14 @@ async fn route(app: &App, req: Request) -> (Surface, Result<Reply>) {
     let host = req.headers().get("host").ok().flatten().unwrap_or_default();
     let path = req.path();
     match classify(&host, &app.config.base_domain) {
-        HostKind::Tenant(sub) => (Surface::Scim, scim::serve(app, req, &sub, &path).await),
+        HostKind::Tenant(sub) => (Surface::Scim, scim::serve(app, req, &sub, "", &path).await),
         HostKind::Operator => {
             if let Some((sub, rest)) = split_tenant_path(&path) {
-                (Surface::Scim, scim::serve(app, req, &sub, rest).await)
+                let mount = format!("/tenants/{sub}");
+                (
+                    Surface::Scim,
+                    scim::serve(app, req, &sub, &mount, rest).await,
+                )
             } else if path == "/admin/v1" || path.starts_with("/admin/v1/") {
                 (Surface::Admin, crate::admin::serve(app, req, &path).await)
             } else {
@@ -185,6 +190,9 @@ fn error_reply(surface: Surface, e: Error) -> Reply {
     let mut reply = Reply::json(e.status, body);
     if let Some(allow) = e.allow {
         reply = reply.with_header("allow", allow);
+    }
+    if e.status == 503 {
+        reply = reply.with_header("retry-after", "1");
     }
     if e.status == 401 {
         // RFC 6750 §3: a 401 names the scheme the client must use.

@@ -8,16 +8,18 @@
 //! ```
 //!
 //! Authentication comes before routing, so an unauthenticated caller learns nothing about which
-//! routes exist. Until the Users and Groups resources are built (issues 3 and 4) a tenant has
-//! no resources: lists and searches answer an empty ListResponse (never 404: Entra quarantines a
-//! job whose Test Connection filter gets a 404), a GET by id answers 404, and writes answer 501
-//! (RFC 7644 §3.12: "Service provider does not support the request operation").
+//! routes exist. `/Users` is served by [`super::users`]. Until Groups are built (issue 4) a
+//! tenant has no groups: lists and searches answer an empty ListResponse (never 404: Entra
+//! quarantines a job whose Test Connection filter gets a 404), a GET by id answers 404, and
+//! writes answer 501 (RFC 7644 §3.12: "Service provider does not support the request operation").
 
+use serde_json::Value;
 use worker::{Method, Request};
 
-use super::{auth, App, Reply};
-use crate::scim::error::{Error, Result};
+use super::{auth, users, App, Reply};
+use crate::scim::error::{Error, Result, ScimType};
 use crate::scim::list::list_response;
+use crate::scim::query::ListParams;
 
 /// The SCIM endpoint prefix under a tenant.
 pub const PREFIX: &str = "/api/scim/v2";
@@ -72,8 +74,18 @@ impl Route {
     }
 }
 
-/// Serve `path` (which still has its [`PREFIX`]) for tenant `sub`.
-pub async fn serve(app: &App, req: Request, sub: &str, path: &str) -> Result<Reply> {
+/// Largest request body accepted: far above any real user or PATCH, and under D1's statement size.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Serve `path` (which still has its [`PREFIX`]) for tenant `sub`. `mount` is what precedes the
+/// prefix in the URL (`""` on a tenant host, `/tenants/<sub>` in the path form).
+pub async fn serve(
+    app: &App,
+    mut req: Request,
+    sub: &str,
+    mount: &str,
+    path: &str,
+) -> Result<Reply> {
     let rest = match path.strip_prefix(PREFIX) {
         Some(rest) if rest.is_empty() || rest.starts_with('/') => rest,
         _ => {
@@ -82,28 +94,136 @@ pub async fn serve(app: &App, req: Request, sub: &str, path: &str) -> Result<Rep
             )))
         }
     };
-    let _principal = auth::authenticate(app, &req, sub).await?;
+    let principal = auth::authenticate(app, &req, sub).await?;
+    let host = header(&req, "host").unwrap_or_else(|| app.origin.host.clone());
+    let base = format!("{}://{host}{mount}{PREFIX}", app.origin.scheme);
+    let ctx = users::Ctx {
+        app,
+        tenant_id: &principal.tenant_id,
+        base: &base,
+    };
     let method = req.method();
-    match Route::parse(rest) {
-        Route::Collection(_) => match method {
+    let route = Route::parse(rest);
+    let query = || -> Result<ListParams> {
+        let url = req
+            .url()
+            .map_err(|e| Error::internal(format!("request url: {e}")))?;
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        ListParams::from_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    };
+    match route {
+        Route::Collection(Kind::User) => match method {
+            Method::Get => users::list(&ctx, &query()?).await,
+            Method::Post => {
+                let params = query()?;
+                users::create(&ctx, &json_body(&mut req).await?, &params).await
+            }
+            _ => Err(Error::method_not_allowed("GET, POST")),
+        },
+        Route::Search(Kind::User) => match method {
+            Method::Post => {
+                users::list(&ctx, &ListParams::from_search(&json_body(&mut req).await?)?).await
+            }
+            _ => Err(Error::method_not_allowed("POST")),
+        },
+        Route::Resource(Kind::User, id) => {
+            let params = query()?;
+            match method {
+                Method::Get => {
+                    users::get(&ctx, &id, &params, header(&req, "if-none-match").as_deref()).await
+                }
+                Method::Put => {
+                    let if_match = header(&req, "if-match");
+                    users::replace(
+                        &ctx,
+                        &id,
+                        &json_body(&mut req).await?,
+                        &params,
+                        if_match.as_deref(),
+                    )
+                    .await
+                }
+                Method::Patch => {
+                    let if_match = header(&req, "if-match");
+                    users::patch(
+                        &ctx,
+                        &id,
+                        &json_body(&mut req).await?,
+                        &params,
+                        if_match.as_deref(),
+                    )
+                    .await
+                }
+                Method::Delete => {
+                    users::delete(&ctx, &id, header(&req, "if-match").as_deref()).await
+                }
+                _ => Err(Error::method_not_allowed("GET, PUT, PATCH, DELETE")),
+            }
+        }
+        // Groups arrive with issue 4: until then a tenant has none.
+        Route::Collection(Kind::Group) => match method {
             Method::Get => Ok(Reply::json(200, list_response(0, 1, vec![]))),
             Method::Post => Err(not_implemented()),
             _ => Err(Error::method_not_allowed("GET, POST")),
         },
-        Route::Search(_) => match method {
+        Route::Search(Kind::Group) => match method {
             Method::Post => Ok(Reply::json(200, list_response(0, 1, vec![]))),
             _ => Err(Error::method_not_allowed("POST")),
         },
-        Route::Resource(kind, id) => match method {
-            Method::Get => Err(Error::not_found(format!(
-                "{} '{id}' not found",
-                kind.name()
-            ))),
+        Route::Resource(Kind::Group, id) => match method {
+            Method::Get => Err(Error::not_found(format!("Group '{id}' not found"))),
             Method::Put | Method::Patch | Method::Delete => Err(not_implemented()),
             _ => Err(Error::method_not_allowed("GET, PUT, PATCH, DELETE")),
         },
         Route::Unknown => Err(Error::not_found(format!("no SCIM endpoint at {path}"))),
     }
+}
+
+fn header(req: &Request, name: &str) -> Option<String> {
+    req.headers().get(name).ok().flatten()
+}
+
+/// Read a JSON request body: `application/scim+json` or `application/json` (any parameters,
+/// such as Entra's `charset=utf-8`), or no Content-Type at all; others are 415.
+async fn json_body(req: &mut Request) -> Result<Value> {
+    if let Some(ct) = header(req, "content-type") {
+        let media = ct
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        if !media.is_empty() && media != "application/scim+json" && media != "application/json" {
+            return Err(Error::unsupported_media_type(format!(
+                "Content-Type '{media}' is not supported; send application/scim+json or application/json"
+            )));
+        }
+    }
+    let bytes = req
+        .bytes()
+        .await
+        .map_err(|e| Error::invalid(format!("could not read the request body: {e}")))?;
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(Error::new(
+            413,
+            format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
+        ));
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(Error::bad_request(
+            ScimType::InvalidSyntax,
+            "the request body is empty",
+        ));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| {
+        Error::bad_request(
+            ScimType::InvalidSyntax,
+            format!("the request body is not valid JSON: {e}"),
+        )
+    })
 }
 
 fn not_implemented() -> Error {

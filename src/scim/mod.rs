@@ -5,6 +5,7 @@
 //! - [`filter`]: the filter language, parsed into a schema-resolved AST.
 //! - [`list`]: the RFC 7644 §3.4.2 ListResponse.
 //! - [`patch`]: PatchOp parsing and application, RFC 7644 §3.5.2 plus Entra's dialect.
+//! - [`query`]: list/search parameters and ETag preconditions.
 //! - [`resource`]: request bodies to stored form, stored form to SCIM JSON, projection.
 //! - [`schema`]: attribute metadata, the one source of truth for every engine.
 
@@ -12,5 +13,6 @@ pub mod error;
 pub mod filter;
 pub mod list;
 pub mod patch;
+pub mod query;
 pub mod resource;
 pub mod schema;

@@ -42,10 +42,13 @@ fn outcome(result: D1Result) -> Result<Outcome, StoreError> {
 
 /// D1 reports failures as JS `Error`s whose `cause` carries SQLite's message; keep both so that
 /// `UNIQUE constraint failed` is recognised and the log shows the real cause.
+///
+/// Never format a `worker::D1Error` with `Display`: in worker 0.8.7 it casts the `cause` (an
+/// `Error` object) to a JS string unchecked, which traps in wasm and leaves the request hanging.
 fn describe(e: worker::Error) -> StoreError {
     let msg = match &e {
         worker::Error::Internal(v) => js_error_text(v),
-        worker::Error::D1(d) => format!("{d} ({})", d.cause()),
+        worker::Error::D1(d) => js_error_text(d.as_ref()),
         other => other.to_string(),
     };
     StoreError::from_message(msg)

@@ -397,7 +397,8 @@ pub async fn update<E: Executor>(
         Err(StoreError::Unique(_)) => return Err(taken(&c)),
         Err(e) => return Err(e.into()),
     };
-    if outs.first().map_or(0, |o| o.changes) != 1 {
+    // D1 counts rows changed by foreign-key actions too: "changed anything" is the test.
+    if outs.first().map_or(0, |o| o.changes) == 0 {
         return Ok(Update::Stale);
     }
     let manager = if has_check {
@@ -453,7 +454,7 @@ pub async fn delete<E: Executor>(
             ),
         ])
         .await?;
-    if outs.first().map_or(0, |o| o.changes) == 1 {
+    if outs.first().map_or(0, |o| o.changes) > 0 {
         return Ok(Delete::Deleted);
     }
     Ok(if manager_exists(outs.into_iter().last())? {

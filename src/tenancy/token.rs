@@ -54,6 +54,23 @@ pub fn random_id(prefix: &str) -> Result<String, RandomnessUnavailable> {
     ))
 }
 
+/// A random (version 4) UUID, for resource ids: identity providers treat ids as opaque strings,
+/// and a UUID is what most of them expect to see.
+pub fn random_uuid() -> Result<String, RandomnessUnavailable> {
+    let mut b = random_bytes::<16>()?;
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    Ok(format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    ))
+}
+
 /// The stored form of a token: lower-case hex SHA-256.
 pub fn hash(token: &str) -> String {
     let digest = Sha256::digest(token.as_bytes());
@@ -149,6 +166,15 @@ mod tests {
         assert_eq!(bearer("Bearer "), None);
         assert_eq!(bearer("Bearer a b"), None);
         assert_eq!(bearer("scim_abc"), None);
+    }
+
+    #[test]
+    fn uuids_are_version_4() {
+        let u = random_uuid().expect("randomness");
+        assert_eq!(u.len(), 36);
+        assert_eq!(&u[14..15], "4");
+        assert!(matches!(&u[19..20], "8" | "9" | "a" | "b"), "{u}");
+        assert_ne!(u, random_uuid().expect("randomness"));
     }
 
     #[test]

@@ -227,7 +227,7 @@ impl Server {
     }
 
     /// A SCIM request on tenant `sub`'s host.
-    pub fn scim(&self, sub: &str, method: &str, path: &str) -> Call<'_> {
+    pub fn scim(&'static self, sub: &str, method: &str, path: &str) -> Call<'static> {
         let host = self.tenant_host(sub);
         self.call(method, &format!("/api/scim/v2{path}"))
             .host(&host)

@@ -3,6 +3,7 @@
 mod admin;
 mod harness;
 mod scim_access;
+mod users;
 
 use serde_json::{json, Value};
 

@@ -1,0 +1,276 @@
+//! `/Users` handlers (RFC 7644 §3.3–3.6): parse the request, run the pure core, call the store,
+//! shape the reply. No SQL and no JSON-path logic here.
+//!
+//! D1 round trips per operation: GET by id 1; list/filter 1 (count and page in one batch);
+//! POST 1 (one batch); DELETE 1 (one batch); PUT and PATCH 2 (read, then one conditional batch),
+//! plus one read and one write per retry when a concurrent write won the race.
+
+use serde_json::Value;
+use std::time::Duration;
+use worker::Delay;
+
+use super::{App, Reply};
+use crate::scim::error::{Error, Result, ScimType};
+use crate::scim::filter;
+use crate::scim::list::list_response;
+use crate::scim::patch;
+use crate::scim::query::{etag_matches, ListParams};
+use crate::scim::resource::{self, etag, selectors, Meta, Selector};
+use crate::scim::schema::{Resolved, USER_TYPE};
+use crate::store::users::{self as store, Delete, ListQuery, StoredUser, Update};
+use crate::tenancy::token;
+
+/// Attempts at a conditional write before giving up under contention.
+const MAX_ATTEMPTS: u32 = 32;
+
+/// What every handler needs: the app, whose data, and the tenant's SCIM root URL.
+pub struct Ctx<'a> {
+    pub app: &'a App,
+    pub tenant_id: &'a str,
+    /// `https://acme.example.com/api/scim/v2` (or the path form).
+    pub base: &'a str,
+}
+
+/// `attributes` / `excludedAttributes` of a request.
+pub struct Selection {
+    attributes: Vec<Selector>,
+    excluded: Vec<Selector>,
+}
+
+impl Selection {
+    pub fn of(p: &ListParams) -> Selection {
+        Selection {
+            attributes: p
+                .attributes
+                .as_deref()
+                .map(|s| selectors(&USER_TYPE, s))
+                .unwrap_or_default(),
+            excluded: p
+                .excluded_attributes
+                .as_deref()
+                .map(|s| selectors(&USER_TYPE, s))
+                .unwrap_or_default(),
+        }
+    }
+}
+
+impl Ctx<'_> {
+    fn location(&self, id: &str) -> String {
+        format!("{}/Users/{id}", self.base)
+    }
+
+    fn render(&self, u: &StoredUser, sel: &Selection) -> Value {
+        let location = self.location(&u.id);
+        let mut r = resource::render(
+            &USER_TYPE,
+            &u.data,
+            &Meta {
+                id: &u.id,
+                version: u.version,
+                created: u.created_at,
+                last_modified: u.updated_at,
+                location: &location,
+                base: self.base,
+                manager_exists: u.manager_exists,
+            },
+        );
+        resource::project(&USER_TYPE, &mut r, &sel.attributes, &sel.excluded);
+        Value::Object(r)
+    }
+
+    fn reply(&self, status: u16, u: &StoredUser, sel: &Selection) -> Reply {
+        Reply::json(status, self.render(u, sel)).with_header("etag", etag(u.version))
+    }
+}
+
+fn not_found(id: &str) -> Error {
+    Error::not_found(format!("User '{id}' not found"))
+}
+
+fn precondition_failed() -> Error {
+    Error::new(
+        412,
+        "the resource has changed: its version does not match If-Match",
+    )
+}
+
+/// `GET /Users` and `POST /Users/.search`.
+pub async fn list(ctx: &Ctx<'_>, params: &ListParams) -> Result<Reply> {
+    let filter = params
+        .filter
+        .as_deref()
+        .map(|f| filter::parse(f, &USER_TYPE))
+        .transpose()?;
+    let sort_by = match params.sort_by.as_deref() {
+        None => None,
+        Some(s) => match USER_TYPE.resolve(s) {
+            Resolved::Attr(a) => Some(a),
+            _ => {
+                return Err(Error::bad_request(
+                    ScimType::InvalidValue,
+                    format!("cannot sort by unknown attribute '{s}'"),
+                ))
+            }
+        },
+    };
+    let q = ListQuery {
+        filter: filter.as_ref(),
+        sort_by: sort_by.as_ref(),
+        descending: params.descending,
+        start_index: params.start_index,
+        count: params.count,
+    };
+    let (total, users) = store::list(&ctx.app.db, ctx.tenant_id, &q).await?;
+    let sel = Selection::of(params);
+    let resources = users.iter().map(|u| ctx.render(u, &sel)).collect();
+    Ok(Reply::json(
+        200,
+        list_response(total, params.start_index, resources),
+    ))
+}
+
+/// `GET /Users/{id}`; `If-None-Match` with the current version is 304 (RFC 7644 §3.14).
+pub async fn get(
+    ctx: &Ctx<'_>,
+    id: &str,
+    params: &ListParams,
+    if_none_match: Option<&str>,
+) -> Result<Reply> {
+    let u = store::get(&ctx.app.db, ctx.tenant_id, id)
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    if if_none_match.is_some_and(|h| etag_matches(h, &etag(u.version))) {
+        return Ok(Reply {
+            status: 304,
+            body: None,
+            headers: vec![("etag", etag(u.version))],
+        });
+    }
+    Ok(ctx.reply(200, &u, &Selection::of(params)))
+}
+
+fn new_id(prefix: &str) -> Result<String> {
+    token::random_id(prefix).map_err(|e| Error::internal(format!("getrandom: {}", e.0)))
+}
+
+/// `POST /Users`: 201 with the resource and `Location` (RFC 7644 §3.3).
+pub async fn create(ctx: &Ctx<'_>, body: &Value, params: &ListParams) -> Result<Reply> {
+    let data = resource::from_request(&USER_TYPE, body)?;
+    let id = token::random_uuid().map_err(|e| Error::internal(format!("getrandom: {}", e.0)))?;
+    let u = store::insert(
+        &ctx.app.db,
+        ctx.tenant_id,
+        &id,
+        &data,
+        ctx.app.now,
+        &new_id("w_")?,
+    )
+    .await?;
+    Ok(ctx
+        .reply(201, &u, &Selection::of(params))
+        .with_header("location", ctx.location(&id)))
+}
+
+/// `PUT /Users/{id}`: replace everything the client may write (RFC 7644 §3.5.1).
+pub async fn replace(
+    ctx: &Ctx<'_>,
+    id: &str,
+    body: &Value,
+    params: &ListParams,
+    if_match: Option<&str>,
+) -> Result<Reply> {
+    let data = resource::from_request(&USER_TYPE, body)?;
+    write(ctx, id, if_match, |_| Ok(data.clone()), params).await
+}
+
+/// `PATCH /Users/{id}` (RFC 7644 §3.5.2): 200 with the resource.
+pub async fn patch(
+    ctx: &Ctx<'_>,
+    id: &str,
+    body: &Value,
+    params: &ListParams,
+    if_match: Option<&str>,
+) -> Result<Reply> {
+    let ops = patch::parse(&USER_TYPE, body)?;
+    write(
+        ctx,
+        id,
+        if_match,
+        |current| patch::apply(&USER_TYPE, &current.data, &ops),
+        params,
+    )
+    .await
+}
+
+/// Read, compute the new data from the current state, and write it only if nothing changed in
+/// between; otherwise read again and recompute, so concurrent writers never lose each other's
+/// changes. With `If-Match`, a changed version is 412 instead.
+async fn write(
+    ctx: &Ctx<'_>,
+    id: &str,
+    if_match: Option<&str>,
+    compute: impl Fn(&StoredUser) -> Result<resource::Data>,
+    params: &ListParams,
+) -> Result<Reply> {
+    let sel = Selection::of(params);
+    for attempt in 0..MAX_ATTEMPTS {
+        let current = store::get(&ctx.app.db, ctx.tenant_id, id)
+            .await?
+            .ok_or_else(|| not_found(id))?;
+        if if_match.is_some_and(|h| !etag_matches(h, &etag(current.version))) {
+            return Err(precondition_failed());
+        }
+        let data = compute(&current)?;
+        if data == current.data {
+            return Ok(ctx.reply(200, &current, &sel));
+        }
+        match store::update(
+            &ctx.app.db,
+            ctx.tenant_id,
+            &current,
+            &data,
+            ctx.app.now,
+            &new_id("w_")?,
+        )
+        .await?
+        {
+            Update::Done(u) => return Ok(ctx.reply(200, &u, &sel)),
+            Update::Stale if if_match.is_some() => return Err(precondition_failed()),
+            Update::Stale => backoff(attempt).await,
+        }
+    }
+    Err(Error {
+        detail: "the user is being changed by many requests at once; retry".into(),
+        ..Error::new(503, "")
+    })
+}
+
+/// A short random pause that grows with the attempt, so racing writers spread out.
+async fn backoff(attempt: u32) {
+    let spread = 2 + 3 * u64::from(attempt);
+    let jitter = u64::from(getrandom::u32().unwrap_or(0)) % spread;
+    Delay::from(Duration::from_millis(jitter)).await;
+}
+
+/// `DELETE /Users/{id}`: 204, then 404 (RFC 7644 §3.6).
+pub async fn delete(ctx: &Ctx<'_>, id: &str, if_match: Option<&str>) -> Result<Reply> {
+    let version = match if_match {
+        None => None,
+        Some(h) if h.trim() == "*" => None,
+        Some(h) => {
+            // Only a specific version can be compared in SQL; read it to test the header.
+            let u = store::get(&ctx.app.db, ctx.tenant_id, id)
+                .await?
+                .ok_or_else(|| not_found(id))?;
+            if !etag_matches(h, &etag(u.version)) {
+                return Err(precondition_failed());
+            }
+            Some(u.version)
+        }
+    };
+    match store::delete(&ctx.app.db, ctx.tenant_id, id, version).await? {
+        Delete::Deleted => Ok(Reply::no_content()),
+        Delete::NotFound => Err(not_found(id)),
+        Delete::Stale => Err(precondition_failed()),
+    }
+}

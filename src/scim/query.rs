@@ -1,0 +1,217 @@
+//! List and search parameters (RFC 7644 §3.4.2, §3.4.3), and ETag preconditions (§3.14).
+//!
+//! The same [`ListParams`] come from a query string (`GET /Users?filter=…&startIndex=…`) or from
+//! a SearchRequest body (`POST /Users/.search`), so both run the same code.
+
+use serde_json::Value;
+
+use super::error::{Error, Result, ScimType};
+
+/// Most resources returned in one page; also the default `count`. Advertised as
+/// `filter.maxResults` in ServiceProviderConfig.
+pub const MAX_RESULTS: u64 = 200;
+
+/// URN of the SearchRequest message.
+pub const SEARCH_REQUEST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ListParams {
+    pub filter: Option<String>,
+    /// 1-based; values below 1 are read as 1.
+    pub start_index: u64,
+    /// At most [`MAX_RESULTS`]; 0 asks only for `totalResults`.
+    pub count: u64,
+    pub sort_by: Option<String>,
+    pub descending: bool,
+    pub attributes: Option<String>,
+    pub excluded_attributes: Option<String>,
+}
+
+fn invalid_value(detail: impl Into<String>) -> Error {
+    Error::bad_request(ScimType::InvalidValue, detail)
+}
+
+fn integer(name: &str, v: &str) -> Result<i64> {
+    v.trim()
+        .parse::<i64>()
+        .map_err(|_| invalid_value(format!("'{name}' must be an integer, not '{v}'")))
+}
+
+fn start_index(v: i64) -> u64 {
+    v.max(1) as u64
+}
+
+fn count(v: i64) -> u64 {
+    (v.max(0) as u64).min(MAX_RESULTS)
+}
+
+fn descending(v: &str) -> Result<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "ascending" => Ok(false),
+        "descending" => Ok(true),
+        _ => Err(invalid_value(format!(
+            "'sortOrder' must be ascending or descending, not '{v}'"
+        ))),
+    }
+}
+
+impl ListParams {
+    fn defaults() -> ListParams {
+        ListParams {
+            start_index: 1,
+            count: MAX_RESULTS,
+            ..ListParams::default()
+        }
+    }
+
+    /// From decoded query-string pairs. Parameter names match case-insensitively; unknown ones
+    /// (such as Entra's `aadOptscim062020`) are ignored.
+    pub fn from_query<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<ListParams> {
+        let mut p = ListParams::defaults();
+        for (k, v) in pairs {
+            match k.to_ascii_lowercase().as_str() {
+                "filter" => p.filter = Some(v.to_string()),
+                "startindex" => p.start_index = start_index(integer("startIndex", v)?),
+                "count" => p.count = count(integer("count", v)?),
+                "sortby" => p.sort_by = Some(v.to_string()),
+                "sortorder" => p.descending = descending(v)?,
+                "attributes" => p.attributes = Some(v.to_string()),
+                "excludedattributes" => p.excluded_attributes = Some(v.to_string()),
+                _ => {}
+            }
+        }
+        Ok(p)
+    }
+
+    /// From a SearchRequest body (RFC 7644 §3.4.3): `attributes` are arrays there.
+    pub fn from_search(body: &Value) -> Result<ListParams> {
+        let obj = body.as_object().ok_or_else(|| {
+            Error::bad_request(
+                ScimType::InvalidSyntax,
+                "the SearchRequest must be a JSON object",
+            )
+        })?;
+        let mut p = ListParams::defaults();
+        let list = |name: &str, v: &Value| -> Result<String> {
+            match v {
+                Value::Array(items) => items
+                    .iter()
+                    .map(|i| {
+                        i.as_str()
+                            .map(str::to_string)
+                            .ok_or_else(|| invalid_value(format!("'{name}' must list strings")))
+                    })
+                    .collect::<Result<Vec<_>>>()
+                    .map(|v| v.join(",")),
+                Value::String(s) => Ok(s.clone()),
+                _ => Err(invalid_value(format!(
+                    "'{name}' must be an array of strings"
+                ))),
+            }
+        };
+        let int = |name: &str, v: &Value| -> Result<i64> {
+            match v {
+                Value::Number(n) => n
+                    .as_i64()
+                    .ok_or_else(|| invalid_value(format!("'{name}' must be an integer"))),
+                Value::String(s) => integer(name, s),
+                _ => Err(invalid_value(format!("'{name}' must be an integer"))),
+            }
+        };
+        for (k, v) in obj {
+            if v.is_null() {
+                continue;
+            }
+            let text = || {
+                v.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| invalid_value(format!("'{k}' must be a string")))
+            };
+            match k.to_ascii_lowercase().as_str() {
+                "filter" => p.filter = Some(text()?),
+                "startindex" => p.start_index = start_index(int(k, v)?),
+                "count" => p.count = count(int(k, v)?),
+                "sortby" => p.sort_by = Some(text()?),
+                "sortorder" => p.descending = descending(&text()?)?,
+                "attributes" => p.attributes = Some(list(k, v)?),
+                "excludedattributes" => p.excluded_attributes = Some(list(k, v)?),
+                _ => {}
+            }
+        }
+        Ok(p)
+    }
+}
+
+/// Whether an `If-Match` / `If-None-Match` header value names this entity tag (weak comparison,
+/// RFC 9110 §8.8.3.2: `W/"3"` matches `"3"`); `*` matches any.
+pub fn etag_matches(header: &str, etag: &str) -> bool {
+    let opaque = |t: &str| t.trim().trim_start_matches("W/").to_string();
+    let want = opaque(etag);
+    header
+        .split(',')
+        .any(|t| t.trim() == "*" || opaque(t) == want)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn query_parameters() {
+        let p = ListParams::from_query([
+            ("filter", "userName eq \"x\""),
+            ("StartIndex", "0"),
+            ("count", "5000"),
+            ("sortBy", "userName"),
+            ("sortOrder", "Descending"),
+            ("aadOptscim062020", ""),
+            ("excludedAttributes", "members"),
+        ])
+        .expect("valid");
+        assert_eq!(p.filter.as_deref(), Some("userName eq \"x\""));
+        assert_eq!(
+            (p.start_index, p.count, p.descending),
+            (1, MAX_RESULTS, true)
+        );
+        assert_eq!(p.excluded_attributes.as_deref(), Some("members"));
+        assert_eq!(
+            ListParams::from_query([("count", "-3")])
+                .expect("valid")
+                .count,
+            0
+        );
+        assert_eq!(
+            ListParams::from_query([]).expect("valid"),
+            ListParams::defaults()
+        );
+        for bad in [("count", "ten"), ("startIndex", "1.5"), ("sortOrder", "up")] {
+            let e = ListParams::from_query([bad]).expect_err("invalid");
+            assert_eq!((e.status, e.scim_type), (400, Some(ScimType::InvalidValue)));
+        }
+    }
+
+    #[test]
+    fn search_request_body() {
+        let p = ListParams::from_search(&json!({
+            "schemas": [SEARCH_REQUEST_SCHEMA], "attributes": ["displayName", "userName"],
+            "filter": "displayName sw \"smith\"", "startIndex": 1, "count": 10, "sortOrder": "ascending"
+        }))
+        .expect("valid");
+        assert_eq!(p.attributes.as_deref(), Some("displayName,userName"));
+        assert_eq!((p.start_index, p.count, p.descending), (1, 10, false));
+        assert!(ListParams::from_search(&json!({"count": "x"})).is_err());
+        assert!(ListParams::from_search(&json!([1])).is_err());
+    }
+
+    #[test]
+    fn etags() {
+        assert!(etag_matches("W/\"3\"", "W/\"3\""));
+        assert!(etag_matches("\"3\"", "W/\"3\""));
+        assert!(etag_matches("W/\"1\", W/\"3\"", "W/\"3\""));
+        assert!(etag_matches("*", "W/\"3\""));
+        assert!(!etag_matches("W/\"2\"", "W/\"3\""));
+    }
+}
