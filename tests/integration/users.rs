@@ -333,7 +333,27 @@ fn entra_user_lifecycle() {
     assert!(t
         .find(r#"roles[primary eq "True"].value eq "Reader""#)
         .is_empty());
-    // The manager link of nobody: boss's deletion drops the $ref from subordinates.
+}
+
+#[test]
+fn manager_ref_follows_the_manager_s_existence() {
+    let t = Tenant::new("mgrref");
+    let boss = t.create(json!({"userName": "boss@x.org"}))["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let sub = t.create(json!({"userName": "sub@x.org", ENT: {"manager": {"value": boss}}}));
+    let id = sub["id"].as_str().expect("id");
+    assert!(
+        sub[ENT]["manager"]["$ref"]
+            .as_str()
+            .is_some_and(|r| r.ends_with(&format!("/Users/{boss}"))),
+        "{sub}"
+    );
+    t.call("DELETE", &format!("/Users/{boss}"))
+        .send()
+        .expect(204);
+    assert_eq!(t.user(id)[ENT]["manager"], json!({"value": boss}));
 }
 
 #[test]
