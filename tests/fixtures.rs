@@ -3,7 +3,8 @@
 //!
 //! Fixture shape: `{"source", "operation": "create"|"patch", "before"?, "request",
 //! "expect" | "error": {"status", "scimType"}}`. Sources: `entra/` (bodies from
-//! entra-dialect.md, verbatim where it quotes Microsoft), `rfc7644/` (RFC semantics).
+//! entra-dialect.md, verbatim where it quotes Microsoft), `okta/`, `rfc7644/` (RFC semantics).
+//! `group_*` fixtures are replayed with the store on SQLite by `src/store/groups.rs`.
 
 use serde_json::Value;
 use std::path::Path;
@@ -16,6 +17,8 @@ fn replay(path: &Path) -> Result<(), String> {
     let f: Value = serde_json::from_str(&text).map_err(|e| format!("bad fixture: {e}"))?;
     let request = &f["request"];
     let result = match f["operation"].as_str() {
+        // Group fixtures need the store (membership rows): src/store/groups.rs replays them.
+        Some(op) if op.starts_with("group_") => return Ok(()),
         Some("create") => resource::from_request(&USER_TYPE, request),
         Some("patch") => {
             let before = f["before"]
@@ -64,7 +67,7 @@ fn every_fixture_produces_its_expected_resource() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let mut failures = Vec::new();
     let mut count = 0;
-    for source in ["entra", "rfc7644"] {
+    for source in ["entra", "okta", "rfc7644"] {
         let mut files: Vec<_> = std::fs::read_dir(root.join(source))
             .expect("fixture dir")
             .map(|e| e.expect("entry").path())

@@ -14,6 +14,8 @@
 //! (entra-dialect.md §1.8) works as-is.
 
 pub mod auth;
+pub mod groups;
+pub mod resources;
 pub mod scim;
 pub mod users;
 

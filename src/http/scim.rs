@@ -8,17 +8,14 @@
 //! ```
 //!
 //! Authentication comes before routing, so an unauthenticated caller learns nothing about which
-//! routes exist. `/Users` is served by [`super::users`]. Until Groups are built (issue 4) a
-//! tenant has no groups: lists and searches answer an empty ListResponse (never 404: Entra
-//! quarantines a job whose Test Connection filter gets a 404), a GET by id answers 404, and
-//! writes answer 501 (RFC 7644 §3.12: "Service provider does not support the request operation").
+//! routes exist. `/Users` is served by [`super::users`], `/Groups` by [`super::groups`].
 
 use serde_json::Value;
 use worker::{Method, Request};
 
-use super::{auth, users, App, Reply};
+use super::resources::Ctx;
+use super::{auth, groups, users, App, Reply};
 use crate::scim::error::{Error, Result, ScimType};
-use crate::scim::list::list_response;
 use crate::scim::query::ListParams;
 
 /// The SCIM endpoint prefix under a tenant.
@@ -97,7 +94,7 @@ pub async fn serve(
     let principal = auth::authenticate(app, &req, sub).await?;
     let host = header(&req, "host").unwrap_or_else(|| app.origin.host.clone());
     let base = format!("{}://{host}{mount}{PREFIX}", app.origin.scheme);
-    let ctx = users::Ctx {
+    let ctx = Ctx {
         app,
         tenant_id: &principal.tenant_id,
         base: &base,
@@ -115,69 +112,67 @@ pub async fn serve(
         ListParams::from_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
     };
     match route {
-        Route::Collection(Kind::User) => match method {
-            Method::Get => users::list(&ctx, &query()?).await,
+        Route::Collection(kind) => match method {
+            Method::Get => {
+                let params = query()?;
+                match kind {
+                    Kind::User => users::list(&ctx, &params).await,
+                    Kind::Group => groups::list(&ctx, &params).await,
+                }
+            }
             Method::Post => {
                 let params = query()?;
-                users::create(&ctx, &json_body(&mut req).await?, &params).await
+                let body = json_body(&mut req).await?;
+                match kind {
+                    Kind::User => users::create(&ctx, &body, &params).await,
+                    Kind::Group => groups::create(&ctx, &body, &params).await,
+                }
             }
             _ => Err(Error::method_not_allowed("GET, POST")),
         },
-        Route::Search(Kind::User) => match method {
+        Route::Search(kind) => match method {
             Method::Post => {
-                users::list(&ctx, &ListParams::from_search(&json_body(&mut req).await?)?).await
+                let params = ListParams::from_search(&json_body(&mut req).await?)?;
+                match kind {
+                    Kind::User => users::list(&ctx, &params).await,
+                    Kind::Group => groups::list(&ctx, &params).await,
+                }
             }
             _ => Err(Error::method_not_allowed("POST")),
         },
-        Route::Resource(Kind::User, id) => {
+        Route::Resource(kind, id) => {
             let params = query()?;
+            let if_match = header(&req, "if-match");
+            let if_match = if_match.as_deref();
             match method {
                 Method::Get => {
-                    users::get(&ctx, &id, &params, header(&req, "if-none-match").as_deref()).await
+                    let inm = header(&req, "if-none-match");
+                    match kind {
+                        Kind::User => users::get(&ctx, &id, &params, inm.as_deref()).await,
+                        Kind::Group => groups::get(&ctx, &id, &params, inm.as_deref()).await,
+                    }
                 }
                 Method::Put => {
-                    let if_match = header(&req, "if-match");
-                    users::replace(
-                        &ctx,
-                        &id,
-                        &json_body(&mut req).await?,
-                        &params,
-                        if_match.as_deref(),
-                    )
-                    .await
+                    let body = json_body(&mut req).await?;
+                    match kind {
+                        Kind::User => users::replace(&ctx, &id, &body, &params, if_match).await,
+                        Kind::Group => groups::replace(&ctx, &id, &body, &params, if_match).await,
+                    }
                 }
                 Method::Patch => {
-                    let if_match = header(&req, "if-match");
-                    users::patch(
-                        &ctx,
-                        &id,
-                        &json_body(&mut req).await?,
-                        &params,
-                        if_match.as_deref(),
-                    )
-                    .await
+                    let body = json_body(&mut req).await?;
+                    match kind {
+                        Kind::User => users::patch(&ctx, &id, &body, &params, if_match).await,
+                        Kind::Group => groups::patch(&ctx, &id, &body, &params, if_match).await,
+                    }
                 }
-                Method::Delete => {
-                    users::delete(&ctx, &id, header(&req, "if-match").as_deref()).await
-                }
+                Method::Delete => match kind {
+                    Kind::User => users::delete(&ctx, &id, if_match).await,
+                    Kind::Group => groups::delete(&ctx, &id, if_match).await,
+                },
                 _ => Err(Error::method_not_allowed("GET, PUT, PATCH, DELETE")),
             }
         }
-        // Groups arrive with issue 4: until then a tenant has none.
-        Route::Collection(Kind::Group) => match method {
-            Method::Get => Ok(Reply::json(200, list_response(0, 1, vec![]))),
-            Method::Post => Err(not_implemented()),
-            _ => Err(Error::method_not_allowed("GET, POST")),
-        },
-        Route::Search(Kind::Group) => match method {
-            Method::Post => Ok(Reply::json(200, list_response(0, 1, vec![]))),
-            _ => Err(Error::method_not_allowed("POST")),
-        },
-        Route::Resource(Kind::Group, id) => match method {
-            Method::Get => Err(Error::not_found(format!("Group '{id}' not found"))),
-            Method::Put | Method::Patch | Method::Delete => Err(not_implemented()),
-            _ => Err(Error::method_not_allowed("GET, PUT, PATCH, DELETE")),
-        },
         Route::Unknown => Err(Error::not_found(format!("no SCIM endpoint at {path}"))),
     }
 }
@@ -224,10 +219,6 @@ async fn json_body(req: &mut Request) -> Result<Value> {
             format!("the request body is not valid JSON: {e}"),
         )
     })
-}
-
-fn not_implemented() -> Error {
-    Error::new(501, "this operation is not supported yet")
 }
 
 #[cfg(test)]

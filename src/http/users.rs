@@ -2,96 +2,54 @@
 //! shape the reply. No SQL and no JSON-path logic here.
 //!
 //! D1 round trips per operation: GET by id 1; list/filter 1 (count and page in one batch);
-//! POST 1 (one batch); DELETE 1 (one batch); PUT and PATCH 2 (read, then one conditional batch),
-//! plus one read and one write per retry when a concurrent write won the race.
+//! POST 1 (one batch); DELETE 1 (one batch; 2 with a specific `If-Match`); PUT and PATCH 2
+//! (read, then one conditional batch), plus one read and one write per retry when a concurrent
+//! write won the race.
 
 use serde_json::Value;
-use std::time::Duration;
-use worker::Delay;
 
-use super::{App, Reply};
+use super::resources::{
+    backoff, check_if_match, contention, new_id, new_uuid, precondition_failed, Ctx, Selection,
+    MAX_ATTEMPTS,
+};
+use super::Reply;
 use crate::scim::error::{Error, Result, ScimType};
 use crate::scim::filter;
 use crate::scim::list::list_response;
 use crate::scim::patch;
 use crate::scim::query::{etag_matches, ListParams};
-use crate::scim::resource::{self, etag, selectors, Meta, Selector};
+use crate::scim::resource::{self, etag, refs_json, Meta};
 use crate::scim::schema::{Resolved, USER_TYPE};
 use crate::store::users::{self as store, Delete, ListQuery, StoredUser, Update};
-use crate::tenancy::token;
 
-/// Attempts at a conditional write before giving up under contention.
-const MAX_ATTEMPTS: u32 = 32;
-
-/// What every handler needs: the app, whose data, and the tenant's SCIM root URL.
-pub struct Ctx<'a> {
-    pub app: &'a App,
-    pub tenant_id: &'a str,
-    /// `https://acme.example.com/api/scim/v2` (or the path form).
-    pub base: &'a str,
+fn render(ctx: &Ctx, u: &StoredUser, sel: &Selection) -> Value {
+    let location = ctx.location(&USER_TYPE, &u.id);
+    let mut r = resource::render(
+        &USER_TYPE,
+        &u.data,
+        &Meta {
+            id: &u.id,
+            version: u.version,
+            created: u.created_at,
+            last_modified: u.updated_at,
+            location: &location,
+            base: ctx.base,
+            manager_exists: u.manager_exists,
+        },
+    );
+    if !u.groups.is_empty() {
+        r.insert("groups".into(), refs_json(ctx.base, &u.groups));
+    }
+    sel.apply(&mut r);
+    Value::Object(r)
 }
 
-/// `attributes` / `excludedAttributes` of a request.
-pub struct Selection {
-    attributes: Vec<Selector>,
-    excluded: Vec<Selector>,
-}
-
-impl Selection {
-    pub fn of(p: &ListParams) -> Selection {
-        Selection {
-            attributes: p
-                .attributes
-                .as_deref()
-                .map(|s| selectors(&USER_TYPE, s))
-                .unwrap_or_default(),
-            excluded: p
-                .excluded_attributes
-                .as_deref()
-                .map(|s| selectors(&USER_TYPE, s))
-                .unwrap_or_default(),
-        }
-    }
-}
-
-impl Ctx<'_> {
-    fn location(&self, id: &str) -> String {
-        format!("{}/Users/{id}", self.base)
-    }
-
-    fn render(&self, u: &StoredUser, sel: &Selection) -> Value {
-        let location = self.location(&u.id);
-        let mut r = resource::render(
-            &USER_TYPE,
-            &u.data,
-            &Meta {
-                id: &u.id,
-                version: u.version,
-                created: u.created_at,
-                last_modified: u.updated_at,
-                location: &location,
-                base: self.base,
-                manager_exists: u.manager_exists,
-            },
-        );
-        resource::project(&USER_TYPE, &mut r, &sel.attributes, &sel.excluded);
-        Value::Object(r)
-    }
-
-    fn reply(&self, status: u16, u: &StoredUser, sel: &Selection) -> Reply {
-        Reply::json(status, self.render(u, sel)).with_header("etag", etag(u.version))
-    }
+fn reply(ctx: &Ctx, status: u16, u: &StoredUser, sel: &Selection) -> Reply {
+    Reply::json(status, render(ctx, u, sel)).with_header("etag", etag(u.version))
 }
 
 fn not_found(id: &str) -> Error {
     Error::not_found(format!("User '{id}' not found"))
-}
-
-fn precondition_failed() -> Error {
-    Error::new(
-        412,
-        "the resource has changed: its version does not match If-Match",
-    )
 }
 
 /// `GET /Users` and `POST /Users/.search`.
@@ -121,8 +79,8 @@ pub async fn list(ctx: &Ctx<'_>, params: &ListParams) -> Result<Reply> {
         count: params.count,
     };
     let (total, users) = store::list(&ctx.app.db, ctx.tenant_id, &q).await?;
-    let sel = Selection::of(params);
-    let resources = users.iter().map(|u| ctx.render(u, &sel)).collect();
+    let sel = Selection::of(&USER_TYPE, params);
+    let resources = users.iter().map(|u| render(ctx, u, &sel)).collect();
     Ok(Reply::json(
         200,
         list_response(total, params.start_index, resources),
@@ -146,17 +104,13 @@ pub async fn get(
             headers: vec![("etag", etag(u.version))],
         });
     }
-    Ok(ctx.reply(200, &u, &Selection::of(params)))
-}
-
-fn new_id(prefix: &str) -> Result<String> {
-    token::random_id(prefix).map_err(|e| Error::internal(format!("getrandom: {}", e.0)))
+    Ok(reply(ctx, 200, &u, &Selection::of(&USER_TYPE, params)))
 }
 
 /// `POST /Users`: 201 with the resource and `Location` (RFC 7644 §3.3).
 pub async fn create(ctx: &Ctx<'_>, body: &Value, params: &ListParams) -> Result<Reply> {
     let data = resource::from_request(&USER_TYPE, body)?;
-    let id = token::random_uuid().map_err(|e| Error::internal(format!("getrandom: {}", e.0)))?;
+    let id = new_uuid()?;
     let u = store::insert(
         &ctx.app.db,
         ctx.tenant_id,
@@ -166,9 +120,8 @@ pub async fn create(ctx: &Ctx<'_>, body: &Value, params: &ListParams) -> Result<
         &new_id("w_")?,
     )
     .await?;
-    Ok(ctx
-        .reply(201, &u, &Selection::of(params))
-        .with_header("location", ctx.location(&id)))
+    Ok(reply(ctx, 201, &u, &Selection::of(&USER_TYPE, params))
+        .with_header("location", ctx.location(&USER_TYPE, &id)))
 }
 
 /// `PUT /Users/{id}`: replace everything the client may write (RFC 7644 §3.5.1).
@@ -212,17 +165,15 @@ async fn write(
     compute: impl Fn(&StoredUser) -> Result<resource::Data>,
     params: &ListParams,
 ) -> Result<Reply> {
-    let sel = Selection::of(params);
+    let sel = Selection::of(&USER_TYPE, params);
     for attempt in 0..MAX_ATTEMPTS {
         let current = store::get(&ctx.app.db, ctx.tenant_id, id)
             .await?
             .ok_or_else(|| not_found(id))?;
-        if if_match.is_some_and(|h| !etag_matches(h, &etag(current.version))) {
-            return Err(precondition_failed());
-        }
+        check_if_match(if_match, current.version)?;
         let data = compute(&current)?;
         if data == current.data {
-            return Ok(ctx.reply(200, &current, &sel));
+            return Ok(reply(ctx, 200, &current, &sel));
         }
         match store::update(
             &ctx.app.db,
@@ -234,41 +185,29 @@ async fn write(
         )
         .await?
         {
-            Update::Done(u) => return Ok(ctx.reply(200, &u, &sel)),
+            Update::Done(u) => return Ok(reply(ctx, 200, &u, &sel)),
             Update::Stale if if_match.is_some() => return Err(precondition_failed()),
             Update::Stale => backoff(attempt).await,
         }
     }
-    Err(Error {
-        detail: "the user is being changed by many requests at once; retry".into(),
-        ..Error::new(503, "")
-    })
+    Err(contention("user"))
 }
 
-/// A short random pause that grows with the attempt, so racing writers spread out.
-async fn backoff(attempt: u32) {
-    let spread = 2 + 3 * u64::from(attempt);
-    let jitter = u64::from(getrandom::u32().unwrap_or(0)) % spread;
-    Delay::from(Duration::from_millis(jitter)).await;
-}
-
-/// `DELETE /Users/{id}`: 204, then 404 (RFC 7644 §3.6).
+/// `DELETE /Users/{id}`: 204, then 404 (RFC 7644 §3.6). The user leaves every group.
 pub async fn delete(ctx: &Ctx<'_>, id: &str, if_match: Option<&str>) -> Result<Reply> {
     let version = match if_match {
         None => None,
         Some(h) if h.trim() == "*" => None,
-        Some(h) => {
+        Some(_) => {
             // Only a specific version can be compared in SQL; read it to test the header.
             let u = store::get(&ctx.app.db, ctx.tenant_id, id)
                 .await?
                 .ok_or_else(|| not_found(id))?;
-            if !etag_matches(h, &etag(u.version)) {
-                return Err(precondition_failed());
-            }
+            check_if_match(if_match, u.version)?;
             Some(u.version)
         }
     };
-    match store::delete(&ctx.app.db, ctx.tenant_id, id, version).await? {
+    match store::delete(&ctx.app.db, ctx.tenant_id, id, version, ctx.app.now).await? {
         Delete::Deleted => Ok(Reply::no_content()),
         Delete::NotFound => Err(not_found(id)),
         Delete::Stale => Err(precondition_failed()),

@@ -700,3 +700,104 @@ fn merge(existing: &mut Value, new: Value) {
 pub fn get<'d>(data: &'d Data, a: &AttrRef) -> Option<&'d Value> {
     container(data, a)?.get(a.attr.name)
 }
+
+/// A change to a multi-valued reference attribute stored as rows (a group's `members`).
+#[derive(Debug, Clone)]
+pub enum MemberOp {
+    Add(Vec<String>),
+    /// Replace the whole set (RFC 7644 §3.5.2.3).
+    Replace(Vec<String>),
+    /// Entra's `Remove` with a value list: only these.
+    Remove(Vec<String>),
+    /// `remove` of the attribute without a value: all (RFC 7644 §3.5.2.2).
+    RemoveAll,
+    /// `remove` with a value filter: `members[value eq "u1"]`.
+    RemoveWhere(Filter),
+}
+
+/// The member ids a PATCH or POST value names: `[{"value": id}, …]`, `{"value": id}`, or ids.
+pub fn member_ids(value: &Value) -> Result<Vec<String>> {
+    let items: Vec<&Value> = match value {
+        Value::Null => vec![],
+        Value::Array(items) => items.iter().collect(),
+        single => vec![single],
+    };
+    items
+        .into_iter()
+        .map(|v| match v {
+            Value::String(s) if !s.is_empty() => Ok(s.clone()),
+            Value::Object(o) => match get_ci(o, "value") {
+                Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+                _ => Err(invalid_value(format!(
+                    "a member needs a 'value' (its id), not {v}"
+                ))),
+            },
+            other => Err(invalid_value(format!(
+                "a member must be {{\"value\": id}}, not {other}"
+            ))),
+        })
+        .collect()
+}
+
+/// Separate the operations on `attr` (a multi-valued attribute stored as rows) from the rest,
+/// which [`apply`] handles. Order among member operations is kept; member and attribute
+/// operations touch disjoint data, so their relative order does not matter.
+pub fn take_members(ops: Vec<Operation>, attr: &str) -> Result<(Vec<Operation>, Vec<MemberOp>)> {
+    let mut rest = Vec::new();
+    let mut members = Vec::new();
+    for op in ops {
+        match &op.target {
+            Target::Attr {
+                attr: a,
+                filter,
+                sub,
+            } if !a.extension && a.attr.name == attr => {
+                if sub.is_some() {
+                    return Err(Error::bad_request(
+                        ScimType::Mutability,
+                        format!("the sub-attributes of '{attr}' cannot be changed; add or remove {attr} instead"),
+                    ));
+                }
+                let value = op.value.clone().unwrap_or(Value::Null);
+                members.push(match (op.kind, filter) {
+                    (Kind::Remove, Some(f)) => MemberOp::RemoveWhere(f.clone()),
+                    (_, Some(_)) => {
+                        return Err(invalid_path(format!(
+                            "'{attr}' with a filter can only be removed"
+                        )))
+                    }
+                    (Kind::Add, None) => MemberOp::Add(member_ids(&value)?),
+                    (Kind::Replace, None) => MemberOp::Replace(member_ids(&value)?),
+                    (Kind::Remove, None) => match member_ids(&value)? {
+                        ids if ids.is_empty() => MemberOp::RemoveAll,
+                        ids => MemberOp::Remove(ids),
+                    },
+                });
+            }
+            Target::Resource => {
+                let Some(Value::Object(obj)) = &op.value else {
+                    rest.push(op);
+                    continue;
+                };
+                let mut obj = obj.clone();
+                let key = obj.keys().find(|k| k.eq_ignore_ascii_case(attr)).cloned();
+                if let Some(v) = key.and_then(|k| obj.remove(&k)) {
+                    let ids = member_ids(&v)?;
+                    members.push(if op.kind == Kind::Replace {
+                        MemberOp::Replace(ids)
+                    } else {
+                        MemberOp::Add(ids)
+                    });
+                }
+                if !obj.is_empty() {
+                    rest.push(Operation {
+                        value: Some(Value::Object(obj)),
+                        ..op
+                    });
+                }
+            }
+            _ => rest.push(op),
+        }
+    }
+    Ok((rest, members))
+}

@@ -380,6 +380,42 @@ pub fn demote_extra_primaries(rt: &'static ResourceType, data: &mut Data) {
     }
 }
 
+/// A reference from one resource to another: a group's member, or a user's group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRef {
+    pub id: String,
+    /// `User` or `Group` for members; `direct` for a user's groups.
+    pub kind: String,
+    pub display: Option<String>,
+}
+
+/// The JSON of a list of references (`members` of a group, `groups` of a user), with `$ref`s
+/// into the tenant's SCIM root.
+pub fn refs_json(base: &str, refs: &[MemberRef]) -> Value {
+    Value::Array(
+        refs.iter()
+            .map(|r| {
+                let endpoint = if r.kind == "Group" || r.kind == "direct" {
+                    "Groups"
+                } else {
+                    "Users"
+                };
+                let mut m = Map::new();
+                m.insert("value".into(), Value::String(r.id.clone()));
+                m.insert(
+                    "$ref".into(),
+                    Value::String(format!("{base}/{endpoint}/{}", r.id)),
+                );
+                if let Some(d) = &r.display {
+                    m.insert("display".into(), Value::String(d.clone()));
+                }
+                m.insert("type".into(), Value::String(r.kind.clone()));
+                Value::Object(m)
+            })
+            .collect(),
+    )
+}
+
 /// What the server adds when rendering: identity and metadata.
 pub struct Meta<'a> {
     pub id: &'a str,

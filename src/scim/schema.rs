@@ -123,6 +123,12 @@ impl Attr {
             ..self
         }
     }
+    const fn immutable(self) -> Attr {
+        Attr {
+            mutability: Mutability::Immutable,
+            ..self
+        }
+    }
     const fn write_only(self) -> Attr {
         Attr {
             mutability: Mutability::WriteOnly,
@@ -374,6 +380,47 @@ pub const ENTERPRISE_USER: Schema = Schema {
     ],
 };
 
+/// The core Group schema (RFC 7643 §4.2, §8.7.1). `displayName` is unique per tenant here
+/// (Entra requires it: entra-dialect.md §1.6).
+pub const GROUP: Schema = Schema {
+    id: GROUP_SCHEMA,
+    name: "Group",
+    description: "Group",
+    attributes: &[
+        Attr::string("displayName", "A human-readable name for the Group.")
+            .required()
+            .unique(),
+        Attr::complex(
+            "members",
+            &[
+                Attr::string("value", "Identifier of the member of this Group.")
+                    .case_exact()
+                    .immutable(),
+                Attr::reference(
+                    "$ref",
+                    &["User", "Group"],
+                    "The URI corresponding to a SCIM resource that is a member of this Group.",
+                )
+                .case_exact()
+                .immutable(),
+                Attr::string(
+                    "type",
+                    "A label indicating the type of resource, e.g., 'User' or 'Group'.",
+                )
+                .canonical(&["User", "Group"])
+                .immutable(),
+                Attr::string(
+                    "display",
+                    "The display name of the member (its displayName, else its userName).",
+                )
+                .read_only(),
+            ],
+            "A list of members of the Group.",
+        )
+        .multi(),
+    ],
+};
+
 /// A resource type: its endpoint, core schema and extensions (RFC 7643 §6).
 #[derive(Debug)]
 pub struct ResourceType {
@@ -388,6 +435,13 @@ pub const USER_TYPE: ResourceType = ResourceType {
     endpoint: "/Users",
     schema: &USER,
     extensions: &[&ENTERPRISE_USER],
+};
+
+pub const GROUP_TYPE: ResourceType = ResourceType {
+    name: "Group",
+    endpoint: "/Groups",
+    schema: &GROUP,
+    extensions: &[],
 };
 
 /// Where an attribute lives: the core schema (top level of a resource) or an extension (under

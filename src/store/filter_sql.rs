@@ -32,6 +32,22 @@ fn invalid(detail: impl Into<String>) -> Error {
     Error::bad_request(ScimType::InvalidFilter, detail)
 }
 
+/// The table a filter runs against: `users u` or `groups g`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    Users,
+    Groups,
+}
+
+impl Table {
+    fn alias(self) -> &'static str {
+        match self {
+            Table::Users => "u",
+            Table::Groups => "g",
+        }
+    }
+}
+
 /// How a multi-valued attribute is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MultiStorage {
@@ -39,14 +55,25 @@ pub enum MultiStorage {
     Values,
     /// Only in the JSON document (`addresses`).
     Json,
-    /// Computed elsewhere and not yet stored (`groups`, until group membership exists).
-    Absent,
+    /// A group's `members`: rows of `memberships m` with `m.group_id = g.id`.
+    Members,
+    /// A user's `groups`: rows of `memberships m` with `m.member_id = u.id`.
+    UserGroups,
 }
+
+/// The display name of the member in `memberships m`: a user's displayName (else its
+/// userName), or a group's displayName.
+pub const MEMBER_DISPLAY: &str = "COALESCE(\
+     (SELECT COALESCE(json_extract(mu.data, '$.displayName'), mu.user_name) FROM users mu \
+      WHERE mu.tenant_id = m.tenant_id AND mu.id = m.member_id), \
+     (SELECT mg.display_name FROM groups mg WHERE mg.tenant_id = m.tenant_id AND mg.id = m.member_id))";
 
 /// Storage of a multi-valued attribute.
 pub fn multi_storage(attr: &Attr) -> MultiStorage {
-    if attr.name == "groups" {
-        return MultiStorage::Absent;
+    match attr.name {
+        "groups" => return MultiStorage::UserGroups,
+        "members" => return MultiStorage::Members,
+        _ => {}
     }
     let standard = attr.sub_attributes.len() == 4
         && ["value", "display", "type", "primary"]
@@ -82,7 +109,7 @@ fn json_path(a: &AttrRef) -> String {
 }
 
 /// The expression for a single-valued attribute (or a sub-attribute of a single-valued complex).
-fn single_expr(a: &AttrRef) -> Result<Expr, Error> {
+fn single_expr(a: &AttrRef, table: Table) -> Result<Expr, Error> {
     let leaf = a.leaf();
     let col = |sql: &str| Expr {
         sql: sql.to_string(),
@@ -99,27 +126,32 @@ fn single_expr(a: &AttrRef) -> Result<Expr, Error> {
     if leaf.returned == crate::scim::schema::Returned::Never {
         return Err(invalid(format!("'{}' cannot be filtered on", a.display())));
     }
-    Ok(match (a.extension, a.attr.name, a.sub.map(|s| s.name)) {
-        (false, "id", None) => col("u.id"),
-        (false, "userName", None) => col("u.user_name"),
-        (false, "externalId", None) => col("u.external_id"),
-        (false, "active", None) => col("u.active"),
-        (false, "meta", Some("created")) => Expr {
-            millis: true,
-            ..col("u.created_at")
+    let t = table.alias();
+    Ok(
+        match (table, a.extension, a.attr.name, a.sub.map(|s| s.name)) {
+            (_, false, "id", None) => col(&format!("{t}.id")),
+            (_, false, "externalId", None) => col(&format!("{t}.external_id")),
+            (Table::Users, false, "userName", None) => col("u.user_name"),
+            (Table::Users, false, "active", None) => col("u.active"),
+            (Table::Groups, false, "displayName", None) => col("g.display_name"),
+            (_, false, "meta", Some("created")) => Expr {
+                millis: true,
+                ..col(&format!("{t}.created_at"))
+            },
+            (_, false, "meta", Some("lastModified")) => Expr {
+                millis: true,
+                ..col(&format!("{t}.updated_at"))
+            },
+            (Table::Users, false, "meta", Some("resourceType")) => col("'User'"),
+            (Table::Groups, false, "meta", Some("resourceType")) => col("'Group'"),
+            (_, false, "meta", Some("version")) => col(&format!("('W/\"' || {t}.version || '\"')")),
+            (_, false, "meta", Some(other)) => {
+                return Err(invalid(format!("meta.{other} cannot be filtered on")))
+            }
+            (Table::Users, true, "manager", Some("value")) => col("u.manager_id"),
+            _ => col(&format!("json_extract({t}.data, '{}')", json_path(a))),
         },
-        (false, "meta", Some("lastModified")) => Expr {
-            millis: true,
-            ..col("u.updated_at")
-        },
-        (false, "meta", Some("resourceType")) => col("'User'"),
-        (false, "meta", Some("version")) => col("('W/\"' || u.version || '\"')"),
-        (false, "meta", Some(other)) => {
-            return Err(invalid(format!("meta.{other} cannot be filtered on")))
-        }
-        (true, "manager", Some("value")) => col("u.manager_id"),
-        _ => col(&format!("json_extract(u.data, '{}')", json_path(a))),
-    })
+    )
 }
 
 /// The expression for a sub-attribute inside a multi-valued subquery.
@@ -130,12 +162,24 @@ fn element_expr(a: &AttrRef, storage: MultiStorage) -> Result<Expr, Error> {
             a.display()
         )));
     };
-    let sql = match storage {
-        MultiStorage::Values => match sub.name {
-            "primary" => "v.is_primary".to_string(),
-            name => format!("v.{name}"),
-        },
-        _ => format!("json_extract(j.value, '$.\"{}\"')", sub.name),
+    let sql = match (storage, sub.name) {
+        (MultiStorage::Values, "primary") => "v.is_primary".to_string(),
+        (MultiStorage::Values, name) => format!("v.{name}"),
+        (MultiStorage::Json, name) => format!("json_extract(j.value, '$.\"{name}\"')"),
+        (MultiStorage::Members, "value") => "m.member_id".to_string(),
+        (MultiStorage::Members, "type") => "m.member_type".to_string(),
+        (MultiStorage::Members, "display") => MEMBER_DISPLAY.to_string(),
+        (MultiStorage::UserGroups, "value") => "m.group_id".to_string(),
+        (MultiStorage::UserGroups, "type") => "'direct'".to_string(),
+        (MultiStorage::UserGroups, "display") => "(SELECT mg.display_name FROM groups mg \
+             WHERE mg.tenant_id = m.tenant_id AND mg.id = m.group_id)"
+            .to_string(),
+        (_, name) => {
+            return Err(invalid(format!(
+                "'{}.{name}' cannot be filtered on",
+                a.attr.name
+            )))
+        }
     };
     Ok(Expr {
         sql,
@@ -145,19 +189,34 @@ fn element_expr(a: &AttrRef, storage: MultiStorage) -> Result<Expr, Error> {
     })
 }
 
-/// Build the condition for `filter`, for the tenant whose id is `tenant_id`.
-pub fn condition(filter: &Filter, tenant_id: &str) -> Result<Condition, Error> {
+/// Build the condition for `filter` over `table`, for the tenant whose id is `tenant_id`.
+pub fn condition(filter: &Filter, tenant_id: &str, table: Table) -> Result<Condition, Error> {
     let mut c = Condition::default();
     c.sql = Translator {
         tenant_id,
+        table,
         params: &mut c.params,
     }
     .filter(filter, None)?;
     Ok(c)
 }
 
+/// Build a condition over one row of `memberships m` from a `members[…]` value filter (whose
+/// attributes are sub-attributes of `members`).
+pub fn member_condition(filter: &Filter, tenant_id: &str) -> Result<Condition, Error> {
+    let mut c = Condition::default();
+    c.sql = Translator {
+        tenant_id,
+        table: Table::Groups,
+        params: &mut c.params,
+    }
+    .filter(filter, Some(MultiStorage::Members))?;
+    Ok(c)
+}
+
 struct Translator<'a> {
     tenant_id: &'a str,
+    table: Table,
     params: &'a mut Vec<Param>,
 }
 
@@ -191,7 +250,7 @@ impl Translator<'_> {
                         t.compare(&e, attr, *op, value)
                     })?
                 } else {
-                    let e = single_expr(attr)?;
+                    let e = single_expr(attr, self.table)?;
                     self.compare(&e, attr, *op, value)?
                 }
             }
@@ -206,9 +265,13 @@ impl Translator<'_> {
                         })?,
                     }
                 } else if attr.leaf().is_complex() {
-                    format!("(json_extract(u.data, '{}') IS NOT NULL)", json_path(attr))
+                    format!(
+                        "(json_extract({}.data, '{}') IS NOT NULL)",
+                        self.table.alias(),
+                        json_path(attr)
+                    )
                 } else {
-                    present(&single_expr(attr)?)
+                    present(&single_expr(attr, self.table)?)
                 }
             }
             Filter::Has { attr, inner } => {
@@ -230,9 +293,10 @@ impl Translator<'_> {
         inner: impl FnOnce(&mut Self, MultiStorage) -> Result<String, Error>,
     ) -> Result<String, Error> {
         let storage = multi_storage(attr.attr);
+        let tenant = Param::Text(self.tenant_id.to_string());
         Ok(match storage {
             MultiStorage::Values => {
-                let t = self.bind(Param::Text(self.tenant_id.to_string()));
+                let t = self.bind(tenant);
                 let a = self.bind(Param::Text(attr.attr.name.to_string()));
                 let cond = inner(self, storage)?;
                 format!("u.id IN (SELECT v.user_id FROM user_values v WHERE v.tenant_id = {t} AND v.attr = {a} AND {cond})")
@@ -240,11 +304,21 @@ impl Translator<'_> {
             MultiStorage::Json => {
                 let cond = inner(self, storage)?;
                 format!(
-                    "EXISTS (SELECT 1 FROM json_each(u.data, '$.\"{}\"') j WHERE {cond})",
+                    "EXISTS (SELECT 1 FROM json_each({}.data, '$.\"{}\"') j WHERE {cond})",
+                    self.table.alias(),
                     attr.attr.name
                 )
             }
-            MultiStorage::Absent => "0".to_string(),
+            MultiStorage::Members => {
+                let t = self.bind(tenant);
+                let cond = inner(self, storage)?;
+                format!("g.id IN (SELECT m.group_id FROM memberships m WHERE m.tenant_id = {t} AND {cond})")
+            }
+            MultiStorage::UserGroups => {
+                let t = self.bind(tenant);
+                let cond = inner(self, storage)?;
+                format!("u.id IN (SELECT m.member_id FROM memberships m WHERE m.tenant_id = {t} AND {cond})")
+            }
         })
     }
 
@@ -395,7 +469,7 @@ pub fn as_bool(v: &Value) -> Option<bool> {
 
 /// The ORDER BY expression for `sortBy` (RFC 7644 §3.4.2.3). A multi-valued attribute sorts by
 /// its primary (else first) value.
-pub fn sort_expr(a: &AttrRef) -> Result<String, Error> {
+pub fn sort_expr(a: &AttrRef, table: Table) -> Result<String, Error> {
     let bad = |why: &str| {
         Error::bad_request(
             ScimType::InvalidValue,
@@ -421,7 +495,7 @@ pub fn sort_expr(a: &AttrRef) -> Result<String, Error> {
             _ => Err(bad("not sortable")),
         };
     }
-    let e = single_expr(a).map_err(|e| bad(&e.detail))?;
+    let e = single_expr(a, table).map_err(|e| bad(&e.detail))?;
     Ok(if e.case_exact || e.ty != Type::String {
         e.sql
     } else {

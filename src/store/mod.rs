@@ -13,6 +13,8 @@
 
 pub mod d1;
 pub mod filter_sql;
+pub mod groups;
+pub mod listing;
 #[cfg(test)]
 pub mod sqlite;
 pub mod tenants;

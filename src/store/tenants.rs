@@ -153,7 +153,7 @@ pub async fn delete_tenant<E: Executor>(db: &E, subdomain: &str) -> Result<Optio
 }
 
 /// Every table holding a tenant's data, children before parents.
-const TENANT_TABLES: &[&str] = &["user_values", "users", "tokens"];
+const TENANT_TABLES: &[&str] = &["memberships", "groups", "user_values", "users", "tokens"];
 
 fn token_hashes_of(subdomain: &str) -> Stmt {
     Stmt::new(

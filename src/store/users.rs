@@ -12,14 +12,13 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::filter_sql::{condition, multi_storage, sort_expr, Condition, MultiStorage};
-use super::{Executor, Param, Stmt, StoreError};
-use crate::scim::error::{Error, Result, ScimType};
-use crate::scim::filter::Filter;
-use crate::scim::schema::{AttrRef, ENTERPRISE_USER_SCHEMA, USER};
-
-/// D1's limit on bound parameters per statement.
-pub const MAX_PARAMS: usize = 100;
+use super::filter_sql::{multi_storage, MultiStorage, Table};
+pub use super::listing::ListQuery;
+use super::listing::{list_page, MAX_PARAMS};
+use super::{Executor, Stmt, StoreError};
+use crate::scim::error::{Error, Result};
+use crate::scim::resource::MemberRef;
+use crate::scim::schema::{ENTERPRISE_USER_SCHEMA, USER};
 
 /// Columns of `user_values` written per row.
 const VALUE_COLUMNS: usize = 7;
@@ -34,6 +33,8 @@ pub struct StoredUser {
     pub updated_at: i64,
     /// Whether the enterprise `manager.value` names a user of the same tenant.
     pub manager_exists: bool,
+    /// The groups the user is a direct member of.
+    pub groups: Vec<MemberRef>,
 }
 
 #[derive(Deserialize)]
@@ -44,6 +45,34 @@ struct Row {
     created_at: i64,
     updated_at: i64,
     manager_exists: i64,
+    groups_json: Option<String>,
+}
+
+/// Decode a `json_group_array` of `{value, display, type?}` objects, sorted by display name.
+pub fn parse_refs(json: Option<&str>, default_type: &str) -> Result<Vec<MemberRef>> {
+    #[derive(Deserialize)]
+    struct R {
+        value: String,
+        display: Option<String>,
+        #[serde(rename = "type")]
+        kind: Option<String>,
+    }
+    let rows: Vec<R> = match json {
+        None => vec![],
+        Some(j) => {
+            serde_json::from_str(j).map_err(|e| Error::internal(format!("member list: {e}")))?
+        }
+    };
+    let mut refs: Vec<MemberRef> = rows
+        .into_iter()
+        .map(|r| MemberRef {
+            id: r.value,
+            kind: r.kind.unwrap_or_else(|| default_type.to_string()),
+            display: r.display,
+        })
+        .collect();
+    refs.sort_by(|a, b| (&a.display, &a.id).cmp(&(&b.display, &b.id)));
+    Ok(refs)
 }
 
 impl Row {
@@ -64,40 +93,19 @@ impl Row {
             created_at: self.created_at,
             updated_at: self.updated_at,
             manager_exists: self.manager_exists != 0,
+            groups: parse_refs(self.groups_json.as_deref(), "direct")?,
         })
     }
 }
 
+/// The user columns, the manager's existence, and the user's direct groups (RFC 7643 §4.1.2
+/// `groups`) as a JSON array from `memberships`: one statement, one index seek per row.
 const SELECT: &str = "SELECT u.id, u.data, u.version, u.created_at, u.updated_at, \
-     EXISTS (SELECT 1 FROM users m WHERE m.tenant_id = u.tenant_id AND m.id = u.manager_id) AS manager_exists \
+     EXISTS (SELECT 1 FROM users m WHERE m.tenant_id = u.tenant_id AND m.id = u.manager_id) AS manager_exists, \
+     (SELECT json_group_array(json_object('value', m.group_id, 'display', mg.display_name)) \
+      FROM memberships m JOIN groups mg ON mg.tenant_id = m.tenant_id AND mg.id = m.group_id \
+      WHERE m.tenant_id = u.tenant_id AND m.member_id = u.id) AS groups_json \
      FROM users u";
-
-/// What a list request asks for (RFC 7644 §3.4.2).
-pub struct ListQuery<'a> {
-    pub filter: Option<&'a Filter>,
-    pub sort_by: Option<&'a AttrRef>,
-    pub descending: bool,
-    /// 1-based.
-    pub start_index: u64,
-    pub count: u64,
-}
-
-/// The WHERE clause of a list query and its parameters: tenant first, then the filter's.
-pub fn list_where(tenant_id: &str, filter: Option<&Filter>) -> Result<Condition> {
-    let c = match filter {
-        Some(f) => condition(f, tenant_id)?,
-        None => Condition {
-            sql: "1".into(),
-            params: vec![],
-        },
-    };
-    let mut params = vec![Param::Text(tenant_id.to_string())];
-    params.extend(c.params);
-    Ok(Condition {
-        sql: format!("u.tenant_id = ? AND {}", c.sql),
-        params,
-    })
-}
 
 /// One page of users and the total that match, counted by the same WHERE clause, in one batch.
 pub async fn list<E: Executor>(
@@ -105,57 +113,12 @@ pub async fn list<E: Executor>(
     tenant_id: &str,
     q: &ListQuery<'_>,
 ) -> Result<(u64, Vec<StoredUser>)> {
-    let w = list_where(tenant_id, q.filter)?;
-    if w.params.len() + 2 > MAX_PARAMS {
-        return Err(Error::bad_request(
-            ScimType::InvalidFilter,
-            format!("the filter needs more than {MAX_PARAMS} bound values; simplify it"),
-        ));
-    }
-    let count = Stmt::new(
-        format!("SELECT COUNT(*) AS n FROM users u WHERE {}", w.sql),
-        w.params.clone(),
-    );
-    #[derive(Deserialize)]
-    struct Count {
-        n: i64,
-    }
-    if q.count == 0 {
-        let n = db.query(count).await?.first::<Count>()?.map_or(0, |c| c.n);
-        return Ok((n.max(0) as u64, vec![]));
-    }
-    let order = match q.sort_by {
-        Some(a) => {
-            let e = sort_expr(a)?;
-            let dir = if q.descending { "DESC" } else { "ASC" };
-            // Unassigned values sort last either way.
-            format!("({e}) IS NULL, {e} {dir}, u.created_at, u.id")
-        }
-        None => "u.created_at, u.id".to_string(),
-    };
-    let mut params = w.params;
-    params.push(Param::Int(q.count.min(i64::MAX as u64) as i64));
-    params.push(Param::Int(
-        q.start_index.saturating_sub(1).min(i64::MAX as u64) as i64,
-    ));
-    let page = Stmt::new(
-        format!("{SELECT} WHERE {} ORDER BY {order} LIMIT ? OFFSET ?", w.sql),
-        params,
-    );
-    let mut outs = db.batch(vec![count, page]).await?.into_iter();
-    let n = match outs.next() {
-        Some(o) => o.first::<Count>()?.map_or(0, |c| c.n),
-        None => 0,
-    };
-    let rows = match outs.next() {
-        Some(o) => o.decode::<Row>()?,
-        None => vec![],
-    };
+    let (n, rows) = list_page::<_, Row>(db, Table::Users, SELECT, tenant_id, q).await?;
     let users = rows
         .into_iter()
         .map(Row::into_user)
         .collect::<Result<Vec<_>>>()?;
-    Ok((n.max(0) as u64, users))
+    Ok((n, users))
 }
 
 pub async fn get<E: Executor>(db: &E, tenant_id: &str, id: &str) -> Result<Option<StoredUser>> {
@@ -341,6 +304,7 @@ pub async fn insert<E: Executor>(
         created_at: now,
         updated_at: now,
         manager_exists: manager,
+        groups: vec![],
     })
 }
 
@@ -413,6 +377,7 @@ pub async fn update<E: Executor>(
         created_at: current.created_at,
         updated_at: now,
         manager_exists: manager,
+        groups: current.groups.clone(),
     }))
 }
 
@@ -431,29 +396,30 @@ pub async fn delete<E: Executor>(
     tenant_id: &str,
     id: &str,
     if_version: Option<i64>,
+    now: i64,
 ) -> Result<Delete> {
-    let outs = db
-        .batch(vec![
-            Stmt::new(
-                "DELETE FROM users WHERE tenant_id = ? AND id = ? AND (? IS NULL OR version = ?)",
-                vec![
-                    tenant_id.into(),
-                    id.into(),
-                    if_version.into(),
-                    if_version.into(),
-                ],
-            ),
-            Stmt::new(
-                "DELETE FROM user_values WHERE tenant_id = ? AND user_id = ? \
+    let mut stmts = vec![
+        Stmt::new(
+            "DELETE FROM users WHERE tenant_id = ? AND id = ? AND (? IS NULL OR version = ?)",
+            vec![
+                tenant_id.into(),
+                id.into(),
+                if_version.into(),
+                if_version.into(),
+            ],
+        ),
+        Stmt::new(
+            "DELETE FROM user_values WHERE tenant_id = ? AND user_id = ? \
                  AND NOT EXISTS (SELECT 1 FROM users WHERE tenant_id = ? AND id = ?)",
-                vec![tenant_id.into(), id.into(), tenant_id.into(), id.into()],
-            ),
-            Stmt::new(
-                "SELECT EXISTS (SELECT 1 FROM users WHERE tenant_id = ? AND id = ?) AS e",
-                vec![tenant_id.into(), id.into()],
-            ),
-        ])
-        .await?;
+            vec![tenant_id.into(), id.into(), tenant_id.into(), id.into()],
+        ),
+    ];
+    stmts.extend(super::groups::forget_member(tenant_id, id, "users", now));
+    stmts.push(Stmt::new(
+        "SELECT EXISTS (SELECT 1 FROM users WHERE tenant_id = ? AND id = ?) AS e",
+        vec![tenant_id.into(), id.into()],
+    ));
+    let outs = db.batch(stmts).await?;
     if outs.first().map_or(0, |o| o.changes) > 0 {
         return Ok(Delete::Deleted);
     }
@@ -467,8 +433,10 @@ pub async fn delete<E: Executor>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scim::error::ScimType;
     use crate::scim::filter::parse;
     use crate::scim::schema::{Resolved, USER_TYPE};
+    use crate::store::listing::list_where;
     use crate::store::sqlite::Sqlite;
     use crate::store::tenants::{create_tenant, NewTenant};
     use pollster::block_on;
@@ -777,7 +745,7 @@ mod tests {
             ),
         ] {
             let f = parse(filter, &USER_TYPE).expect("parse");
-            let w = list_where(T, Some(&f)).expect("where");
+            let w = list_where(Table::Users, T, Some(&f)).expect("where");
             let plan = db.plan(
                 &format!("SELECT u.id FROM users u WHERE {}", w.sql),
                 &w.params,
@@ -851,15 +819,15 @@ mod tests {
         .expect("other tenant");
         // Delete: if-match, then for real, then gone; values go with it.
         assert_eq!(
-            block_on(delete(&db, T, "u1", Some(1))).expect("delete"),
+            block_on(delete(&db, T, "u1", Some(1), 10_000)).expect("delete"),
             Delete::Stale
         );
         assert_eq!(
-            block_on(delete(&db, T, "u1", Some(2))).expect("delete"),
+            block_on(delete(&db, T, "u1", Some(2), 10_000)).expect("delete"),
             Delete::Deleted
         );
         assert_eq!(
-            block_on(delete(&db, T, "u1", None)).expect("delete"),
+            block_on(delete(&db, T, "u1", None, 10_000)).expect("delete"),
             Delete::NotFound
         );
         assert_eq!(

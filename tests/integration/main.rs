@@ -1,13 +1,16 @@
 //! Integration tests over HTTP against a real `wrangler dev` (see `harness`).
 
 mod admin;
+mod groups;
 mod harness;
 mod scim_access;
 mod users;
 
 use serde_json::{json, Value};
 
-use harness::{server, unique};
+use harness::{server, unique, Resp};
+
+pub const PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
 /// Create a tenant through the admin API and return its subdomain.
 pub fn new_tenant(prefix: &str) -> String {
@@ -34,4 +37,83 @@ pub fn token_response(sub: &str) -> Value {
         .send()
         .expect(201)
         .json()
+}
+
+/// A tenant with a token, and shorthands for SCIM calls on it.
+pub struct Tenant {
+    pub sub: String,
+    pub token: String,
+}
+
+impl Tenant {
+    pub fn new(prefix: &str) -> Tenant {
+        let sub = new_tenant(prefix);
+        let token = new_token(&sub);
+        Tenant { sub, token }
+    }
+
+    pub fn call(&self, method: &str, path: &str) -> crate::harness::Call<'static> {
+        server().scim(&self.sub, method, path).bearer(&self.token)
+    }
+
+    pub fn get(&self, path: &str) -> Resp {
+        self.call("GET", path).send()
+    }
+
+    pub fn send(&self, method: &str, path: &str, body: &Value) -> Resp {
+        self.call(method, path)
+            .header("Content-Type", "application/scim+json; charset=utf-8")
+            .raw_body(&body.to_string())
+            .send()
+    }
+
+    pub fn patch(&self, id: &str, ops: Value) -> Value {
+        let r = self
+            .send(
+                "PATCH",
+                &format!("/Users/{id}"),
+                &json!({"schemas": [PATCH], "Operations": ops}),
+            )
+            .expect(200);
+        assert_eq!(r.header("content-type"), Some("application/scim+json"));
+        r.json()
+    }
+
+    pub fn user(&self, id: &str) -> Value {
+        self.get(&format!("/Users/{id}")).expect(200).json()
+    }
+
+    pub fn create(&self, body: Value) -> Value {
+        self.send("POST", "/Users", &body).expect(201).json()
+    }
+
+    /// The ids a filter finds, after checking the ListResponse's counts agree.
+    pub fn find(&self, filter: &str) -> Vec<String> {
+        let q: String = url_encode(filter);
+        let list = self.get(&format!("/Users?filter={q}")).expect(200).json();
+        let resources = list["Resources"].as_array().cloned().unwrap_or_default();
+        assert_eq!(list["totalResults"], resources.len(), "{list}");
+        assert_eq!(list["itemsPerPage"], resources.len(), "{list}");
+        resources
+            .iter()
+            .map(|r| r["id"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+}
+
+pub fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            b' ' => "+".to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The result of a filter that finds exactly this id.
+pub fn one(id: &str) -> Vec<String> {
+    vec![id.to_string()]
 }

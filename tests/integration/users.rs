@@ -2,85 +2,10 @@
 
 use serde_json::{json, Value};
 
-use crate::harness::{server, Resp};
-use crate::{new_tenant, new_token};
+use crate::harness::server;
+use crate::{one, url_encode, Tenant, PATCH};
 
 const ENT: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
-const PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
-
-/// A tenant with a token, and shorthands for SCIM calls on it.
-struct Tenant {
-    sub: String,
-    token: String,
-}
-
-impl Tenant {
-    fn new(prefix: &str) -> Tenant {
-        let sub = new_tenant(prefix);
-        let token = new_token(&sub);
-        Tenant { sub, token }
-    }
-
-    fn call(&self, method: &str, path: &str) -> crate::harness::Call<'static> {
-        server().scim(&self.sub, method, path).bearer(&self.token)
-    }
-
-    fn get(&self, path: &str) -> Resp {
-        self.call("GET", path).send()
-    }
-
-    fn send(&self, method: &str, path: &str, body: &Value) -> Resp {
-        self.call(method, path)
-            .header("Content-Type", "application/scim+json; charset=utf-8")
-            .raw_body(&body.to_string())
-            .send()
-    }
-
-    fn patch(&self, id: &str, ops: Value) -> Value {
-        let r = self
-            .send(
-                "PATCH",
-                &format!("/Users/{id}"),
-                &json!({"schemas": [PATCH], "Operations": ops}),
-            )
-            .expect(200);
-        assert_eq!(r.header("content-type"), Some("application/scim+json"));
-        r.json()
-    }
-
-    fn user(&self, id: &str) -> Value {
-        self.get(&format!("/Users/{id}")).expect(200).json()
-    }
-
-    fn create(&self, body: Value) -> Value {
-        self.send("POST", "/Users", &body).expect(201).json()
-    }
-
-    /// The ids a filter finds, after checking the ListResponse's counts agree.
-    fn find(&self, filter: &str) -> Vec<String> {
-        let q: String = url_encode(filter);
-        let list = self.get(&format!("/Users?filter={q}")).expect(200).json();
-        let resources = list["Resources"].as_array().cloned().unwrap_or_default();
-        assert_eq!(list["totalResults"], resources.len(), "{list}");
-        assert_eq!(list["itemsPerPage"], resources.len(), "{list}");
-        resources
-            .iter()
-            .map(|r| r["id"].as_str().unwrap_or_default().to_string())
-            .collect()
-    }
-}
-
-fn url_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            b' ' => "+".to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
 
 fn entra_create_body(user_name: &str, external_id: &str) -> Value {
     // entra-dialect.md §1.2, TUT "Create User", verbatim but for the names.
@@ -749,9 +674,4 @@ fn users_never_cross_tenants() {
         token: a.token.clone(),
     };
     a2.get(&format!("/Users/{id}")).scim_error(404);
-}
-
-/// The result of a filter that finds exactly this id.
-fn one(id: &str) -> Vec<String> {
-    vec![id.to_string()]
 }

@@ -1,0 +1,112 @@
+//! What the `/Users` and `/Groups` handlers share: the request context, `attributes` /
+//! `excludedAttributes`, ETag preconditions, and the back-off between conditional-write retries.
+
+use serde_json::{Map, Value};
+use std::time::Duration;
+use worker::Delay;
+
+use super::App;
+use crate::scim::error::{Error, Result};
+use crate::scim::query::{etag_matches, ListParams};
+use crate::scim::resource::{self, etag, selectors, Selector};
+use crate::scim::schema::{ResourceType, Returned};
+use crate::tenancy::token;
+
+/// Attempts at a conditional write before giving up under contention.
+pub const MAX_ATTEMPTS: u32 = 32;
+
+/// What every handler needs: the app, whose data, and the tenant's SCIM root URL.
+pub struct Ctx<'a> {
+    pub app: &'a App,
+    pub tenant_id: &'a str,
+    /// `https://acme.example.com/api/scim/v2` (or the path form).
+    pub base: &'a str,
+}
+
+impl Ctx<'_> {
+    pub fn location(&self, rt: &ResourceType, id: &str) -> String {
+        format!("{}{}/{id}", self.base, rt.endpoint)
+    }
+}
+
+/// `attributes` / `excludedAttributes` of a request (RFC 7644 §3.4.2.5, §3.9).
+pub struct Selection {
+    rt: &'static ResourceType,
+    attributes: Vec<Selector>,
+    excluded: Vec<Selector>,
+}
+
+impl Selection {
+    pub fn of(rt: &'static ResourceType, p: &ListParams) -> Selection {
+        let parse = |s: &Option<String>| s.as_deref().map(|s| selectors(rt, s)).unwrap_or_default();
+        Selection {
+            rt,
+            attributes: parse(&p.attributes),
+            excluded: parse(&p.excluded_attributes),
+        }
+    }
+
+    /// Whether the request asked to shape the response at all.
+    pub fn is_empty(&self) -> bool {
+        self.attributes.is_empty() && self.excluded.is_empty()
+    }
+
+    /// Whether the response will contain this core attribute (so the store can skip reading
+    /// it: `excludedAttributes=members`).
+    pub fn wants(&self, name: &str) -> bool {
+        let names = |sels: &[Selector], whole: bool| {
+            sels.iter().any(|s| matches!(s, Selector::Attr(a) if !a.extension && a.attr.name == name && (!whole || a.sub.is_none())))
+        };
+        if names(&self.excluded, true) {
+            return false;
+        }
+        let always = self
+            .rt
+            .schema
+            .attr(name)
+            .is_some_and(|a| a.returned == Returned::Always);
+        self.attributes.is_empty() || always || names(&self.attributes, false)
+    }
+
+    pub fn apply(&self, r: &mut Map<String, Value>) {
+        resource::project(self.rt, r, &self.attributes, &self.excluded);
+    }
+}
+
+pub fn precondition_failed() -> Error {
+    Error::new(
+        412,
+        "the resource has changed: its version does not match If-Match",
+    )
+}
+
+/// Check `If-Match` against the current version (RFC 7644 §3.14).
+pub fn check_if_match(if_match: Option<&str>, version: i64) -> Result<()> {
+    match if_match {
+        Some(h) if !etag_matches(h, &etag(version)) => Err(precondition_failed()),
+        _ => Ok(()),
+    }
+}
+
+/// Too many concurrent writers won the race; the client should retry shortly.
+pub fn contention(kind: &str) -> Error {
+    Error::new(
+        503,
+        format!("the {kind} is being changed by many requests at once; retry"),
+    )
+}
+
+/// A short random pause that grows with the attempt, so racing writers spread out.
+pub async fn backoff(attempt: u32) {
+    let spread = 2 + 3 * u64::from(attempt);
+    let jitter = u64::from(getrandom::u32().unwrap_or(0)) % spread;
+    Delay::from(Duration::from_millis(jitter)).await;
+}
+
+pub fn new_id(prefix: &str) -> Result<String> {
+    token::random_id(prefix).map_err(|e| Error::internal(format!("getrandom: {}", e.0)))
+}
+
+pub fn new_uuid() -> Result<String> {
+    token::random_uuid().map_err(|e| Error::internal(format!("getrandom: {}", e.0)))
+}

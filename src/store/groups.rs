@@ -1,0 +1,861 @@
+//! SQL for SCIM Groups and their memberships.
+//!
+//! A membership is a row of `memberships (tenant_id, group_id, member_id, member_type)`. Adding
+//! members is `INSERT … ON CONFLICT DO NOTHING`, removing them `DELETE … WHERE`: no statement
+//! reads or rewrites a member list, so concurrent member changes cannot undo each other, and one
+//! member costs the same in a group of 10 or 100,000. Each member PATCH also bumps the group's
+//! `version` (`version = version + 1`, one small row) so that `meta.version` changes.
+//!
+//! Statements that must commit together go in one batch; those after the group's own UPDATE are
+//! guarded by the `write_id` it set (as for users), so a write that lost a version race changes
+//! nothing.
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+
+use super::filter_sql::{member_condition, Table, MEMBER_DISPLAY};
+use super::listing::{list_page, ListQuery, MAX_PARAMS};
+use super::users::parse_refs;
+use super::{Executor, Param, Stmt, StoreError};
+use crate::scim::error::{Error, Result, ScimType};
+use crate::scim::filter::Filter;
+use crate::scim::patch::MemberOp;
+use crate::scim::resource::MemberRef;
+
+/// A group as stored; `members` is `None` when the query did not ask for them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredGroup {
+    pub id: String,
+    pub data: Map<String, Value>,
+    pub version: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub members: Option<Vec<MemberRef>>,
+}
+
+#[derive(Deserialize)]
+struct Row {
+    id: String,
+    data: String,
+    version: i64,
+    created_at: i64,
+    updated_at: i64,
+    members_json: Option<String>,
+}
+
+impl Row {
+    fn into_group(self, with_members: bool) -> Result<StoredGroup> {
+        let data = match serde_json::from_str(&self.data) {
+            Ok(Value::Object(m)) => m,
+            _ => {
+                return Err(Error::internal(format!(
+                    "group {} has a corrupt data column",
+                    self.id
+                )))
+            }
+        };
+        let members = if with_members {
+            Some(parse_refs(self.members_json.as_deref(), "User")?)
+        } else {
+            None
+        };
+        Ok(StoredGroup {
+            id: self.id,
+            data,
+            version: self.version,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            members,
+        })
+    }
+}
+
+/// The group columns, with the members as one JSON array when asked for (Entra asks for
+/// `excludedAttributes=members` on every group query: then they are not read at all).
+fn select(with_members: bool) -> String {
+    let members = if with_members {
+        format!(
+            "(SELECT json_group_array(json_object('value', m.member_id, 'type', m.member_type, 'display', {MEMBER_DISPLAY})) \
+             FROM memberships m WHERE m.tenant_id = g.tenant_id AND m.group_id = g.id)"
+        )
+    } else {
+        "NULL".to_string()
+    };
+    format!("SELECT g.id, g.data, g.version, g.created_at, g.updated_at, {members} AS members_json FROM groups g")
+}
+
+pub async fn list<E: Executor>(
+    db: &E,
+    tenant_id: &str,
+    q: &ListQuery<'_>,
+    with_members: bool,
+) -> Result<(u64, Vec<StoredGroup>)> {
+    let (n, rows) =
+        list_page::<_, Row>(db, Table::Groups, &select(with_members), tenant_id, q).await?;
+    let groups = rows
+        .into_iter()
+        .map(|r| r.into_group(with_members))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((n, groups))
+}
+
+pub async fn get<E: Executor>(
+    db: &E,
+    tenant_id: &str,
+    id: &str,
+    with_members: bool,
+) -> Result<Option<StoredGroup>> {
+    let row: Option<Row> = db
+        .query(Stmt::new(
+            format!(
+                "{} WHERE g.tenant_id = ? AND g.id = ?",
+                select(with_members)
+            ),
+            vec![tenant_id.into(), id.into()],
+        ))
+        .await?
+        .first()?;
+    row.map(|r| r.into_group(with_members)).transpose()
+}
+
+/// Which of these ids are users or groups of the tenant, and which kind each is.
+pub async fn resolve_members<E: Executor>(
+    db: &E,
+    tenant_id: &str,
+    ids: &[String],
+) -> Result<HashMap<String, &'static str>> {
+    let mut found = HashMap::new();
+    if ids.is_empty() {
+        return Ok(found);
+    }
+    // Two IN lists of the same ids plus two tenant ids per statement.
+    let per_stmt = (MAX_PARAMS - 2) / 2;
+    let stmts: Vec<Stmt> = ids
+        .chunks(per_stmt)
+        .map(|chunk| {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let mut params: Vec<Param> = vec![tenant_id.into()];
+            params.extend(chunk.iter().map(|i| Param::from(i.as_str())));
+            params.push(tenant_id.into());
+            params.extend(chunk.iter().map(|i| Param::from(i.as_str())));
+            Stmt::new(
+                format!(
+                    "SELECT id, 'User' AS kind FROM users WHERE tenant_id = ? AND id IN ({marks}) \
+                     UNION ALL SELECT id, 'Group' AS kind FROM groups WHERE tenant_id = ? AND id IN ({marks})"
+                ),
+                params,
+            )
+        })
+        .collect();
+    #[derive(Deserialize)]
+    struct Found {
+        id: String,
+        kind: String,
+    }
+    for out in db.batch(stmts).await? {
+        for f in out.decode::<Found>()? {
+            found.insert(f.id, if f.kind == "Group" { "Group" } else { "User" });
+        }
+    }
+    Ok(found)
+}
+
+/// Resolve member ids to users or groups of this tenant. Any other id, or the group itself, is
+/// 400 `invalidValue`, before anything is written.
+pub async fn resolve<E: Executor>(
+    db: &E,
+    tenant_id: &str,
+    group_id: &str,
+    ids: &[String],
+) -> Result<Vec<(String, &'static str)>> {
+    let mut seen = std::collections::HashSet::new();
+    let unique: Vec<String> = ids
+        .iter()
+        .filter(|i| seen.insert(i.as_str()))
+        .cloned()
+        .collect();
+    if unique.iter().any(|i| i == group_id) {
+        return Err(Error::bad_request(
+            ScimType::InvalidValue,
+            "a group cannot be a member of itself",
+        ));
+    }
+    let found = resolve_members(db, tenant_id, &unique).await?;
+    let missing: Vec<&str> = unique
+        .iter()
+        .filter(|i| !found.contains_key(*i))
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        return Err(Error::bad_request(
+            ScimType::InvalidValue,
+            format!(
+                "no user or group of this organisation has the id: {}",
+                missing.join(", ")
+            ),
+        ));
+    }
+    Ok(unique
+        .into_iter()
+        .filter_map(|i| found.get(&i).map(|k| (i.clone(), *k)))
+        .collect())
+}
+
+/// Turn parsed member operations into member changes, resolving (and so validating) every id
+/// that is added.
+pub async fn member_changes<E: Executor>(
+    db: &E,
+    tenant_id: &str,
+    group_id: &str,
+    ops: Vec<MemberOp>,
+) -> Result<Vec<MemberChange>> {
+    let mut changes = Vec::with_capacity(ops.len());
+    for op in ops {
+        match op {
+            MemberOp::Add(ids) => changes.push(MemberChange::Add(
+                resolve(db, tenant_id, group_id, &ids).await?,
+            )),
+            MemberOp::Replace(ids) => {
+                let members = resolve(db, tenant_id, group_id, &ids).await?;
+                changes.push(MemberChange::RemoveAll);
+                changes.push(MemberChange::Add(members));
+            }
+            MemberOp::Remove(ids) => changes.push(MemberChange::Remove(ids)),
+            MemberOp::RemoveAll => changes.push(MemberChange::RemoveAll),
+            MemberOp::RemoveWhere(f) => changes.push(MemberChange::RemoveWhere(f)),
+        }
+    }
+    Ok(changes)
+}
+
+/// A change to a group's member set, with member ids already resolved to their kind.
+#[derive(Debug, Clone)]
+pub enum MemberChange {
+    Add(Vec<(String, &'static str)>),
+    Remove(Vec<String>),
+    RemoveAll,
+    RemoveWhere(Filter),
+}
+
+/// The statements of member changes for one group, guarded by `write_id`.
+fn member_statements(
+    tenant_id: &str,
+    group_id: &str,
+    write_id: &str,
+    changes: &[MemberChange],
+) -> Result<Vec<Stmt>> {
+    let guard = "EXISTS (SELECT 1 FROM groups WHERE tenant_id = ? AND id = ? AND write_id = ?)";
+    let guard_params =
+        || -> Vec<Param> { vec![tenant_id.into(), group_id.into(), write_id.into()] };
+    let mut stmts = Vec::new();
+    for change in changes {
+        match change {
+            MemberChange::Add(members) => {
+                let per_stmt = (MAX_PARAMS - 5) / 2;
+                for chunk in members.chunks(per_stmt) {
+                    let tuples = vec!["(?, ?)"; chunk.len()].join(", ");
+                    let mut params: Vec<Param> = vec![tenant_id.into(), group_id.into()];
+                    for (id, kind) in chunk {
+                        params.push(id.as_str().into());
+                        params.push((*kind).into());
+                    }
+                    params.extend(guard_params());
+                    stmts.push(Stmt::new(
+                        format!(
+                            "INSERT INTO memberships (tenant_id, group_id, member_id, member_type) \
+                             SELECT ?, ?, column1, column2 FROM (VALUES {tuples}) WHERE {guard} \
+                             ON CONFLICT DO NOTHING"
+                        ),
+                        params,
+                    ));
+                }
+            }
+            MemberChange::Remove(ids) => {
+                let per_stmt = MAX_PARAMS - 5;
+                for chunk in ids.chunks(per_stmt) {
+                    let marks = vec!["?"; chunk.len()].join(", ");
+                    let mut params: Vec<Param> = vec![tenant_id.into(), group_id.into()];
+                    params.extend(chunk.iter().map(|i| Param::from(i.as_str())));
+                    params.extend(guard_params());
+                    stmts.push(Stmt::new(
+                        format!("DELETE FROM memberships WHERE tenant_id = ? AND group_id = ? AND member_id IN ({marks}) AND {guard}"),
+                        params,
+                    ));
+                }
+            }
+            MemberChange::RemoveAll => {
+                let mut params: Vec<Param> = vec![tenant_id.into(), group_id.into()];
+                params.extend(guard_params());
+                stmts.push(Stmt::new(
+                    format!(
+                        "DELETE FROM memberships WHERE tenant_id = ? AND group_id = ? AND {guard}"
+                    ),
+                    params,
+                ));
+            }
+            MemberChange::RemoveWhere(filter) => {
+                let c = member_condition(filter, tenant_id)?;
+                let mut params: Vec<Param> = vec![tenant_id.into(), group_id.into()];
+                params.extend(c.params);
+                params.extend(guard_params());
+                if params.len() > MAX_PARAMS {
+                    return Err(Error::bad_request(
+                        ScimType::InvalidPath,
+                        format!("the members filter needs more than {MAX_PARAMS} bound values"),
+                    ));
+                }
+                stmts.push(Stmt::new(
+                    format!(
+                        "DELETE FROM memberships AS m WHERE m.tenant_id = ? AND m.group_id = ? AND {} AND {guard}",
+                        c.sql
+                    ),
+                    params,
+                ));
+            }
+        }
+    }
+    Ok(stmts)
+}
+
+/// Statements that remove a deleted user or group from every group it was in (bumping those
+/// groups' versions), once `table` no longer holds `id`.
+pub fn forget_member(tenant_id: &str, id: &str, table: &'static str, now: i64) -> Vec<Stmt> {
+    let gone = format!("NOT EXISTS (SELECT 1 FROM {table} WHERE tenant_id = ? AND id = ?)");
+    vec![
+        Stmt::new(
+            format!(
+                "UPDATE groups SET version = version + 1, updated_at = ? WHERE tenant_id = ? \
+                 AND id IN (SELECT group_id FROM memberships WHERE tenant_id = ? AND member_id = ?) AND {gone}"
+            ),
+            vec![now.into(), tenant_id.into(), tenant_id.into(), id.into(), tenant_id.into(), id.into()],
+        ),
+        Stmt::new(
+            format!("DELETE FROM memberships WHERE tenant_id = ? AND member_id = ? AND {gone}"),
+            vec![tenant_id.into(), id.into(), tenant_id.into(), id.into()],
+        ),
+    ]
+}
+
+fn columns(data: &Map<String, Value>) -> (String, Option<String>) {
+    let text = |k: &str| data.get(k).and_then(Value::as_str).map(str::to_string);
+    (text("displayName").unwrap_or_default(), text("externalId"))
+}
+
+fn taken(display_name: &str) -> Error {
+    Error::conflict(format!(
+        "a group named '{display_name}' already exists in this organisation"
+    ))
+}
+
+/// Insert a group with its members in one batch. A taken displayName is 409 `uniqueness`.
+pub async fn insert<E: Executor>(
+    db: &E,
+    tenant_id: &str,
+    id: &str,
+    data: &Map<String, Value>,
+    members: Vec<(String, &'static str)>,
+    now: i64,
+    write_id: &str,
+) -> Result<()> {
+    let (display_name, external_id) = columns(data);
+    let mut stmts = vec![Stmt::new(
+        "INSERT INTO groups (tenant_id, id, display_name, external_id, data, version, write_id, created_at, updated_at) \
+         VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?)",
+        vec![
+            tenant_id.into(),
+            id.into(),
+            display_name.as_str().into(),
+            external_id.into(),
+            Value::Object(data.clone()).to_string().into(),
+            write_id.into(),
+            now.into(),
+            now.into(),
+        ],
+    )];
+    if !members.is_empty() {
+        stmts.extend(member_statements(
+            tenant_id,
+            id,
+            write_id,
+            &[MemberChange::Add(members)],
+        )?);
+    }
+    match db.batch(stmts).await {
+        Ok(_) => Ok(()),
+        Err(StoreError::Unique(_)) => Err(taken(&display_name)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The result of a group write.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Write {
+    Done,
+    /// The group's version was no longer the one read (or the group is gone).
+    Stale,
+}
+
+/// Write a group's attributes (if `data` is given, conditionally on `expected_version`) and
+/// its member changes, in one batch. Without `data`, the version is bumped unconditionally:
+/// member changes commute, so they never need to retry.
+#[allow(clippy::too_many_arguments)]
+pub async fn write<E: Executor>(
+    db: &E,
+    tenant_id: &str,
+    id: &str,
+    expected_version: i64,
+    data: Option<&Map<String, Value>>,
+    changes: &[MemberChange],
+    now: i64,
+    write_id: &str,
+) -> Result<Write> {
+    let head = match data {
+        Some(data) => {
+            let (display_name, external_id) = columns(data);
+            Stmt::new(
+                "UPDATE groups SET display_name = ?, external_id = ?, data = ?, version = version + 1, \
+                 write_id = ?, updated_at = ? WHERE tenant_id = ? AND id = ? AND version = ?",
+                vec![
+                    display_name.into(),
+                    external_id.into(),
+                    Value::Object(data.clone()).to_string().into(),
+                    write_id.into(),
+                    now.into(),
+                    tenant_id.into(),
+                    id.into(),
+                    expected_version.into(),
+                ],
+            )
+        }
+        None => Stmt::new(
+            "UPDATE groups SET version = version + 1, write_id = ?, updated_at = ? WHERE tenant_id = ? AND id = ?",
+            vec![write_id.into(), now.into(), tenant_id.into(), id.into()],
+        ),
+    };
+    let mut stmts = vec![head];
+    stmts.extend(member_statements(tenant_id, id, write_id, changes)?);
+    let outs = match db.batch(stmts).await {
+        Ok(outs) => outs,
+        Err(StoreError::Unique(_)) => {
+            let name = data.map(columns).map(|c| c.0).unwrap_or_default();
+            return Err(taken(&name));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    Ok(if outs.first().map_or(0, |o| o.changes) == 0 {
+        Write::Stale
+    } else {
+        Write::Done
+    })
+}
+
+/// Delete a group: its row, its members, and its membership in other groups, in one batch.
+/// Returns false if there was no such group (at `if_version`, when given).
+pub async fn delete<E: Executor>(
+    db: &E,
+    tenant_id: &str,
+    id: &str,
+    if_version: Option<i64>,
+    now: i64,
+) -> Result<bool> {
+    let mut stmts = vec![
+        Stmt::new(
+            "DELETE FROM groups WHERE tenant_id = ? AND id = ? AND (? IS NULL OR version = ?)",
+            vec![
+                tenant_id.into(),
+                id.into(),
+                if_version.into(),
+                if_version.into(),
+            ],
+        ),
+        Stmt::new(
+            "DELETE FROM memberships WHERE tenant_id = ? AND group_id = ? \
+             AND NOT EXISTS (SELECT 1 FROM groups WHERE tenant_id = ? AND id = ?)",
+            vec![tenant_id.into(), id.into(), tenant_id.into(), id.into()],
+        ),
+    ];
+    stmts.extend(forget_member(tenant_id, id, "groups", now));
+    let outs = db.batch(stmts).await?;
+    Ok(outs.first().map_or(0, |o| o.changes) > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scim::filter::parse;
+    use crate::scim::patch;
+    use crate::scim::resource::from_request;
+    use crate::scim::schema::{GROUP_TYPE, USER_TYPE};
+    use crate::store::listing::list_where;
+    use crate::store::sqlite::Sqlite;
+    use crate::store::tenants::{create_tenant, NewTenant};
+    use crate::store::users;
+    use pollster::block_on;
+    use serde_json::json;
+    use std::path::Path;
+
+    const T: &str = "ten_a";
+
+    /// Tenant A with users u1..u5 and groups g1 ("Sales", members from `before`) and g2;
+    /// tenant B with one user.
+    fn db(before: &Value) -> Sqlite {
+        let db = Sqlite::migrated();
+        for (id, sub) in [(T, "a"), ("ten_b", "b")] {
+            block_on(create_tenant(
+                &db,
+                NewTenant {
+                    id,
+                    subdomain: sub,
+                    name: sub,
+                    provisioning_enabled: true,
+                    now: 0,
+                },
+            ))
+            .expect("tenant");
+        }
+        for i in 1..=5 {
+            let data = from_request(&USER_TYPE, &json!({"userName": format!("user{i}@x.org")}))
+                .expect("user");
+            block_on(users::insert(&db, T, &format!("u{i}"), &data, i, "w")).expect("insert");
+        }
+        let other = from_request(&USER_TYPE, &json!({"userName": "b@x.org"})).expect("user");
+        block_on(users::insert(
+            &db,
+            "ten_b",
+            "other-tenant-user",
+            &other,
+            1,
+            "w",
+        ))
+        .expect("insert");
+        let members: Vec<(String, &str)> = before["members"]
+            .as_array()
+            .map(|m| {
+                m.iter()
+                    .filter_map(Value::as_str)
+                    .map(|s| (s.to_string(), "User"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let sales = json!({"displayName": before["displayName"].as_str().unwrap_or("Sales")});
+        block_on(insert(
+            &db,
+            T,
+            "g1",
+            sales.as_object().expect("object"),
+            members,
+            10,
+            "w1",
+        ))
+        .expect("g1");
+        block_on(insert(
+            &db,
+            T,
+            "g2",
+            json!({"displayName": "Marketing"})
+                .as_object()
+                .expect("object"),
+            vec![],
+            11,
+            "w2",
+        ))
+        .expect("g2");
+        db
+    }
+
+    fn state(db: &Sqlite, id: &str) -> Value {
+        let g = block_on(get(db, T, id, true))
+            .expect("get")
+            .expect("exists");
+        let mut members: Vec<String> = g
+            .members
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| m.id)
+            .collect();
+        members.sort();
+        let mut s = g.data.clone();
+        s.insert("members".into(), json!(members));
+        Value::Object(s)
+    }
+
+    fn replay(path: &Path) -> std::result::Result<(), String> {
+        let f: Value =
+            serde_json::from_str(&std::fs::read_to_string(path).map_err(|e| e.to_string())?)
+                .map_err(|e| e.to_string())?;
+        let before = f
+            .get("before")
+            .cloned()
+            .unwrap_or(json!({"displayName": "Sales", "members": []}));
+        let db = db(&before);
+        let request = &f["request"];
+        let (result, id) = match f["operation"].as_str() {
+            Some("group_create") => {
+                let r = (|| {
+                    let mut data = from_request(&GROUP_TYPE, request)?;
+                    data.remove("members");
+                    let ids = patch::member_ids(request.get("members").unwrap_or(&Value::Null))?;
+                    let members = block_on(resolve(&db, T, "gnew", &ids))?;
+                    block_on(insert(&db, T, "gnew", &data, members, 20, "w3"))
+                })();
+                (r, "gnew")
+            }
+            Some("group_patch") => {
+                let r = (|| {
+                    let ops = patch::parse(&GROUP_TYPE, request)?;
+                    let (attr_ops, member_ops) = patch::take_members(ops, "members")?;
+                    let changes = block_on(member_changes(&db, T, "g1", member_ops))?;
+                    let current = block_on(get(&db, T, "g1", false))?
+                        .ok_or_else(|| Error::not_found("g1"))?;
+                    let data = if attr_ops.is_empty() {
+                        None
+                    } else {
+                        Some(patch::apply(&GROUP_TYPE, &current.data, &attr_ops)?)
+                    };
+                    block_on(write(
+                        &db,
+                        T,
+                        "g1",
+                        current.version,
+                        data.as_ref(),
+                        &changes,
+                        30,
+                        "w4",
+                    ))
+                    .map(|_| ())
+                })();
+                (r, "g1")
+            }
+            other => return Err(format!("unknown operation {other:?}")),
+        };
+        if let (Err(e), Some(err)) = (&result, f.get("error")) {
+            let ok = u64::from(e.status) == err["status"].as_u64().unwrap_or(0)
+                && e.scim_type.map(|t| t.as_str()) == err["scimType"].as_str();
+            if !ok {
+                return Err(format!(
+                    "expected error {err}, got {} {:?}: {}",
+                    e.status, e.scim_type, e.detail
+                ));
+            }
+        } else if let Err(e) = result {
+            return Err(format!(
+                "unexpected error {} {:?}: {}",
+                e.status, e.scim_type, e.detail
+            ));
+        } else if let Some(err) = f.get("error") {
+            return Err(format!("expected error {err}, but it succeeded"));
+        }
+        let got = state(&db, id);
+        if got != f["expect"] {
+            return Err(format!("expected {}\n   got      {got}", f["expect"]));
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn group_fixtures_leave_the_expected_membership() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let mut failures = Vec::new();
+        let mut count = 0;
+        for source in ["entra", "okta"] {
+            let mut files: Vec<_> = std::fs::read_dir(root.join(source))
+                .expect("dir")
+                .map(|e| e.expect("entry").path())
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with("group"))
+                })
+                .collect();
+            files.sort();
+            for file in files {
+                count += 1;
+                if let Err(why) = replay(&file) {
+                    failures.push(format!("{}: {why}", file.display()));
+                }
+            }
+        }
+        assert!(count >= 20, "only {count} group fixtures");
+        assert!(
+            failures.is_empty(),
+            "{} of {count} failed:\n{}",
+            failures.len(),
+            failures.join("\n")
+        );
+    }
+
+    fn ids(db: &Sqlite, filter: &str) -> Vec<String> {
+        let f = parse(filter, &GROUP_TYPE).unwrap_or_else(|e| panic!("{filter}: {}", e.detail));
+        let q = ListQuery {
+            filter: Some(&f),
+            sort_by: None,
+            descending: false,
+            start_index: 1,
+            count: 100,
+        };
+        let (n, groups) = block_on(list(db, T, &q, false)).expect("list");
+        assert_eq!(n as usize, groups.len());
+        assert!(
+            groups.iter().all(|g| g.members.is_none()),
+            "members not read when not asked for"
+        );
+        groups.into_iter().map(|g| g.id).collect()
+    }
+
+    #[test]
+    fn entra_group_queries() {
+        let db = db(&json!({"displayName": "Sales", "members": ["u1", "u2"]}));
+        assert_eq!(ids(&db, r#"displayName eq "sales""#), ["g1"]);
+        assert_eq!(
+            ids(&db, r#"displayName eq "7d420df3""#),
+            Vec::<String>::new()
+        );
+        assert_eq!(ids(&db, r#"id eq "g1" and members eq "u1""#), ["g1"]);
+        assert_eq!(
+            ids(&db, r#"id eq "g1" and members eq "u3""#),
+            Vec::<String>::new()
+        );
+        assert_eq!(ids(&db, r#"members[value eq "u2"]"#), ["g1"]);
+        assert_eq!(ids(&db, r#"id eq "g1" and members[value eq "u2"]"#), ["g1"]);
+        assert_eq!(ids(&db, r#"members[display eq "user1@x.org"]"#), ["g1"]);
+        assert_eq!(ids(&db, r#"members pr"#), ["g1"]);
+        assert_eq!(ids(&db, r#"not (members pr)"#), ["g2"]);
+        // The user side: groups[value eq …] and groups.value.
+        let f = parse(r#"groups[value eq "g1"]"#, &USER_TYPE).expect("parse");
+        let q = ListQuery {
+            filter: Some(&f),
+            sort_by: None,
+            descending: false,
+            start_index: 1,
+            count: 10,
+        };
+        let (_, us) = block_on(users::list(&db, T, &q)).expect("list");
+        assert_eq!(
+            us.iter().map(|u| u.id.as_str()).collect::<Vec<_>>(),
+            ["u1", "u2"]
+        );
+        assert_eq!(
+            us[0].groups,
+            vec![MemberRef {
+                id: "g1".into(),
+                kind: "direct".into(),
+                display: Some("Sales".into())
+            }]
+        );
+        for (filter, must_use) in [
+            (r#"displayName eq "Sales""#, "groups_by_display_name"),
+            (r#"externalId eq "x""#, "groups_by_external_id"),
+            (
+                r#"id eq "g1" and members eq "u1""#,
+                "(tenant_id=? AND id=?)",
+            ),
+            (r#"members[value eq "u1"]"#, "memberships_by_member"),
+        ] {
+            let f = parse(filter, &GROUP_TYPE).expect("parse");
+            let w = list_where(Table::Groups, T, Some(&f)).expect("where");
+            let plan = db.plan(
+                &format!("SELECT g.id FROM groups g WHERE {}", w.sql),
+                &w.params,
+            );
+            assert!(
+                plan.contains(must_use),
+                "{filter}: plan does not use {must_use}:\n{plan}"
+            );
+            assert!(!plan.contains("SCAN g"), "{filter}: scans groups:\n{plan}");
+            println!("{filter}\n{plan}");
+        }
+    }
+
+    #[test]
+    fn deleting_users_and_groups_removes_their_memberships() {
+        let db = db(&json!({"displayName": "Sales", "members": ["u1", "u2"]}));
+        let changes = vec![MemberChange::Add(vec![("g2".into(), "Group")])];
+        block_on(write(&db, T, "g1", 1, None, &changes, 40, "w5")).expect("nest");
+        assert_eq!(
+            block_on(get(&db, T, "g1", false))
+                .expect("get")
+                .expect("g1")
+                .version,
+            2
+        );
+        assert_eq!(
+            block_on(users::delete(&db, T, "u1", None, 50)).expect("delete"),
+            users::Delete::Deleted
+        );
+        assert_eq!(state(&db, "g1")["members"], json!(["g2", "u2"]));
+        assert_eq!(
+            block_on(get(&db, T, "g1", false))
+                .expect("get")
+                .expect("g1")
+                .version,
+            3,
+            "member removal bumps the version"
+        );
+        assert!(block_on(delete(&db, T, "g2", None, 60)).expect("delete"));
+        assert_eq!(state(&db, "g1")["members"], json!(["u2"]));
+        assert!(block_on(delete(&db, T, "g1", Some(1), 70))
+            .map(|d| !d)
+            .expect("stale delete refused"));
+        assert!(block_on(delete(&db, T, "g1", None, 70)).expect("delete"));
+        assert_eq!(db.count("SELECT COUNT(*) FROM memberships"), 0);
+        assert!(!block_on(delete(&db, T, "g1", None, 70)).expect("second delete"));
+    }
+
+    #[test]
+    fn renaming_onto_a_taken_display_name_is_409() {
+        let db = db(&json!({"displayName": "Sales", "members": []}));
+        let data = json!({"displayName": "MARKETING"});
+        let e =
+            block_on(write(&db, T, "g1", 1, data.as_object(), &[], 80, "w6")).expect_err("taken");
+        assert_eq!((e.status, e.scim_type), (409, Some(ScimType::Uniqueness)));
+        let e = block_on(insert(
+            &db,
+            T,
+            "g3",
+            data.as_object().expect("object"),
+            vec![],
+            80,
+            "w7",
+        ))
+        .expect_err("taken");
+        assert_eq!(e.status, 409);
+    }
+
+    #[test]
+    fn a_large_member_list_is_chunked_under_the_parameter_limit() {
+        let db = db(&json!({"displayName": "Sales", "members": []}));
+        let many: Vec<(String, &str)> = (0..500).map(|i| (format!("x{i}"), "User")).collect();
+        block_on(write(
+            &db,
+            T,
+            "g1",
+            1,
+            None,
+            &[MemberChange::Add(many)],
+            90,
+            "w8",
+        ))
+        .expect("add");
+        assert_eq!(
+            db.count("SELECT COUNT(*) FROM memberships WHERE group_id = 'g1'"),
+            500
+        );
+        let remove: Vec<String> = (0..250).map(|i| format!("x{i}")).collect();
+        block_on(write(
+            &db,
+            T,
+            "g1",
+            2,
+            None,
+            &[MemberChange::Remove(remove)],
+            91,
+            "w9",
+        ))
+        .expect("remove");
+        assert_eq!(
+            db.count("SELECT COUNT(*) FROM memberships WHERE group_id = 'g1'"),
+            250
+        );
+    }
+}

@@ -1,0 +1,109 @@
+//! List queries shared by every resource table: the tenant-scoped WHERE clause built from a
+//! filter, the ORDER BY, and the count and the page run as one batch (one round trip), so
+//! `totalResults` is counted by exactly the WHERE clause that selects the page.
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+use super::filter_sql::{condition, sort_expr, Condition, Table};
+use super::{Executor, Param, Stmt};
+use crate::scim::error::{Error, Result, ScimType};
+use crate::scim::filter::Filter;
+use crate::scim::schema::AttrRef;
+
+/// D1's limit on bound parameters per statement.
+pub const MAX_PARAMS: usize = 100;
+
+/// What a list request asks for (RFC 7644 §3.4.2).
+pub struct ListQuery<'a> {
+    pub filter: Option<&'a Filter>,
+    pub sort_by: Option<&'a AttrRef>,
+    pub descending: bool,
+    /// 1-based.
+    pub start_index: u64,
+    pub count: u64,
+}
+
+fn table_name(table: Table) -> (&'static str, &'static str) {
+    match table {
+        Table::Users => ("users", "u"),
+        Table::Groups => ("groups", "g"),
+    }
+}
+
+/// The WHERE clause of a list query and its parameters: tenant first, then the filter's.
+pub fn list_where(table: Table, tenant_id: &str, filter: Option<&Filter>) -> Result<Condition> {
+    let c = match filter {
+        Some(f) => condition(f, tenant_id, table)?,
+        None => Condition {
+            sql: "1".into(),
+            params: vec![],
+        },
+    };
+    let mut params = vec![Param::Text(tenant_id.to_string())];
+    params.extend(c.params);
+    let (_, t) = table_name(table);
+    Ok(Condition {
+        sql: format!("{t}.tenant_id = ? AND {}", c.sql),
+        params,
+    })
+}
+
+/// One page of rows (selected by `select`, which names the table with its alias) and the total
+/// that match.
+pub async fn list_page<E: Executor, R: DeserializeOwned>(
+    db: &E,
+    table: Table,
+    select: &str,
+    tenant_id: &str,
+    q: &ListQuery<'_>,
+) -> Result<(u64, Vec<R>)> {
+    let (name, t) = table_name(table);
+    let w = list_where(table, tenant_id, q.filter)?;
+    if w.params.len() + 2 > MAX_PARAMS {
+        return Err(Error::bad_request(
+            ScimType::InvalidFilter,
+            format!("the filter needs more than {MAX_PARAMS} bound values; simplify it"),
+        ));
+    }
+    let count = Stmt::new(
+        format!("SELECT COUNT(*) AS n FROM {name} {t} WHERE {}", w.sql),
+        w.params.clone(),
+    );
+    #[derive(Deserialize)]
+    struct Count {
+        n: i64,
+    }
+    if q.count == 0 {
+        let n = db.query(count).await?.first::<Count>()?.map_or(0, |c| c.n);
+        return Ok((n.max(0) as u64, vec![]));
+    }
+    let order = match q.sort_by {
+        Some(a) => {
+            let e = sort_expr(a, table)?;
+            let dir = if q.descending { "DESC" } else { "ASC" };
+            // Unassigned values sort last either way.
+            format!("({e}) IS NULL, {e} {dir}, {t}.created_at, {t}.id")
+        }
+        None => format!("{t}.created_at, {t}.id"),
+    };
+    let mut params = w.params;
+    params.push(Param::Int(q.count.min(i64::MAX as u64) as i64));
+    params.push(Param::Int(
+        q.start_index.saturating_sub(1).min(i64::MAX as u64) as i64,
+    ));
+    let page = Stmt::new(
+        format!("{select} WHERE {} ORDER BY {order} LIMIT ? OFFSET ?", w.sql),
+        params,
+    );
+    let mut outs = db.batch(vec![count, page]).await?.into_iter();
+    let n = match outs.next() {
+        Some(o) => o.first::<Count>()?.map_or(0, |c| c.n),
+        None => 0,
+    };
+    let rows = match outs.next() {
+        Some(o) => o.decode::<R>()?,
+        None => vec![],
+    };
+    Ok((n.max(0) as u64, rows))
+}
