@@ -26,11 +26,12 @@ export WRANGLER_UPDATE_CHECK := false
 
 SOURCES := $(shell find src -name '*.rs') Cargo.toml Cargo.lock
 
-.PHONY: help setup toolchain dev migrate-local build test lint unit integration deploy-check clean
+.PHONY: help setup toolchain dev migrate-local build test lint unit integration deploy-check bench clean
 
 help:
 	@echo "make dev    serve the Worker locally on http://127.0.0.1:$(PORT) (embedded D1/KV)"
 	@echo "make test   lint, unit tests, integration tests over wrangler dev, deploy dry-run"
+	@echo "make bench  group-membership benchmark under Miniflare (figures, no assertions)"
 
 ## Set-up (idempotent; quiet when already done) ---------------------------------------------
 
@@ -93,6 +94,11 @@ integration: build
 deploy-check: build
 	@out=$$(mktemp -d) && CI=true wrangler deploy --dry-run --outdir $$out >/dev/null && \
 		echo "deploy dry-run ok: $$(du -sh $$out | cut -f1) in $$out" && rm -rf $$out
+
+## Benchmarks (report figures; not part of make test) ---------------------------------------
+
+bench: build
+	node bench/groups.mjs
 
 clean:
 	rm -rf build target/wasm32-unknown-unknown .wrangler

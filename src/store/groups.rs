@@ -16,7 +16,6 @@ use std::collections::HashMap;
 
 use super::filter_sql::{member_condition, Table, MEMBER_DISPLAY};
 use super::listing::{list_page, ListQuery, MAX_PARAMS};
-use super::users::parse_refs;
 use super::{Executor, Param, Stmt, StoreError};
 use crate::scim::error::{Error, Result, ScimType};
 use crate::scim::filter::Filter;
@@ -41,11 +40,10 @@ struct Row {
     version: i64,
     created_at: i64,
     updated_at: i64,
-    members_json: Option<String>,
 }
 
 impl Row {
-    fn into_group(self, with_members: bool) -> Result<StoredGroup> {
+    fn into_group(self) -> Result<StoredGroup> {
         let data = match serde_json::from_str(&self.data) {
             Ok(Value::Object(m)) => m,
             _ => {
@@ -55,34 +53,107 @@ impl Row {
                 )))
             }
         };
-        let members = if with_members {
-            Some(parse_refs(self.members_json.as_deref(), "User")?)
-        } else {
-            None
-        };
         Ok(StoredGroup {
             id: self.id,
             data,
             version: self.version,
             created_at: self.created_at,
             updated_at: self.updated_at,
-            members,
+            members: None,
         })
     }
 }
 
-/// The group columns, with the members as one JSON array when asked for (Entra asks for
-/// `excludedAttributes=members` on every group query: then they are not read at all).
-fn select(with_members: bool) -> String {
-    let members = if with_members {
-        format!(
-            "(SELECT json_group_array(json_object('value', m.member_id, 'type', m.member_type, 'display', {MEMBER_DISPLAY})) \
-             FROM memberships m WHERE m.tenant_id = g.tenant_id AND m.group_id = g.id)"
-        )
-    } else {
-        "NULL".to_string()
+const SELECT: &str = "SELECT g.id, g.data, g.version, g.created_at, g.updated_at FROM groups g";
+
+/// Members are read as rows in pages of this many (keyset pagination on (group, member)): one
+/// aggregated JSON value would exceed SQLite's string limit for a group of 100,000 members.
+pub const MEMBER_PAGE: usize = 5000;
+
+/// One page of the members of some groups, after the (group, member) position `after`.
+fn members_page(tenant_id: &str, group_ids: &[String], after: Option<&(String, String)>) -> Stmt {
+    let marks = vec!["?"; group_ids.len()].join(", ");
+    let mut params: Vec<Param> = vec![tenant_id.into()];
+    params.extend(group_ids.iter().map(|g| Param::from(g.as_str())));
+    let position = match after {
+        Some((g, m)) => {
+            params.push(g.as_str().into());
+            params.push(m.as_str().into());
+            "AND (m.group_id, m.member_id) > (?, ?)"
+        }
+        None => "",
     };
-    format!("SELECT g.id, g.data, g.version, g.created_at, g.updated_at, {members} AS members_json FROM groups g")
+    params.push(Param::Int(MEMBER_PAGE as i64));
+    Stmt::new(
+        format!(
+            "SELECT m.group_id, m.member_id AS value, m.member_type AS type, {MEMBER_DISPLAY} AS display \
+             FROM memberships m WHERE m.tenant_id = ? AND m.group_id IN ({marks}) {position} \
+             ORDER BY m.group_id, m.member_id LIMIT ?"
+        ),
+        params,
+    )
+}
+
+#[derive(Deserialize)]
+struct MemberRow {
+    group_id: String,
+    value: String,
+    #[serde(rename = "type")]
+    kind: String,
+    display: Option<String>,
+}
+
+/// Where the next page starts, if this one was full.
+fn next_position(rows: &[MemberRow]) -> Option<(String, String)> {
+    match rows.last() {
+        Some(r) if rows.len() >= MEMBER_PAGE => Some((r.group_id.clone(), r.value.clone())),
+        _ => None,
+    }
+}
+
+/// Read member rows of these groups page by page from `after` to the end: a GET of a large
+/// group is never truncated.
+async fn read_members<E: Executor>(
+    db: &E,
+    tenant_id: &str,
+    group_ids: &[String],
+    mut after: Option<(String, String)>,
+    rows: &mut Vec<MemberRow>,
+) -> Result<()> {
+    loop {
+        let page = db
+            .query(members_page(tenant_id, group_ids, after.as_ref()))
+            .await?
+            .decode::<MemberRow>()?;
+        after = next_position(&page);
+        rows.extend(page);
+        if after.is_none() {
+            return Ok(());
+        }
+    }
+}
+
+/// Give each group its members, sorted by display name.
+fn assign(groups: &mut [StoredGroup], rows: Vec<MemberRow>) {
+    for g in groups.iter_mut() {
+        g.members = Some(Vec::new());
+    }
+    for r in rows {
+        if let Some(members) = groups
+            .iter_mut()
+            .find(|g| g.id == r.group_id)
+            .and_then(|g| g.members.as_mut())
+        {
+            members.push(MemberRef {
+                id: r.value,
+                kind: r.kind,
+                display: r.display,
+            });
+        }
+    }
+    for members in groups.iter_mut().filter_map(|g| g.members.as_mut()) {
+        members.sort_by(|a, b| (&a.display, &a.id).cmp(&(&b.display, &b.id)));
+    }
 }
 
 pub async fn list<E: Executor>(
@@ -91,32 +162,59 @@ pub async fn list<E: Executor>(
     q: &ListQuery<'_>,
     with_members: bool,
 ) -> Result<(u64, Vec<StoredGroup>)> {
-    let (n, rows) =
-        list_page::<_, Row>(db, Table::Groups, &select(with_members), tenant_id, q).await?;
-    let groups = rows
+    let (n, rows) = list_page::<_, Row>(db, Table::Groups, SELECT, tenant_id, q).await?;
+    let mut groups = rows
         .into_iter()
-        .map(|r| r.into_group(with_members))
+        .map(Row::into_group)
         .collect::<Result<Vec<_>>>()?;
+    if with_members && !groups.is_empty() {
+        let ids: Vec<String> = groups.iter().map(|g| g.id.clone()).collect();
+        let mut members = Vec::new();
+        for chunk in ids.chunks(MAX_PARAMS - 4) {
+            read_members(db, tenant_id, chunk, None, &mut members).await?;
+        }
+        assign(&mut groups, members);
+    }
     Ok((n, groups))
 }
 
+/// One group; with members, their first page comes in the same batch as the group's row.
 pub async fn get<E: Executor>(
     db: &E,
     tenant_id: &str,
     id: &str,
     with_members: bool,
 ) -> Result<Option<StoredGroup>> {
-    let row: Option<Row> = db
-        .query(Stmt::new(
-            format!(
-                "{} WHERE g.tenant_id = ? AND g.id = ?",
-                select(with_members)
-            ),
-            vec![tenant_id.into(), id.into()],
-        ))
+    let row = Stmt::new(
+        format!("{SELECT} WHERE g.tenant_id = ? AND g.id = ?"),
+        vec![tenant_id.into(), id.into()],
+    );
+    if !with_members {
+        return db
+            .query(row)
+            .await?
+            .first::<Row>()?
+            .map(Row::into_group)
+            .transpose();
+    }
+    let ids = vec![id.to_string()];
+    let mut outs = db
+        .batch(vec![row, members_page(tenant_id, &ids, None)])
         .await?
-        .first()?;
-    row.map(|r| r.into_group(with_members)).transpose()
+        .into_iter();
+    let Some(group) = outs.next().map(|o| o.first::<Row>()).transpose()?.flatten() else {
+        return Ok(None);
+    };
+    let mut members = match outs.next() {
+        Some(o) => o.decode::<MemberRow>()?,
+        None => vec![],
+    };
+    if let Some(after) = next_position(&members) {
+        read_members(db, tenant_id, &ids, Some(after), &mut members).await?;
+    }
+    let mut groups = vec![group.into_group()?];
+    assign(&mut groups, members);
+    Ok(groups.pop())
 }
 
 /// Which of these ids are users or groups of the tenant, and which kind each is.
@@ -820,6 +918,40 @@ mod tests {
         ))
         .expect_err("taken");
         assert_eq!(e.status, 409);
+    }
+
+    #[test]
+    fn a_group_larger_than_a_page_is_read_whole() {
+        let db = db(&json!({"displayName": "Sales", "members": []}));
+        let n = 2 * MEMBER_PAGE + 1234;
+        pollster::block_on(db.query(Stmt::new(
+            format!(
+                "INSERT INTO memberships (tenant_id, group_id, member_id, member_type) \
+                 SELECT 'ten_a', 'g1', printf('m%06d', i), 'User' FROM \
+                 (WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {n}) SELECT i FROM n)"
+            ),
+            vec![],
+        )))
+        .expect("seed");
+        let g = block_on(get(&db, T, "g1", true)).expect("get").expect("g1");
+        let members = g.members.expect("members");
+        assert_eq!(members.len(), n);
+        let distinct: std::collections::HashSet<&str> =
+            members.iter().map(|m| m.id.as_str()).collect();
+        assert_eq!(distinct.len(), n, "no member twice across pages");
+        let q = ListQuery {
+            filter: None,
+            sort_by: None,
+            descending: false,
+            start_index: 1,
+            count: 10,
+        };
+        let (_, listed) = block_on(list(&db, T, &q, true)).expect("list");
+        let sizes: Vec<usize> = listed
+            .iter()
+            .map(|g| g.members.as_ref().map_or(0, Vec::len))
+            .collect();
+        assert_eq!(sizes, vec![n, 0]);
     }
 
     #[test]
