@@ -1,6 +1,7 @@
 # scim-edge: two commands on a fresh machine.
 #   make dev    set up, build, migrate local D1, serve on http://127.0.0.1:$(PORT)
-#   make test   set up, lint, unit tests, build, integration tests over `wrangler dev`, deploy check
+#   make test   set up, lint, unit tests, build, integration tests over `wrangler dev`,
+#               the external conformance suite scim2-tester, deploy check
 # Everything comes from the package registries (crates.io, npm); nothing downloads from GitHub.
 
 SHELL := bash
@@ -26,11 +27,11 @@ export WRANGLER_UPDATE_CHECK := false
 
 SOURCES := $(shell find src -name '*.rs') Cargo.toml Cargo.lock
 
-.PHONY: help setup toolchain dev migrate-local build test lint unit integration deploy-check bench clean
+.PHONY: help setup toolchain dev migrate-local build test lint unit integration conformance deploy-check bench clean
 
 help:
 	@echo "make dev    serve the Worker locally on http://127.0.0.1:$(PORT) (embedded D1/KV)"
-	@echo "make test   lint, unit tests, integration tests over wrangler dev, deploy dry-run"
+	@echo "make test   lint, unit tests, integration tests over wrangler dev, scim2-tester, deploy dry-run"
 	@echo "make bench  group-membership benchmark under Miniflare (figures, no assertions)"
 
 ## Set-up (idempotent; quiet when already done) ---------------------------------------------
@@ -77,7 +78,7 @@ dev: build .dev.vars migrate-local
 
 ## Tests --------------------------------------------------------------------------------------
 
-test: setup lint unit build integration deploy-check
+test: setup lint unit build integration conformance deploy-check
 
 lint:
 	cargo fmt --check
@@ -90,6 +91,19 @@ unit:
 # --persist-to directory and a config without [build], against the build made above.
 integration: build
 	cargo test --test integration
+
+# scim2-tester (PyPI, pinned with its dependencies) in a git-ignored virtual environment.
+VENV := .venv
+
+$(VENV)/.installed: tests/conformance/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/conformance/requirements.txt
+	@touch $@
+
+# Starts the Worker, creates a tenant and token through the admin API, runs every scim2-tester
+# check against the tenant's base URL; fails unless all of them pass.
+conformance: build $(VENV)/.installed
+	$(VENV)/bin/python tests/conformance/run.py
 
 deploy-check: build
 	@out=$$(mktemp -d) && CI=true wrangler deploy --dry-run --outdir $$out >/dev/null && \

@@ -21,7 +21,7 @@ use super::Reply;
 use crate::scim::error::{Error, Result, ScimType};
 use crate::scim::filter;
 use crate::scim::list::list_response;
-use crate::scim::patch::{self, member_ids};
+use crate::scim::patch::{self, members, NewMember};
 use crate::scim::query::{etag_matches, ListParams};
 use crate::scim::resource::{self, etag, refs_json, Data, Meta};
 use crate::scim::schema::{Resolved, GROUP_TYPE};
@@ -60,6 +60,15 @@ fn not_found(id: &str) -> Error {
 
 /// `GET /Groups` and `POST /Groups/.search`. Members are read only if the response keeps them.
 pub async fn list(ctx: &Ctx<'_>, params: &ListParams) -> Result<Reply> {
+    let (total, resources) = query(ctx, params).await?;
+    Ok(Reply::json(
+        200,
+        list_response(total, params.start_index, resources),
+    ))
+}
+
+/// The matching total and one page of rendered resources (also used by the root `/.search`).
+pub async fn query(ctx: &Ctx<'_>, params: &ListParams) -> Result<(u64, Vec<Value>)> {
     let filter = params
         .filter
         .as_deref()
@@ -87,10 +96,7 @@ pub async fn list(ctx: &Ctx<'_>, params: &ListParams) -> Result<Reply> {
     let sel = Selection::of(&GROUP_TYPE, params);
     let (total, groups) = store::list(&ctx.app.db, ctx.tenant_id, &q, sel.wants("members")).await?;
     let resources = groups.iter().map(|g| render(ctx, g, &sel)).collect();
-    Ok(Reply::json(
-        200,
-        list_response(total, params.start_index, resources),
-    ))
+    Ok((total, resources))
 }
 
 async fn read(ctx: &Ctx<'_>, id: &str, with_members: bool) -> Result<StoredGroup> {
@@ -118,25 +124,25 @@ pub async fn get(
     Ok(reply(ctx, 200, &g, &sel))
 }
 
-/// Split a create/replace body into the group's attributes and its member ids.
-fn split_body(body: &Value) -> Result<(Data, Vec<String>)> {
+/// Split a create/replace body into the group's attributes and its members.
+fn split_body(body: &Value) -> Result<(Data, Vec<NewMember>)> {
     let mut data = resource::from_request(&GROUP_TYPE, body)?;
     data.remove("members");
-    let ids = match body
+    let listed = match body
         .as_object()
         .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case("members")))
     {
-        Some((_, v)) => member_ids(v)?,
+        Some((_, v)) => members(v)?,
         None => vec![],
     };
-    Ok((data, ids))
+    Ok((data, listed))
 }
 
 /// `POST /Groups`: 201 with `Location`; `members: []` when none were given.
 pub async fn create(ctx: &Ctx<'_>, body: &Value, params: &ListParams) -> Result<Reply> {
-    let (data, ids) = split_body(body)?;
+    let (data, listed) = split_body(body)?;
     let id = new_uuid()?;
-    let members = store::resolve(&ctx.app.db, ctx.tenant_id, &id, &ids).await?;
+    let members = store::resolve(&ctx.app.db, ctx.tenant_id, &id, &listed).await?;
     let had_members = !members.is_empty();
     store::insert(
         &ctx.app.db,
@@ -172,8 +178,8 @@ pub async fn replace(
     params: &ListParams,
     if_match: Option<&str>,
 ) -> Result<Reply> {
-    let (data, ids) = split_body(body)?;
-    let members = store::resolve(&ctx.app.db, ctx.tenant_id, id, &ids).await?;
+    let (data, listed) = split_body(body)?;
+    let members = store::resolve(&ctx.app.db, ctx.tenant_id, id, &listed).await?;
     let changes = vec![MemberChange::RemoveAll, MemberChange::Add(members)];
     write(ctx, id, if_match, |_| Ok(Some(data.clone())), &changes).await?;
     Ok(reply(

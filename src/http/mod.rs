@@ -14,9 +14,11 @@
 //! (entra-dialect.md §1.8) works as-is.
 
 pub mod auth;
+pub mod discovery;
 pub mod groups;
 pub mod resources;
 pub mod scim;
+pub mod search;
 pub mod users;
 
 use serde_json::Value;
@@ -117,6 +119,22 @@ impl Reply {
 pub enum Surface {
     Scim,
     Admin,
+    /// The README at `/docs` (the ServiceProviderConfig's `documentationUri`).
+    Docs,
+}
+
+/// The README, compiled in, served as the service's documentation.
+const README: &str = include_str!("../../README.md");
+
+fn docs(req: &Request) -> Result<Reply> {
+    match req.method() {
+        worker::Method::Get | worker::Method::Head => Ok(Reply {
+            status: 200,
+            body: Some(Value::String(README.to_string())),
+            headers: vec![("cache-control", "public, max-age=3600".to_string())],
+        }),
+        _ => Err(Error::method_not_allowed("GET, HEAD")),
+    }
 }
 
 /// Entry point from the fetch event. Never panics; every failure becomes an error response.
@@ -131,6 +149,9 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> worker::Result<Resp
 async fn route(app: &App, req: Request) -> (Surface, Result<Reply>) {
     let host = req.headers().get("host").ok().flatten().unwrap_or_default();
     let path = req.path();
+    if path == discovery::DOCS_PATH {
+        return (Surface::Docs, docs(&req));
+    }
     match classify(&host, &app.config.base_domain) {
         HostKind::Tenant(sub) => (Surface::Scim, scim::serve(app, req, &sub, "", &path).await),
         HostKind::Operator => {
@@ -162,6 +183,7 @@ fn render(surface: Surface, result: Result<Reply>) -> worker::Result<Response> {
     let media_type = match surface {
         Surface::Scim => SCIM_MEDIA_TYPE,
         Surface::Admin => "application/json",
+        Surface::Docs => "text/markdown; charset=utf-8",
     };
     if surface == Surface::Admin {
         // Admin responses carry tenant data and, once, a plaintext token.
@@ -171,8 +193,18 @@ fn render(surface: Surface, result: Result<Reply>) -> worker::Result<Response> {
         headers.append(name, value)?;
     }
     let response = match reply.body {
-        Some(body) => {
+        // The README is the only text body; everything else is JSON.
+        Some(Value::String(text)) if surface == Surface::Docs && reply.status == 200 => {
             headers.set("content-type", media_type)?;
+            Response::from_bytes(text.into_bytes())?
+        }
+        Some(body) => {
+            let json_type = if surface == Surface::Docs {
+                SCIM_MEDIA_TYPE
+            } else {
+                media_type
+            };
+            headers.set("content-type", json_type)?;
             Response::from_bytes(body.to_string().into_bytes())?
         }
         None => Response::empty()?,
@@ -186,7 +218,7 @@ fn error_reply(surface: Surface, e: Error) -> Reply {
         worker::console_error!("{} {}: {cause}", e.status, e.detail);
     }
     let body = match surface {
-        Surface::Scim => e.scim_body(),
+        Surface::Scim | Surface::Docs => e.scim_body(),
         Surface::Admin => e.admin_body(),
     };
     let mut reply = Reply::json(e.status, body);

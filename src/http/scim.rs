@@ -14,7 +14,7 @@ use serde_json::Value;
 use worker::{Method, Request};
 
 use super::resources::Ctx;
-use super::{auth, groups, users, App, Reply};
+use super::{auth, discovery, groups, search, users, App, Reply};
 use crate::scim::error::{Error, Result, ScimType};
 use crate::scim::query::ListParams;
 
@@ -43,6 +43,13 @@ pub enum Route {
     Collection(Kind),
     Search(Kind),
     Resource(Kind, String),
+    /// `/.search` at the root: every resource type (RFC 7644 §3.4.3).
+    RootSearch,
+    ServiceProviderConfig,
+    /// `/ResourceTypes` or `/ResourceTypes/{name}`.
+    ResourceTypes(Option<String>),
+    /// `/Schemas` or `/Schemas/{urn}`.
+    Schemas(Option<String>),
     Unknown,
 }
 
@@ -60,7 +67,14 @@ impl Route {
                 None
             }
         };
+        let is = |s: &str, name: &str| s.eq_ignore_ascii_case(name);
         match segments.as_slice() {
+            [".search"] => Route::RootSearch,
+            [k] if is(k, "ServiceProviderConfig") => Route::ServiceProviderConfig,
+            [k] if is(k, "ResourceTypes") => Route::ResourceTypes(None),
+            [k, name] if is(k, "ResourceTypes") => Route::ResourceTypes(Some((*name).to_string())),
+            [k] if is(k, "Schemas") => Route::Schemas(None),
+            [k, urn] if is(k, "Schemas") => Route::Schemas(Some((*urn).to_string())),
             [k] => kind(k).map_or(Route::Unknown, Route::Collection),
             [k, ".search"] => kind(k).map_or(Route::Unknown, Route::Search),
             [k, id] if !id.is_empty() => {
@@ -111,7 +125,7 @@ pub async fn serve(
             .collect();
         ListParams::from_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
     };
-    match route {
+    match route.clone() {
         Route::Collection(kind) => match method {
             Method::Get => {
                 let params = query()?;
@@ -171,6 +185,19 @@ pub async fn serve(
                     Kind::Group => groups::delete(&ctx, &id, if_match).await,
                 },
                 _ => Err(Error::method_not_allowed("GET, PUT, PATCH, DELETE")),
+            }
+        }
+        Route::RootSearch => match method {
+            Method::Post => {
+                let params = ListParams::from_search(&json_body(&mut req).await?)?;
+                search::search_all(&ctx, &params).await
+            }
+            _ => Err(Error::method_not_allowed("POST")),
+        },
+        Route::ServiceProviderConfig | Route::ResourceTypes(_) | Route::Schemas(_) => {
+            match method {
+                Method::Get => discovery::serve(&ctx, &route, &query()?, &app.origin.scheme, &host),
+                _ => Err(Error::method_not_allowed("GET")),
             }
         }
         Route::Unknown => Err(Error::not_found(format!("no SCIM endpoint at {path}"))),
@@ -235,6 +262,19 @@ mod tests {
         assert_eq!(
             Route::parse("/Groups/abc/"),
             Route::Resource(Kind::Group, "abc".into())
+        );
+        assert_eq!(
+            Route::parse("/ServiceProviderConfig"),
+            Route::ServiceProviderConfig
+        );
+        assert_eq!(Route::parse("/.search"), Route::RootSearch);
+        assert_eq!(
+            Route::parse("/resourcetypes/User"),
+            Route::ResourceTypes(Some("User".into()))
+        );
+        assert_eq!(
+            Route::parse("/Schemas/urn:ietf:params:scim:schemas:core:2.0:User"),
+            Route::Schemas(Some("urn:ietf:params:scim:schemas:core:2.0:User".into()))
         );
         assert_eq!(Route::parse(""), Route::Unknown);
         assert_eq!(Route::parse("/"), Route::Unknown);

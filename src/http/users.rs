@@ -54,6 +54,15 @@ fn not_found(id: &str) -> Error {
 
 /// `GET /Users` and `POST /Users/.search`.
 pub async fn list(ctx: &Ctx<'_>, params: &ListParams) -> Result<Reply> {
+    let (total, resources) = query(ctx, params).await?;
+    Ok(Reply::json(
+        200,
+        list_response(total, params.start_index, resources),
+    ))
+}
+
+/// The matching total and one page of rendered resources (also used by the root `/.search`).
+pub async fn query(ctx: &Ctx<'_>, params: &ListParams) -> Result<(u64, Vec<Value>)> {
     let filter = params
         .filter
         .as_deref()
@@ -81,10 +90,7 @@ pub async fn list(ctx: &Ctx<'_>, params: &ListParams) -> Result<Reply> {
     let (total, users) = store::list(&ctx.app.db, ctx.tenant_id, &q).await?;
     let sel = Selection::of(&USER_TYPE, params);
     let resources = users.iter().map(|u| render(ctx, u, &sel)).collect();
-    Ok(Reply::json(
-        200,
-        list_response(total, params.start_index, resources),
-    ))
+    Ok((total, resources))
 }
 
 /// `GET /Users/{id}`; `If-None-Match` with the current version is 304 (RFC 7644 §3.14).

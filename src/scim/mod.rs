@@ -1,6 +1,7 @@
 //! The pure SCIM core: protocol types and rules with no `worker` import, so that everything here
 //! compiles and is tested on the host in milliseconds.
 //!
+//! - [`discovery`]: ServiceProviderConfig, ResourceTypes and Schemas, from the schema tables.
 //! - [`error`]: the typed error and the RFC 7644 §3.12 Error message.
 //! - [`filter`]: the filter language, parsed into a schema-resolved AST.
 //! - [`list`]: the RFC 7644 §3.4.2 ListResponse.
@@ -9,6 +10,7 @@
 //! - [`resource`]: request bodies to stored form, stored form to SCIM JSON, projection.
 //! - [`schema`]: attribute metadata, the one source of truth for every engine.
 
+pub mod discovery;
 pub mod error;
 pub mod filter;
 pub mod list;

@@ -701,13 +701,20 @@ pub fn get<'d>(data: &'d Data, a: &AttrRef) -> Option<&'d Value> {
     container(data, a)?.get(a.attr.name)
 }
 
+/// A member named in a request: its id and the `display` the client sent, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMember {
+    pub id: String,
+    pub display: Option<String>,
+}
+
 /// A change to a multi-valued reference attribute stored as rows (a group's `members`).
 #[derive(Debug, Clone)]
 pub enum MemberOp {
-    Add(Vec<String>),
+    Add(Vec<NewMember>),
     /// Replace the whole set (RFC 7644 §3.5.2.3).
-    Replace(Vec<String>),
-    /// Entra's `Remove` with a value list: only these.
+    Replace(Vec<NewMember>),
+    /// Entra's `Remove` with a value list: only these ids.
     Remove(Vec<String>),
     /// `remove` of the attribute without a value: all (RFC 7644 §3.5.2.2).
     RemoveAll,
@@ -715,8 +722,9 @@ pub enum MemberOp {
     RemoveWhere(Filter),
 }
 
-/// The member ids a PATCH or POST value names: `[{"value": id}, …]`, `{"value": id}`, or ids.
-pub fn member_ids(value: &Value) -> Result<Vec<String>> {
+/// The members a PATCH or POST value names: `[{"value": id, "display"?: …}, …]`, one such
+/// object, or bare ids.
+pub fn members(value: &Value) -> Result<Vec<NewMember>> {
     let items: Vec<&Value> = match value {
         Value::Null => vec![],
         Value::Array(items) => items.iter().collect(),
@@ -725,9 +733,18 @@ pub fn member_ids(value: &Value) -> Result<Vec<String>> {
     items
         .into_iter()
         .map(|v| match v {
-            Value::String(s) if !s.is_empty() => Ok(s.clone()),
+            Value::String(s) if !s.is_empty() => Ok(NewMember {
+                id: s.clone(),
+                display: None,
+            }),
             Value::Object(o) => match get_ci(o, "value") {
-                Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+                Some(Value::String(s)) if !s.is_empty() => Ok(NewMember {
+                    id: s.clone(),
+                    display: get_ci(o, "display")
+                        .and_then(Value::as_str)
+                        .filter(|d| !d.is_empty())
+                        .map(str::to_string),
+                }),
                 _ => Err(invalid_value(format!(
                     "a member needs a 'value' (its id), not {v}"
                 ))),
@@ -744,7 +761,7 @@ pub fn member_ids(value: &Value) -> Result<Vec<String>> {
 /// operations touch disjoint data, so their relative order does not matter.
 pub fn take_members(ops: Vec<Operation>, attr: &str) -> Result<(Vec<Operation>, Vec<MemberOp>)> {
     let mut rest = Vec::new();
-    let mut members = Vec::new();
+    let mut member_ops = Vec::new();
     for op in ops {
         match &op.target {
             Target::Attr {
@@ -759,18 +776,18 @@ pub fn take_members(ops: Vec<Operation>, attr: &str) -> Result<(Vec<Operation>, 
                     ));
                 }
                 let value = op.value.clone().unwrap_or(Value::Null);
-                members.push(match (op.kind, filter) {
+                member_ops.push(match (op.kind, filter) {
                     (Kind::Remove, Some(f)) => MemberOp::RemoveWhere(f.clone()),
                     (_, Some(_)) => {
                         return Err(invalid_path(format!(
                             "'{attr}' with a filter can only be removed"
                         )))
                     }
-                    (Kind::Add, None) => MemberOp::Add(member_ids(&value)?),
-                    (Kind::Replace, None) => MemberOp::Replace(member_ids(&value)?),
-                    (Kind::Remove, None) => match member_ids(&value)? {
-                        ids if ids.is_empty() => MemberOp::RemoveAll,
-                        ids => MemberOp::Remove(ids),
+                    (Kind::Add, None) => MemberOp::Add(members(&value)?),
+                    (Kind::Replace, None) => MemberOp::Replace(members(&value)?),
+                    (Kind::Remove, None) => match members(&value)? {
+                        listed if listed.is_empty() => MemberOp::RemoveAll,
+                        listed => MemberOp::Remove(listed.into_iter().map(|m| m.id).collect()),
                     },
                 });
             }
@@ -782,11 +799,11 @@ pub fn take_members(ops: Vec<Operation>, attr: &str) -> Result<(Vec<Operation>, 
                 let mut obj = obj.clone();
                 let key = obj.keys().find(|k| k.eq_ignore_ascii_case(attr)).cloned();
                 if let Some(v) = key.and_then(|k| obj.remove(&k)) {
-                    let ids = member_ids(&v)?;
-                    members.push(if op.kind == Kind::Replace {
-                        MemberOp::Replace(ids)
+                    let listed = members(&v)?;
+                    member_ops.push(if op.kind == Kind::Replace {
+                        MemberOp::Replace(listed)
                     } else {
-                        MemberOp::Add(ids)
+                        MemberOp::Add(listed)
                     });
                 }
                 if !obj.is_empty() {
@@ -799,5 +816,5 @@ pub fn take_members(ops: Vec<Operation>, attr: &str) -> Result<(Vec<Operation>, 
             _ => rest.push(op),
         }
     }
-    Ok((rest, members))
+    Ok((rest, member_ops))
 }

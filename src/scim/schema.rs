@@ -411,9 +411,9 @@ pub const GROUP: Schema = Schema {
                 .immutable(),
                 Attr::string(
                     "display",
-                    "The display name of the member (its displayName, else its userName).",
+                    "A human-readable name for the member, as the client sent it.",
                 )
-                .read_only(),
+                .immutable(),
             ],
             "A list of members of the Group.",
         )

@@ -61,13 +61,6 @@ pub enum MultiStorage {
     UserGroups,
 }
 
-/// The display name of the member in `memberships m`: a user's displayName (else its
-/// userName), or a group's displayName.
-pub const MEMBER_DISPLAY: &str = "COALESCE(\
-     (SELECT COALESCE(json_extract(mu.data, '$.displayName'), mu.user_name) FROM users mu \
-      WHERE mu.tenant_id = m.tenant_id AND mu.id = m.member_id), \
-     (SELECT mg.display_name FROM groups mg WHERE mg.tenant_id = m.tenant_id AND mg.id = m.member_id))";
-
 /// Storage of a multi-valued attribute.
 pub fn multi_storage(attr: &Attr) -> MultiStorage {
     match attr.name {
@@ -168,7 +161,7 @@ fn element_expr(a: &AttrRef, storage: MultiStorage) -> Result<Expr, Error> {
         (MultiStorage::Json, name) => format!("json_extract(j.value, '$.\"{name}\"')"),
         (MultiStorage::Members, "value") => "m.member_id".to_string(),
         (MultiStorage::Members, "type") => "m.member_type".to_string(),
-        (MultiStorage::Members, "display") => MEMBER_DISPLAY.to_string(),
+        (MultiStorage::Members, "display") => "m.display".to_string(),
         (MultiStorage::UserGroups, "value") => "m.group_id".to_string(),
         (MultiStorage::UserGroups, "type") => "'direct'".to_string(),
         (MultiStorage::UserGroups, "display") => "(SELECT mg.display_name FROM groups mg \

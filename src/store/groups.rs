@@ -14,12 +14,12 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 
-use super::filter_sql::{member_condition, Table, MEMBER_DISPLAY};
+use super::filter_sql::{member_condition, Table};
 use super::listing::{list_page, ListQuery, MAX_PARAMS};
 use super::{Executor, Param, Stmt, StoreError};
 use crate::scim::error::{Error, Result, ScimType};
 use crate::scim::filter::Filter;
-use crate::scim::patch::MemberOp;
+use crate::scim::patch::{MemberOp, NewMember};
 use crate::scim::resource::MemberRef;
 
 /// A group as stored; `members` is `None` when the query did not ask for them.
@@ -86,7 +86,7 @@ fn members_page(tenant_id: &str, group_ids: &[String], after: Option<&(String, S
     params.push(Param::Int(MEMBER_PAGE as i64));
     Stmt::new(
         format!(
-            "SELECT m.group_id, m.member_id AS value, m.member_type AS type, {MEMBER_DISPLAY} AS display \
+            "SELECT m.group_id, m.member_id AS value, m.member_type AS type, m.display \
              FROM memberships m WHERE m.tenant_id = ? AND m.group_id IN ({marks}) {position} \
              ORDER BY m.group_id, m.member_id LIMIT ?"
         ),
@@ -259,28 +259,36 @@ pub async fn resolve_members<E: Executor>(
     Ok(found)
 }
 
-/// Resolve member ids to users or groups of this tenant. Any other id, or the group itself, is
-/// 400 `invalidValue`, before anything is written.
+/// A member ready to be written: its id, what it is, and the display the client sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub id: String,
+    pub kind: &'static str,
+    pub display: Option<String>,
+}
+
+/// Resolve members to users or groups of this tenant. Any other id, or the group itself, is
+/// 400 `invalidValue`, before anything is written. A member listed twice is kept once.
 pub async fn resolve<E: Executor>(
     db: &E,
     tenant_id: &str,
     group_id: &str,
-    ids: &[String],
-) -> Result<Vec<(String, &'static str)>> {
+    listed: &[NewMember],
+) -> Result<Vec<Member>> {
     let mut seen = std::collections::HashSet::new();
-    let unique: Vec<String> = ids
+    let unique: Vec<&NewMember> = listed
         .iter()
-        .filter(|i| seen.insert(i.as_str()))
-        .cloned()
+        .filter(|m| seen.insert(m.id.as_str()))
         .collect();
-    if unique.iter().any(|i| i == group_id) {
+    if unique.iter().any(|m| m.id == group_id) {
         return Err(Error::bad_request(
             ScimType::InvalidValue,
             "a group cannot be a member of itself",
         ));
     }
-    let found = resolve_members(db, tenant_id, &unique).await?;
-    let missing: Vec<&str> = unique
+    let ids: Vec<String> = unique.iter().map(|m| m.id.clone()).collect();
+    let found = resolve_members(db, tenant_id, &ids).await?;
+    let missing: Vec<&str> = ids
         .iter()
         .filter(|i| !found.contains_key(*i))
         .map(String::as_str)
@@ -296,12 +304,18 @@ pub async fn resolve<E: Executor>(
     }
     Ok(unique
         .into_iter()
-        .filter_map(|i| found.get(&i).map(|k| (i.clone(), *k)))
+        .filter_map(|m| {
+            found.get(&m.id).map(|kind| Member {
+                id: m.id.clone(),
+                kind,
+                display: m.display.clone(),
+            })
+        })
         .collect())
 }
 
-/// Turn parsed member operations into member changes, resolving (and so validating) every id
-/// that is added.
+/// Turn parsed member operations into member changes, resolving (and so validating) every
+/// member that is added.
 pub async fn member_changes<E: Executor>(
     db: &E,
     tenant_id: &str,
@@ -311,11 +325,11 @@ pub async fn member_changes<E: Executor>(
     let mut changes = Vec::with_capacity(ops.len());
     for op in ops {
         match op {
-            MemberOp::Add(ids) => changes.push(MemberChange::Add(
-                resolve(db, tenant_id, group_id, &ids).await?,
+            MemberOp::Add(listed) => changes.push(MemberChange::Add(
+                resolve(db, tenant_id, group_id, &listed).await?,
             )),
-            MemberOp::Replace(ids) => {
-                let members = resolve(db, tenant_id, group_id, &ids).await?;
+            MemberOp::Replace(listed) => {
+                let members = resolve(db, tenant_id, group_id, &listed).await?;
                 changes.push(MemberChange::RemoveAll);
                 changes.push(MemberChange::Add(members));
             }
@@ -327,10 +341,10 @@ pub async fn member_changes<E: Executor>(
     Ok(changes)
 }
 
-/// A change to a group's member set, with member ids already resolved to their kind.
+/// A change to a group's member set, with members already resolved.
 #[derive(Debug, Clone)]
 pub enum MemberChange {
-    Add(Vec<(String, &'static str)>),
+    Add(Vec<Member>),
     Remove(Vec<String>),
     RemoveAll,
     RemoveWhere(Filter),
@@ -350,19 +364,20 @@ fn member_statements(
     for change in changes {
         match change {
             MemberChange::Add(members) => {
-                let per_stmt = (MAX_PARAMS - 5) / 2;
+                let per_stmt = (MAX_PARAMS - 5) / 3;
                 for chunk in members.chunks(per_stmt) {
-                    let tuples = vec!["(?, ?)"; chunk.len()].join(", ");
+                    let tuples = vec!["(?, ?, ?)"; chunk.len()].join(", ");
                     let mut params: Vec<Param> = vec![tenant_id.into(), group_id.into()];
-                    for (id, kind) in chunk {
-                        params.push(id.as_str().into());
-                        params.push((*kind).into());
+                    for m in chunk {
+                        params.push(m.id.as_str().into());
+                        params.push(m.kind.into());
+                        params.push(m.display.clone().into());
                     }
                     params.extend(guard_params());
                     stmts.push(Stmt::new(
                         format!(
-                            "INSERT INTO memberships (tenant_id, group_id, member_id, member_type) \
-                             SELECT ?, ?, column1, column2 FROM (VALUES {tuples}) WHERE {guard} \
+                            "INSERT INTO memberships (tenant_id, group_id, member_id, member_type, display) \
+                             SELECT ?, ?, column1, column2, column3 FROM (VALUES {tuples}) WHERE {guard} \
                              ON CONFLICT DO NOTHING"
                         ),
                         params,
@@ -452,7 +467,7 @@ pub async fn insert<E: Executor>(
     tenant_id: &str,
     id: &str,
     data: &Map<String, Value>,
-    members: Vec<(String, &'static str)>,
+    members: Vec<Member>,
     now: i64,
     write_id: &str,
 ) -> Result<()> {
@@ -627,12 +642,16 @@ mod tests {
             "w",
         ))
         .expect("insert");
-        let members: Vec<(String, &str)> = before["members"]
+        let members: Vec<Member> = before["members"]
             .as_array()
             .map(|m| {
                 m.iter()
                     .filter_map(Value::as_str)
-                    .map(|s| (s.to_string(), "User"))
+                    .map(|s| Member {
+                        id: s.to_string(),
+                        kind: "User",
+                        display: Some(format!("{s} display")),
+                    })
                     .collect()
             })
             .unwrap_or_default();
@@ -693,8 +712,8 @@ mod tests {
                 let r = (|| {
                     let mut data = from_request(&GROUP_TYPE, request)?;
                     data.remove("members");
-                    let ids = patch::member_ids(request.get("members").unwrap_or(&Value::Null))?;
-                    let members = block_on(resolve(&db, T, "gnew", &ids))?;
+                    let listed = patch::members(request.get("members").unwrap_or(&Value::Null))?;
+                    let members = block_on(resolve(&db, T, "gnew", &listed))?;
                     block_on(insert(&db, T, "gnew", &data, members, 20, "w3"))
                 })();
                 (r, "gnew")
@@ -816,7 +835,7 @@ mod tests {
         );
         assert_eq!(ids(&db, r#"members[value eq "u2"]"#), ["g1"]);
         assert_eq!(ids(&db, r#"id eq "g1" and members[value eq "u2"]"#), ["g1"]);
-        assert_eq!(ids(&db, r#"members[display eq "user1@x.org"]"#), ["g1"]);
+        assert_eq!(ids(&db, r#"members[display eq "U1 DISPLAY"]"#), ["g1"]);
         assert_eq!(ids(&db, r#"members pr"#), ["g1"]);
         assert_eq!(ids(&db, r#"not (members pr)"#), ["g2"]);
         // The user side: groups[value eq …] and groups.value.
@@ -868,7 +887,11 @@ mod tests {
     #[test]
     fn deleting_users_and_groups_removes_their_memberships() {
         let db = db(&json!({"displayName": "Sales", "members": ["u1", "u2"]}));
-        let changes = vec![MemberChange::Add(vec![("g2".into(), "Group")])];
+        let changes = vec![MemberChange::Add(vec![Member {
+            id: "g2".into(),
+            kind: "Group",
+            display: None,
+        }])];
         block_on(write(&db, T, "g1", 1, None, &changes, 40, "w5")).expect("nest");
         assert_eq!(
             block_on(get(&db, T, "g1", false))
@@ -957,7 +980,13 @@ mod tests {
     #[test]
     fn a_large_member_list_is_chunked_under_the_parameter_limit() {
         let db = db(&json!({"displayName": "Sales", "members": []}));
-        let many: Vec<(String, &str)> = (0..500).map(|i| (format!("x{i}"), "User")).collect();
+        let many: Vec<Member> = (0..500)
+            .map(|i| Member {
+                id: format!("x{i}"),
+                kind: "User",
+                display: None,
+            })
+            .collect();
         block_on(write(
             &db,
             T,
