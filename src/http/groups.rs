@@ -14,19 +14,17 @@
 use serde_json::Value;
 
 use super::resources::{
-    backoff, check_if_match, contention, new_id, new_uuid, precondition_failed, Ctx, Selection,
-    MAX_ATTEMPTS,
+    backoff, check_if_match, contention, new_id, new_uuid, not_modified, precondition_failed, Ctx,
+    ListRequest, Selection, MAX_ATTEMPTS,
 };
 use super::Reply;
-use crate::scim::error::{Error, Result, ScimType};
-use crate::scim::filter;
+use crate::scim::error::{Error, Result};
 use crate::scim::list::list_response;
 use crate::scim::patch::{self, members, NewMember};
-use crate::scim::query::{etag_matches, ListParams};
+use crate::scim::query::ListParams;
 use crate::scim::resource::{self, etag, refs_json, Data, Meta};
-use crate::scim::schema::{Resolved, GROUP_TYPE};
+use crate::scim::schema::GROUP_TYPE;
 use crate::store::groups::{self as store, MemberChange, StoredGroup, Write};
-use crate::store::listing::ListQuery;
 
 fn render(ctx: &Ctx, g: &StoredGroup, sel: &Selection) -> Value {
     let location = ctx.location(&GROUP_TYPE, &g.id);
@@ -69,30 +67,8 @@ pub async fn list(ctx: &Ctx<'_>, params: &ListParams) -> Result<Reply> {
 
 /// The matching total and one page of rendered resources (also used by the root `/.search`).
 pub async fn query(ctx: &Ctx<'_>, params: &ListParams) -> Result<(u64, Vec<Value>)> {
-    let filter = params
-        .filter
-        .as_deref()
-        .map(|f| filter::parse(f, &GROUP_TYPE))
-        .transpose()?;
-    let sort_by = match params.sort_by.as_deref() {
-        None => None,
-        Some(s) => match GROUP_TYPE.resolve(s) {
-            Resolved::Attr(a) => Some(a),
-            _ => {
-                return Err(Error::bad_request(
-                    ScimType::InvalidValue,
-                    format!("cannot sort by unknown attribute '{s}'"),
-                ))
-            }
-        },
-    };
-    let q = ListQuery {
-        filter: filter.as_ref(),
-        sort_by: sort_by.as_ref(),
-        descending: params.descending,
-        start_index: params.start_index,
-        count: params.count,
-    };
+    let request = ListRequest::parse(&GROUP_TYPE, params)?;
+    let q = request.query(params);
     let sel = Selection::of(&GROUP_TYPE, params);
     let (total, groups) = store::list(&ctx.app.db, ctx.tenant_id, &q, sel.wants("members")).await?;
     let resources = groups.iter().map(|g| render(ctx, g, &sel)).collect();
@@ -114,12 +90,8 @@ pub async fn get(
 ) -> Result<Reply> {
     let sel = Selection::of(&GROUP_TYPE, params);
     let g = read(ctx, id, sel.wants("members")).await?;
-    if if_none_match.is_some_and(|h| etag_matches(h, &etag(g.version))) {
-        return Ok(Reply {
-            status: 304,
-            body: None,
-            headers: vec![("etag", etag(g.version))],
-        });
+    if let Some(reply) = not_modified(if_none_match, g.version) {
+        return Ok(reply);
     }
     Ok(reply(ctx, 200, &g, &sel))
 }

@@ -5,11 +5,13 @@ use serde_json::{Map, Value};
 use std::time::Duration;
 use worker::Delay;
 
-use super::App;
-use crate::scim::error::{Error, Result};
+use super::{App, Reply};
+use crate::scim::error::{Error, Result, ScimType};
+use crate::scim::filter::{self, Filter};
 use crate::scim::query::{etag_matches, ListParams};
 use crate::scim::resource::{self, etag, selectors, Selector};
-use crate::scim::schema::{ResourceType, Returned};
+use crate::scim::schema::{AttrRef, Resolved, ResourceType, Returned};
+use crate::store::listing::ListQuery;
 use crate::tenancy::token;
 
 /// Attempts at a conditional write before giving up under contention.
@@ -71,6 +73,56 @@ impl Selection {
     pub fn apply(&self, r: &mut Map<String, Value>) {
         resource::project(self.rt, r, &self.attributes, &self.excluded);
     }
+}
+
+/// A list request's filter and `sortBy`, parsed against a resource type.
+pub struct ListRequest {
+    filter: Option<Filter>,
+    sort_by: Option<AttrRef>,
+}
+
+impl ListRequest {
+    pub fn parse(rt: &'static ResourceType, params: &ListParams) -> Result<ListRequest> {
+        let filter = params
+            .filter
+            .as_deref()
+            .map(|f| filter::parse(f, rt))
+            .transpose()?;
+        let sort_by = match params.sort_by.as_deref() {
+            None => None,
+            Some(s) => match rt.resolve(s) {
+                Resolved::Attr(a) => Some(a),
+                _ => {
+                    return Err(Error::bad_request(
+                        ScimType::InvalidValue,
+                        format!("cannot sort by unknown attribute '{s}'"),
+                    ))
+                }
+            },
+        };
+        Ok(ListRequest { filter, sort_by })
+    }
+
+    pub fn query<'a>(&'a self, params: &ListParams) -> ListQuery<'a> {
+        ListQuery {
+            filter: self.filter.as_ref(),
+            sort_by: self.sort_by.as_ref(),
+            descending: params.descending,
+            start_index: params.start_index,
+            count: params.count,
+        }
+    }
+}
+
+/// `304 Not Modified` when `If-None-Match` names the current version (RFC 7644 §3.14).
+pub fn not_modified(if_none_match: Option<&str>, version: i64) -> Option<Reply> {
+    if_none_match
+        .filter(|h| etag_matches(h, &etag(version)))
+        .map(|_| Reply {
+            status: 304,
+            body: None,
+            headers: vec![("etag", etag(version))],
+        })
 }
 
 pub fn precondition_failed() -> Error {

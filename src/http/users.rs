@@ -9,18 +9,17 @@
 use serde_json::Value;
 
 use super::resources::{
-    backoff, check_if_match, contention, new_id, new_uuid, precondition_failed, Ctx, Selection,
-    MAX_ATTEMPTS,
+    backoff, check_if_match, contention, new_id, new_uuid, not_modified, precondition_failed, Ctx,
+    ListRequest, Selection, MAX_ATTEMPTS,
 };
 use super::Reply;
-use crate::scim::error::{Error, Result, ScimType};
-use crate::scim::filter;
+use crate::scim::error::{Error, Result};
 use crate::scim::list::list_response;
 use crate::scim::patch;
-use crate::scim::query::{etag_matches, ListParams};
+use crate::scim::query::ListParams;
 use crate::scim::resource::{self, etag, refs_json, Meta};
-use crate::scim::schema::{Resolved, USER_TYPE};
-use crate::store::users::{self as store, Delete, ListQuery, StoredUser, Update};
+use crate::scim::schema::USER_TYPE;
+use crate::store::users::{self as store, Delete, StoredUser, Update};
 
 fn render(ctx: &Ctx, u: &StoredUser, sel: &Selection) -> Value {
     let location = ctx.location(&USER_TYPE, &u.id);
@@ -63,30 +62,8 @@ pub async fn list(ctx: &Ctx<'_>, params: &ListParams) -> Result<Reply> {
 
 /// The matching total and one page of rendered resources (also used by the root `/.search`).
 pub async fn query(ctx: &Ctx<'_>, params: &ListParams) -> Result<(u64, Vec<Value>)> {
-    let filter = params
-        .filter
-        .as_deref()
-        .map(|f| filter::parse(f, &USER_TYPE))
-        .transpose()?;
-    let sort_by = match params.sort_by.as_deref() {
-        None => None,
-        Some(s) => match USER_TYPE.resolve(s) {
-            Resolved::Attr(a) => Some(a),
-            _ => {
-                return Err(Error::bad_request(
-                    ScimType::InvalidValue,
-                    format!("cannot sort by unknown attribute '{s}'"),
-                ))
-            }
-        },
-    };
-    let q = ListQuery {
-        filter: filter.as_ref(),
-        sort_by: sort_by.as_ref(),
-        descending: params.descending,
-        start_index: params.start_index,
-        count: params.count,
-    };
+    let request = ListRequest::parse(&USER_TYPE, params)?;
+    let q = request.query(params);
     let (total, users) = store::list(&ctx.app.db, ctx.tenant_id, &q).await?;
     let sel = Selection::of(&USER_TYPE, params);
     let resources = users.iter().map(|u| render(ctx, u, &sel)).collect();
@@ -103,12 +80,8 @@ pub async fn get(
     let u = store::get(&ctx.app.db, ctx.tenant_id, id)
         .await?
         .ok_or_else(|| not_found(id))?;
-    if if_none_match.is_some_and(|h| etag_matches(h, &etag(u.version))) {
-        return Ok(Reply {
-            status: 304,
-            body: None,
-            headers: vec![("etag", etag(u.version))],
-        });
+    if let Some(reply) = not_modified(if_none_match, u.version) {
+        return Ok(reply);
     }
     Ok(reply(ctx, 200, &u, &Selection::of(&USER_TYPE, params)))
 }

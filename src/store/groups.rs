@@ -44,15 +44,7 @@ struct Row {
 
 impl Row {
     fn into_group(self) -> Result<StoredGroup> {
-        let data = match serde_json::from_str(&self.data) {
-            Ok(Value::Object(m)) => m,
-            _ => {
-                return Err(Error::internal(format!(
-                    "group {} has a corrupt data column",
-                    self.id
-                )))
-            }
-        };
+        let data = super::parse_data("group", &self.id, &self.data)?;
         Ok(StoredGroup {
             id: self.id,
             data,
@@ -573,15 +565,7 @@ pub async fn delete<E: Executor>(
     now: i64,
 ) -> Result<bool> {
     let mut stmts = vec![
-        Stmt::new(
-            "DELETE FROM groups WHERE tenant_id = ? AND id = ? AND (? IS NULL OR version = ?)",
-            vec![
-                tenant_id.into(),
-                id.into(),
-                if_version.into(),
-                if_version.into(),
-            ],
-        ),
+        super::delete_at_version("groups", tenant_id, id, if_version),
         Stmt::new(
             "DELETE FROM memberships WHERE tenant_id = ? AND group_id = ? \
              AND NOT EXISTS (SELECT 1 FROM groups WHERE tenant_id = ? AND id = ?)",

@@ -100,6 +100,40 @@ impl Outcome {
     }
 }
 
+/// Parse a resource's `data` column, which always holds a JSON object.
+pub(crate) fn parse_data(
+    kind: &str,
+    id: &str,
+    text: &str,
+) -> Result<serde_json::Map<String, Value>, Error> {
+    match serde_json::from_str(text) {
+        Ok(Value::Object(m)) => Ok(m),
+        _ => Err(Error::internal(format!(
+            "{kind} {id} has a corrupt data column"
+        ))),
+    }
+}
+
+/// Delete one resource row, only at `if_version` when given (`If-Match`, RFC 7644 §3.14).
+pub(crate) fn delete_at_version(
+    table: &'static str,
+    tenant_id: &str,
+    id: &str,
+    if_version: Option<i64>,
+) -> Stmt {
+    Stmt::new(
+        format!(
+            "DELETE FROM {table} WHERE tenant_id = ? AND id = ? AND (? IS NULL OR version = ?)"
+        ),
+        vec![
+            tenant_id.into(),
+            id.into(),
+            if_version.into(),
+            if_version.into(),
+        ],
+    )
+}
+
 /// A database failure, classified so that constraint violations can become 4xx answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreError {

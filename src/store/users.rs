@@ -77,15 +77,7 @@ pub fn parse_refs(json: Option<&str>, default_type: &str) -> Result<Vec<MemberRe
 
 impl Row {
     fn into_user(self) -> Result<StoredUser> {
-        let data = match serde_json::from_str(&self.data) {
-            Ok(Value::Object(m)) => m,
-            _ => {
-                return Err(Error::internal(format!(
-                    "user {} has a corrupt data column",
-                    self.id
-                )))
-            }
-        };
+        let data = super::parse_data("user", &self.id, &self.data)?;
         Ok(StoredUser {
             id: self.id,
             data,
@@ -399,15 +391,7 @@ pub async fn delete<E: Executor>(
     now: i64,
 ) -> Result<Delete> {
     let mut stmts = vec![
-        Stmt::new(
-            "DELETE FROM users WHERE tenant_id = ? AND id = ? AND (? IS NULL OR version = ?)",
-            vec![
-                tenant_id.into(),
-                id.into(),
-                if_version.into(),
-                if_version.into(),
-            ],
-        ),
+        super::delete_at_version("users", tenant_id, id, if_version),
         Stmt::new(
             "DELETE FROM user_values WHERE tenant_id = ? AND user_id = ? \
                  AND NOT EXISTS (SELECT 1 FROM users WHERE tenant_id = ? AND id = ?)",
