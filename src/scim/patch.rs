@@ -22,14 +22,11 @@ use serde_json::{Map, Value};
 use super::error::{Error, Result, ScimType};
 use super::filter::{parse_value_filter, Filter, Op};
 use super::resource::{
-    container, container_mut, demote_extra_primaries, drop_empty_extension, normalize, set,
-    validate, writable, Data,
+    container_mut, demote_extra_primaries, drop_empty_extension, normalize, set, validate,
+    writable, Data,
 };
 use super::schema::{Attr, AttrRef, Mutability, Resolved, ResourceType, Type};
 use crate::store::filter_sql::as_bool;
-
-/// URN of the PatchOp message.
-pub const PATCH_OP_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
 /// Most operations accepted in one request.
 pub const MAX_OPERATIONS: usize = 1000;
@@ -694,11 +691,6 @@ fn merge(existing: &mut Value, new: Value) {
             e.insert(k, v);
         }
     }
-}
-
-/// Read an attribute's current value (for tests and callers that inspect results).
-pub fn get<'d>(data: &'d Data, a: &AttrRef) -> Option<&'d Value> {
-    container(data, a)?.get(a.attr.name)
 }
 
 /// A member named in a request: its id and the `display` the client sent, if any.

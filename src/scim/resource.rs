@@ -145,15 +145,6 @@ pub fn container_mut<'d>(data: &'d mut Data, a: &AttrRef) -> Option<&'d mut Data
     data.get_mut(a.schema.id).and_then(Value::as_object_mut)
 }
 
-/// The object holding an attribute, read-only.
-pub fn container<'d>(data: &'d Data, a: &AttrRef) -> Option<&'d Data> {
-    if a.extension {
-        data.get(a.schema.id)?.as_object()
-    } else {
-        Some(data)
-    }
-}
-
 pub fn drop_empty_extension(data: &mut Data, a: &AttrRef) {
     if a.extension
         && data
