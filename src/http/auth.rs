@@ -185,14 +185,14 @@ fn record_use(app: &App, grant: &CachedGrant) {
     let now = app.now;
     if grant
         .last_used_at
-        .is_some_and(|t| now - t < TOUCH_INTERVAL_MS)
+        .is_some_and(|t| now.saturating_sub(t) < TOUCH_INTERVAL_MS)
     {
         return;
     }
     let recently = TOUCHED.with(|m| {
         let mut m = m.borrow_mut();
         if m.get(&grant.token_id)
-            .is_some_and(|t| now - t < TOUCH_INTERVAL_MS)
+            .is_some_and(|t| now.saturating_sub(*t) < TOUCH_INTERVAL_MS)
         {
             return true;
         }
@@ -211,7 +211,7 @@ fn record_use(app: &App, grant: &CachedGrant) {
     };
     let (tenant_id, token_id) = (grant.tenant_id.clone(), grant.token_id.clone());
     app.ctx.wait_until(async move {
-        let not_before = now - TOUCH_INTERVAL_MS;
+        let not_before = now.saturating_sub(TOUCH_INTERVAL_MS);
         if let Err(e) = store::touch_token(&db, &tenant_id, &token_id, now, not_before).await {
             worker::console_warn!("lastUsedAt update failed: {}", e.cause.unwrap_or(e.detail));
         }

@@ -150,8 +150,10 @@ pub fn contention(kind: &str) -> Error {
 
 /// A short random pause that grows with the attempt, so racing writers spread out.
 pub async fn backoff(attempt: u32) {
-    let spread = 2 + 3 * u64::from(attempt);
-    let jitter = u64::from(getrandom::u32().unwrap_or(0)) % spread;
+    let spread = u64::from(attempt).saturating_mul(3).saturating_add(2);
+    let jitter = u64::from(getrandom::u32().unwrap_or(0))
+        .checked_rem(spread)
+        .unwrap_or(0);
     Delay::from(Duration::from_millis(jitter)).await;
 }
 

@@ -41,6 +41,10 @@ pub async fn search_all(ctx: &Ctx<'_>, params: &ListParams) -> Result<Reply> {
     resources.extend(group_resources);
     Ok(Reply::json(
         200,
-        list_response(user_total + group_total, params.start_index, resources),
+        list_response(
+            user_total.saturating_add(group_total),
+            params.start_index,
+            resources,
+        ),
     ))
 }

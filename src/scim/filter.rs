@@ -98,27 +98,12 @@ fn invalid(detail: impl Into<String>) -> Error {
 
 /// Parse a filter against a resource type's schemas.
 pub fn parse(text: &str, rt: &'static ResourceType) -> Result<Filter, Error> {
-    if text.len() > MAX_LEN {
-        return Err(invalid(format!("filter is longer than {MAX_LEN} bytes")));
-    }
-    let mut p = Parser {
-        src: text,
-        pos: 0,
-        rt,
-        depth: 0,
-        terms: 0,
-        parent: None,
-    };
+    let mut p = Parser::new(text, rt, None)?;
     p.skip_ws();
     if p.at_end() {
         return Err(invalid("filter is empty"));
     }
-    let f = p.or()?;
-    p.skip_ws();
-    if !p.at_end() {
-        return Err(p.error("unexpected text"));
-    }
-    Ok(f)
+    p.finish()
 }
 
 /// Parse the bracketed part of a PATCH path (`members[value eq "x"]`): a filter whose
@@ -128,25 +113,15 @@ pub fn parse_value_filter(
     parent: AttrRef,
     rt: &'static ResourceType,
 ) -> Result<Filter, Error> {
-    let mut p = Parser {
-        src: text,
-        pos: 0,
-        rt,
-        depth: 0,
-        terms: 0,
-        parent: Some(parent),
-    };
-    let f = p.or()?;
-    p.skip_ws();
-    if !p.at_end() {
-        return Err(p.error("unexpected text"));
-    }
-    Ok(f)
+    Parser::new(text, rt, Some(parent))?.finish()
 }
 
+/// A recursive-descent parser over the unread rest of the text. It advances by splitting
+/// `rest` at positions that `str` methods found, so it never slices text at a byte index that
+/// could fall inside a character.
 struct Parser<'a> {
     src: &'a str,
-    pos: usize,
+    rest: &'a str,
     rt: &'static ResourceType,
     depth: usize,
     terms: usize,
@@ -158,62 +133,88 @@ fn is_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '$' | ':' | '.')
 }
 
+/// Split `s` where `stop` first matches (or at its end): the run before it, and the rest.
+fn split_run(s: &str, stop: impl Fn(char) -> bool) -> (&str, &str) {
+    match s.find(stop) {
+        Some(i) => s.split_at_checked(i).unwrap_or((s, "")),
+        None => (s, ""),
+    }
+}
+
 impl<'a> Parser<'a> {
-    fn rest(&self) -> &'a str {
-        &self.src[self.pos..]
+    fn new(
+        text: &'a str,
+        rt: &'static ResourceType,
+        parent: Option<AttrRef>,
+    ) -> Result<Parser<'a>, Error> {
+        if text.len() > MAX_LEN {
+            return Err(invalid(format!("filter is longer than {MAX_LEN} bytes")));
+        }
+        Ok(Parser {
+            src: text,
+            rest: text,
+            rt,
+            depth: 0,
+            terms: 0,
+            parent,
+        })
+    }
+
+    /// The whole filter, then nothing but white space.
+    fn finish(mut self) -> Result<Filter, Error> {
+        let f = self.or()?;
+        self.skip_ws();
+        if !self.at_end() {
+            return Err(self.error("unexpected text"));
+        }
+        Ok(f)
     }
 
     fn at_end(&self) -> bool {
-        self.pos >= self.src.len()
-    }
-
-    fn peek(&self) -> Option<char> {
-        self.rest().chars().next()
+        self.rest.is_empty()
     }
 
     fn skip_ws(&mut self) {
-        let trimmed = self.rest().trim_start();
-        self.pos = self.src.len() - trimmed.len();
+        self.rest = self.rest.trim_start();
     }
 
     fn error(&self, what: &str) -> Error {
-        let near: String = self.rest().chars().take(24).collect();
+        let near: String = self.rest.chars().take(24).collect();
         if near.is_empty() {
-            invalid(format!("{what} at the end of the filter"))
-        } else {
-            invalid(format!("{what} at position {} near '{near}'", self.pos + 1))
+            return invalid(format!("{what} at the end of the filter"));
         }
+        // A 1-based character position: what a person counts in the text they sent.
+        let consumed = self.src.len().saturating_sub(self.rest.len());
+        let position = self
+            .src
+            .get(..consumed)
+            .map_or(0, |done| done.chars().count())
+            .saturating_add(1);
+        invalid(format!("{what} at position {position} near '{near}'"))
     }
 
     fn eat(&mut self, c: char) -> bool {
-        if self.peek() == Some(c) {
-            self.pos += c.len_utf8();
-            true
-        } else {
-            false
+        match self.rest.strip_prefix(c) {
+            Some(tail) => {
+                self.rest = tail;
+                true
+            }
+            None => false,
         }
     }
 
     /// A run of name characters (attribute path, operator or keyword).
     fn word(&mut self) -> &'a str {
-        let rest = self.rest();
-        let len = rest.find(|c: char| !is_name_char(c)).unwrap_or(rest.len());
-        self.pos += len;
-        &rest[..len]
-    }
-
-    /// Look at the next word without consuming it.
-    fn peek_word(&self) -> &'a str {
-        let rest = self.rest();
-        let len = rest.find(|c: char| !is_name_char(c)).unwrap_or(rest.len());
-        &rest[..len]
+        let (word, tail) = split_run(self.rest, |c| !is_name_char(c));
+        self.rest = tail;
+        word
     }
 
     fn keyword(&mut self, kw: &str) -> bool {
         self.skip_ws();
-        let w = self.peek_word();
-        if w.eq_ignore_ascii_case(kw) {
-            self.pos += w.len();
+        let (word, tail) = split_run(self.rest, |c| !is_name_char(c));
+        if word.eq_ignore_ascii_case(kw) {
+            self.rest = tail;
             true
         } else {
             false
@@ -221,7 +222,7 @@ impl<'a> Parser<'a> {
     }
 
     fn enter(&mut self) -> Result<(), Error> {
-        self.depth += 1;
+        self.depth = self.depth.saturating_add(1);
         if self.depth > MAX_DEPTH {
             return Err(invalid(format!(
                 "filter is nested deeper than {MAX_DEPTH} levels"
@@ -237,7 +238,7 @@ impl<'a> Parser<'a> {
             let right = self.and()?;
             left = Filter::Or(Box::new(left), Box::new(right));
         }
-        self.depth -= 1;
+        self.depth = self.depth.saturating_sub(1);
         Ok(left)
     }
 
@@ -260,7 +261,7 @@ impl<'a> Parser<'a> {
             }
             return Ok(inner);
         }
-        let save = self.pos;
+        let save = self.rest;
         if self.keyword("not") {
             self.skip_ws();
             if self.eat('(') {
@@ -272,7 +273,7 @@ impl<'a> Parser<'a> {
                 return Ok(Filter::Not(Box::new(inner)));
             }
             // An attribute that happens to be called "not…": fall through.
-            self.pos = save;
+            self.rest = save;
         }
         self.atom()
     }
@@ -302,14 +303,13 @@ impl<'a> Parser<'a> {
         if path.is_empty() {
             return Err(self.error("expected an attribute name"));
         }
-        self.terms += 1;
+        self.terms = self.terms.saturating_add(1);
         if self.terms > MAX_TERMS {
             return Err(invalid(format!(
                 "filter has more than {MAX_TERMS} comparisons"
             )));
         }
-        if self.peek() == Some('[') {
-            self.pos += 1;
+        if self.eat('[') {
             if self.parent.is_some() {
                 return Err(self.error("value filters cannot be nested"));
             }
@@ -382,35 +382,37 @@ impl<'a> Parser<'a> {
 
     /// A JSON string, number, `true`/`false`/`null`, or a legacy unquoted word.
     fn value(&mut self) -> Result<Literal, Error> {
-        let rest = self.rest();
-        if rest.starts_with('"') {
+        if self.rest.starts_with('"') {
             // Find the closing quote, honouring backslash escapes, then decode as JSON.
-            let bytes = rest.as_bytes();
-            let mut i = 1;
-            while i < bytes.len() {
-                match bytes[i] {
-                    b'\\' => i += 2,
-                    b'"' => break,
-                    _ => i += 1,
+            let mut chars = self.rest.char_indices().skip(1);
+            let mut closed = false;
+            while let Some((_, c)) = chars.next() {
+                match c {
+                    '\\' => {
+                        chars.next();
+                    }
+                    '"' => {
+                        closed = true;
+                        break;
+                    }
+                    _ => {}
                 }
             }
-            if i >= bytes.len() {
+            if !closed {
                 return Err(self.error("unterminated string"));
             }
-            let lit = &rest[..=i];
+            let end = chars.next().map_or(self.rest.len(), |(i, _)| i);
+            let (lit, tail) = self.rest.split_at_checked(end).unwrap_or((self.rest, ""));
             let s: String =
                 serde_json::from_str(lit).map_err(|_| self.error("invalid string literal"))?;
-            self.pos += i + 1;
+            self.rest = tail;
             return Ok(Value::String(s));
         }
-        let len = rest
-            .find(|c: char| c.is_whitespace() || c == ')' || c == ']')
-            .unwrap_or(rest.len());
-        if len == 0 {
+        let (word, tail) = split_run(self.rest, |c| c.is_whitespace() || c == ')' || c == ']');
+        if word.is_empty() {
             return Err(self.error("expected a value"));
         }
-        let word = &rest[..len];
-        self.pos += len;
+        self.rest = tail;
         Ok(match word.to_ascii_lowercase().as_str() {
             "true" => Value::Bool(true),
             "false" => Value::Bool(false),

@@ -92,10 +92,10 @@ pub fn parse(rt: &'static ResourceType, body: &Value) -> Result<Vec<Operation>> 
         )));
     }
     ops.iter()
-        .enumerate()
-        .map(|(i, op)| {
+        .zip(1..)
+        .map(|(op, n): (&Value, usize)| {
             parse_op(rt, op).map_err(|e| Error {
-                detail: format!("operation {}: {}", i + 1, e.detail),
+                detail: format!("operation {n}: {}", e.detail),
                 ..e
             })
         })
@@ -154,13 +154,11 @@ fn parse_op(rt: &'static ResourceType, op: &Value) -> Result<Operation> {
 
 /// Parse a PATCH path (RFC 7644 §3.5.2 `PATH = attrPath / valuePath [subAttr]`).
 pub fn parse_path(rt: &'static ResourceType, path: &str) -> Result<Target> {
-    let (head, filter_text, tail) = match path.find('[') {
-        Some(open) => {
-            let close = path
-                .rfind(']')
-                .filter(|c| *c > open)
+    let (head, filter_text, tail) = match path.split_once('[') {
+        Some((head, bracketed)) => {
+            let (inner, tail) = bracketed
+                .rsplit_once(']')
                 .ok_or_else(|| invalid_path(format!("'{path}': unbalanced '['")))?;
-            let tail = &path[close + 1..];
             let tail = match tail {
                 "" => None,
                 t => Some(
@@ -168,7 +166,7 @@ pub fn parse_path(rt: &'static ResourceType, path: &str) -> Result<Target> {
                         .ok_or_else(|| invalid_path(format!("'{path}': expected '.' after ']'")))?,
                 ),
             };
-            (&path[..open], Some(&path[open + 1..close]), tail)
+            (head, Some(inner), tail)
         }
         None => (path, None, None),
     };
@@ -492,25 +490,18 @@ fn apply_filtered(
             }
         }
     };
-    let hits: Vec<usize> = items
-        .iter()
-        .enumerate()
-        .filter(|(_, v)| matches(filter, v))
-        .map(|(i, _)| i)
-        .collect();
+    // One pass decides which values the filter selects; every step below is linear in them.
+    let hit: Vec<bool> = items.iter().map(|v| matches(filter, v)).collect();
+    let any_hit = hit.contains(&true);
     match kind {
         Kind::Remove => match sub {
             None => {
-                let mut i = 0;
-                items.retain(|_| {
-                    let keep = !hits.contains(&i);
-                    i += 1;
-                    keep
-                });
+                let mut flags = hit.iter();
+                items.retain(|_| !flags.next().copied().unwrap_or(false));
             }
             Some(s) => {
-                for &i in &hits {
-                    if let Some(o) = items.get_mut(i).and_then(Value::as_object_mut) {
+                for (item, _) in items.iter_mut().zip(&hit).filter(|(_, h)| **h) {
+                    if let Some(o) = item.as_object_mut() {
                         o.remove(s.name);
                     }
                 }
@@ -539,7 +530,7 @@ fn apply_filtered(
                     Some(_) | None => Map::new(),
                 },
             };
-            if hits.is_empty() {
+            if !any_hit {
                 // Entra: create the value the filter describes (RFC 7644 would say noTarget).
                 let Some(mut element) = element_from_equalities(a.attr, filter) else {
                     return Err(no_target(a));
@@ -557,8 +548,8 @@ fn apply_filtered(
                 }
                 items.push(Value::Object(element));
             } else {
-                for &i in &hits {
-                    if let Some(o) = items.get_mut(i).and_then(Value::as_object_mut) {
+                for (item, _) in items.iter_mut().zip(&hit).filter(|(_, h)| **h) {
+                    if let Some(o) = item.as_object_mut() {
                         for (k, v) in &new_fields {
                             if v.is_null() {
                                 o.remove(k);

@@ -11,6 +11,11 @@ use super::error::{Error, Result, ScimType};
 /// `filter.maxResults` in ServiceProviderConfig.
 pub const MAX_RESULTS: u64 = 200;
 
+/// Largest `startIndex` honoured: the largest integer that D1 (which binds JavaScript numbers)
+/// carries exactly. A larger one is read as this: the page is empty either way (RFC 7644
+/// §3.4.2.4: a `startIndex` past the last result returns no resources).
+pub const MAX_START_INDEX: u64 = (1 << 53) - 1;
+
 /// URN of the SearchRequest message.
 pub const SEARCH_REQUEST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
 
@@ -31,18 +36,39 @@ fn invalid_value(detail: impl Into<String>) -> Error {
     Error::bad_request(ScimType::InvalidValue, detail)
 }
 
+/// An integer from a query string. One too large for `i64` saturates (the callers clamp it
+/// anyway), so `startIndex=99999999999999999999` is read as "past the end", not as an error.
 fn integer(name: &str, v: &str) -> Result<i64> {
-    v.trim()
-        .parse::<i64>()
-        .map_err(|_| invalid_value(format!("'{name}' must be an integer, not '{v}'")))
+    let t = v.trim();
+    let digits = t.strip_prefix(['+', '-']).unwrap_or(t);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid_value(format!(
+            "'{name}' must be an integer, not '{v}'"
+        )));
+    }
+    Ok(t.parse::<i64>().unwrap_or(if t.starts_with('-') {
+        i64::MIN
+    } else {
+        i64::MAX
+    }))
 }
 
+/// An integer from a JSON number: floats with no fraction and integers beyond `i64` saturate
+/// (`as` from a float saturates in Rust; it cannot wrap or panic).
+fn json_integer(n: &serde_json::Number) -> Option<i64> {
+    n.as_i64()
+        .or_else(|| n.as_u64().map(|_| i64::MAX))
+        .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
+}
+
+/// 1-based; below 1 reads as 1 (RFC 7644 §3.4.2.4), above [`MAX_START_INDEX`] as that.
 fn start_index(v: i64) -> u64 {
-    v.max(1) as u64
+    u64::try_from(v).unwrap_or(0).clamp(1, MAX_START_INDEX)
 }
 
+/// Negative reads as 0 (RFC 7644 §3.4.2.4); above [`MAX_RESULTS`] as that.
 fn count(v: i64) -> u64 {
-    (v.max(0) as u64).min(MAX_RESULTS)
+    u64::try_from(v).unwrap_or(0).min(MAX_RESULTS)
 }
 
 fn descending(v: &str) -> Result<bool> {
@@ -113,8 +139,7 @@ impl ListParams {
         };
         let int = |name: &str, v: &Value| -> Result<i64> {
             match v {
-                Value::Number(n) => n
-                    .as_i64()
+                Value::Number(n) => json_integer(n)
                     .ok_or_else(|| invalid_value(format!("'{name}' must be an integer"))),
                 Value::String(s) => integer(name, s),
                 _ => Err(invalid_value(format!("'{name}' must be an integer"))),
@@ -187,7 +212,25 @@ mod tests {
             ListParams::from_query([]).expect("valid"),
             ListParams::defaults()
         );
-        for bad in [("count", "ten"), ("startIndex", "1.5"), ("sortOrder", "up")] {
+        // Out-of-range numbers are clamped, never an overflow or an error.
+        for (v, start) in [
+            ("9223372036854775807", MAX_START_INDEX),
+            ("99999999999999999999999", MAX_START_INDEX),
+            ("-9223372036854775808", 1),
+            ("-99999999999999999999999", 1),
+        ] {
+            let p = ListParams::from_query([("startIndex", v), ("count", v)]).expect("valid");
+            assert_eq!(p.start_index, start, "{v}");
+            assert!(p.count == 0 || p.count == MAX_RESULTS, "{v}");
+        }
+        for bad in [
+            ("count", "ten"),
+            ("startIndex", "1.5"),
+            ("sortOrder", "up"),
+            ("count", "+"),
+            ("count", "1e3"),
+            ("startIndex", "１"),
+        ] {
             let e = ListParams::from_query([bad]).expect_err("invalid");
             assert_eq!((e.status, e.scim_type), (400, Some(ScimType::InvalidValue)));
         }
@@ -203,6 +246,17 @@ mod tests {
         assert_eq!(p.attributes.as_deref(), Some("displayName,userName"));
         assert_eq!((p.start_index, p.count, p.descending), (1, 10, false));
         assert!(ListParams::from_search(&json!({"count": "x"})).is_err());
+        assert!(ListParams::from_search(&json!({"count": 1.5})).is_err());
+        let huge =
+            ListParams::from_search(&json!({"startIndex": 9223372036854775807u64, "count": 1e300}))
+                .expect("clamped");
+        assert_eq!(
+            (huge.start_index, huge.count),
+            (MAX_START_INDEX, MAX_RESULTS)
+        );
+        let huge = ListParams::from_search(&json!({"startIndex": 18446744073709551615u64}))
+            .expect("clamped");
+        assert_eq!(huge.start_index, MAX_START_INDEX);
         assert!(ListParams::from_search(&json!([1])).is_err());
     }
 

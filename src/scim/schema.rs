@@ -514,7 +514,10 @@ impl ResourceType {
         let (schema, extension, rest) = match self.split_urn(path) {
             Some(Ok((schema, extension, rest))) => (schema, extension, rest),
             Some(Err(schema)) => return Resolved::Extension(schema),
-            None if path.len() > 4 && path[..4].eq_ignore_ascii_case("urn:") => {
+            None if path
+                .get(..4)
+                .is_some_and(|p| p.eq_ignore_ascii_case("urn:")) =>
+            {
                 return Resolved::Unknown
             }
             None => (self.schema, false, path),
@@ -573,12 +576,12 @@ impl ResourceType {
         let candidates =
             std::iter::once((self.schema, false)).chain(self.extensions.iter().map(|s| (*s, true)));
         for (schema, extension) in candidates {
-            let id = schema.id;
-            if path.len() >= id.len()
-                && path[..id.len()].eq_ignore_ascii_case(id)
-                && path.is_char_boundary(id.len())
-            {
-                let rest = &path[id.len()..];
+            // `split_at_checked` refuses a split inside a character: a non-ASCII path never
+            // panics here, it just does not match.
+            let Some((head, rest)) = path.split_at_checked(schema.id.len()) else {
+                continue;
+            };
+            if head.eq_ignore_ascii_case(schema.id) {
                 if rest.is_empty() {
                     return if extension { Some(Err(schema)) } else { None };
                 }
@@ -663,6 +666,30 @@ mod tests {
             "urn:ietf:params:scim:schemas:extension:enterprise:2.0Userx",
         ] {
             assert_eq!(USER_TYPE.resolve(p), Resolved::Unknown, "{p}");
+        }
+    }
+
+    /// Each of these panicked the isolate ("byte index 4 is not a char boundary"): a byte index
+    /// that fell inside 'é'. Non-ASCII paths are unknown attributes, never a crash.
+    #[test]
+    fn non_ascii_paths_are_unknown_not_a_panic() {
+        let long = format!("{}é", "a".repeat(41));
+        let urn_prefix = format!("{}é:x", &USER_SCHEMA[..41]);
+        for p in [
+            "abcé",
+            "é",
+            "urné",
+            "urn\u{301}:x",
+            long.as_str(),
+            urn_prefix.as_str(),
+            "Abteilungsgröße",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:Useré",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:é",
+            "name.é",
+            "\u{10FFFF}",
+        ] {
+            assert_eq!(USER_TYPE.resolve(p), Resolved::Unknown, "{p}");
+            assert_eq!(GROUP_TYPE.resolve(p), Resolved::Unknown, "{p}");
         }
     }
 

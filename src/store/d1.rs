@@ -12,17 +12,25 @@ use super::{Executor, Outcome, Param, Stmt, StoreError};
 
 pub struct D1(pub D1Database);
 
+/// The largest integer a JS number holds exactly (2^53 - 1).
+const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+
 impl D1 {
     fn prepare(&self, stmt: &Stmt) -> Result<D1PreparedStatement, StoreError> {
         let params: Vec<JsValue> = stmt
             .params
             .iter()
             .map(|p| match p {
-                Param::Null => JsValue::NULL,
-                Param::Int(i) => JsValue::from_f64(*i as f64),
-                Param::Text(s) => JsValue::from_str(s),
+                Param::Null => Ok(JsValue::NULL),
+                // A larger integer would arrive as an inexact float (SQLite then refuses it
+                // in LIMIT/OFFSET); callers clamp client numbers well below this.
+                Param::Int(i) if i.unsigned_abs() > MAX_SAFE_INTEGER => Err(StoreError::Other(
+                    format!("integer {i} is beyond what D1 binds exactly"),
+                )),
+                Param::Int(i) => Ok(JsValue::from_f64(*i as f64)),
+                Param::Text(s) => Ok(JsValue::from_str(s)),
             })
-            .collect();
+            .collect::<Result<_, _>>()?;
         self.0
             .prepare(stmt.sql.as_ref())
             .bind(&params)

@@ -60,7 +60,7 @@ pub async fn list_page<E: Executor, R: DeserializeOwned>(
 ) -> Result<(u64, Vec<R>)> {
     let (name, t) = table_name(table);
     let w = list_where(table, tenant_id, q.filter)?;
-    if w.params.len() + 2 > MAX_PARAMS {
+    if w.params.len().saturating_add(2) > MAX_PARAMS {
         return Err(Error::bad_request(
             ScimType::InvalidFilter,
             format!("the filter needs more than {MAX_PARAMS} bound values; simplify it"),

@@ -13,15 +13,12 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::filter_sql::{multi_storage, MultiStorage, Table};
+use super::listing::list_page;
 pub use super::listing::ListQuery;
-use super::listing::{list_page, MAX_PARAMS};
-use super::{Executor, Stmt, StoreError};
+use super::{Executor, Param, Stmt, StoreError};
 use crate::scim::error::{Error, Result};
 use crate::scim::resource::MemberRef;
 use crate::scim::schema::{ENTERPRISE_USER_SCHEMA, USER};
-
-/// Columns of `user_values` written per row.
-const VALUE_COLUMNS: usize = 7;
 
 /// A user as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -184,41 +181,42 @@ fn columns(data: &Map<String, Value>) -> Columns {
     }
 }
 
-/// `INSERT INTO user_values` statements, chunked under the parameter limit. With `guard`
-/// (tenant, id, write_id), rows are inserted only if that write won.
-fn value_inserts(tenant_id: &str, id: &str, c: &Columns, guard: Option<&str>) -> Vec<Stmt> {
-    let guard_params = if guard.is_some() { 3 } else { 0 };
-    let per_stmt = (MAX_PARAMS - guard_params) / VALUE_COLUMNS;
-    c.values
-        .chunks(per_stmt.max(1))
-        .map(|chunk| {
-            let mut params = Vec::with_capacity(chunk.len() * VALUE_COLUMNS + guard_params);
-            let tuples = vec!["(?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
-            for row in chunk {
-                params.extend([
-                    tenant_id.into(),
-                    id.into(),
-                    row.attr.into(),
-                    row.value.clone().into(),
-                    row.ty.clone().into(),
-                    row.display.clone().into(),
-                    row.primary.into(),
-                ]);
-            }
-            let cols = "(tenant_id, user_id, attr, value, type, display, is_primary)";
-            let sql = match guard {
-                None => format!("INSERT INTO user_values {cols} VALUES {tuples}"),
-                Some(write_id) => {
-                    params.extend([tenant_id.into(), id.into(), write_id.into()]);
-                    format!(
-                        "INSERT INTO user_values {cols} SELECT * FROM (VALUES {tuples}) \
-                         WHERE EXISTS (SELECT 1 FROM users WHERE tenant_id = ? AND id = ? AND write_id = ?)"
-                    )
-                }
-            };
-            Stmt::new(sql, params)
+/// The `INSERT INTO user_values` statement for all of a user's values, or none when it has
+/// none. The rows travel as one JSON array in one bound parameter and are unpacked by
+/// `json_each`, so a user with thousands of values is still one statement (D1 allows 100 bound
+/// parameters per statement and counts every statement of a batch against its per-request
+/// query limit). With `guard` (the write_id), rows are inserted only if that write won.
+fn value_insert(tenant_id: &str, id: &str, c: &Columns, guard: Option<&str>) -> Option<Stmt> {
+    if c.values.is_empty() {
+        return None;
+    }
+    let rows: Vec<Value> = c
+        .values
+        .iter()
+        .map(|row| {
+            serde_json::json!({
+                "a": row.attr, "v": row.value, "t": row.ty, "d": row.display, "p": row.primary,
+            })
         })
-        .collect()
+        .collect();
+    let mut params: Vec<Param> = vec![
+        tenant_id.into(),
+        id.into(),
+        Value::Array(rows).to_string().into(),
+    ];
+    let mut sql = String::from(
+        "INSERT INTO user_values (tenant_id, user_id, attr, value, type, display, is_primary) \
+         SELECT ?, ?, json_extract(j.value, '$.a'), json_extract(j.value, '$.v'), \
+         json_extract(j.value, '$.t'), json_extract(j.value, '$.d'), json_extract(j.value, '$.p') \
+         FROM json_each(?) j",
+    );
+    if let Some(write_id) = guard {
+        sql.push_str(
+            " WHERE EXISTS (SELECT 1 FROM users WHERE tenant_id = ? AND id = ? AND write_id = ?)",
+        );
+        params.extend([tenant_id.into(), id.into(), write_id.into()]);
+    }
+    Some(Stmt::new(sql, params))
 }
 
 fn manager_check(tenant_id: &str, c: &Columns) -> Option<Stmt> {
@@ -275,7 +273,7 @@ pub async fn insert<E: Executor>(
             now.into(),
         ],
     )];
-    stmts.extend(value_inserts(tenant_id, id, &c, None));
+    stmts.extend(value_insert(tenant_id, id, &c, None));
     let check = manager_check(tenant_id, &c);
     let has_check = check.is_some();
     stmts.extend(check);
@@ -344,7 +342,7 @@ pub async fn update<E: Executor>(
             vec![tenant_id.into(), id.into(), tenant_id.into(), id.into(), write_id.into()],
         ),
     ];
-    stmts.extend(value_inserts(tenant_id, id, &c, Some(write_id)));
+    stmts.extend(value_insert(tenant_id, id, &c, Some(write_id)));
     let check = manager_check(tenant_id, &c);
     let has_check = check.is_some();
     stmts.extend(check);
@@ -365,7 +363,7 @@ pub async fn update<E: Executor>(
     Ok(Update::Done(StoredUser {
         id: id.to_string(),
         data: data.clone(),
-        version: current.version + 1,
+        version: current.version.saturating_add(1),
         created_at: current.created_at,
         updated_at: now,
         manager_exists: manager,

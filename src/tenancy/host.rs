@@ -65,8 +65,8 @@ pub fn classify(host: &str, base_domain: &str) -> HostKind {
 fn strip_port(host: &str) -> &str {
     if host.starts_with('[') {
         // `[::1]:8787` -> `[::1]`
-        return match host.find(']') {
-            Some(end) => &host[..=end],
+        return match host.split_once(']') {
+            Some((inside, _port)) => host.get(..=inside.len()).unwrap_or(host),
             None => host,
         };
     }
@@ -118,7 +118,7 @@ pub fn validate_subdomain(sub: &str) -> Result<(), String> {
 pub fn split_tenant_path(path: &str) -> Option<(String, &str)> {
     let rest = path.strip_prefix("/tenants/")?;
     let (sub, tail) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
+        Some(i) => rest.split_at_checked(i)?,
         None => (rest, ""),
     };
     if sub.is_empty() {

@@ -60,15 +60,22 @@ pub fn random_uuid() -> Result<String, RandomnessUnavailable> {
     let mut b = random_bytes::<16>()?;
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    Ok(format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    ))
+    // 8-4-4-4-12 hex digits: a dash before bytes 4, 6, 8 and 10.
+    let mut out = String::with_capacity(36);
+    for (i, x) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out.push('-');
+        }
+        push_hex(&mut out, *x);
+    }
+    Ok(out)
+}
+
+/// Append a byte as two lower-case hex digits.
+fn push_hex(out: &mut String, b: u8) {
+    for nibble in [b >> 4, b & 0xf] {
+        out.push(char::from_digit(u32::from(nibble), 16).unwrap_or('0'));
+    }
 }
 
 /// The stored form of a token: lower-case hex SHA-256.
@@ -76,18 +83,16 @@ pub fn hash(token: &str) -> String {
     let digest = Sha256::digest(token.as_bytes());
     let mut out = String::with_capacity(64);
     for b in digest {
-        out.push(char::from(HEX[usize::from(b >> 4)]));
-        out.push(char::from(HEX[usize::from(b & 0xf)]));
+        push_hex(&mut out, b);
     }
     out
 }
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
-
 /// The last four characters, so an admin can tell tokens apart in a list.
 pub fn hint(token: &str) -> String {
-    let chars: Vec<char> = token.chars().collect();
-    chars[chars.len().saturating_sub(4)..].iter().collect()
+    let mut last: Vec<char> = token.chars().rev().take(4).collect();
+    last.reverse();
+    last.into_iter().collect()
 }
 
 /// Compare two secrets in constant time. Both are hashed first, so neither the content nor the
