@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use worker::{Method, Request};
 
 use crate::http::{auth, App, Reply};
-use crate::scim::error::{Error, Result};
+use crate::scim::error::{quote, Error, Result};
 use crate::store::tenants::{self as store, NewTenant, NewToken, Tenant, TokenRefusal};
 use crate::tenancy::host::{tenant_url, validate_subdomain};
 use crate::tenancy::token;
@@ -78,7 +78,7 @@ pub async fn serve(app: &App, mut req: Request, path: &str) -> Result<Reply> {
             Method::Delete => revoke_token(app, sub, id).await,
             _ => Err(Error::method_not_allowed("DELETE")),
         },
-        Route::Unknown => Err(Error::not_found(format!("no admin route {path}"))),
+        Route::Unknown => Err(Error::not_found(format!("no admin route {}", quote(path)))),
     }
 }
 
@@ -180,7 +180,7 @@ fn tenant_json(app: &App, t: &Tenant) -> Value {
 }
 
 fn tenant_not_found(sub: &str) -> Error {
-    Error::not_found(format!("no tenant with subdomain '{sub}'"))
+    Error::not_found(format!("no tenant with subdomain '{}'", quote(sub)))
 }
 
 fn random_id(prefix: &str) -> Result<String> {
@@ -307,7 +307,13 @@ async fn list_tokens(app: &App, sub: &str) -> Result<Reply> {
 async fn revoke_token(app: &App, sub: &str, id: &str) -> Result<Reply> {
     let hash = store::revoke_token(&app.db, sub, id)
         .await?
-        .ok_or_else(|| Error::not_found(format!("tenant '{sub}' has no token '{id}'")))?;
+        .ok_or_else(|| {
+            Error::not_found(format!(
+                "tenant '{}' has no token '{}'",
+                quote(sub),
+                quote(id)
+            ))
+        })?;
     auth::forget(app, &[hash]).await;
     Ok(Reply::no_content())
 }

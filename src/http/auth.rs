@@ -22,7 +22,7 @@ use std::time::Duration;
 use worker::{Delay, KvStore, Request};
 
 use super::App;
-use crate::scim::error::{Error, Result};
+use crate::scim::error::{quote, Error, Result};
 use crate::store::d1::D1;
 use crate::store::tenants::{self as store, Access, TokenGrant};
 use crate::tenancy::host::validate_subdomain;
@@ -134,7 +134,8 @@ pub async fn authenticate(app: &App, req: &Request, sub: &str) -> Result<Princip
     };
     if !grant.provisioning_enabled {
         return Err(Error::forbidden(format!(
-            "provisioning is disabled for the organisation '{sub}'; an administrator can enable it in the admin console"
+            "provisioning is disabled for the organisation '{}'; an administrator can enable it in the admin console",
+            quote(sub)
         )));
     }
     record_use(app, &grant);
@@ -157,7 +158,8 @@ async fn cache(kv: &KvStore, hash: &str, grant: &CachedGrant) {
 
 fn unknown_tenant(sub: &str) -> Error {
     Error::not_found(format!(
-        "no organisation '{sub}' is served here; check the Tenant URL"
+        "no organisation '{}' is served here; check the Tenant URL",
+        quote(sub)
     ))
 }
 

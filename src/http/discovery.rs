@@ -12,7 +12,7 @@ use super::Reply;
 use crate::scim::discovery::{
     all_schemas, resource_type, schema, service_provider_config, RESOURCE_TYPES,
 };
-use crate::scim::error::{Error, Result};
+use crate::scim::error::{quote, Error, Result};
 use crate::scim::list::list_response;
 use crate::scim::query::ListParams;
 
@@ -49,7 +49,12 @@ pub fn serve(
             .find(|rt| rt.name.eq_ignore_ascii_case(name))
         {
             Some(rt) => Reply::json(200, resource_type(base, rt)),
-            None => return Err(Error::not_found(format!("no resource type '{name}'"))),
+            None => {
+                return Err(Error::not_found(format!(
+                    "no resource type '{}'",
+                    quote(name)
+                )))
+            }
         },
         Route::Schemas(None) => list(all_schemas().into_iter().map(|s| schema(base, s)).collect()),
         Route::Schemas(Some(urn)) => match all_schemas()
@@ -57,7 +62,7 @@ pub fn serve(
             .find(|s| s.id.eq_ignore_ascii_case(urn))
         {
             Some(s) => Reply::json(200, schema(base, s)),
-            None => return Err(Error::not_found(format!("no schema '{urn}'"))),
+            None => return Err(Error::not_found(format!("no schema '{}'", quote(urn)))),
         },
         _ => return Err(Error::not_found("no such discovery endpoint")),
     })

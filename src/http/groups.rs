@@ -7,9 +7,11 @@
 //! Group PATCH answers 204 No Content, as Entra prefers; with `attributes` or
 //! `excludedAttributes` in the query it answers 200 with the resource instead.
 //!
-//! D1 round trips: GET by id 1; list/filter 1; POST 1 (+1 to resolve members, +1 to read back
-//! members when any were given); PATCH 2 (read, write; +1 to resolve added members; +1 to
-//! read back when a body is asked for); DELETE 1.
+//! D1 round trips: GET by id 1; list/filter 1 (+1 to read members when the page has any and
+//! the response keeps them); POST 1 (+1 to resolve members, +1 to read back members when any
+//! were given); PATCH 2 (the group and every added member in one read, then one write; +1 to
+//! read back when a body is asked for); PUT 3 (read and resolve, write, read back); DELETE 1.
+//! Reading a group's members takes one more round trip per 5,000 members past the first page.
 
 use serde_json::Value;
 
@@ -18,9 +20,9 @@ use super::resources::{
     ListRequest, Selection, MAX_ATTEMPTS,
 };
 use super::Reply;
-use crate::scim::error::{Error, Result};
+use crate::scim::error::{quote, Error, Result};
 use crate::scim::list::list_response;
-use crate::scim::patch::{self, members, NewMember};
+use crate::scim::patch::{self, members, MemberOp, NewMember};
 use crate::scim::query::ListParams;
 use crate::scim::resource::{self, etag, refs_json, Data, Meta};
 use crate::scim::schema::GROUP_TYPE;
@@ -53,7 +55,7 @@ fn reply(ctx: &Ctx, status: u16, g: &StoredGroup, sel: &Selection) -> Reply {
 }
 
 fn not_found(id: &str) -> Error {
-    Error::not_found(format!("Group '{id}' not found"))
+    Error::not_found(format!("Group '{}' not found", quote(id)))
 }
 
 /// `GET /Groups` and `POST /Groups/.search`. Members are read only if the response keeps them.
@@ -151,9 +153,16 @@ pub async fn replace(
     if_match: Option<&str>,
 ) -> Result<Reply> {
     let (data, listed) = split_body(body)?;
-    let members = store::resolve(&ctx.app.db, ctx.tenant_id, id, &listed).await?;
-    let changes = vec![MemberChange::RemoveAll, MemberChange::Add(members)];
-    write(ctx, id, if_match, |_| Ok(Some(data.clone())), &changes).await?;
+    let (current, changes) = prepare(ctx, id, vec![MemberOp::Replace(listed)]).await?;
+    write(
+        ctx,
+        id,
+        if_match,
+        |_| Ok(Some(data.clone())),
+        &changes,
+        current,
+    )
+    .await?;
     Ok(reply(
         ctx,
         200,
@@ -173,7 +182,7 @@ pub async fn patch(
 ) -> Result<Reply> {
     let ops = patch::parse(&GROUP_TYPE, body)?;
     let (attr_ops, member_ops) = patch::take_members(ops, "members")?;
-    let changes = store::member_changes(&ctx.app.db, ctx.tenant_id, id, member_ops).await?;
+    let (current, changes) = prepare(ctx, id, member_ops).await?;
     let compute = |current: &StoredGroup| -> Result<Option<Data>> {
         if attr_ops.is_empty() {
             return Ok(None);
@@ -181,7 +190,7 @@ pub async fn patch(
         let data = patch::apply(&GROUP_TYPE, &current.data, &attr_ops)?;
         Ok((data != current.data).then_some(data))
     };
-    write(ctx, id, if_match, compute, &changes).await?;
+    write(ctx, id, if_match, compute, &changes, current).await?;
     let sel = Selection::of(&GROUP_TYPE, params);
     if sel.is_empty() {
         return Ok(Reply::no_content());
@@ -194,17 +203,35 @@ pub async fn patch(
     ))
 }
 
+/// The group as it is now and its member changes with every added member resolved: one round
+/// trip; 404 before any member is judged.
+async fn prepare(
+    ctx: &Ctx<'_>,
+    id: &str,
+    ops: Vec<MemberOp>,
+) -> Result<(StoredGroup, Vec<MemberChange>)> {
+    store::prepare(&ctx.app.db, ctx.tenant_id, id, ops)
+        .await?
+        .ok_or_else(|| not_found(id))
+}
+
 /// Write attribute changes (conditionally, retried on a lost race) and member changes (which
-/// commute) in one batch per attempt.
+/// commute) in one batch per attempt. The first attempt starts from `first`, the group as
+/// [`prepare`] read it; a retry reads it again.
 async fn write(
     ctx: &Ctx<'_>,
     id: &str,
     if_match: Option<&str>,
     compute: impl Fn(&StoredGroup) -> Result<Option<Data>>,
     changes: &[MemberChange],
+    first: StoredGroup,
 ) -> Result<()> {
+    let mut first = Some(first);
     for attempt in 0..MAX_ATTEMPTS {
-        let current = read(ctx, id, false).await?;
+        let current = match first.take() {
+            Some(g) => g,
+            None => read(ctx, id, false).await?,
+        };
         check_if_match(if_match, current.version)?;
         let data = compute(&current)?;
         if data.is_none() && changes.is_empty() {

@@ -24,7 +24,7 @@ pub mod users;
 use serde_json::Value;
 use worker::{Context, Env, Headers, Request, Response};
 
-use crate::scim::error::{Error, Result, SCIM_MEDIA_TYPE};
+use crate::scim::error::{quote, Error, Result, SCIM_MEDIA_TYPE};
 use crate::store::d1::D1;
 use crate::tenancy::host::{classify, split_tenant_path, HostKind, Origin};
 
@@ -166,7 +166,7 @@ async fn route(app: &App, req: Request) -> (Surface, Result<Reply>) {
             } else {
                 (
                     Surface::Scim,
-                    Err(Error::not_found(format!("no route for {path}"))),
+                    Err(Error::not_found(format!("no route for {}", quote(&path)))),
                 )
             }
         }

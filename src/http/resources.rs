@@ -6,7 +6,7 @@ use std::time::Duration;
 use worker::Delay;
 
 use super::{App, Reply};
-use crate::scim::error::{Error, Result, ScimType};
+use crate::scim::error::{quote, Error, Result, ScimType};
 use crate::scim::filter::{self, Filter};
 use crate::scim::query::{etag_matches, ListParams};
 use crate::scim::resource::{self, etag, selectors, Selector};
@@ -95,7 +95,7 @@ impl ListRequest {
                 _ => {
                     return Err(Error::bad_request(
                         ScimType::InvalidValue,
-                        format!("cannot sort by unknown attribute '{s}'"),
+                        format!("cannot sort by unknown attribute '{}'", quote(s)),
                     ))
                 }
             },

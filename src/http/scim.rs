@@ -15,7 +15,7 @@ use worker::{Method, Request};
 
 use super::resources::Ctx;
 use super::{auth, discovery, groups, search, users, App, Reply};
-use crate::scim::error::{Error, Result, ScimType};
+use crate::scim::error::{quote, Error, Result, ScimType};
 use crate::scim::query::ListParams;
 
 /// The SCIM endpoint prefix under a tenant.
@@ -101,7 +101,8 @@ pub async fn serve(
         Some(rest) if rest.is_empty() || rest.starts_with('/') => rest,
         _ => {
             return Err(Error::not_found(format!(
-                "no route for {path}; SCIM lives under {PREFIX}"
+                "no route for {}; SCIM lives under {PREFIX}",
+                quote(path)
             )))
         }
     };
@@ -200,7 +201,10 @@ pub async fn serve(
                 _ => Err(Error::method_not_allowed("GET")),
             }
         }
-        Route::Unknown => Err(Error::not_found(format!("no SCIM endpoint at {path}"))),
+        Route::Unknown => Err(Error::not_found(format!(
+            "no SCIM endpoint at {}",
+            quote(path)
+        ))),
     }
 }
 

@@ -26,8 +26,19 @@ pub async fn search_all(ctx: &Ctx<'_>, params: &ListParams) -> Result<Reply> {
         }
         Err(e) => return Err(e),
     };
+    // A page of users cut short (their groups passed the page budget) ends the page here:
+    // groups added after it would skip the users it left out.
+    let users_left = user_total.saturating_sub(params.start_index.saturating_sub(1));
+    let returned = u64::try_from(resources.len()).unwrap_or(u64::MAX);
+    if returned < params.count.min(users_left) {
+        let total = user_total.saturating_add(group_count(ctx, params).await?);
+        return Ok(Reply::json(
+            200,
+            list_response(total, params.start_index, resources),
+        ));
+    }
     // Where the page continues in the groups, and how many more it may hold.
-    let room = params.count.saturating_sub(resources.len() as u64);
+    let room = params.count.saturating_sub(returned);
     let group_params = ListParams {
         start_index: params.start_index.saturating_sub(user_total).max(1),
         count: room,
@@ -47,4 +58,17 @@ pub async fn search_all(ctx: &Ctx<'_>, params: &ListParams) -> Result<Reply> {
             resources,
         ),
     ))
+}
+
+/// How many groups match (for `totalResults` of a page that holds no groups).
+async fn group_count(ctx: &Ctx<'_>, params: &ListParams) -> Result<u64> {
+    let count_only = ListParams {
+        count: 0,
+        ..params.clone()
+    };
+    match groups::query(ctx, &count_only).await {
+        Ok((n, _)) => Ok(n),
+        Err(e) if e.scim_type == Some(ScimType::InvalidFilter) => Ok(0),
+        Err(e) => Err(e),
+    }
 }

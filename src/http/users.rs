@@ -13,7 +13,7 @@ use super::resources::{
     ListRequest, Selection, MAX_ATTEMPTS,
 };
 use super::Reply;
-use crate::scim::error::{Error, Result};
+use crate::scim::error::{quote, Error, Result};
 use crate::scim::list::list_response;
 use crate::scim::patch;
 use crate::scim::query::ListParams;
@@ -48,7 +48,7 @@ fn reply(ctx: &Ctx, status: u16, u: &StoredUser, sel: &Selection) -> Reply {
 }
 
 fn not_found(id: &str) -> Error {
-    Error::not_found(format!("User '{id}' not found"))
+    Error::not_found(format!("User '{}' not found", quote(id)))
 }
 
 /// `GET /Users` and `POST /Users/.search`.
@@ -64,8 +64,8 @@ pub async fn list(ctx: &Ctx<'_>, params: &ListParams) -> Result<Reply> {
 pub async fn query(ctx: &Ctx<'_>, params: &ListParams) -> Result<(u64, Vec<Value>)> {
     let request = ListRequest::parse(&USER_TYPE, params)?;
     let q = request.query(params);
-    let (total, users) = store::list(&ctx.app.db, ctx.tenant_id, &q).await?;
     let sel = Selection::of(&USER_TYPE, params);
+    let (total, users) = store::list(&ctx.app.db, ctx.tenant_id, &q, sel.wants("groups")).await?;
     let resources = users.iter().map(|u| render(ctx, u, &sel)).collect();
     Ok((total, resources))
 }

@@ -60,12 +60,47 @@ pub struct Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Most characters of client input quoted back in a detail: enough to recognise it, never
+/// the whole of a 64 KB body.
+pub const QUOTE_CHARS: usize = 64;
+
+/// Longest detail of any error, as a backstop for details that quote more than one value.
+pub const MAX_DETAIL_BYTES: usize = 1024;
+
+/// Client text for a detail: the first [`QUOTE_CHARS`] characters, then `…` if there was more.
+pub fn quote(s: &str) -> String {
+    let mut chars = s.chars();
+    let mut out: String = chars.by_ref().take(QUOTE_CHARS).collect();
+    if chars.next().is_some() {
+        out.push('…');
+    }
+    out
+}
+
+/// A client JSON value for a detail, quoted like [`quote`].
+pub fn quote_json(v: &Value) -> String {
+    quote(&v.to_string())
+}
+
+/// Cut a detail to [`MAX_DETAIL_BYTES`] at a character boundary.
+fn bounded(mut detail: String) -> String {
+    if detail.len() > MAX_DETAIL_BYTES {
+        let mut end = MAX_DETAIL_BYTES;
+        while !detail.is_char_boundary(end) {
+            end = end.saturating_sub(1);
+        }
+        detail.truncate(end);
+        detail.push('…');
+    }
+    detail
+}
+
 impl Error {
     pub fn new(status: u16, detail: impl Into<String>) -> Self {
         Error {
             status,
             scim_type: None,
-            detail: detail.into(),
+            detail: bounded(detail.into()),
             allow: None,
             cause: None,
         }
@@ -172,6 +207,18 @@ mod tests {
         let e = Error::not_found("no such user");
         assert_eq!(e.scim_body().get("scimType"), None);
         assert_eq!(e.scim_body()["status"], "404");
+    }
+
+    #[test]
+    fn details_quote_client_input_briefly() {
+        assert_eq!(quote("short"), "short");
+        let long = "é".repeat(500);
+        assert_eq!(quote(&long).chars().count(), QUOTE_CHARS + 1);
+        assert!(quote(&long).ends_with('…'));
+        let e = Error::invalid("x".repeat(5000) + "é");
+        assert!(e.detail.len() <= MAX_DETAIL_BYTES + '…'.len_utf8());
+        let e = Error::invalid("é".repeat(1000));
+        assert!(e.detail.ends_with('…'), "cut at a character boundary");
     }
 
     #[test]

@@ -15,7 +15,7 @@
 
 use serde_json::Value;
 
-use super::error::{Error, ScimType};
+use super::error::{quote, Error, ScimType};
 use super::schema::{AttrRef, Resolved, ResourceType};
 
 pub const MAX_LEN: usize = 4096;
@@ -90,6 +90,74 @@ pub enum Filter {
         attr: AttrRef,
         inner: Box<Filter>,
     },
+}
+
+/// The filter as filter text that [`parse`] reads back to the same tree: attribute paths in
+/// full (extension attributes URN-qualified), values as JSON, parentheses only where the tree
+/// needs them (so a long `or` chain does not become deeply nested text). Inside `attr[…]`,
+/// attributes are written as the sub-attribute names the grammar expects.
+impl std::fmt::Display for Filter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write_filter(f, self, false)
+    }
+}
+
+fn write_filter(
+    f: &mut std::fmt::Formatter<'_>,
+    filter: &Filter,
+    inside: bool,
+) -> std::fmt::Result {
+    let path = |a: &AttrRef| match (inside, a.sub) {
+        (true, Some(sub)) => sub.name.to_string(),
+        _ => a.display(),
+    };
+    match filter {
+        Filter::And(a, b) | Filter::Or(a, b) => {
+            let and = matches!(filter, Filter::And(..));
+            write_operand(f, a, and, false, inside)?;
+            f.write_str(if and { " and " } else { " or " })?;
+            write_operand(f, b, and, true, inside)
+        }
+        Filter::Not(a) => {
+            f.write_str("not (")?;
+            write_filter(f, a, inside)?;
+            f.write_str(")")
+        }
+        Filter::Compare { attr, op, value } => {
+            write!(f, "{} {} {value}", path(attr), op.as_str())
+        }
+        Filter::Present { attr } => write!(f, "{} pr", path(attr)),
+        Filter::Has { attr, inner } => {
+            write!(f, "{}[", attr.display())?;
+            write_filter(f, inner, true)?;
+            f.write_str("]")
+        }
+    }
+}
+
+/// One side of an `and`/`or`. `and` binds tighter than `or`, and both group to the left
+/// (`a or b or c` is `(a or b) or c`): a child needs parentheses only where reading it back
+/// would group it differently.
+fn write_operand(
+    f: &mut std::fmt::Formatter<'_>,
+    child: &Filter,
+    parent_and: bool,
+    right: bool,
+    inside: bool,
+) -> std::fmt::Result {
+    let parens = match child {
+        Filter::Or(..) => parent_and || right,
+        Filter::And(..) => parent_and && right,
+        _ => false,
+    };
+    if parens {
+        f.write_str("(")?;
+    }
+    write_filter(f, child, inside)?;
+    if parens {
+        f.write_str(")")?;
+    }
+    Ok(())
 }
 
 fn invalid(detail: impl Into<String>) -> Error {
@@ -287,13 +355,17 @@ impl<'a> Parser<'a> {
                 });
             }
             return Err(invalid(format!(
-                "'{path}' is not a sub-attribute of '{}'",
+                "'{}' is not a sub-attribute of '{}'",
+                quote(path),
                 parent.display()
             )));
         }
         match self.rt.resolve(path) {
             Resolved::Attr(a) => Ok(a),
-            _ => Err(invalid(format!("unknown attribute '{path}' in filter"))),
+            _ => Err(invalid(format!(
+                "unknown attribute '{}' in filter",
+                quote(path)
+            ))),
         }
     }
 
@@ -316,7 +388,8 @@ impl<'a> Parser<'a> {
             let attr = self.resolve(path)?;
             if attr.sub.is_some() || !attr.attr.is_complex() {
                 return Err(invalid(format!(
-                    "'{path}' cannot take a value filter: it is not a complex attribute"
+                    "'{}' cannot take a value filter: it is not a complex attribute",
+                    quote(path)
                 )));
             }
             self.parent = Some(attr);
@@ -327,12 +400,19 @@ impl<'a> Parser<'a> {
             if !self.eat(']') {
                 return Err(self.error("expected ']'"));
             }
-            // Entra's `emails[type eq "work"].value eq "x"`.
+            // Entra's `emails[type eq "work"].value eq "x"`: one more comparison.
             if self.eat('.') {
+                self.terms = self.terms.saturating_add(1);
+                if self.terms > MAX_TERMS {
+                    return Err(invalid(format!(
+                        "filter has more than {MAX_TERMS} comparisons"
+                    )));
+                }
                 let sub_name = self.word();
                 let sub = attr.attr.sub(sub_name).ok_or_else(|| {
                     invalid(format!(
-                        "'{sub_name}' is not a sub-attribute of '{}'",
+                        "'{}' is not a sub-attribute of '{}'",
+                        quote(sub_name),
                         attr.display()
                     ))
                 })?;
@@ -372,7 +452,7 @@ impl<'a> Parser<'a> {
             if op_word.is_empty() {
                 self.error("expected an operator (eq, ne, co, sw, ew, gt, ge, lt, le, pr)")
             } else {
-                invalid(format!("unknown operator '{op_word}'"))
+                invalid(format!("unknown operator '{}'", quote(op_word)))
             }
         })?;
         self.skip_ws();
@@ -543,6 +623,34 @@ mod tests {
             assert_eq!(e.scim_type, Some(ScimType::InvalidFilter));
             assert!(e.detail.contains(needle), "{f:?}: {}", e.detail);
         }
+    }
+
+    #[test]
+    fn display_reads_back_to_the_same_tree() {
+        for text in [
+            r#"userName eq "a \" b""#,
+            r#"emails[type eq "work"].value eq "x@y""#,
+            r#"id eq 54D382A4 and manager eq 2819c223"#,
+            r#"title pr and userType eq "Employee" or not (active eq false)"#,
+            r#"name[givenName sw "Al" or familyName ew "ce"]"#,
+            r#"meta.lastModified gt "2011-05-13T04:42:34Z" and displayName eq 1.5e3"#,
+            r#"roles[primary eq "True"] or emails co "é""#,
+        ] {
+            let tree = p(text);
+            let shown = tree.to_string();
+            assert_eq!(p(&shown), tree, "{text} -> {shown}");
+        }
+        assert_eq!(
+            p(r#"emails[type eq "work"].value eq "x""#).to_string(),
+            r#"emails[type eq "work" and value eq "x"]"#
+        );
+        assert_eq!(
+            p(r#"(displayName eq 1 or title pr) and not (title pr or userType pr and nickName pr)"#)
+                .to_string(),
+            r#"(displayName eq 1 or title pr) and not (title pr or userType pr and nickName pr)"#
+        );
+        let chain = vec![r#"userName eq "a""#; 40].join(" or ");
+        assert_eq!(p(&chain).to_string(), chain, "a long chain stays flat");
     }
 
     #[test]

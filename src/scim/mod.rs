@@ -4,6 +4,7 @@
 //! - [`discovery`]: ServiceProviderConfig, ResourceTypes and Schemas, from the schema tables.
 //! - [`error`]: the typed error and the RFC 7644 §3.12 Error message.
 //! - [`filter`]: the filter language, parsed into a schema-resolved AST.
+//! - [`fold`]: Unicode case folding, how `caseExact: false` strings compare.
 //! - [`list`]: the RFC 7644 §3.4.2 ListResponse.
 //! - [`patch`]: PatchOp parsing and application, RFC 7644 §3.5.2 plus Entra's dialect.
 //! - [`query`]: list/search parameters and ETag preconditions.
@@ -13,6 +14,7 @@
 pub mod discovery;
 pub mod error;
 pub mod filter;
+pub mod fold;
 pub mod list;
 pub mod patch;
 pub mod query;

@@ -18,12 +18,15 @@
 //!   block an `active: false` in the same body.
 
 use serde_json::{Map, Value};
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 
-use super::error::{Error, Result, ScimType};
+use super::error::{quote, quote_json, Error, Result, ScimType};
 use super::filter::{parse_value_filter, Filter, Op};
+use super::fold::fold;
 use super::resource::{
-    container_mut, demote_extra_primaries, drop_empty_extension, normalize, set, validate,
-    writable, Data,
+    container_mut, demote_extra_primaries, drop_empty_extension, normalize, set, too_many_values,
+    validate, writable, Data, MAX_VALUES,
 };
 use super::schema::{Attr, AttrRef, Mutability, Resolved, ResourceType, Type};
 use crate::store::filter_sql::as_bool;
@@ -116,7 +119,8 @@ fn parse_op(rt: &'static ResourceType, op: &Value) -> Result<Operation> {
         Some("remove") => Kind::Remove,
         Some(other) => {
             return Err(syntax(format!(
-                "unknown op '{other}' (expected add, replace or remove)"
+                "unknown op '{}' (expected add, replace or remove)",
+                quote(other)
             )))
         }
         None => return Err(syntax("'op' is missing")),
@@ -154,25 +158,26 @@ fn parse_op(rt: &'static ResourceType, op: &Value) -> Result<Operation> {
 
 /// Parse a PATCH path (RFC 7644 §3.5.2 `PATH = attrPath / valuePath [subAttr]`).
 pub fn parse_path(rt: &'static ResourceType, path: &str) -> Result<Target> {
+    let shown = quote(path);
     let (head, filter_text, tail) = match path.split_once('[') {
         Some((head, bracketed)) => {
             let (inner, tail) = bracketed
                 .rsplit_once(']')
-                .ok_or_else(|| invalid_path(format!("'{path}': unbalanced '['")))?;
-            let tail = match tail {
-                "" => None,
-                t => Some(
-                    t.strip_prefix('.')
-                        .ok_or_else(|| invalid_path(format!("'{path}': expected '.' after ']'")))?,
-                ),
-            };
+                .ok_or_else(|| invalid_path(format!("'{shown}': unbalanced '['")))?;
+            let tail =
+                match tail {
+                    "" => None,
+                    t => Some(t.strip_prefix('.').ok_or_else(|| {
+                        invalid_path(format!("'{shown}': expected '.' after ']'"))
+                    })?),
+                };
             (head, Some(inner), tail)
         }
         None => (path, None, None),
     };
     if head.is_empty() || head.contains(|c: char| c.is_whitespace() || matches!(c, '"' | '(' | ')'))
     {
-        return Err(invalid_path(format!("'{path}' is not an attribute path")));
+        return Err(invalid_path(format!("'{shown}' is not an attribute path")));
     }
     let attr = match rt.resolve(head) {
         Resolved::Attr(a) => a,
@@ -181,7 +186,7 @@ pub fn parse_path(rt: &'static ResourceType, path: &str) -> Result<Target> {
         }
         Resolved::Extension(_) => {
             return Err(invalid_path(format!(
-                "'{path}': an extension cannot take a filter"
+                "'{shown}': an extension cannot take a filter"
             )))
         }
         Resolved::Unknown => return Ok(Target::Unknown(path.to_string())),
@@ -196,11 +201,11 @@ pub fn parse_path(rt: &'static ResourceType, path: &str) -> Result<Target> {
     };
     if attr.sub.is_some() || !attr.attr.is_complex() {
         return Err(invalid_path(format!(
-            "'{path}': only a complex attribute can take a filter"
+            "'{shown}': only a complex attribute can take a filter"
         )));
     }
     let filter = parse_value_filter(filter_text, attr, rt)
-        .map_err(|e| invalid_path(format!("'{path}': {}", e.detail)))?;
+        .map_err(|e| invalid_path(format!("'{shown}': {}", e.detail)))?;
     let sub = match tail {
         None => None,
         Some(t) => match attr.attr.sub(t) {
@@ -282,8 +287,9 @@ fn apply_one(rt: &'static ResourceType, data: &mut Data, op: &Operation) -> Resu
                 (_, Value::Null) => {}
                 (_, other) => {
                     return Err(invalid_value(format!(
-                        "'{}' takes an object, not {other}",
-                        schema.id
+                        "'{}' takes an object, not {}",
+                        schema.id,
+                        quote_json(&other)
                     )))
                 }
             }
@@ -338,16 +344,8 @@ fn apply_attr(
             match (a.attr.multi_valued, sub, value) {
                 // Entra: remove the listed values only (RFC: remove all).
                 (true, None, Value::Array(listed)) if !listed.is_empty() => {
-                    let listed: Vec<Value> = listed
-                        .iter()
-                        .filter_map(|v| v.get("value").or(Some(v)).cloned())
-                        .collect();
                     if let Some(Value::Array(items)) = container.get_mut(a.attr.name) {
-                        items.retain(|item| {
-                            !listed
-                                .iter()
-                                .any(|l| same_value(a.attr, item.get("value"), l))
-                        });
+                        remove_listed(a.attr, items, &listed);
                         if items.is_empty() {
                             container.remove(a.attr.name);
                         }
@@ -394,19 +392,9 @@ fn apply_attr(
                 *entry = Value::Array(vec![]);
             }
             if let Value::Array(items) = entry {
-                for item in new_items {
-                    if item.get("primary") == Some(&Value::Bool(true)) {
-                        for other in items.iter_mut().filter_map(Value::as_object_mut) {
-                            other.remove("primary");
-                        }
-                    }
-                    match items
-                        .iter_mut()
-                        .find(|existing| same_element(a.attr, existing, &item))
-                    {
-                        Some(existing) => merge(existing, item),
-                        None => items.push(item),
-                    }
+                add_values(a.attr, items, new_items);
+                if items.len() > MAX_VALUES {
+                    return Err(too_many_values(&a.display()));
                 }
             }
             Ok(())
@@ -635,24 +623,26 @@ fn compare(sub: &Attr, actual: Option<&Value>, op: Op, expected: &Value) -> bool
             _ => false,
         };
     }
-    let text = |v: &Value| match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    };
-    let (Some(mut a), Some(mut e)) = (text(actual), text(expected)) else {
+    let (Some(a), Some(e)) = (value_text(actual), value_text(expected)) else {
         return false;
     };
-    if !sub.case_exact {
-        a = a.to_lowercase();
-        e = e.to_lowercase();
-    }
+    // Equality without allocating (it runs once per value per operation); the other
+    // operators compare folded copies.
     match op {
-        Op::Eq => a == e,
-        Op::Ne => a != e,
-        Op::Co => a.contains(&e),
-        Op::Sw => a.starts_with(&e),
-        Op::Ew => a.ends_with(&e),
+        Op::Eq => return text_eq(sub.case_exact, &a, &e),
+        Op::Ne => return !text_eq(sub.case_exact, &a, &e),
+        _ => {}
+    }
+    let (a, e) = if sub.case_exact {
+        (a, e)
+    } else {
+        (Cow::Owned(fold(&a)), Cow::Owned(fold(&e)))
+    };
+    match op {
+        Op::Eq | Op::Ne => false,
+        Op::Co => a.contains(e.as_ref()),
+        Op::Sw => a.starts_with(e.as_ref()),
+        Op::Ew => a.ends_with(e.as_ref()),
         Op::Gt => a > e,
         Op::Ge => a >= e,
         Op::Lt => a < e,
@@ -660,20 +650,128 @@ fn compare(sub: &Attr, actual: Option<&Value>, op: Op, expected: &Value) -> bool
     }
 }
 
-/// Two values of a multi-valued attribute are the same value (compared by `value`, honouring
-/// its case rules).
-fn same_value(attr: &Attr, actual: Option<&Value>, listed: &Value) -> bool {
-    let sub = attr.sub("value").copied().unwrap_or(*attr);
-    compare(&sub, actual, Op::Eq, listed)
+/// A string or number as text (borrowed when it is a string).
+fn value_text(v: &Value) -> Option<Cow<'_, str>> {
+    match v {
+        Value::String(s) => Some(Cow::Borrowed(s)),
+        Value::Number(n) => Some(Cow::Owned(n.to_string())),
+        _ => None,
+    }
 }
 
-fn same_element(attr: &Attr, existing: &Value, new: &Value) -> bool {
-    match (existing.get("value"), new.get("value")) {
-        (Some(_), Some(v)) => {
-            same_value(attr, existing.get("value"), v) && existing.get("type") == new.get("type")
-        }
-        _ => existing == new,
+fn text_eq(case_exact: bool, a: &str, b: &str) -> bool {
+    if case_exact {
+        a == b
+    } else {
+        crate::scim::fold::eq(a, b)
     }
+}
+
+/// Whether `b` is the same value as `a` (what [`ElementKey`] identifies, compared without
+/// building keys).
+fn same_element(attr: &Attr, a: &Value, b: &Value) -> bool {
+    let case_exact = attr.sub("value").map_or(attr.case_exact, |s| s.case_exact);
+    match (
+        a.get("value").and_then(value_text),
+        b.get("value").and_then(value_text),
+    ) {
+        (Some(x), Some(y)) => text_eq(case_exact, &x, &y) && a.get("type") == b.get("type"),
+        (None, None) => a == b,
+        _ => false,
+    }
+}
+
+/// Below this many values per operation, matching scans the present values; above it, it
+/// builds an index of them once. Either way an operation costs O(present + added) comparisons
+/// that do not allocate, or hash lookups.
+const SCAN_BELOW: usize = 8;
+
+/// Append values to a multi-valued attribute (RFC 7644 §3.5.2.1): a value already present
+/// (same `value` under its case rule, same `type`) is merged rather than added twice, and a new
+/// `primary` demotes the others, the last one winning. Linear: one index of the present values,
+/// never a comparison of every pair.
+fn add_values(attr: &Attr, items: &mut Vec<Value>, new_items: Vec<Value>) {
+    let is_primary = |v: &Value| v.get("primary") == Some(&Value::Bool(true));
+    let last_primary = new_items.iter().rposition(is_primary);
+    if last_primary.is_some() {
+        for other in items.iter_mut().filter_map(Value::as_object_mut) {
+            other.remove("primary");
+        }
+    }
+    let mut index: Option<HashMap<ElementKey, usize>> =
+        (new_items.len() >= SCAN_BELOW).then(|| {
+            let mut index = HashMap::with_capacity(items.len().saturating_add(new_items.len()));
+            for (i, item) in items.iter().enumerate() {
+                index.entry(element_key(attr, item)).or_insert(i);
+            }
+            index
+        });
+    for (k, mut item) in new_items.into_iter().enumerate() {
+        if Some(k) != last_primary && is_primary(&item) {
+            // A later value of this request is the primary one.
+            if let Some(o) = item.as_object_mut() {
+                o.remove("primary");
+            }
+        }
+        let found = match &mut index {
+            Some(index) => {
+                let key = element_key(attr, &item);
+                let found = index.get(&key).copied();
+                if found.is_none() {
+                    index.insert(key, items.len());
+                }
+                found
+            }
+            None => items.iter().position(|e| same_element(attr, e, &item)),
+        };
+        match found.and_then(|i| items.get_mut(i)) {
+            Some(existing) => merge(existing, item),
+            None => items.push(item),
+        }
+    }
+}
+
+/// Remove the listed values (Entra's `remove` with a value list): one set of the listed keys,
+/// one pass over the values. A listed `null` removes the values that have no `value`.
+fn remove_listed(attr: &Attr, items: &mut Vec<Value>, listed: &[Value]) {
+    let mut keys = HashSet::with_capacity(listed.len());
+    let mut valueless = false;
+    for l in listed {
+        match l.get("value").unwrap_or(l) {
+            Value::Null => valueless = true,
+            v => keys.extend(value_key(attr, v)),
+        }
+    }
+    items.retain(|item| match item.get("value").filter(|v| !v.is_null()) {
+        None => !valueless,
+        Some(v) => value_key(attr, v).is_none_or(|k| !keys.contains(&k)),
+    });
+}
+
+/// What identifies a value of a multi-valued attribute: its `value` (folded unless the
+/// attribute's `value` is case-exact) and its `type`; a value without `value` is itself.
+#[derive(Debug, PartialEq, Eq, Hash)]
+enum ElementKey {
+    Value(String, Option<String>),
+    Whole(String),
+}
+
+fn element_key(attr: &Attr, item: &Value) -> ElementKey {
+    match item.get("value").and_then(|v| value_key(attr, v)) {
+        Some(v) => ElementKey::Value(v, item.get("type").map(Value::to_string)),
+        None => ElementKey::Whole(item.to_string()),
+    }
+}
+
+/// A `value` as compared: strings and numbers as text, folded for a case-insensitive value.
+fn value_key(attr: &Attr, v: &Value) -> Option<String> {
+    let text = value_text(v)?;
+    let case_exact = attr.sub("value").map_or(attr.case_exact, |s| s.case_exact);
+    Some(if case_exact {
+        text.into_owned()
+    } else {
+        fold(&text)
+    })
 }
 
 fn merge(existing: &mut Value, new: Value) {
@@ -729,11 +827,13 @@ pub fn members(value: &Value) -> Result<Vec<NewMember>> {
                         .map(str::to_string),
                 }),
                 _ => Err(invalid_value(format!(
-                    "a member needs a 'value' (its id), not {v}"
+                    "a member needs a 'value' (its id), not {}",
+                    quote_json(v)
                 ))),
             },
             other => Err(invalid_value(format!(
-                "a member must be {{\"value\": id}}, not {other}"
+                "a member must be {{\"value\": id}}, not {}",
+                quote_json(other)
             ))),
         })
         .collect()
@@ -800,4 +900,124 @@ pub fn take_members(ops: Vec<Operation>, attr: &str) -> Result<(Vec<Operation>, 
         }
     }
     Ok((rest, member_ops))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scim::error::ScimType;
+    use crate::scim::resource::from_request;
+    use crate::scim::schema::USER_TYPE;
+    use serde_json::json;
+
+    fn run(before: Value, ops: Value) -> Result<Data> {
+        let data = from_request(&USER_TYPE, &before)?;
+        let ops = parse(&USER_TYPE, &json!({ "Operations": ops }))?;
+        apply(&USER_TYPE, &data, &ops)
+    }
+
+    fn emails(d: &Data) -> Value {
+        d.get("emails").cloned().unwrap_or(Value::Null)
+    }
+
+    #[test]
+    fn add_merges_a_value_already_present_under_unicode_case_folding() {
+        let d = run(
+            json!({"userName": "u", "emails": [{"value": "ÄLICE@x.de", "type": "work"}]}),
+            json!([{"op": "add", "path": "emails", "value": [
+                {"value": "älice@X.DE", "type": "work", "display": "A"},
+                {"value": "älice@x.de", "type": "home"}
+            ]}]),
+        )
+        .expect("applies");
+        assert_eq!(
+            emails(&d),
+            json!([{"value": "älice@X.DE", "type": "work", "display": "A"},
+                   {"value": "älice@x.de", "type": "home"}])
+        );
+    }
+
+    #[test]
+    fn the_last_new_primary_wins_in_both_matching_paths() {
+        // Fewer than SCAN_BELOW new values scan; more build an index: same answer.
+        for n in [2, SCAN_BELOW.saturating_add(2)] {
+            let new: Vec<Value> = (0..n)
+                .map(|i| json!({"value": format!("v{i}@x"), "primary": true}))
+                .collect();
+            let d = run(
+                json!({"userName": "u", "emails": [{"value": "old@x", "primary": true}]}),
+                json!([{"op": "add", "path": "emails", "value": new}]),
+            )
+            .expect("applies");
+            let primaries: Vec<&str> = d["emails"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|e| e.get("primary") == Some(&json!(true)))
+                .filter_map(|e| e["value"].as_str())
+                .collect();
+            assert_eq!(
+                primaries,
+                vec![format!("v{}@x", n.saturating_sub(1))],
+                "{n}"
+            );
+            assert_eq!(
+                d["emails"].as_array().map(Vec::len),
+                Some(n.saturating_add(1))
+            );
+        }
+    }
+
+    #[test]
+    fn remove_with_a_value_list_removes_only_those() {
+        let d = run(
+            json!({"userName": "u", "emails": [{"value": "a@x"}, {"value": "B@x"}, {"value": "c@x"}]}),
+            json!([{"op": "Remove", "path": "emails", "value": [{"value": "b@X"}, "c@x", {"display": "no value"}]}]),
+        )
+        .expect("applies");
+        assert_eq!(emails(&d), json!([{"value": "a@x"}]));
+    }
+
+    #[test]
+    fn multi_valued_attributes_hold_at_most_max_values() {
+        let many = |n: usize, tag: &str| -> Vec<Value> {
+            (0..n)
+                .map(|i| json!({"value": format!("{tag}{i}@x")}))
+                .collect()
+        };
+        let e = run(
+            json!({"userName": "u"}),
+            json!([{"op": "add", "path": "emails", "value": many(MAX_VALUES.saturating_add(1), "a")}]),
+        )
+        .expect_err("too many");
+        assert_eq!((e.status, e.scim_type), (400, Some(ScimType::InvalidValue)));
+        let e = run(
+            json!({"userName": "u", "emails": many(MAX_VALUES, "a")}),
+            json!([{"op": "add", "path": "emails", "value": many(1, "b")}]),
+        )
+        .expect_err("one more is too many");
+        assert!(e.detail.contains("at most 1000"), "{}", e.detail);
+        let e = run(
+            json!({"userName": "u", "emails": many(MAX_VALUES, "a")}),
+            json!([{"op": "add", "path": "emails[type eq \"new\"].value", "value": "z@x"}]),
+        )
+        .expect_err("a value created by a filtered add counts too");
+        assert_eq!(e.status, 400);
+        let full = run(
+            json!({"userName": "u", "emails": many(MAX_VALUES, "a")}),
+            json!([{"op": "add", "path": "emails", "value": many(3, "a")}]),
+        )
+        .expect("values already present are merged, not added");
+        assert_eq!(full["emails"].as_array().map(Vec::len), Some(MAX_VALUES));
+    }
+
+    #[test]
+    fn filtered_paths_compare_with_unicode_folding() {
+        let d = run(
+            json!({"userName": "u", "emails": [{"value": "STRASSE@x.de", "type": "work"}]}),
+            json!([{"op": "remove", "path": "emails[value eq \"straße@X.DE\"]"}]),
+        )
+        .expect("applies");
+        assert!(d.get("emails").is_none(), "{d:?}");
+    }
 }

@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use super::error::{Error, Result, ScimType};
+use super::error::{quote, Error, Result, ScimType};
 
 /// Most resources returned in one page; also the default `count`. Advertised as
 /// `filter.maxResults` in ServiceProviderConfig.
@@ -43,7 +43,8 @@ fn integer(name: &str, v: &str) -> Result<i64> {
     let digits = t.strip_prefix(['+', '-']).unwrap_or(t);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(invalid_value(format!(
-            "'{name}' must be an integer, not '{v}'"
+            "'{name}' must be an integer, not '{}'",
+            quote(v)
         )));
     }
     Ok(t.parse::<i64>().unwrap_or(if t.starts_with('-') {
@@ -76,7 +77,8 @@ fn descending(v: &str) -> Result<bool> {
         "ascending" => Ok(false),
         "descending" => Ok(true),
         _ => Err(invalid_value(format!(
-            "'sortOrder' must be ascending or descending, not '{v}'"
+            "'sortOrder' must be ascending or descending, not '{}'",
+            quote(v)
         ))),
     }
 }

@@ -17,7 +17,7 @@
 
 use serde_json::{Map, Value};
 
-use super::error::{Error, Result, ScimType};
+use super::error::{quote_json, Error, Result, ScimType};
 use super::schema::{
     find, Attr, AttrRef, Mutability, Resolved, ResourceType, Returned, Schema, Type, COMMON,
 };
@@ -93,6 +93,13 @@ pub fn set(data: &mut Data, a: &AttrRef, value: Value) -> Result<()> {
                 container.remove(a.attr.name);
             }
         },
+        // The manager is its id: `manager.value` sets it; its `$ref` is derived from the id
+        // when rendering and `displayName` is read-only, so neither is stored.
+        Some(sub) if is_manager(a.attr) => {
+            if sub.name == "value" {
+                return set(data, &AttrRef { sub: None, ..*a }, value);
+            }
+        }
         Some(sub) if !a.attr.multi_valued => {
             let v = normalize(sub, value, &a.display())?;
             let parent = container
@@ -116,7 +123,9 @@ pub fn set(data: &mut Data, a: &AttrRef, value: Value) -> Result<()> {
             }
         }
         // `emails.value` with no filter: set the sub-attribute on every value (RFC 7644
-        // §3.5.2.3 replace semantics); nothing to do when there are none.
+        // §3.5.2.3 replace semantics); nothing to do when there are none. A value left with
+        // no sub-attribute at all is unassigned (RFC 7643 §2.5), as is an attribute left
+        // with no value.
         Some(sub) => {
             let v = normalize(sub, value, &a.display())?;
             if let Some(Value::Array(items)) = container.get_mut(a.attr.name) {
@@ -125,6 +134,10 @@ pub fn set(data: &mut Data, a: &AttrRef, value: Value) -> Result<()> {
                         Some(v) => item.insert(sub.name.to_string(), v.clone()),
                         None => item.remove(sub.name),
                     };
+                }
+                items.retain(|i| i.as_object().is_none_or(|o| !o.is_empty()));
+                if items.is_empty() {
+                    container.remove(a.attr.name);
                 }
             }
         }
@@ -156,6 +169,15 @@ pub fn drop_empty_extension(data: &mut Data, a: &AttrRef) {
     }
 }
 
+/// The most values one multi-valued attribute may hold: a request above it is refused with
+/// `400 invalidValue` (RFC 7644 §3.12), so no request can make the PATCH engine or the store
+/// handle an unbounded list. Group `members` are rows, not values, and are not capped.
+pub const MAX_VALUES: usize = 1000;
+
+pub fn too_many_values(path: &str) -> Error {
+    invalid_value(format!("'{path}' may hold at most {MAX_VALUES} values"))
+}
+
 /// Normalise a client value for an attribute. `Ok(None)` means unassigned.
 pub fn normalize(attr: &Attr, value: Value, path: &str) -> Result<Option<Value>> {
     if is_manager(attr) {
@@ -164,6 +186,9 @@ pub fn normalize(attr: &Attr, value: Value, path: &str) -> Result<Option<Value>>
     if attr.multi_valued {
         let items = match value {
             Value::Null => return Ok(None),
+            Value::Array(items) if items.len() > MAX_VALUES && attr.name != "members" => {
+                return Err(too_many_values(path))
+            }
             Value::Array(items) => items,
             single => vec![single],
         };
@@ -211,13 +236,16 @@ fn normalize_one(attr: &Attr, value: Value, path: &str) -> Result<Option<Value>>
             Ok((!out.is_empty()).then_some(Value::Object(out)))
         }
         other => Err(invalid_value(format!(
-            "'{path}' must be an object, not {other}"
+            "'{path}' must be an object, not {}",
+            quote_json(&other)
         ))),
     }
 }
 
 fn scalar(attr: &Attr, value: Value, path: &str) -> Result<Option<Value>> {
-    let wrong = |v: &Value, what: &str| invalid_value(format!("'{path}' must be {what}, not {v}"));
+    let wrong = |v: &Value, what: &str| {
+        invalid_value(format!("'{path}' must be {what}, not {}", quote_json(v)))
+    };
     Ok(match (attr.ty, value) {
         (_, Value::Null) => None,
         (Type::String | Type::Reference | Type::Binary, Value::String(s)) => {
@@ -257,7 +285,8 @@ fn normalize_manager(value: Value, path: &str) -> Result<Option<Value>> {
             None | Some(Value::Null) => None,
             Some(other) => {
                 return Err(invalid_value(format!(
-                    "'{path}.value' must be a string, not {other}"
+                    "'{path}.value' must be a string, not {}",
+                    quote_json(other)
                 )))
             }
         },
@@ -269,7 +298,8 @@ fn normalize_manager(value: Value, path: &str) -> Result<Option<Value>> {
         }
         other => {
             return Err(invalid_value(format!(
-                "'{path}' must be a user id or {{\"value\": id}}, not {other}"
+                "'{path}' must be a user id or {{\"value\": id}}, not {}",
+                quote_json(&other)
             )))
         }
     };
@@ -320,6 +350,15 @@ pub fn validate(rt: &'static ResourceType, data: &Data, strict_primary: bool) ->
         };
         if !present {
             return Err(invalid_value(format!("'{}' is required", attr.name)));
+        }
+    }
+    for attr in rt.schema.attributes.iter().filter(|a| a.multi_valued) {
+        let n = data
+            .get(attr.name)
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
+        if n > MAX_VALUES && attr.name != "members" {
+            return Err(too_many_values(attr.name));
         }
     }
     if strict_primary {

@@ -16,8 +16,9 @@ use std::collections::HashMap;
 
 use super::filter_sql::{member_condition, Table};
 use super::listing::{list_page, ListQuery, MAX_PARAMS};
+use super::refs::{self, Refs};
 use super::{Executor, Param, Stmt, StoreError};
-use crate::scim::error::{Error, Result, ScimType};
+use crate::scim::error::{quote, Error, Result, ScimType};
 use crate::scim::filter::Filter;
 use crate::scim::patch::{MemberOp, NewMember};
 use crate::scim::resource::MemberRef;
@@ -40,6 +41,9 @@ struct Row {
     version: i64,
     created_at: i64,
     updated_at: i64,
+    /// The group's member count, when the query asked for it (a list page with members).
+    #[serde(default)]
+    ref_count: i64,
 }
 
 impl Row {
@@ -58,129 +62,57 @@ impl Row {
 
 const SELECT: &str = "SELECT g.id, g.data, g.version, g.created_at, g.updated_at FROM groups g";
 
-/// Members are read as rows in pages of this many (keyset pagination on (group, member)): one
-/// aggregated JSON value would exceed SQLite's string limit for a group of 100,000 members.
-pub const MEMBER_PAGE: usize = 5000;
-
-/// One page of the members of some groups, after the (group, member) position `after`.
-fn members_page(tenant_id: &str, group_ids: &[String], after: Option<&(String, String)>) -> Stmt {
-    let marks = vec!["?"; group_ids.len()].join(", ");
-    let mut params: Vec<Param> = vec![tenant_id.into()];
-    params.extend(group_ids.iter().map(|g| Param::from(g.as_str())));
-    let position = match after {
-        Some((g, m)) => {
-            params.push(g.as_str().into());
-            params.push(m.as_str().into());
-            "AND (m.group_id, m.member_id) > (?, ?)"
-        }
-        None => "",
-    };
-    params.push(Param::Int(MEMBER_PAGE as i64));
-    Stmt::new(
-        format!(
-            "SELECT m.group_id, m.member_id AS value, m.member_type AS type, m.display \
-             FROM memberships m WHERE m.tenant_id = ? AND m.group_id IN ({marks}) {position} \
-             ORDER BY m.group_id, m.member_id LIMIT ?"
-        ),
-        params,
-    )
-}
-
-#[derive(Deserialize)]
-struct MemberRow {
-    group_id: String,
-    value: String,
-    #[serde(rename = "type")]
-    kind: String,
-    display: Option<String>,
-}
-
-/// Where the next page starts, if this one was full.
-fn next_position(rows: &[MemberRow]) -> Option<(String, String)> {
-    match rows.last() {
-        Some(r) if rows.len() >= MEMBER_PAGE => Some((r.group_id.clone(), r.value.clone())),
-        _ => None,
-    }
-}
-
-/// Read member rows of these groups page by page from `after` to the end: a GET of a large
-/// group is never truncated.
-async fn read_members<E: Executor>(
-    db: &E,
-    tenant_id: &str,
-    group_ids: &[String],
-    mut after: Option<(String, String)>,
-    rows: &mut Vec<MemberRow>,
-) -> Result<()> {
-    loop {
-        let page = db
-            .query(members_page(tenant_id, group_ids, after.as_ref()))
-            .await?
-            .decode::<MemberRow>()?;
-        after = next_position(&page);
-        rows.extend(page);
-        if after.is_none() {
-            return Ok(());
-        }
-    }
-}
-
-/// Give each group its members, sorted by display name.
-fn assign(groups: &mut [StoredGroup], rows: Vec<MemberRow>) {
-    for g in groups.iter_mut() {
-        g.members = Some(Vec::new());
-    }
-    for r in rows {
-        if let Some(members) = groups
-            .iter_mut()
-            .find(|g| g.id == r.group_id)
-            .and_then(|g| g.members.as_mut())
-        {
-            members.push(MemberRef {
-                id: r.value,
-                kind: r.kind,
-                display: r.display,
-            });
-        }
-    }
-    for members in groups.iter_mut().filter_map(|g| g.members.as_mut()) {
-        members.sort_by(|a, b| (&a.display, &a.id).cmp(&(&b.display, &b.id)));
-    }
-}
-
+/// One page of groups and the total that match; with members, each group's members, the page
+/// cut short once their members pass [`refs::PAGE_BUDGET`] rows.
 pub async fn list<E: Executor>(
     db: &E,
     tenant_id: &str,
     q: &ListQuery<'_>,
     with_members: bool,
 ) -> Result<(u64, Vec<StoredGroup>)> {
-    let (n, rows) = list_page::<_, Row>(db, Table::Groups, SELECT, tenant_id, q).await?;
+    if !with_members {
+        let (n, rows) = list_page::<_, Row>(db, Table::Groups, SELECT, tenant_id, q).await?;
+        let groups = rows
+            .into_iter()
+            .map(Row::into_group)
+            .collect::<Result<_>>()?;
+        return Ok((n, groups));
+    }
+    let select = format!(
+        "SELECT g.id, g.data, g.version, g.created_at, g.updated_at, {} FROM groups g",
+        Refs::Members.count_column("g")
+    );
+    let (n, mut rows) = list_page::<_, Row>(db, Table::Groups, &select, tenant_id, q).await?;
+    rows.truncate(refs::within_budget(rows.iter().map(|r| r.ref_count)));
+    let counts: Vec<i64> = rows.iter().map(|r| r.ref_count).collect();
     let mut groups = rows
         .into_iter()
         .map(Row::into_group)
         .collect::<Result<Vec<_>>>()?;
-    if with_members && !groups.is_empty() {
-        let ids: Vec<String> = groups.iter().map(|g| g.id.clone()).collect();
-        let mut members = Vec::new();
-        for chunk in ids.chunks(MAX_PARAMS - 4) {
-            read_members(db, tenant_id, chunk, None, &mut members).await?;
-        }
-        assign(&mut groups, members);
+    // Groups without members need no second read (Entra's groups are usually read with
+    // `excludedAttributes=members`, and then none of this runs).
+    let ids: Vec<String> = groups
+        .iter()
+        .zip(&counts)
+        .filter(|(_, n)| **n > 0)
+        .map(|(g, _)| g.id.clone())
+        .collect();
+    let mut members = refs::read_all(db, Refs::Members, tenant_id, &ids).await?;
+    for g in &mut groups {
+        g.members = Some(members.remove(&g.id).unwrap_or_default());
     }
     Ok((n, groups))
 }
 
-/// One group; with members, their first page comes in the same batch as the group's row.
+/// One group; with members, their first page comes in the same batch as the group's row, and
+/// every member is read however many there are.
 pub async fn get<E: Executor>(
     db: &E,
     tenant_id: &str,
     id: &str,
     with_members: bool,
 ) -> Result<Option<StoredGroup>> {
-    let row = Stmt::new(
-        format!("{SELECT} WHERE g.tenant_id = ? AND g.id = ?"),
-        vec![tenant_id.into(), id.into()],
-    );
+    let row = row_stmt(tenant_id, id);
     if !with_members {
         return db
             .query(row)
@@ -191,64 +123,56 @@ pub async fn get<E: Executor>(
     }
     let ids = vec![id.to_string()];
     let mut outs = db
-        .batch(vec![row, members_page(tenant_id, &ids, None)])
+        .batch(vec![row, Refs::Members.page(tenant_id, &ids, None)])
         .await?
         .into_iter();
     let Some(group) = outs.next().map(|o| o.first::<Row>()).transpose()?.flatten() else {
         return Ok(None);
     };
-    let mut members = match outs.next() {
-        Some(o) => o.decode::<MemberRow>()?,
-        None => vec![],
+    let mut group = group.into_group()?;
+    let (mut rows, next) = match outs.next() {
+        Some(o) => refs::decode_page(o)?,
+        None => (vec![], None),
     };
-    if let Some(after) = next_position(&members) {
-        read_members(db, tenant_id, &ids, Some(after), &mut members).await?;
-    }
-    let mut groups = vec![group.into_group()?];
-    assign(&mut groups, members);
-    Ok(groups.pop())
+    refs::read_rest(db, Refs::Members, tenant_id, &ids, next, &mut rows).await?;
+    group.members = Some(refs::by_owner(rows).remove(id).unwrap_or_default());
+    Ok(Some(group))
 }
 
-/// Which of these ids are users or groups of the tenant, and which kind each is.
-pub async fn resolve_members<E: Executor>(
-    db: &E,
-    tenant_id: &str,
-    ids: &[String],
-) -> Result<HashMap<String, &'static str>> {
-    let mut found = HashMap::new();
-    if ids.is_empty() {
-        return Ok(found);
-    }
-    // Two IN lists of the same ids plus two tenant ids per statement.
-    let per_stmt = (MAX_PARAMS - 2) / 2;
-    let stmts: Vec<Stmt> = ids
-        .chunks(per_stmt)
-        .map(|chunk| {
-            let marks = vec!["?"; chunk.len()].join(", ");
-            let mut params: Vec<Param> = vec![tenant_id.into()];
-            params.extend(chunk.iter().map(|i| Param::from(i.as_str())));
-            params.push(tenant_id.into());
-            params.extend(chunk.iter().map(|i| Param::from(i.as_str())));
-            Stmt::new(
-                format!(
-                    "SELECT id, 'User' AS kind FROM users WHERE tenant_id = ? AND id IN ({marks}) \
-                     UNION ALL SELECT id, 'Group' AS kind FROM groups WHERE tenant_id = ? AND id IN ({marks})"
-                ),
-                params,
-            )
-        })
-        .collect();
+fn row_stmt(tenant_id: &str, id: &str) -> Stmt {
+    Stmt::new(
+        format!("{SELECT} WHERE g.tenant_id = ? AND g.id = ?"),
+        vec![tenant_id.into(), id.into()],
+    )
+}
+
+/// Which of these ids are users or groups of the tenant: one statement, whatever the number of
+/// ids (they travel as one JSON array), one primary-key seek per id.
+fn kinds_stmt(tenant_id: &str, ids: &[&str]) -> Stmt {
+    let ids_json = serde_json::Value::from(ids.to_vec()).to_string();
+    Stmt::new(
+        "SELECT id, 'User' AS kind FROM users WHERE tenant_id = ? AND id IN (SELECT value FROM json_each(?)) \
+         UNION ALL SELECT id, 'Group' AS kind FROM groups WHERE tenant_id = ? AND id IN (SELECT value FROM json_each(?))",
+        vec![
+            tenant_id.into(),
+            ids_json.clone().into(),
+            tenant_id.into(),
+            ids_json.into(),
+        ],
+    )
+}
+
+fn decode_kinds(out: super::Outcome) -> Result<HashMap<String, &'static str>> {
     #[derive(Deserialize)]
     struct Found {
         id: String,
         kind: String,
     }
-    for out in db.batch(stmts).await? {
-        for f in out.decode::<Found>()? {
-            found.insert(f.id, if f.kind == "Group" { "Group" } else { "User" });
-        }
-    }
-    Ok(found)
+    Ok(out
+        .decode::<Found>()?
+        .into_iter()
+        .map(|f| (f.id, if f.kind == "Group" { "Group" } else { "User" }))
+        .collect())
 }
 
 /// A member ready to be written: its id, what it is, and the display the client sent.
@@ -259,78 +183,127 @@ pub struct Member {
     pub display: Option<String>,
 }
 
-/// Resolve members to users or groups of this tenant. Any other id, or the group itself, is
-/// 400 `invalidValue`, before anything is written. A member listed twice is kept once.
+/// The members named by a request, each once, in order.
+fn unique_members<'a>(listed: impl IntoIterator<Item = &'a NewMember>) -> Vec<&'a NewMember> {
+    let mut seen = std::collections::HashSet::new();
+    listed
+        .into_iter()
+        .filter(|m| seen.insert(m.id.as_str()))
+        .collect()
+}
+
+/// Check that every named member is a user or group of this tenant other than the group
+/// itself: any other id is 400 `invalidValue`, before anything is written.
+fn check_members(
+    group_id: &str,
+    named: &[&NewMember],
+    kinds: &HashMap<String, &'static str>,
+) -> Result<()> {
+    if named.iter().any(|m| m.id == group_id) {
+        return Err(Error::bad_request(
+            ScimType::InvalidValue,
+            "a group cannot be a member of itself",
+        ));
+    }
+    let missing: Vec<&str> = named
+        .iter()
+        .map(|m| m.id.as_str())
+        .filter(|id| !kinds.contains_key(*id))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(Error::bad_request(
+        ScimType::InvalidValue,
+        format!(
+            "no user or group of this organisation has the id{}: {}{}",
+            if missing.len() > 1 { "s" } else { "" },
+            missing
+                .iter()
+                .take(5)
+                .map(|m| quote(m))
+                .collect::<Vec<_>>()
+                .join(", "),
+            match missing.len().saturating_sub(5) {
+                0 => String::new(),
+                more => format!(" and {more} more"),
+            }
+        ),
+    ))
+}
+
+fn resolved(listed: &[NewMember], kinds: &HashMap<String, &'static str>) -> Vec<Member> {
+    unique_members(listed)
+        .into_iter()
+        .filter_map(|m| {
+            kinds.get(&m.id).map(|kind| Member {
+                id: m.id.clone(),
+                kind,
+                display: m.display.clone(),
+            })
+        })
+        .collect()
+}
+
+/// Resolve the members of a new group (POST) in one statement. A member listed twice is kept
+/// once.
 pub async fn resolve<E: Executor>(
     db: &E,
     tenant_id: &str,
     group_id: &str,
     listed: &[NewMember],
 ) -> Result<Vec<Member>> {
-    let mut seen = std::collections::HashSet::new();
-    let unique: Vec<&NewMember> = listed
-        .iter()
-        .filter(|m| seen.insert(m.id.as_str()))
-        .collect();
-    if unique.iter().any(|m| m.id == group_id) {
-        return Err(Error::bad_request(
-            ScimType::InvalidValue,
-            "a group cannot be a member of itself",
-        ));
+    let named = unique_members(listed);
+    if named.is_empty() {
+        return Ok(vec![]);
     }
-    let ids: Vec<String> = unique.iter().map(|m| m.id.clone()).collect();
-    let found = resolve_members(db, tenant_id, &ids).await?;
-    let missing: Vec<&str> = ids
-        .iter()
-        .filter(|i| !found.contains_key(*i))
-        .map(String::as_str)
-        .collect();
-    if !missing.is_empty() {
-        return Err(Error::bad_request(
-            ScimType::InvalidValue,
-            format!(
-                "no user or group of this organisation has the id: {}",
-                missing.join(", ")
-            ),
-        ));
-    }
-    Ok(unique
-        .into_iter()
-        .filter_map(|m| {
-            found.get(&m.id).map(|kind| Member {
-                id: m.id.clone(),
-                kind,
-                display: m.display.clone(),
-            })
-        })
-        .collect())
+    let ids: Vec<&str> = named.iter().map(|m| m.id.as_str()).collect();
+    let kinds = decode_kinds(db.query(kinds_stmt(tenant_id, &ids)).await?)?;
+    check_members(group_id, &named, &kinds)?;
+    Ok(resolved(listed, &kinds))
 }
 
-/// Turn parsed member operations into member changes, resolving (and so validating) every
-/// member that is added.
-pub async fn member_changes<E: Executor>(
+/// Read a group and resolve every member its member operations add, in one batch (one round
+/// trip, however many operations): `None` when the group does not exist, so that a PATCH or PUT
+/// of a missing group is 404 before any member is judged.
+pub async fn prepare<E: Executor>(
     db: &E,
     tenant_id: &str,
     group_id: &str,
     ops: Vec<MemberOp>,
-) -> Result<Vec<MemberChange>> {
+) -> Result<Option<(StoredGroup, Vec<MemberChange>)>> {
+    let named = unique_members(ops.iter().flat_map(|op| match op {
+        MemberOp::Add(listed) | MemberOp::Replace(listed) => listed.as_slice(),
+        _ => &[],
+    }));
+    let ids: Vec<&str> = named.iter().map(|m| m.id.as_str()).collect();
+    let mut stmts = vec![row_stmt(tenant_id, group_id)];
+    if !ids.is_empty() {
+        stmts.push(kinds_stmt(tenant_id, &ids));
+    }
+    let mut outs = db.batch(stmts).await?.into_iter();
+    let Some(group) = outs.next().map(|o| o.first::<Row>()).transpose()?.flatten() else {
+        return Ok(None);
+    };
+    let kinds = match outs.next() {
+        Some(o) => decode_kinds(o)?,
+        None => HashMap::new(),
+    };
+    check_members(group_id, &named, &kinds)?;
     let mut changes = Vec::with_capacity(ops.len());
     for op in ops {
         match op {
-            MemberOp::Add(listed) => changes.push(MemberChange::Add(
-                resolve(db, tenant_id, group_id, &listed).await?,
-            )),
+            MemberOp::Add(listed) => changes.push(MemberChange::Add(resolved(&listed, &kinds))),
             MemberOp::Replace(listed) => {
-                let members = resolve(db, tenant_id, group_id, &listed).await?;
                 changes.push(MemberChange::RemoveAll);
-                changes.push(MemberChange::Add(members));
+                changes.push(MemberChange::Add(resolved(&listed, &kinds)));
             }
             MemberOp::Remove(ids) => changes.push(MemberChange::Remove(ids)),
             MemberOp::RemoveAll => changes.push(MemberChange::RemoveAll),
             MemberOp::RemoveWhere(f) => changes.push(MemberChange::RemoveWhere(f)),
         }
     }
-    Ok(changes)
+    Ok(Some((group.into_group()?, changes)))
 }
 
 /// A change to a group's member set, with members already resolved.
@@ -342,7 +315,9 @@ pub enum MemberChange {
     RemoveWhere(Filter),
 }
 
-/// The statements of member changes for one group, guarded by `write_id`.
+/// The statements of member changes for one group, guarded by `write_id`: one statement per
+/// change, the members of an add or remove travelling as one JSON array (`json_each`), so a
+/// change of 1,600 members is one statement within D1's 100 bound parameters.
 fn member_statements(
     tenant_id: &str,
     group_id: &str,
@@ -350,47 +325,46 @@ fn member_statements(
     changes: &[MemberChange],
 ) -> Result<Vec<Stmt>> {
     let guard = "EXISTS (SELECT 1 FROM groups WHERE tenant_id = ? AND id = ? AND write_id = ?)";
+    let scope = || -> Vec<Param> { vec![tenant_id.into(), group_id.into()] };
     let guard_params =
         || -> Vec<Param> { vec![tenant_id.into(), group_id.into(), write_id.into()] };
     let mut stmts = Vec::new();
     for change in changes {
         match change {
+            MemberChange::Add(members) if members.is_empty() => {}
             MemberChange::Add(members) => {
-                let per_stmt = (MAX_PARAMS - 5) / 3;
-                for chunk in members.chunks(per_stmt) {
-                    let tuples = vec!["(?, ?, ?)"; chunk.len()].join(", ");
-                    let mut params: Vec<Param> = vec![tenant_id.into(), group_id.into()];
-                    for m in chunk {
-                        params.push(m.id.as_str().into());
-                        params.push(m.kind.into());
-                        params.push(m.display.clone().into());
-                    }
-                    params.extend(guard_params());
-                    stmts.push(Stmt::new(
-                        format!(
-                            "INSERT INTO memberships (tenant_id, group_id, member_id, member_type, display) \
-                             SELECT ?, ?, column1, column2, column3 FROM (VALUES {tuples}) WHERE {guard} \
-                             ON CONFLICT DO NOTHING"
-                        ),
-                        params,
-                    ));
-                }
+                let rows: Vec<Value> = members
+                    .iter()
+                    .map(|m| serde_json::json!({"id": m.id, "kind": m.kind, "display": m.display}))
+                    .collect();
+                let mut params = scope();
+                params.push(Value::Array(rows).to_string().into());
+                params.extend(guard_params());
+                stmts.push(Stmt::new(
+                    format!(
+                        "INSERT INTO memberships (tenant_id, group_id, member_id, member_type, display) \
+                         SELECT ?, ?, json_extract(j.value, '$.id'), json_extract(j.value, '$.kind'), \
+                         json_extract(j.value, '$.display') FROM json_each(?) j WHERE {guard} \
+                         ON CONFLICT DO NOTHING"
+                    ),
+                    params,
+                ));
             }
+            MemberChange::Remove(ids) if ids.is_empty() => {}
             MemberChange::Remove(ids) => {
-                let per_stmt = MAX_PARAMS - 5;
-                for chunk in ids.chunks(per_stmt) {
-                    let marks = vec!["?"; chunk.len()].join(", ");
-                    let mut params: Vec<Param> = vec![tenant_id.into(), group_id.into()];
-                    params.extend(chunk.iter().map(|i| Param::from(i.as_str())));
-                    params.extend(guard_params());
-                    stmts.push(Stmt::new(
-                        format!("DELETE FROM memberships WHERE tenant_id = ? AND group_id = ? AND member_id IN ({marks}) AND {guard}"),
-                        params,
-                    ));
-                }
+                let mut params = scope();
+                params.push(serde_json::Value::from(ids.clone()).to_string().into());
+                params.extend(guard_params());
+                stmts.push(Stmt::new(
+                    format!(
+                        "DELETE FROM memberships WHERE tenant_id = ? AND group_id = ? \
+                         AND member_id IN (SELECT value FROM json_each(?)) AND {guard}"
+                    ),
+                    params,
+                ));
             }
             MemberChange::RemoveAll => {
-                let mut params: Vec<Param> = vec![tenant_id.into(), group_id.into()];
+                let mut params = scope();
                 params.extend(guard_params());
                 stmts.push(Stmt::new(
                     format!(
@@ -401,7 +375,7 @@ fn member_statements(
             }
             MemberChange::RemoveWhere(filter) => {
                 let c = member_condition(filter, tenant_id)?;
-                let mut params: Vec<Param> = vec![tenant_id.into(), group_id.into()];
+                let mut params = scope();
                 params.extend(c.params);
                 params.extend(guard_params());
                 if params.len() > MAX_PARAMS {
@@ -449,7 +423,8 @@ fn columns(data: &Map<String, Value>) -> (String, Option<String>) {
 
 fn taken(display_name: &str) -> Error {
     Error::conflict(format!(
-        "a group named '{display_name}' already exists in this organisation"
+        "a group named '{}' already exists in this organisation",
+        quote(display_name)
     ))
 }
 
@@ -706,8 +681,7 @@ mod tests {
                 let r = (|| {
                     let ops = patch::parse(&GROUP_TYPE, request)?;
                     let (attr_ops, member_ops) = patch::take_members(ops, "members")?;
-                    let changes = block_on(member_changes(&db, T, "g1", member_ops))?;
-                    let current = block_on(get(&db, T, "g1", false))?
+                    let (current, changes) = block_on(prepare(&db, T, "g1", member_ops))?
                         .ok_or_else(|| Error::not_found("g1"))?;
                     let data = if attr_ops.is_empty() {
                         None
@@ -831,7 +805,7 @@ mod tests {
             start_index: 1,
             count: 10,
         };
-        let (_, us) = block_on(users::list(&db, T, &q)).expect("list");
+        let (_, us) = block_on(users::list(&db, T, &q, true)).expect("list");
         assert_eq!(
             us.iter().map(|u| u.id.as_str()).collect::<Vec<_>>(),
             ["u1", "u2"]
@@ -930,7 +904,7 @@ mod tests {
     #[test]
     fn a_group_larger_than_a_page_is_read_whole() {
         let db = db(&json!({"displayName": "Sales", "members": []}));
-        let n = 2 * MEMBER_PAGE + 1234;
+        let n = 2 * refs::PAGE + 1234;
         pollster::block_on(db.query(Stmt::new(
             format!(
                 "INSERT INTO memberships (tenant_id, group_id, member_id, member_type) \
@@ -946,19 +920,77 @@ mod tests {
         let distinct: std::collections::HashSet<&str> =
             members.iter().map(|m| m.id.as_str()).collect();
         assert_eq!(distinct.len(), n, "no member twice across pages");
+        // A list page stops after the group that passes the budget (the page is short, and
+        // says so by its length); the next page goes on from there.
+        let page = |start_index| {
+            let q = ListQuery {
+                filter: None,
+                sort_by: None,
+                descending: false,
+                start_index,
+                count: 10,
+            };
+            let (total, listed) = block_on(list(&db, T, &q, true)).expect("list");
+            let sizes: Vec<usize> = listed
+                .iter()
+                .map(|g| g.members.as_ref().map_or(0, Vec::len))
+                .collect();
+            (total, sizes)
+        };
+        assert_eq!(page(1), (2, vec![n]));
+        assert_eq!(page(2), (2, vec![0]));
+        let (total, without) = block_on(list(
+            &db,
+            T,
+            &ListQuery {
+                filter: None,
+                sort_by: None,
+                descending: false,
+                start_index: 1,
+                count: 10,
+            },
+            false,
+        ))
+        .expect("list");
+        assert_eq!((total, without.len()), (2, 2), "no budget without members");
+    }
+
+    #[test]
+    fn a_page_of_groups_stops_at_the_member_budget() {
+        let db = db(&json!({"displayName": "Sales", "members": []}));
+        // Three more groups of 4,000 members each: 12,000 > 10,000, so a page holds two.
+        for g in ["g3", "g4", "g5"] {
+            block_on(db.query(Stmt::new(
+                format!(
+                    "INSERT INTO groups (tenant_id, id, display_name, data, version, write_id, created_at, updated_at) \
+                     VALUES ('ten_a', '{g}', '{g}', '{{}}', 1, 'w', 100, 100)"
+                ),
+                vec![],
+            )))
+            .expect("group");
+            block_on(db.query(Stmt::new(
+                format!(
+                    "INSERT INTO memberships (tenant_id, group_id, member_id, member_type) \
+                     SELECT 'ten_a', '{g}', printf('m%06d', i), 'User' FROM \
+                     (WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 4000) SELECT i FROM n)"
+                ),
+                vec![],
+            )))
+            .expect("members");
+        }
         let q = ListQuery {
             filter: None,
             sort_by: None,
             descending: false,
-            start_index: 1,
+            start_index: 3,
             count: 10,
         };
-        let (_, listed) = block_on(list(&db, T, &q, true)).expect("list");
-        let sizes: Vec<usize> = listed
+        let (total, listed) = block_on(list(&db, T, &q, true)).expect("list");
+        let ids: Vec<&str> = listed.iter().map(|g| g.id.as_str()).collect();
+        assert_eq!((total, ids), (5, vec!["g3", "g4"]));
+        assert!(listed
             .iter()
-            .map(|g| g.members.as_ref().map_or(0, Vec::len))
-            .collect();
-        assert_eq!(sizes, vec![n, 0]);
+            .all(|g| g.members.as_ref().map(Vec::len) == Some(4000)));
     }
 
     #[test]
@@ -1002,5 +1034,30 @@ mod tests {
             db.count("SELECT COUNT(*) FROM memberships WHERE group_id = 'g1'"),
             250
         );
+    }
+}
+#[cfg(test)]
+mod plan_tests {
+    use super::*;
+    use crate::store::sqlite::Sqlite;
+
+    /// Resolving members and reading references are index seeks per id, not scans, however
+    /// many ids travel in the JSON array.
+    #[test]
+    fn member_resolution_and_reference_pages_are_index_seeks() {
+        let db = Sqlite::migrated();
+        let kinds = kinds_stmt("t", &["a", "b"]);
+        let plan = db.plan(&kinds.sql, &kinds.params);
+        println!("{plan}");
+        assert!(
+            !plan.contains("SCAN users") && !plan.contains("SCAN groups"),
+            "{plan}"
+        );
+        for refs in [Refs::Members, Refs::Groups] {
+            let page = refs.page("t", &["a".into()], Some(&("a".into(), "b".into())));
+            let plan = db.plan(&page.sql, &page.params);
+            println!("{refs:?}\n{plan}");
+            assert!(!plan.contains("SCAN m"), "{refs:?}: {plan}");
+        }
     }
 }

@@ -15,7 +15,8 @@ pub mod d1;
 pub mod filter_sql;
 pub mod groups;
 pub mod listing;
-#[cfg(test)]
+pub mod refs;
+#[cfg(any(test, feature = "host-sqlite"))]
 pub mod sqlite;
 pub mod tenants;
 pub mod users;

@@ -1,5 +1,9 @@
 //! The [`Executor`] on SQLite through rusqlite, for host tests: the same SQL and migrations that
 //! D1 runs, executed by a real SQLite engine.
+//!
+//! Compiled only for unit tests and with the `host-sqlite` feature (the fuzzer), never into the
+//! Worker; its set-up helpers may therefore stop the test with a panic.
+#![allow(clippy::expect_used, clippy::panic)] // test support: a broken fixture database ends the test
 
 use rusqlite::types::ValueRef;
 use rusqlite::Connection;

@@ -15,8 +15,9 @@ use serde_json::{Map, Value};
 use super::filter_sql::{multi_storage, MultiStorage, Table};
 use super::listing::list_page;
 pub use super::listing::ListQuery;
+use super::refs::{self, Refs};
 use super::{Executor, Param, Stmt, StoreError};
-use crate::scim::error::{Error, Result};
+use crate::scim::error::{quote, Error, Result};
 use crate::scim::resource::MemberRef;
 use crate::scim::schema::{ENTERPRISE_USER_SCHEMA, USER};
 
@@ -42,34 +43,9 @@ struct Row {
     created_at: i64,
     updated_at: i64,
     manager_exists: i64,
-    groups_json: Option<String>,
-}
-
-/// Decode a `json_group_array` of `{value, display, type?}` objects, sorted by display name.
-pub fn parse_refs(json: Option<&str>, default_type: &str) -> Result<Vec<MemberRef>> {
-    #[derive(Deserialize)]
-    struct R {
-        value: String,
-        display: Option<String>,
-        #[serde(rename = "type")]
-        kind: Option<String>,
-    }
-    let rows: Vec<R> = match json {
-        None => vec![],
-        Some(j) => {
-            serde_json::from_str(j).map_err(|e| Error::internal(format!("member list: {e}")))?
-        }
-    };
-    let mut refs: Vec<MemberRef> = rows
-        .into_iter()
-        .map(|r| MemberRef {
-            id: r.value,
-            kind: r.kind.unwrap_or_else(|| default_type.to_string()),
-            display: r.display,
-        })
-        .collect();
-    refs.sort_by(|a, b| (&a.display, &a.id).cmp(&(&b.display, &b.id)));
-    Ok(refs)
+    /// The user's group count, when the query asked for it (a list page with groups).
+    #[serde(default)]
+    ref_count: i64,
 }
 
 impl Row {
@@ -82,43 +58,77 @@ impl Row {
             created_at: self.created_at,
             updated_at: self.updated_at,
             manager_exists: self.manager_exists != 0,
-            groups: parse_refs(self.groups_json.as_deref(), "direct")?,
+            groups: vec![],
         })
     }
 }
 
-/// The user columns, the manager's existence, and the user's direct groups (RFC 7643 §4.1.2
-/// `groups`) as a JSON array from `memberships`: one statement, one index seek per row.
-const SELECT: &str = "SELECT u.id, u.data, u.version, u.created_at, u.updated_at, \
-     EXISTS (SELECT 1 FROM users m WHERE m.tenant_id = u.tenant_id AND m.id = u.manager_id) AS manager_exists, \
-     (SELECT json_group_array(json_object('value', m.group_id, 'display', mg.display_name)) \
-      FROM memberships m JOIN groups mg ON mg.tenant_id = m.tenant_id AND mg.id = m.group_id \
-      WHERE m.tenant_id = u.tenant_id AND m.member_id = u.id) AS groups_json \
-     FROM users u";
+/// The user columns and whether the manager exists: one statement, one index seek per row.
+/// The user's direct groups (RFC 7643 §4.1.2 `groups`) are read as rows ([`Refs::Groups`]).
+const COLUMNS: &str = "u.id, u.data, u.version, u.created_at, u.updated_at, \
+     EXISTS (SELECT 1 FROM users m WHERE m.tenant_id = u.tenant_id AND m.id = u.manager_id) AS manager_exists";
 
 /// One page of users and the total that match, counted by the same WHERE clause, in one batch.
+/// With groups, each user's groups, the page cut short once they pass
+/// [`refs::PAGE_BUDGET`] rows (one more round trip, only when a user of the page has groups).
 pub async fn list<E: Executor>(
     db: &E,
     tenant_id: &str,
     q: &ListQuery<'_>,
+    with_groups: bool,
 ) -> Result<(u64, Vec<StoredUser>)> {
-    let (n, rows) = list_page::<_, Row>(db, Table::Users, SELECT, tenant_id, q).await?;
-    let users = rows
+    let select = if with_groups {
+        format!(
+            "SELECT {COLUMNS}, {} FROM users u",
+            Refs::Groups.count_column("u")
+        )
+    } else {
+        format!("SELECT {COLUMNS} FROM users u")
+    };
+    let (n, mut rows) = list_page::<_, Row>(db, Table::Users, &select, tenant_id, q).await?;
+    if with_groups {
+        rows.truncate(refs::within_budget(rows.iter().map(|r| r.ref_count)));
+    }
+    let members: Vec<String> = rows
+        .iter()
+        .filter(|r| r.ref_count > 0)
+        .map(|r| r.id.clone())
+        .collect();
+    let mut users = rows
         .into_iter()
         .map(Row::into_user)
         .collect::<Result<Vec<_>>>()?;
+    let mut groups = refs::read_all(db, Refs::Groups, tenant_id, &members).await?;
+    for u in &mut users {
+        u.groups = groups.remove(&u.id).unwrap_or_default();
+    }
     Ok((n, users))
 }
 
+/// One user with all its groups; their first page comes in the same batch as the user's row.
 pub async fn get<E: Executor>(db: &E, tenant_id: &str, id: &str) -> Result<Option<StoredUser>> {
-    let row: Option<Row> = db
-        .query(Stmt::new(
-            format!("{SELECT} WHERE u.tenant_id = ? AND u.id = ?"),
-            vec![tenant_id.into(), id.into()],
-        ))
+    let ids = vec![id.to_string()];
+    let mut outs = db
+        .batch(vec![
+            Stmt::new(
+                format!("SELECT {COLUMNS} FROM users u WHERE u.tenant_id = ? AND u.id = ?"),
+                vec![tenant_id.into(), id.into()],
+            ),
+            Refs::Groups.page(tenant_id, &ids, None),
+        ])
         .await?
-        .first()?;
-    row.map(Row::into_user).transpose()
+        .into_iter();
+    let Some(row) = outs.next().map(|o| o.first::<Row>()).transpose()?.flatten() else {
+        return Ok(None);
+    };
+    let mut user = row.into_user()?;
+    let (mut rows, next) = match outs.next() {
+        Some(o) => refs::decode_page(o)?,
+        None => (vec![], None),
+    };
+    refs::read_rest(db, Refs::Groups, tenant_id, &ids, next, &mut rows).await?;
+    user.groups = refs::by_owner(rows).remove(id).unwrap_or_default();
+    Ok(Some(user))
 }
 
 /// The indexed copies of a user's data.
@@ -242,7 +252,7 @@ fn manager_exists(out: Option<super::Outcome>) -> Result<bool> {
 fn taken(c: &Columns) -> Error {
     Error::conflict(format!(
         "userName '{}' is already taken in this organisation",
-        c.user_name
+        quote(&c.user_name)
     ))
 }
 
@@ -512,7 +522,7 @@ mod tests {
             count: 100,
         };
         let (total, users) =
-            block_on(list(db, T, &q)).unwrap_or_else(|e| panic!("{filter}: {e:?}"));
+            block_on(list(db, T, &q, true)).unwrap_or_else(|e| panic!("{filter}: {e:?}"));
         assert_eq!(
             total as usize,
             users.len(),
@@ -649,7 +659,7 @@ mod tests {
                 start_index: 1,
                 count: 10,
             };
-            let e = block_on(list(&db, T, &q)).expect_err(f);
+            let e = block_on(list(&db, T, &q, true)).expect_err(f);
             assert_eq!(
                 (e.status, e.scim_type),
                 (400, Some(ScimType::InvalidFilter)),
@@ -672,7 +682,7 @@ mod tests {
             start_index: 1,
             count: 10,
         };
-        let e = block_on(list(&db, T, &q)).expect_err("too many params");
+        let e = block_on(list(&db, T, &q, true)).expect_err("too many params");
         assert_eq!(e.status, 400);
         assert!(e.detail.contains("100"), "{}", e.detail);
     }
@@ -692,7 +702,7 @@ mod tests {
                 start_index: start,
                 count,
             };
-            let (total, users) = block_on(list(&db, T, &q)).expect("list");
+            let (total, users) = block_on(list(&db, T, &q, true)).expect("list");
             (total, users.into_iter().map(|u| u.id).collect::<Vec<_>>())
         };
         assert_eq!(page(1, 2, None, false), (3, vec!["u1".into(), "u2".into()]));
