@@ -103,7 +103,8 @@ pub async fn create(ctx: &Ctx<'_>, body: &Value, params: &ListParams) -> Result<
         .with_header("location", ctx.location(&USER_TYPE, &id)))
 }
 
-/// `PUT /Users/{id}`: replace everything the client may write (RFC 7644 §3.5.1).
+/// `PUT /Users/{id}`: replace everything the client may write (RFC 7644 §3.5.1); `active`,
+/// when omitted, keeps its stored value.
 pub async fn replace(
     ctx: &Ctx<'_>,
     id: &str,
@@ -111,8 +112,14 @@ pub async fn replace(
     params: &ListParams,
     if_match: Option<&str>,
 ) -> Result<Reply> {
-    let data = resource::from_request(&USER_TYPE, body)?;
-    write(ctx, id, if_match, |_| Ok(data.clone()), params).await
+    write(
+        ctx,
+        id,
+        if_match,
+        |current| resource::replacement(&USER_TYPE, body, &current.data),
+        params,
+    )
+    .await
 }
 
 /// `PATCH /Users/{id}` (RFC 7644 §3.5.2): 200 with the resource.

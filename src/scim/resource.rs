@@ -30,8 +30,32 @@ fn invalid_value(detail: impl Into<String>) -> Error {
     Error::bad_request(ScimType::InvalidValue, detail)
 }
 
-/// Normalise a POST or PUT body (the whole resource) into canonical data.
+/// Normalise a POST body (a new resource) into canonical data. A user without `active` is
+/// active: RFC 7643 leaves the default open, and Entra and Okta expect a new user to be active.
 pub fn from_request(rt: &'static ResourceType, body: &Value) -> Result<Data> {
+    let mut data = attributes(rt, body)?;
+    if rt.schema.attr("active").is_some() && !data.contains_key("active") {
+        data.insert("active".into(), Value::Bool(true));
+    }
+    validate(rt, &data, true)?;
+    Ok(data)
+}
+
+/// Normalise a PUT body (RFC 7644 §3.5.1) that replaces `current`. A PUT that omits `active`
+/// (or sends it null) keeps the stored value: a disabled account comes back only on an explicit
+/// `active: true`, never because a client rebuilt the resource without the attribute.
+pub fn replacement(rt: &'static ResourceType, body: &Value, current: &Data) -> Result<Data> {
+    let mut data = attributes(rt, body)?;
+    if rt.schema.attr("active").is_some() && !data.contains_key("active") {
+        let kept = current.get("active").cloned().unwrap_or(Value::Bool(true));
+        data.insert("active".into(), kept);
+    }
+    validate(rt, &data, true)?;
+    Ok(data)
+}
+
+/// The attributes of a whole-resource body, in canonical form.
+fn attributes(rt: &'static ResourceType, body: &Value) -> Result<Data> {
     let obj = body.as_object().ok_or_else(|| {
         Error::bad_request(
             ScimType::InvalidSyntax,
@@ -61,11 +85,6 @@ pub fn from_request(rt: &'static ResourceType, body: &Value) -> Result<Data> {
             Resolved::Unknown => {}
         }
     }
-    if rt.schema.attr("active").is_some() && !data.contains_key("active") {
-        // RFC 7643 leaves the default open; Entra and Okta expect a new user to be active.
-        data.insert("active".into(), Value::Bool(true));
-    }
-    validate(rt, &data, true)?;
     Ok(data)
 }
 
@@ -771,6 +790,39 @@ mod tests {
         assert_eq!(
             Value::Object(r),
             json!({"id": "u1", "schemas": [USER_SCHEMA]})
+        );
+    }
+
+    #[test]
+    fn a_put_without_active_keeps_the_stored_value() {
+        let disabled =
+            from_request(&USER_TYPE, &json!({"userName": "a", "active": false})).expect("valid");
+        let put = |body: Value| replacement(&USER_TYPE, &body, &disabled).expect("valid");
+        assert_eq!(put(json!({"userName": "a"}))["active"], false);
+        assert_eq!(
+            put(json!({"userName": "a", "active": null}))["active"],
+            false
+        );
+        assert_eq!(
+            put(json!({"userName": "a", "active": "True"}))["active"],
+            true
+        );
+        assert_eq!(
+            put(json!({"userName": "a", "active": true}))["active"],
+            true
+        );
+        let enabled = from_request(&USER_TYPE, &json!({"userName": "a"})).expect("valid");
+        assert_eq!(enabled["active"], true, "a new user is active");
+        let stays = replacement(&USER_TYPE, &json!({"userName": "a"}), &enabled).expect("valid");
+        assert_eq!(stays["active"], true);
+        assert_eq!(
+            replacement(
+                &USER_TYPE,
+                &json!({"userName": "b", "active": false}),
+                &enabled
+            )
+            .expect("valid")["active"],
+            false
         );
     }
 

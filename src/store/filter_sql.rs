@@ -1,13 +1,18 @@
 //! Translation of a parsed filter ([`crate::scim::filter::Filter`]) into a parameterized SQL
 //! condition over `users u`, so that filtering, counting and paging all happen in D1.
 //!
-//! - Single-valued attributes map to a column (`userName` → `u.user_name`, with `COLLATE NOCASE`
-//!   because it is not case-exact) or to `json_extract(u.data, '$."name"."givenName"')`. Only
-//!   schema-defined names are spliced into SQL text; every value is a bound parameter.
+//! - Single-valued attributes map to a column (`externalId` → `u.external_id`) or to
+//!   `json_extract(u.data, '$."name"."givenName"')`. Only schema-defined names are spliced into
+//!   SQL text; every value is a bound parameter.
+//! - The case-insensitive columns are compared through their Unicode case-folded keys
+//!   (`userName` → `u.user_name_key`, a group's `displayName` → `g.display_name_key`, a
+//!   multi-valued `value` → `v.value_key`), against the filter value folded in Rust
+//!   ([`crate::scim::fold`]): `ÄLICE@x.de` and `älice@x.de` are one userName. Attributes that
+//!   live only in the JSON document compare with `lower()`/`NOCASE`, which fold ASCII only.
 //! - Multi-valued attributes with the standard sub-attributes (emails, phoneNumbers, roles, …)
 //!   become `u.id IN (SELECT v.user_id FROM user_values v WHERE v.tenant_id = ? AND v.attr = ?
-//!   AND …)`, which SQLite runs as an index seek on `user_values_by_value`; `addresses` uses
-//!   `json_each`.
+//!   AND …)`, which SQLite runs as an index seek on `user_values_by_value_key`; `addresses`
+//!   uses `json_each`.
 //! - `co`/`sw`/`ew` use `instr`/`substr`, never LIKE (D1 caps LIKE patterns at 50 bytes).
 //! - String comparisons honour `caseExact` (RFC 7643 §2.3.1); a boolean matches `true`, `"True"`
 //!   and `"false"` alike (Entra sends strings); dateTimes compare as instants.
@@ -18,6 +23,7 @@ use serde_json::Value;
 use super::Param;
 use crate::scim::error::{Error, ScimType};
 use crate::scim::filter::{Filter, Op};
+use crate::scim::fold::fold;
 use crate::scim::schema::{Attr, AttrRef, Type};
 use crate::time::parse_rfc3339;
 
@@ -84,6 +90,9 @@ struct Expr {
     sql: String,
     ty: Type,
     case_exact: bool,
+    /// The column holds the Unicode case folding of a case-insensitive value (`*_key`): it is
+    /// compared, as is, with the folded filter value.
+    folded: bool,
     /// The column holds Unix milliseconds (meta.created / meta.lastModified).
     millis: bool,
 }
@@ -108,7 +117,12 @@ fn single_expr(a: &AttrRef, table: Table) -> Result<Expr, Error> {
         sql: sql.to_string(),
         ty: leaf.ty,
         case_exact: leaf.case_exact,
+        folded: false,
         millis: false,
+    };
+    let key = |sql: &str| Expr {
+        folded: true,
+        ..col(sql)
     };
     if leaf.is_complex() {
         return Err(invalid(format!(
@@ -124,9 +138,9 @@ fn single_expr(a: &AttrRef, table: Table) -> Result<Expr, Error> {
         match (table, a.extension, a.attr.name, a.sub.map(|s| s.name)) {
             (_, false, "id", None) => col(&format!("{t}.id")),
             (_, false, "externalId", None) => col(&format!("{t}.external_id")),
-            (Table::Users, false, "userName", None) => col("u.user_name"),
+            (Table::Users, false, "userName", None) => key("u.user_name_key"),
             (Table::Users, false, "active", None) => col("u.active"),
-            (Table::Groups, false, "displayName", None) => col("g.display_name"),
+            (Table::Groups, false, "displayName", None) => key("g.display_name_key"),
             (_, false, "meta", Some("created")) => Expr {
                 millis: true,
                 ..col(&format!("{t}.created_at"))
@@ -155,8 +169,11 @@ fn element_expr(a: &AttrRef, storage: MultiStorage) -> Result<Expr, Error> {
             a.display()
         )));
     };
+    let folded = storage == MultiStorage::Values && sub.name == "value" && !sub.case_exact;
     let sql = match (storage, sub.name) {
         (MultiStorage::Values, "primary") => "v.is_primary".to_string(),
+        // The key column: folded for a case-insensitive value, the value itself otherwise.
+        (MultiStorage::Values, "value") => "v.value_key".to_string(),
         (MultiStorage::Values, name) => format!("v.{name}"),
         (MultiStorage::Json, name) => format!("json_extract(j.value, '$.\"{name}\"')"),
         (MultiStorage::Members, "value") => "m.member_id".to_string(),
@@ -178,6 +195,7 @@ fn element_expr(a: &AttrRef, storage: MultiStorage) -> Result<Expr, Error> {
         sql,
         ty: sub.ty,
         case_exact: sub.case_exact,
+        folded,
         millis: false,
     })
 }
@@ -380,7 +398,11 @@ impl Translator<'_> {
                         )))
                     }
                 };
-                self.compare_text(x, e.case_exact, op, text)
+                if e.folded {
+                    self.compare_text(x, true, op, fold(&text))
+                } else {
+                    self.compare_text(x, e.case_exact, op, text)
+                }
             }
             Type::Integer | Type::Decimal | Type::Complex => {
                 Err(invalid(format!("'{}' cannot be compared", attr.display())))
@@ -472,13 +494,11 @@ pub fn sort_expr(a: &AttrRef, table: Table) -> Result<String, Error> {
     if a.attr.multi_valued {
         return match multi_storage(a.attr) {
             MultiStorage::Values => {
-                let sub = a.sub.map_or("value", |s| {
-                    if s.name == "primary" {
-                        "is_primary"
-                    } else {
-                        s.name
-                    }
-                });
+                let sub = match a.sub.map_or("value", |s| s.name) {
+                    "primary" => "is_primary",
+                    "value" => "value_key",
+                    other => other,
+                };
                 Ok(format!(
                     "(SELECT v.{sub} FROM user_values v WHERE v.tenant_id = u.tenant_id AND v.user_id = u.id \
                      AND v.attr = '{}' ORDER BY v.is_primary DESC, v.rowid LIMIT 1)",
@@ -489,7 +509,7 @@ pub fn sort_expr(a: &AttrRef, table: Table) -> Result<String, Error> {
         };
     }
     let e = single_expr(a, table).map_err(|e| bad(&e.detail))?;
-    Ok(if e.case_exact || e.ty != Type::String {
+    Ok(if e.case_exact || e.folded || e.ty != Type::String {
         e.sql
     } else {
         format!("{} COLLATE NOCASE", e.sql)

@@ -20,6 +20,7 @@ use super::refs::{self, Refs};
 use super::{Executor, Param, Stmt, StoreError};
 use crate::scim::error::{quote, Error, Result, ScimType};
 use crate::scim::filter::Filter;
+use crate::scim::fold::fold;
 use crate::scim::patch::{MemberOp, NewMember};
 use crate::scim::resource::MemberRef;
 
@@ -440,12 +441,13 @@ pub async fn insert<E: Executor>(
 ) -> Result<()> {
     let (display_name, external_id) = columns(data);
     let mut stmts = vec![Stmt::new(
-        "INSERT INTO groups (tenant_id, id, display_name, external_id, data, version, write_id, created_at, updated_at) \
-         VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?)",
+        "INSERT INTO groups (tenant_id, id, display_name, display_name_key, external_id, data, version, write_id, created_at, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?)",
         vec![
             tenant_id.into(),
             id.into(),
             display_name.as_str().into(),
+            fold(&display_name).into(),
             external_id.into(),
             Value::Object(data.clone()).to_string().into(),
             write_id.into(),
@@ -494,10 +496,11 @@ pub async fn write<E: Executor>(
         Some(data) => {
             let (display_name, external_id) = columns(data);
             Stmt::new(
-                "UPDATE groups SET display_name = ?, external_id = ?, data = ?, version = version + 1, \
+                "UPDATE groups SET display_name = ?, display_name_key = ?, external_id = ?, data = ?, version = version + 1, \
                  write_id = ?, updated_at = ? WHERE tenant_id = ? AND id = ? AND version = ?",
                 vec![
-                    display_name.into(),
+                    display_name.as_str().into(),
+                    fold(&display_name).into(),
                     external_id.into(),
                     Value::Object(data.clone()).to_string().into(),
                     write_id.into(),
@@ -819,7 +822,7 @@ mod tests {
             }]
         );
         for (filter, must_use) in [
-            (r#"displayName eq "Sales""#, "groups_by_display_name"),
+            (r#"displayName eq "Sales""#, "groups_by_display_name_key"),
             (r#"externalId eq "x""#, "groups_by_external_id"),
             (
                 r#"id eq "g1" and members eq "u1""#,
@@ -879,6 +882,26 @@ mod tests {
         assert!(block_on(delete(&db, T, "g1", None, 70)).expect("delete"));
         assert_eq!(db.count("SELECT COUNT(*) FROM memberships"), 0);
         assert!(!block_on(delete(&db, T, "g1", None, 70)).expect("second delete"));
+    }
+
+    #[test]
+    fn display_names_compare_with_unicode_case_folding() {
+        let db = db(&json!({"displayName": "Équipe Straße", "members": []}));
+        assert_eq!(ids(&db, r#"displayName eq "ÉQUIPE STRASSE""#), ["g1"]);
+        assert_eq!(ids(&db, r#"displayName sw "équipe""#), ["g1"]);
+        let e = block_on(insert(
+            &db,
+            T,
+            "g3",
+            json!({"displayName": "équipe strasse"})
+                .as_object()
+                .expect("object"),
+            vec![],
+            80,
+            "w7",
+        ))
+        .expect_err("taken");
+        assert_eq!((e.status, e.scim_type), (409, Some(ScimType::Uniqueness)));
     }
 
     #[test]
@@ -962,8 +985,8 @@ mod tests {
         for g in ["g3", "g4", "g5"] {
             block_on(db.query(Stmt::new(
                 format!(
-                    "INSERT INTO groups (tenant_id, id, display_name, data, version, write_id, created_at, updated_at) \
-                     VALUES ('ten_a', '{g}', '{g}', '{{}}', 1, 'w', 100, 100)"
+                    "INSERT INTO groups (tenant_id, id, display_name, display_name_key, data, version, write_id, created_at, updated_at) \
+                     VALUES ('ten_a', '{g}', '{g}', '{g}', '{{}}', 1, 'w', 100, 100)"
                 ),
                 vec![],
             )))

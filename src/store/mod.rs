@@ -13,6 +13,8 @@
 
 pub mod d1;
 pub mod filter_sql;
+#[cfg(test)]
+mod fold_migration;
 pub mod groups;
 pub mod listing;
 pub mod refs;

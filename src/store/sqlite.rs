@@ -17,9 +17,27 @@ pub struct Sqlite(Mutex<Connection>);
 impl Sqlite {
     /// An in-memory database with every migration in `migrations/` applied, in name order.
     pub fn migrated() -> Self {
+        Self::migrated_before("~")
+    }
+
+    /// An in-memory database with the migrations whose file names sort before `stop` applied
+    /// (to test a later migration on data written by an earlier schema).
+    pub fn migrated_before(stop: &str) -> Self {
         let conn = Connection::open_in_memory().expect("open sqlite");
         conn.execute_batch("PRAGMA foreign_keys = ON;")
             .expect("pragma");
+        let db = Sqlite(Mutex::new(conn));
+        for f in Self::migration_files() {
+            let name = f.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            if name < stop {
+                db.execute_file(&f);
+            }
+        }
+        db
+    }
+
+    /// Every migration file, in name order.
+    pub fn migration_files() -> Vec<std::path::PathBuf> {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations");
         let mut files: Vec<_> = std::fs::read_dir(dir)
             .expect("migrations dir")
@@ -27,12 +45,15 @@ impl Sqlite {
             .filter(|p| p.extension().is_some_and(|x| x == "sql"))
             .collect();
         files.sort();
-        for f in files {
-            let sql = std::fs::read_to_string(&f).expect("read migration");
-            conn.execute_batch(&sql)
-                .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
-        }
-        Sqlite(Mutex::new(conn))
+        files
+    }
+
+    /// Run a migration file.
+    pub fn execute_file(&self, file: &std::path::Path) {
+        let sql = std::fs::read_to_string(file).expect("read migration");
+        let conn = self.0.lock().expect("sqlite lock");
+        conn.execute_batch(&sql)
+            .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
     }
 
     fn run(conn: &Connection, stmt: &Stmt) -> Result<Outcome, StoreError> {

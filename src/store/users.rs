@@ -18,6 +18,7 @@ pub use super::listing::ListQuery;
 use super::refs::{self, Refs};
 use super::{Executor, Param, Stmt, StoreError};
 use crate::scim::error::{quote, Error, Result};
+use crate::scim::fold::fold;
 use crate::scim::resource::MemberRef;
 use crate::scim::schema::{ENTERPRISE_USER_SCHEMA, USER};
 
@@ -134,6 +135,8 @@ pub async fn get<E: Executor>(db: &E, tenant_id: &str, id: &str) -> Result<Optio
 /// The indexed copies of a user's data.
 struct Columns {
     user_name: String,
+    /// The Unicode case folding of `user_name` (what uniqueness and filters compare).
+    user_name_key: String,
     external_id: Option<String>,
     active: bool,
     manager_id: Option<String>,
@@ -144,6 +147,8 @@ struct Columns {
 struct ValueRow {
     attr: &'static str,
     value: Option<String>,
+    /// `value` folded, or as is where the attribute's value is case-exact.
+    key: Option<String>,
     ty: Option<String>,
     display: Option<String>,
     primary: bool,
@@ -164,11 +169,17 @@ fn columns(data: &Map<String, Value>) -> Columns {
         .iter()
         .filter(|a| a.multi_valued && multi_storage(a) == MultiStorage::Values)
     {
+        let case_exact = attr.sub("value").is_some_and(|v| v.case_exact);
         if let Some(Value::Array(items)) = data.get(attr.name) {
             for item in items {
+                let value = text(item.get("value"));
                 values.push(ValueRow {
                     attr: attr.name,
-                    value: text(item.get("value")),
+                    key: match &value {
+                        Some(v) if !case_exact => Some(fold(v)),
+                        other => other.clone(),
+                    },
+                    value,
                     ty: text(item.get("type")),
                     display: text(item.get("display")),
                     primary: item
@@ -179,8 +190,10 @@ fn columns(data: &Map<String, Value>) -> Columns {
             }
         }
     }
+    let user_name = text(data.get("userName")).unwrap_or_default();
     Columns {
-        user_name: text(data.get("userName")).unwrap_or_default(),
+        user_name_key: fold(&user_name),
+        user_name,
         external_id: text(data.get("externalId")),
         active: data.get("active").and_then(Value::as_bool).unwrap_or(true),
         manager_id: data
@@ -205,7 +218,8 @@ fn value_insert(tenant_id: &str, id: &str, c: &Columns, guard: Option<&str>) -> 
         .iter()
         .map(|row| {
             serde_json::json!({
-                "a": row.attr, "v": row.value, "t": row.ty, "d": row.display, "p": row.primary,
+                "a": row.attr, "v": row.value, "k": row.key, "t": row.ty, "d": row.display,
+                "p": row.primary,
             })
         })
         .collect();
@@ -215,8 +229,8 @@ fn value_insert(tenant_id: &str, id: &str, c: &Columns, guard: Option<&str>) -> 
         Value::Array(rows).to_string().into(),
     ];
     let mut sql = String::from(
-        "INSERT INTO user_values (tenant_id, user_id, attr, value, type, display, is_primary) \
-         SELECT ?, ?, json_extract(j.value, '$.a'), json_extract(j.value, '$.v'), \
+        "INSERT INTO user_values (tenant_id, user_id, attr, value, value_key, type, display, is_primary) \
+         SELECT ?, ?, json_extract(j.value, '$.a'), json_extract(j.value, '$.v'), json_extract(j.value, '$.k'), \
          json_extract(j.value, '$.t'), json_extract(j.value, '$.d'), json_extract(j.value, '$.p') \
          FROM json_each(?) j",
     );
@@ -268,12 +282,13 @@ pub async fn insert<E: Executor>(
     let c = columns(data);
     let json = Value::Object(data.clone()).to_string();
     let mut stmts = vec![Stmt::new(
-        "INSERT INTO users (tenant_id, id, user_name, external_id, active, manager_id, data, version, write_id, created_at, updated_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)",
+        "INSERT INTO users (tenant_id, id, user_name, user_name_key, external_id, active, manager_id, data, version, write_id, created_at, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)",
         vec![
             tenant_id.into(),
             id.into(),
             c.user_name.as_str().into(),
+            c.user_name_key.as_str().into(),
             c.external_id.clone().into(),
             c.active.into(),
             c.manager_id.clone().into(),
@@ -330,11 +345,12 @@ pub async fn update<E: Executor>(
     let json = Value::Object(data.clone()).to_string();
     let mut stmts = vec![
         Stmt::new(
-            "UPDATE users SET user_name = ?, external_id = ?, active = ?, manager_id = ?, data = ?, \
+            "UPDATE users SET user_name = ?, user_name_key = ?, external_id = ?, active = ?, manager_id = ?, data = ?, \
              version = version + 1, write_id = ?, updated_at = ? \
              WHERE tenant_id = ? AND id = ? AND version = ?",
             vec![
                 c.user_name.as_str().into(),
+                c.user_name_key.as_str().into(),
                 c.external_id.clone().into(),
                 c.active.into(),
                 c.manager_id.clone().into(),
@@ -728,12 +744,15 @@ mod tests {
     fn entra_lookups_are_index_seeks() {
         let db = seeded();
         for (filter, must_use) in [
-            (r#"userName eq "alice@example.com""#, "users_by_user_name"),
+            (
+                r#"userName eq "alice@example.com""#,
+                "users_by_user_name_key",
+            ),
             (r#"externalId eq "ext-1""#, "users_by_external_id"),
             (r#"id eq "u1""#, "(tenant_id=? AND id=?)"),
             (
                 r#"emails[type eq "work"].value eq "alice@example.com""#,
-                "user_values_by_value",
+                "user_values_by_value_key",
             ),
         ] {
             let f = parse(filter, &USER_TYPE).expect("parse");
@@ -832,6 +851,52 @@ mod tests {
                 .expect("get")
                 .expect("u2")
                 .manager_exists
+        );
+    }
+
+    /// Unicode case folding: one userName however its non-ASCII letters are cased, found by
+    /// every case-insensitive operator, and an email likewise.
+    #[test]
+    fn user_names_and_emails_compare_with_unicode_case_folding() {
+        let db = db();
+        add(
+            &db,
+            T,
+            "a",
+            json!({"userName": "ÄLICE@x.de", "emails": [{"value": "STRAẞE@Example.de", "type": "work"}]}),
+            1,
+        );
+        let e = block_on(insert(
+            &db,
+            T,
+            "b",
+            json!({"userName": "älice@X.DE"})
+                .as_object()
+                .expect("object"),
+            2,
+            "w",
+        ))
+        .expect_err("the same userName");
+        assert_eq!((e.status, e.scim_type), (409, Some(ScimType::Uniqueness)));
+        for f in [
+            r#"userName eq "älice@x.de""#,
+            r#"userName eq "ÄLICE@X.DE""#,
+            r#"userName sw "äl""#,
+            r#"userName co "LICE@""#,
+            r#"userName ew "X.DE""#,
+            r#"userName gt "äa""#,
+            r#"emails[type eq "work"].value eq "strasse@example.DE""#,
+            r#"emails.value sw "straß""#,
+        ] {
+            assert_eq!(ids(&db, f), ["a"], "{f}");
+        }
+        assert_eq!(
+            ids(&db, r#"userName eq "alice@x.de""#),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            ids(&db, r#"userName ne "ÄLICE@x.de""#),
+            Vec::<String>::new()
         );
     }
 
