@@ -20,7 +20,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use worker::{Method, Request};
 
-use crate::http::{auth, App, Reply};
+use crate::http::{auth, read_body, App, Reply};
 use crate::scim::error::{quote, Error, Result};
 use crate::store::tenants::{self as store, NewTenant, NewToken, Tenant, TokenRefusal};
 use crate::tenancy::host::{tenant_url, validate_subdomain};
@@ -98,31 +98,28 @@ fn authorize(app: &App, req: &Request) -> Result<()> {
     }
 }
 
+/// Largest admin request body: its bodies are a few hundred bytes.
+pub const MAX_BODY_BYTES: usize = 8 * 1024;
+
 async fn body<T: DeserializeOwned>(req: &mut Request) -> Result<T> {
-    let text = req
-        .text()
-        .await
-        .map_err(|e| Error::invalid(format!("could not read the request body: {e}")))?;
-    if text.trim().is_empty() {
+    let bytes = read_body(req, MAX_BODY_BYTES).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(Error::invalid("a JSON request body is required"));
     }
-    decode(&text)
+    decode(&bytes)
 }
 
 /// A body that may be absent (token creation): empty means the defaults.
 async fn optional_body<T: DeserializeOwned + Default>(req: &mut Request) -> Result<T> {
-    let text = req
-        .text()
-        .await
-        .map_err(|e| Error::invalid(format!("could not read the request body: {e}")))?;
-    if text.trim().is_empty() {
+    let bytes = read_body(req, MAX_BODY_BYTES).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    decode(&text)
+    decode(&bytes)
 }
 
-fn decode<T: DeserializeOwned>(text: &str) -> Result<T> {
-    serde_json::from_str(text).map_err(|e| Error::invalid(format!("invalid JSON body: {e}")))
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| Error::invalid(format!("invalid JSON body: {e}")))
 }
 
 #[derive(Deserialize)]
@@ -346,10 +343,10 @@ mod tests {
     #[test]
     fn bodies_reject_unknown_fields_and_bad_json() {
         assert_eq!(
-            decode::<CreateToken>("{\"revokeExisting\": true}").map(|b| b.revoke_existing),
+            decode::<CreateToken>(b"{\"revokeExisting\": true}").map(|b| b.revoke_existing),
             Ok(true)
         );
-        let typo = decode::<UpdateTenant>("{\"provisioningEnable\": false}")
+        let typo = decode::<UpdateTenant>(b"{\"provisioningEnable\": false}")
             .err()
             .unwrap();
         assert_eq!(typo.status, 400);
@@ -358,9 +355,9 @@ mod tests {
             "{}",
             typo.detail
         );
-        assert_eq!(decode::<CreateTenant>("{").err().unwrap().status, 400);
+        assert_eq!(decode::<CreateTenant>(b"{").err().unwrap().status, 400);
         assert_eq!(
-            decode::<CreateTenant>("{\"subdomain\": 5}")
+            decode::<CreateTenant>(b"{\"subdomain\": 5}")
                 .err()
                 .unwrap()
                 .status,

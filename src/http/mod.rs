@@ -16,11 +16,13 @@
 pub mod auth;
 pub mod discovery;
 pub mod groups;
+pub mod limit;
 pub mod resources;
 pub mod scim;
 pub mod search;
 pub mod users;
 
+use futures_util::StreamExt;
 use serde_json::Value;
 use worker::{Context, Env, Headers, Request, Response};
 
@@ -112,6 +114,36 @@ impl Reply {
         self.headers.push((name, value.into()));
         self
     }
+}
+
+/// Read a request body of at most `cap` bytes. A `Content-Length` above the cap is refused with
+/// 413 before a byte is read; a body without one (chunked) is read chunk by chunk and refused as
+/// soon as it passes the cap. Either way no request makes the Worker buffer more than `cap`.
+pub async fn read_body(req: &mut Request, cap: usize) -> Result<Vec<u8>> {
+    let too_large = || Error::new(413, format!("the request body is larger than {cap} bytes"));
+    let declared = req.headers().get("content-length").ok().flatten();
+    if let Some(len) = declared {
+        match len.trim().parse::<u64>() {
+            Ok(n) if n > u64::try_from(cap).unwrap_or(u64::MAX) => return Err(too_large()),
+            Ok(0) => return Ok(Vec::new()),
+            Ok(_) => {}
+            Err(_) => return Err(Error::invalid("Content-Length is not a number")),
+        }
+    }
+    // No body at all (a GET, or an empty POST) is an empty body.
+    let Ok(mut stream) = req.stream() else {
+        return Ok(Vec::new());
+    };
+    let mut body = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk =
+            chunk.map_err(|e| Error::invalid(format!("could not read the request body: {e}")))?;
+        if body.len().saturating_add(chunk.len()) > cap {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// Which API a request belongs to decides the error body and the media type.
@@ -227,6 +259,9 @@ fn error_reply(surface: Surface, e: Error) -> Reply {
     }
     if e.status == 503 {
         reply = reply.with_header("retry-after", "1");
+    }
+    if e.status == 429 {
+        reply = reply.with_header("retry-after", limit::RETRY_AFTER_SECS.to_string());
     }
     if e.status == 401 {
         // RFC 6750 §3: a 401 names the scheme the client must use.

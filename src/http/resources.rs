@@ -34,23 +34,33 @@ impl Ctx<'_> {
 /// `attributes` / `excludedAttributes` of a request (RFC 7644 §3.4.2.5, §3.9).
 pub struct Selection {
     rt: &'static ResourceType,
-    attributes: Vec<Selector>,
+    /// `None` without an `attributes` parameter; with one, what its names select (possibly
+    /// nothing: unknown names select nothing, and then only `id` is returned).
+    attributes: Option<Vec<Selector>>,
     excluded: Vec<Selector>,
 }
 
 impl Selection {
     pub fn of(rt: &'static ResourceType, p: &ListParams) -> Selection {
-        let parse = |s: &Option<String>| s.as_deref().map(|s| selectors(rt, s)).unwrap_or_default();
+        let attributes = p
+            .attributes
+            .as_deref()
+            .filter(|s| s.split(',').any(|name| !name.trim().is_empty()))
+            .map(|s| selectors(rt, s));
         Selection {
             rt,
-            attributes: parse(&p.attributes),
-            excluded: parse(&p.excluded_attributes),
+            attributes,
+            excluded: p
+                .excluded_attributes
+                .as_deref()
+                .map(|s| selectors(rt, s))
+                .unwrap_or_default(),
         }
     }
 
     /// Whether the request asked to shape the response at all.
     pub fn is_empty(&self) -> bool {
-        self.attributes.is_empty() && self.excluded.is_empty()
+        self.attributes.is_none() && self.excluded.is_empty()
     }
 
     /// Whether the response will contain this core attribute (so the store can skip reading
@@ -67,11 +77,14 @@ impl Selection {
             .schema
             .attr(name)
             .is_some_and(|a| a.returned == Returned::Always);
-        self.attributes.is_empty() || always || names(&self.attributes, false)
+        match &self.attributes {
+            None => true,
+            Some(attributes) => always || names(attributes, false),
+        }
     }
 
     pub fn apply(&self, r: &mut Map<String, Value>) {
-        resource::project(self.rt, r, &self.attributes, &self.excluded);
+        resource::project(self.rt, r, self.attributes.as_deref(), &self.excluded);
     }
 }
 

@@ -14,7 +14,7 @@ use serde_json::Value;
 use worker::{Method, Request};
 
 use super::resources::Ctx;
-use super::{auth, discovery, groups, search, users, App, Reply};
+use super::{auth, discovery, groups, limit, search, users, App, Reply};
 use crate::scim::error::{quote, Error, Result, ScimType};
 use crate::scim::query::ListParams;
 
@@ -107,6 +107,7 @@ pub async fn serve(
         }
     };
     let principal = auth::authenticate(app, &req, sub).await?;
+    limit::check(app, &principal.tenant_id).await?;
     let host = header(&req, "host").unwrap_or_else(|| app.origin.host.clone());
     let base = format!("{}://{host}{mount}{PREFIX}", app.origin.scheme);
     let ctx = Ctx {
@@ -228,16 +229,7 @@ async fn json_body(req: &mut Request) -> Result<Value> {
             )));
         }
     }
-    let bytes = req
-        .bytes()
-        .await
-        .map_err(|e| Error::invalid(format!("could not read the request body: {e}")))?;
-    if bytes.len() > MAX_BODY_BYTES {
-        return Err(Error::new(
-            413,
-            format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
-        ));
-    }
+    let bytes = super::read_body(req, MAX_BODY_BYTES).await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(Error::bad_request(
             ScimType::InvalidSyntax,

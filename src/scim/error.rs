@@ -186,7 +186,9 @@ impl Error {
             404 => "notFound",
             405 => "methodNotAllowed",
             409 => "conflict",
+            413 => "payloadTooLarge",
             415 => "unsupportedMediaType",
+            429 => "tooManyRequests",
             _ => "internal",
         };
         json!({ "status": self.status, "error": code, "message": self.detail })

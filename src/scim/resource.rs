@@ -552,16 +552,16 @@ pub fn selectors(rt: &'static ResourceType, list: &str) -> Vec<Selector> {
         .collect()
 }
 
-/// Apply `attributes` (keep only these, plus what is always returned) and
-/// `excludedAttributes` (drop these, never what is always returned) to a rendered resource
-/// (RFC 7644 §3.4.2.5). `schemas` is kept and recomputed.
+/// Apply `attributes` (keep only these, plus what is always returned; `None` when the request
+/// had no such parameter) and `excludedAttributes` (drop these, never what is always returned)
+/// to a rendered resource (RFC 7644 §3.4.2.5). `schemas` is kept and recomputed.
 pub fn project(
     rt: &'static ResourceType,
     resource: &mut Map<String, Value>,
-    attributes: &[Selector],
+    attributes: Option<&[Selector]>,
     excluded: &[Selector],
 ) {
-    if !attributes.is_empty() {
+    if let Some(attributes) = attributes {
         let keys: Vec<String> = resource.keys().cloned().collect();
         for key in keys {
             if key == "schemas" {
@@ -766,7 +766,7 @@ mod tests {
     fn attributes_keep_only_what_is_asked_plus_id_and_schemas() {
         let mut r = rendered(true);
         let sel = selectors(&USER_TYPE, "userName, name.givenName,emails.value,nosuch");
-        project(&USER_TYPE, &mut r, &sel, &[]);
+        project(&USER_TYPE, &mut r, Some(&sel), &[]);
         assert_eq!(
             Value::Object(r),
             json!({"id": "u1", "schemas": [USER_SCHEMA], "userName": "a", "name": {"givenName": "G"}, "emails": [{"value": "a@x"}]})
@@ -775,10 +775,10 @@ mod tests {
         project(
             &USER_TYPE,
             &mut r,
-            &selectors(
+            Some(&selectors(
                 &USER_TYPE,
                 "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department",
-            ),
+            )),
             &[],
         );
         assert_eq!(
@@ -786,7 +786,19 @@ mod tests {
             json!({"id": "u1", "schemas": [USER_SCHEMA, ENTERPRISE_USER_SCHEMA], ENTERPRISE_USER_SCHEMA: {"department": "D"}})
         );
         let mut r = rendered(true);
-        project(&USER_TYPE, &mut r, &selectors(&USER_TYPE, "id"), &[]);
+        project(
+            &USER_TYPE,
+            &mut r,
+            Some(&selectors(&USER_TYPE, "nosuch,abcé")),
+            &[],
+        );
+        assert_eq!(
+            Value::Object(r),
+            json!({"id": "u1", "schemas": [USER_SCHEMA]}),
+            "attributes that name nothing known select only what is always returned"
+        );
+        let mut r = rendered(true);
+        project(&USER_TYPE, &mut r, Some(&selectors(&USER_TYPE, "id")), &[]);
         assert_eq!(
             Value::Object(r),
             json!({"id": "u1", "schemas": [USER_SCHEMA]})
@@ -830,7 +842,7 @@ mod tests {
     fn excluded_attributes_never_remove_id() {
         let mut r = rendered(true);
         let ex = selectors(&USER_TYPE, "id,emails,name.familyName,meta,urn:ietf:params:scim:schemas:extension:enterprise:2.0:User");
-        project(&USER_TYPE, &mut r, &[], &ex);
+        project(&USER_TYPE, &mut r, None, &ex);
         assert_eq!(
             Value::Object(r),
             json!({"id": "u1", "schemas": [USER_SCHEMA], "userName": "a", "active": true, "name": {"givenName": "G"}})

@@ -506,12 +506,8 @@ fn run_resource(db: &Db, input: &Value) -> Outcome {
     let list = input["attributes"].as_str().unwrap_or_default();
     for (attributes, excluded) in [(list, ""), ("", list)] {
         let mut r = render(rt, "x", &data, 1);
-        resource::project(
-            rt,
-            &mut r,
-            &selectors(rt, attributes),
-            &selectors(rt, excluded),
-        );
+        let attributes = (!attributes.is_empty()).then(|| selectors(rt, attributes));
+        resource::project(rt, &mut r, attributes.as_deref(), &selectors(rt, excluded));
         if r.get("id") != Some(&json!("x")) {
             return Err("projection dropped 'id'".into());
         }

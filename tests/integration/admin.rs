@@ -388,8 +388,8 @@ fn at_most_two_tokens_and_revoke_existing_rotates() {
 #[test]
 fn generated_tokens_differ_between_calls() {
     let sub = new_tenant("random");
-    let a = token_response(&sub);
-    let b = token_response(&sub);
+    let a = token_response(server(), &sub);
+    let b = token_response(server(), &sub);
     assert_ne!(a["token"], b["token"]);
     assert_ne!(a["id"], b["id"]);
 }

@@ -1,17 +1,18 @@
-//! A real `wrangler dev` for the integration tests, started once per test binary.
+//! A real `wrangler dev` for the integration tests, started once per test binary (and, for the
+//! tests that need them, a second one with a low rate limit and the build under plain workerd).
 //!
-//! It serves the Worker already built in `build/` (by `make build`, which `make test` runs
+//! Each serves the Worker already built in `build/` (by `make build`, which `make test` runs
 //! first), from a config generated without the `[build]` section (so wrangler does not rebuild at
 //! start-up), on a free port, with a fresh `--persist-to` directory, migrations applied, and a
-//! random ADMIN_TOKEN. At process exit the whole process group (wrangler and workerd) is stopped.
+//! random ADMIN_TOKEN. At process exit every process group (wrangler, node, workerd) is stopped.
 
 use serde_json::Value;
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 pub struct Server {
@@ -20,13 +21,51 @@ pub struct Server {
     agent: ureq::Agent,
 }
 
+/// How a test server runs the built Worker.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// `wrangler dev`, with this many SCIM requests per organisation per 10 s.
+    Dev { rate_limit: u32 },
+    /// The build under workerd alone (Miniflare, as `bench/` runs it): no `wrangler dev` proxy
+    /// in front, and no rate-limit binding.
+    Workerd,
+}
+
+/// The rate limit of the main server: high enough that no test meets it by accident.
+const MAIN_RATE_LIMIT: u32 = 1_000_000;
+
+/// The rate limit of the server that tests the 429 valve (per organisation per 10 s).
+pub const LOW_RATE_LIMIT: u32 = 20;
+
 static SERVER: OnceLock<Server> = OnceLock::new();
-static PGID: AtomicI32 = AtomicI32::new(0);
-static WORK_DIR: OnceLock<PathBuf> = OnceLock::new();
+static LIMITED: OnceLock<Server> = OnceLock::new();
+static WORKERD: OnceLock<Server> = OnceLock::new();
+/// Process groups and work directories to remove at exit.
+static CHILDREN: Mutex<Vec<(i32, PathBuf)>> = Mutex::new(Vec::new());
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
+/// The `wrangler dev` most tests use.
 pub fn server() -> &'static Server {
-    SERVER.get_or_init(start)
+    SERVER.get_or_init(|| {
+        start(Kind::Dev {
+            rate_limit: MAIN_RATE_LIMIT,
+        })
+    })
+}
+
+/// A second `wrangler dev` whose rate limit is [`LOW_RATE_LIMIT`].
+pub fn limited_server() -> &'static Server {
+    LIMITED.get_or_init(|| {
+        start(Kind::Dev {
+            rate_limit: LOW_RATE_LIMIT,
+        })
+    })
+}
+
+/// The build under plain workerd, for what the `wrangler dev` proxy distorts (it answers 503
+/// when a Worker responds before a chunked request body has finished arriving).
+pub fn workerd_server() -> &'static Server {
+    WORKERD.get_or_init(|| start(Kind::Workerd))
 }
 
 /// A subdomain no other test uses (each run starts on an empty database).
@@ -45,8 +84,9 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-/// wrangler.toml without `[build]`, with paths made absolute so it can live in a temp dir.
-fn test_config(dir: &Path) -> PathBuf {
+/// wrangler.toml without `[build]`, with paths made absolute so it can live in a temp dir, and
+/// the rate limit set for this server.
+fn test_config(dir: &Path, rate_limit: u32) -> PathBuf {
     let root = root();
     let source = std::fs::read_to_string(root.join("wrangler.toml")).expect("wrangler.toml");
     let mut out = String::new();
@@ -69,6 +109,10 @@ fn test_config(dir: &Path) -> PathBuf {
                 "migrations_dir = \"{}\"\n",
                 root.join("migrations").display()
             ));
+        } else if trimmed.starts_with("simple =") {
+            out.push_str(&format!(
+                "simple = {{ limit = {rate_limit}, period = 10 }}\n"
+            ));
         } else {
             out.push_str(line);
             out.push('\n');
@@ -90,24 +134,28 @@ fn wrangler(dir: &Path) -> Command {
     cmd
 }
 
-extern "C" fn stop_server() {
-    let pgid = PGID.load(Ordering::SeqCst);
-    if pgid > 0 {
-        // SAFETY: plain syscalls on a process group this process created.
+extern "C" fn stop_servers() {
+    let children = match CHILDREN.lock() {
+        Ok(c) => c.clone(),
+        Err(poisoned) => poisoned.into_inner().clone(),
+    };
+    for (pgid, _) in &children {
+        // SAFETY: plain syscalls on process groups this process created.
         unsafe {
             libc::kill(-pgid, libc::SIGTERM);
         }
-        std::thread::sleep(Duration::from_millis(500));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    for (pgid, dir) in &children {
+        // SAFETY: as above.
         unsafe {
             libc::kill(-pgid, libc::SIGKILL);
         }
-    }
-    if let Some(dir) = WORK_DIR.get() {
         let _ = std::fs::remove_dir_all(dir);
     }
 }
 
-fn start() -> Server {
+fn start(kind: Kind) -> Server {
     let root = root();
     assert!(
         root.join("build/index.js").exists() && root.join("build/index_bg.wasm").exists(),
@@ -119,12 +167,16 @@ fn start() -> Server {
         .unwrap_or(0);
     let dir = std::env::temp_dir().join(format!("scim-edge-it-{}-{nanos}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let _ = WORK_DIR.set(dir.clone());
-    // SAFETY: registering a plain extern "C" function.
-    unsafe {
-        libc::atexit(stop_server);
-    }
-    let config = test_config(&dir);
+    static AT_EXIT: std::sync::Once = std::sync::Once::new();
+    // SAFETY: registering a plain extern "C" function, once.
+    AT_EXIT.call_once(|| unsafe {
+        libc::atexit(stop_servers);
+    });
+    let rate_limit = match kind {
+        Kind::Dev { rate_limit } => rate_limit,
+        Kind::Workerd => MAIN_RATE_LIMIT,
+    };
+    let config = test_config(&dir, rate_limit);
     let state = dir.join("state");
 
     let migrate = wrangler(&dir)
@@ -142,34 +194,50 @@ fn start() -> Server {
     );
 
     let port = free_port();
-    let inspector = free_port();
     let admin_token = scim_edge::tenancy::token::random_id("adm_").expect("randomness");
-    let log = std::fs::File::create(dir.join("wrangler.log")).expect("log file");
-    let mut child = wrangler(&dir)
-        .args([
-            "dev",
-            "--local",
-            "--ip",
-            "127.0.0.1",
-            "--show-interactive-dev-session=false",
-        ])
-        .arg("--port")
-        .arg(port.to_string())
-        .arg("--inspector-port")
-        .arg(inspector.to_string())
-        .arg("--persist-to")
-        .arg(&state)
-        .arg("-c")
-        .arg(&config)
-        .arg("--var")
-        .arg(format!("ADMIN_TOKEN:{admin_token}"))
+    let log = std::fs::File::create(dir.join("server.log")).expect("log file");
+    let mut command = match kind {
+        Kind::Dev { .. } => {
+            let mut cmd = wrangler(&dir);
+            cmd.args([
+                "dev",
+                "--local",
+                "--ip",
+                "127.0.0.1",
+                "--show-interactive-dev-session=false",
+            ])
+            .arg("--port")
+            .arg(port.to_string())
+            .arg("--inspector-port")
+            .arg(free_port().to_string())
+            .arg("--persist-to")
+            .arg(&state)
+            .arg("-c")
+            .arg(&config)
+            .arg("--var")
+            .arg(format!("ADMIN_TOKEN:{admin_token}"));
+            cmd
+        }
+        Kind::Workerd => {
+            let mut cmd = Command::new("node");
+            cmd.current_dir(&root)
+                .arg(root.join("tests/integration/workerd.mjs"))
+                .arg(port.to_string())
+                .arg(&state)
+                .arg(&admin_token);
+            cmd
+        }
+    };
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(log.try_clone().expect("log"))
         .stderr(log)
         .process_group(0)
         .spawn()
-        .expect("spawn wrangler dev");
-    PGID.store(child.id() as i32, Ordering::SeqCst);
+        .expect("spawn the test server");
+    if let Ok(mut children) = CHILDREN.lock() {
+        children.push((child.id() as i32, dir.clone()));
+    }
 
     let agent = ureq::AgentBuilder::new()
         .timeout(Duration::from_secs(30))
@@ -183,8 +251,8 @@ fn start() -> Server {
     loop {
         if let Ok(Some(status)) = child.try_wait() {
             panic!(
-                "wrangler dev exited ({status}):\n{}",
-                std::fs::read_to_string(dir.join("wrangler.log")).unwrap_or_default()
+                "the test server exited ({status}):\n{}",
+                std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
             );
         }
         if server.get("/admin/v1/tenants").send_raw().is_some() {
@@ -192,8 +260,8 @@ fn start() -> Server {
         }
         assert!(
             Instant::now() < deadline,
-            "wrangler dev did not answer within 120 s:\n{}",
-            std::fs::read_to_string(dir.join("wrangler.log")).unwrap_or_default()
+            "the test server did not answer within 120 s:\n{}",
+            std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
         );
         std::thread::sleep(Duration::from_millis(250));
     }
@@ -376,4 +444,138 @@ impl Resp {
         );
         body
     }
+}
+
+/// What a raw upload got back.
+#[derive(Debug)]
+pub struct Upload {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
+    pub elapsed: Duration,
+    /// Body bytes written when the answer arrived: fewer than the whole body means the server
+    /// answered without waiting for it (the kernel buffers only a few MB of a stalled upload).
+    pub sent_before_answer: usize,
+}
+
+impl Upload {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", self.body))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+}
+
+impl Server {
+    /// Send a request whose body is `total` bytes of `a` (declared by Content-Length, or
+    /// chunked), written by another thread while this one waits for the answer: a server that
+    /// refuses early answers long before the body could have arrived.
+    pub fn upload(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        total: usize,
+        chunked: bool,
+    ) -> Upload {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
+        let mut head = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+            head.push_str(&format!("Host: 127.0.0.1:{}\r\n", self.port));
+        }
+        if chunked {
+            head.push_str("Transfer-Encoding: chunked\r\n\r\n");
+        } else {
+            head.push_str(&format!("Content-Length: {total}\r\n\r\n"));
+        }
+        let started = Instant::now();
+        stream.write_all(head.as_bytes()).expect("send head");
+        let mut writer = stream.try_clone().expect("clone stream");
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = done.clone();
+        let progress = std::sync::Arc::new(AtomicUsize::new(0));
+        let written = progress.clone();
+        let feeder = std::thread::spawn(move || {
+            let block = vec![b'a'; 64 * 1024];
+            let mut sent = 0;
+            while sent < total && !stop.load(Ordering::SeqCst) {
+                let n = block.len().min(total - sent);
+                let ok = if chunked {
+                    writer
+                        .write_all(format!("{n:x}\r\n").as_bytes())
+                        .and_then(|_| writer.write_all(&block[..n]))
+                        .and_then(|_| writer.write_all(b"\r\n"))
+                } else {
+                    writer.write_all(&block[..n])
+                };
+                if ok.is_err() {
+                    return; // the server closed the connection: it stopped reading
+                }
+                sent += n;
+                written.store(sent, Ordering::SeqCst);
+            }
+            if chunked {
+                let _ = writer.write_all(b"0\r\n\r\n");
+            }
+        });
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .expect("timeout");
+        let mut raw = Vec::new();
+        let mut buf = [0u8; 16 * 1024];
+        let (head, body) = loop {
+            match stream.read(&mut buf) {
+                Ok(0) | Err(_) => break split_response(&raw).expect("an HTTP response"),
+                Ok(n) => raw.extend_from_slice(&buf[..n]),
+            }
+            if let Some((head, body)) = split_response(&raw) {
+                let want = head
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.trim()
+                            .eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse::<usize>().ok())?
+                    })
+                    .unwrap_or(usize::MAX);
+                if body.len() >= want {
+                    break (head, body);
+                }
+            }
+        };
+        let elapsed = started.elapsed();
+        let sent_before_answer = progress.load(Ordering::SeqCst);
+        done.store(true, Ordering::SeqCst);
+        let _ = stream.shutdown(std::net::Shutdown::Both);
+        let _ = feeder.join();
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        Upload {
+            status,
+            head,
+            body,
+            elapsed,
+            sent_before_answer,
+        }
+    }
+}
+
+/// The head and body of a raw HTTP response, once the head is complete.
+fn split_response(raw: &[u8]) -> Option<(String, String)> {
+    let text = String::from_utf8_lossy(raw);
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    Some((head.to_string(), body.to_string()))
 }

@@ -4,20 +4,24 @@ mod admin;
 mod discovery;
 mod groups;
 mod harness;
+mod hostile;
 mod scim_access;
 mod users;
 
 use serde_json::{json, Value};
 
-use harness::{server, unique, Resp};
+use harness::{server, unique, Resp, Server};
 
 pub const PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
 /// Create a tenant through the admin API and return its subdomain.
 pub fn new_tenant(prefix: &str) -> String {
+    new_tenant_on(server(), prefix)
+}
+
+pub fn new_tenant_on(s: &Server, prefix: &str) -> String {
     let sub = unique(prefix);
-    server()
-        .admin("POST", "/admin/v1/tenants")
+    s.admin("POST", "/admin/v1/tenants")
         .json(&json!({"subdomain": sub, "name": format!("{sub} Corp")}))
         .send()
         .expect(201);
@@ -26,15 +30,14 @@ pub fn new_tenant(prefix: &str) -> String {
 
 /// Generate a Secret Token for a tenant and return its plaintext.
 pub fn new_token(sub: &str) -> String {
-    token_response(sub)["token"]
+    token_response(server(), sub)["token"]
         .as_str()
         .expect("token in response")
         .to_string()
 }
 
-pub fn token_response(sub: &str) -> Value {
-    server()
-        .admin("POST", &format!("/admin/v1/tenants/{sub}/tokens"))
+pub fn token_response(s: &Server, sub: &str) -> Value {
+    s.admin("POST", &format!("/admin/v1/tenants/{sub}/tokens"))
         .send()
         .expect(201)
         .json()
@@ -44,17 +47,32 @@ pub fn token_response(sub: &str) -> Value {
 pub struct Tenant {
     pub sub: String,
     pub token: String,
+    pub server: &'static Server,
 }
 
 impl Tenant {
     pub fn new(prefix: &str) -> Tenant {
-        let sub = new_tenant(prefix);
-        let token = new_token(&sub);
-        Tenant { sub, token }
+        Tenant::on(server(), prefix)
+    }
+
+    /// A tenant on another test server.
+    pub fn on(s: &'static Server, prefix: &str) -> Tenant {
+        let sub = new_tenant_on(s, prefix);
+        let token = token_response(s, &sub)["token"]
+            .as_str()
+            .expect("token in response")
+            .to_string();
+        Tenant {
+            sub,
+            token,
+            server: s,
+        }
     }
 
     pub fn call(&self, method: &str, path: &str) -> crate::harness::Call<'static> {
-        server().scim(&self.sub, method, path).bearer(&self.token)
+        self.server
+            .scim(&self.sub, method, path)
+            .bearer(&self.token)
     }
 
     pub fn get(&self, path: &str) -> Resp {

@@ -203,7 +203,7 @@ fn provisioning_switch_gives_403_then_200() {
 fn revoked_token_is_refused_at_once_even_when_cached() {
     let s = server();
     let sub = new_tenant("revoke");
-    let created = crate::token_response(&sub);
+    let created = crate::token_response(server(), &sub);
     let token = created["token"].as_str().expect("token");
     for _ in 0..3 {
         s.scim(&sub, "GET", "/Users")

@@ -672,6 +672,7 @@ fn users_never_cross_tenants() {
     let a2 = Tenant {
         sub: a.sub.clone(),
         token: a.token.clone(),
+        server: server(),
     };
     a2.get(&format!("/Users/{id}")).scim_error(404);
 }
