@@ -1,7 +1,8 @@
 # scim-edge: two commands on a fresh machine.
 #   make dev    set up, build, migrate local D1, serve on http://127.0.0.1:$(PORT)
-#   make test   set up, lint, unit tests, build, integration tests over `wrangler dev`,
-#               the external conformance suite scim2-tester, deploy check
+#   make test   set up, lint, unit tests, a short fuzz pass, build, integration tests over
+#               `wrangler dev`, the external conformance suite scim2-tester, deploy check
+#   make fuzz   the fuzzer for longer (FUZZ_INPUTS, default 10 million)
 # Everything comes from the package registries (crates.io, npm); nothing downloads from GitHub.
 
 SHELL := bash
@@ -27,11 +28,17 @@ export WRANGLER_UPDATE_CHECK := false
 
 SOURCES := $(shell find src -name '*.rs') Cargo.toml Cargo.lock
 
-.PHONY: help setup toolchain dev migrate-local build test lint unit integration conformance deploy-check bench clean
+# Every host build shares one feature set, so the library is compiled once for all test targets:
+# `host-sqlite` gives the tests outside the crate the store's SQLite executor.
+FEATURES := --features host-sqlite
+FUZZ_INPUTS ?= 10000000
+
+.PHONY: help setup toolchain dev migrate-local build test lint unit fuzz-short fuzz integration conformance deploy-check bench clean
 
 help:
 	@echo "make dev    serve the Worker locally on http://127.0.0.1:$(PORT) (embedded D1/KV)"
 	@echo "make test   lint, unit tests, integration tests over wrangler dev, scim2-tester, deploy dry-run"
+	@echo "make fuzz   the fuzzer, FUZZ_INPUTS inputs (default 10 million) from a random seed"
 	@echo "make bench  group-membership benchmark under Miniflare (figures, no assertions)"
 
 ## Set-up (idempotent; quiet when already done) ---------------------------------------------
@@ -78,19 +85,28 @@ dev: build .dev.vars migrate-local
 
 ## Tests --------------------------------------------------------------------------------------
 
-test: setup lint unit build integration conformance deploy-check
+test: setup lint unit fuzz-short build integration conformance deploy-check
 
 lint:
 	cargo fmt --check
-	cargo clippy --all-targets -- -D warnings
+	cargo clippy --all-targets $(FEATURES) -- -D warnings
 
 unit:
-	cargo test --lib --test fixtures
+	cargo test $(FEATURES) --lib --test fixtures
+
+# tests/fuzz: the saved regressions, then 12,000 generated inputs from a fixed seed (seconds).
+fuzz-short:
+	cargo test $(FEATURES) --test fuzz
+
+# The same targets, optimised but with overflow checks, from a random seed (printed).
+fuzz:
+	FUZZ_INPUTS=$(FUZZ_INPUTS) FUZZ_SEED=$${FUZZ_SEED:-random} \
+		cargo test --profile fuzz $(FEATURES) --test fuzz
 
 # The harness (tests/integration) starts `wrangler dev` on a free port with a temporary
 # --persist-to directory and a config without [build], against the build made above.
 integration: build
-	cargo test --test integration
+	cargo test $(FEATURES) --test integration
 
 # scim2-tester (PyPI, pinned with its dependencies) in a git-ignored virtual environment.
 VENV := .venv

@@ -7,9 +7,21 @@
 //! | [`http`] | the router, SCIM handlers, authentication, the one error-to-response mapping | yes |
 //! | [`admin`] | the operator's API: tenants and Secret Tokens | yes |
 //! | [`store`] | every SQL statement, behind an executor seam (D1 / SQLite in tests) | D1 adapter only |
-//! | [`scim`] | the pure SCIM core: errors, messages (and later schemas, filters, PATCH) | no |
+//! | [`scim`] | the pure SCIM core: schemas, filters, PATCH, resources, errors, case folding | no |
 //! | [`tenancy`] | Host/path tenant routing, subdomain rules, token crypto | no |
 //! | [`time`] | RFC 3339 timestamps without a date crate | no |
+//!
+//! # No panics, by construction
+//!
+//! A panic aborts the isolate and every request in flight on it, whichever organisation sent
+//! it. Outside tests the crate denies the lints that find the ways safe Rust panics:
+//! `unwrap_used`, `expect_used`, `panic`, `todo`, `unimplemented`; `string_slice` and
+//! `indexing_slicing` (text is split with `split_at_checked`/`get`, never sliced at a byte
+//! index that could fall inside a character; collections are read with `get`); and
+//! `arithmetic_side_effects` (counters saturate, client numbers are clamped, date arithmetic
+//! uses checked operations; the two calendar conversions in [`time`] allow it, each with the
+//! bound that makes overflow impossible). `tests/fuzz` drives the request paths with generated
+//! input to catch what the lints cannot.
 #![cfg_attr(
     not(test),
     deny(

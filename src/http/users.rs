@@ -1,8 +1,9 @@
 //! `/Users` handlers (RFC 7644 §3.3–3.6): parse the request, run the pure core, call the store,
 //! shape the reply. No SQL and no JSON-path logic here.
 //!
-//! D1 round trips per operation: GET by id 1; list/filter 1 (count and page in one batch);
-//! POST 1 (one batch); DELETE 1 (one batch; 2 with a specific `If-Match`); PUT and PATCH 2
+//! D1 round trips per operation: GET by id 1 (the user and its groups in one batch);
+//! list/filter 1 (count and page in one batch; +1 to read groups when a user of the page has
+//! any and the response keeps them); POST 1 (one batch); DELETE 1 (one batch; 2 with a specific `If-Match`); PUT and PATCH 2
 //! (read, then one conditional batch), plus one read and one write per retry when a concurrent
 //! write won the race.
 

@@ -359,6 +359,107 @@ fn invalid_members_are_refused_and_nothing_is_applied() {
         )
         .scim_error(404);
     assert_eq!(t.member_ids(&gid), one(&users[0]));
+    // A PATCH or PUT of a group that does not exist is 404, whatever its members.
+    for (method, body) in [
+        (
+            "PATCH",
+            json!({"Operations": [{"op": "add", "path": "members", "value": [{"value": "no-such-id"}]},
+                                         {"op": "add", "path": "members", "value": [{"value": users[0]}]}]}),
+        ),
+        (
+            "PUT",
+            json!({"displayName": "Ghost", "members": [{"value": "no-such-id"}]}),
+        ),
+    ] {
+        t.send(method, "/Groups/no-such-group", &body)
+            .scim_error(404);
+    }
+}
+
+/// A group and its members in one body across several operations: all members are resolved
+/// together, and the display names are Unicode case-insensitive.
+#[test]
+fn group_names_compare_with_unicode_case_folding() {
+    let t = Tenant::new("groupfold");
+    let users = t.new_users("fold", 3);
+    let gid = t
+        .send("POST", "/Groups", &json!({"displayName": "Équipe Straße"}))
+        .expect(201)
+        .json()["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let e = t
+        .send("POST", "/Groups", &json!({"displayName": "ÉQUIPE STRASSE"}))
+        .scim_error(409);
+    assert_eq!(e["scimType"], "uniqueness");
+    assert_eq!(
+        t.find_groups(r#"displayName eq "équipe strasse""#),
+        one(&gid)
+    );
+    t.patch_group(
+        &gid,
+        json!([{"op": "add", "path": "members", "value": [{"value": users[0]}]},
+               {"op": "add", "path": "members", "value": [{"value": users[1]}]},
+               {"op": "add", "path": "members", "value": [{"value": users[2]}, {"value": users[0]}]}]),
+    );
+    assert_eq!(t.member_ids(&gid), sorted(users.clone()));
+}
+
+/// A user in 5,000 groups with long names: every group comes back on GET, and a list page of
+/// users stops once their groups pass the page budget (10,000 references), saying so by its
+/// length (RFC 7644 §3.4.2.4), without skipping anyone.
+#[test]
+fn a_user_in_five_thousand_groups_is_read_whole() {
+    const GROUPS: usize = 5000;
+    let t = Arc::new(Tenant::new("manygroups"));
+    let users = t.new_users("member", 3);
+    let members: Vec<Value> = users.iter().map(|u| json!({"value": u})).collect();
+    let workers: Vec<_> = (0..8)
+        .map(|w| {
+            let (t, members) = (t.clone(), members.clone());
+            std::thread::spawn(move || {
+                for i in (w..GROUPS).step_by(8) {
+                    let name = format!("{i:05} {}", "long group name ".repeat(25));
+                    t.send(
+                        "POST",
+                        "/Groups?excludedAttributes=members",
+                        &json!({"displayName": name, "members": members}),
+                    )
+                    .expect(201);
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().expect("creator");
+    }
+    let u = t.user(&users[0]);
+    let groups = u["groups"].as_array().expect("groups");
+    assert_eq!(groups.len(), GROUPS);
+    assert!(groups
+        .iter()
+        .all(|g| g["display"].as_str().is_some_and(|d| d.len() > 400)));
+    assert_eq!(
+        groups[0]["display"].as_str().map(|d| &d[..5]),
+        Some("00000")
+    );
+    let list = t.get("/Users?count=3").expect(200).json();
+    assert_eq!(
+        (list["totalResults"].clone(), list["itemsPerPage"].clone()),
+        (json!(3), json!(2))
+    );
+    let next = t.get("/Users?count=3&startIndex=3").expect(200).json();
+    assert_eq!(next["itemsPerPage"], 1);
+    assert_eq!(
+        next["Resources"][0]["groups"].as_array().map(Vec::len),
+        Some(GROUPS)
+    );
+    let without = t
+        .get("/Users?count=3&excludedAttributes=groups")
+        .expect(200)
+        .json();
+    assert_eq!(without["itemsPerPage"], 3, "no budget without groups");
 }
 
 #[test]

@@ -676,3 +676,77 @@ fn users_never_cross_tenants() {
     };
     a2.get(&format!("/Users/{id}")).scim_error(404);
 }
+
+/// Unicode case folding: `ÄLICE@x.de` and `älice@x.de` are one userName (409 on the second),
+/// and Entra's lookups find it in any case.
+#[test]
+fn user_names_compare_with_unicode_case_folding() {
+    let t = Tenant::new("userfold");
+    let alice = t.create(json!({
+        "userName": "ÄLICE@x.de",
+        "emails": [{"value": "ÄLICE@x.de", "type": "work", "primary": true}]
+    }));
+    let id = alice["id"].as_str().expect("id");
+    let e = t
+        .send("POST", "/Users", &json!({"userName": "älice@X.DE"}))
+        .scim_error(409);
+    assert_eq!(e["scimType"], "uniqueness");
+    assert_eq!(t.find(r#"userName eq "älice@x.de""#), one(id));
+    assert_eq!(
+        t.find(r#"emails[type eq "work"].value eq "Älice@X.de""#),
+        one(id)
+    );
+    let straße = t.create(json!({"userName": "STRASSE@x.de"}));
+    assert_eq!(
+        t.find(r#"userName eq "straße@x.de""#),
+        one(straße["id"].as_str().expect("id"))
+    );
+    // Renaming onto a taken folded name is refused too.
+    let e = t
+        .send(
+            "PUT",
+            &format!("/Users/{}", straße["id"].as_str().expect("id")),
+            &json!({"userName": "älice@x.de"}),
+        )
+        .scim_error(409);
+    assert_eq!(e["scimType"], "uniqueness");
+}
+
+/// A PUT that omits `active` keeps the stored value: a disabled account comes back only on an
+/// explicit `active: true`.
+#[test]
+fn a_put_without_active_leaves_a_disabled_user_disabled() {
+    let t = Tenant::new("putactive");
+    let u = t.create(json!({"userName": "off@x.org"}));
+    let id = u["id"].as_str().expect("id");
+    t.patch(
+        id,
+        json!([{"op": "Replace", "path": "active", "value": "False"}]),
+    );
+    let put = t
+        .send(
+            "PUT",
+            &format!("/Users/{id}"),
+            &json!({"userName": "off@x.org", "displayName": "Off"}),
+        )
+        .expect(200)
+        .json();
+    assert_eq!(put["active"], false);
+    assert_eq!(
+        (
+            t.user(id)["active"].clone(),
+            t.user(id)["displayName"].clone()
+        ),
+        (json!(false), json!("Off"))
+    );
+    let on = t
+        .send(
+            "PUT",
+            &format!("/Users/{id}"),
+            &json!({"userName": "off@x.org", "active": true}),
+        )
+        .expect(200)
+        .json();
+    assert_eq!(on["active"], true);
+    assert_eq!(t.user(id)["active"], true);
+}
