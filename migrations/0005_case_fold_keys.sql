@@ -1639,44 +1639,35 @@ INSERT INTO case_fold (ch, folded) VALUES
 ('𞤡', '𞥃');
 -- END case_fold
 
-UPDATE users SET user_name_key = lower(user_name) WHERE NOT user_name GLOB '*[^ -~]*';
-UPDATE users SET user_name_key = (
+-- Every distinct text outside printable ASCII, folded once, character by character.
+CREATE TABLE fold_work (s TEXT PRIMARY KEY, k TEXT) WITHOUT ROWID;
+INSERT INTO fold_work (s)
+    SELECT user_name FROM users WHERE user_name GLOB '*[^ -~]*'
+    UNION SELECT display_name FROM groups WHERE display_name GLOB '*[^ -~]*'
+    UNION SELECT value FROM user_values
+        WHERE attr NOT IN ('photos', 'x509Certificates') AND value GLOB '*[^ -~]*';
+UPDATE fold_work SET k = (
     WITH RECURSIVE f(i, acc) AS (
         SELECT 1, ''
         UNION ALL
         SELECT i + 1, acc || coalesce(
-            (SELECT folded FROM case_fold WHERE ch = substr(users.user_name, i, 1)),
-            substr(users.user_name, i, 1))
-        FROM f WHERE i <= length(users.user_name)
+            (SELECT folded FROM case_fold WHERE ch = substr(fold_work.s, i, 1)),
+            substr(fold_work.s, i, 1))
+        FROM f WHERE i <= length(fold_work.s)
     ) SELECT acc FROM f ORDER BY i DESC LIMIT 1
-) WHERE user_name GLOB '*[^ -~]*';
+);
 
-UPDATE groups SET display_name_key = lower(display_name) WHERE NOT display_name GLOB '*[^ -~]*';
-UPDATE groups SET display_name_key = (
-    WITH RECURSIVE f(i, acc) AS (
-        SELECT 1, ''
-        UNION ALL
-        SELECT i + 1, acc || coalesce(
-            (SELECT folded FROM case_fold WHERE ch = substr(groups.display_name, i, 1)),
-            substr(groups.display_name, i, 1))
-        FROM f WHERE i <= length(groups.display_name)
-    ) SELECT acc FROM f ORDER BY i DESC LIMIT 1
-) WHERE display_name GLOB '*[^ -~]*';
+-- Printable ASCII folds with lower(); the rest from fold_work.
+UPDATE users SET user_name_key =
+    coalesce((SELECT k FROM fold_work WHERE s = users.user_name), lower(user_name));
+UPDATE groups SET display_name_key =
+    coalesce((SELECT k FROM fold_work WHERE s = groups.display_name), lower(display_name));
+UPDATE user_values SET value_key = CASE
+    WHEN attr IN ('photos', 'x509Certificates') THEN value
+    ELSE coalesce((SELECT k FROM fold_work WHERE s = user_values.value), lower(value))
+END;
 
-UPDATE user_values SET value_key = value WHERE attr IN ('photos', 'x509Certificates');
-UPDATE user_values SET value_key = lower(value)
-    WHERE attr NOT IN ('photos', 'x509Certificates') AND NOT value GLOB '*[^ -~]*';
-UPDATE user_values SET value_key = (
-    WITH RECURSIVE f(i, acc) AS (
-        SELECT 1, ''
-        UNION ALL
-        SELECT i + 1, acc || coalesce(
-            (SELECT folded FROM case_fold WHERE ch = substr(user_values.value, i, 1)),
-            substr(user_values.value, i, 1))
-        FROM f WHERE i <= length(user_values.value)
-    ) SELECT acc FROM f ORDER BY i DESC LIMIT 1
-) WHERE attr NOT IN ('photos', 'x509Certificates') AND value GLOB '*[^ -~]*';
-
+DROP TABLE fold_work;
 DROP TABLE case_fold;
 
 -- Keys that collide: the older row keeps its key.

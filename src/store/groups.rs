@@ -122,21 +122,13 @@ pub async fn get<E: Executor>(
             .map(Row::into_group)
             .transpose();
     }
-    let ids = vec![id.to_string()];
-    let mut outs = db
-        .batch(vec![row, Refs::Members.page(tenant_id, &ids, None)])
-        .await?
-        .into_iter();
-    let Some(group) = outs.next().map(|o| o.first::<Row>()).transpose()?.flatten() else {
+    let Some((row, members)) =
+        refs::row_with_refs::<_, Row>(db, row, Refs::Members, tenant_id, id).await?
+    else {
         return Ok(None);
     };
-    let mut group = group.into_group()?;
-    let (mut rows, next) = match outs.next() {
-        Some(o) => refs::decode_page(o)?,
-        None => (vec![], None),
-    };
-    refs::read_rest(db, Refs::Members, tenant_id, &ids, next, &mut rows).await?;
-    group.members = Some(refs::by_owner(rows).remove(id).unwrap_or_default());
+    let mut group = row.into_group()?;
+    group.members = Some(members);
     Ok(Some(group))
 }
 

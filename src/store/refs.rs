@@ -11,6 +11,7 @@
 //! The owners of a page travel as one JSON array parameter (`json_each`), so a page of 200
 //! resources is one statement, whatever D1's 100-parameter limit.
 
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use std::collections::HashMap;
 
@@ -131,6 +132,32 @@ pub async fn read_rest<E: Executor>(
         after = next;
     }
     Ok(())
+}
+
+/// A resource's row (the first row of `row`, decoded as `R`) and all its references: the row
+/// and the first page of references in one batch, so a GET is one round trip unless the
+/// resource has more than [`PAGE`] references.
+pub async fn row_with_refs<E: Executor, R: DeserializeOwned>(
+    db: &E,
+    row: Stmt,
+    refs: Refs,
+    tenant_id: &str,
+    id: &str,
+) -> Result<Option<(R, Vec<MemberRef>)>> {
+    let owners = vec![id.to_string()];
+    let mut outs = db
+        .batch(vec![row, refs.page(tenant_id, &owners, None)])
+        .await?
+        .into_iter();
+    let Some(found) = outs.next().map(|o| o.first::<R>()).transpose()?.flatten() else {
+        return Ok(None);
+    };
+    let (mut rows, next) = match outs.next() {
+        Some(o) => decode_page(o)?,
+        None => (vec![], None),
+    };
+    read_rest(db, refs, tenant_id, &owners, next, &mut rows).await?;
+    Ok(Some((found, by_owner(rows).remove(id).unwrap_or_default())))
 }
 
 /// Read all references of `owners`.

@@ -108,27 +108,17 @@ pub async fn list<E: Executor>(
 
 /// One user with all its groups; their first page comes in the same batch as the user's row.
 pub async fn get<E: Executor>(db: &E, tenant_id: &str, id: &str) -> Result<Option<StoredUser>> {
-    let ids = vec![id.to_string()];
-    let mut outs = db
-        .batch(vec![
-            Stmt::new(
-                format!("SELECT {COLUMNS} FROM users u WHERE u.tenant_id = ? AND u.id = ?"),
-                vec![tenant_id.into(), id.into()],
-            ),
-            Refs::Groups.page(tenant_id, &ids, None),
-        ])
-        .await?
-        .into_iter();
-    let Some(row) = outs.next().map(|o| o.first::<Row>()).transpose()?.flatten() else {
+    let row = Stmt::new(
+        format!("SELECT {COLUMNS} FROM users u WHERE u.tenant_id = ? AND u.id = ?"),
+        vec![tenant_id.into(), id.into()],
+    );
+    let Some((row, groups)) =
+        refs::row_with_refs::<_, Row>(db, row, Refs::Groups, tenant_id, id).await?
+    else {
         return Ok(None);
     };
     let mut user = row.into_user()?;
-    let (mut rows, next) = match outs.next() {
-        Some(o) => refs::decode_page(o)?,
-        None => (vec![], None),
-    };
-    refs::read_rest(db, Refs::Groups, tenant_id, &ids, next, &mut rows).await?;
-    user.groups = refs::by_owner(rows).remove(id).unwrap_or_default();
+    user.groups = groups;
     Ok(Some(user))
 }
 

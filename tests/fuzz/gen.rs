@@ -57,6 +57,17 @@ const PUNCT: &[char] = &[
     '\'', '{', '}',
 ];
 
+/// The parameters of a list request (RFC 7644 §3.4.2, §3.4.3).
+pub const LIST_PARAMS: &[&str] = &[
+    "filter",
+    "startIndex",
+    "count",
+    "sortBy",
+    "sortOrder",
+    "attributes",
+    "excludedAttributes",
+];
+
 const OPS: &[&str] = &[
     "eq", "ne", "co", "sw", "ew", "gt", "ge", "lt", "le", "pr", "EQ", "Eq", "Pr", "xx", "", "eqq",
 ];
@@ -597,18 +608,11 @@ impl Gen {
 
     /// A raw query string, percent-encoded the way clients do (and sometimes badly).
     pub fn query(&mut self) -> String {
-        let keys = [
-            "filter",
-            "startIndex",
-            "count",
-            "sortBy",
-            "sortOrder",
-            "attributes",
-            "excludedAttributes",
-            "STARTINDEX",
-            "aadOptscim062020",
-            "",
-        ];
+        let keys: Vec<&str> = LIST_PARAMS
+            .iter()
+            .copied()
+            .chain(["STARTINDEX", "aadOptscim062020", ""])
+            .collect();
         let mut parts = Vec::new();
         for _ in 0..self.rng.len(4, 30) {
             let k = (*self.rng.pick(&keys)).to_string();

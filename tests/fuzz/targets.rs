@@ -21,7 +21,7 @@ use scim_edge::store::sqlite::Sqlite;
 use scim_edge::store::tenants::{create_tenant, NewTenant};
 use scim_edge::store::{groups, users};
 
-use crate::gen::{json_text, Gen};
+use crate::gen::{json_text, Gen, LIST_PARAMS};
 
 /// What one input did: it was accepted, or refused with a 4xx. Anything else is an `Err`.
 pub enum Verdict {
@@ -277,13 +277,24 @@ fn run_filter(db: &Db, input: &Value) -> Outcome {
         Err(e) => return refused(&e),
     };
     let shown = f.to_string();
+    // The rendering writes extension attributes URN-qualified and escapes control characters,
+    // so it can be longer than the text it came from; past the parser's length limit it is
+    // refused for its length alone, which says nothing about the tree.
+    if shown.len() > filter::MAX_LEN {
+        return list_filter(db, rt, &f);
+    }
     match filter::parse(&shown, rt) {
         Ok(again) if same_tree(&again, &f) => {}
         Ok(again) => return Err(format!("round trip changed the tree: {shown} -> {again}")),
         Err(e) => return Err(format!("rendering '{shown}' does not parse: {}", e.detail)),
     }
+    list_filter(db, rt, &f)
+}
+
+/// The first page of a filter's matches, with members and groups, on SQLite.
+fn list_filter(db: &Db, rt: &'static ResourceType, f: &Filter) -> Outcome {
     let q = ListQuery {
-        filter: Some(&f),
+        filter: Some(f),
         sort_by: None,
         descending: false,
         start_index: 1,
@@ -372,15 +383,7 @@ fn gen_query(g: &mut Gen) -> Value {
     let ty = type_name(g);
     if g.rng.chance(1, 4) {
         let mut body = Map::new();
-        for k in [
-            "filter",
-            "startIndex",
-            "count",
-            "sortBy",
-            "sortOrder",
-            "attributes",
-            "excludedAttributes",
-        ] {
+        for &k in LIST_PARAMS {
             if g.rng.chance(1, 2) {
                 let v = match k {
                     "filter" | "sortBy" => json!(g.filter(2)),
