@@ -128,7 +128,7 @@ fn main() {
         .iter()
         .filter(|t| only.as_ref().is_none_or(|o| o.iter().any(|n| n == t.name)))
         .collect();
-    let per_target = total / chosen.len().max(1) as u64;
+    let per_target = total.div_ceil(chosen.len().max(1) as u64);
     println!(
         "fuzz: {} targets, {per_target} inputs each, {threads} threads, seed {seed}",
         chosen.len()
