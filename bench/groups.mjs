@@ -68,8 +68,8 @@ let t0 = performance.now();
 await db
   .prepare(
     `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
-     INSERT INTO users (tenant_id, id, user_name, external_id, active, manager_id, data, version, write_id, created_at, updated_at)
-     SELECT ?, 'b' || i, 'bulk' || i || '@x.org', NULL, 1, NULL,
+     INSERT INTO users (tenant_id, id, user_name, user_name_key, external_id, active, manager_id, data, version, write_id, created_at, updated_at)
+     SELECT ?, 'b' || i, 'bulk' || i || '@x.org', 'bulk' || i || '@x.org', NULL, 1, NULL,
             json_object('userName', 'bulk' || i || '@x.org', 'active', json('true')), 1, 'w', 0, 0 FROM n`,
   )
   .bind(BIG, tenantId)
