@@ -10,6 +10,7 @@
 //! - [`query`]: list/search parameters and ETag preconditions.
 //! - [`resource`]: request bodies to stored form, stored form to SCIM JSON, projection.
 //! - [`schema`]: attribute metadata, the one source of truth for every engine.
+//! - [`value`]: the leniencies of reading JSON values (string booleans, numbers as text).
 
 pub mod discovery;
 pub mod error;
@@ -20,3 +21,4 @@ pub mod patch;
 pub mod query;
 pub mod resource;
 pub mod schema;
+pub mod value;

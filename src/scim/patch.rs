@@ -29,7 +29,7 @@ use super::resource::{
     validate, writable, Data, MAX_VALUES,
 };
 use super::schema::{Attr, AttrRef, Mutability, Resolved, ResourceType, Type};
-use crate::store::filter_sql::as_bool;
+use super::value::{as_bool, as_text as value_text};
 
 /// Most operations accepted in one request.
 pub const MAX_OPERATIONS: usize = 1000;
@@ -647,15 +647,6 @@ fn compare(sub: &Attr, actual: Option<&Value>, op: Op, expected: &Value) -> bool
         Op::Ge => a >= e,
         Op::Lt => a < e,
         Op::Le => a <= e,
-    }
-}
-
-/// A string or number as text (borrowed when it is a string).
-fn value_text(v: &Value) -> Option<Cow<'_, str>> {
-    match v {
-        Value::String(s) => Some(Cow::Borrowed(s)),
-        Value::Number(n) => Some(Cow::Owned(n.to_string())),
-        _ => None,
     }
 }
 

@@ -18,6 +18,7 @@
 use serde_json::{Map, Value};
 
 use super::error::{quote_json, Error, Result, ScimType};
+use super::value::as_bool;
 use super::schema::{
     find, Attr, AttrRef, Mutability, Resolved, ResourceType, Returned, Schema, Type, COMMON,
 };
@@ -274,7 +275,7 @@ fn scalar(attr: &Attr, value: Value, path: &str) -> Result<Option<Value>> {
             Some(Value::String(n.to_string()))
         }
         (Type::String | Type::Reference | Type::Binary, v) => return Err(wrong(&v, "a string")),
-        (Type::Boolean, v) => match crate::store::filter_sql::as_bool(&v) {
+        (Type::Boolean, v) => match as_bool(&v) {
             Some(b) => Some(Value::Bool(b)),
             None if v.as_str() == Some("") => None,
             None => return Err(wrong(&v, "a boolean (true or false)")),

@@ -25,6 +25,7 @@ use crate::scim::error::{Error, ScimType};
 use crate::scim::filter::{Filter, Op};
 use crate::scim::fold::fold;
 use crate::scim::schema::{Attr, AttrRef, Type};
+use crate::scim::value::as_bool;
 use crate::time::parse_rfc3339;
 
 /// A SQL condition and its parameters, in order.
@@ -469,16 +470,6 @@ fn present(e: &Expr) -> String {
     match e.ty {
         Type::String | Type::Reference | Type::Binary => format!("({x} IS NOT NULL AND {x} <> '')"),
         _ => format!("({x} IS NOT NULL)"),
-    }
-}
-
-/// `true`, `"True"`, `"false"`: Entra sends booleans as strings (entra-dialect.md §1.4, §1.7).
-pub fn as_bool(v: &Value) -> Option<bool> {
-    match v {
-        Value::Bool(b) => Some(*b),
-        Value::String(s) if s.eq_ignore_ascii_case("true") => Some(true),
-        Value::String(s) if s.eq_ignore_ascii_case("false") => Some(false),
-        _ => None,
     }
 }
 
