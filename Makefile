@@ -92,7 +92,7 @@ lint:
 	cargo clippy --all-targets $(FEATURES) -- -D warnings
 
 unit:
-	cargo test $(FEATURES) --lib --test fixtures
+	cargo test $(FEATURES) --lib
 
 # tests/fuzz: the saved regressions, then 12,000 generated inputs from a fixed seed (seconds).
 fuzz-short:

@@ -36,9 +36,9 @@
     )
 )]
 
-pub mod admin;
 pub mod http;
 pub mod scim;
+pub mod service;
 pub mod store;
 pub mod tenancy;
 pub mod time;

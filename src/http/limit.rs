@@ -13,7 +13,7 @@
 //! application to accept (25 per second per organisation). Without the binding (a deployment
 //! that removed it) or when the binding fails, requests pass: the valve fails open.
 
-use super::App;
+use super::app::App;
 use crate::scim::error::{Error, Result};
 
 /// The binding's name in `wrangler.toml`.

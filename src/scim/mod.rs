@@ -3,6 +3,7 @@
 //!
 //! - [`discovery`]: ServiceProviderConfig, ResourceTypes and Schemas, from the schema tables.
 //! - [`error`]: the typed error and the RFC 7644 §3.12 Error message.
+//! - [`etag`]: `meta.version` as a weak ETag, and `If-Match` / `If-None-Match`.
 //! - [`filter`]: the filter language, parsed into a schema-resolved AST.
 //! - [`fold`]: Unicode case folding, how `caseExact: false` strings compare.
 //! - [`list`]: the RFC 7644 §3.4.2 ListResponse.
@@ -14,6 +15,7 @@
 
 pub mod discovery;
 pub mod error;
+pub mod etag;
 pub mod filter;
 pub mod fold;
 pub mod list;

@@ -1,4 +1,4 @@
-//! List and search parameters (RFC 7644 §3.4.2, §3.4.3), and ETag preconditions (§3.14).
+//! List and search parameters (RFC 7644 §3.4.2, §3.4.3).
 //!
 //! The same [`ListParams`] come from a query string (`GET /Users?filter=…&startIndex=…`) or from
 //! a SearchRequest body (`POST /Users/.search`), so both run the same code.
@@ -171,16 +171,6 @@ impl ListParams {
     }
 }
 
-/// Whether an `If-Match` / `If-None-Match` header value names this entity tag (weak comparison,
-/// RFC 9110 §8.8.3.2: `W/"3"` matches `"3"`); `*` matches any.
-pub fn etag_matches(header: &str, etag: &str) -> bool {
-    let opaque = |t: &str| t.trim().trim_start_matches("W/").to_string();
-    let want = opaque(etag);
-    header
-        .split(',')
-        .any(|t| t.trim() == "*" || opaque(t) == want)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,14 +250,5 @@ mod tests {
             .expect("clamped");
         assert_eq!(huge.start_index, MAX_START_INDEX);
         assert!(ListParams::from_search(&json!([1])).is_err());
-    }
-
-    #[test]
-    fn etags() {
-        assert!(etag_matches("W/\"3\"", "W/\"3\""));
-        assert!(etag_matches("\"3\"", "W/\"3\""));
-        assert!(etag_matches("W/\"1\", W/\"3\"", "W/\"3\""));
-        assert!(etag_matches("*", "W/\"3\""));
-        assert!(!etag_matches("W/\"2\"", "W/\"3\""));
     }
 }

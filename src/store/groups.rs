@@ -14,15 +14,14 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 
-use super::filter_sql::{member_condition, Table};
-use super::listing::{list_page, ListQuery, MAX_PARAMS};
+use super::filter_sql::Table;
+use super::listing::{list_page, ListQuery};
+pub use super::memberships::{Member, MemberChange};
 use super::refs::{self, Refs};
-use super::{Executor, Param, Stmt, StoreError};
-use crate::scim::error::{quote, Error, Result, ScimType};
-use crate::scim::filter::Filter;
+use super::{memberships, Delete, Executor, Param, Stmt, StoreError, Written};
+use crate::scim::error::{quote, Error, Result};
 use crate::scim::fold::fold;
-use crate::scim::patch::{MemberOp, NewMember};
-use crate::scim::resource::MemberRef;
+use crate::scim::resource::{MemberRef, RefType};
 
 /// A group as stored; `members` is `None` when the query did not ask for them.
 #[derive(Debug, Clone, PartialEq)]
@@ -139,276 +138,6 @@ fn row_stmt(tenant_id: &str, id: &str) -> Stmt {
     )
 }
 
-/// Which of these ids are users or groups of the tenant: one statement, whatever the number of
-/// ids (they travel as one JSON array), one primary-key seek per id.
-fn kinds_stmt(tenant_id: &str, ids: &[&str]) -> Stmt {
-    let ids_json = serde_json::Value::from(ids.to_vec()).to_string();
-    Stmt::new(
-        "SELECT id, 'User' AS kind FROM users WHERE tenant_id = ? AND id IN (SELECT value FROM json_each(?)) \
-         UNION ALL SELECT id, 'Group' AS kind FROM groups WHERE tenant_id = ? AND id IN (SELECT value FROM json_each(?))",
-        vec![
-            tenant_id.into(),
-            ids_json.clone().into(),
-            tenant_id.into(),
-            ids_json.into(),
-        ],
-    )
-}
-
-fn decode_kinds(out: super::Outcome) -> Result<HashMap<String, &'static str>> {
-    #[derive(Deserialize)]
-    struct Found {
-        id: String,
-        kind: String,
-    }
-    Ok(out
-        .decode::<Found>()?
-        .into_iter()
-        .map(|f| (f.id, if f.kind == "Group" { "Group" } else { "User" }))
-        .collect())
-}
-
-/// A member ready to be written: its id, what it is, and the display the client sent.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Member {
-    pub id: String,
-    pub kind: &'static str,
-    pub display: Option<String>,
-}
-
-/// The members named by a request, each once, in order.
-fn unique_members<'a>(listed: impl IntoIterator<Item = &'a NewMember>) -> Vec<&'a NewMember> {
-    let mut seen = std::collections::HashSet::new();
-    listed
-        .into_iter()
-        .filter(|m| seen.insert(m.id.as_str()))
-        .collect()
-}
-
-/// Check that every named member is a user or group of this tenant other than the group
-/// itself: any other id is 400 `invalidValue`, before anything is written.
-fn check_members(
-    group_id: &str,
-    named: &[&NewMember],
-    kinds: &HashMap<String, &'static str>,
-) -> Result<()> {
-    if named.iter().any(|m| m.id == group_id) {
-        return Err(Error::bad_request(
-            ScimType::InvalidValue,
-            "a group cannot be a member of itself",
-        ));
-    }
-    let missing: Vec<&str> = named
-        .iter()
-        .map(|m| m.id.as_str())
-        .filter(|id| !kinds.contains_key(*id))
-        .collect();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    Err(Error::bad_request(
-        ScimType::InvalidValue,
-        format!(
-            "no user or group of this organisation has the id{}: {}{}",
-            if missing.len() > 1 { "s" } else { "" },
-            missing
-                .iter()
-                .take(5)
-                .map(|m| quote(m))
-                .collect::<Vec<_>>()
-                .join(", "),
-            match missing.len().saturating_sub(5) {
-                0 => String::new(),
-                more => format!(" and {more} more"),
-            }
-        ),
-    ))
-}
-
-fn resolved(listed: &[NewMember], kinds: &HashMap<String, &'static str>) -> Vec<Member> {
-    unique_members(listed)
-        .into_iter()
-        .filter_map(|m| {
-            kinds.get(&m.id).map(|kind| Member {
-                id: m.id.clone(),
-                kind,
-                display: m.display.clone(),
-            })
-        })
-        .collect()
-}
-
-/// Resolve the members of a new group (POST) in one statement. A member listed twice is kept
-/// once.
-pub async fn resolve<E: Executor>(
-    db: &E,
-    tenant_id: &str,
-    group_id: &str,
-    listed: &[NewMember],
-) -> Result<Vec<Member>> {
-    let named = unique_members(listed);
-    if named.is_empty() {
-        return Ok(vec![]);
-    }
-    let ids: Vec<&str> = named.iter().map(|m| m.id.as_str()).collect();
-    let kinds = decode_kinds(db.query(kinds_stmt(tenant_id, &ids)).await?)?;
-    check_members(group_id, &named, &kinds)?;
-    Ok(resolved(listed, &kinds))
-}
-
-/// Read a group and resolve every member its member operations add, in one batch (one round
-/// trip, however many operations): `None` when the group does not exist, so that a PATCH or PUT
-/// of a missing group is 404 before any member is judged.
-pub async fn prepare<E: Executor>(
-    db: &E,
-    tenant_id: &str,
-    group_id: &str,
-    ops: Vec<MemberOp>,
-) -> Result<Option<(StoredGroup, Vec<MemberChange>)>> {
-    let named = unique_members(ops.iter().flat_map(|op| match op {
-        MemberOp::Add(listed) | MemberOp::Replace(listed) => listed.as_slice(),
-        _ => &[],
-    }));
-    let ids: Vec<&str> = named.iter().map(|m| m.id.as_str()).collect();
-    let mut stmts = vec![row_stmt(tenant_id, group_id)];
-    if !ids.is_empty() {
-        stmts.push(kinds_stmt(tenant_id, &ids));
-    }
-    let mut outs = db.batch(stmts).await?.into_iter();
-    let Some(group) = outs.next().map(|o| o.first::<Row>()).transpose()?.flatten() else {
-        return Ok(None);
-    };
-    let kinds = match outs.next() {
-        Some(o) => decode_kinds(o)?,
-        None => HashMap::new(),
-    };
-    check_members(group_id, &named, &kinds)?;
-    let mut changes = Vec::with_capacity(ops.len());
-    for op in ops {
-        match op {
-            MemberOp::Add(listed) => changes.push(MemberChange::Add(resolved(&listed, &kinds))),
-            MemberOp::Replace(listed) => {
-                changes.push(MemberChange::RemoveAll);
-                changes.push(MemberChange::Add(resolved(&listed, &kinds)));
-            }
-            MemberOp::Remove(ids) => changes.push(MemberChange::Remove(ids)),
-            MemberOp::RemoveAll => changes.push(MemberChange::RemoveAll),
-            MemberOp::RemoveWhere(f) => changes.push(MemberChange::RemoveWhere(f)),
-        }
-    }
-    Ok(Some((group.into_group()?, changes)))
-}
-
-/// A change to a group's member set, with members already resolved.
-#[derive(Debug, Clone)]
-pub enum MemberChange {
-    Add(Vec<Member>),
-    Remove(Vec<String>),
-    RemoveAll,
-    RemoveWhere(Filter),
-}
-
-/// The statements of member changes for one group, guarded by `write_id`: one statement per
-/// change, the members of an add or remove travelling as one JSON array (`json_each`), so a
-/// change of 1,600 members is one statement within D1's 100 bound parameters.
-fn member_statements(
-    tenant_id: &str,
-    group_id: &str,
-    write_id: &str,
-    changes: &[MemberChange],
-) -> Result<Vec<Stmt>> {
-    let guard = "EXISTS (SELECT 1 FROM groups WHERE tenant_id = ? AND id = ? AND write_id = ?)";
-    let scope = || -> Vec<Param> { vec![tenant_id.into(), group_id.into()] };
-    let guard_params =
-        || -> Vec<Param> { vec![tenant_id.into(), group_id.into(), write_id.into()] };
-    let mut stmts = Vec::new();
-    for change in changes {
-        match change {
-            MemberChange::Add(members) if members.is_empty() => {}
-            MemberChange::Add(members) => {
-                let rows: Vec<Value> = members
-                    .iter()
-                    .map(|m| serde_json::json!({"id": m.id, "kind": m.kind, "display": m.display}))
-                    .collect();
-                let mut params = scope();
-                params.push(Value::Array(rows).to_string().into());
-                params.extend(guard_params());
-                stmts.push(Stmt::new(
-                    format!(
-                        "INSERT INTO memberships (tenant_id, group_id, member_id, member_type, display) \
-                         SELECT ?, ?, json_extract(j.value, '$.id'), json_extract(j.value, '$.kind'), \
-                         json_extract(j.value, '$.display') FROM json_each(?) j WHERE {guard} \
-                         ON CONFLICT DO NOTHING"
-                    ),
-                    params,
-                ));
-            }
-            MemberChange::Remove(ids) if ids.is_empty() => {}
-            MemberChange::Remove(ids) => {
-                let mut params = scope();
-                params.push(serde_json::Value::from(ids.clone()).to_string().into());
-                params.extend(guard_params());
-                stmts.push(Stmt::new(
-                    format!(
-                        "DELETE FROM memberships WHERE tenant_id = ? AND group_id = ? \
-                         AND member_id IN (SELECT value FROM json_each(?)) AND {guard}"
-                    ),
-                    params,
-                ));
-            }
-            MemberChange::RemoveAll => {
-                let mut params = scope();
-                params.extend(guard_params());
-                stmts.push(Stmt::new(
-                    format!(
-                        "DELETE FROM memberships WHERE tenant_id = ? AND group_id = ? AND {guard}"
-                    ),
-                    params,
-                ));
-            }
-            MemberChange::RemoveWhere(filter) => {
-                let c = member_condition(filter, tenant_id)?;
-                let mut params = scope();
-                params.extend(c.params);
-                params.extend(guard_params());
-                if params.len() > MAX_PARAMS {
-                    return Err(Error::bad_request(
-                        ScimType::InvalidPath,
-                        format!("the members filter needs more than {MAX_PARAMS} bound values"),
-                    ));
-                }
-                stmts.push(Stmt::new(
-                    format!(
-                        "DELETE FROM memberships AS m WHERE m.tenant_id = ? AND m.group_id = ? AND {} AND {guard}",
-                        c.sql
-                    ),
-                    params,
-                ));
-            }
-        }
-    }
-    Ok(stmts)
-}
-
-/// Statements that remove a deleted user or group from every group it was in (bumping those
-/// groups' versions), once `table` no longer holds `id`.
-pub fn forget_member(tenant_id: &str, id: &str, table: &'static str, now: i64) -> Vec<Stmt> {
-    let gone = format!("NOT EXISTS (SELECT 1 FROM {table} WHERE tenant_id = ? AND id = ?)");
-    vec![
-        Stmt::new(
-            format!(
-                "UPDATE groups SET version = version + 1, updated_at = ? WHERE tenant_id = ? \
-                 AND id IN (SELECT group_id FROM memberships WHERE tenant_id = ? AND member_id = ?) AND {gone}"
-            ),
-            vec![now.into(), tenant_id.into(), tenant_id.into(), id.into(), tenant_id.into(), id.into()],
-        ),
-        Stmt::new(
-            format!("DELETE FROM memberships WHERE tenant_id = ? AND member_id = ? AND {gone}"),
-            vec![tenant_id.into(), id.into(), tenant_id.into(), id.into()],
-        ),
-    ]
-}
-
 fn columns(data: &Map<String, Value>) -> (String, Option<String>) {
     let text = |k: &str| data.get(k).and_then(Value::as_str).map(str::to_string);
     (text("displayName").unwrap_or_default(), text("externalId"))
@@ -448,7 +177,7 @@ pub async fn insert<E: Executor>(
         ],
     )];
     if !members.is_empty() {
-        stmts.extend(member_statements(
+        stmts.extend(memberships::statements(
             tenant_id,
             id,
             write_id,
@@ -462,54 +191,49 @@ pub async fn insert<E: Executor>(
     }
 }
 
-/// The result of a group write.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Write {
-    Done,
-    /// The group's version was no longer the one read (or the group is gone).
-    Stale,
-}
-
-/// Write a group's attributes (if `data` is given, conditionally on `expected_version`) and
-/// its member changes, in one batch. Without `data`, the version is bumped unconditionally:
-/// member changes commute, so they never need to retry.
+/// Write a group's attributes (`data`, if given) and its member changes in one batch, on the
+/// condition that its version is still `if_version` when that is given. Without a condition
+/// the version is bumped whatever it is: member changes commute, so they never need to retry;
+/// `Stale` then means the group is gone.
 #[allow(clippy::too_many_arguments)]
 pub async fn write<E: Executor>(
     db: &E,
     tenant_id: &str,
     id: &str,
-    expected_version: i64,
+    if_version: Option<i64>,
     data: Option<&Map<String, Value>>,
     changes: &[MemberChange],
     now: i64,
     write_id: &str,
-) -> Result<Write> {
-    let head = match data {
-        Some(data) => {
-            let (display_name, external_id) = columns(data);
-            Stmt::new(
-                "UPDATE groups SET display_name = ?, display_name_key = ?, external_id = ?, data = ?, version = version + 1, \
-                 write_id = ?, updated_at = ? WHERE tenant_id = ? AND id = ? AND version = ?",
-                vec![
-                    display_name.as_str().into(),
-                    fold(&display_name).into(),
-                    external_id.into(),
-                    Value::Object(data.clone()).to_string().into(),
-                    write_id.into(),
-                    now.into(),
-                    tenant_id.into(),
-                    id.into(),
-                    expected_version.into(),
-                ],
-            )
+) -> Result<Written<()>> {
+    let mut set = String::new();
+    let mut params: Vec<Param> = Vec::new();
+    if let Some(data) = data {
+        let (display_name, external_id) = columns(data);
+        set.push_str("display_name = ?, display_name_key = ?, external_id = ?, data = ?, ");
+        params.extend([
+            display_name.as_str().into(),
+            fold(&display_name).into(),
+            external_id.into(),
+            Value::Object(data.clone()).to_string().into(),
+        ]);
+    }
+    params.extend([write_id.into(), now.into(), tenant_id.into(), id.into()]);
+    let condition = match if_version {
+        Some(v) => {
+            params.push(v.into());
+            " AND version = ?"
         }
-        None => Stmt::new(
-            "UPDATE groups SET version = version + 1, write_id = ?, updated_at = ? WHERE tenant_id = ? AND id = ?",
-            vec![write_id.into(), now.into(), tenant_id.into(), id.into()],
-        ),
+        None => "",
     };
-    let mut stmts = vec![head];
-    stmts.extend(member_statements(tenant_id, id, write_id, changes)?);
+    let mut stmts = vec![Stmt::new(
+        format!(
+            "UPDATE groups SET {set}version = version + 1, write_id = ?, updated_at = ? \
+             WHERE tenant_id = ? AND id = ?{condition}"
+        ),
+        params,
+    )];
+    stmts.extend(memberships::statements(tenant_id, id, write_id, changes)?);
     let outs = match db.batch(stmts).await {
         Ok(outs) => outs,
         Err(StoreError::Unique(_)) => {
@@ -519,39 +243,61 @@ pub async fn write<E: Executor>(
         Err(e) => return Err(e.into()),
     };
     Ok(if outs.first().map_or(0, |o| o.changes) == 0 {
-        Write::Stale
+        Written::Stale
     } else {
-        Write::Done
+        Written::Done(())
     })
 }
 
 /// Delete a group: its row, its members, and its membership in other groups, in one batch.
-/// Returns false if there was no such group (at `if_version`, when given).
 pub async fn delete<E: Executor>(
     db: &E,
     tenant_id: &str,
     id: &str,
     if_version: Option<i64>,
     now: i64,
-) -> Result<bool> {
-    let mut stmts = vec![
-        super::delete_at_version("groups", tenant_id, id, if_version),
-        Stmt::new(
-            "DELETE FROM memberships WHERE tenant_id = ? AND group_id = ? \
-             AND NOT EXISTS (SELECT 1 FROM groups WHERE tenant_id = ? AND id = ?)",
-            vec![tenant_id.into(), id.into(), tenant_id.into(), id.into()],
-        ),
-    ];
-    stmts.extend(forget_member(tenant_id, id, "groups", now));
-    let outs = db.batch(stmts).await?;
-    Ok(outs.first().map_or(0, |o| o.changes) > 0)
+) -> Result<Delete> {
+    let mut also = vec![Stmt::new(
+        "DELETE FROM memberships WHERE tenant_id = ? AND group_id = ? \
+         AND NOT EXISTS (SELECT 1 FROM groups WHERE tenant_id = ? AND id = ?)",
+        vec![tenant_id.into(), id.into(), tenant_id.into(), id.into()],
+    )];
+    also.extend(memberships::forget_member(tenant_id, id, "groups", now));
+    super::delete_resource(db, "groups", tenant_id, id, if_version, also).await
+}
+
+/// A group (without its members) and which of `ids` are users or groups of the tenant, in one
+/// batch: what a member PATCH needs before it can write.
+pub async fn get_with_kinds<E: Executor>(
+    db: &E,
+    tenant_id: &str,
+    id: &str,
+    ids: &[&str],
+) -> Result<(Option<StoredGroup>, HashMap<String, RefType>)> {
+    let mut stmts = vec![row_stmt(tenant_id, id)];
+    if !ids.is_empty() {
+        stmts.push(memberships::kinds_stmt(tenant_id, ids));
+    }
+    let mut outs = db.batch(stmts).await?.into_iter();
+    let group = outs
+        .next()
+        .map(|o| o.first::<Row>())
+        .transpose()?
+        .flatten()
+        .map(Row::into_group)
+        .transpose()?;
+    let kinds = match outs.next() {
+        Some(o) => memberships::decode_kinds(o)?,
+        None => HashMap::new(),
+    };
+    Ok((group, kinds))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scim::error::ScimType;
     use crate::scim::filter::parse;
-    use crate::scim::patch;
     use crate::scim::resource::from_request;
     use crate::scim::schema::{GROUP_TYPE, USER_TYPE};
     use crate::store::listing::list_where;
@@ -560,7 +306,6 @@ mod tests {
     use crate::store::users;
     use pollster::block_on;
     use serde_json::json;
-    use std::path::Path;
 
     const T: &str = "ten_a";
 
@@ -603,7 +348,7 @@ mod tests {
                     .filter_map(Value::as_str)
                     .map(|s| Member {
                         id: s.to_string(),
-                        kind: "User",
+                        kind: RefType::User,
                         display: Some(format!("{s} display")),
                     })
                     .collect()
@@ -649,110 +394,6 @@ mod tests {
         let mut s = g.data.clone();
         s.insert("members".into(), json!(members));
         Value::Object(s)
-    }
-
-    fn replay(path: &Path) -> std::result::Result<(), String> {
-        let f: Value =
-            serde_json::from_str(&std::fs::read_to_string(path).map_err(|e| e.to_string())?)
-                .map_err(|e| e.to_string())?;
-        let before = f
-            .get("before")
-            .cloned()
-            .unwrap_or(json!({"displayName": "Sales", "members": []}));
-        let db = db(&before);
-        let request = &f["request"];
-        let (result, id) = match f["operation"].as_str() {
-            Some("group_create") => {
-                let r = (|| {
-                    let mut data = from_request(&GROUP_TYPE, request)?;
-                    data.remove("members");
-                    let listed = patch::members(request.get("members").unwrap_or(&Value::Null))?;
-                    let members = block_on(resolve(&db, T, "gnew", &listed))?;
-                    block_on(insert(&db, T, "gnew", &data, members, 20, "w3"))
-                })();
-                (r, "gnew")
-            }
-            Some("group_patch") => {
-                let r = (|| {
-                    let ops = patch::parse(&GROUP_TYPE, request)?;
-                    let (attr_ops, member_ops) = patch::take_members(ops, "members")?;
-                    let (current, changes) = block_on(prepare(&db, T, "g1", member_ops))?
-                        .ok_or_else(|| Error::not_found("g1"))?;
-                    let data = if attr_ops.is_empty() {
-                        None
-                    } else {
-                        Some(patch::apply(&GROUP_TYPE, &current.data, &attr_ops)?)
-                    };
-                    block_on(write(
-                        &db,
-                        T,
-                        "g1",
-                        current.version,
-                        data.as_ref(),
-                        &changes,
-                        30,
-                        "w4",
-                    ))
-                    .map(|_| ())
-                })();
-                (r, "g1")
-            }
-            other => return Err(format!("unknown operation {other:?}")),
-        };
-        if let (Err(e), Some(err)) = (&result, f.get("error")) {
-            let ok = u64::from(e.status) == err["status"].as_u64().unwrap_or(0)
-                && e.scim_type.map(|t| t.as_str()) == err["scimType"].as_str();
-            if !ok {
-                return Err(format!(
-                    "expected error {err}, got {} {:?}: {}",
-                    e.status, e.scim_type, e.detail
-                ));
-            }
-        } else if let Err(e) = result {
-            return Err(format!(
-                "unexpected error {} {:?}: {}",
-                e.status, e.scim_type, e.detail
-            ));
-        } else if let Some(err) = f.get("error") {
-            return Err(format!("expected error {err}, but it succeeded"));
-        }
-        let got = state(&db, id);
-        if got != f["expect"] {
-            return Err(format!("expected {}\n   got      {got}", f["expect"]));
-        }
-        Ok(())
-    }
-
-    #[test]
-    fn group_fixtures_leave_the_expected_membership() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-        let mut failures = Vec::new();
-        let mut count = 0;
-        for source in ["entra", "okta"] {
-            let mut files: Vec<_> = std::fs::read_dir(root.join(source))
-                .expect("dir")
-                .map(|e| e.expect("entry").path())
-                .filter(|p| {
-                    p.file_name()
-                        .and_then(|n| n.to_str())
-                        .is_some_and(|n| n.starts_with("group"))
-                })
-                .collect();
-            files.sort();
-            for file in files {
-                count += 1;
-                if let Err(why) = replay(&file) {
-                    failures.push(format!("{}: {why}", file.display()));
-                }
-            }
-        }
-        assert!(count >= 20, "only {count} group fixtures");
-        assert!(
-            failures.is_empty(),
-            "{} of {count} failed:\n{}",
-            failures.len(),
-            failures.join("\n")
-        );
     }
 
     fn ids(db: &Sqlite, filter: &str) -> Vec<String> {
@@ -809,7 +450,7 @@ mod tests {
             us[0].groups,
             vec![MemberRef {
                 id: "g1".into(),
-                kind: "direct".into(),
+                kind: RefType::Direct,
                 display: Some("Sales".into())
             }]
         );
@@ -842,10 +483,10 @@ mod tests {
         let db = db(&json!({"displayName": "Sales", "members": ["u1", "u2"]}));
         let changes = vec![MemberChange::Add(vec![Member {
             id: "g2".into(),
-            kind: "Group",
+            kind: RefType::Group,
             display: None,
         }])];
-        block_on(write(&db, T, "g1", 1, None, &changes, 40, "w5")).expect("nest");
+        block_on(write(&db, T, "g1", None, None, &changes, 40, "w5")).expect("nest");
         assert_eq!(
             block_on(get(&db, T, "g1", false))
                 .expect("get")
@@ -855,7 +496,7 @@ mod tests {
         );
         assert_eq!(
             block_on(users::delete(&db, T, "u1", None, 50)).expect("delete"),
-            users::Delete::Deleted
+            Delete::Deleted
         );
         assert_eq!(state(&db, "g1")["members"], json!(["g2", "u2"]));
         assert_eq!(
@@ -866,14 +507,25 @@ mod tests {
             3,
             "member removal bumps the version"
         );
-        assert!(block_on(delete(&db, T, "g2", None, 60)).expect("delete"));
+        assert_eq!(
+            block_on(delete(&db, T, "g2", None, 60)).expect("delete"),
+            Delete::Deleted
+        );
         assert_eq!(state(&db, "g1")["members"], json!(["u2"]));
-        assert!(block_on(delete(&db, T, "g1", Some(1), 70))
-            .map(|d| !d)
-            .expect("stale delete refused"));
-        assert!(block_on(delete(&db, T, "g1", None, 70)).expect("delete"));
+        assert_eq!(
+            block_on(delete(&db, T, "g1", Some(1), 70)).expect("delete"),
+            Delete::Stale,
+            "If-Match with another version"
+        );
+        assert_eq!(
+            block_on(delete(&db, T, "g1", None, 70)).expect("delete"),
+            Delete::Deleted
+        );
         assert_eq!(db.count("SELECT COUNT(*) FROM memberships"), 0);
-        assert!(!block_on(delete(&db, T, "g1", None, 70)).expect("second delete"));
+        assert_eq!(
+            block_on(delete(&db, T, "g1", None, 70)).expect("second delete"),
+            Delete::NotFound
+        );
     }
 
     #[test]
@@ -900,8 +552,17 @@ mod tests {
     fn renaming_onto_a_taken_display_name_is_409() {
         let db = db(&json!({"displayName": "Sales", "members": []}));
         let data = json!({"displayName": "MARKETING"});
-        let e =
-            block_on(write(&db, T, "g1", 1, data.as_object(), &[], 80, "w6")).expect_err("taken");
+        let e = block_on(write(
+            &db,
+            T,
+            "g1",
+            Some(1),
+            data.as_object(),
+            &[],
+            80,
+            "w6",
+        ))
+        .expect_err("taken");
         assert_eq!((e.status, e.scim_type), (409, Some(ScimType::Uniqueness)));
         let e = block_on(insert(
             &db,
@@ -1014,7 +675,7 @@ mod tests {
         let many: Vec<Member> = (0..500)
             .map(|i| Member {
                 id: format!("x{i}"),
-                kind: "User",
+                kind: RefType::User,
                 display: None,
             })
             .collect();
@@ -1022,7 +683,7 @@ mod tests {
             &db,
             T,
             "g1",
-            1,
+            None,
             None,
             &[MemberChange::Add(many)],
             90,
@@ -1038,7 +699,7 @@ mod tests {
             &db,
             T,
             "g1",
-            2,
+            None,
             None,
             &[MemberChange::Remove(remove)],
             91,
@@ -1061,7 +722,7 @@ mod plan_tests {
     #[test]
     fn member_resolution_and_reference_pages_are_index_seeks() {
         let db = Sqlite::migrated();
-        let kinds = kinds_stmt("t", &["a", "b"]);
+        let kinds = memberships::kinds_stmt("t", &["a", "b"]);
         let plan = db.plan(&kinds.sql, &kinds.params);
         println!("{plan}");
         assert!(

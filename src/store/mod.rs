@@ -17,6 +17,7 @@ pub mod filter_sql;
 mod fold_migration;
 pub mod groups;
 pub mod listing;
+pub mod memberships;
 pub mod refs;
 #[cfg(any(test, feature = "host-sqlite"))]
 pub mod sqlite;
@@ -117,8 +118,60 @@ pub(crate) fn parse_data(
     }
 }
 
+/// The result of a conditional write (`UPDATE … WHERE version = ?`).
+#[derive(Debug, PartialEq)]
+pub enum Written<T> {
+    Done(T),
+    /// The stored version was no longer the one read, or the resource is gone.
+    Stale,
+}
+
+/// The result of a delete.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Delete {
+    Deleted,
+    NotFound,
+    /// `If-Match` named another version.
+    Stale,
+}
+
+/// Delete a resource and whatever hangs on it (`also`), only at `if_version` when given, and
+/// tell from the same batch whether it was deleted, missing, or at another version.
+pub(crate) async fn delete_resource<E: Executor>(
+    db: &E,
+    table: &'static str,
+    tenant_id: &str,
+    id: &str,
+    if_version: Option<i64>,
+    also: Vec<Stmt>,
+) -> Result<Delete, Error> {
+    let mut stmts = vec![delete_at_version(table, tenant_id, id, if_version)];
+    stmts.extend(also);
+    stmts.push(Stmt::new(
+        format!("SELECT EXISTS (SELECT 1 FROM {table} WHERE tenant_id = ? AND id = ?) AS e"),
+        vec![tenant_id.into(), id.into()],
+    ));
+    let outs = db.batch(stmts).await?;
+    if outs.first().map_or(0, |o| o.changes) > 0 {
+        return Ok(Delete::Deleted);
+    }
+    #[derive(serde::Deserialize)]
+    struct Exists {
+        e: i64,
+    }
+    let still = match outs.into_iter().last() {
+        Some(o) => o.first::<Exists>()?.is_some_and(|x| x.e != 0),
+        None => false,
+    };
+    Ok(if still {
+        Delete::Stale
+    } else {
+        Delete::NotFound
+    })
+}
+
 /// Delete one resource row, only at `if_version` when given (`If-Match`, RFC 7644 §3.14).
-pub(crate) fn delete_at_version(
+fn delete_at_version(
     table: &'static str,
     tenant_id: &str,
     id: &str,

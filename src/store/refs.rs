@@ -17,7 +17,7 @@ use std::collections::HashMap;
 
 use super::{Executor, Outcome, Param, Stmt};
 use crate::scim::error::Result;
-use crate::scim::resource::MemberRef;
+use crate::scim::resource::{MemberRef, RefType};
 
 /// A keyset position: (owner id, referenced id) of the last row read.
 pub type Position = (String, String);
@@ -100,8 +100,14 @@ impl Refs {
 pub struct RefRow {
     owner: String,
     value: String,
-    kind: String,
+    #[serde(deserialize_with = "ref_type")]
+    kind: RefType,
     display: Option<String>,
+}
+
+fn ref_type<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<RefType, D::Error> {
+    let s = String::deserialize(d)?;
+    RefType::parse(&s).ok_or_else(|| serde::de::Error::custom(format!("reference type {s}")))
 }
 
 /// Decode one page, and where the next starts if it was full.

@@ -16,7 +16,7 @@ use super::filter_sql::{multi_storage, MultiStorage, Table};
 use super::listing::list_page;
 pub use super::listing::ListQuery;
 use super::refs::{self, Refs};
-use super::{Executor, Param, Stmt, StoreError};
+use super::{memberships, Delete, Executor, Param, Stmt, StoreError, Written};
 use crate::scim::error::{quote, Error, Result};
 use crate::scim::fold::fold;
 use crate::scim::resource::MemberRef;
@@ -313,14 +313,6 @@ pub async fn insert<E: Executor>(
     })
 }
 
-/// The result of a conditional update.
-#[derive(Debug, PartialEq)]
-pub enum Update {
-    Done(StoredUser),
-    /// The stored version was no longer `expected_version` (or the user is gone).
-    Stale,
-}
-
 /// Replace a user's data if its version is still `current.version`, in one batch.
 pub async fn update<E: Executor>(
     db: &E,
@@ -329,7 +321,7 @@ pub async fn update<E: Executor>(
     data: &Map<String, Value>,
     now: i64,
     write_id: &str,
-) -> Result<Update> {
+) -> Result<Written<StoredUser>> {
     let c = columns(data);
     let id = current.id.as_str();
     let json = Value::Object(data.clone()).to_string();
@@ -369,14 +361,14 @@ pub async fn update<E: Executor>(
     };
     // D1 counts rows changed by foreign-key actions too: "changed anything" is the test.
     if outs.first().map_or(0, |o| o.changes) == 0 {
-        return Ok(Update::Stale);
+        return Ok(Written::Stale);
     }
     let manager = if has_check {
         manager_exists(outs.into_iter().last())?
     } else {
         false
     };
-    Ok(Update::Done(StoredUser {
+    Ok(Written::Done(StoredUser {
         id: id.to_string(),
         data: data.clone(),
         version: current.version.saturating_add(1),
@@ -387,16 +379,8 @@ pub async fn update<E: Executor>(
     }))
 }
 
-/// The result of a delete.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Delete {
-    Deleted,
-    NotFound,
-    /// `If-Match` named another version.
-    Stale,
-}
-
-/// Delete a user (and its values), optionally only at `if_version`, in one batch.
+/// Delete a user (and its values), optionally only at `if_version`, in one batch; the user
+/// leaves every group it was in.
 pub async fn delete<E: Executor>(
     db: &E,
     tenant_id: &str,
@@ -404,28 +388,13 @@ pub async fn delete<E: Executor>(
     if_version: Option<i64>,
     now: i64,
 ) -> Result<Delete> {
-    let mut stmts = vec![
-        super::delete_at_version("users", tenant_id, id, if_version),
-        Stmt::new(
-            "DELETE FROM user_values WHERE tenant_id = ? AND user_id = ? \
-                 AND NOT EXISTS (SELECT 1 FROM users WHERE tenant_id = ? AND id = ?)",
-            vec![tenant_id.into(), id.into(), tenant_id.into(), id.into()],
-        ),
-    ];
-    stmts.extend(super::groups::forget_member(tenant_id, id, "users", now));
-    stmts.push(Stmt::new(
-        "SELECT EXISTS (SELECT 1 FROM users WHERE tenant_id = ? AND id = ?) AS e",
-        vec![tenant_id.into(), id.into()],
-    ));
-    let outs = db.batch(stmts).await?;
-    if outs.first().map_or(0, |o| o.changes) > 0 {
-        return Ok(Delete::Deleted);
-    }
-    Ok(if manager_exists(outs.into_iter().last())? {
-        Delete::Stale
-    } else {
-        Delete::NotFound
-    })
+    let mut also = vec![Stmt::new(
+        "DELETE FROM user_values WHERE tenant_id = ? AND user_id = ? \
+         AND NOT EXISTS (SELECT 1 FROM users WHERE tenant_id = ? AND id = ?)",
+        vec![tenant_id.into(), id.into(), tenant_id.into(), id.into()],
+    )];
+    also.extend(memberships::forget_member(tenant_id, id, "users", now));
+    super::delete_resource(db, "users", tenant_id, id, if_version, also).await
 }
 
 #[cfg(test)]
@@ -771,7 +740,7 @@ mod tests {
             "emails".into(),
             json!([{"value": "new@example.com", "type": "work"}]),
         );
-        let Update::Done(updated) =
+        let Written::Done(updated) =
             block_on(update(&db, T, &u1, &data, 9_000, "w2")).expect("update")
         else {
             panic!("expected the update to win");
@@ -791,7 +760,7 @@ mod tests {
         stale.insert("emails".into(), json!([{"value": "stale@example.com"}]));
         assert_eq!(
             block_on(update(&db, T, &u1, &stale, 9_500, "w3")).expect("update"),
-            Update::Stale
+            Written::Stale
         );
         assert_eq!(
             ids(&db, r#"emails.value eq "stale@example.com""#),
@@ -927,7 +896,7 @@ mod tests {
             db.count("SELECT COUNT(*) FROM user_values WHERE user_id = 'big'"),
             40
         );
-        let Update::Done(_) = block_on(update(&db, T, &u, &u.data, 2, "w9")).expect("update")
+        let Written::Done(_) = block_on(update(&db, T, &u, &u.data, 2, "w9")).expect("update")
         else {
             panic!("stale")
         };

@@ -9,13 +9,16 @@
 use pollster::block_on;
 use serde_json::{json, Map, Value};
 
-use scim_edge::http::resources::{ListRequest, Selection};
 use scim_edge::scim::error::{Error, ERROR_SCHEMA};
 use scim_edge::scim::filter::{self, Filter};
 use scim_edge::scim::patch;
 use scim_edge::scim::query::ListParams;
-use scim_edge::scim::resource::{self, from_request, selectors, Data, Meta};
+use scim_edge::scim::resource::{self, from_request, selectors, Data, Meta, RefType, Selection};
 use scim_edge::scim::schema::{ResourceType, GROUP_TYPE, USER_TYPE};
+use scim_edge::service;
+use scim_edge::service::resources::ListRequest;
+use scim_edge::service::testing::TestRuntime;
+use scim_edge::service::Scope;
 use scim_edge::store::listing::ListQuery;
 use scim_edge::store::sqlite::Sqlite;
 use scim_edge::store::tenants::{create_tenant, NewTenant};
@@ -118,7 +121,7 @@ impl Db {
         let data = from_request(&GROUP_TYPE, &json!({"displayName": "Sales"})).expect("group");
         let member = groups::Member {
             id: "u0".into(),
-            kind: "User",
+            kind: RefType::User,
             display: Some("Alice".into()),
         };
         block_on(groups::insert(
@@ -488,7 +491,7 @@ fn gen_resource(g: &mut Gen) -> Value {
 }
 
 /// A POST/PUT body: normalised (normalising the result again changes nothing), rendered,
-/// projected, and written to SQLite (then deleted).
+/// projected, and created through the service on SQLite (then deleted).
 fn run_resource(db: &Db, input: &Value) -> Outcome {
     let rt = rt_of(input);
     let data = match from_request(rt, &input["body"]) {
@@ -515,31 +518,34 @@ fn run_resource(db: &Db, input: &Value) -> Outcome {
             return Err("projection dropped 'id'".into());
         }
     }
-    store_round(db, rt, &data)
+    create_and_delete(db, rt, &input["body"])
 }
 
-/// Insert the resource, then delete it: the store accepts it or refuses with a 4xx.
-fn store_round(db: &Db, rt: &'static ResourceType, data: &Data) -> Outcome {
-    let id = db.fresh_id();
-    let written = if rt.name == "User" {
-        block_on(users::insert(&db.sql, T, &id, data, 2, "w")).map(|_| ())
-    } else {
-        let mut data = data.clone();
-        data.remove("members");
-        block_on(groups::insert(&db.sql, T, &id, &data, vec![], 2, "w"))
+/// The body as a POST through the service on SQLite (members resolved for a group), then the
+/// resource deleted: accepted, or refused with a 4xx.
+fn create_and_delete(db: &Db, rt: &'static ResourceType, body: &Value) -> Outcome {
+    let runtime = TestRuntime::at(2);
+    let scope = Scope {
+        db: &db.sql,
+        rt: &runtime,
+        tenant_id: T,
     };
-    match written {
-        Ok(()) => {
-            let deleted = if rt.name == "User" {
-                block_on(users::delete(&db.sql, T, &id, None, 3)).map(|_| ())
-            } else {
-                block_on(groups::delete(&db.sql, T, &id, None, 3)).map(|_| ())
-            };
-            deleted.map_err(|e| format!("delete failed: {} {:?}", e.detail, e.cause))?;
-            Ok(Verdict::Accepted)
-        }
-        Err(e) => refused(&e),
-    }
+    let created = if rt.name == "User" {
+        block_on(service::users::create(&scope, body)).map(|u| u.id)
+    } else {
+        block_on(service::groups::create(&scope, body)).map(|g| g.id)
+    };
+    let id = match created {
+        Ok(id) => id,
+        Err(e) => return refused(&e),
+    };
+    let deleted = if rt.name == "User" {
+        block_on(service::users::delete(&scope, &id, None))
+    } else {
+        block_on(service::groups::delete(&scope, &id, None))
+    };
+    deleted.map_err(|e| format!("delete failed: {} {:?}", e.detail, e.cause))?;
+    Ok(Verdict::Accepted)
 }
 
 fn gen_patch(g: &mut Gen) -> Value {
@@ -559,50 +565,32 @@ fn valid_or_minimal(rt: &'static ResourceType, body: &Value) -> Data {
         .unwrap_or_default()
 }
 
-/// A PATCH body on a resource: parsed or refused; applied (users) or split into member and
-/// attribute operations and applied with members resolved on SQLite (groups).
+/// A PATCH body through the service on SQLite, as a request runs it: on a user written from the
+/// input's resource (then deleted), or on the database's group g0 (members resolved; a rename
+/// keeps the only group's name unique).
 fn run_patch(db: &Db, input: &Value) -> Outcome {
-    let rt = rt_of(input);
-    let mut before = valid_or_minimal(rt, &input["before"]);
-    let ops = match patch::parse(rt, &input["body"]) {
-        Ok(ops) => ops,
-        Err(e) => return refused(&e),
+    let runtime = TestRuntime::at(4);
+    let scope = Scope {
+        db: &db.sql,
+        rt: &runtime,
+        tenant_id: T,
     };
-    if rt.name == "User" {
-        return match patch::apply(rt, &before, &ops) {
-            Ok(after) => store_round(db, rt, &after),
+    let body = &input["body"];
+    if rt_of(input).name == "Group" {
+        return match block_on(service::groups::patch(&scope, "g0", body, None)) {
+            Ok(()) => Ok(Verdict::Accepted),
             Err(e) => refused(&e),
         };
     }
-    before.remove("members");
-    let (attr_ops, member_ops) = match patch::take_members(ops, "members") {
-        Ok(split) => split,
-        Err(e) => return refused(&e),
-    };
-    let after = match patch::apply(rt, &before, &attr_ops) {
-        Ok(after) => after,
-        Err(e) => return refused(&e),
-    };
-    // The group's members, resolved and written on SQLite (the group is g0 of the database,
-    // its attributes those of `after` but for a fixed name, which must stay unique).
-    let (current, changes) = match block_on(groups::prepare(&db.sql, T, "g0", member_ops)) {
-        Ok(Some(found)) => found,
-        Ok(None) => return Err("g0 vanished".into()),
-        Err(e) => return refused(&e),
-    };
-    let mut data = after;
-    data.insert("displayName".into(), json!("Sales"));
-    let written = block_on(groups::write(
-        &db.sql,
-        T,
-        "g0",
-        current.version,
-        Some(&data),
-        &changes,
-        4,
-        &db.fresh_id(),
-    ));
-    match written {
+    let before = valid_or_minimal(&USER_TYPE, &input["before"]);
+    let id = db.fresh_id();
+    if let Err(e) = block_on(users::insert(&db.sql, T, &id, &before, 2, "w")) {
+        return refused(&e);
+    }
+    let patched = block_on(service::users::patch(&scope, &id, body, None));
+    block_on(users::delete(&db.sql, T, &id, None, 3))
+        .map_err(|e| format!("delete failed: {} {:?}", e.detail, e.cause))?;
+    match patched {
         Ok(_) => Ok(Verdict::Accepted),
         Err(e) => refused(&e),
     }

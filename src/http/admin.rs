@@ -20,15 +20,16 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use worker::{Method, Request};
 
-use crate::http::{auth, read_body, App, Reply};
+use super::app::App;
+use super::kv::KvCache;
+use super::reply::{read_body, Reply};
 use crate::scim::error::{quote, Error, Result};
-use crate::store::tenants::{self as store, NewTenant, NewToken, Tenant, TokenRefusal};
-use crate::tenancy::host::{tenant_url, validate_subdomain};
+use crate::service::tenants;
+use crate::store::d1::D1;
+use crate::store::tenants::Tenant;
+use crate::tenancy::host::tenant_url;
 use crate::tenancy::token;
 use crate::time::rfc3339;
-
-/// Longest organisation name accepted.
-const MAX_NAME_LEN: usize = 200;
 
 /// A parsed admin path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,26 +57,39 @@ fn parse(path: &str) -> Route<'_> {
 
 pub async fn serve(app: &App, mut req: Request, path: &str) -> Result<Reply> {
     authorize(app, &req)?;
+    let db = app.directory()?;
+    let cache = KvCache::new(&app.env, &app.ctx);
+    let a = Admin {
+        app,
+        db: &db,
+        cache: &cache,
+    };
     let method = req.method();
     match parse(path) {
         Route::Tenants => match method {
-            Method::Get => list_tenants(app).await,
-            Method::Post => create_tenant(app, body(&mut req).await?).await,
+            Method::Get => a.list_tenants().await,
+            Method::Post => a.create_tenant(body(&mut req).await?).await,
             _ => Err(Error::method_not_allowed("GET, POST")),
         },
         Route::Tenant(sub) => match method {
-            Method::Get => get_tenant(app, sub).await,
-            Method::Patch => update_tenant(app, sub, body(&mut req).await?).await,
-            Method::Delete => delete_tenant(app, sub).await,
+            Method::Get => a.get_tenant(sub).await,
+            Method::Patch => a.update_tenant(sub, body(&mut req).await?).await,
+            Method::Delete => {
+                tenants::delete(a.db, a.cache, sub).await?;
+                Ok(Reply::no_content())
+            }
             _ => Err(Error::method_not_allowed("GET, PATCH, DELETE")),
         },
         Route::Tokens(sub) => match method {
-            Method::Get => list_tokens(app, sub).await,
-            Method::Post => create_token(app, sub, optional_body(&mut req).await?).await,
+            Method::Get => a.list_tokens(sub).await,
+            Method::Post => a.create_token(sub, optional_body(&mut req).await?).await,
             _ => Err(Error::method_not_allowed("GET, POST")),
         },
         Route::Token(sub, id) => match method {
-            Method::Delete => revoke_token(app, sub, id).await,
+            Method::Delete => {
+                tenants::revoke_token(a.db, a.cache, sub, id).await?;
+                Ok(Reply::no_content())
+            }
             _ => Err(Error::method_not_allowed("DELETE")),
         },
         Route::Unknown => Err(Error::not_found(format!("no admin route {}", quote(path)))),
@@ -144,175 +158,102 @@ struct CreateToken {
     revoke_existing: bool,
 }
 
-fn check_name(name: &str) -> Result<()> {
-    if name.trim().is_empty() {
-        return Err(Error::invalid("name must not be empty"));
+/// One admin request's reach: the directory database and the auth cache.
+struct Admin<'a> {
+    app: &'a App,
+    db: &'a D1,
+    cache: &'a KvCache<'a>,
+}
+
+impl Admin<'_> {
+    fn url_of(&self, sub: &str) -> String {
+        tenant_url(
+            sub,
+            &self.app.config.base_domain,
+            &self.app.origin,
+            self.app.config.path_form_urls,
+        )
     }
-    if name.chars().count() > MAX_NAME_LEN {
-        return Err(Error::invalid(format!(
-            "name must be at most {MAX_NAME_LEN} characters"
-        )));
-    }
-    Ok(())
-}
 
-fn url_of(app: &App, sub: &str) -> String {
-    tenant_url(
-        sub,
-        &app.config.base_domain,
-        &app.origin,
-        app.config.path_form_urls,
-    )
-}
-
-fn tenant_json(app: &App, t: &Tenant) -> Value {
-    json!({
-        "subdomain": t.subdomain,
-        "name": t.name,
-        "provisioningEnabled": t.provisioning_enabled,
-        "createdAt": rfc3339(t.created_at),
-        "updatedAt": rfc3339(t.updated_at),
-        "tenantUrl": url_of(app, &t.subdomain),
-    })
-}
-
-fn tenant_not_found(sub: &str) -> Error {
-    Error::not_found(format!("no tenant with subdomain '{}'", quote(sub)))
-}
-
-fn random_id(prefix: &str) -> Result<String> {
-    token::random_id(prefix).map_err(|e| Error::internal(format!("getrandom: {}", e.0)))
-}
-
-async fn create_tenant(app: &App, req: CreateTenant) -> Result<Reply> {
-    let subdomain = req.subdomain.trim();
-    validate_subdomain(subdomain).map_err(Error::invalid)?;
-    let name = req.name.as_deref().unwrap_or(subdomain);
-    check_name(name)?;
-    let tenant = store::create_tenant(
-        &app.db,
-        NewTenant {
-            id: &random_id("ten_")?,
-            subdomain,
-            name: name.trim(),
-            provisioning_enabled: req.provisioning_enabled.unwrap_or(true),
-            now: app.now,
-        },
-    )
-    .await?;
-    let body = tenant_json(app, &tenant);
-    Ok(Reply::json(201, body).with_header(
-        "location",
-        format!("/admin/v1/tenants/{}", tenant.subdomain),
-    ))
-}
-
-async fn list_tenants(app: &App) -> Result<Reply> {
-    let tenants = store::list_tenants(&app.db).await?;
-    let items: Vec<Value> = tenants.iter().map(|t| tenant_json(app, t)).collect();
-    Ok(Reply::json(200, Value::Array(items)))
-}
-
-async fn get_tenant(app: &App, sub: &str) -> Result<Reply> {
-    match store::get_tenant(&app.db, sub).await? {
-        Some(t) => Ok(Reply::json(200, tenant_json(app, &t))),
-        None => Err(tenant_not_found(sub)),
-    }
-}
-
-async fn update_tenant(app: &App, sub: &str, req: UpdateTenant) -> Result<Reply> {
-    if let Some(name) = &req.name {
-        check_name(name)?;
-    }
-    if req.name.is_none() && req.provisioning_enabled.is_none() {
-        return Err(Error::invalid(
-            "nothing to change: give name and/or provisioningEnabled",
-        ));
-    }
-    let name = req.name.as_deref().map(str::trim);
-    let (tenant, hashes) =
-        store::update_tenant(&app.db, sub, name, req.provisioning_enabled, app.now)
-            .await?
-            .ok_or_else(|| tenant_not_found(sub))?;
-    // Cached grants carry the provisioning switch: drop them so the change applies at once.
-    auth::forget(app, &hashes).await;
-    Ok(Reply::json(200, tenant_json(app, &tenant)))
-}
-
-async fn delete_tenant(app: &App, sub: &str) -> Result<Reply> {
-    let hashes = store::delete_tenant(&app.db, sub)
-        .await?
-        .ok_or_else(|| tenant_not_found(sub))?;
-    auth::forget(app, &hashes).await;
-    Ok(Reply::no_content())
-}
-
-async fn create_token(app: &App, sub: &str, req: CreateToken) -> Result<Reply> {
-    let new = token::generate().map_err(|e| Error::internal(format!("getrandom: {}", e.0)))?;
-    let id = random_id("tok_")?;
-    let outcome = store::create_token(
-        &app.db,
-        sub,
-        NewToken {
-            id: &id,
-            hash: &new.hash,
-            hint: &new.hint,
-            now: app.now,
-        },
-        req.revoke_existing,
-    )
-    .await?;
-    match outcome {
-        Ok(revoked) => {
-            auth::forget(app, &revoked).await;
-            Ok(Reply::json(
-                201,
-                json!({
-                    "id": id,
-                    "token": new.plaintext,
-                    "tenantUrl": url_of(app, sub),
-                    "createdAt": rfc3339(app.now),
-                }),
-            ))
-        }
-        Err(TokenRefusal::UnknownTenant) => Err(tenant_not_found(sub)),
-        Err(TokenRefusal::LimitReached) => Err(Error::state_conflict(format!(
-            "tenant '{sub}' already has {} active tokens; revoke one, or pass {{\"revokeExisting\": true}}",
-            store::MAX_ACTIVE_TOKENS
-        ))),
-    }
-}
-
-async fn list_tokens(app: &App, sub: &str) -> Result<Reply> {
-    let tokens = store::list_tokens(&app.db, sub)
-        .await?
-        .ok_or_else(|| tenant_not_found(sub))?;
-    let items: Vec<Value> = tokens
-        .iter()
-        .map(|t| {
-            json!({
-                "id": t.id,
-                "createdAt": rfc3339(t.created_at),
-                "lastUsedAt": t.last_used_at.map(rfc3339),
-                "hint": t.hint,
-            })
+    fn tenant_json(&self, t: &Tenant) -> Value {
+        json!({
+            "subdomain": t.subdomain,
+            "name": t.name,
+            "provisioningEnabled": t.provisioning_enabled,
+            "createdAt": rfc3339(t.created_at),
+            "updatedAt": rfc3339(t.updated_at),
+            "tenantUrl": self.url_of(&t.subdomain),
         })
-        .collect();
-    Ok(Reply::json(200, Value::Array(items)))
-}
+    }
 
-async fn revoke_token(app: &App, sub: &str, id: &str) -> Result<Reply> {
-    let hash = store::revoke_token(&app.db, sub, id)
-        .await?
-        .ok_or_else(|| {
-            Error::not_found(format!(
-                "tenant '{}' has no token '{}'",
-                quote(sub),
-                quote(id)
-            ))
-        })?;
-    auth::forget(app, &[hash]).await;
-    Ok(Reply::no_content())
+    async fn create_tenant(&self, req: CreateTenant) -> Result<Reply> {
+        let tenant = tenants::create(
+            self.db,
+            self.app,
+            &req.subdomain,
+            req.name.as_deref(),
+            req.provisioning_enabled,
+        )
+        .await?;
+        Ok(Reply::json(201, self.tenant_json(&tenant)).with_header(
+            "location",
+            format!("/admin/v1/tenants/{}", tenant.subdomain),
+        ))
+    }
+
+    async fn list_tenants(&self) -> Result<Reply> {
+        let all = tenants::list(self.db).await?;
+        let items: Vec<Value> = all.iter().map(|t| self.tenant_json(t)).collect();
+        Ok(Reply::json(200, Value::Array(items)))
+    }
+
+    async fn get_tenant(&self, sub: &str) -> Result<Reply> {
+        let t = tenants::get(self.db, sub).await?;
+        Ok(Reply::json(200, self.tenant_json(&t)))
+    }
+
+    async fn update_tenant(&self, sub: &str, req: UpdateTenant) -> Result<Reply> {
+        let t = tenants::update(
+            self.db,
+            self.app,
+            self.cache,
+            sub,
+            req.name.as_deref(),
+            req.provisioning_enabled,
+        )
+        .await?;
+        Ok(Reply::json(200, self.tenant_json(&t)))
+    }
+
+    async fn create_token(&self, sub: &str, req: CreateToken) -> Result<Reply> {
+        let generated =
+            tenants::create_token(self.db, self.app, self.cache, sub, req.revoke_existing).await?;
+        Ok(Reply::json(
+            201,
+            json!({
+                "id": generated.id,
+                "token": generated.token.plaintext,
+                "tenantUrl": self.url_of(sub),
+                "createdAt": rfc3339(self.app.now),
+            }),
+        ))
+    }
+
+    async fn list_tokens(&self, sub: &str) -> Result<Reply> {
+        let items: Vec<Value> = tenants::list_tokens(self.db, sub)
+            .await?
+            .iter()
+            .map(|t| {
+                json!({
+                    "id": t.id,
+                    "createdAt": rfc3339(t.created_at),
+                    "lastUsedAt": t.last_used_at.map(rfc3339),
+                    "hint": t.hint,
+                })
+            })
+            .collect();
+        Ok(Reply::json(200, Value::Array(items)))
+    }
 }
 
 #[cfg(test)]

@@ -6,9 +6,9 @@
 
 use serde_json::Value;
 
-use super::resources::Ctx;
-use super::scim::Route;
-use super::Reply;
+use super::render::Ctx;
+use super::routes::Route;
+use crate::http::reply::Reply;
 use crate::scim::discovery::{
     all_schemas, resource_type, schema, service_provider_config, RESOURCE_TYPES,
 };
@@ -31,7 +31,7 @@ pub fn serve(
             "filtering is not supported on discovery endpoints (RFC 7644 §4)",
         ));
     }
-    let base = ctx.base;
+    let base = ctx.base.as_str();
     let list = |items: Vec<Value>| Reply::json(200, list_response(items.len() as u64, 1, items));
     Ok(match route {
         Route::ServiceProviderConfig => Reply::json(

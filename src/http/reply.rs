@@ -1,0 +1,149 @@
+//! The one place where a result becomes an HTTP response, and reading request bodies with a
+//! cap.
+
+use futures_util::StreamExt;
+use serde_json::Value;
+use worker::{Headers, Request, Response};
+
+use super::limit;
+use crate::scim::error::{Error, Result, SCIM_MEDIA_TYPE};
+
+/// A successful answer, independent of the runtime: status, JSON body (or none), extra headers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Option<Value>,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl Reply {
+    pub fn json(status: u16, body: Value) -> Reply {
+        Reply {
+            status,
+            body: Some(body),
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn no_content() -> Reply {
+        Reply {
+            status: 204,
+            body: None,
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Reply {
+        self.headers.push((name, value.into()));
+        self
+    }
+}
+
+/// Which API a request belongs to decides the error body and the media type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    Scim,
+    Admin,
+    /// The README at `/docs` (the ServiceProviderConfig's `documentationUri`).
+    Docs,
+}
+
+/// The single mapping from a handler's result to an HTTP response.
+pub fn render(surface: Surface, result: Result<Reply>) -> worker::Result<Response> {
+    let reply = match result {
+        Ok(reply) => reply,
+        Err(e) => error_reply(surface, e),
+    };
+    let headers = Headers::new();
+    let media_type = match surface {
+        Surface::Scim => SCIM_MEDIA_TYPE,
+        Surface::Admin => "application/json",
+        Surface::Docs => "text/markdown; charset=utf-8",
+    };
+    if surface == Surface::Admin {
+        // Admin responses carry tenant data and, once, a plaintext token.
+        headers.set("cache-control", "no-store")?;
+    }
+    for (name, value) in &reply.headers {
+        headers.append(name, value)?;
+    }
+    let response = match reply.body {
+        // The README is the only text body; everything else is JSON.
+        Some(Value::String(text)) if surface == Surface::Docs && reply.status == 200 => {
+            headers.set("content-type", media_type)?;
+            Response::from_bytes(text.into_bytes())?
+        }
+        Some(body) => {
+            let json_type = if surface == Surface::Docs {
+                SCIM_MEDIA_TYPE
+            } else {
+                media_type
+            };
+            headers.set("content-type", json_type)?;
+            Response::from_bytes(body.to_string().into_bytes())?
+        }
+        None => Response::empty()?,
+    };
+    Ok(response.with_status(reply.status).with_headers(headers))
+}
+
+fn error_reply(surface: Surface, e: Error) -> Reply {
+    if let Some(cause) = &e.cause {
+        // Logged with detail, answered without it.
+        worker::console_error!("{} {}: {cause}", e.status, e.detail);
+    }
+    let body = match surface {
+        Surface::Scim | Surface::Docs => e.scim_body(),
+        Surface::Admin => e.admin_body(),
+    };
+    let mut reply = Reply::json(e.status, body);
+    if let Some(allow) = e.allow {
+        reply = reply.with_header("allow", allow);
+    }
+    if e.status == 503 {
+        reply = reply.with_header("retry-after", "1");
+    }
+    if e.status == 429 {
+        reply = reply.with_header("retry-after", limit::RETRY_AFTER_SECS.to_string());
+    }
+    if e.status == 401 {
+        // RFC 6750 §3: a 401 names the scheme the client must use.
+        reply = reply.with_header("www-authenticate", "Bearer realm=\"scim-edge\"");
+    }
+    reply
+}
+
+/// Read a request body of at most `cap` bytes. A `Content-Length` above the cap is refused with
+/// 413 before a byte is read; a body without one (chunked) is read chunk by chunk and refused as
+/// soon as it passes the cap. Either way no request makes the Worker buffer more than `cap`.
+pub async fn read_body(req: &mut Request, cap: usize) -> Result<Vec<u8>> {
+    let too_large = || Error::new(413, format!("the request body is larger than {cap} bytes"));
+    let declared = req.headers().get("content-length").ok().flatten();
+    if let Some(len) = declared {
+        match len.trim().parse::<u64>() {
+            Ok(n) if n > u64::try_from(cap).unwrap_or(u64::MAX) => return Err(too_large()),
+            Ok(0) => return Ok(Vec::new()),
+            Ok(_) => {}
+            Err(_) => return Err(Error::invalid("Content-Length is not a number")),
+        }
+    }
+    // No body at all (a GET, or an empty POST) is an empty body.
+    let Ok(mut stream) = req.stream() else {
+        return Ok(Vec::new());
+    };
+    let mut body = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk =
+            chunk.map_err(|e| Error::invalid(format!("could not read the request body: {e}")))?;
+        if body.len().saturating_add(chunk.len()) > cap {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// A request header, if present and readable.
+pub fn header(req: &Request, name: &str) -> Option<String> {
+    req.headers().get(name).ok().flatten()
+}

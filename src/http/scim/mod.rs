@@ -1,0 +1,262 @@
+//! The SCIM surface of one organisation, under `/api/scim/v2` ([`routes`]): authenticate,
+//! count the request against the organisation's rate limit, parse the request into one
+//! [`Op`], call the service, render the reply.
+//!
+//! Authentication comes before routing, so an unauthenticated caller learns nothing about which
+//! routes exist. `/Users` and `/Groups` are rendered by [`users`] and [`groups`]; their logic is
+//! in [`crate::service`].
+
+pub mod discovery;
+pub mod groups;
+pub mod render;
+pub mod routes;
+pub mod search;
+pub mod users;
+
+use serde_json::Value;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use worker::{Method, Request};
+
+use super::app::App;
+use super::kv::KvCache;
+use super::limit;
+use super::reply::{header, read_body, Reply};
+use crate::scim::error::{quote, Error, Result, ScimType};
+use crate::scim::query::ListParams;
+use crate::service::auth::{self, Principal};
+use crate::service::Scope;
+use crate::store::d1::D1;
+use render::Ctx;
+use routes::{Endpoint, Route, PREFIX};
+
+/// Largest request body accepted: far above any real user or PATCH, and under D1's statement size.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// An operation on a resource endpoint, parsed from the method, the route, the query, the
+/// precondition headers and the body.
+pub enum Op {
+    List(ListParams),
+    Create(Value, ListParams),
+    Get {
+        id: String,
+        params: ListParams,
+        if_none_match: Option<String>,
+    },
+    Replace {
+        id: String,
+        body: Value,
+        params: ListParams,
+        if_match: Option<String>,
+    },
+    Patch {
+        id: String,
+        body: Value,
+        params: ListParams,
+        if_match: Option<String>,
+    },
+    Delete {
+        id: String,
+        if_match: Option<String>,
+    },
+}
+
+/// Serve `path` (which still has its [`PREFIX`]) for organisation `sub`. `mount` is what
+/// precedes the prefix in the URL (`""` on a tenant host, `/tenants/<sub>` in the path form).
+pub async fn serve(
+    app: &App,
+    mut req: Request,
+    sub: &str,
+    mount: &str,
+    path: &str,
+) -> Result<Reply> {
+    let rest = match path.strip_prefix(PREFIX) {
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => rest,
+        _ => {
+            return Err(Error::not_found(format!(
+                "no route for {}; SCIM lives under {PREFIX}",
+                quote(path)
+            )))
+        }
+    };
+    let db = app.db_for(sub)?;
+    let cache = KvCache::new(&app.env, &app.ctx);
+    let authorization = header(&req, "authorization");
+    let principal = auth::authenticate(&db, &cache, sub, authorization.as_deref()).await?;
+    record_use(app, sub, &principal);
+    limit::check(app, &principal.tenant_id).await?;
+    let host = header(&req, "host").unwrap_or_else(|| app.origin.host.clone());
+    let ctx = Ctx {
+        scope: Scope {
+            db: &db,
+            rt: app,
+            tenant_id: &principal.tenant_id,
+        },
+        base: format!("{}://{host}{mount}{PREFIX}", app.origin.scheme),
+    };
+    let route = Route::parse(rest);
+    let method = req.method();
+    match route {
+        Route::Collection(e) | Route::Search(e) | Route::Resource(e, _) => {
+            let op = operation(&mut req, method, route).await?;
+            match e {
+                Endpoint::Users => users::handle(&ctx, op).await,
+                Endpoint::Groups => groups::handle(&ctx, op).await,
+            }
+        }
+        Route::RootSearch => match method {
+            Method::Post => {
+                let params = ListParams::from_search(&json_body(&mut req).await?)?;
+                search::handle(&ctx, &params).await
+            }
+            _ => Err(Error::method_not_allowed("POST")),
+        },
+        Route::ServiceProviderConfig | Route::ResourceTypes(_) | Route::Schemas(_) => {
+            match method {
+                Method::Get => {
+                    discovery::serve(&ctx, &route, &query(&req)?, &app.origin.scheme, &host)
+                }
+                _ => Err(Error::method_not_allowed("GET")),
+            }
+        }
+        Route::Unknown => Err(Error::not_found(format!(
+            "no SCIM endpoint at {}",
+            quote(path)
+        ))),
+    }
+}
+
+/// The operation a method on a resource route asks for.
+async fn operation(req: &mut Request, method: Method, route: Route) -> Result<Op> {
+    Ok(match (route, method) {
+        (Route::Collection(_), Method::Get) => Op::List(query(req)?),
+        (Route::Collection(_), Method::Post) => {
+            let params = query(req)?;
+            Op::Create(json_body(req).await?, params)
+        }
+        (Route::Collection(_), _) => return Err(Error::method_not_allowed("GET, POST")),
+        (Route::Search(_), Method::Post) => {
+            Op::List(ListParams::from_search(&json_body(req).await?)?)
+        }
+        (Route::Search(_), _) => return Err(Error::method_not_allowed("POST")),
+        (Route::Resource(_, id), Method::Get) => Op::Get {
+            id,
+            params: query(req)?,
+            if_none_match: header(req, "if-none-match"),
+        },
+        (Route::Resource(_, id), method @ (Method::Put | Method::Patch)) => {
+            let (params, if_match) = (query(req)?, header(req, "if-match"));
+            let body = json_body(req).await?;
+            if method == Method::Put {
+                Op::Replace {
+                    id,
+                    body,
+                    params,
+                    if_match,
+                }
+            } else {
+                Op::Patch {
+                    id,
+                    body,
+                    params,
+                    if_match,
+                }
+            }
+        }
+        (Route::Resource(_, id), Method::Delete) => Op::Delete {
+            id,
+            if_match: header(req, "if-match"),
+        },
+        (Route::Resource(..), _) => {
+            return Err(Error::method_not_allowed("GET, PUT, PATCH, DELETE"))
+        }
+        _ => return Err(Error::not_found("no such resource endpoint")),
+    })
+}
+
+/// The list parameters of the query string (RFC 7644 §3.4.2).
+fn query(req: &Request) -> Result<ListParams> {
+    let url = req
+        .url()
+        .map_err(|e| Error::internal(format!("request url: {e}")))?;
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    ListParams::from_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+}
+
+/// Read a JSON request body: `application/scim+json` or `application/json` (any parameters,
+/// such as Entra's `charset=utf-8`), or no Content-Type at all; others are 415.
+async fn json_body(req: &mut Request) -> Result<Value> {
+    if let Some(ct) = header(req, "content-type") {
+        let media = ct
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        if !media.is_empty() && media != "application/scim+json" && media != "application/json" {
+            return Err(Error::unsupported_media_type(format!(
+                "Content-Type '{}' is not supported; send application/scim+json or application/json",
+                quote(&media)
+            )));
+        }
+    }
+    let bytes = read_body(req, MAX_BODY_BYTES).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(Error::bad_request(
+            ScimType::InvalidSyntax,
+            "the request body is empty",
+        ));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| {
+        Error::bad_request(
+            ScimType::InvalidSyntax,
+            format!("the request body is not valid JSON: {e}"),
+        )
+    })
+}
+
+/// Bound on the per-isolate map of recent `lastUsedAt` writes.
+const MAX_TOUCH_ENTRIES: usize = 10_000;
+
+thread_local! {
+    /// Token id -> when this isolate last recorded its use.
+    static TOUCHED: RefCell<HashMap<String, i64>> = RefCell::new(HashMap::new());
+}
+
+/// Record the token's `lastUsedAt` after the response, at most once per
+/// [`auth::TOUCH_INTERVAL_MS`] per token in this isolate, and only when the stored value is
+/// older than that.
+fn record_use(app: &App, sub: &str, principal: &Principal) {
+    let now = app.now;
+    if !principal.touch_due(now) {
+        return;
+    }
+    let recently = TOUCHED.with(|m| {
+        let mut m = m.borrow_mut();
+        if m.get(&principal.token_id)
+            .is_some_and(|t| now.saturating_sub(*t) < auth::TOUCH_INTERVAL_MS)
+        {
+            return true;
+        }
+        if m.len() >= MAX_TOUCH_ENTRIES {
+            m.clear();
+        }
+        m.insert(principal.token_id.clone(), now);
+        false
+    });
+    if recently {
+        return;
+    }
+    let Ok(db): Result<D1> = app.db_for(sub) else {
+        return;
+    };
+    let principal = principal.clone();
+    app.ctx.wait_until(async move {
+        if let Err(e) = auth::touch(&db, &principal, now).await {
+            worker::console_warn!("lastUsedAt update failed: {}", e.cause.unwrap_or(e.detail));
+        }
+    });
+}

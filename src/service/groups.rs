@@ -1,0 +1,318 @@
+//! The `/Groups` operations (RFC 7644 §3.3–3.6, Entra's group dialect) and member resolution.
+//!
+//! Members are rows (see [`crate::store::memberships`]): a member change never reads the member
+//! list and never needs to retry, since member changes commute. A change that also rewrites the
+//! group's attributes (`displayName`), or that comes with `If-Match`, is written on the
+//! condition of the version read, like a user's.
+//!
+//! Every member a request adds (over all its operations) is resolved in the same batch that
+//! reads the group: a PATCH is one read and one write, and a PATCH or PUT of a group that does
+//! not exist is 404 before any member is judged. A member that is not a user or group of the
+//! organisation (or the group itself) is 400 `invalidValue`, and nothing is written.
+//!
+//! D1 round trips: GET by id 1; list 1 (+1 to read members when the page has any and the
+//! response keeps them); POST 1 (+1 to resolve members, +1 to read back members when any were
+//! given); PATCH 2; PUT 3 (read and resolve, write, read back); DELETE 1 (2 with a specific
+//! `If-Match`). Reading a group's members takes one more round trip per 5,000 members past the
+//! first page.
+
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
+
+use super::resources::{self, Fetched, ListRequest, Resource};
+use super::{Runtime, Scope};
+use crate::scim::error::{quote, Error, Result, ScimType};
+use crate::scim::patch::{self, members, MemberOp, NewMember};
+use crate::scim::query::ListParams;
+use crate::scim::resource::{self, Data, RefType};
+use crate::scim::schema::GROUP_TYPE;
+use crate::store::groups::{self as store, StoredGroup};
+use crate::store::memberships::{self, Member, MemberChange};
+use crate::store::{Delete, Executor, Written};
+
+/// Groups, for the shared operations of [`resources`].
+pub struct Groups;
+
+/// One write of a group: its new attributes (if they change), its member changes, and the
+/// version it is conditional on (when it rewrites attributes, or under `If-Match`).
+pub struct GroupChange {
+    pub data: Option<Data>,
+    pub members: Vec<MemberChange>,
+    pub if_version: Option<i64>,
+}
+
+impl Resource for Groups {
+    type Stored = StoredGroup;
+    type Change = GroupChange;
+    type Written = ();
+    const NAME: &'static str = "Group";
+
+    fn version(stored: &StoredGroup) -> i64 {
+        stored.version
+    }
+
+    async fn read<E: Executor>(db: &E, tenant_id: &str, id: &str) -> Result<Option<StoredGroup>> {
+        store::get(db, tenant_id, id, false).await
+    }
+
+    async fn write<E: Executor>(
+        db: &E,
+        tenant_id: &str,
+        current: &StoredGroup,
+        change: &GroupChange,
+        now: i64,
+        write_id: &str,
+    ) -> Result<Written<()>> {
+        store::write(
+            db,
+            tenant_id,
+            &current.id,
+            change.if_version,
+            change.data.as_ref(),
+            &change.members,
+            now,
+            write_id,
+        )
+        .await
+    }
+
+    async fn delete<E: Executor>(
+        db: &E,
+        tenant_id: &str,
+        id: &str,
+        if_version: Option<i64>,
+        now: i64,
+    ) -> Result<Delete> {
+        store::delete(db, tenant_id, id, if_version, now).await
+    }
+}
+
+/// `GET /Groups` and `POST /Groups/.search`: the matching total and one page; members are read
+/// only when the response keeps them.
+pub async fn list<E: Executor, R: Runtime>(
+    s: &Scope<'_, E, R>,
+    params: &ListParams,
+    with_members: bool,
+) -> Result<(u64, Vec<StoredGroup>)> {
+    let request = ListRequest::parse(&GROUP_TYPE, params)?;
+    store::list(s.db, s.tenant_id, &request.query(params), with_members).await
+}
+
+/// A group, with every member when asked.
+pub async fn read<E: Executor, R: Runtime>(
+    s: &Scope<'_, E, R>,
+    id: &str,
+    with_members: bool,
+) -> Result<StoredGroup> {
+    store::get(s.db, s.tenant_id, id, with_members)
+        .await?
+        .ok_or_else(|| resources::not_found::<Groups>(id))
+}
+
+/// `GET /Groups/{id}`.
+pub async fn get<E: Executor, R: Runtime>(
+    s: &Scope<'_, E, R>,
+    id: &str,
+    with_members: bool,
+    if_none_match: Option<&str>,
+) -> Result<Fetched<StoredGroup>> {
+    let g = read(s, id, with_members).await?;
+    let version = g.version;
+    Ok(resources::fetched(g, version, if_none_match))
+}
+
+/// Split a create/replace body into the group's attributes and its members.
+fn split_body(body: &Value) -> Result<(Data, Vec<NewMember>)> {
+    let mut data = resource::from_request(&GROUP_TYPE, body)?;
+    data.remove("members");
+    let listed = match body
+        .as_object()
+        .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case("members")))
+    {
+        Some((_, v)) => members(v)?,
+        None => vec![],
+    };
+    Ok((data, listed))
+}
+
+/// `POST /Groups`: the new group with its members (`[]` when none were given).
+pub async fn create<E: Executor, R: Runtime>(
+    s: &Scope<'_, E, R>,
+    body: &Value,
+) -> Result<StoredGroup> {
+    let (data, listed) = split_body(body)?;
+    let id = s.rt.random_uuid()?;
+    let named = unique(&listed);
+    let ids: Vec<&str> = named.iter().map(|m| m.id.as_str()).collect();
+    let kinds = memberships::kinds(s.db, s.tenant_id, &ids).await?;
+    check_members(&id, &named, &kinds)?;
+    let members = resolved(&listed, &kinds);
+    let had_members = !members.is_empty();
+    let now = s.rt.now();
+    let write_id = s.rt.random_id("w_")?;
+    store::insert(s.db, s.tenant_id, &id, &data, members, now, &write_id).await?;
+    if had_members {
+        return read(s, &id, true).await;
+    }
+    Ok(StoredGroup {
+        id,
+        data,
+        version: 1,
+        created_at: now,
+        updated_at: now,
+        members: Some(vec![]),
+    })
+}
+
+/// `PUT /Groups/{id}`: replace the attributes and the member set; the group as it is then.
+pub async fn replace<E: Executor, R: Runtime>(
+    s: &Scope<'_, E, R>,
+    id: &str,
+    body: &Value,
+    if_match: Option<&str>,
+) -> Result<StoredGroup> {
+    let (data, listed) = split_body(body)?;
+    let (current, members) = prepare(s, id, vec![MemberOp::Replace(listed)]).await?;
+    resources::write::<Groups, _, _>(s, id, if_match, Some(current), |current| {
+        Ok(Some(GroupChange {
+            data: Some(data.clone()),
+            members: members.clone(),
+            if_version: Some(current.version),
+        }))
+    })
+    .await?;
+    read(s, id, true).await
+}
+
+/// `PATCH /Groups/{id}`: attribute operations run on the group's data, member operations
+/// become row changes.
+pub async fn patch<E: Executor, R: Runtime>(
+    s: &Scope<'_, E, R>,
+    id: &str,
+    body: &Value,
+    if_match: Option<&str>,
+) -> Result<()> {
+    let ops = patch::parse(&GROUP_TYPE, body)?;
+    let (attr_ops, member_ops) = patch::take_members(ops, "members")?;
+    let (current, members) = prepare(s, id, member_ops).await?;
+    resources::write::<Groups, _, _>(s, id, if_match, Some(current), |current| {
+        let data = if attr_ops.is_empty() {
+            None
+        } else {
+            let data = patch::apply(&GROUP_TYPE, &current.data, &attr_ops)?;
+            (data != current.data).then_some(data)
+        };
+        if data.is_none() && members.is_empty() {
+            return Ok(None);
+        }
+        // Member changes alone commute and need no condition, unless the client asked for
+        // the version it saw.
+        let conditional = data.is_some() || if_match.is_some();
+        Ok(Some(GroupChange {
+            data,
+            members: members.clone(),
+            if_version: conditional.then_some(current.version),
+        }))
+    })
+    .await?;
+    Ok(())
+}
+
+/// `DELETE /Groups/{id}`: the group leaves the groups it was in.
+pub async fn delete<E: Executor, R: Runtime>(
+    s: &Scope<'_, E, R>,
+    id: &str,
+    if_match: Option<&str>,
+) -> Result<()> {
+    resources::delete::<Groups, _, _>(s, id, if_match).await
+}
+
+/// The group as it is now and its member changes, with every member the operations add
+/// resolved in the same batch: 404 before any member is judged.
+async fn prepare<E: Executor, R: Runtime>(
+    s: &Scope<'_, E, R>,
+    group_id: &str,
+    ops: Vec<MemberOp>,
+) -> Result<(StoredGroup, Vec<MemberChange>)> {
+    let named = unique(ops.iter().flat_map(|op| match op {
+        MemberOp::Add(listed) | MemberOp::Replace(listed) => listed.as_slice(),
+        _ => &[],
+    }));
+    let ids: Vec<&str> = named.iter().map(|m| m.id.as_str()).collect();
+    let (group, kinds) = store::get_with_kinds(s.db, s.tenant_id, group_id, &ids).await?;
+    let group = group.ok_or_else(|| resources::not_found::<Groups>(group_id))?;
+    check_members(group_id, &named, &kinds)?;
+    let mut changes = Vec::with_capacity(ops.len());
+    for op in ops {
+        match op {
+            MemberOp::Add(listed) => changes.push(MemberChange::Add(resolved(&listed, &kinds))),
+            MemberOp::Replace(listed) => {
+                changes.push(MemberChange::RemoveAll);
+                changes.push(MemberChange::Add(resolved(&listed, &kinds)));
+            }
+            MemberOp::Remove(ids) => changes.push(MemberChange::Remove(ids)),
+            MemberOp::RemoveAll => changes.push(MemberChange::RemoveAll),
+            MemberOp::RemoveWhere(f) => changes.push(MemberChange::RemoveWhere(f)),
+        }
+    }
+    Ok((group, changes))
+}
+
+/// The members named by a request, each once, in order.
+fn unique<'a>(listed: impl IntoIterator<Item = &'a NewMember>) -> Vec<&'a NewMember> {
+    let mut seen = HashSet::new();
+    listed
+        .into_iter()
+        .filter(|m| seen.insert(m.id.as_str()))
+        .collect()
+}
+
+/// Every named member must be a user or group of this organisation other than the group
+/// itself: any other id is 400 `invalidValue`.
+fn check_members(
+    group_id: &str,
+    named: &[&NewMember],
+    kinds: &HashMap<String, RefType>,
+) -> Result<()> {
+    if named.iter().any(|m| m.id == group_id) {
+        return Err(Error::bad_request(
+            ScimType::InvalidValue,
+            "a group cannot be a member of itself",
+        ));
+    }
+    let missing: Vec<&str> = named
+        .iter()
+        .map(|m| m.id.as_str())
+        .filter(|id| !kinds.contains_key(*id))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let shown: Vec<String> = missing.iter().take(5).map(|m| quote(m)).collect();
+    let more = match missing.len().saturating_sub(5) {
+        0 => String::new(),
+        more => format!(" and {more} more"),
+    };
+    Err(Error::bad_request(
+        ScimType::InvalidValue,
+        format!(
+            "no user or group of this organisation has the id{}: {}{more}",
+            if missing.len() > 1 { "s" } else { "" },
+            shown.join(", "),
+        ),
+    ))
+}
+
+/// The listed members with what each is, each once.
+fn resolved(listed: &[NewMember], kinds: &HashMap<String, RefType>) -> Vec<Member> {
+    unique(listed)
+        .into_iter()
+        .filter_map(|m| {
+            kinds.get(&m.id).map(|kind| Member {
+                id: m.id.clone(),
+                kind: *kind,
+                display: m.display.clone(),
+            })
+        })
+        .collect()
+}

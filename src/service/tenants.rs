@@ -1,0 +1,169 @@
+//! The admin API's logic: organisations (tenants) and their Secret Tokens.
+//!
+//! Every change that can revoke access (disabling provisioning, deleting an organisation,
+//! revoking a token, or rotating with `revokeExisting`) tells the auth cache to forget the
+//! affected grants before it answers.
+
+use crate::scim::error::{quote, Error, Result};
+use crate::store::tenants::{self as store, NewTenant, NewToken, Tenant, TokenInfo, TokenRefusal};
+use crate::store::Executor;
+use crate::tenancy::host::validate_subdomain;
+use crate::tenancy::token;
+
+use super::auth::AuthCache;
+use super::Runtime;
+
+/// Longest organisation name accepted.
+pub const MAX_NAME_LEN: usize = 200;
+
+fn check_name(name: &str) -> Result<()> {
+    if name.trim().is_empty() {
+        return Err(Error::invalid("name must not be empty"));
+    }
+    if name.chars().count() > MAX_NAME_LEN {
+        return Err(Error::invalid(format!(
+            "name must be at most {MAX_NAME_LEN} characters"
+        )));
+    }
+    Ok(())
+}
+
+fn not_found(sub: &str) -> Error {
+    Error::not_found(format!("no tenant with subdomain '{}'", quote(sub)))
+}
+
+/// Create an organisation; its name defaults to the subdomain, provisioning to enabled.
+pub async fn create<E: Executor, R: Runtime>(
+    db: &E,
+    rt: &R,
+    subdomain: &str,
+    name: Option<&str>,
+    provisioning_enabled: Option<bool>,
+) -> Result<Tenant> {
+    let subdomain = subdomain.trim();
+    validate_subdomain(subdomain).map_err(Error::invalid)?;
+    let name = name.unwrap_or(subdomain);
+    check_name(name)?;
+    store::create_tenant(
+        db,
+        NewTenant {
+            id: &rt.random_id("ten_")?,
+            subdomain,
+            name: name.trim(),
+            provisioning_enabled: provisioning_enabled.unwrap_or(true),
+            now: rt.now(),
+        },
+    )
+    .await
+}
+
+pub async fn list<E: Executor>(db: &E) -> Result<Vec<Tenant>> {
+    store::list_tenants(db).await
+}
+
+pub async fn get<E: Executor>(db: &E, sub: &str) -> Result<Tenant> {
+    store::get_tenant(db, sub)
+        .await?
+        .ok_or_else(|| not_found(sub))
+}
+
+/// Rename an organisation and/or switch its provisioning; cached grants carry the switch, so
+/// they are forgotten.
+pub async fn update<E: Executor, R: Runtime, C: AuthCache>(
+    db: &E,
+    rt: &R,
+    cache: &C,
+    sub: &str,
+    name: Option<&str>,
+    provisioning_enabled: Option<bool>,
+) -> Result<Tenant> {
+    if let Some(name) = name {
+        check_name(name)?;
+    }
+    if name.is_none() && provisioning_enabled.is_none() {
+        return Err(Error::invalid(
+            "nothing to change: give name and/or provisioningEnabled",
+        ));
+    }
+    let (tenant, hashes) =
+        store::update_tenant(db, sub, name.map(str::trim), provisioning_enabled, rt.now())
+            .await?
+            .ok_or_else(|| not_found(sub))?;
+    cache.forget(&hashes).await;
+    Ok(tenant)
+}
+
+/// Delete an organisation with all its data and tokens.
+pub async fn delete<E: Executor, C: AuthCache>(db: &E, cache: &C, sub: &str) -> Result<()> {
+    let hashes = store::delete_tenant(db, sub)
+        .await?
+        .ok_or_else(|| not_found(sub))?;
+    cache.forget(&hashes).await;
+    Ok(())
+}
+
+/// A new Secret Token: its row id and the token itself (shown once, never stored).
+pub struct Generated {
+    pub id: String,
+    pub token: token::NewToken,
+}
+
+/// "Generate new": at most [`store::MAX_ACTIVE_TOKENS`] live tokens, unless `revoke_existing`
+/// revokes the others in the same write.
+pub async fn create_token<E: Executor, R: Runtime, C: AuthCache>(
+    db: &E,
+    rt: &R,
+    cache: &C,
+    sub: &str,
+    revoke_existing: bool,
+) -> Result<Generated> {
+    let new = token::generate().map_err(|e| Error::internal(format!("getrandom: {}", e.0)))?;
+    let id = rt.random_id("tok_")?;
+    let outcome = store::create_token(
+        db,
+        sub,
+        NewToken {
+            id: &id,
+            hash: &new.hash,
+            hint: &new.hint,
+            now: rt.now(),
+        },
+        revoke_existing,
+    )
+    .await?;
+    match outcome {
+        Ok(revoked) => {
+            cache.forget(&revoked).await;
+            Ok(Generated { id, token: new })
+        }
+        Err(TokenRefusal::UnknownTenant) => Err(not_found(sub)),
+        Err(TokenRefusal::LimitReached) => Err(Error::state_conflict(format!(
+            "tenant '{}' already has {} active tokens; revoke one, or pass {{\"revokeExisting\": true}}",
+            quote(sub),
+            store::MAX_ACTIVE_TOKENS
+        ))),
+    }
+}
+
+pub async fn list_tokens<E: Executor>(db: &E, sub: &str) -> Result<Vec<TokenInfo>> {
+    store::list_tokens(db, sub)
+        .await?
+        .ok_or_else(|| not_found(sub))
+}
+
+pub async fn revoke_token<E: Executor, C: AuthCache>(
+    db: &E,
+    cache: &C,
+    sub: &str,
+    id: &str,
+) -> Result<()> {
+    let hash = store::revoke_token(db, sub, id).await?.ok_or_else(|| {
+        Error::not_found(format!(
+            "tenant '{}' has no token '{}'",
+            quote(sub),
+            quote(id)
+        ))
+    })?;
+    cache.forget(&[hash]).await;
+    Ok(())
+}
