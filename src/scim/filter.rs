@@ -289,6 +289,16 @@ impl<'a> Parser<'a> {
         }
     }
 
+    fn count_term(&mut self) -> Result<(), Error> {
+        self.terms = self.terms.saturating_add(1);
+        if self.terms > MAX_TERMS {
+            return Err(invalid(format!(
+                "filter has more than {MAX_TERMS} comparisons"
+            )));
+        }
+        Ok(())
+    }
+
     fn enter(&mut self) -> Result<(), Error> {
         self.depth = self.depth.saturating_add(1);
         if self.depth > MAX_DEPTH {
@@ -319,26 +329,26 @@ impl<'a> Parser<'a> {
         Ok(left)
     }
 
+    /// The rest of `( filter )`, after its `(`.
+    fn parenthesized(&mut self) -> Result<Filter, Error> {
+        let inner = self.or()?;
+        self.skip_ws();
+        if !self.eat(')') {
+            return Err(self.error("expected ')'"));
+        }
+        Ok(inner)
+    }
+
     fn unary(&mut self) -> Result<Filter, Error> {
         self.skip_ws();
         if self.eat('(') {
-            let inner = self.or()?;
-            self.skip_ws();
-            if !self.eat(')') {
-                return Err(self.error("expected ')'"));
-            }
-            return Ok(inner);
+            return self.parenthesized();
         }
         let save = self.rest;
         if self.keyword("not") {
             self.skip_ws();
             if self.eat('(') {
-                let inner = self.or()?;
-                self.skip_ws();
-                if !self.eat(')') {
-                    return Err(self.error("expected ')'"));
-                }
-                return Ok(Filter::Not(Box::new(inner)));
+                return Ok(Filter::Not(Box::new(self.parenthesized()?)));
             }
             // An attribute that happens to be called "not…": fall through.
             self.rest = save;
@@ -375,12 +385,7 @@ impl<'a> Parser<'a> {
         if path.is_empty() {
             return Err(self.error("expected an attribute name"));
         }
-        self.terms = self.terms.saturating_add(1);
-        if self.terms > MAX_TERMS {
-            return Err(invalid(format!(
-                "filter has more than {MAX_TERMS} comparisons"
-            )));
-        }
+        self.count_term()?;
         if self.eat('[') {
             if self.parent.is_some() {
                 return Err(self.error("value filters cannot be nested"));
@@ -402,12 +407,7 @@ impl<'a> Parser<'a> {
             }
             // Entra's `emails[type eq "work"].value eq "x"`: one more comparison.
             if self.eat('.') {
-                self.terms = self.terms.saturating_add(1);
-                if self.terms > MAX_TERMS {
-                    return Err(invalid(format!(
-                        "filter has more than {MAX_TERMS} comparisons"
-                    )));
-                }
+                self.count_term()?;
                 let sub_name = self.word();
                 let sub = attr.attr.sub(sub_name).ok_or_else(|| {
                     invalid(format!(

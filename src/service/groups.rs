@@ -1,4 +1,5 @@
-//! The `/Groups` operations (RFC 7644 §3.3–3.6, Entra's group dialect) and member resolution.
+//! What only `/Groups` does (RFC 7644 §3.3–3.6, Entra's group dialect), and member
+//! resolution; listing, reading and deleting are the shared ones of [`resources`].
 //!
 //! Members are rows (see [`crate::store::memberships`]): a member change never reads the member
 //! list and never needs to retry, since member changes commute. A change that also rewrites the
@@ -19,18 +20,18 @@
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 
-use super::resources::{self, Fetched, ListRequest, Resource};
+use super::resources::{self, Kind, Write};
 use super::{Runtime, Scope};
 use crate::scim::error::{quote, Error, Result, ScimType};
 use crate::scim::patch::{self, members, MemberOp, NewMember};
-use crate::scim::query::ListParams;
 use crate::scim::resource::{self, Data, RefType};
 use crate::scim::schema::GROUP_TYPE;
-use crate::store::groups::{self as store, StoredGroup};
+use crate::store::groups as store;
 use crate::store::memberships::{self, Member, MemberChange};
-use crate::store::{Delete, Executor, Written};
+use crate::store::resources::{Stored, Table};
+use crate::store::{Executor, Written};
 
-/// Groups, for the shared operations of [`resources`].
+/// Groups.
 pub struct Groups;
 
 /// One write of a group: its new attributes (if they change), its member changes, and the
@@ -41,84 +42,106 @@ pub struct GroupChange {
     pub if_version: Option<i64>,
 }
 
-impl Resource for Groups {
-    type Stored = StoredGroup;
+impl Kind for Groups {
+    const TABLE: Table = Table::Groups;
+    const REFS_ON_WRITE: bool = false;
     type Change = GroupChange;
-    type Written = ();
-    const NAME: &'static str = "Group";
 
-    fn version(stored: &StoredGroup) -> i64 {
-        stored.version
+    async fn write<E: Executor>(w: Write<'_, E, GroupChange>) -> Result<Written<Option<Stored>>> {
+        let c = w.change;
+        let (id, data) = (&w.current.id, c.data.as_ref());
+        let written = store::write(
+            w.db,
+            w.tenant_id,
+            id,
+            c.if_version,
+            data,
+            &c.members,
+            w.now,
+            w.write_id,
+        );
+        Ok(written.await?.map(|()| None))
     }
 
-    async fn read<E: Executor>(db: &E, tenant_id: &str, id: &str) -> Result<Option<StoredGroup>> {
-        store::get(db, tenant_id, id, false).await
+    /// The new group with its members (`[]` when none were given).
+    async fn create<E: Executor, R: Runtime>(s: &Scope<'_, E, R>, body: &Value) -> Result<Stored> {
+        let (data, listed) = split_body(body)?;
+        let id = s.rt.random_uuid()?;
+        let named = unique(&listed);
+        let ids: Vec<&str> = named.iter().map(|m| m.id.as_str()).collect();
+        let kinds = memberships::kinds(s.db, s.tenant_id, &ids).await?;
+        check_members(&id, &named, &kinds)?;
+        let members = resolved(&listed, &kinds);
+        let had_members = !members.is_empty();
+        let now = s.rt.now();
+        let write_id = s.rt.random_id("w_")?;
+        store::insert(s.db, s.tenant_id, &id, &data, members, now, &write_id).await?;
+        if had_members {
+            return resources::read::<Groups, _, _>(s, &id, true).await;
+        }
+        Ok(Stored {
+            id,
+            data,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+            manager_exists: false,
+            refs: Some(vec![]),
+        })
     }
 
-    async fn write<E: Executor>(
-        db: &E,
-        tenant_id: &str,
-        current: &StoredGroup,
-        change: &GroupChange,
-        now: i64,
-        write_id: &str,
-    ) -> Result<Written<()>> {
-        store::write(
-            db,
-            tenant_id,
-            &current.id,
-            change.if_version,
-            change.data.as_ref(),
-            &change.members,
-            now,
-            write_id,
-        )
-        .await
-    }
-
-    async fn delete<E: Executor>(
-        db: &E,
-        tenant_id: &str,
+    /// Replace the attributes and the member set.
+    async fn replace<E: Executor, R: Runtime>(
+        s: &Scope<'_, E, R>,
         id: &str,
-        if_version: Option<i64>,
-        now: i64,
-    ) -> Result<Delete> {
-        store::delete(db, tenant_id, id, if_version, now).await
+        body: &Value,
+        if_match: Option<&str>,
+    ) -> Result<Stored> {
+        let (data, listed) = split_body(body)?;
+        let (current, members) = prepare(s, id, vec![MemberOp::Replace(listed)]).await?;
+        resources::write::<Groups, _, _>(s, id, if_match, Some(current), |current| {
+            Ok(Some(GroupChange {
+                data: Some(data.clone()),
+                members: members.clone(),
+                if_version: Some(current.version),
+            }))
+        })
+        .await?;
+        resources::read::<Groups, _, _>(s, id, true).await
     }
-}
 
-/// `GET /Groups` and `POST /Groups/.search`: the matching total and one page; members are read
-/// only when the response keeps them.
-pub async fn list<E: Executor, R: Runtime>(
-    s: &Scope<'_, E, R>,
-    params: &ListParams,
-    with_members: bool,
-) -> Result<(u64, Vec<StoredGroup>)> {
-    let request = ListRequest::parse(&GROUP_TYPE, params)?;
-    store::list(s.db, s.tenant_id, &request.query(params), with_members).await
-}
-
-/// A group, with every member when asked.
-pub async fn read<E: Executor, R: Runtime>(
-    s: &Scope<'_, E, R>,
-    id: &str,
-    with_members: bool,
-) -> Result<StoredGroup> {
-    store::get(s.db, s.tenant_id, id, with_members)
-        .await?
-        .ok_or_else(|| resources::not_found::<Groups>(id))
-}
-
-/// `GET /Groups/{id}`.
-pub async fn get<E: Executor, R: Runtime>(
-    s: &Scope<'_, E, R>,
-    id: &str,
-    with_members: bool,
-    if_none_match: Option<&str>,
-) -> Result<Fetched<StoredGroup>> {
-    let g = read(s, id, with_members).await?;
-    let version = g.version;
-    Ok(resources::fetched(g, version, if_none_match))
+    /// Attribute operations run on the group's data, member operations become row changes.
+    async fn patch<E: Executor, R: Runtime>(
+        s: &Scope<'_, E, R>,
+        id: &str,
+        body: &Value,
+        if_match: Option<&str>,
+    ) -> Result<Option<Stored>> {
+        let ops = patch::parse(&GROUP_TYPE, body)?;
+        let (attr_ops, member_ops) = patch::take_members(ops, "members")?;
+        let (current, members) = prepare(s, id, member_ops).await?;
+        resources::write::<Groups, _, _>(s, id, if_match, Some(current), |current| {
+            let data = if attr_ops.is_empty() {
+                None
+            } else {
+                let data = patch::apply(&GROUP_TYPE, &current.data, &attr_ops)?;
+                (data != current.data).then_some(data)
+            };
+            if data.is_none() && members.is_empty() {
+                return Ok(None);
+            }
+            // Member changes alone commute and need no condition, unless the client asked
+            // for the version it saw.
+            let conditional = data.is_some() || if_match.is_some();
+            Ok(Some(GroupChange {
+                data,
+                members: members.clone(),
+                if_version: conditional.then_some(current.version),
+            }))
+        })
+        .await?;
+        Ok(None)
+    }
 }
 
 /// Split a create/replace body into the group's attributes and its members.
@@ -135,105 +158,13 @@ fn split_body(body: &Value) -> Result<(Data, Vec<NewMember>)> {
     Ok((data, listed))
 }
 
-/// `POST /Groups`: the new group with its members (`[]` when none were given).
-pub async fn create<E: Executor, R: Runtime>(
-    s: &Scope<'_, E, R>,
-    body: &Value,
-) -> Result<StoredGroup> {
-    let (data, listed) = split_body(body)?;
-    let id = s.rt.random_uuid()?;
-    let named = unique(&listed);
-    let ids: Vec<&str> = named.iter().map(|m| m.id.as_str()).collect();
-    let kinds = memberships::kinds(s.db, s.tenant_id, &ids).await?;
-    check_members(&id, &named, &kinds)?;
-    let members = resolved(&listed, &kinds);
-    let had_members = !members.is_empty();
-    let now = s.rt.now();
-    let write_id = s.rt.random_id("w_")?;
-    store::insert(s.db, s.tenant_id, &id, &data, members, now, &write_id).await?;
-    if had_members {
-        return read(s, &id, true).await;
-    }
-    Ok(StoredGroup {
-        id,
-        data,
-        version: 1,
-        created_at: now,
-        updated_at: now,
-        members: Some(vec![]),
-    })
-}
-
-/// `PUT /Groups/{id}`: replace the attributes and the member set; the group as it is then.
-pub async fn replace<E: Executor, R: Runtime>(
-    s: &Scope<'_, E, R>,
-    id: &str,
-    body: &Value,
-    if_match: Option<&str>,
-) -> Result<StoredGroup> {
-    let (data, listed) = split_body(body)?;
-    let (current, members) = prepare(s, id, vec![MemberOp::Replace(listed)]).await?;
-    resources::write::<Groups, _, _>(s, id, if_match, Some(current), |current| {
-        Ok(Some(GroupChange {
-            data: Some(data.clone()),
-            members: members.clone(),
-            if_version: Some(current.version),
-        }))
-    })
-    .await?;
-    read(s, id, true).await
-}
-
-/// `PATCH /Groups/{id}`: attribute operations run on the group's data, member operations
-/// become row changes.
-pub async fn patch<E: Executor, R: Runtime>(
-    s: &Scope<'_, E, R>,
-    id: &str,
-    body: &Value,
-    if_match: Option<&str>,
-) -> Result<()> {
-    let ops = patch::parse(&GROUP_TYPE, body)?;
-    let (attr_ops, member_ops) = patch::take_members(ops, "members")?;
-    let (current, members) = prepare(s, id, member_ops).await?;
-    resources::write::<Groups, _, _>(s, id, if_match, Some(current), |current| {
-        let data = if attr_ops.is_empty() {
-            None
-        } else {
-            let data = patch::apply(&GROUP_TYPE, &current.data, &attr_ops)?;
-            (data != current.data).then_some(data)
-        };
-        if data.is_none() && members.is_empty() {
-            return Ok(None);
-        }
-        // Member changes alone commute and need no condition, unless the client asked for
-        // the version it saw.
-        let conditional = data.is_some() || if_match.is_some();
-        Ok(Some(GroupChange {
-            data,
-            members: members.clone(),
-            if_version: conditional.then_some(current.version),
-        }))
-    })
-    .await?;
-    Ok(())
-}
-
-/// `DELETE /Groups/{id}`: the group leaves the groups it was in.
-pub async fn delete<E: Executor, R: Runtime>(
-    s: &Scope<'_, E, R>,
-    id: &str,
-    if_match: Option<&str>,
-) -> Result<()> {
-    resources::delete::<Groups, _, _>(s, id, if_match).await
-}
-
 /// The group as it is now and its member changes, with every member the operations add
 /// resolved in the same batch: 404 before any member is judged.
 async fn prepare<E: Executor, R: Runtime>(
     s: &Scope<'_, E, R>,
     group_id: &str,
     ops: Vec<MemberOp>,
-) -> Result<(StoredGroup, Vec<MemberChange>)> {
+) -> Result<(Stored, Vec<MemberChange>)> {
     let named = unique(ops.iter().flat_map(|op| match op {
         MemberOp::Add(listed) | MemberOp::Replace(listed) => listed.as_slice(),
         _ => &[],

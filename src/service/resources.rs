@@ -1,6 +1,6 @@
-//! What the `/Users` and `/Groups` operations share: reading with `If-None-Match`, the
+//! One resource service for `/Users` and `/Groups`: listing, reading with `If-None-Match`, the
 //! conditional-write loop with `If-Match`, and deleting with 404 told from 412 (RFC 7644
-//! §3.14), written once for every resource type ([`Resource`] says what differs).
+//! §3.14), written once for every resource type; [`Kind`] says what differs.
 //!
 //! D1 has no interactive transactions: a write reads the resource, computes the new state from
 //! it, and writes on the condition that its version has not moved (`UPDATE … WHERE version =
@@ -8,57 +8,75 @@
 //! lose each other's changes; with `If-Match` the client asked for that version only, and a
 //! moved version is `412` instead.
 
+use serde_json::Value;
+
 use super::{Runtime, Scope};
-use crate::scim::error::ScimType;
-use crate::scim::error::{quote, Error, Result};
+use crate::scim::error::{quote, Error, Result, ScimType};
 use crate::scim::etag;
 use crate::scim::filter::{self, Filter};
 use crate::scim::query::ListParams;
 use crate::scim::schema::{AttrRef, Resolved, ResourceType};
 use crate::store::listing::ListQuery;
+use crate::store::resources::{self, Stored, Table};
 use crate::store::{Delete, Executor, Written};
 
 /// Attempts at a conditional write before giving up under contention.
 pub const MAX_ATTEMPTS: u32 = 32;
 
-/// What differs between resource types for the shared operations.
+/// What differs between resource types: where they live, how a request creates, replaces and
+/// patches one, and how a computed change is written.
 #[allow(async_fn_in_trait)] // single-threaded runtime: futures need not be Send
-pub trait Resource {
-    /// The resource as stored.
-    type Stored;
+pub trait Kind {
+    /// The table of the resources (and so their resource type, and the references read
+    /// beside them).
+    const TABLE: Table;
+    /// Whether a write starts from the resource with its references (a user's reply after a
+    /// write shows its groups; a group's PATCH reply shows nothing).
+    const REFS_ON_WRITE: bool;
     /// A change computed from the stored resource, for one conditional write.
     type Change;
-    /// What a successful write gives back.
-    type Written;
-    /// The resource type's name, for error details (`User`, `Group`).
-    const NAME: &'static str;
 
-    fn version(stored: &Self::Stored) -> i64;
+    /// Write `w.change`, conditionally on the version of `w.current` where the change says
+    /// so; the resource as written when that is known without another read.
+    async fn write<E: Executor>(w: Write<'_, E, Self::Change>) -> Result<Written<Option<Stored>>>;
 
-    /// The resource as a write starts from.
-    async fn read<E: Executor>(db: &E, tenant_id: &str, id: &str) -> Result<Option<Self::Stored>>;
+    /// `POST`: the new resource.
+    async fn create<E: Executor, R: Runtime>(s: &Scope<'_, E, R>, body: &Value) -> Result<Stored>;
 
-    /// Write `change`, conditionally on the version of `current` where the change says so.
-    async fn write<E: Executor>(
-        db: &E,
-        tenant_id: &str,
-        current: &Self::Stored,
-        change: &Self::Change,
-        now: i64,
-        write_id: &str,
-    ) -> Result<Written<Self::Written>>;
-
-    async fn delete<E: Executor>(
-        db: &E,
-        tenant_id: &str,
+    /// `PUT` (RFC 7644 §3.5.1): the resource as it is then.
+    async fn replace<E: Executor, R: Runtime>(
+        s: &Scope<'_, E, R>,
         id: &str,
-        if_version: Option<i64>,
-        now: i64,
-    ) -> Result<Delete>;
+        body: &Value,
+        if_match: Option<&str>,
+    ) -> Result<Stored>;
+
+    /// `PATCH` (RFC 7644 §3.5.2): the resource as it is then, or `None` where the type
+    /// answers `204 No Content` (groups, as Entra prefers).
+    async fn patch<E: Executor, R: Runtime>(
+        s: &Scope<'_, E, R>,
+        id: &str,
+        body: &Value,
+        if_match: Option<&str>,
+    ) -> Result<Option<Stored>>;
 }
 
-pub fn not_found<K: Resource>(id: &str) -> Error {
-    Error::not_found(format!("{} '{}' not found", K::NAME, quote(id)))
+/// One conditional write: where, when, under which tag, from what, and the change.
+pub struct Write<'a, E, C> {
+    pub db: &'a E,
+    pub tenant_id: &'a str,
+    pub now: i64,
+    pub write_id: &'a str,
+    pub current: &'a Stored,
+    pub change: &'a C,
+}
+
+pub fn not_found<K: Kind>(id: &str) -> Error {
+    Error::not_found(format!(
+        "{} '{}' not found",
+        K::TABLE.resource_type().name,
+        quote(id)
+    ))
 }
 
 pub fn precondition_failed() -> Error {
@@ -103,61 +121,106 @@ pub enum Outcome<S, W> {
     Written(W),
 }
 
+/// One page of resources and the total that match (RFC 7644 §3.4.2); references are read
+/// only when the response keeps them.
+pub async fn list<K: Kind, E: Executor, R: Runtime>(
+    s: &Scope<'_, E, R>,
+    params: &ListParams,
+    with_refs: bool,
+) -> Result<(u64, Vec<Stored>)> {
+    let request = ListRequest::parse(K::TABLE.resource_type(), params)?;
+    resources::list(
+        s.db,
+        K::TABLE,
+        s.tenant_id,
+        &request.query(params),
+        with_refs,
+    )
+    .await
+}
+
+/// One resource, with all its references when asked.
+pub async fn read<K: Kind, E: Executor, R: Runtime>(
+    s: &Scope<'_, E, R>,
+    id: &str,
+    with_refs: bool,
+) -> Result<Stored> {
+    resources::get(s.db, K::TABLE, s.tenant_id, id, with_refs)
+        .await?
+        .ok_or_else(|| not_found::<K>(id))
+}
+
+/// `GET /…/{id}` under `If-None-Match`.
+pub async fn get<K: Kind, E: Executor, R: Runtime>(
+    s: &Scope<'_, E, R>,
+    id: &str,
+    with_refs: bool,
+    if_none_match: Option<&str>,
+) -> Result<Fetched<Stored>> {
+    let found = read::<K, _, _>(s, id, with_refs).await?;
+    let version = found.version;
+    Ok(fetched(found, version, if_none_match))
+}
+
 /// Read, compute the change from the current state, and write it only if nothing changed in
 /// between; otherwise read again and recompute. With `If-Match`, a version that does not match
 /// (before or during the write) is 412. `first` is the resource if the caller has just read it
 /// (saving the first read).
-pub async fn write<K: Resource, E: Executor, R: Runtime>(
+pub async fn write<K: Kind, E: Executor, R: Runtime>(
     s: &Scope<'_, E, R>,
     id: &str,
     if_match: Option<&str>,
-    first: Option<K::Stored>,
-    compute: impl Fn(&K::Stored) -> Result<Option<K::Change>>,
-) -> Result<Outcome<K::Stored, K::Written>> {
+    first: Option<Stored>,
+    compute: impl Fn(&Stored) -> Result<Option<K::Change>>,
+) -> Result<Outcome<Stored, Option<Stored>>> {
     let mut first = first;
     for attempt in 0..MAX_ATTEMPTS {
         let current = match first.take() {
             Some(c) => c,
-            None => K::read(s.db, s.tenant_id, id)
-                .await?
-                .ok_or_else(|| not_found::<K>(id))?,
+            None => read::<K, _, _>(s, id, K::REFS_ON_WRITE).await?,
         };
-        if !etag::if_match_allows(if_match, K::version(&current)) {
+        if !etag::if_match_allows(if_match, current.version) {
             return Err(precondition_failed());
         }
         let Some(change) = compute(&current)? else {
             return Ok(Outcome::Unchanged(current));
         };
         let write_id = s.rt.random_id("w_")?;
-        match K::write(s.db, s.tenant_id, &current, &change, s.rt.now(), &write_id).await? {
+        let w = Write {
+            db: s.db,
+            tenant_id: s.tenant_id,
+            now: s.rt.now(),
+            write_id: &write_id,
+            current: &current,
+            change: &change,
+        };
+        match K::write(w).await? {
             Written::Done(w) => return Ok(Outcome::Written(w)),
             Written::Stale if if_match.is_some() => return Err(precondition_failed()),
             // Another writer won, or the resource is gone: the next read tells which.
             Written::Stale => s.rt.pause(attempt).await,
         }
     }
-    Err(contention(K::NAME))
+    Err(contention(K::TABLE.resource_type().name))
 }
 
 /// Delete: 404 when there is no such resource, 412 when `If-Match` names another version.
-pub async fn delete<K: Resource, E: Executor, R: Runtime>(
+pub async fn delete<K: Kind, E: Executor, R: Runtime>(
     s: &Scope<'_, E, R>,
     id: &str,
     if_match: Option<&str>,
 ) -> Result<()> {
     let version = if etag::names_a_version(if_match) {
         // Only a specific version can be compared in SQL; read it to test the header.
-        let current = K::read(s.db, s.tenant_id, id)
-            .await?
-            .ok_or_else(|| not_found::<K>(id))?;
-        if !etag::if_match_allows(if_match, K::version(&current)) {
+        let current = read::<K, _, _>(s, id, false).await?;
+        if !etag::if_match_allows(if_match, current.version) {
             return Err(precondition_failed());
         }
-        Some(K::version(&current))
+        Some(current.version)
     } else {
         None
     };
-    match K::delete(s.db, s.tenant_id, id, version, s.rt.now()).await? {
+    match resources::delete(s.db, K::TABLE, s.tenant_id, id, version, s.rt.now()).await? {
         Delete::Deleted => Ok(()),
         Delete::NotFound => Err(not_found::<K>(id)),
         Delete::Stale => Err(precondition_failed()),

@@ -6,22 +6,24 @@
 //! type; one that names an attribute only one type has matches nothing in the other (RFC 7644
 //! §3.4.2.2), and is 400 only if it is invalid for every type.
 
-use super::{groups, users, Runtime, Scope};
+use super::groups::Groups;
+use super::resources;
+use super::users::Users;
+use super::{Runtime, Scope};
 use crate::scim::error::{Result, ScimType};
 use crate::scim::query::ListParams;
-use crate::store::groups::StoredGroup;
-use crate::store::users::StoredUser;
+use crate::store::resources::Stored;
 use crate::store::Executor;
 
 /// One page across both types: users first.
 #[derive(Debug, Default)]
 pub struct Page {
     pub total: u64,
-    pub users: Vec<StoredUser>,
-    pub groups: Vec<StoredGroup>,
+    pub users: Vec<Stored>,
+    pub groups: Vec<Stored>,
 }
 
-/// What the response keeps of each type, so that the store reads no more than that.
+/// What the response keeps of each type's references, so that the store reads no more.
 #[derive(Debug, Clone, Copy)]
 pub struct Wanted {
     pub user_groups: bool,
@@ -34,46 +36,53 @@ pub async fn all<E: Executor, R: Runtime>(
     params: &ListParams,
     wanted: Wanted,
 ) -> Result<Page> {
-    let (user_total, users) = match users::list(s, params, wanted.user_groups).await {
-        Ok(found) => found,
-        Err(e) if e.scim_type == Some(ScimType::InvalidFilter) => {
-            // The filter may still be meaningful for groups.
-            let (total, groups) = groups::list(s, params, wanted.group_members).await?;
-            return Ok(Page {
-                total,
-                users: vec![],
-                groups,
-            });
+    let groups = |p: ListParams| async move {
+        match resources::list::<Groups, _, _>(s, &p, wanted.group_members).await {
+            Err(e) if e.scim_type == Some(ScimType::InvalidFilter) => Ok((0, vec![])),
+            other => other,
         }
-        Err(e) => return Err(e),
     };
+    let (user_total, users) =
+        match resources::list::<Users, _, _>(s, params, wanted.user_groups).await {
+            Ok(found) => found,
+            Err(e) if e.scim_type == Some(ScimType::InvalidFilter) => {
+                // The filter may still be meaningful for groups.
+                let (total, groups) =
+                    resources::list::<Groups, _, _>(s, params, wanted.group_members).await?;
+                return Ok(Page {
+                    total,
+                    users: vec![],
+                    groups,
+                });
+            }
+            Err(e) => return Err(e),
+        };
     // A page of users cut short (their groups passed the page budget) ends the page here:
     // groups added after it would skip the users it left out.
     let users_left = user_total.saturating_sub(params.start_index.saturating_sub(1));
     let returned = u64::try_from(users.len()).unwrap_or(u64::MAX);
-    let count_only = ListParams {
-        count: 0,
-        ..params.clone()
-    };
-    let (group_params, want_page) = if returned < params.count.min(users_left) {
-        (count_only, false)
-    } else {
-        // Where the page continues in the groups, and how many more it may hold.
-        let rest = ListParams {
-            start_index: params.start_index.saturating_sub(user_total).max(1),
-            count: params.count.saturating_sub(returned),
+    if returned < params.count.min(users_left) {
+        let (group_total, _) = groups(ListParams {
+            count: 0,
             ..params.clone()
-        };
-        (rest, true)
-    };
-    let (group_total, groups) = match groups::list(s, &group_params, wanted.group_members).await {
-        Ok(found) => found,
-        Err(e) if e.scim_type == Some(ScimType::InvalidFilter) => (0, vec![]),
-        Err(e) => return Err(e),
-    };
+        })
+        .await?;
+        return Ok(Page {
+            total: user_total.saturating_add(group_total),
+            users,
+            groups: vec![],
+        });
+    }
+    // Where the page continues in the groups, and how many more it may hold.
+    let (group_total, page) = groups(ListParams {
+        start_index: params.start_index.saturating_sub(user_total).max(1),
+        count: params.count.saturating_sub(returned),
+        ..params.clone()
+    })
+    .await?;
     Ok(Page {
         total: user_total.saturating_add(group_total),
         users,
-        groups: if want_page { groups } else { vec![] },
+        groups: page,
     })
 }

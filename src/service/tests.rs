@@ -7,38 +7,16 @@ use serde_json::{json, Value};
 use std::cell::Cell;
 use std::path::Path;
 
-use super::groups;
-use super::resources::Fetched;
+use super::groups::Groups;
+use super::resources::{self, Fetched, Kind};
 use super::testing::{MemoryCache, TestRuntime};
-use super::users;
+use super::users::Users;
 use super::{auth, tenants, Scope};
 use crate::scim::error::Error;
-use crate::scim::resource::from_request;
-use crate::scim::schema::USER_TYPE;
+use crate::store::fixture::{directory, group_state, organisations, T};
+use crate::store::resources::Table;
 use crate::store::sqlite::Sqlite;
-use crate::store::tenants::{create_tenant, NewTenant};
 use crate::store::{self, Executor, Outcome, Stmt, StoreError};
-
-const T: &str = "ten_a";
-
-/// A database with organisations `a` (tenant T) and `b`.
-fn db() -> Sqlite {
-    let db = Sqlite::migrated();
-    for (id, sub) in [(T, "a"), ("ten_b", "b")] {
-        block_on(create_tenant(
-            &db,
-            NewTenant {
-                id,
-                subdomain: sub,
-                name: sub,
-                provisioning_enabled: true,
-                now: 0,
-            },
-        ))
-        .expect("tenant");
-    }
-    db
-}
 
 fn scope<'a, E>(db: &'a E, rt: &'a TestRuntime) -> Scope<'a, E, TestRuntime> {
     Scope {
@@ -103,25 +81,26 @@ fn check_outcome<T>(f: &Value, result: &Result<T, Error>) -> Result<(), String> 
 /// The stored resource must be `expect` (after an error: `before`, unchanged).
 fn replay_user(path: &Path) -> Result<(), String> {
     let f = read_fixture(path);
-    let db = db();
+    let db = organisations();
     let rt = TestRuntime::at(10);
     let s = scope(&db, &rt);
     let (result, id) = match f["operation"].as_str() {
         Some("create") => {
-            let r = block_on(users::create(&s, &f["request"]));
+            let r = block_on(Users::create(&s, &f["request"]));
             let id = r.as_ref().map(|u| u.id.clone()).unwrap_or_default();
             (r.map(|_| ()), id)
         }
         Some("patch") => {
             let before = f["before"].as_object().cloned().ok_or("no 'before'")?;
             block_on(store::users::insert(&db, T, "u1", &before, 1, "w0")).map_err(|e| e.detail)?;
-            let r = block_on(users::patch(&s, "u1", &f["request"], None));
+            let r = block_on(Users::patch(&s, "u1", &f["request"], None));
             (r.map(|_| ()), "u1".to_string())
         }
         other => return Err(format!("unknown operation {other:?}")),
     };
     check_outcome(&f, &result)?;
-    let stored = block_on(store::users::get(&db, T, &id)).map_err(|e| e.detail)?;
+    let stored =
+        block_on(store::resources::get(&db, Table::Users, T, &id, false)).map_err(|e| e.detail)?;
     let want = match (f.get("error"), stored) {
         (Some(_), None) => return Ok(()),
         (Some(_), Some(u)) => (Value::Object(u.data), f["before"].clone()),
@@ -150,95 +129,23 @@ fn user_fixtures_through_the_service_store_their_resource() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-/// The group fixtures' directory: users u1..u5, group g1 (`before`: its name and members) and
-/// g2, and a user of another organisation.
-fn group_db(before: &Value) -> Sqlite {
-    let db = db();
-    for i in 1..=5 {
-        let data =
-            from_request(&USER_TYPE, &json!({"userName": format!("user{i}@x.org")})).expect("user");
-        block_on(store::users::insert(
-            &db,
-            T,
-            &format!("u{i}"),
-            &data,
-            i,
-            "w",
-        ))
-        .expect("insert");
-    }
-    let other = from_request(&USER_TYPE, &json!({"userName": "b@x.org"})).expect("user");
-    block_on(store::users::insert(
-        &db,
-        "ten_b",
-        "other-tenant-user",
-        &other,
-        1,
-        "w",
-    ))
-    .expect("insert");
-    let members: Vec<store::memberships::Member> = before["members"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .map(|s| store::memberships::Member {
-            id: s.to_string(),
-            kind: crate::scim::resource::RefType::User,
-            display: Some(format!("{s} display")),
-        })
-        .collect();
-    let name = before["displayName"].as_str().unwrap_or("Sales");
-    for (id, name, members) in [("g1", name, members), ("g2", "Marketing", vec![])] {
-        let data = json!({"displayName": name});
-        block_on(store::groups::insert(
-            &db,
-            T,
-            id,
-            data.as_object().expect("object"),
-            members,
-            10,
-            "w",
-        ))
-        .expect("group");
-    }
-    db
-}
-
-/// A group's attributes and its sorted member ids, as the fixtures state them.
-fn group_state(db: &Sqlite, id: &str) -> Value {
-    let g = block_on(store::groups::get(db, T, id, true))
-        .expect("get")
-        .expect("exists");
-    let mut members: Vec<String> = g
-        .members
-        .unwrap_or_default()
-        .into_iter()
-        .map(|m| m.id)
-        .collect();
-    members.sort();
-    let mut state = g.data;
-    state.insert("members".into(), json!(members));
-    Value::Object(state)
-}
-
 fn replay_group(path: &Path) -> Result<(), String> {
     let f = read_fixture(path);
     let before = f
         .get("before")
         .cloned()
         .unwrap_or(json!({"displayName": "Sales", "members": []}));
-    let db = group_db(&before);
+    let db = directory(&before);
     let rt = TestRuntime::at(20);
     let s = scope(&db, &rt);
     let (result, id) = match f["operation"].as_str() {
         Some("group_create") => {
-            let r = block_on(groups::create(&s, &f["request"]));
+            let r = block_on(Groups::create(&s, &f["request"]));
             let id = r.as_ref().map(|g| g.id.clone()).unwrap_or_default();
             (r.map(|_| ()), id)
         }
         Some("group_patch") => (
-            block_on(groups::patch(&s, "g1", &f["request"], None)),
+            block_on(Groups::patch(&s, "g1", &f["request"], None)).map(|_| ()),
             "g1".to_string(),
         ),
         other => return Err(format!("unknown operation {other:?}")),
@@ -299,7 +206,7 @@ impl Executor for LosesFirstRace<'_> {
 
 #[test]
 fn a_write_that_loses_the_race_is_retried_and_nothing_is_lost() {
-    let db = group_db(&json!({"displayName": "Sales", "members": ["u1"]}));
+    let db = directory(&json!({"displayName": "Sales", "members": ["u1"]}));
     let rt = TestRuntime::at(30);
     for table in ["users", "groups"] {
         let racing = LosesFirstRace {
@@ -311,25 +218,27 @@ fn a_write_that_loses_the_race_is_retried_and_nothing_is_lost() {
         let rename =
             json!({"Operations": [{"op": "replace", "path": "displayName", "value": "Renamed"}]});
         if table == "users" {
-            let u = block_on(users::patch(&s, "u2", &rename, None)).expect("patch");
+            let u = block_on(Users::patch(&s, "u2", &rename, None))
+                .expect("patch")
+                .expect("a user PATCH answers with the user");
             assert_eq!(
                 (u.data["displayName"].clone(), u.version),
                 (json!("Renamed"), 3)
             );
             // With If-Match the client asked for the version it saw: a lost race is 412.
             racing.armed.set(true);
-            let e = block_on(users::patch(&s, "u3", &rename, Some("W/\"1\""))).expect_err("412");
+            let e = block_on(Users::patch(&s, "u3", &rename, Some("W/\"1\""))).expect_err("412");
             assert_eq!(e.status, 412);
         } else {
-            block_on(groups::patch(&s, "g1", &rename, None)).expect("patch");
-            let g = block_on(store::groups::get(&db, T, "g1", true))
+            block_on(Groups::patch(&s, "g1", &rename, None)).expect("patch");
+            let g = block_on(store::resources::get(&db, Table::Groups, T, "g1", true))
                 .expect("get")
                 .expect("g1");
             assert_eq!(
                 (g.data["displayName"].clone(), g.version),
                 (json!("Renamed"), 3)
             );
-            assert_eq!(g.members.map(|m| m.len()), Some(1), "members untouched");
+            assert_eq!(g.refs.map(|m| m.len()), Some(1), "members untouched");
         }
     }
     assert_eq!(rt.pauses.get(), 2, "one pause before each retry");
@@ -337,37 +246,51 @@ fn a_write_that_loses_the_race_is_retried_and_nothing_is_lost() {
 
 #[test]
 fn preconditions_and_not_found() {
-    let db = group_db(&json!({"displayName": "Sales", "members": []}));
+    let db = directory(&json!({"displayName": "Sales", "members": []}));
     let rt = TestRuntime::at(40);
     let s = scope(&db, &rt);
     let replace = json!({"Operations": [{"op": "replace", "path": "displayName", "value": "X"}]});
     // If-None-Match: 304 at the current version, the resource otherwise.
     assert_eq!(
-        block_on(users::get(&s, "u1", Some("W/\"1\""))).expect("get"),
+        block_on(resources::get::<Users, _, _>(
+            &s,
+            "u1",
+            true,
+            Some("W/\"1\"")
+        ))
+        .expect("get"),
         Fetched::NotModified(1)
     );
     assert!(matches!(
-        block_on(users::get(&s, "u1", Some("W/\"9\""))).expect("get"),
+        block_on(resources::get::<Users, _, _>(
+            &s,
+            "u1",
+            true,
+            Some("W/\"9\"")
+        ))
+        .expect("get"),
         Fetched::Found(_)
     ));
     assert!(matches!(
-        block_on(groups::get(&s, "g1", false, Some("*"))).expect("get"),
+        block_on(resources::get::<Groups, _, _>(&s, "g1", false, Some("*"))).expect("get"),
         Fetched::NotModified(1)
     ));
     // If-Match: another version is 412 and changes nothing; the current one writes.
-    let e = block_on(users::patch(&s, "u1", &replace, Some("W/\"2\""))).expect_err("412");
+    let e = block_on(Users::patch(&s, "u1", &replace, Some("W/\"2\""))).expect_err("412");
     assert_eq!(e.status, 412);
-    let u = block_on(users::patch(&s, "u1", &replace, Some("W/\"1\""))).expect("patch");
+    let u = block_on(Users::patch(&s, "u1", &replace, Some("W/\"1\"")))
+        .expect("patch")
+        .expect("a user PATCH answers with the user");
     assert_eq!(u.version, 2);
-    let e = block_on(groups::patch(&s, "g1", &replace, Some("W/\"7\""))).expect_err("412");
+    let e = block_on(Groups::patch(&s, "g1", &replace, Some("W/\"7\""))).expect_err("412");
     assert_eq!(e.status, 412);
     // Deletes: 412 at another version, 204 at this one, then 404; `*` matches any version.
     for (id, is_user) in [("u1", true), ("g1", false)] {
         let delete = |if_match| {
             if is_user {
-                block_on(users::delete(&s, id, if_match))
+                block_on(resources::delete::<Users, _, _>(&s, id, if_match))
             } else {
-                block_on(groups::delete(&s, id, if_match))
+                block_on(resources::delete::<Groups, _, _>(&s, id, if_match))
             }
         };
         assert_eq!(delete(Some("W/\"99\"")).map_err(|e| e.status), Err(412));
@@ -379,22 +302,22 @@ fn preconditions_and_not_found() {
     let bad_members =
         json!({"Operations": [{"op": "add", "path": "members", "value": [{"value": "nope"}]}]});
     assert_eq!(
-        block_on(groups::patch(&s, "g1", &bad_members, None)).map_err(|e| e.status),
+        block_on(Groups::patch(&s, "g1", &bad_members, None)).map_err(|e| e.status),
         Err(404)
     );
     assert_eq!(
-        block_on(groups::patch(&s, "g2", &bad_members, None)).map_err(|e| e.status),
+        block_on(Groups::patch(&s, "g2", &bad_members, None)).map_err(|e| e.status),
         Err(400)
     );
     assert_eq!(
-        block_on(users::patch(&s, "u1", &replace, None)).map_err(|e| e.status),
+        block_on(Users::patch(&s, "u1", &replace, None)).map_err(|e| e.status),
         Err(404)
     );
 }
 
 #[test]
 fn authentication_uses_the_cache_until_access_is_revoked() {
-    let db = db();
+    let db = organisations();
     let rt = TestRuntime::at(50);
     let cache = MemoryCache::default();
     let created = block_on(tenants::create_token(&db, &rt, &cache, "a", false)).expect("token");

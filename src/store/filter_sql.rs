@@ -20,6 +20,7 @@
 
 use serde_json::Value;
 
+use super::resources::Table;
 use super::Param;
 use crate::scim::error::{Error, ScimType};
 use crate::scim::filter::{Filter, Op};
@@ -37,22 +38,6 @@ pub struct Condition {
 
 fn invalid(detail: impl Into<String>) -> Error {
     Error::bad_request(ScimType::InvalidFilter, detail)
-}
-
-/// The table a filter runs against: `users u` or `groups g`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Table {
-    Users,
-    Groups,
-}
-
-impl Table {
-    fn alias(self) -> &'static str {
-        match self {
-            Table::Users => "u",
-            Table::Groups => "g",
-        }
-    }
 }
 
 /// How a multi-valued attribute is stored.

@@ -1,142 +1,21 @@
-//! SQL for SCIM Groups and their memberships.
-//!
-//! A membership is a row of `memberships (tenant_id, group_id, member_id, member_type)`. Adding
-//! members is `INSERT … ON CONFLICT DO NOTHING`, removing them `DELETE … WHERE`: no statement
-//! reads or rewrites a member list, so concurrent member changes cannot undo each other, and one
-//! member costs the same in a group of 10 or 100,000. Each member PATCH also bumps the group's
-//! `version` (`version = version + 1`, one small row) so that `meta.version` changes.
+//! SQL for what only groups have: their indexed columns (`display_name` and its folded key,
+//! `external_id`) written with their member changes ([`super::memberships`]) in one batch.
+//! Each member change also bumps the group's `version` (one small row) so that `meta.version`
+//! changes. Reading and deleting are [`super::resources`]'s, as for users.
 //!
 //! Statements that must commit together go in one batch; those after the group's own UPDATE are
 //! guarded by the `write_id` it set (as for users), so a write that lost a version race changes
 //! nothing.
 
-use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 
-use super::filter_sql::Table;
-use super::listing::{list_page, ListQuery};
 pub use super::memberships::{Member, MemberChange};
-use super::refs::{self, Refs};
-use super::{memberships, Delete, Executor, Param, Stmt, StoreError, Written};
+use super::resources::{self, Stored, Table};
+use super::{memberships, Executor, Param, Stmt, StoreError, Written};
 use crate::scim::error::{quote, Error, Result};
 use crate::scim::fold::fold;
-use crate::scim::resource::{MemberRef, RefType};
-
-/// A group as stored; `members` is `None` when the query did not ask for them.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredGroup {
-    pub id: String,
-    pub data: Map<String, Value>,
-    pub version: i64,
-    pub created_at: i64,
-    pub updated_at: i64,
-    pub members: Option<Vec<MemberRef>>,
-}
-
-#[derive(Deserialize)]
-struct Row {
-    id: String,
-    data: String,
-    version: i64,
-    created_at: i64,
-    updated_at: i64,
-    /// The group's member count, when the query asked for it (a list page with members).
-    #[serde(default)]
-    ref_count: i64,
-}
-
-impl Row {
-    fn into_group(self) -> Result<StoredGroup> {
-        let data = super::parse_data("group", &self.id, &self.data)?;
-        Ok(StoredGroup {
-            id: self.id,
-            data,
-            version: self.version,
-            created_at: self.created_at,
-            updated_at: self.updated_at,
-            members: None,
-        })
-    }
-}
-
-const SELECT: &str = "SELECT g.id, g.data, g.version, g.created_at, g.updated_at FROM groups g";
-
-/// One page of groups and the total that match; with members, each group's members, the page
-/// cut short once their members pass [`refs::PAGE_BUDGET`] rows.
-pub async fn list<E: Executor>(
-    db: &E,
-    tenant_id: &str,
-    q: &ListQuery<'_>,
-    with_members: bool,
-) -> Result<(u64, Vec<StoredGroup>)> {
-    if !with_members {
-        let (n, rows) = list_page::<_, Row>(db, Table::Groups, SELECT, tenant_id, q).await?;
-        let groups = rows
-            .into_iter()
-            .map(Row::into_group)
-            .collect::<Result<_>>()?;
-        return Ok((n, groups));
-    }
-    let select = format!(
-        "SELECT g.id, g.data, g.version, g.created_at, g.updated_at, {} FROM groups g",
-        Refs::Members.count_column("g")
-    );
-    let (n, mut rows) = list_page::<_, Row>(db, Table::Groups, &select, tenant_id, q).await?;
-    rows.truncate(refs::within_budget(rows.iter().map(|r| r.ref_count)));
-    let counts: Vec<i64> = rows.iter().map(|r| r.ref_count).collect();
-    let mut groups = rows
-        .into_iter()
-        .map(Row::into_group)
-        .collect::<Result<Vec<_>>>()?;
-    // Groups without members need no second read (Entra's groups are usually read with
-    // `excludedAttributes=members`, and then none of this runs).
-    let ids: Vec<String> = groups
-        .iter()
-        .zip(&counts)
-        .filter(|(_, n)| **n > 0)
-        .map(|(g, _)| g.id.clone())
-        .collect();
-    let mut members = refs::read_all(db, Refs::Members, tenant_id, &ids).await?;
-    for g in &mut groups {
-        g.members = Some(members.remove(&g.id).unwrap_or_default());
-    }
-    Ok((n, groups))
-}
-
-/// One group; with members, their first page comes in the same batch as the group's row, and
-/// every member is read however many there are.
-pub async fn get<E: Executor>(
-    db: &E,
-    tenant_id: &str,
-    id: &str,
-    with_members: bool,
-) -> Result<Option<StoredGroup>> {
-    let row = row_stmt(tenant_id, id);
-    if !with_members {
-        return db
-            .query(row)
-            .await?
-            .first::<Row>()?
-            .map(Row::into_group)
-            .transpose();
-    }
-    let Some((row, members)) =
-        refs::row_with_refs::<_, Row>(db, row, Refs::Members, tenant_id, id).await?
-    else {
-        return Ok(None);
-    };
-    let mut group = row.into_group()?;
-    group.members = Some(members);
-    Ok(Some(group))
-}
-
-fn row_stmt(tenant_id: &str, id: &str) -> Stmt {
-    Stmt::new(
-        format!("{SELECT} WHERE g.tenant_id = ? AND g.id = ?"),
-        vec![tenant_id.into(), id.into()],
-    )
-}
+use crate::scim::resource::RefType;
 
 fn columns(data: &Map<String, Value>) -> (String, Option<String>) {
     let text = |k: &str| data.get(k).and_then(Value::as_str).map(str::to_string);
@@ -249,23 +128,6 @@ pub async fn write<E: Executor>(
     })
 }
 
-/// Delete a group: its row, its members, and its membership in other groups, in one batch.
-pub async fn delete<E: Executor>(
-    db: &E,
-    tenant_id: &str,
-    id: &str,
-    if_version: Option<i64>,
-    now: i64,
-) -> Result<Delete> {
-    let mut also = vec![Stmt::new(
-        "DELETE FROM memberships WHERE tenant_id = ? AND group_id = ? \
-         AND NOT EXISTS (SELECT 1 FROM groups WHERE tenant_id = ? AND id = ?)",
-        vec![tenant_id.into(), id.into(), tenant_id.into(), id.into()],
-    )];
-    also.extend(memberships::forget_member(tenant_id, id, "groups", now));
-    super::delete_resource(db, "groups", tenant_id, id, if_version, also).await
-}
-
 /// A group (without its members) and which of `ids` are users or groups of the tenant, in one
 /// batch: what a member PATCH needs before it can write.
 pub async fn get_with_kinds<E: Executor>(
@@ -273,19 +135,16 @@ pub async fn get_with_kinds<E: Executor>(
     tenant_id: &str,
     id: &str,
     ids: &[&str],
-) -> Result<(Option<StoredGroup>, HashMap<String, RefType>)> {
-    let mut stmts = vec![row_stmt(tenant_id, id)];
+) -> Result<(Option<Stored>, HashMap<String, RefType>)> {
+    let mut stmts = vec![resources::row_stmt(Table::Groups, tenant_id, id)];
     if !ids.is_empty() {
         stmts.push(memberships::kinds_stmt(tenant_id, ids));
     }
     let mut outs = db.batch(stmts).await?.into_iter();
-    let group = outs
-        .next()
-        .map(|o| o.first::<Row>())
-        .transpose()?
-        .flatten()
-        .map(Row::into_group)
-        .transpose()?;
+    let group = match outs.next() {
+        Some(o) => resources::decode_row(o)?,
+        None => None,
+    };
     let kinds = match outs.next() {
         Some(o) => memberships::decode_kinds(o)?,
         None => HashMap::new(),
@@ -298,125 +157,23 @@ mod tests {
     use super::*;
     use crate::scim::error::ScimType;
     use crate::scim::filter::parse;
-    use crate::scim::resource::from_request;
-    use crate::scim::schema::{GROUP_TYPE, USER_TYPE};
-    use crate::store::listing::list_where;
+    use crate::scim::resource::MemberRef;
+    use crate::scim::schema::USER_TYPE;
+    use crate::store::fixture::{self, directory, group_state, T};
+    use crate::store::listing::ListQuery;
+    use crate::store::refs;
     use crate::store::sqlite::Sqlite;
-    use crate::store::tenants::{create_tenant, NewTenant};
-    use crate::store::users;
+    use crate::store::Delete;
     use pollster::block_on;
     use serde_json::json;
 
-    const T: &str = "ten_a";
-
-    /// Tenant A with users u1..u5 and groups g1 ("Sales", members from `before`) and g2;
-    /// tenant B with one user.
-    fn db(before: &Value) -> Sqlite {
-        let db = Sqlite::migrated();
-        for (id, sub) in [(T, "a"), ("ten_b", "b")] {
-            block_on(create_tenant(
-                &db,
-                NewTenant {
-                    id,
-                    subdomain: sub,
-                    name: sub,
-                    provisioning_enabled: true,
-                    now: 0,
-                },
-            ))
-            .expect("tenant");
-        }
-        for i in 1..=5 {
-            let data = from_request(&USER_TYPE, &json!({"userName": format!("user{i}@x.org")}))
-                .expect("user");
-            block_on(users::insert(&db, T, &format!("u{i}"), &data, i, "w")).expect("insert");
-        }
-        let other = from_request(&USER_TYPE, &json!({"userName": "b@x.org"})).expect("user");
-        block_on(users::insert(
-            &db,
-            "ten_b",
-            "other-tenant-user",
-            &other,
-            1,
-            "w",
-        ))
-        .expect("insert");
-        let members: Vec<Member> = before["members"]
-            .as_array()
-            .map(|m| {
-                m.iter()
-                    .filter_map(Value::as_str)
-                    .map(|s| Member {
-                        id: s.to_string(),
-                        kind: RefType::User,
-                        display: Some(format!("{s} display")),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let sales = json!({"displayName": before["displayName"].as_str().unwrap_or("Sales")});
-        block_on(insert(
-            &db,
-            T,
-            "g1",
-            sales.as_object().expect("object"),
-            members,
-            10,
-            "w1",
-        ))
-        .expect("g1");
-        block_on(insert(
-            &db,
-            T,
-            "g2",
-            json!({"displayName": "Marketing"})
-                .as_object()
-                .expect("object"),
-            vec![],
-            11,
-            "w2",
-        ))
-        .expect("g2");
-        db
-    }
-
-    fn state(db: &Sqlite, id: &str) -> Value {
-        let g = block_on(get(db, T, id, true))
-            .expect("get")
-            .expect("exists");
-        let mut members: Vec<String> = g
-            .members
-            .unwrap_or_default()
-            .into_iter()
-            .map(|m| m.id)
-            .collect();
-        members.sort();
-        let mut s = g.data.clone();
-        s.insert("members".into(), json!(members));
-        Value::Object(s)
-    }
-
     fn ids(db: &Sqlite, filter: &str) -> Vec<String> {
-        let f = parse(filter, &GROUP_TYPE).unwrap_or_else(|e| panic!("{filter}: {}", e.detail));
-        let q = ListQuery {
-            filter: Some(&f),
-            sort_by: None,
-            descending: false,
-            start_index: 1,
-            count: 100,
-        };
-        let (n, groups) = block_on(list(db, T, &q, false)).expect("list");
-        assert_eq!(n as usize, groups.len());
-        assert!(
-            groups.iter().all(|g| g.members.is_none()),
-            "members not read when not asked for"
-        );
-        groups.into_iter().map(|g| g.id).collect()
+        fixture::ids(db, Table::Groups, filter)
     }
 
     #[test]
     fn entra_group_queries() {
-        let db = db(&json!({"displayName": "Sales", "members": ["u1", "u2"]}));
+        let db = directory(&json!({"displayName": "Sales", "members": ["u1", "u2"]}));
         assert_eq!(ids(&db, r#"displayName eq "sales""#), ["g1"]);
         assert_eq!(
             ids(&db, r#"displayName eq "7d420df3""#),
@@ -441,46 +198,37 @@ mod tests {
             start_index: 1,
             count: 10,
         };
-        let (_, us) = block_on(users::list(&db, T, &q, true)).expect("list");
+        let (_, us) = block_on(resources::list(&db, Table::Users, T, &q, true)).expect("list");
         assert_eq!(
             us.iter().map(|u| u.id.as_str()).collect::<Vec<_>>(),
             ["u1", "u2"]
         );
         assert_eq!(
-            us[0].groups,
-            vec![MemberRef {
+            us[0].refs,
+            Some(vec![MemberRef {
                 id: "g1".into(),
                 kind: RefType::Direct,
                 display: Some("Sales".into())
-            }]
+            }])
         );
-        for (filter, must_use) in [
-            (r#"displayName eq "Sales""#, "groups_by_display_name_key"),
-            (r#"externalId eq "x""#, "groups_by_external_id"),
-            (
-                r#"id eq "g1" and members eq "u1""#,
-                "(tenant_id=? AND id=?)",
-            ),
-            (r#"members[value eq "u1"]"#, "memberships_by_member"),
-        ] {
-            let f = parse(filter, &GROUP_TYPE).expect("parse");
-            let w = list_where(Table::Groups, T, Some(&f)).expect("where");
-            let plan = db.plan(
-                &format!("SELECT g.id FROM groups g WHERE {}", w.sql),
-                &w.params,
-            );
-            assert!(
-                plan.contains(must_use),
-                "{filter}: plan does not use {must_use}:\n{plan}"
-            );
-            assert!(!plan.contains("SCAN g"), "{filter}: scans groups:\n{plan}");
-            println!("{filter}\n{plan}");
-        }
+        fixture::assert_index_seeks(
+            &db,
+            Table::Groups,
+            &[
+                (r#"displayName eq "Sales""#, "groups_by_display_name_key"),
+                (r#"externalId eq "x""#, "groups_by_external_id"),
+                (
+                    r#"id eq "g1" and members eq "u1""#,
+                    "(tenant_id=? AND id=?)",
+                ),
+                (r#"members[value eq "u1"]"#, "memberships_by_member"),
+            ],
+        );
     }
 
     #[test]
     fn deleting_users_and_groups_removes_their_memberships() {
-        let db = db(&json!({"displayName": "Sales", "members": ["u1", "u2"]}));
+        let db = directory(&json!({"displayName": "Sales", "members": ["u1", "u2"]}));
         let changes = vec![MemberChange::Add(vec![Member {
             id: "g2".into(),
             kind: RefType::Group,
@@ -488,19 +236,19 @@ mod tests {
         }])];
         block_on(write(&db, T, "g1", None, None, &changes, 40, "w5")).expect("nest");
         assert_eq!(
-            block_on(get(&db, T, "g1", false))
+            block_on(resources::get(&db, Table::Groups, T, "g1", false))
                 .expect("get")
                 .expect("g1")
                 .version,
             2
         );
         assert_eq!(
-            block_on(users::delete(&db, T, "u1", None, 50)).expect("delete"),
+            block_on(resources::delete(&db, Table::Users, T, "u1", None, 50)).expect("delete"),
             Delete::Deleted
         );
-        assert_eq!(state(&db, "g1")["members"], json!(["g2", "u2"]));
+        assert_eq!(group_state(&db, "g1")["members"], json!(["g2", "u2"]));
         assert_eq!(
-            block_on(get(&db, T, "g1", false))
+            block_on(resources::get(&db, Table::Groups, T, "g1", false))
                 .expect("get")
                 .expect("g1")
                 .version,
@@ -508,29 +256,30 @@ mod tests {
             "member removal bumps the version"
         );
         assert_eq!(
-            block_on(delete(&db, T, "g2", None, 60)).expect("delete"),
+            block_on(resources::delete(&db, Table::Groups, T, "g2", None, 60)).expect("delete"),
             Delete::Deleted
         );
-        assert_eq!(state(&db, "g1")["members"], json!(["u2"]));
+        assert_eq!(group_state(&db, "g1")["members"], json!(["u2"]));
         assert_eq!(
-            block_on(delete(&db, T, "g1", Some(1), 70)).expect("delete"),
+            block_on(resources::delete(&db, Table::Groups, T, "g1", Some(1), 70)).expect("delete"),
             Delete::Stale,
             "If-Match with another version"
         );
         assert_eq!(
-            block_on(delete(&db, T, "g1", None, 70)).expect("delete"),
+            block_on(resources::delete(&db, Table::Groups, T, "g1", None, 70)).expect("delete"),
             Delete::Deleted
         );
         assert_eq!(db.count("SELECT COUNT(*) FROM memberships"), 0);
         assert_eq!(
-            block_on(delete(&db, T, "g1", None, 70)).expect("second delete"),
+            block_on(resources::delete(&db, Table::Groups, T, "g1", None, 70))
+                .expect("second delete"),
             Delete::NotFound
         );
     }
 
     #[test]
     fn display_names_compare_with_unicode_case_folding() {
-        let db = db(&json!({"displayName": "Équipe Straße", "members": []}));
+        let db = directory(&json!({"displayName": "Équipe Straße", "members": []}));
         assert_eq!(ids(&db, r#"displayName eq "ÉQUIPE STRASSE""#), ["g1"]);
         assert_eq!(ids(&db, r#"displayName sw "équipe""#), ["g1"]);
         let e = block_on(insert(
@@ -550,7 +299,7 @@ mod tests {
 
     #[test]
     fn renaming_onto_a_taken_display_name_is_409() {
-        let db = db(&json!({"displayName": "Sales", "members": []}));
+        let db = directory(&json!({"displayName": "Sales", "members": []}));
         let data = json!({"displayName": "MARKETING"});
         let e = block_on(write(
             &db,
@@ -579,7 +328,7 @@ mod tests {
 
     #[test]
     fn a_group_larger_than_a_page_is_read_whole() {
-        let db = db(&json!({"displayName": "Sales", "members": []}));
+        let db = directory(&json!({"displayName": "Sales", "members": []}));
         let n = 2 * refs::PAGE + 1234;
         pollster::block_on(db.query(Stmt::new(
             format!(
@@ -590,8 +339,10 @@ mod tests {
             vec![],
         )))
         .expect("seed");
-        let g = block_on(get(&db, T, "g1", true)).expect("get").expect("g1");
-        let members = g.members.expect("members");
+        let g = block_on(resources::get(&db, Table::Groups, T, "g1", true))
+            .expect("get")
+            .expect("g1");
+        let members = g.refs.expect("members");
         assert_eq!(members.len(), n);
         let distinct: std::collections::HashSet<&str> =
             members.iter().map(|m| m.id.as_str()).collect();
@@ -606,17 +357,19 @@ mod tests {
                 start_index,
                 count: 10,
             };
-            let (total, listed) = block_on(list(&db, T, &q, true)).expect("list");
+            let (total, listed) =
+                block_on(resources::list(&db, Table::Groups, T, &q, true)).expect("list");
             let sizes: Vec<usize> = listed
                 .iter()
-                .map(|g| g.members.as_ref().map_or(0, Vec::len))
+                .map(|g| g.refs.as_ref().map_or(0, Vec::len))
                 .collect();
             (total, sizes)
         };
         assert_eq!(page(1), (2, vec![n]));
         assert_eq!(page(2), (2, vec![0]));
-        let (total, without) = block_on(list(
+        let (total, without) = block_on(resources::list(
             &db,
+            Table::Groups,
             T,
             &ListQuery {
                 filter: None,
@@ -633,7 +386,7 @@ mod tests {
 
     #[test]
     fn a_page_of_groups_stops_at_the_member_budget() {
-        let db = db(&json!({"displayName": "Sales", "members": []}));
+        let db = directory(&json!({"displayName": "Sales", "members": []}));
         // Three more groups of 4,000 members each: 12,000 > 10,000, so a page holds two.
         for g in ["g3", "g4", "g5"] {
             block_on(db.query(Stmt::new(
@@ -661,17 +414,18 @@ mod tests {
             start_index: 3,
             count: 10,
         };
-        let (total, listed) = block_on(list(&db, T, &q, true)).expect("list");
+        let (total, listed) =
+            block_on(resources::list(&db, Table::Groups, T, &q, true)).expect("list");
         let ids: Vec<&str> = listed.iter().map(|g| g.id.as_str()).collect();
         assert_eq!((total, ids), (5, vec!["g3", "g4"]));
         assert!(listed
             .iter()
-            .all(|g| g.members.as_ref().map(Vec::len) == Some(4000)));
+            .all(|g| g.refs.as_ref().map(Vec::len) == Some(4000)));
     }
 
     #[test]
     fn a_large_member_list_is_chunked_under_the_parameter_limit() {
-        let db = db(&json!({"displayName": "Sales", "members": []}));
+        let db = directory(&json!({"displayName": "Sales", "members": []}));
         let many: Vec<Member> = (0..500)
             .map(|i| Member {
                 id: format!("x{i}"),
@@ -715,6 +469,7 @@ mod tests {
 #[cfg(test)]
 mod plan_tests {
     use super::*;
+    use crate::store::refs::Refs;
     use crate::store::sqlite::Sqlite;
 
     /// Resolving members and reading references are index seeks per id, not scans, however

@@ -5,7 +5,8 @@
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
-use super::filter_sql::{condition, sort_expr, Condition, Table};
+use super::filter_sql::{condition, sort_expr, Condition};
+use super::resources::Table;
 use super::{Executor, Param, Stmt};
 use crate::scim::error::{Error, Result, ScimType};
 use crate::scim::filter::Filter;
@@ -24,13 +25,6 @@ pub struct ListQuery<'a> {
     pub count: u64,
 }
 
-fn table_name(table: Table) -> (&'static str, &'static str) {
-    match table {
-        Table::Users => ("users", "u"),
-        Table::Groups => ("groups", "g"),
-    }
-}
-
 /// The WHERE clause of a list query and its parameters: tenant first, then the filter's.
 pub fn list_where(table: Table, tenant_id: &str, filter: Option<&Filter>) -> Result<Condition> {
     let c = match filter {
@@ -42,7 +36,7 @@ pub fn list_where(table: Table, tenant_id: &str, filter: Option<&Filter>) -> Res
     };
     let mut params = vec![Param::Text(tenant_id.to_string())];
     params.extend(c.params);
-    let (_, t) = table_name(table);
+    let t = table.alias();
     Ok(Condition {
         sql: format!("{t}.tenant_id = ? AND {}", c.sql),
         params,
@@ -58,7 +52,7 @@ pub async fn list_page<E: Executor, R: DeserializeOwned>(
     tenant_id: &str,
     q: &ListQuery<'_>,
 ) -> Result<(u64, Vec<R>)> {
-    let (name, t) = table_name(table);
+    let (name, t) = (table.name(), table.alias());
     let w = list_where(table, tenant_id, q.filter)?;
     if w.params.len().saturating_add(2) > MAX_PARAMS {
         return Err(Error::bad_request(

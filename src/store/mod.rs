@@ -13,12 +13,15 @@
 
 pub mod d1;
 pub mod filter_sql;
+#[cfg(any(test, feature = "host-sqlite"))]
+pub mod fixture;
 #[cfg(test)]
 mod fold_migration;
 pub mod groups;
 pub mod listing;
 pub mod memberships;
 pub mod refs;
+pub mod resources;
 #[cfg(any(test, feature = "host-sqlite"))]
 pub mod sqlite;
 pub mod tenants;
@@ -104,26 +107,21 @@ impl Outcome {
     }
 }
 
-/// Parse a resource's `data` column, which always holds a JSON object.
-pub(crate) fn parse_data(
-    kind: &str,
-    id: &str,
-    text: &str,
-) -> Result<serde_json::Map<String, Value>, Error> {
-    match serde_json::from_str(text) {
-        Ok(Value::Object(m)) => Ok(m),
-        _ => Err(Error::internal(format!(
-            "{kind} {id} has a corrupt data column"
-        ))),
-    }
-}
-
 /// The result of a conditional write (`UPDATE … WHERE version = ?`).
 #[derive(Debug, PartialEq)]
 pub enum Written<T> {
     Done(T),
     /// The stored version was no longer the one read, or the resource is gone.
     Stale,
+}
+
+impl<T> Written<T> {
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Written<U> {
+        match self {
+            Written::Done(t) => Written::Done(f(t)),
+            Written::Stale => Written::Stale,
+        }
+    }
 }
 
 /// The result of a delete.
@@ -133,61 +131,6 @@ pub enum Delete {
     NotFound,
     /// `If-Match` named another version.
     Stale,
-}
-
-/// Delete a resource and whatever hangs on it (`also`), only at `if_version` when given, and
-/// tell from the same batch whether it was deleted, missing, or at another version.
-pub(crate) async fn delete_resource<E: Executor>(
-    db: &E,
-    table: &'static str,
-    tenant_id: &str,
-    id: &str,
-    if_version: Option<i64>,
-    also: Vec<Stmt>,
-) -> Result<Delete, Error> {
-    let mut stmts = vec![delete_at_version(table, tenant_id, id, if_version)];
-    stmts.extend(also);
-    stmts.push(Stmt::new(
-        format!("SELECT EXISTS (SELECT 1 FROM {table} WHERE tenant_id = ? AND id = ?) AS e"),
-        vec![tenant_id.into(), id.into()],
-    ));
-    let outs = db.batch(stmts).await?;
-    if outs.first().map_or(0, |o| o.changes) > 0 {
-        return Ok(Delete::Deleted);
-    }
-    #[derive(serde::Deserialize)]
-    struct Exists {
-        e: i64,
-    }
-    let still = match outs.into_iter().last() {
-        Some(o) => o.first::<Exists>()?.is_some_and(|x| x.e != 0),
-        None => false,
-    };
-    Ok(if still {
-        Delete::Stale
-    } else {
-        Delete::NotFound
-    })
-}
-
-/// Delete one resource row, only at `if_version` when given (`If-Match`, RFC 7644 §3.14).
-fn delete_at_version(
-    table: &'static str,
-    tenant_id: &str,
-    id: &str,
-    if_version: Option<i64>,
-) -> Stmt {
-    Stmt::new(
-        format!(
-            "DELETE FROM {table} WHERE tenant_id = ? AND id = ? AND (? IS NULL OR version = ?)"
-        ),
-        vec![
-            tenant_id.into(),
-            id.into(),
-            if_version.into(),
-            if_version.into(),
-        ],
-    )
 }
 
 /// A database failure, classified so that constraint violations can become 4xx answers.

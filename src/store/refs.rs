@@ -38,6 +38,14 @@ pub enum Refs {
 }
 
 impl Refs {
+    /// The attribute the references are (RFC 7643 §4.1.2, §4.2).
+    pub fn attribute(self) -> &'static str {
+        match self {
+            Refs::Members => "members",
+            Refs::Groups => "groups",
+        }
+    }
+
     /// `(owner column, referenced column)`.
     fn columns(self) -> (&'static str, &'static str) {
         match self {

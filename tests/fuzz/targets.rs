@@ -16,10 +16,13 @@ use scim_edge::scim::query::ListParams;
 use scim_edge::scim::resource::{self, from_request, selectors, Data, Meta, RefType, Selection};
 use scim_edge::scim::schema::{ResourceType, GROUP_TYPE, USER_TYPE};
 use scim_edge::service;
-use scim_edge::service::resources::ListRequest;
+use scim_edge::service::groups::Groups;
+use scim_edge::service::resources::{Kind, ListRequest};
 use scim_edge::service::testing::TestRuntime;
+use scim_edge::service::users::Users;
 use scim_edge::service::Scope;
 use scim_edge::store::listing::ListQuery;
+use scim_edge::store::resources::{self, Stored, Table};
 use scim_edge::store::sqlite::Sqlite;
 use scim_edge::store::tenants::{create_tenant, NewTenant};
 use scim_edge::store::{groups, users};
@@ -200,6 +203,14 @@ pub fn excerpt(s: &str) -> String {
     }
 }
 
+fn table(rt: &ResourceType) -> Table {
+    if rt.name == "User" {
+        Table::Users
+    } else {
+        Table::Groups
+    }
+}
+
 fn rt_of(input: &Value) -> &'static ResourceType {
     if input["type"] == "Group" {
         &GROUP_TYPE
@@ -258,13 +269,8 @@ fn gen_filter(g: &mut Gen) -> Value {
 }
 
 /// One page through the store, as a list request runs it.
-fn list(db: &Db, rt: &'static ResourceType, q: &ListQuery, with_members: bool) -> Outcome {
-    let result = if rt.name == "User" {
-        block_on(users::list(&db.sql, T, q, true)).map(|(_, u)| u.len())
-    } else {
-        block_on(groups::list(&db.sql, T, q, with_members)).map(|(_, g)| g.len())
-    };
-    match result {
+fn list(db: &Db, rt: &'static ResourceType, q: &ListQuery, with_refs: bool) -> Outcome {
+    match block_on(resources::list(&db.sql, table(rt), T, q, with_refs)) {
         Ok(_) => Ok(Verdict::Accepted),
         Err(e) => refused(&e),
     }
@@ -433,24 +439,15 @@ fn run_query(db: &Db, input: &Value) -> Outcome {
     };
     let sel = Selection::of(rt, &params);
     let q = request.query(&params);
-    let pages = if rt.name == "User" {
-        block_on(users::list(&db.sql, T, &q, sel.wants("groups"))).map(|(_, us)| {
-            us.into_iter()
-                .map(|u| (u.id, u.data, u.version))
-                .collect::<Vec<_>>()
-        })
-    } else {
-        block_on(groups::list(&db.sql, T, &q, sel.wants("members"))).map(|(_, gs)| {
-            gs.into_iter()
-                .map(|g| (g.id, g.data, g.version))
-                .collect::<Vec<_>>()
-        })
-    };
-    let rows = match pages {
-        Ok(rows) => rows,
+    let refs = table(rt).refs().attribute();
+    let page = match block_on(resources::list(&db.sql, table(rt), T, &q, sel.wants(refs))) {
+        Ok((_, page)) => page,
         Err(e) => return refused(&e),
     };
-    for (id, data, version) in rows {
+    for Stored {
+        id, data, version, ..
+    } in page
+    {
         let mut r = render(rt, &id, &data, version);
         sel.apply(&mut r);
         if r.get("id") != Some(&json!(id)) {
@@ -531,18 +528,20 @@ fn create_and_delete(db: &Db, rt: &'static ResourceType, body: &Value) -> Outcom
         tenant_id: T,
     };
     let created = if rt.name == "User" {
-        block_on(service::users::create(&scope, body)).map(|u| u.id)
+        block_on(Users::create(&scope, body)).map(|u| u.id)
     } else {
-        block_on(service::groups::create(&scope, body)).map(|g| g.id)
+        block_on(Groups::create(&scope, body)).map(|g| g.id)
     };
     let id = match created {
         Ok(id) => id,
         Err(e) => return refused(&e),
     };
     let deleted = if rt.name == "User" {
-        block_on(service::users::delete(&scope, &id, None))
+        block_on(service::resources::delete::<Users, _, _>(&scope, &id, None))
     } else {
-        block_on(service::groups::delete(&scope, &id, None))
+        block_on(service::resources::delete::<Groups, _, _>(
+            &scope, &id, None,
+        ))
     };
     deleted.map_err(|e| format!("delete failed: {} {:?}", e.detail, e.cause))?;
     Ok(Verdict::Accepted)
@@ -577,8 +576,8 @@ fn run_patch(db: &Db, input: &Value) -> Outcome {
     };
     let body = &input["body"];
     if rt_of(input).name == "Group" {
-        return match block_on(service::groups::patch(&scope, "g0", body, None)) {
-            Ok(()) => Ok(Verdict::Accepted),
+        return match block_on(Groups::patch(&scope, "g0", body, None)) {
+            Ok(_) => Ok(Verdict::Accepted),
             Err(e) => refused(&e),
         };
     }
@@ -587,8 +586,8 @@ fn run_patch(db: &Db, input: &Value) -> Outcome {
     if let Err(e) = block_on(users::insert(&db.sql, T, &id, &before, 2, "w")) {
         return refused(&e);
     }
-    let patched = block_on(service::users::patch(&scope, &id, body, None));
-    block_on(users::delete(&db.sql, T, &id, None, 3))
+    let patched = block_on(Users::patch(&scope, &id, body, None));
+    block_on(resources::delete(&db.sql, Table::Users, T, &id, None, 3))
         .map_err(|e| format!("delete failed: {} {:?}", e.detail, e.cause))?;
     match patched {
         Ok(_) => Ok(Verdict::Accepted),

@@ -3,15 +3,14 @@
 //! [`Op`], call the service, render the reply.
 //!
 //! Authentication comes before routing, so an unauthenticated caller learns nothing about which
-//! routes exist. `/Users` and `/Groups` are rendered by [`users`] and [`groups`]; their logic is
-//! in [`crate::service`].
+//! routes exist. `/Users` and `/Groups` are served by [`resources`]; their logic is in
+//! [`crate::service`].
 
 pub mod discovery;
-pub mod groups;
 pub mod render;
+pub mod resources;
 pub mod routes;
 pub mod search;
-pub mod users;
 
 use serde_json::Value;
 use std::cell::RefCell;
@@ -25,6 +24,8 @@ use super::reply::{header, read_body, Reply};
 use crate::scim::error::{quote, Error, Result, ScimType};
 use crate::scim::query::ListParams;
 use crate::service::auth::{self, Principal};
+use crate::service::groups::Groups;
+use crate::service::users::Users;
 use crate::service::Scope;
 use crate::store::d1::D1;
 use render::Ctx;
@@ -100,8 +101,8 @@ pub async fn serve(
         Route::Collection(e) | Route::Search(e) | Route::Resource(e, _) => {
             let op = operation(&mut req, method, route).await?;
             match e {
-                Endpoint::Users => users::handle(&ctx, op).await,
-                Endpoint::Groups => groups::handle(&ctx, op).await,
+                Endpoint::Users => resources::handle::<Users>(&ctx, op).await,
+                Endpoint::Groups => resources::handle::<Groups>(&ctx, op).await,
             }
         }
         Route::RootSearch => match method {

@@ -7,12 +7,12 @@ use super::super::app::App;
 use super::super::reply::Reply;
 use crate::scim::etag::etag;
 use crate::scim::list::list_response;
-use crate::scim::resource::{self, refs_json, Data, MemberRef, Meta, Selection};
-use crate::scim::schema::{ResourceType, GROUP_TYPE, USER_TYPE};
+use crate::scim::resource::{self, refs_json, Meta, Selection};
+use crate::service::resources::Kind;
 use crate::service::Scope;
 use crate::store::d1::D1;
-use crate::store::groups::StoredGroup;
-use crate::store::users::StoredUser;
+use crate::store::refs::Refs;
+use crate::store::resources::Stored;
 
 /// What a SCIM handler works with: the service scope of the request, and the organisation's
 /// SCIM root URL (`https://acme.example.com/api/scim/v2`, or the path form).
@@ -22,99 +22,48 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    pub fn location(&self, rt: &ResourceType, id: &str) -> String {
-        format!("{}{}/{id}", self.base, rt.endpoint)
-    }
-}
-
-/// A stored resource, as rendering sees it.
-pub trait Rendered {
-    const TYPE: &'static ResourceType;
-    fn id(&self) -> &str;
-    fn data(&self) -> &Data;
-    fn version(&self) -> i64;
-    fn times(&self) -> (i64, i64);
-    /// Whether the enterprise manager's id names an existing user.
-    fn manager_exists(&self) -> bool {
-        false
-    }
-    /// The references attribute and its references, when read.
-    fn refs(&self) -> Option<(&'static str, &[MemberRef])>;
-}
-
-impl Rendered for StoredUser {
-    const TYPE: &'static ResourceType = &USER_TYPE;
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn data(&self) -> &Data {
-        &self.data
-    }
-    fn version(&self) -> i64 {
-        self.version
-    }
-    fn times(&self) -> (i64, i64) {
-        (self.created_at, self.updated_at)
-    }
-    fn manager_exists(&self) -> bool {
-        self.manager_exists
-    }
-    fn refs(&self) -> Option<(&'static str, &[MemberRef])> {
-        (!self.groups.is_empty()).then_some(("groups", self.groups.as_slice()))
-    }
-}
-
-impl Rendered for StoredGroup {
-    const TYPE: &'static ResourceType = &GROUP_TYPE;
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn data(&self) -> &Data {
-        &self.data
-    }
-    fn version(&self) -> i64 {
-        self.version
-    }
-    fn times(&self) -> (i64, i64) {
-        (self.created_at, self.updated_at)
-    }
-    fn refs(&self) -> Option<(&'static str, &[MemberRef])> {
-        self.members.as_deref().map(|m| ("members", m))
+    pub fn location<K: Kind>(&self, id: &str) -> String {
+        format!("{}{}/{id}", self.base, K::TABLE.resource_type().endpoint)
     }
 }
 
 /// The resource as SCIM JSON, projected by `attributes` / `excludedAttributes`.
-pub fn json<T: Rendered>(ctx: &Ctx, r: &T, sel: &Selection) -> Value {
-    let location = ctx.location(T::TYPE, r.id());
-    let (created, last_modified) = r.times();
+pub fn json<K: Kind>(ctx: &Ctx, r: &Stored, sel: &Selection) -> Value {
+    let location = ctx.location::<K>(&r.id);
     let mut out = resource::render(
-        T::TYPE,
-        r.data(),
+        K::TABLE.resource_type(),
+        &r.data,
         &Meta {
-            id: r.id(),
-            version: r.version(),
-            created,
-            last_modified,
+            id: &r.id,
+            version: r.version,
+            created: r.created_at,
+            last_modified: r.updated_at,
             location: &location,
             base: &ctx.base,
-            manager_exists: r.manager_exists(),
+            manager_exists: r.manager_exists,
         },
     );
-    if let Some((name, refs)) = r.refs() {
-        out.insert(name.into(), refs_json(&ctx.base, refs));
+    let refs = K::TABLE.refs();
+    match r.refs.as_deref() {
+        // A user in no group has no `groups`; a group with no members has `members: []`.
+        Some([]) if refs == Refs::Groups => {}
+        Some(list) => {
+            out.insert(refs.attribute().into(), refs_json(&ctx.base, list));
+        }
+        None => {}
     }
     sel.apply(&mut out);
     Value::Object(out)
 }
 
 /// One resource, with its version as the `ETag` header (RFC 7644 §3.14).
-pub fn reply<T: Rendered>(ctx: &Ctx, status: u16, r: &T, sel: &Selection) -> Reply {
-    Reply::json(status, json(ctx, r, sel)).with_header("etag", etag(r.version()))
+pub fn reply<K: Kind>(ctx: &Ctx, status: u16, r: &Stored, sel: &Selection) -> Reply {
+    Reply::json(status, json::<K>(ctx, r, sel)).with_header("etag", etag(r.version))
 }
 
 /// A created resource: 201 with its `Location` (RFC 7644 §3.3).
-pub fn created<T: Rendered>(ctx: &Ctx, r: &T, sel: &Selection) -> Reply {
-    reply(ctx, 201, r, sel).with_header("location", ctx.location(T::TYPE, r.id()))
+pub fn created<K: Kind>(ctx: &Ctx, r: &Stored, sel: &Selection) -> Reply {
+    reply::<K>(ctx, 201, r, sel).with_header("location", ctx.location::<K>(&r.id))
 }
 
 /// `304 Not Modified` (RFC 7644 §3.14).
@@ -127,13 +76,13 @@ pub fn not_modified(version: i64) -> Reply {
 }
 
 /// A page of resources as a ListResponse.
-pub fn list<T: Rendered>(
+pub fn list<K: Kind>(
     ctx: &Ctx,
     total: u64,
     start_index: u64,
-    page: &[T],
+    page: &[Stored],
     sel: &Selection,
 ) -> Reply {
-    let resources = page.iter().map(|r| json(ctx, r, sel)).collect();
+    let resources = page.iter().map(|r| json::<K>(ctx, r, sel)).collect();
     Reply::json(200, list_response(total, start_index, resources))
 }

@@ -10,7 +10,9 @@ use crate::scim::list::list_response;
 use crate::scim::query::ListParams;
 use crate::scim::resource::Selection;
 use crate::scim::schema::{GROUP_TYPE, USER_TYPE};
+use crate::service::groups::Groups;
 use crate::service::search::{self, Wanted};
+use crate::service::users::Users;
 
 pub async fn handle(ctx: &Ctx<'_>, params: &ListParams) -> Result<Reply> {
     let users = Selection::of(&USER_TYPE, params);
@@ -23,8 +25,12 @@ pub async fn handle(ctx: &Ctx<'_>, params: &ListParams) -> Result<Reply> {
     let resources: Vec<Value> = page
         .users
         .iter()
-        .map(|u| render::json(ctx, u, &users))
-        .chain(page.groups.iter().map(|g| render::json(ctx, g, &groups)))
+        .map(|u| render::json::<Users>(ctx, u, &users))
+        .chain(
+            page.groups
+                .iter()
+                .map(|g| render::json::<Groups>(ctx, g, &groups)),
+        )
         .collect();
     Ok(Reply::json(
         200,

@@ -1,0 +1,144 @@
+//! Databases and queries for host tests (unit tests, the fuzzer): two organisations, a small
+//! directory of users and groups, a first page, and the check that a filter is an index seek.
+//! Compiled only for tests and with the `host-sqlite` feature.
+#![allow(clippy::expect_used, clippy::panic)] // test support: a broken fixture ends the test
+
+use pollster::block_on;
+use serde_json::{json, Value};
+
+use super::listing::{list_where, ListQuery};
+use super::memberships::Member;
+use super::resources::Table;
+use super::sqlite::Sqlite;
+use super::tenants::{create_tenant, NewTenant};
+use super::{groups, users};
+use crate::scim::filter::{self, Filter};
+use crate::scim::resource::{from_request, RefType};
+use crate::scim::schema::USER_TYPE;
+
+/// The organisation most tests act for (subdomain `a`); the other is `ten_b` (`b`).
+pub const T: &str = "ten_a";
+
+/// A migrated database with organisations `a` (id [`T`]) and `b` (id `ten_b`).
+pub fn organisations() -> Sqlite {
+    let db = Sqlite::migrated();
+    for (id, sub) in [(T, "a"), ("ten_b", "b")] {
+        block_on(create_tenant(
+            &db,
+            NewTenant {
+                id,
+                subdomain: sub,
+                name: sub,
+                provisioning_enabled: true,
+                now: 0,
+            },
+        ))
+        .expect("tenant");
+    }
+    db
+}
+
+/// [`organisations`] with users u1..u5 and groups g1 and g2 in `a`, and one user in `b`. g1
+/// is named and filled as `before` says (`{"displayName", "members": [ids]}`), g2 is
+/// "Marketing" with no members.
+pub fn directory(before: &Value) -> Sqlite {
+    let db = organisations();
+    let user = |tenant: &str, id: &str, name: &str, at: i64| {
+        let data = from_request(&USER_TYPE, &json!({ "userName": name })).expect("user");
+        block_on(users::insert(&db, tenant, id, &data, at, "w")).expect("insert user");
+    };
+    for i in 1..=5 {
+        user(T, &format!("u{i}"), &format!("user{i}@x.org"), i);
+    }
+    user("ten_b", "other-tenant-user", "b@x.org", 1);
+    let members: Vec<Member> = before["members"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(|s| Member {
+            id: s.to_string(),
+            kind: RefType::User,
+            display: Some(format!("{s} display")),
+        })
+        .collect();
+    let name = before["displayName"].as_str().unwrap_or("Sales");
+    for (id, name, members, at) in [("g1", name, members, 10), ("g2", "Marketing", vec![], 11)] {
+        let data = json!({ "displayName": name });
+        let data = data.as_object().expect("object");
+        block_on(groups::insert(&db, T, id, data, members, at, "w")).expect("insert group");
+    }
+    db
+}
+
+/// The first page of up to 100 resources, in the stable order.
+pub fn first_page(filter: Option<&Filter>) -> ListQuery<'_> {
+    ListQuery {
+        filter,
+        sort_by: None,
+        descending: false,
+        start_index: 1,
+        count: 100,
+    }
+}
+
+/// Each filter is answered by an index seek, through the named index, not by a scan of the
+/// organisation's users or groups (printing the plans).
+pub fn assert_index_seeks(db: &Sqlite, table: Table, cases: &[(&str, &str)]) {
+    let rt = table.resource_type();
+    let (name, t) = (table.name(), table.alias());
+    for (text, must_use) in cases {
+        let f = filter::parse(text, rt).expect("parse");
+        let w = list_where(table, T, Some(&f)).expect("where");
+        let plan = db.plan(
+            &format!("SELECT {t}.id FROM {name} {t} WHERE {}", w.sql),
+            &w.params,
+        );
+        assert!(
+            plan.contains(must_use),
+            "{text}: plan does not use {must_use}:\n{plan}"
+        );
+        assert!(
+            !plan.contains(&format!("SCAN {t}")),
+            "{text}: scans {name}:\n{plan}"
+        );
+        println!("{text}\n{plan}");
+    }
+}
+
+/// The ids of every resource a filter finds (checking that `totalResults` agrees).
+pub fn ids(db: &Sqlite, table: Table, text: &str) -> Vec<String> {
+    let f = filter::parse(text, table.resource_type())
+        .unwrap_or_else(|e| panic!("{text}: {}", e.detail));
+    let (total, found) = block_on(super::resources::list(
+        db,
+        table,
+        T,
+        &first_page(Some(&f)),
+        false,
+    ))
+    .unwrap_or_else(|e| panic!("{text}: {e:?}"));
+    assert_eq!(
+        usize::try_from(total).ok(),
+        Some(found.len()),
+        "{text}: totalResults agrees with the page"
+    );
+    found.into_iter().map(|r| r.id).collect()
+}
+
+/// A group's attributes and its sorted member ids, as the group fixtures state them.
+pub fn group_state(db: &Sqlite, id: &str) -> Value {
+    let g = block_on(super::resources::get(db, Table::Groups, T, id, true))
+        .expect("get")
+        .expect("exists");
+    let mut members: Vec<String> = g
+        .refs
+        .unwrap_or_default()
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    members.sort();
+    let mut state = g.data;
+    state.insert("members".into(), json!(members));
+    Value::Object(state)
+}

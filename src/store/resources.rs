@@ -1,0 +1,258 @@
+//! What users and groups share in the store: the tables they live in, the row a resource is
+//! read as ([`Stored`]), and the statements that read a page, read one, and delete one.
+//!
+//! A resource's references (a user's `groups`, a group's `members`) are rows of `memberships`
+//! read beside it ([`super::refs`]); which they are is the table's ([`Table::refs`]).
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::listing::{list_page, ListQuery};
+use super::refs::{self, Refs};
+use super::{memberships, Delete, Executor, Stmt};
+use crate::scim::error::{Error, Result};
+use crate::scim::resource::MemberRef;
+use crate::scim::schema::{ResourceType, GROUP_TYPE, USER_TYPE};
+
+/// The table of a resource type: `users u` or `groups g`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    Users,
+    Groups,
+}
+
+impl Table {
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Users => "users",
+            Table::Groups => "groups",
+        }
+    }
+
+    /// The alias every statement gives the table.
+    pub fn alias(self) -> &'static str {
+        match self {
+            Table::Users => "u",
+            Table::Groups => "g",
+        }
+    }
+
+    /// The resource type whose resources the table holds.
+    pub fn resource_type(self) -> &'static ResourceType {
+        match self {
+            Table::Users => &USER_TYPE,
+            Table::Groups => &GROUP_TYPE,
+        }
+    }
+
+    /// The references read beside a resource of this table.
+    pub fn refs(self) -> Refs {
+        match self {
+            Table::Users => Refs::Groups,
+            Table::Groups => Refs::Members,
+        }
+    }
+
+    /// The columns a resource is read with. A user also says whether its enterprise
+    /// `manager` names a user of the organisation (so that `$ref` is given only then).
+    fn columns(self) -> &'static str {
+        match self {
+            Table::Users => {
+                "u.id, u.data, u.version, u.created_at, u.updated_at, \
+                 EXISTS (SELECT 1 FROM users m WHERE m.tenant_id = u.tenant_id AND m.id = u.manager_id) \
+                 AS manager_exists"
+            }
+            Table::Groups => "g.id, g.data, g.version, g.created_at, g.updated_at",
+        }
+    }
+}
+
+/// A user or a group as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stored {
+    pub id: String,
+    pub data: Map<String, Value>,
+    pub version: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// Whether the enterprise `manager.value` names a user of the same organisation.
+    pub manager_exists: bool,
+    /// A user's groups or a group's members; `None` when they were not read.
+    pub refs: Option<Vec<MemberRef>>,
+}
+
+#[derive(Deserialize)]
+struct Row {
+    id: String,
+    data: String,
+    version: i64,
+    created_at: i64,
+    updated_at: i64,
+    #[serde(default)]
+    manager_exists: i64,
+    /// The resource's reference count, when the query asked for it (a list page with them).
+    #[serde(default)]
+    ref_count: i64,
+}
+
+impl Row {
+    fn into_stored(self) -> Result<Stored> {
+        let data = match serde_json::from_str(&self.data) {
+            Ok(Value::Object(m)) => m,
+            _ => {
+                return Err(Error::internal(format!(
+                    "{} has a corrupt data column",
+                    self.id
+                )))
+            }
+        };
+        Ok(Stored {
+            id: self.id,
+            data,
+            version: self.version,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            manager_exists: self.manager_exists != 0,
+            refs: None,
+        })
+    }
+}
+
+/// One page of resources and the total that match, counted by the same WHERE clause, in one
+/// batch. With references, each resource's, the page cut short once they pass
+/// [`refs::PAGE_BUDGET`] rows (one more round trip, only when a resource of the page has any).
+pub async fn list<E: Executor>(
+    db: &E,
+    table: Table,
+    tenant_id: &str,
+    q: &ListQuery<'_>,
+    with_refs: bool,
+) -> Result<(u64, Vec<Stored>)> {
+    let (name, t) = (table.name(), table.alias());
+    let select = if with_refs {
+        let count = table.refs().count_column(t);
+        format!("SELECT {}, {count} FROM {name} {t}", table.columns())
+    } else {
+        format!("SELECT {} FROM {name} {t}", table.columns())
+    };
+    let (n, mut rows) = list_page::<_, Row>(db, table, &select, tenant_id, q).await?;
+    if !with_refs {
+        let page = rows
+            .into_iter()
+            .map(Row::into_stored)
+            .collect::<Result<_>>()?;
+        return Ok((n, page));
+    }
+    rows.truncate(refs::within_budget(rows.iter().map(|r| r.ref_count)));
+    // Resources without references need no second read.
+    let owners: Vec<String> = rows
+        .iter()
+        .filter(|r| r.ref_count > 0)
+        .map(|r| r.id.clone())
+        .collect();
+    let mut found = refs::read_all(db, table.refs(), tenant_id, &owners).await?;
+    let mut page = Vec::with_capacity(rows.len());
+    for row in rows {
+        let mut stored = row.into_stored()?;
+        stored.refs = Some(found.remove(&stored.id).unwrap_or_default());
+        page.push(stored);
+    }
+    Ok((n, page))
+}
+
+/// The statement that reads one resource.
+pub(crate) fn row_stmt(table: Table, tenant_id: &str, id: &str) -> Stmt {
+    let (name, t) = (table.name(), table.alias());
+    Stmt::new(
+        format!(
+            "SELECT {} FROM {name} {t} WHERE {t}.tenant_id = ? AND {t}.id = ?",
+            table.columns()
+        ),
+        vec![tenant_id.into(), id.into()],
+    )
+}
+
+/// Decode the row `row_stmt` read, if there was one.
+pub(crate) fn decode_row(out: super::Outcome) -> Result<Option<Stored>> {
+    out.first::<Row>()?.map(Row::into_stored).transpose()
+}
+
+/// One resource; with references, all of them, the first page in the same batch as the row.
+pub async fn get<E: Executor>(
+    db: &E,
+    table: Table,
+    tenant_id: &str,
+    id: &str,
+    with_refs: bool,
+) -> Result<Option<Stored>> {
+    let row = row_stmt(table, tenant_id, id);
+    if !with_refs {
+        return decode_row(db.query(row).await?);
+    }
+    let Some((row, references)) =
+        refs::row_with_refs::<_, Row>(db, row, table.refs(), tenant_id, id).await?
+    else {
+        return Ok(None);
+    };
+    let mut stored = row.into_stored()?;
+    stored.refs = Some(references);
+    Ok(Some(stored))
+}
+
+/// Delete a resource, only at `if_version` when given, with what hangs on it (a user's values,
+/// a group's members), and remove it from every group it was in; and tell from the same batch
+/// whether it was deleted, missing, or at another version.
+pub async fn delete<E: Executor>(
+    db: &E,
+    table: Table,
+    tenant_id: &str,
+    id: &str,
+    if_version: Option<i64>,
+    now: i64,
+) -> Result<Delete> {
+    let name = table.name();
+    let gone = format!("NOT EXISTS (SELECT 1 FROM {name} WHERE tenant_id = ? AND id = ?)");
+    let owned = match table {
+        Table::Users => "DELETE FROM user_values WHERE tenant_id = ? AND user_id = ?",
+        Table::Groups => "DELETE FROM memberships WHERE tenant_id = ? AND group_id = ?",
+    };
+    let mut stmts = vec![
+        Stmt::new(
+            format!(
+                "DELETE FROM {name} WHERE tenant_id = ? AND id = ? AND (? IS NULL OR version = ?)"
+            ),
+            vec![
+                tenant_id.into(),
+                id.into(),
+                if_version.into(),
+                if_version.into(),
+            ],
+        ),
+        Stmt::new(
+            format!("{owned} AND {gone}"),
+            vec![tenant_id.into(), id.into(), tenant_id.into(), id.into()],
+        ),
+    ];
+    stmts.extend(memberships::forget_member(tenant_id, id, name, now));
+    stmts.push(Stmt::new(
+        format!("SELECT EXISTS (SELECT 1 FROM {name} WHERE tenant_id = ? AND id = ?) AS e"),
+        vec![tenant_id.into(), id.into()],
+    ));
+    let outs = db.batch(stmts).await?;
+    if outs.first().map_or(0, |o| o.changes) > 0 {
+        return Ok(Delete::Deleted);
+    }
+    #[derive(Deserialize)]
+    struct Exists {
+        e: i64,
+    }
+    let still = match outs.into_iter().last() {
+        Some(o) => o.first::<Exists>()?.is_some_and(|x| x.e != 0),
+        None => false,
+    };
+    Ok(if still {
+        Delete::Stale
+    } else {
+        Delete::NotFound
+    })
+}
