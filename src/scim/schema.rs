@@ -327,7 +327,8 @@ pub const USER: Schema = Schema {
         )
         .multi(),
         // No canonical values on `type`: Entra's schema discovery then names the target attribute
-        // `roles[primary eq "True"].value` (entra-dialect.md §1.7), as Ardoq's mapping expects.
+        // `roles[primary eq "True"].value`, as Ardoq's mapping expects (Microsoft's "Configure
+        // Ardoq for automatic user provisioning").
         Attr::complex(
             "roles",
             multi_value_subs!(Attr::string("value", "The value of a role."), &[]),
@@ -381,7 +382,7 @@ pub const ENTERPRISE_USER: Schema = Schema {
 };
 
 /// The core Group schema (RFC 7643 §4.2, §8.7.1). `displayName` is unique per tenant here
-/// (Entra requires it: entra-dialect.md §1.6).
+/// (Entra requires it: Microsoft's "Tutorial: Develop and plan provisioning for a SCIM endpoint").
 pub const GROUP: Schema = Schema {
     id: GROUP_SCHEMA,
     name: "Group",

@@ -11,9 +11,10 @@
 //! - booleans may be strings (`"True"`, `"false"`: Entra's default `active` mapping);
 //! - a bare value where a multi-valued complex attribute expects objects becomes `{"value": …}`;
 //! - the enterprise `manager` may be an id, an object or an array of one object
-//!   (entra-dialect.md §1.3), and is stored as `{"value": id}`;
+//!   (Microsoft's "Known issues and resolutions with SCIM 2.0 protocol compliance"), and is
+//!   stored as `{"value": id}`;
 //! - a role whose `value` is a JSON-encoded object (Entra's AppRoleAssignmentsComplex PATCH,
-//!   entra-dialect.md §1.7) is unwrapped into `value`/`display`.
+//!   as Microsoft's "Tutorial: Develop and plan provisioning for a SCIM endpoint" shows it) is unwrapped into `value`/`display`.
 //!
 //! | module | owns |
 //! |---|---|

@@ -1,0 +1,96 @@
+//! PATCH (RFC 7644 §3.5.2) with the dialects identity providers actually send.
+//!
+//! Parse, then apply: the body becomes typed [`Operation`]s first, then [`apply`] runs them in
+//! order on a copy of the resource. Any error leaves the stored resource untouched (the caller
+//! persists the result only on success), so a PATCH is all-or-nothing.
+//!
+//! Entra's dialect (Microsoft's "Tutorial: Develop and plan provisioning for a SCIM endpoint" and
+//! "Known issues and resolutions with SCIM 2.0 protocol compliance"), accepted alongside the RFC:
+//! - `op` in any case (`Add`, `Replace`, `Remove`), and an `Operations` key in any case;
+//! - path-less `add`/`replace` whose value object has plain, dotted (`name.givenName`) and
+//!   URN-prefixed keys, or a whole extension object under its URN;
+//! - string booleans (`"False"`) wherever a boolean is expected;
+//! - `add`/`replace` on `emails[type eq "work"].value` (or `roles[primary eq "True"].value`) when
+//!   no value matches creates one from the filter's equalities instead of failing `noTarget`;
+//! - `remove` on a multi-valued attribute with a `value` list removes only the listed values
+//!   (Entra's group member removal) instead of all of them;
+//! - `remove` with a value filter on a single-valued complex attribute (`manager[value eq "x"]`);
+//! - unknown but well-formed attribute paths are ignored, so one unmapped attribute does not
+//!   block an `active: false` in the same body.
+//!
+//! The parts: [`parse`] turns the body into [`Operation`]s, [`apply`] runs them on a resource's
+//! JSON, the value rules (matching a value filter, adding without duplicates, removing a listed
+//! set) are in `values`, and [`take_members`] separates the operations on an attribute stored as
+//! rows (a group's `members`) for the store to run as statements.
+
+mod apply;
+mod members;
+mod parse;
+#[cfg(test)]
+mod tests;
+mod values;
+
+use serde_json::{Map, Value};
+
+use super::error::{Error, ScimType};
+use super::filter::Filter;
+use super::schema::{Attr, AttrRef, Schema};
+
+pub use apply::apply;
+pub use members::{members, take_members, MemberOp, NewMember};
+pub use parse::{parse, parse_path};
+pub use values::matches;
+
+/// Most operations accepted in one request.
+pub const MAX_OPERATIONS: usize = 1000;
+
+/// An operation's `op` (RFC 7644 §3.5.2), read in any case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Add,
+    Replace,
+    Remove,
+}
+
+/// What an operation's `path` targets.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// No path: the value is an object of attributes (add/replace only).
+    Resource,
+    /// `attr`, `attr.sub`, `urn:…:attr`, `attr[filter]`, `attr[filter].sub`.
+    Attr {
+        attr: AttrRef,
+        filter: Option<Filter>,
+        sub: Option<&'static Attr>,
+    },
+    /// A whole extension, by its URN.
+    Extension(&'static Schema),
+    /// Well-formed, but not an attribute this server has: the operation is a no-op.
+    Unknown(String),
+}
+
+/// One parsed operation: what it does, where, and with which value.
+#[derive(Debug, Clone)]
+pub struct Operation {
+    pub action: Action,
+    pub target: Target,
+    pub value: Option<Value>,
+}
+
+fn syntax(detail: impl Into<String>) -> Error {
+    Error::bad_request(ScimType::InvalidSyntax, detail)
+}
+
+fn invalid_path(detail: impl Into<String>) -> Error {
+    Error::bad_request(ScimType::InvalidPath, detail)
+}
+
+fn get_ci<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    obj.iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(key))
+        .map(|(_, v)| v)
+}
+
+fn invalid_value(detail: impl Into<String>) -> Error {
+    Error::bad_request(ScimType::InvalidValue, detail)
+}
