@@ -1,15 +1,21 @@
 //! scim-edge: a multi-tenant SCIM 2.0 provisioning endpoint for Cloudflare Workers.
 //!
-//! Layers, each in its own folder, and the one direction a request flows through them:
+//! Layers, each in its own folder, top to bottom; a request flows down through them:
 //!
 //! | module | owns | imports `worker`? |
 //! |---|---|---|
-//! | [`http`] | the router, SCIM handlers, authentication, the one error-to-response mapping | yes |
-//! | [`admin`] | the operator's API: tenants and Secret Tokens | yes |
-//! | [`store`] | every SQL statement, behind an executor seam (D1 / SQLite in tests) | D1 adapter only |
-//! | [`scim`] | the pure SCIM core: schemas, filters, PATCH, resources, errors, case folding | no |
+//! | [`http`] | the edge: routing, request parsing, rendering, the KV cache, the rate limit; the SCIM routes ([`http::scim`]) and the operator's admin API ([`http::admin`]) | yes |
+//! | [`service`] | what a request does: the write loop and its retry, preconditions, member resolution, authentication, tenant administration; generic over the store's executor and a runtime seam (clock, ids, auth cache) | no |
+//! | [`store`] | every SQL statement, behind an executor seam (D1 / SQLite in tests), and the map of where each attribute is stored | D1 adapter only |
+//! | [`scim`] | the pure SCIM core: schemas, filters, PATCH, resources, ETags, errors, case folding | no |
 //! | [`tenancy`] | Host/path tenant routing, subdomain rules, token crypto | no |
 //! | [`time`] | RFC 3339 timestamps without a date crate | no |
+//!
+//! The rule, which `farm-studio look` checks (no circles, no arrow up): a module imports only
+//! the layers below it. `scim`, `tenancy` and `time` import nothing of ours above them; `store`
+//! imports only the `scim` types it persists; `service` imports `store` and `scim`; the edge
+//! imports `service` (and the core types it parses and renders). So every rule of a request
+//! below the edge runs in host tests on SQLite (`cargo test --lib`), without `wrangler dev`.
 //!
 //! # No panics, by construction
 //!

@@ -28,7 +28,8 @@ use crate::scim::resource::{self, Data, RefType};
 use crate::scim::schema::GROUP_TYPE;
 use crate::store::groups as store;
 use crate::store::memberships::{self, Member, MemberChange};
-use crate::store::resources::{Stored, Table};
+use crate::store::resources::Stored;
+use crate::store::table::Table;
 use crate::store::{Executor, Written};
 
 /// Groups.

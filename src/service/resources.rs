@@ -17,7 +17,8 @@ use crate::scim::filter::{self, Filter};
 use crate::scim::query::ListParams;
 use crate::scim::schema::{AttrRef, Resolved, ResourceType};
 use crate::store::listing::ListQuery;
-use crate::store::resources::{self, Stored, Table};
+use crate::store::resources::{self, Stored};
+use crate::store::table::Table;
 use crate::store::{Delete, Executor, Written};
 
 /// Attempts at a conditional write before giving up under contention.

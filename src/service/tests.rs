@@ -14,8 +14,8 @@ use super::users::Users;
 use super::{auth, tenants, Scope};
 use crate::scim::error::Error;
 use crate::store::fixture::{directory, group_state, organisations, T};
-use crate::store::resources::Table;
 use crate::store::sqlite::Sqlite;
+use crate::store::table::Table;
 use crate::store::{self, Executor, Outcome, Stmt, StoreError};
 
 fn scope<'a, E>(db: &'a E, rt: &'a TestRuntime) -> Scope<'a, E, TestRuntime> {

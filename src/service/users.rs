@@ -14,7 +14,8 @@ use crate::scim::error::Result;
 use crate::scim::patch;
 use crate::scim::resource::{self, Data};
 use crate::scim::schema::USER_TYPE;
-use crate::store::resources::{Stored, Table};
+use crate::store::resources::Stored;
+use crate::store::table::Table;
 use crate::store::users as store;
 use crate::store::{Executor, Written};
 

@@ -1,5 +1,6 @@
 //! Translation of a parsed filter ([`crate::scim::filter::Filter`]) into a parameterized SQL
-//! condition over `users u`, so that filtering, counting and paging all happen in D1.
+//! condition over `users u` or `groups g`, so that filtering, counting and paging all happen in
+//! D1. Where each attribute is read from is [`super::storage`]'s map, not decided here.
 //!
 //! - Single-valued attributes map to a column (`externalId` → `u.external_id`) or to
 //!   `json_extract(u.data, '$."name"."givenName"')`. Only schema-defined names are spliced into
@@ -20,12 +21,13 @@
 
 use serde_json::Value;
 
-use super::resources::Table;
+use super::storage::{element, storage, Many, Storage};
+use super::table::Table;
 use super::Param;
 use crate::scim::error::{Error, ScimType};
 use crate::scim::filter::{Filter, Op};
 use crate::scim::fold::fold;
-use crate::scim::schema::{Attr, AttrRef, Type};
+use crate::scim::schema::{AttrRef, Type};
 use crate::scim::value::as_bool;
 use crate::time::parse_rfc3339;
 
@@ -38,37 +40,6 @@ pub struct Condition {
 
 fn invalid(detail: impl Into<String>) -> Error {
     Error::bad_request(ScimType::InvalidFilter, detail)
-}
-
-/// How a multi-valued attribute is stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MultiStorage {
-    /// One row per value in `user_values` (value, display, type, primary).
-    Values,
-    /// Only in the JSON document (`addresses`).
-    Json,
-    /// A group's `members`: rows of `memberships m` with `m.group_id = g.id`.
-    Members,
-    /// A user's `groups`: rows of `memberships m` with `m.member_id = u.id`.
-    UserGroups,
-}
-
-/// Storage of a multi-valued attribute.
-pub fn multi_storage(attr: &Attr) -> MultiStorage {
-    match attr.name {
-        "groups" => return MultiStorage::UserGroups,
-        "members" => return MultiStorage::Members,
-        _ => {}
-    }
-    let standard = attr.sub_attributes.len() == 4
-        && ["value", "display", "type", "primary"]
-            .iter()
-            .all(|n| attr.sub(n).is_some());
-    if standard {
-        MultiStorage::Values
-    } else {
-        MultiStorage::Json
-    }
 }
 
 /// A value expression and the rules that apply to it.
@@ -106,7 +77,7 @@ fn single_expr(a: &AttrRef, table: Table) -> Result<Expr, Error> {
         folded: false,
         millis: false,
     };
-    let key = |sql: &str| Expr {
+    let key_col = |sql: &str| Expr {
         folded: true,
         ..col(sql)
     };
@@ -120,68 +91,44 @@ fn single_expr(a: &AttrRef, table: Table) -> Result<Expr, Error> {
         return Err(invalid(format!("'{}' cannot be filtered on", a.display())));
     }
     let t = table.alias();
-    Ok(
-        match (table, a.extension, a.attr.name, a.sub.map(|s| s.name)) {
-            (_, false, "id", None) => col(&format!("{t}.id")),
-            (_, false, "externalId", None) => col(&format!("{t}.external_id")),
-            (Table::Users, false, "userName", None) => key("u.user_name_key"),
-            (Table::Users, false, "active", None) => col("u.active"),
-            (Table::Groups, false, "displayName", None) => key("g.display_name_key"),
-            (_, false, "meta", Some("created")) => Expr {
-                millis: true,
-                ..col(&format!("{t}.created_at"))
-            },
-            (_, false, "meta", Some("lastModified")) => Expr {
-                millis: true,
-                ..col(&format!("{t}.updated_at"))
-            },
-            (Table::Users, false, "meta", Some("resourceType")) => col("'User'"),
-            (Table::Groups, false, "meta", Some("resourceType")) => col("'Group'"),
-            (_, false, "meta", Some("version")) => col(&format!("('W/\"' || {t}.version || '\"')")),
-            (_, false, "meta", Some(other)) => {
-                return Err(invalid(format!("meta.{other} cannot be filtered on")))
-            }
-            (Table::Users, true, "manager", Some("value")) => col("u.manager_id"),
-            _ => col(&format!("json_extract({t}.data, '{}')", json_path(a))),
+    Ok(match storage(table, a) {
+        Storage::Column(c) => match c.key {
+            Some(key) => key_col(&format!("{t}.{key}")),
+            None => col(&format!("{t}.{}", c.name)),
         },
-    )
+        Storage::Row(sql) => col(&sql.replace("{t}", t)),
+        Storage::Millis(sql) => Expr {
+            millis: true,
+            ..col(&sql.replace("{t}", t))
+        },
+        Storage::Json | Storage::Many(_) => {
+            col(&format!("json_extract({t}.data, '{}')", json_path(a)))
+        }
+        Storage::Nowhere => {
+            return Err(invalid(format!("'{}' cannot be filtered on", a.display())))
+        }
+    })
 }
 
 /// The expression for a sub-attribute inside a multi-valued subquery.
-fn element_expr(a: &AttrRef, storage: MultiStorage) -> Result<Expr, Error> {
+fn element_expr(a: &AttrRef, many: Many) -> Result<Expr, Error> {
     let Some(sub) = a.sub else {
         return Err(invalid(format!(
             "'{}' needs a sub-attribute here",
             a.display()
         )));
     };
-    let folded = storage == MultiStorage::Values && sub.name == "value" && !sub.case_exact;
-    let sql = match (storage, sub.name) {
-        (MultiStorage::Values, "primary") => "v.is_primary".to_string(),
-        // The key column: folded for a case-insensitive value, the value itself otherwise.
-        (MultiStorage::Values, "value") => "v.value_key".to_string(),
-        (MultiStorage::Values, name) => format!("v.{name}"),
-        (MultiStorage::Json, name) => format!("json_extract(j.value, '$.\"{name}\"')"),
-        (MultiStorage::Members, "value") => "m.member_id".to_string(),
-        (MultiStorage::Members, "type") => "m.member_type".to_string(),
-        (MultiStorage::Members, "display") => "m.display".to_string(),
-        (MultiStorage::UserGroups, "value") => "m.group_id".to_string(),
-        (MultiStorage::UserGroups, "type") => "'direct'".to_string(),
-        (MultiStorage::UserGroups, "display") => "(SELECT mg.display_name FROM groups mg \
-             WHERE mg.tenant_id = m.tenant_id AND mg.id = m.group_id)"
-            .to_string(),
-        (_, name) => {
-            return Err(invalid(format!(
-                "'{}.{name}' cannot be filtered on",
-                a.attr.name
-            )))
-        }
-    };
+    let sql = element(many, sub.name).ok_or_else(|| {
+        invalid(format!(
+            "'{}.{}' cannot be filtered on",
+            a.attr.name, sub.name
+        ))
+    })?;
     Ok(Expr {
         sql,
         ty: sub.ty,
         case_exact: sub.case_exact,
-        folded,
+        folded: many == Many::Values && sub.name == "value" && !sub.case_exact,
         millis: false,
     })
 }
@@ -207,7 +154,7 @@ pub fn member_condition(filter: &Filter, tenant_id: &str) -> Result<Condition, E
         table: Table::Groups,
         params: &mut c.params,
     }
-    .filter(filter, Some(MultiStorage::Members))?;
+    .filter(filter, Some(Many::Members))?;
     Ok(c)
 }
 
@@ -224,7 +171,7 @@ impl Translator<'_> {
     }
 
     /// `element` is set inside a multi-valued subquery: attributes are its sub-attributes.
-    fn filter(&mut self, f: &Filter, element: Option<MultiStorage>) -> Result<String, Error> {
+    fn filter(&mut self, f: &Filter, element: Option<Many>) -> Result<String, Error> {
         Ok(match f {
             Filter::And(a, b) => format!(
                 "({} AND {})",
@@ -287,18 +234,21 @@ impl Translator<'_> {
     fn multi(
         &mut self,
         attr: &AttrRef,
-        inner: impl FnOnce(&mut Self, MultiStorage) -> Result<String, Error>,
+        inner: impl FnOnce(&mut Self, Many) -> Result<String, Error>,
     ) -> Result<String, Error> {
-        let storage = multi_storage(attr.attr);
+        let storage = match storage(self.table, attr) {
+            Storage::Many(many) => many,
+            _ => Many::Json,
+        };
         let tenant = Param::Text(self.tenant_id.to_string());
         Ok(match storage {
-            MultiStorage::Values => {
+            Many::Values => {
                 let t = self.bind(tenant);
                 let a = self.bind(Param::Text(attr.attr.name.to_string()));
                 let cond = inner(self, storage)?;
                 format!("u.id IN (SELECT v.user_id FROM user_values v WHERE v.tenant_id = {t} AND v.attr = {a} AND {cond})")
             }
-            MultiStorage::Json => {
+            Many::Json => {
                 let cond = inner(self, storage)?;
                 format!(
                     "EXISTS (SELECT 1 FROM json_each({}.data, '$.\"{}\"') j WHERE {cond})",
@@ -306,12 +256,12 @@ impl Translator<'_> {
                     attr.attr.name
                 )
             }
-            MultiStorage::Members => {
+            Many::Members => {
                 let t = self.bind(tenant);
                 let cond = inner(self, storage)?;
                 format!("g.id IN (SELECT m.group_id FROM memberships m WHERE m.tenant_id = {t} AND {cond})")
             }
-            MultiStorage::UserGroups => {
+            Many::UserGroups => {
                 let t = self.bind(tenant);
                 let cond = inner(self, storage)?;
                 format!("u.id IN (SELECT m.member_id FROM memberships m WHERE m.tenant_id = {t} AND {cond})")
@@ -468,15 +418,12 @@ pub fn sort_expr(a: &AttrRef, table: Table) -> Result<String, Error> {
         )
     };
     if a.attr.multi_valued {
-        return match multi_storage(a.attr) {
-            MultiStorage::Values => {
-                let sub = match a.sub.map_or("value", |s| s.name) {
-                    "primary" => "is_primary",
-                    "value" => "value_key",
-                    other => other,
-                };
+        return match storage(table, a) {
+            Storage::Many(Many::Values) => {
+                let sub = element(Many::Values, a.sub.map_or("value", |s| s.name))
+                    .ok_or_else(|| bad("not stored"))?;
                 Ok(format!(
-                    "(SELECT v.{sub} FROM user_values v WHERE v.tenant_id = u.tenant_id AND v.user_id = u.id \
+                    "(SELECT {sub} FROM user_values v WHERE v.tenant_id = u.tenant_id AND v.user_id = u.id \
                      AND v.attr = '{}' ORDER BY v.is_primary DESC, v.rowid LIMIT 1)",
                     a.attr.name
                 ))

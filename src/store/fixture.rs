@@ -8,8 +8,8 @@ use serde_json::{json, Value};
 
 use super::listing::{list_where, ListQuery};
 use super::memberships::Member;
-use super::resources::Table;
 use super::sqlite::Sqlite;
+use super::table::Table;
 use super::tenants::{create_tenant, NewTenant};
 use super::{groups, users};
 use crate::scim::filter::{self, Filter};

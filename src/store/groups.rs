@@ -1,5 +1,5 @@
 //! SQL for what only groups have: their indexed columns (`display_name` and its folded key,
-//! `external_id`) written with their member changes ([`super::memberships`]) in one batch.
+//! `external_id`, as [`super::storage`] maps them) written with their member changes ([`super::memberships`]) in one batch.
 //! Each member change also bumps the group's `version` (one small row) so that `meta.version`
 //! changes. Reading and deleting are [`super::resources`]'s, as for users.
 //!
@@ -11,21 +11,18 @@ use serde_json::{Map, Value};
 use std::collections::HashMap;
 
 pub use super::memberships::{Member, MemberChange};
-use super::resources::{self, Stored, Table};
+use super::resources::{self, Stored};
+use super::storage::{self, Copied};
+use super::table::Table;
 use super::{memberships, Executor, Param, Stmt, StoreError, Written};
 use crate::scim::error::{quote, Error, Result};
-use crate::scim::fold::fold;
 use crate::scim::resource::RefType;
 
-fn columns(data: &Map<String, Value>) -> (String, Option<String>) {
-    let text = |k: &str| data.get(k).and_then(Value::as_str).map(str::to_string);
-    (text("displayName").unwrap_or_default(), text("externalId"))
-}
-
-fn taken(display_name: &str) -> Error {
+fn taken(row: Option<&Copied>) -> Error {
+    let name = row.and_then(|r| r.text("display_name")).unwrap_or_default();
     Error::conflict(format!(
         "a group named '{}' already exists in this organisation",
-        quote(display_name)
+        quote(name)
     ))
 }
 
@@ -39,21 +36,23 @@ pub async fn insert<E: Executor>(
     now: i64,
     write_id: &str,
 ) -> Result<()> {
-    let (display_name, external_id) = columns(data);
+    let row = storage::copied(Table::Groups, data);
+    let mut params: Vec<Param> = vec![tenant_id.into(), id.into()];
+    params.extend(row.params.iter().cloned());
+    params.extend([
+        Value::Object(data.clone()).to_string().into(),
+        write_id.into(),
+        now.into(),
+        now.into(),
+    ]);
+    let copied = vec!["?"; row.columns.len()].join(", ");
     let mut stmts = vec![Stmt::new(
-        "INSERT INTO groups (tenant_id, id, display_name, display_name_key, external_id, data, version, write_id, created_at, updated_at) \
-         VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?)",
-        vec![
-            tenant_id.into(),
-            id.into(),
-            display_name.as_str().into(),
-            fold(&display_name).into(),
-            external_id.into(),
-            Value::Object(data.clone()).to_string().into(),
-            write_id.into(),
-            now.into(),
-            now.into(),
-        ],
+        format!(
+            "INSERT INTO groups (tenant_id, id, {}, data, version, write_id, created_at, updated_at) \
+             VALUES (?, ?, {copied}, ?, 1, ?, ?, ?)",
+            row.names()
+        ),
+        params,
     )];
     if !members.is_empty() {
         stmts.extend(memberships::statements(
@@ -65,7 +64,7 @@ pub async fn insert<E: Executor>(
     }
     match db.batch(stmts).await {
         Ok(_) => Ok(()),
-        Err(StoreError::Unique(_)) => Err(taken(&display_name)),
+        Err(StoreError::Unique(_)) => Err(taken(Some(&row))),
         Err(e) => Err(e.into()),
     }
 }
@@ -87,15 +86,11 @@ pub async fn write<E: Executor>(
 ) -> Result<Written<()>> {
     let mut set = String::new();
     let mut params: Vec<Param> = Vec::new();
-    if let Some(data) = data {
-        let (display_name, external_id) = columns(data);
-        set.push_str("display_name = ?, display_name_key = ?, external_id = ?, data = ?, ");
-        params.extend([
-            display_name.as_str().into(),
-            fold(&display_name).into(),
-            external_id.into(),
-            Value::Object(data.clone()).to_string().into(),
-        ]);
+    let row = data.map(|data| storage::copied(Table::Groups, data));
+    if let (Some(data), Some(row)) = (data, &row) {
+        set = format!("{}, data = ?, ", row.assignments());
+        params.extend(row.params.iter().cloned());
+        params.push(Value::Object(data.clone()).to_string().into());
     }
     params.extend([write_id.into(), now.into(), tenant_id.into(), id.into()]);
     let condition = match if_version {
@@ -115,10 +110,7 @@ pub async fn write<E: Executor>(
     stmts.extend(memberships::statements(tenant_id, id, write_id, changes)?);
     let outs = match db.batch(stmts).await {
         Ok(outs) => outs,
-        Err(StoreError::Unique(_)) => {
-            let name = data.map(columns).map(|c| c.0).unwrap_or_default();
-            return Err(taken(&name));
-        }
+        Err(StoreError::Unique(_)) => return Err(taken(row.as_ref())),
         Err(e) => return Err(e.into()),
     };
     Ok(if outs.first().map_or(0, |o| o.changes) == 0 {

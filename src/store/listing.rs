@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use super::filter_sql::{condition, sort_expr, Condition};
-use super::resources::Table;
+use super::table::Table;
 use super::{Executor, Param, Stmt};
 use crate::scim::error::{Error, Result, ScimType};
 use crate::scim::filter::Filter;

@@ -24,6 +24,8 @@ pub mod refs;
 pub mod resources;
 #[cfg(any(test, feature = "host-sqlite"))]
 pub mod sqlite;
+pub mod storage;
+pub mod table;
 pub mod tenants;
 pub mod users;
 

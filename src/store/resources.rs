@@ -1,5 +1,5 @@
-//! What users and groups share in the store: the tables they live in, the row a resource is
-//! read as ([`Stored`]), and the statements that read a page, read one, and delete one.
+//! What users and groups share in the store: the row a resource is read as ([`Stored`]), and
+//! the statements that read a page, read one, and delete one, for either table ([`Table`]).
 //!
 //! A resource's references (a user's `groups`, a group's `members`) are rows of `memberships`
 //! read beside it ([`super::refs`]); which they are is the table's ([`Table::refs`]).
@@ -8,64 +8,11 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::listing::{list_page, ListQuery};
-use super::refs::{self, Refs};
+use super::refs;
+use super::table::Table;
 use super::{memberships, Delete, Executor, Stmt};
 use crate::scim::error::{Error, Result};
 use crate::scim::resource::MemberRef;
-use crate::scim::schema::{ResourceType, GROUP_TYPE, USER_TYPE};
-
-/// The table of a resource type: `users u` or `groups g`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Table {
-    Users,
-    Groups,
-}
-
-impl Table {
-    pub fn name(self) -> &'static str {
-        match self {
-            Table::Users => "users",
-            Table::Groups => "groups",
-        }
-    }
-
-    /// The alias every statement gives the table.
-    pub fn alias(self) -> &'static str {
-        match self {
-            Table::Users => "u",
-            Table::Groups => "g",
-        }
-    }
-
-    /// The resource type whose resources the table holds.
-    pub fn resource_type(self) -> &'static ResourceType {
-        match self {
-            Table::Users => &USER_TYPE,
-            Table::Groups => &GROUP_TYPE,
-        }
-    }
-
-    /// The references read beside a resource of this table.
-    pub fn refs(self) -> Refs {
-        match self {
-            Table::Users => Refs::Groups,
-            Table::Groups => Refs::Members,
-        }
-    }
-
-    /// The columns a resource is read with. A user also says whether its enterprise
-    /// `manager` names a user of the organisation (so that `$ref` is given only then).
-    fn columns(self) -> &'static str {
-        match self {
-            Table::Users => {
-                "u.id, u.data, u.version, u.created_at, u.updated_at, \
-                 EXISTS (SELECT 1 FROM users m WHERE m.tenant_id = u.tenant_id AND m.id = u.manager_id) \
-                 AS manager_exists"
-            }
-            Table::Groups => "g.id, g.data, g.version, g.created_at, g.updated_at",
-        }
-    }
-}
 
 /// A user or a group as stored.
 #[derive(Debug, Clone, PartialEq)]

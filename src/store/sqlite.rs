@@ -113,6 +113,19 @@ impl Sqlite {
             .join("\n")
     }
 
+    /// The names of a table's columns.
+    pub fn columns(&self, table: &str) -> Vec<String> {
+        let out = pollster::block_on(self.query(Stmt::new(
+            format!("SELECT name FROM pragma_table_info('{table}')"),
+            vec![],
+        )))
+        .expect("table_info");
+        out.rows
+            .iter()
+            .filter_map(|r| r["name"].as_str().map(str::to_string))
+            .collect()
+    }
+
     /// The single integer a `SELECT COUNT(*) …` returns.
     pub fn count(&self, sql: &str) -> i64 {
         let conn = self.0.lock().expect("sqlite lock");

@@ -1,6 +1,7 @@
 //! SQL for what only users have: their indexed columns (`user_name` and its folded key,
-//! `external_id`, `active`, `manager_id`) and their multi-valued values as rows of
-//! `user_values`, written on create and rewritten on update, each in one batch. Reading and
+//! `external_id`, `active`, `manager_id`: which ones is [`super::storage`]'s map) and their
+//! multi-valued values as rows of `user_values`, written on create and rewritten on update,
+//! each in one batch. Reading and
 //! deleting are [`super::resources`]'s, as for groups.
 //!
 //! Concurrency without transactions: every update is `UPDATE … WHERE version = ?` and tags the
@@ -11,21 +12,18 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::filter_sql::{multi_storage, MultiStorage};
 use super::resources::Stored;
+use super::storage::{self, Copied, Many};
+use super::table::Table;
 use super::{Executor, Param, Stmt, StoreError, Written};
 use crate::scim::error::{quote, Error, Result};
 use crate::scim::fold::fold;
-use crate::scim::schema::{ENTERPRISE_USER_SCHEMA, USER};
+use crate::scim::schema::USER;
 
-/// The indexed copies of a user's data.
+/// The indexed copies of a user's data: its row's columns and its `user_values` rows, as
+/// [`storage`] maps them.
 struct Columns {
-    user_name: String,
-    /// The Unicode case folding of `user_name` (what uniqueness and filters compare).
-    user_name_key: String,
-    external_id: Option<String>,
-    active: bool,
-    manager_id: Option<String>,
+    row: Copied,
     values: Vec<ValueRow>,
 }
 
@@ -53,7 +51,7 @@ fn columns(data: &Map<String, Value>) -> Columns {
     for attr in USER
         .attributes
         .iter()
-        .filter(|a| a.multi_valued && multi_storage(a) == MultiStorage::Values)
+        .filter(|a| a.multi_valued && storage::many(Table::Users, a) == Some(Many::Values))
     {
         let case_exact = attr.sub("value").is_some_and(|v| v.case_exact);
         if let Some(Value::Array(items)) = data.get(attr.name) {
@@ -76,16 +74,8 @@ fn columns(data: &Map<String, Value>) -> Columns {
             }
         }
     }
-    let user_name = text(data.get("userName")).unwrap_or_default();
     Columns {
-        user_name_key: fold(&user_name),
-        user_name,
-        external_id: text(data.get("externalId")),
-        active: data.get("active").and_then(Value::as_bool).unwrap_or(true),
-        manager_id: data
-            .get(ENTERPRISE_USER_SCHEMA)
-            .and_then(|e| e.get("manager"))
-            .and_then(|m| text(m.get("value"))),
+        row: storage::copied(Table::Users, data),
         values,
     }
 }
@@ -130,10 +120,10 @@ fn value_insert(tenant_id: &str, id: &str, c: &Columns, guard: Option<&str>) -> 
 }
 
 fn manager_check(tenant_id: &str, c: &Columns) -> Option<Stmt> {
-    c.manager_id.as_ref().map(|m| {
+    c.row.text("manager_id").map(|m| {
         Stmt::new(
             "SELECT EXISTS (SELECT 1 FROM users WHERE tenant_id = ? AND id = ?) AS e",
-            vec![tenant_id.into(), m.as_str().into()],
+            vec![tenant_id.into(), m.into()],
         )
     })
 }
@@ -152,24 +142,21 @@ fn manager_exists(out: Option<super::Outcome>) -> Result<bool> {
 fn taken(c: &Columns) -> Error {
     Error::conflict(format!(
         "userName '{}' is already taken in this organisation",
-        quote(&c.user_name)
+        quote(c.row.text("user_name").unwrap_or_default())
     ))
 }
 
-/// The columns a user's row copies from its data, in the order of [`Columns::params`].
-const COPIED: &str = "user_name, user_name_key, external_id, active, manager_id, data";
-
 impl Columns {
-    /// The values of [`COPIED`], the data last.
+    /// The row's copied columns, then `data`.
+    fn names(&self) -> String {
+        format!("{}, data", self.row.names())
+    }
+
+    /// The values of [`Columns::names`].
     fn params(&self, data: &Map<String, Value>) -> Vec<Param> {
-        vec![
-            self.user_name.as_str().into(),
-            self.user_name_key.as_str().into(),
-            self.external_id.clone().into(),
-            self.active.into(),
-            self.manager_id.clone().into(),
-            Value::Object(data.clone()).to_string().into(),
-        ]
+        let mut params = self.row.params.clone();
+        params.push(Value::Object(data.clone()).to_string().into());
+        params
     }
 }
 
@@ -186,10 +173,12 @@ pub async fn insert<E: Executor>(
     let mut params: Vec<Param> = vec![tenant_id.into(), id.into()];
     params.extend(c.params(data));
     params.extend([write_id.into(), now.into(), now.into()]);
+    let copied = vec!["?"; c.row.columns.len().saturating_add(1)].join(", ");
     let row = Stmt::new(
         format!(
-            "INSERT INTO users (tenant_id, id, {COPIED}, version, write_id, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)"
+            "INSERT INTO users (tenant_id, id, {}, version, write_id, created_at, updated_at) \
+             VALUES (?, ?, {copied}, 1, ?, ?, ?)",
+            c.names()
         ),
         params,
     );
@@ -224,11 +213,11 @@ pub async fn update<E: Executor>(
         id.into(),
         current.version.into(),
     ]);
-    let sets = COPIED.replace(", ", " = ?, ");
+    let sets = c.row.assignments();
     let stmts = vec![
         Stmt::new(
             format!(
-                "UPDATE users SET {sets} = ?, version = version + 1, write_id = ?, updated_at = ? \
+                "UPDATE users SET {sets}, data = ?, version = version + 1, write_id = ?, updated_at = ? \
                  WHERE tenant_id = ? AND id = ? AND version = ?"
             ),
             params,
@@ -295,7 +284,7 @@ mod tests {
     use crate::scim::schema::{Resolved, USER_TYPE};
     use crate::store::fixture::{self, organisations, T};
     use crate::store::listing::ListQuery;
-    use crate::store::resources::{self, Table};
+    use crate::store::resources;
     use crate::store::sqlite::Sqlite;
     use crate::store::Delete;
     use pollster::block_on;

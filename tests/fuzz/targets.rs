@@ -22,8 +22,9 @@ use scim_edge::service::testing::TestRuntime;
 use scim_edge::service::users::Users;
 use scim_edge::service::Scope;
 use scim_edge::store::listing::ListQuery;
-use scim_edge::store::resources::{self, Stored, Table};
+use scim_edge::store::resources::{self, Stored};
 use scim_edge::store::sqlite::Sqlite;
+use scim_edge::store::table::Table;
 use scim_edge::store::tenants::{create_tenant, NewTenant};
 use scim_edge::store::{groups, users};
 
