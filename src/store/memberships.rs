@@ -45,77 +45,82 @@ pub(crate) fn statements(
     write_id: &str,
     changes: &[MemberChange],
 ) -> Result<Vec<Stmt>> {
-    let guard = "EXISTS (SELECT 1 FROM groups WHERE tenant_id = ? AND id = ? AND write_id = ?)";
-    let scope = || -> Vec<Param> { vec![tenant_id.into(), group_id.into()] };
-    let guard_params =
-        || -> Vec<Param> { vec![tenant_id.into(), group_id.into(), write_id.into()] };
     let mut stmts = Vec::new();
     for change in changes {
-        match change {
-            MemberChange::Add(members) if members.is_empty() => {}
-            MemberChange::Add(members) => {
-                let rows: Vec<Value> = members
-                    .iter()
-                    .map(|m| serde_json::json!({"id": m.id, "kind": m.kind.as_str(), "display": m.display}))
-                    .collect();
-                let mut params = scope();
-                params.push(Value::Array(rows).to_string().into());
-                params.extend(guard_params());
-                stmts.push(Stmt::new(
-                    format!(
-                        "INSERT INTO memberships (tenant_id, group_id, member_id, member_type, display) \
-                         SELECT ?, ?, json_extract(j.value, '$.id'), json_extract(j.value, '$.kind'), \
-                         json_extract(j.value, '$.display') FROM json_each(?) j WHERE {guard} \
-                         ON CONFLICT DO NOTHING"
-                    ),
-                    params,
-                ));
-            }
-            MemberChange::Remove(ids) if ids.is_empty() => {}
-            MemberChange::Remove(ids) => {
-                let mut params = scope();
-                params.push(serde_json::Value::from(ids.clone()).to_string().into());
-                params.extend(guard_params());
-                stmts.push(Stmt::new(
-                    format!(
-                        "DELETE FROM memberships WHERE tenant_id = ? AND group_id = ? \
-                         AND member_id IN (SELECT value FROM json_each(?)) AND {guard}"
-                    ),
-                    params,
-                ));
-            }
-            MemberChange::RemoveAll => {
-                let mut params = scope();
-                params.extend(guard_params());
-                stmts.push(Stmt::new(
-                    format!(
-                        "DELETE FROM memberships WHERE tenant_id = ? AND group_id = ? AND {guard}"
-                    ),
-                    params,
-                ));
-            }
-            MemberChange::RemoveWhere(filter) => {
-                let c = member_condition(filter, tenant_id)?;
-                let mut params = scope();
-                params.extend(c.params);
-                params.extend(guard_params());
-                if params.len() > MAX_PARAMS {
-                    return Err(Error::bad_request(
-                        ScimType::InvalidPath,
-                        format!("the members filter needs more than {MAX_PARAMS} bound values"),
-                    ));
-                }
-                stmts.push(Stmt::new(
-                    format!(
-                        "DELETE FROM memberships AS m WHERE m.tenant_id = ? AND m.group_id = ? AND {} AND {guard}",
-                        c.sql
-                    ),
-                    params,
-                ));
-            }
+        let Some((sql, params, tail)) = statement(change, tenant_id)? else {
+            continue;
+        };
+        // Every statement's first two parameters are the tenant and the group; the guard's
+        // come last, so a change that lost its version race writes nothing.
+        let mut all: Vec<Param> = vec![tenant_id.into(), group_id.into()];
+        all.extend(params);
+        all.extend([tenant_id.into(), group_id.into(), write_id.into()]);
+        if all.len() > MAX_PARAMS {
+            return Err(Error::bad_request(
+                ScimType::InvalidPath,
+                format!("the members filter needs more than {MAX_PARAMS} bound values"),
+            ));
         }
+        stmts.push(Stmt::new(
+            format!(
+                "{sql} AND EXISTS (SELECT 1 FROM groups WHERE tenant_id = ? AND id = ? AND write_id = ?){tail}"
+            ),
+            all,
+        ));
     }
     Ok(stmts)
+}
+
+/// A statement in three parts: the SQL up to the guard, its own parameters, what follows the
+/// guard.
+type Parts = (String, Vec<Param>, &'static str);
+
+/// One change as SQL that binds the tenant and the group first and ends in a condition the
+/// guard is appended to, with its own parameters; `None` for an empty change.
+fn statement(change: &MemberChange, tenant_id: &str) -> Result<Option<Parts>> {
+    Ok(Some(match change {
+        MemberChange::Add(members) if members.is_empty() => return Ok(None),
+        MemberChange::Remove(ids) if ids.is_empty() => return Ok(None),
+        MemberChange::Add(members) => {
+            let rows: Vec<Value> = members
+                .iter()
+                .map(|m| serde_json::json!({"id": m.id, "kind": m.kind.as_str(), "display": m.display}))
+                .collect();
+            // `WHERE 1` gives the guard an AND to follow; SQLite needs a WHERE before an
+            // upsert clause on INSERT … SELECT anyway.
+            (
+                "INSERT INTO memberships (tenant_id, group_id, member_id, member_type, display) \
+                 SELECT ?, ?, json_extract(j.value, '$.id'), json_extract(j.value, '$.kind'), \
+                 json_extract(j.value, '$.display') FROM json_each(?) j WHERE 1"
+                    .to_string(),
+                vec![Value::Array(rows).to_string().into()],
+                " ON CONFLICT DO NOTHING",
+            )
+        }
+        MemberChange::Remove(ids) => (
+            "DELETE FROM memberships WHERE tenant_id = ? AND group_id = ? \
+             AND member_id IN (SELECT value FROM json_each(?))"
+                .to_string(),
+            vec![Value::from(ids.clone()).to_string().into()],
+            "",
+        ),
+        MemberChange::RemoveAll => (
+            "DELETE FROM memberships WHERE tenant_id = ? AND group_id = ?".to_string(),
+            vec![],
+            "",
+        ),
+        MemberChange::RemoveWhere(filter) => {
+            let c = member_condition(filter, tenant_id)?;
+            (
+                format!(
+                    "DELETE FROM memberships AS m WHERE m.tenant_id = ? AND m.group_id = ? AND {}",
+                    c.sql
+                ),
+                c.params,
+                "",
+            )
+        }
+    }))
 }
 
 /// Statements that remove a deleted user or group from every group it was in (bumping those

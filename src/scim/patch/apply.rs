@@ -203,19 +203,25 @@ fn add_to_multi(data: &mut Data, a: &AttrRef, value: Value) -> Result<()> {
     let Some(container) = container_mut(data, a) else {
         return Ok(());
     };
-    let entry = container
-        .entry(a.attr.name.to_string())
-        .or_insert_with(|| Value::Array(vec![]));
-    if !entry.is_array() {
-        *entry = Value::Array(vec![]);
-    }
-    if let Value::Array(items) = entry {
+    if let Some(items) = values_mut(container, a.attr.name) {
         add_values(a.attr, items, new_items);
         if items.len() > MAX_VALUES {
             return Err(too_many_values(&a.display()));
         }
     }
     Ok(())
+}
+
+/// A multi-valued attribute's values, as an array to change in place: created empty when
+/// absent, and replacing anything stored there that is not an array.
+fn values_mut<'d>(container: &'d mut Data, name: &str) -> Option<&'d mut Vec<Value>> {
+    let entry = container
+        .entry(name.to_string())
+        .or_insert_with(|| Value::Array(vec![]));
+    if !entry.is_array() {
+        *entry = Value::Array(vec![]);
+    }
+    entry.as_array_mut()
 }
 
 fn is_manager_attr(a: &AttrRef) -> bool {
@@ -239,7 +245,7 @@ fn apply_filtered(
     value: Value,
 ) -> Result<()> {
     if !a.attr.multi_valued {
-        return apply_filtered_single(data, action, a, filter, sub, value);
+        return apply_filtered_single(data, action, &AttrRef { sub, ..*a }, filter, value);
     }
     // Normalised before the container is borrowed: an invalid value changes nothing.
     let new_fields = match action {
@@ -249,13 +255,7 @@ fn apply_filtered(
     let Some(container) = container_mut(data, a) else {
         return Ok(());
     };
-    let entry = container
-        .entry(a.attr.name.to_string())
-        .or_insert_with(|| Value::Array(vec![]));
-    if !entry.is_array() {
-        *entry = Value::Array(vec![]);
-    }
-    if let Value::Array(items) = entry {
+    if let Some(items) = values_mut(container, a.attr.name) {
         // One pass decides which values the filter selects; every step below is linear in them.
         let hit: Vec<bool> = items.iter().map(|v| matches(filter, v)).collect();
         match (action, sub) {
@@ -299,13 +299,13 @@ fn apply_filtered(
     Ok(())
 }
 
-/// A single-valued complex attribute with a filter (`manager[value eq "x"]`): it matches or not.
+/// A single-valued complex attribute with a filter (`manager[value eq "x"]`, `a.sub` the
+/// sub-attribute after it, if any): it matches or not.
 fn apply_filtered_single(
     data: &mut Data,
     action: Action,
     a: &AttrRef,
     filter: &Filter,
-    sub: Option<&'static Attr>,
     value: Value,
 ) -> Result<()> {
     let Some(container) = container_mut(data, a) else {
@@ -316,7 +316,7 @@ fn apply_filtered_single(
         .is_some_and(|v| matches(filter, v));
     match action {
         Action::Remove => {
-            match (hit, sub) {
+            match (hit, a.sub) {
                 (false, _) => {}
                 (true, None) => {
                     container.remove(a.attr.name);
@@ -330,8 +330,8 @@ fn apply_filtered_single(
             drop_empty_extension(data, a);
             Ok(())
         }
-        Action::Add | Action::Replace if hit => set(data, &AttrRef { sub, ..*a }, value),
-        Action::Add | Action::Replace => Err(no_target(a)),
+        Action::Add | Action::Replace if hit => set(data, a, value),
+        Action::Add | Action::Replace => Err(no_target(&AttrRef { sub: None, ..*a })),
     }
 }
 

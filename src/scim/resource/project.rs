@@ -95,93 +95,104 @@ pub fn project(
     excluded: &[Selector],
 ) {
     if let Some(attributes) = attributes {
-        let keys: Vec<String> = resource.keys().cloned().collect();
-        for key in keys {
-            if key == "schemas" {
-                continue;
-            }
-            if let Some(ext) = rt.extension(&key) {
-                if attributes
-                    .iter()
-                    .any(|s| matches!(s, Selector::Extension(x) if x.id == ext.id))
-                {
-                    continue;
-                }
-                let Some(obj) = resource.get_mut(&key).and_then(Value::as_object_mut) else {
-                    continue;
-                };
-                let inner: Vec<String> = obj.keys().cloned().collect();
-                for k in inner {
-                    match ext.attr(&k) {
-                        Some(attr) => keep_selected(
-                            obj,
-                            &k,
-                            &AttrRef {
-                                schema: ext,
-                                extension: true,
-                                attr,
-                                sub: None,
-                            },
-                            attributes,
-                        ),
-                        None => {
-                            obj.remove(&k);
-                        }
-                    }
-                }
-                if obj.is_empty() {
-                    resource.remove(&key);
-                }
-                continue;
-            }
+        keep_only(rt, resource, attributes);
+    }
+    for sel in excluded {
+        exclude(resource, sel);
+    }
+    set_schemas(rt, resource);
+}
+
+/// `attributes=…` (RFC 7644 §3.4.2.5, §3.9): keep what is selected and what is always returned.
+fn keep_only(
+    rt: &'static ResourceType,
+    resource: &mut Map<String, Value>,
+    attributes: &[Selector],
+) {
+    let keys: Vec<String> = resource.keys().cloned().collect();
+    for key in keys {
+        if key == "schemas" {
+            continue;
+        }
+        let Some(ext) = rt.extension(&key) else {
             match rt.schema.attr(&key).or_else(|| find(COMMON, &key)) {
-                Some(attr) => keep_selected(
-                    resource,
-                    &key,
-                    &AttrRef {
+                Some(attr) => {
+                    let a = AttrRef {
                         schema: rt.schema,
                         extension: false,
                         attr,
                         sub: None,
-                    },
-                    attributes,
-                ),
+                    };
+                    keep_selected(resource, &key, &a, attributes);
+                }
                 None => {
                     resource.remove(&key);
                 }
             }
+            continue;
+        };
+        // An extension selected whole is kept whole; otherwise its attributes one by one.
+        if attributes
+            .iter()
+            .any(|s| matches!(s, Selector::Extension(x) if x.id == ext.id))
+        {
+            continue;
+        }
+        let Some(obj) = resource.get_mut(&key).and_then(Value::as_object_mut) else {
+            continue;
+        };
+        let inner: Vec<String> = obj.keys().cloned().collect();
+        for k in inner {
+            match ext.attr(&k) {
+                Some(attr) => {
+                    let a = AttrRef {
+                        schema: ext,
+                        extension: true,
+                        attr,
+                        sub: None,
+                    };
+                    keep_selected(obj, &k, &a, attributes);
+                }
+                None => {
+                    obj.remove(&k);
+                }
+            }
+        }
+        if obj.is_empty() {
+            resource.remove(&key);
         }
     }
-    for sel in excluded {
-        match sel {
-            Selector::Extension(schema) => {
-                resource.remove(schema.id);
-            }
-            Selector::Attr(a) if a.attr.returned == Returned::Always => {}
-            Selector::Attr(a) => {
-                let container = if a.extension {
-                    resource.get_mut(a.schema.id).and_then(Value::as_object_mut)
-                } else {
-                    Some(&mut *resource)
-                };
-                let Some(container) = container else { continue };
-                match a.sub {
-                    None => {
-                        container.remove(a.attr.name);
-                    }
-                    Some(sub) => {
-                        if let Some(v) = container.get_mut(a.attr.name) {
-                            remove_sub(v, sub.name);
-                        }
-                    }
-                }
-                if a.extension && container.is_empty() {
-                    resource.remove(a.schema.id);
-                }
+}
+
+/// `excludedAttributes=…` (RFC 7644 §3.4.2.5, §3.9): drop one selector, except what is always returned.
+fn exclude(resource: &mut Map<String, Value>, sel: &Selector) {
+    let a = match sel {
+        Selector::Extension(schema) => {
+            resource.remove(schema.id);
+            return;
+        }
+        Selector::Attr(a) if a.attr.returned == Returned::Always => return,
+        Selector::Attr(a) => a,
+    };
+    let container = if a.extension {
+        resource.get_mut(a.schema.id).and_then(Value::as_object_mut)
+    } else {
+        Some(&mut *resource)
+    };
+    let Some(container) = container else { return };
+    match a.sub {
+        None => {
+            container.remove(a.attr.name);
+        }
+        Some(sub) => {
+            if let Some(v) = container.get_mut(a.attr.name) {
+                remove_sub(v, sub.name);
             }
         }
     }
-    set_schemas(rt, resource);
+    if a.extension && container.is_empty() {
+        resource.remove(a.schema.id);
+    }
 }
 
 /// Keep `key` if it is always returned or selected whole; if only some of its sub-attributes
