@@ -327,8 +327,8 @@ pub const USER: Schema = Schema {
         )
         .multi(),
         // No canonical values on `type`: Entra's schema discovery then names the target attribute
-        // `roles[primary eq "True"].value`, as Ardoq's mapping expects (Microsoft's "Configure
-        // Ardoq for automatic user provisioning").
+        // `roles[primary eq "True"].value`, as Ardoq's mapping expects (Microsoft's "Customize
+        // user provisioning attribute-mappings", "Provisioning a role to a SCIM app").
         Attr::complex(
             "roles",
             multi_value_subs!(Attr::string("value", "The value of a role."), &[]),

@@ -1,6 +1,6 @@
 //! SQL for what only groups have: their indexed columns (`display_name` and its folded key,
-//! `external_id`, as [`super::storage`] maps them) written with their member changes ([`super::memberships`]) in one batch.
-//! Each member change also bumps the group's `version` (one small row) so that `meta.version`
+//! `external_id`, as [`super::storage`] maps them) written with their member changes
+//! ([`super::memberships`]) in one batch. Each member change also bumps the group's `version` (one small row) so that `meta.version`
 //! changes. Reading and deleting are [`super::resources`]'s, as for users.
 //!
 //! Statements that must commit together go in one batch; those after the group's own UPDATE are

@@ -19,6 +19,7 @@ use super::table::Table;
 use super::Param;
 use crate::scim::fold::fold;
 use crate::scim::schema::{Attr, AttrRef, ENTERPRISE_USER_SCHEMA};
+use crate::scim::value::{as_bool, as_text};
 
 /// Where one attribute (or sub-attribute) is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,15 +44,19 @@ pub struct Column {
     pub name: &'static str,
     /// The column that holds the value's Unicode case folding, for a case-insensitive value.
     pub key: Option<&'static str>,
-    /// What the column holds when the attribute is absent (the required ones are NOT NULL).
-    pub absent: Absent,
+    pub holds: Holds,
 }
 
+/// What a column holds, and what it holds when the attribute is absent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Absent {
-    Null,
-    Empty,
-    True,
+pub enum Holds {
+    /// Text; NULL when absent.
+    Text,
+    /// Text of a required attribute (a NOT NULL column); `''` when absent.
+    Required,
+    /// 0 or 1 (a CHECK constraint); a boolean read as SCIM reads one (`"True"` too), and true
+    /// when absent (RFC 7643 §4.1.1: a user is active unless told otherwise).
+    Flag,
 }
 
 /// How the values of a multi-valued attribute are stored.
@@ -131,8 +136,8 @@ const fn meta(table: Option<Table>, sub: &'static str, storage: Storage) -> Mapp
     }
 }
 
-const fn column(name: &'static str, key: Option<&'static str>, absent: Absent) -> Storage {
-    Storage::Column(Column { name, key, absent })
+const fn column(name: &'static str, key: Option<&'static str>, holds: Holds) -> Storage {
+    Storage::Column(Column { name, key, holds })
 }
 
 const USERS: Option<Table> = Some(Table::Users);
@@ -142,21 +147,17 @@ const GROUPS: Option<Table> = Some(Table::Groups);
 /// or [`Many::Values`]/[`Many::Json`] by its sub-attributes: see [`storage`]).
 pub const MAP: &[Mapping] = &[
     core(None, "id", Storage::Row("{t}.id")),
-    core(
-        None,
-        "externalId",
-        column("external_id", None, Absent::Null),
-    ),
+    core(None, "externalId", column("external_id", None, Holds::Text)),
     core(
         USERS,
         "userName",
-        column("user_name", Some("user_name_key"), Absent::Empty),
+        column("user_name", Some("user_name_key"), Holds::Required),
     ),
-    core(USERS, "active", column("active", None, Absent::True)),
+    core(USERS, "active", column("active", None, Holds::Flag)),
     core(
         GROUPS,
         "displayName",
-        column("display_name", Some("display_name_key"), Absent::Empty),
+        column("display_name", Some("display_name_key"), Holds::Required),
     ),
     Mapping {
         table: USERS,
@@ -165,7 +166,7 @@ pub const MAP: &[Mapping] = &[
             attr: "manager",
             sub: Some("value"),
         },
-        storage: column("manager_id", None, Absent::Null),
+        storage: column("manager_id", None, Holds::Text),
     },
     core(USERS, "groups", Storage::Many(Many::UserGroups)),
     core(GROUPS, "members", Storage::Many(Many::Members)),
@@ -284,15 +285,12 @@ pub fn copied(table: Table, data: &Map<String, Value>) -> Copied {
         let Storage::Column(c) = m.storage else {
             continue;
         };
-        let value = match m.at.get(data) {
-            None | Some(Value::Null) => match c.absent {
-                Absent::Null => Param::Null,
-                Absent::Empty => Param::Text(String::new()),
-                Absent::True => Param::from(true),
-            },
-            Some(Value::Bool(b)) => Param::from(*b),
-            Some(Value::String(s)) => Param::Text(s.clone()),
-            Some(other) => Param::Text(other.to_string()),
+        let v = m.at.get(data);
+        let text = || v.and_then(as_text).map(|t| t.into_owned());
+        let value = match c.holds {
+            Holds::Flag => Param::from(v.and_then(as_bool).unwrap_or(true)),
+            Holds::Text => Param::from(text()),
+            Holds::Required => Param::Text(text().unwrap_or_default()),
         };
         if let Some(key) = c.key {
             let folded = match &value {
@@ -345,14 +343,14 @@ mod tests {
 
     #[test]
     fn the_map_decides_filters_and_writers() {
-        let c = |name, key, absent| Storage::Column(Column { name, key, absent });
+        let c = |name, key, holds| Storage::Column(Column { name, key, holds });
         assert_eq!(
             at(Table::Users, "userName"),
-            c("user_name", Some("user_name_key"), Absent::Empty)
+            c("user_name", Some("user_name_key"), Holds::Required)
         );
         assert_eq!(
             at(Table::Groups, "displayName"),
-            c("display_name", Some("display_name_key"), Absent::Empty)
+            c("display_name", Some("display_name_key"), Holds::Required)
         );
         // displayName is only a column of groups; a user's is in its data.
         assert_eq!(at(Table::Users, "displayName"), Storage::Json);
@@ -361,7 +359,7 @@ mod tests {
                 Table::Users,
                 &format!("{ENTERPRISE_USER_SCHEMA}:manager.value")
             ),
-            c("manager_id", None, Absent::Null)
+            c("manager_id", None, Holds::Text)
         );
         assert_eq!(
             at(Table::Users, "emails.value"),
@@ -381,7 +379,7 @@ mod tests {
         assert!(USER_TYPE.schema.attr("userName").is_some());
         assert!(GROUP_TYPE.schema.attr("members").is_some());
 
-        let data = json!({"userName": "Straße", "active": false,
+        let data = json!({"userName": "Straße", "active": "False",
             ENTERPRISE_USER_SCHEMA: {"manager": {"value": "m1"}}});
         let row = copied(Table::Users, data.as_object().expect("object"));
         assert_eq!(

@@ -1,8 +1,7 @@
 //! SQL for what only users have: their indexed columns (`user_name` and its folded key,
 //! `external_id`, `active`, `manager_id`: which ones is [`super::storage`]'s map) and their
 //! multi-valued values as rows of `user_values`, written on create and rewritten on update,
-//! each in one batch. Reading and
-//! deleting are [`super::resources`]'s, as for groups.
+//! each in one batch. Reading and deleting are [`super::resources`]'s, as for groups.
 //!
 //! Concurrency without transactions: every update is `UPDATE … WHERE version = ?` and tags the
 //! row with a fresh `write_id`; the statements batched after it (rewriting `user_values`) only

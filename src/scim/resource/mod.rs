@@ -10,11 +10,12 @@
 //! - `null`, `""` and `[]` mean unassigned (RFC 7643 §2.5);
 //! - booleans may be strings (`"True"`, `"false"`: Entra's default `active` mapping);
 //! - a bare value where a multi-valued complex attribute expects objects becomes `{"value": …}`;
-//! - the enterprise `manager` may be an id, an object or an array of one object
-//!   (Microsoft's "Known issues and resolutions with SCIM 2.0 protocol compliance"), and is
-//!   stored as `{"value": id}`;
-//! - a role whose `value` is a JSON-encoded object (Entra's AppRoleAssignmentsComplex PATCH,
-//!   as Microsoft's "Tutorial: Develop and plan provisioning for a SCIM endpoint" shows it) is unwrapped into `value`/`display`.
+//! - the enterprise `manager` may be an id, an object or an array of one object (the forms of
+//!   Microsoft's "Tutorial: Develop and plan provisioning for a SCIM endpoint" and its SCIM
+//!   reference code), and is stored as `{"value": id}`;
+//! - a role whose `value` is a JSON-encoded object (Entra's AppRoleAssignmentsComplex PATCH, in
+//!   Microsoft's "Customize user provisioning attribute-mappings", "Provisioning a role to a
+//!   SCIM app") is unwrapped into `value`/`display`.
 //!
 //! | module | owns |
 //! |---|---|
