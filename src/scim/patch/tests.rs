@@ -117,3 +117,272 @@ fn filtered_paths_compare_with_unicode_folding() {
     .expect("applies");
     assert!(d.get("emails").is_none(), "{d:?}");
 }
+
+fn refused(before: Value, ops: Value) -> (u16, Option<ScimType>, String) {
+    let e = run(before, ops).expect_err("refused");
+    (e.status, e.scim_type, e.detail)
+}
+
+#[test]
+fn the_body_and_each_operation_are_checked_before_anything_applies() {
+    let body = |b: Value| parse(&USER_TYPE, &b).map(|ops| ops.len());
+    assert_eq!(
+        body(json!({"operations": []})).ok(),
+        Some(0),
+        "key in any case"
+    );
+    for (bad, why) in [
+        (json!([]), ScimType::InvalidSyntax),
+        (json!({"Operations": {}}), ScimType::InvalidSyntax),
+        (
+            json!({"Operations": [{"op": "move", "path": "title"}]}),
+            ScimType::InvalidSyntax,
+        ),
+        (
+            json!({"Operations": [{"path": "title", "value": "x"}]}),
+            ScimType::InvalidSyntax,
+        ),
+        (
+            json!({"Operations": [{"op": "add", "path": "title"}]}),
+            ScimType::InvalidSyntax,
+        ),
+        (
+            json!({"Operations": [{"op": "add", "value": "x"}]}),
+            ScimType::InvalidSyntax,
+        ),
+        (
+            json!({"Operations": [{"op": "remove"}]}),
+            ScimType::NoTarget,
+        ),
+        (
+            json!({"Operations": [{"op": "add", "path": 7, "value": 1}]}),
+            ScimType::InvalidPath,
+        ),
+        (
+            json!({"Operations": [{"op": "add", "path": "emails[", "value": 1}]}),
+            ScimType::InvalidPath,
+        ),
+        (
+            json!({"Operations": [{"op": "add", "path": "title[value eq \"x\"]", "value": 1}]}),
+            ScimType::InvalidPath,
+        ),
+    ] {
+        let e = body(bad.clone()).expect_err("refused");
+        assert_eq!(
+            (e.status, e.scim_type),
+            (400, Some(why)),
+            "{bad}: {}",
+            e.detail
+        );
+    }
+    let too_many: Vec<Value> = (0..=super::MAX_OPERATIONS)
+        .map(|_| json!({"op": "add", "path": "title", "value": "x"}))
+        .collect();
+    assert!(body(json!({ "Operations": too_many })).is_err());
+    let e =
+        body(json!({"Operations": [{"op": "add", "path": "title", "value": "x"}, {"op": "zap"}]}))
+            .expect_err("second refused");
+    assert!(e.detail.starts_with("operation 2: "), "{}", e.detail);
+}
+
+#[test]
+fn paths_resolve_to_their_targets() {
+    let target = |p: &str| parse_path(&USER_TYPE, p).expect("parses");
+    assert!(
+        matches!(target("name.givenName"), Target::Attr { attr, filter: None, sub: Some(s) }
+        if attr.attr.name == "name" && s.name == "givenName")
+    );
+    assert!(
+        matches!(target("emails[type eq \"work\"].value"), Target::Attr { filter: Some(_), sub: Some(s), .. }
+        if s.name == "value")
+    );
+    assert!(matches!(
+        target("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"),
+        Target::Extension(_)
+    ));
+    assert!(matches!(
+        target("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager"),
+        Target::Attr { attr, .. } if attr.extension && attr.attr.name == "manager"
+    ));
+    assert!(matches!(target("notAnAttribute"), Target::Unknown(_)));
+    assert!(matches!(
+        target("emails[type eq \"work\"].nope"),
+        Target::Unknown(_)
+    ));
+}
+
+#[test]
+fn entra_ops_in_any_case_pathless_keys_and_string_booleans() {
+    let d = run(
+        json!({"userName": "u", "active": true}),
+        json!([
+            {"op": "Replace", "value": {
+                "active": "False",
+                "name.givenName": "Ada",
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber": "7",
+                "id": "ignored", "schemas": ["ignored"],
+                "notMapped": "ignored"
+            }},
+            {"op": "Add", "path": "emails[type eq \"work\"].value", "value": "ada@x"}
+        ]),
+    )
+    .expect("applies");
+    assert_eq!(d["active"], json!(false));
+    assert_eq!(d["name"]["givenName"], json!("Ada"));
+    assert_eq!(
+        d["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["employeeNumber"],
+        json!("7")
+    );
+    assert!(
+        d.get("id").is_none() && d.get("notMapped").is_none(),
+        "{d:?}"
+    );
+    assert_eq!(emails(&d), json!([{"type": "work", "value": "ada@x"}]));
+}
+
+#[test]
+fn filters_select_set_and_remove_values() {
+    let before = json!({"userName": "u", "emails": [
+        {"value": "w@x", "type": "work", "primary": true},
+        {"value": "h@x", "type": "home"}
+    ]});
+    let d = run(
+        before.clone(),
+        json!([{"op": "replace", "path": "emails[type eq \"home\"].value", "value": "h2@x"}]),
+    )
+    .expect("applies");
+    assert_eq!(emails(&d)[1], json!({"value": "h2@x", "type": "home"}));
+    let d = run(
+        before.clone(),
+        json!([{"op": "remove", "path": "emails[primary eq true].primary"}]),
+    )
+    .expect("applies");
+    assert_eq!(emails(&d)[0], json!({"value": "w@x", "type": "work"}));
+    let d = run(
+        before.clone(),
+        json!([{"op": "remove", "path": "emails[type ne \"work\"]"}]),
+    )
+    .expect("applies");
+    assert_eq!(
+        emails(&d),
+        json!([{"value": "w@x", "type": "work", "primary": true}])
+    );
+    // A filter of anything but equalities describes no value to create (RFC 7644 noTarget).
+    let (status, why, _) = refused(
+        before,
+        json!([{"op": "add", "path": "emails[value co \"zz\"].type", "value": "other"}]),
+    );
+    assert_eq!((status, why), (400, Some(ScimType::NoTarget)));
+}
+
+#[test]
+fn a_failing_operation_leaves_the_resource_as_it_was() {
+    let data =
+        from_request(&USER_TYPE, &json!({"userName": "u", "title": "before"})).expect("valid");
+    let ops = parse(
+        &USER_TYPE,
+        &json!({"Operations": [
+            {"op": "replace", "path": "title", "value": "after"},
+            {"op": "replace", "path": "id", "value": "x"}
+        ]}),
+    )
+    .expect("parses");
+    let e = apply(&USER_TYPE, &data, &ops).expect_err("id is read-only");
+    assert_eq!(e.scim_type, Some(ScimType::Mutability));
+    assert_eq!(data.get("title"), Some(&json!("before")));
+    let (status, why, _) = refused(
+        json!({"userName": "u"}),
+        json!([{"op": "remove", "path": "userName"}]),
+    );
+    assert_eq!(
+        (status, why),
+        (400, Some(ScimType::InvalidValue)),
+        "userName is required"
+    );
+}
+
+#[test]
+fn extensions_merge_and_remove_whole() {
+    let ext = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+    let before = json!({"userName": "u", ext: {"department": "R&D", "employeeNumber": "1"}});
+    let d = run(
+        before.clone(),
+        json!([{"op": "replace", "path": ext, "value": {"department": "Ops"}}]),
+    )
+    .expect("applies");
+    assert_eq!(d[ext], json!({"department": "Ops", "employeeNumber": "1"}));
+    let d = run(before.clone(), json!([{"op": "remove", "path": ext}])).expect("applies");
+    assert!(d.get(ext).is_none());
+    let d = run(
+        before,
+        json!([{"op": "remove", "path": format!("{ext}:department")},
+               {"op": "remove", "path": format!("{ext}:employeeNumber")}]),
+    )
+    .expect("applies");
+    assert!(
+        d.get(ext).is_none(),
+        "an emptied extension is dropped: {d:?}"
+    );
+}
+
+#[test]
+fn member_operations_are_separated_from_attribute_operations() {
+    use crate::scim::schema::GROUP_TYPE;
+    let ops = parse(
+        &GROUP_TYPE,
+        &json!({"Operations": [
+            {"op": "Add", "path": "members", "value": [{"value": "u1", "display": "U"}, "u2"]},
+            {"op": "Remove", "path": "members", "value": [{"value": "u3"}]},
+            {"op": "remove", "path": "members[value eq \"u4\"]"},
+            {"op": "replace", "value": {"displayName": "New", "members": [{"value": "u5"}]}},
+            {"op": "remove", "path": "members"}
+        ]}),
+    )
+    .expect("parses");
+    let (rest, members) = take_members(ops, "members").expect("splits");
+    assert_eq!(
+        rest.len(),
+        1,
+        "the displayName part of the path-less replace"
+    );
+    let shapes: Vec<String> = members
+        .iter()
+        .map(|m| match m {
+            MemberOp::Add(l) => format!(
+                "add {}",
+                l.iter()
+                    .map(|m| m.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            MemberOp::Replace(l) => format!("replace {}", l.len()),
+            MemberOp::Remove(ids) => format!("remove {}", ids.join(",")),
+            MemberOp::RemoveAll => "remove all".into(),
+            MemberOp::RemoveWhere(_) => "remove where".into(),
+        })
+        .collect();
+    assert_eq!(
+        shapes,
+        [
+            "add u1,u2",
+            "remove u3",
+            "remove where",
+            "replace 1",
+            "remove all"
+        ]
+    );
+    let MemberOp::Add(added) = &members[0] else {
+        panic!("add first")
+    };
+    assert_eq!(added[0].display.as_deref(), Some("U"));
+    for bad in [
+        json!({"op": "replace", "path": "members.display", "value": "x"}),
+        json!({"op": "add", "path": "members[value eq \"u\"]", "value": "x"}),
+        json!({"op": "add", "path": "members", "value": [{"display": "no id"}]}),
+        json!({"op": "add", "path": "members", "value": [7]}),
+    ] {
+        let ops = parse(&GROUP_TYPE, &json!({ "Operations": [bad.clone()] })).expect("parses");
+        let e = take_members(ops, "members").expect_err("refused");
+        assert_eq!(e.status, 400, "{bad}");
+    }
+}
