@@ -1,8 +1,8 @@
 // Benchmark: the cost of adding one member to a group of 100,000 members versus a group of 10,
 // and of reading the large group, through the built Worker over HTTP.
 //
-// Runs the build in `build/` under Miniflare (one workerd, no `wrangler dev` proxy: see
-// shared/reference/toolchain.md) on a temporary persisted D1, applied by wrangler's migrations.
+// Runs the build in `build/` under Miniflare (one workerd, no `wrangler dev` proxy) on a
+// temporary persisted D1, applied by wrangler's migrations.
 // Bulk rows (users, memberships) are inserted with SQL for speed; everything timed goes
 // through the Worker. Reports medians and percentiles from raw latencies; it asserts nothing.
 //
@@ -10,9 +10,10 @@
 
 import { Miniflare } from "miniflare";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync, readFileSync } from "node:fs";
+import { mkdtempSync, rmSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { workerOptions } from "../tests/integration/worker.mjs";
 
 const BIG = Number(process.argv[2] ?? 100_000);
 const SAMPLES = Number(process.argv[3] ?? 200);
@@ -23,29 +24,14 @@ const toml = readFileSync(join(root, "wrangler.toml"), "utf8")
   .replace(/\[build\][\s\S]*?\n\n/, "")
   .replace(/^migrations_dir = .*$/m, `migrations_dir = "${join(root, "migrations")}"`)
   .replace(/^main = .*$/m, `main = "${join(root, "build/index.js")}"`);
-import("node:fs").then((fs) => fs.writeFileSync(cfg, toml));
-await new Promise((r) => setTimeout(r, 50));
+writeFileSync(cfg, toml);
 execFileSync(join(root, "node_modules/.bin/wrangler"), ["d1", "migrations", "apply", "DB", "--local", "--persist-to", dir, "-c", cfg], {
   env: { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" },
   stdio: "ignore",
 });
 
 const ADMIN = "bench-admin-token";
-const mf = new Miniflare({
-  host: "127.0.0.1",
-  port: 0,
-  modulesRoot: join(root, "build"),
-  modules: [
-    { type: "ESModule", path: join(root, "build/index.js") },
-    { type: "CompiledWasm", path: join(root, "build/index_bg.wasm") },
-  ],
-  compatibilityDate: "2025-09-01",
-  d1Databases: { DB: "00000000-0000-0000-0000-000000000000" },
-  kvNamespaces: { KV: "00000000000000000000000000000000" },
-  d1Persist: join(dir, "v3/d1"),
-  kvPersist: join(dir, "v3/kv"),
-  bindings: { BASE_DOMAIN: "localhost", TENANT_URL_FORM: "subdomain", ADMIN_TOKEN: ADMIN },
-});
+const mf = new Miniflare(workerOptions({ port: 0, persist: dir, adminToken: ADMIN }));
 const url = await mf.ready;
 const db = await mf.getD1Database("DB");
 

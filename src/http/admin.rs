@@ -22,7 +22,7 @@ use worker::{Method, Request};
 
 use super::app::App;
 use super::kv::KvCache;
-use super::reply::{read_body, Reply};
+use super::reply::{header, read_body, Reply};
 use crate::scim::error::{quote, Error, Result};
 use crate::service::tenants;
 use crate::store::d1::D1;
@@ -82,7 +82,10 @@ pub async fn serve(app: &App, mut req: Request, path: &str) -> Result<Reply> {
         },
         Route::Tokens(sub) => match method {
             Method::Get => a.list_tokens(sub).await,
-            Method::Post => a.create_token(sub, optional_body(&mut req).await?).await,
+            Method::Post => {
+                let options = maybe_body(&mut req).await?.unwrap_or_default();
+                a.create_token(sub, options).await
+            }
             _ => Err(Error::method_not_allowed("GET, POST")),
         },
         Route::Token(sub, id) => match method {
@@ -102,8 +105,10 @@ fn authorize(app: &App, req: &Request) -> Result<()> {
             "the admin API is closed: no ADMIN_TOKEN is configured",
         ));
     }
-    let header = req.headers().get("authorization").ok().flatten();
-    match header.as_deref().and_then(token::bearer) {
+    match header(req, "authorization")
+        .as_deref()
+        .and_then(token::bearer)
+    {
         Some(presented) if token::secrets_equal(presented, &app.config.admin_token) => Ok(()),
         Some(_) => Err(Error::unauthorized("invalid admin token")),
         None => Err(Error::unauthorized(
@@ -116,20 +121,18 @@ fn authorize(app: &App, req: &Request) -> Result<()> {
 pub const MAX_BODY_BYTES: usize = 8 * 1024;
 
 async fn body<T: DeserializeOwned>(req: &mut Request) -> Result<T> {
-    let bytes = read_body(req, MAX_BODY_BYTES).await?;
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(Error::invalid("a JSON request body is required"));
-    }
-    decode(&bytes)
+    maybe_body(req)
+        .await?
+        .ok_or_else(|| Error::invalid("a JSON request body is required"))
 }
 
-/// A body that may be absent (token creation): empty means the defaults.
-async fn optional_body<T: DeserializeOwned + Default>(req: &mut Request) -> Result<T> {
+/// The JSON body, or `None` when there is none (token creation takes its defaults then).
+async fn maybe_body<T: DeserializeOwned>(req: &mut Request) -> Result<Option<T>> {
     let bytes = read_body(req, MAX_BODY_BYTES).await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
+        return Ok(None);
     }
-    decode(&bytes)
+    decode(&bytes).map(Some)
 }
 
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {

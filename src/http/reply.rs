@@ -118,8 +118,7 @@ fn error_reply(surface: Surface, e: Error) -> Reply {
 /// soon as it passes the cap. Either way no request makes the Worker buffer more than `cap`.
 pub async fn read_body(req: &mut Request, cap: usize) -> Result<Vec<u8>> {
     let too_large = || Error::new(413, format!("the request body is larger than {cap} bytes"));
-    let declared = req.headers().get("content-length").ok().flatten();
-    if let Some(len) = declared {
+    if let Some(len) = header(req, "content-length") {
         match len.trim().parse::<u64>() {
             Ok(n) if n > u64::try_from(cap).unwrap_or(u64::MAX) => return Err(too_large()),
             Ok(0) => return Ok(Vec::new()),

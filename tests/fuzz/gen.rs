@@ -14,6 +14,7 @@ use scim_edge::scim::schema::{
 };
 
 use crate::rng::Rng;
+use crate::url::url_encode;
 
 /// Characters that have broken parsers: multi-byte, combining, case-changing, invisible,
 /// bidirectional, the limits of the code space.
@@ -632,7 +633,7 @@ impl Gen {
                     .collect::<Vec<_>>()
                     .join(","),
             };
-            parts.push(format!("{}={}", encode(&k), encode(&v)));
+            parts.push(format!("{}={}", url_encode(&k), url_encode(&v)));
         }
         let q = parts.join("&");
         if self.rng.chance(1, 10) {
@@ -646,16 +647,4 @@ impl Gen {
 /// A JSON value as text.
 pub fn json_text(v: &Value) -> String {
     serde_json::to_string(v).unwrap_or_default()
-}
-
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            b' ' => "+".to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

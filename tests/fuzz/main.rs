@@ -21,6 +21,8 @@
 mod gen;
 mod rng;
 mod targets;
+#[path = "../support/url.rs"]
+mod url;
 
 use serde_json::Value;
 use std::cell::RefCell;

@@ -6,11 +6,14 @@ mod groups;
 mod harness;
 mod hostile;
 mod scim_access;
+#[path = "../support/url.rs"]
+mod url;
 mod users;
 
 use serde_json::{json, Value};
 
 use harness::{server, unique, Resp, Server};
+pub use url::url_encode;
 
 pub const PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
@@ -118,18 +121,6 @@ impl Tenant {
             .map(|r| r["id"].as_str().unwrap_or_default().to_string())
             .collect()
     }
-}
-
-pub fn url_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            b' ' => "+".to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// The result of a filter that finds exactly this id.

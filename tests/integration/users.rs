@@ -8,7 +8,8 @@ use crate::{one, url_encode, Tenant, PATCH};
 const ENT: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 
 fn entra_create_body(user_name: &str, external_id: &str) -> Value {
-    // entra-dialect.md §1.2, TUT "Create User", verbatim but for the names.
+    // Microsoft's "Tutorial: Develop and plan provisioning for a SCIM endpoint", "Create User",
+    // verbatim but for the names.
     json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", ENT],
         "externalId": external_id,
@@ -29,7 +30,7 @@ fn entra_user_lifecycle() {
         .find(r#"userName eq "7d420df3-9f3a-4c5c-9a5f-2b1a3c4d5e6f""#)
         .is_empty());
 
-    // Filter first, then create (entra-dialect.md §1.2).
+    // Filter first, then create (how Entra matches a user before creating it).
     let user_name = "Test_User_00aa00aa-bb11-cc22-dd33-44ee44ee44ee";
     assert!(t.find(&format!(r#"userName eq "{user_name}""#)).is_empty());
     let created = t

@@ -1,0 +1,25 @@
+// The Miniflare options that run the built Worker (`build/`) on one workerd, with local D1 and
+// KV persisted under `persist`. Shared by the integration harness's plain-workerd server
+// (workerd.mjs) and the benchmark (bench/groups.mjs), so both run the Worker the same way.
+
+import { join } from "node:path";
+
+const root = new URL("../..", import.meta.url).pathname;
+
+export function workerOptions({ port, persist, adminToken }) {
+  return {
+    host: "127.0.0.1",
+    port,
+    modulesRoot: join(root, "build"),
+    modules: [
+      { type: "ESModule", path: join(root, "build/index.js") },
+      { type: "CompiledWasm", path: join(root, "build/index_bg.wasm") },
+    ],
+    compatibilityDate: "2025-09-01",
+    d1Databases: { DB: "00000000-0000-0000-0000-000000000000" },
+    kvNamespaces: { KV: "00000000000000000000000000000000" },
+    d1Persist: join(persist, "v3/d1"),
+    kvPersist: join(persist, "v3/kv"),
+    bindings: { BASE_DOMAIN: "localhost", TENANT_URL_FORM: "subdomain", ADMIN_TOKEN: adminToken },
+  };
+}
