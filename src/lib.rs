@@ -49,7 +49,7 @@ pub mod store;
 pub mod tenancy;
 pub mod time;
 
-use worker::{event, Context, Env, Request, Response};
+use worker::{event, Context, Env, Request, Response, ScheduleContext, ScheduledEvent};
 
 /// The Worker's fetch handler: every request, on every host.
 #[event(fetch)]
@@ -57,4 +57,12 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
     // A panic aborts the isolate; make sure the reason reaches the log if one ever happens.
     console_error_panic_hook::set_once();
     http::handle(req, env, ctx).await
+}
+
+/// The Cron Trigger (`[triggers] crons` in wrangler.toml): retention of the change feed and the
+/// provisioning log, the log cap, and purging deleted organisations.
+#[event(scheduled)]
+async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    console_error_panic_hook::set_once();
+    http::upkeep(env).await;
 }

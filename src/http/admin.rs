@@ -9,11 +9,13 @@
 //! GET    /admin/v1/tenants                          list
 //! GET    /admin/v1/tenants/{sub}                    read
 //! PATCH  /admin/v1/tenants/{sub}                    {name?, provisioningEnabled?}
-//! DELETE /admin/v1/tenants/{sub}                    the tenant with all its data and tokens
+//! DELETE /admin/v1/tenants/{sub}                    unreachable at once, then purged: 202 {remaining}
 //! POST   /admin/v1/tenants/{sub}/tokens             "Generate new" {revokeExisting?}: plaintext once
 //! GET    /admin/v1/tenants/{sub}/tokens             [{id, createdAt, lastUsedAt, hint}]
 //! DELETE /admin/v1/tenants/{sub}/tokens/{id}        revoke
 //! ```
+//!
+//! The host app's reads (feed, directory, log, summary, purges) are [`super::vendor`]'s.
 
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -23,8 +25,9 @@ use worker::{Method, Request};
 use super::app::App;
 use super::kv::KvCache;
 use super::reply::{header, read_body, Reply};
+use super::vendor;
 use crate::scim::error::{quote, Error, Result};
-use crate::service::tenants;
+use crate::service::{tenants, upkeep};
 use crate::store::d1::D1;
 use crate::store::tenants::Tenant;
 use crate::tenancy::host::tenant_url;
@@ -38,19 +41,40 @@ enum Route<'a> {
     Tenant(&'a str),
     Tokens(&'a str),
     Token(&'a str, &'a str),
+    /// Every organisation's feed (`None`) or one's.
+    Events(Option<&'a str>),
+    Users(&'a str),
+    User(&'a str, &'a str),
+    Groups(&'a str),
+    Group(&'a str, &'a str),
+    Members(&'a str, &'a str),
+    Logs(&'a str),
+    Summary(&'a str),
+    Purges,
     Unknown,
 }
 
 fn parse(path: &str) -> Route<'_> {
     let rest = path.trim_start_matches("/admin/v1").trim_matches('/');
     let segments: Vec<&str> = rest.split('/').collect();
+    if segments.iter().any(|s| s.is_empty()) && rest != "tenants" && rest != "events" {
+        return Route::Unknown;
+    }
     match segments.as_slice() {
         ["tenants"] => Route::Tenants,
-        ["tenants", sub] if !sub.is_empty() => Route::Tenant(sub),
-        ["tenants", sub, "tokens"] if !sub.is_empty() => Route::Tokens(sub),
-        ["tenants", sub, "tokens", id] if !sub.is_empty() && !id.is_empty() => {
-            Route::Token(sub, id)
-        }
+        ["events"] => Route::Events(None),
+        ["purges"] => Route::Purges,
+        ["tenants", sub] => Route::Tenant(sub),
+        ["tenants", sub, "tokens"] => Route::Tokens(sub),
+        ["tenants", sub, "tokens", id] => Route::Token(sub, id),
+        ["tenants", sub, "events"] => Route::Events(Some(sub)),
+        ["tenants", sub, "users"] => Route::Users(sub),
+        ["tenants", sub, "users", id] => Route::User(sub, id),
+        ["tenants", sub, "groups"] => Route::Groups(sub),
+        ["tenants", sub, "groups", id] => Route::Group(sub, id),
+        ["tenants", sub, "groups", id, "members"] => Route::Members(sub, id),
+        ["tenants", sub, "logs"] => Route::Logs(sub),
+        ["tenants", sub, "summary"] => Route::Summary(sub),
         _ => Route::Unknown,
     }
 }
@@ -75,8 +99,8 @@ pub async fn serve(app: &App, mut req: Request, path: &str) -> Result<Reply> {
             Method::Get => a.get_tenant(sub).await,
             Method::Patch => a.update_tenant(sub, body(&mut req).await?).await,
             Method::Delete => {
-                tenants::delete(a.db, a.cache, sub).await?;
-                Ok(Reply::no_content())
+                let purge = upkeep::delete_tenant(a.db, &app.rt, a.cache, sub, DELETE_BUDGET_MS);
+                Ok(Reply::json(202, vendor::purge_json(&purge.await?)))
             }
             _ => Err(Error::method_not_allowed("GET, PATCH, DELETE")),
         },
@@ -96,8 +120,33 @@ pub async fn serve(app: &App, mut req: Request, path: &str) -> Result<Reply> {
             _ => Err(Error::method_not_allowed("DELETE")),
         },
         Route::Unknown => Err(Error::not_found(format!("no admin route {}", quote(path)))),
+        read => {
+            if method != Method::Get {
+                return Err(Error::method_not_allowed("GET"));
+            }
+            let q = vendor::Query::of(&req)?;
+            let db = a.db;
+            match read {
+                Route::Events(sub) => vendor::events(db, sub, &q).await,
+                Route::Users(sub) => vendor::users(db, sub, &q).await,
+                Route::User(sub, id) => vendor::one(db, sub, false, id).await,
+                Route::Groups(sub) => vendor::groups(db, sub, &q).await,
+                Route::Group(sub, id) => vendor::one(db, sub, true, id).await,
+                Route::Members(sub, id) => vendor::members(db, sub, id, &q).await,
+                Route::Logs(sub) => vendor::logs(db, sub, &q).await,
+                Route::Summary(sub) => vendor::summary(app, db, sub).await,
+                _ => {
+                    let purges = upkeep::pending(db).await?;
+                    let items: Vec<Value> = purges.iter().map(vendor::purge_json).collect();
+                    Ok(Reply::json(200, json!({ "items": items })))
+                }
+            }
+        }
     }
 }
+
+/// How long a DELETE of an organisation purges before it answers; the Cron Trigger does the rest.
+const DELETE_BUDGET_MS: i64 = 2_000;
 
 fn authorize(app: &App, req: &Request) -> Result<()> {
     if app.config.admin_token.is_empty() {
@@ -192,7 +241,7 @@ impl Admin<'_> {
     async fn create_tenant(&self, req: CreateTenant) -> Result<Reply> {
         let tenant = tenants::create(
             self.db,
-            self.app,
+            &self.app.rt,
             &req.subdomain,
             req.name.as_deref(),
             req.provisioning_enabled,
@@ -218,7 +267,7 @@ impl Admin<'_> {
     async fn update_tenant(&self, sub: &str, req: UpdateTenant) -> Result<Reply> {
         let t = tenants::update(
             self.db,
-            self.app,
+            &self.app.rt,
             self.cache,
             sub,
             req.name.as_deref(),
@@ -230,7 +279,8 @@ impl Admin<'_> {
 
     async fn create_token(&self, sub: &str, req: CreateToken) -> Result<Reply> {
         let generated =
-            tenants::create_token(self.db, self.app, self.cache, sub, req.revoke_existing).await?;
+            tenants::create_token(self.db, &self.app.rt, self.cache, sub, req.revoke_existing)
+                .await?;
         Ok(Reply::json(
             201,
             json!({
@@ -280,7 +330,13 @@ mod tests {
             Route::Token("acme", "tok_1")
         );
         assert_eq!(parse("/admin/v1"), Route::Unknown);
-        assert_eq!(parse("/admin/v1/tenants/acme/users"), Route::Unknown);
+        assert_eq!(parse("/admin/v1/tenants/acme/users"), Route::Users("acme"));
+        assert_eq!(
+            parse("/admin/v1/tenants/acme/groups/g1/members"),
+            Route::Members("acme", "g1")
+        );
+        assert_eq!(parse("/admin/v1/events"), Route::Events(None));
+        assert_eq!(parse("/admin/v1/tenants/acme/bogus"), Route::Unknown);
         assert_eq!(parse("/admin/v1/tenants//tokens"), Route::Unknown);
     }
 

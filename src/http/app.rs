@@ -6,6 +6,7 @@ use std::time::Duration;
 use worker::{Context, Delay, Env, Request};
 
 use crate::scim::error::{Error, Result};
+use crate::service::upkeep::Settings;
 use crate::service::Runtime;
 use crate::store::d1::D1;
 use crate::tenancy::host::Origin;
@@ -19,6 +20,8 @@ pub struct Config {
     pub path_form_urls: bool,
     /// `ADMIN_TOKEN` (a secret in production, `.dev.vars` locally). Empty: admin API closed.
     pub admin_token: String,
+    /// `EVENT_RETENTION_DAYS`, `LOG_RETENTION_DAYS`, `LOG_MAX_ENTRIES`.
+    pub upkeep: Settings,
 }
 
 /// Everything a request may use.
@@ -30,22 +33,55 @@ pub struct App {
     pub now: i64,
     /// Scheme, host and port the request came in on (for URLs we hand out).
     pub origin: Origin,
+    /// What the services run on.
+    pub rt: Platform,
+}
+
+/// The [`Runtime`] on the Worker: the request's time, `Date.now` as the clock, getrandom, timers.
+pub struct Platform {
+    pub now: i64,
+}
+
+impl Platform {
+    pub fn at_start() -> Platform {
+        Platform {
+            now: worker::Date::now().as_millis() as i64,
+        }
+    }
 }
 
 /// The D1 binding that holds organisations, their tokens and their data.
 const DB_BINDING: &str = "DB";
 
-impl App {
-    pub fn new(env: Env, ctx: Context, req: &Request) -> Result<App> {
+impl Config {
+    pub fn of(env: &Env) -> Result<Config> {
         let var = |name: &str| env.var(name).map(|v| v.to_string()).ok();
         let base_domain = var("BASE_DOMAIN")
             .filter(|s| !s.trim().is_empty())
             .ok_or_else(|| Error::internal("BASE_DOMAIN is not configured"))?;
-        let config = Config {
+        let defaults = Settings::default();
+        let number = |name: &str, default: i64| {
+            var(name)
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .filter(|n| *n > 0)
+                .unwrap_or(default)
+        };
+        Ok(Config {
             base_domain,
             path_form_urls: var("TENANT_URL_FORM").is_some_and(|v| v.eq_ignore_ascii_case("path")),
             admin_token: var("ADMIN_TOKEN").unwrap_or_default(),
-        };
+            upkeep: Settings {
+                event_retention_days: number("EVENT_RETENTION_DAYS", defaults.event_retention_days),
+                log_retention_days: number("LOG_RETENTION_DAYS", defaults.log_retention_days),
+                log_max_entries: number("LOG_MAX_ENTRIES", defaults.log_max_entries),
+            },
+        })
+    }
+}
+
+impl App {
+    pub fn new(env: Env, ctx: Context, req: &Request) -> Result<App> {
+        let config = Config::of(&env)?;
         let url = req
             .url()
             .map_err(|e| Error::internal(format!("request url: {e}")))?;
@@ -54,12 +90,14 @@ impl App {
             host: url.host_str().unwrap_or_default().to_string(),
             port: url.port(),
         };
+        let rt = Platform::at_start();
         Ok(App {
             env,
             ctx,
             config,
-            now: worker::Date::now().as_millis() as i64,
+            now: rt.now,
             origin,
+            rt,
         })
     }
 
@@ -69,25 +107,30 @@ impl App {
     /// decides it: spreading organisations over several D1 databases later changes it alone
     /// (and [`App::directory`], should the organisations' list move to a database of its own).
     pub fn db_for(&self, _subdomain: &str) -> Result<D1> {
-        self.binding(DB_BINDING)
+        directory(&self.env)
     }
 
     /// The database that lists the organisations (the admin API's).
     pub fn directory(&self) -> Result<D1> {
-        self.binding(DB_BINDING)
-    }
-
-    fn binding(&self, name: &str) -> Result<D1> {
-        self.env
-            .d1(name)
-            .map(D1)
-            .map_err(|e| Error::internal(format!("D1 binding {name}: {e}")))
+        directory(&self.env)
     }
 }
 
-impl Runtime for App {
+/// The database that lists the organisations, from the bindings alone (a scheduled run has no
+/// request).
+pub fn directory(env: &Env) -> Result<D1> {
+    env.d1(DB_BINDING)
+        .map(D1)
+        .map_err(|e| Error::internal(format!("D1 binding {DB_BINDING}: {e}")))
+}
+
+impl Runtime for Platform {
     fn now(&self) -> i64 {
         self.now
+    }
+
+    fn clock(&self) -> i64 {
+        worker::Date::now().as_millis() as i64
     }
 
     fn random_id(&self, prefix: &str) -> Result<String> {

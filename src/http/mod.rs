@@ -25,6 +25,7 @@ pub mod kv;
 pub mod limit;
 pub mod reply;
 pub mod scim;
+pub mod vendor;
 
 use serde_json::Value;
 use worker::{Context, Env, Request, Response};
@@ -56,6 +57,31 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> worker::Result<Resp
     };
     render(surface, result)
 }
+
+/// A scheduled run: the upkeep of [`crate::service::upkeep`], within a time budget, its report
+/// in the Worker's log.
+pub async fn upkeep(env: Env) {
+    let run = async {
+        let settings = app::Config::of(&env)?.upkeep;
+        let db = app::directory(&env)?;
+        crate::service::upkeep::run(&db, &app::Platform::at_start(), settings, UPKEEP_BUDGET_MS)
+            .await
+    };
+    match run.await {
+        Ok(r) => worker::console_log!(
+            "upkeep: {} events and {} log entries expired, {} log entries over the cap, {} organisations purging{}",
+            r.events_expired,
+            r.logs_expired,
+            r.logs_capped,
+            r.purges.iter().filter(|p| p.remaining > 0).count(),
+            if r.unfinished { " (continues next run)" } else { "" }
+        ),
+        Err(e) => worker::console_error!("upkeep failed: {}", e.cause.unwrap_or(e.detail)),
+    }
+}
+
+/// Time a scheduled run works before it leaves the rest to the next.
+const UPKEEP_BUDGET_MS: i64 = 20_000;
 
 async fn route(app: &App, req: Request) -> (Surface, Result<Reply>) {
     let host = header(&req, "host").unwrap_or_default();

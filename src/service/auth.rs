@@ -82,6 +82,30 @@ fn invalid_token() -> Error {
     Error::unauthorized("the Secret Token is not valid for this organisation (unknown, revoked, or another organisation's)")
 }
 
+/// A refused request: why, and the organisation when it exists (its provisioning log records
+/// the refusal).
+#[derive(Debug)]
+pub struct Refused {
+    pub tenant_id: Option<String>,
+    pub error: Error,
+}
+
+impl From<Error> for Refused {
+    fn from(error: Error) -> Self {
+        Refused {
+            tenant_id: None,
+            error,
+        }
+    }
+}
+
+fn refused(tenant_id: String, error: Error) -> Refused {
+    Refused {
+        tenant_id: Some(tenant_id),
+        error,
+    }
+}
+
 /// Authenticate a SCIM request for organisation `sub` with its `Authorization` header:
 ///
 /// - unknown (or syntactically impossible) organisation: 404;
@@ -92,16 +116,19 @@ pub async fn authenticate<E: Executor, C: AuthCache>(
     cache: &C,
     sub: &str,
     authorization: Option<&str>,
-) -> Result<Principal> {
+) -> Result<Principal, Refused> {
     if validate_subdomain(sub).is_err() {
-        return Err(unknown_tenant(sub));
+        return Err(unknown_tenant(sub).into());
     }
     let Some(presented) = authorization.and_then(token::bearer) else {
         // Without a usable token, say whether the organisation exists at all.
         return Err(match store::get_tenant(db, sub).await? {
-            None => unknown_tenant(sub),
-            Some(_) => Error::unauthorized(
-                "missing or malformed Authorization header; expected 'Bearer <Secret Token>'",
+            None => unknown_tenant(sub).into(),
+            Some(t) => refused(
+                t.id,
+                Error::unauthorized(
+                    "missing or malformed Authorization header; expected 'Bearer <Secret Token>'",
+                ),
             ),
         });
     };
@@ -109,21 +136,24 @@ pub async fn authenticate<E: Executor, C: AuthCache>(
     let grant = match cache.get(&hash).await {
         Some(g) if g.subdomain == sub => g,
         _ => match store::authorize(db, sub, &hash).await? {
-            Access::UnknownTenant => return Err(unknown_tenant(sub)),
-            Access::Denied => return Err(invalid_token()),
+            Access::UnknownTenant => return Err(unknown_tenant(sub).into()),
+            Access::Denied(tenant_id) => return Err(refused(tenant_id, invalid_token())),
             Access::Granted(g) if token::hashes_equal(&g.hash, &hash) => {
                 let g = Grant::from(g);
                 cache.put(&hash, &g).await;
                 g
             }
-            Access::Granted(_) => return Err(invalid_token()),
+            Access::Granted(g) => return Err(refused(g.tenant_id, invalid_token())),
         },
     };
     if !grant.provisioning_enabled {
-        return Err(Error::forbidden(format!(
-            "provisioning is disabled for the organisation '{}'; an administrator can enable it in the admin console",
-            quote(sub)
-        )));
+        return Err(refused(
+            grant.tenant_id,
+            Error::forbidden(format!(
+                "provisioning is disabled for the organisation '{}'; an administrator can enable it in the admin console",
+                quote(sub)
+            )),
+        ));
     }
     Ok(Principal {
         tenant_id: grant.tenant_id,

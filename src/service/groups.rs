@@ -8,8 +8,11 @@
 //!
 //! Every member a request adds (over all its operations) is resolved in the same batch that
 //! reads the group: a PATCH is one read and one write, and a PATCH or PUT of a group that does
-//! not exist is 404 before any member is judged. A member that is not a user or group of the
-//! organisation (or the group itself) is 400 `invalidValue`, and nothing is written.
+//! not exist is 404 before any member is judged. A member id that is not a user or group of
+//! the organisation is skipped with a warning in the request's log entry, and the rest is
+//! applied: identity providers treat a 400 as permanent (Okta does not retry), so one stale or
+//! not-yet-provisioned user would otherwise drop a whole batch of membership changes. The
+//! group itself as its member, or a member without `value`, is still 400.
 //!
 //! D1 round trips: GET by id 1; list 1 (+1 to read members when the page has any and the
 //! response keeps them); POST 1 (+1 to resolve members, +1 to read back members when any were
@@ -20,7 +23,8 @@
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 
-use super::resources::{self, Kind, Write};
+use super::resources::{self, Described, Kind, Write};
+use super::users::changed_attributes;
 use super::{Runtime, Scope};
 use crate::scim::error::{quote, Error, Result, ScimType};
 use crate::scim::patch::{self, members, MemberOp, NewMember};
@@ -30,6 +34,7 @@ use crate::store::groups as store;
 use crate::store::memberships::{self, Member, MemberChange};
 use crate::store::resources::Stored;
 use crate::store::table::Table;
+use crate::store::trail::{Event, Trail};
 use crate::store::{Executor, Written};
 
 /// Groups.
@@ -41,12 +46,37 @@ pub struct GroupChange {
     pub data: Option<Data>,
     pub members: Vec<MemberChange>,
     pub if_version: Option<i64>,
+    /// Member ids the request named that the organisation does not have (skipped).
+    pub skipped: usize,
 }
 
 impl Kind for Groups {
     const TABLE: Table = Table::Groups;
     const REFS_ON_WRITE: bool = false;
     type Change = GroupChange;
+
+    /// `group.updated` (with the attributes that changed) when its attributes change; the
+    /// membership events are the store's, from the member changes.
+    fn describe(current: &Stored, change: &GroupChange) -> Described {
+        let mut events = Vec::new();
+        let mut parts = Vec::new();
+        if let Some(data) = &change.data {
+            let changed = changed_attributes(&current.data, data);
+            if !changed.is_empty() {
+                parts.push(format!("updated: {}", changed.join(", ")));
+                events.push(Event {
+                    action: "updated",
+                    changed,
+                });
+            }
+        }
+        parts.extend(change.members.iter().map(member_words));
+        parts.extend(skipped_words(change.skipped));
+        Described {
+            events,
+            summary: format!("{{}}: {}", parts.join("; ")),
+        }
+    }
 
     async fn write<E: Executor>(w: Write<'_, E, GroupChange>) -> Result<Written<Option<Stored>>> {
         let c = w.change;
@@ -60,6 +90,7 @@ impl Kind for Groups {
             &c.members,
             w.now,
             w.write_id,
+            w.trail,
         );
         Ok(written.await?.map(|()| None))
     }
@@ -67,16 +98,33 @@ impl Kind for Groups {
     /// The new group with its members (`[]` when none were given).
     async fn create<E: Executor, R: Runtime>(s: &Scope<'_, E, R>, body: &Value) -> Result<Stored> {
         let (data, listed) = split_body(body)?;
+        if let Some(a) = s.audit {
+            a.name(data.get("displayName").and_then(Value::as_str));
+        }
         let id = s.rt.random_uuid()?;
         let named = unique(&listed);
         let ids: Vec<&str> = named.iter().map(|m| m.id.as_str()).collect();
         let kinds = memberships::kinds(s.db, s.tenant_id, &ids).await?;
-        check_members(&id, &named, &kinds)?;
+        let skipped = check_members(s, &id, &named, &kinds)?;
         let members = resolved(&listed, &kinds);
         let had_members = !members.is_empty();
         let now = s.rt.now();
         let write_id = s.rt.random_id("w_")?;
-        store::insert(s.db, s.tenant_id, &id, &data, members, now, &write_id).await?;
+        let mut summary = format!("{{}} created with {} members", members.len());
+        if let Some(words) = skipped_words(skipped) {
+            summary = format!("{summary}; {words}");
+        }
+        let entry = s.log_entry(&summary);
+        let trail = Trail {
+            events: vec![Event {
+                action: "created",
+                changed: vec![],
+            }],
+            log: entry.as_ref(),
+        };
+        let t = s.tenant_id;
+        store::insert(s.db, t, &id, &data, members, now, &write_id, &trail).await?;
+        s.committed();
         if had_members {
             return resources::read::<Groups, _, _>(s, &id, true).await;
         }
@@ -99,12 +147,13 @@ impl Kind for Groups {
         if_match: Option<&str>,
     ) -> Result<Stored> {
         let (data, listed) = split_body(body)?;
-        let (current, members) = prepare(s, id, vec![MemberOp::Replace(listed)]).await?;
+        let (current, members, skipped) = prepare(s, id, vec![MemberOp::Replace(listed)]).await?;
         resources::write::<Groups, _, _>(s, id, if_match, Some(current), |current| {
             Ok(Some(GroupChange {
                 data: Some(data.clone()),
                 members: members.clone(),
                 if_version: Some(current.version),
+                skipped,
             }))
         })
         .await?;
@@ -120,7 +169,7 @@ impl Kind for Groups {
     ) -> Result<Option<Stored>> {
         let ops = patch::parse(&GROUP_TYPE, body)?;
         let (attr_ops, member_ops) = patch::take_members(ops, "members")?;
-        let (current, members) = prepare(s, id, member_ops).await?;
+        let (current, members, skipped) = prepare(s, id, member_ops).await?;
         resources::write::<Groups, _, _>(s, id, if_match, Some(current), |current| {
             let data = if attr_ops.is_empty() {
                 None
@@ -138,6 +187,7 @@ impl Kind for Groups {
                 data,
                 members: members.clone(),
                 if_version: conditional.then_some(current.version),
+                skipped,
             }))
         })
         .await?;
@@ -159,13 +209,13 @@ fn split_body(body: &Value) -> Result<(Data, Vec<NewMember>)> {
     Ok((data, listed))
 }
 
-/// The group as it is now and its member changes, with every member the operations add
-/// resolved in the same batch: 404 before any member is judged.
+/// The group as it is now, its member changes, and how many named members were skipped, with
+/// every member the operations add resolved in the same batch: 404 before any member is judged.
 async fn prepare<E: Executor, R: Runtime>(
     s: &Scope<'_, E, R>,
     group_id: &str,
     ops: Vec<MemberOp>,
-) -> Result<(Stored, Vec<MemberChange>)> {
+) -> Result<(Stored, Vec<MemberChange>, usize)> {
     let named = unique(ops.iter().flat_map(|op| match op {
         MemberOp::Add(listed) | MemberOp::Replace(listed) => listed.as_slice(),
         _ => &[],
@@ -173,21 +223,21 @@ async fn prepare<E: Executor, R: Runtime>(
     let ids: Vec<&str> = named.iter().map(|m| m.id.as_str()).collect();
     let (group, kinds) = store::get_with_kinds(s.db, s.tenant_id, group_id, &ids).await?;
     let group = group.ok_or_else(|| resources::not_found::<Groups>(group_id))?;
-    check_members(group_id, &named, &kinds)?;
+    if let Some(a) = s.audit {
+        a.name(group.data.get("displayName").and_then(Value::as_str));
+    }
+    let skipped = check_members(s, group_id, &named, &kinds)?;
     let mut changes = Vec::with_capacity(ops.len());
     for op in ops {
         match op {
             MemberOp::Add(listed) => changes.push(MemberChange::Add(resolved(&listed, &kinds))),
-            MemberOp::Replace(listed) => {
-                changes.push(MemberChange::RemoveAll);
-                changes.push(MemberChange::Add(resolved(&listed, &kinds)));
-            }
+            MemberOp::Replace(listed) => changes.push(MemberChange::Set(resolved(&listed, &kinds))),
             MemberOp::Remove(ids) => changes.push(MemberChange::Remove(ids)),
             MemberOp::RemoveAll => changes.push(MemberChange::RemoveAll),
             MemberOp::RemoveWhere(f) => changes.push(MemberChange::RemoveWhere(f)),
         }
     }
-    Ok((group, changes))
+    Ok((group, changes, skipped))
 }
 
 /// The members named by a request, each once, in order.
@@ -199,40 +249,55 @@ fn unique<'a>(listed: impl IntoIterator<Item = &'a NewMember>) -> Vec<&'a NewMem
         .collect()
 }
 
-/// Every named member must be a user or group of this organisation other than the group
-/// itself: any other id is 400 `invalidValue`.
-fn check_members(
+/// The group cannot be its own member (400 `invalidValue`); a named id that is no user or
+/// group of this organisation is skipped with a warning. Returns how many were skipped.
+fn check_members<E, R: Runtime>(
+    s: &Scope<'_, E, R>,
     group_id: &str,
     named: &[&NewMember],
     kinds: &HashMap<String, RefType>,
-) -> Result<()> {
+) -> Result<usize> {
     if named.iter().any(|m| m.id == group_id) {
         return Err(Error::bad_request(
             ScimType::InvalidValue,
             "a group cannot be a member of itself",
         ));
     }
-    let missing: Vec<&str> = named
-        .iter()
-        .map(|m| m.id.as_str())
-        .filter(|id| !kinds.contains_key(*id))
-        .collect();
-    if missing.is_empty() {
-        return Ok(());
+    let mut skipped = 0usize;
+    for m in named.iter().filter(|m| !kinds.contains_key(&m.id)) {
+        skipped = skipped.saturating_add(1);
+        s.warn(format!(
+            "member '{}' skipped: no user or group of this organisation has this id",
+            quote(&m.id)
+        ));
     }
-    let shown: Vec<String> = missing.iter().take(5).map(|m| quote(m)).collect();
-    let more = match missing.len().saturating_sub(5) {
-        0 => String::new(),
-        more => format!(" and {more} more"),
+    Ok(skipped)
+}
+
+/// A member change in words, for the log.
+fn member_words(change: &MemberChange) -> String {
+    let n = |k: usize| {
+        if k == 1 {
+            "1 member".to_string()
+        } else {
+            format!("{k} members")
+        }
     };
-    Err(Error::bad_request(
-        ScimType::InvalidValue,
-        format!(
-            "no user or group of this organisation has the id{}: {}{more}",
-            if missing.len() > 1 { "s" } else { "" },
-            shown.join(", "),
-        ),
-    ))
+    match change {
+        MemberChange::Add(m) => format!("{} added", n(m.len())),
+        MemberChange::Set(m) => format!("members set to {}", n(m.len())),
+        MemberChange::Remove(ids) => format!("{} removed", n(ids.len())),
+        MemberChange::RemoveAll => "all members removed".to_string(),
+        MemberChange::RemoveWhere(_) => "members removed by filter".to_string(),
+    }
+}
+
+fn skipped_words(skipped: usize) -> Option<String> {
+    match skipped {
+        0 => None,
+        1 => Some("1 unknown member skipped".to_string()),
+        k => Some(format!("{k} unknown members skipped")),
+    }
 }
 
 /// The listed members with what each is, each once.

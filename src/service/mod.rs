@@ -12,9 +12,13 @@
 //! | [`search`] | `POST /.search` across both resource types |
 //! | [`auth`] | authenticating a SCIM request: token to organisation, through an auth cache |
 //! | [`tenants`] | the admin API: organisations and their Secret Tokens |
+//! | [`audit`] | the provisioning-log entry of a SCIM request, and what it may hold |
+//! | [`vendor`] | the host app's reads: the change feed, the directory, the log and its summary |
+//! | [`upkeep`] | the scheduled work: retention, and purging deleted organisations in chunks |
 //!
 //! [`Executor`]: crate::store::Executor
 
+pub mod audit;
 pub mod auth;
 pub mod groups;
 pub mod resources;
@@ -24,15 +28,25 @@ pub mod tenants;
 pub mod testing;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod trail_tests;
+pub mod upkeep;
 pub mod users;
+pub mod vendor;
 
 use crate::scim::error::Result;
+use crate::store::trail::LogEntry;
+use audit::Audit;
 
 /// What a request needs of the platform besides the store: time, randomness, and waiting.
 #[allow(async_fn_in_trait)] // single-threaded runtime: futures need not be Send
 pub trait Runtime {
     /// The request's time, Unix milliseconds (one value for the whole request).
     fn now(&self) -> i64;
+    /// The time now, which moves during the request (for durations).
+    fn clock(&self) -> i64 {
+        self.now()
+    }
     /// A random identifier with a prefix (`w_…` write tags, `tok_…`, `ten_…`).
     fn random_id(&self, prefix: &str) -> Result<String>;
     /// A random (version 4) UUID: a new resource's id.
@@ -42,9 +56,34 @@ pub trait Runtime {
     async fn pause(&self, attempt: u32);
 }
 
-/// One SCIM request's reach: its store, its runtime, and the organisation it acts for.
+/// One SCIM request's reach: its store, its runtime, the organisation it acts for, and its
+/// provisioning-log entry (none where nothing is logged, as in most tests).
 pub struct Scope<'a, E, R> {
     pub db: &'a E,
     pub rt: &'a R,
     pub tenant_id: &'a str,
+    pub audit: Option<&'a Audit>,
+}
+
+impl<E, R: Runtime> Scope<'_, E, R> {
+    /// The log entry a write's batch carries, with its summary (`{}`: the resource's name).
+    pub fn log_entry(&self, summary: &str) -> Option<LogEntry> {
+        let a = self.audit?;
+        a.summary(summary.to_string());
+        Some(a.entry(summary.to_string(), self.rt.clock()))
+    }
+
+    /// The batch that carried [`Scope::log_entry`] committed.
+    pub fn committed(&self) {
+        if let Some(a) = self.audit {
+            a.committed();
+        }
+    }
+
+    /// A warning for the request's log entry.
+    pub fn warn(&self, warning: String) {
+        if let Some(a) = self.audit {
+            a.warn(warning);
+        }
+    }
 }

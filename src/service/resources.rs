@@ -19,6 +19,7 @@ use crate::scim::schema::{AttrRef, Resolved, ResourceType};
 use crate::store::listing::ListQuery;
 use crate::store::resources::{self, Stored};
 use crate::store::table::Table;
+use crate::store::trail::{Event, Trail};
 use crate::store::{Delete, Executor, Written};
 
 /// Attempts at a conditional write before giving up under contention.
@@ -36,6 +37,9 @@ pub trait Kind {
     const REFS_ON_WRITE: bool;
     /// A change computed from the stored resource, for one conditional write.
     type Change;
+
+    /// What a change records: the resource's change-feed events and the log summary.
+    fn describe(current: &Stored, change: &Self::Change) -> Described;
 
     /// Write `w.change`, conditionally on the version of `w.current` where the change says
     /// so; the resource as written when that is known without another read.
@@ -62,7 +66,8 @@ pub trait Kind {
     ) -> Result<Option<Stored>>;
 }
 
-/// One conditional write: where, when, under which tag, from what, and the change.
+/// One conditional write: where, when, under which tag, from what, the change, and what it
+/// records in the same batch.
 pub struct Write<'a, E, C> {
     pub db: &'a E,
     pub tenant_id: &'a str,
@@ -70,6 +75,14 @@ pub struct Write<'a, E, C> {
     pub write_id: &'a str,
     pub current: &'a Stored,
     pub change: &'a C,
+    pub trail: &'a Trail<'a>,
+}
+
+/// A change in words: its events, and the log's one-line summary (`{}` for the name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Described {
+    pub events: Vec<Event>,
+    pub summary: String,
 }
 
 pub fn not_found<K: Kind>(id: &str) -> Error {
@@ -187,6 +200,12 @@ pub async fn write<K: Kind, E: Executor, R: Runtime>(
             return Ok(Outcome::Unchanged(current));
         };
         let write_id = s.rt.random_id("w_")?;
+        let described = K::describe(&current, &change);
+        let entry = s.log_entry(&described.summary);
+        let trail = Trail {
+            events: described.events,
+            log: entry.as_ref(),
+        };
         let w = Write {
             db: s.db,
             tenant_id: s.tenant_id,
@@ -194,9 +213,13 @@ pub async fn write<K: Kind, E: Executor, R: Runtime>(
             write_id: &write_id,
             current: &current,
             change: &change,
+            trail: &trail,
         };
         match K::write(w).await? {
-            Written::Done(w) => return Ok(Outcome::Written(w)),
+            Written::Done(w) => {
+                s.committed();
+                return Ok(Outcome::Written(w));
+            }
             Written::Stale if if_match.is_some() => return Err(precondition_failed()),
             // Another writer won, or the resource is gone: the next read tells which.
             Written::Stale => s.rt.pause(attempt).await,
@@ -221,8 +244,20 @@ pub async fn delete<K: Kind, E: Executor, R: Runtime>(
     } else {
         None
     };
-    match resources::delete(s.db, K::TABLE, s.tenant_id, id, version, s.rt.now()).await? {
-        Delete::Deleted => Ok(()),
+    let entry = s.log_entry("{} deleted");
+    let trail = Trail {
+        events: vec![Event {
+            action: "deleted",
+            changed: vec![],
+        }],
+        log: entry.as_ref(),
+    };
+    let now = s.rt.now();
+    match resources::delete(s.db, K::TABLE, s.tenant_id, id, version, now, &trail).await? {
+        Delete::Deleted => {
+            s.committed();
+            Ok(())
+        }
         Delete::NotFound => Err(not_found::<K>(id)),
         Delete::Stale => Err(precondition_failed()),
     }

@@ -93,15 +93,6 @@ pub async fn update<E: Executor, R: Runtime, C: AuthCache>(
     Ok(tenant)
 }
 
-/// Delete an organisation with all its data and tokens.
-pub async fn delete<E: Executor, C: AuthCache>(db: &E, cache: &C, sub: &str) -> Result<()> {
-    let hashes = store::delete_tenant(db, sub)
-        .await?
-        .ok_or_else(|| not_found(sub))?;
-    cache.forget(&hashes).await;
-    Ok(())
-}
-
 /// A new Secret Token: its row id and the token itself (shown once, never stored).
 pub struct Generated {
     pub id: String,

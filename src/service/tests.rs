@@ -16,6 +16,7 @@ use crate::scim::error::Error;
 use crate::store::fixture::{directory, group_state, organisations, T};
 use crate::store::sqlite::Sqlite;
 use crate::store::table::Table;
+use crate::store::trail::Trail;
 use crate::store::{self, Executor, Outcome, Stmt, StoreError};
 
 fn scope<'a, E>(db: &'a E, rt: &'a TestRuntime) -> Scope<'a, E, TestRuntime> {
@@ -23,6 +24,7 @@ fn scope<'a, E>(db: &'a E, rt: &'a TestRuntime) -> Scope<'a, E, TestRuntime> {
         db,
         rt,
         tenant_id: T,
+        audit: None,
     }
 }
 
@@ -92,7 +94,16 @@ fn replay_user(path: &Path) -> Result<(), String> {
         }
         Some("patch") => {
             let before = f["before"].as_object().cloned().ok_or("no 'before'")?;
-            block_on(store::users::insert(&db, T, "u1", &before, 1, "w0")).map_err(|e| e.detail)?;
+            block_on(store::users::insert(
+                &db,
+                T,
+                "u1",
+                &before,
+                1,
+                "w0",
+                &Trail::default(),
+            ))
+            .map_err(|e| e.detail)?;
             let r = block_on(Users::patch(&s, "u1", &f["request"], None));
             (r.map(|_| ()), "u1".to_string())
         }
@@ -298,7 +309,8 @@ fn preconditions_and_not_found() {
         assert_eq!(delete(None).map_err(|e| e.status), Err(404));
         assert_eq!(delete(Some("W/\"1\"")).map_err(|e| e.status), Err(404));
     }
-    // A missing group is 404 before its members are judged; a missing user likewise.
+    // A missing group is 404 before its members are judged; a missing user likewise. An
+    // unknown member of an existing group is skipped.
     let bad_members =
         json!({"Operations": [{"op": "add", "path": "members", "value": [{"value": "nope"}]}]});
     assert_eq!(
@@ -307,7 +319,7 @@ fn preconditions_and_not_found() {
     );
     assert_eq!(
         block_on(Groups::patch(&s, "g2", &bad_members, None)).map_err(|e| e.status),
-        Err(400)
+        Ok(None)
     );
     assert_eq!(
         block_on(Users::patch(&s, "u1", &replace, None)).map_err(|e| e.status),
@@ -327,7 +339,7 @@ fn authentication_uses_the_cache_until_access_is_revoked() {
     assert_eq!(cache.grants.borrow().len(), 1, "the grant is cached");
     // Another organisation's token, no token, an unknown organisation.
     let status = |sub: &str, header: Option<&str>| {
-        block_on(auth::authenticate(&db, &cache, sub, header)).map_err(|e| e.status)
+        block_on(auth::authenticate(&db, &cache, sub, header)).map_err(|e| e.error.status)
     };
     assert_eq!(status("b", Some(&bearer)).map(|_| ()), Err(401));
     assert_eq!(status("a", None).map(|_| ()), Err(401));

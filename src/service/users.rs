@@ -8,14 +8,16 @@
 
 use serde_json::Value;
 
-use super::resources::{self, Kind, Outcome, Write};
+use super::resources::{self, Described, Kind, Outcome, Write};
 use super::{Runtime, Scope};
 use crate::scim::error::Result;
 use crate::scim::patch;
 use crate::scim::resource::{self, Data};
 use crate::scim::schema::USER_TYPE;
+use crate::scim::value::as_bool;
 use crate::store::resources::Stored;
 use crate::store::table::Table;
+use crate::store::trail::{Event, Trail};
 use crate::store::users as store;
 use crate::store::{Executor, Written};
 
@@ -28,16 +30,68 @@ impl Kind for Users {
     /// The user's new data.
     type Change = Data;
 
+    /// `user.deactivated` or `user.reactivated` when `active` flips, `user.updated`
+    /// otherwise; each with the names of every attribute that changed.
+    fn describe(current: &Stored, new: &Data) -> Described {
+        let changed = changed_attributes(&current.data, new);
+        let (was, is) = (active(&current.data), active(new));
+        let action = match (was, is) {
+            (true, false) => "deactivated",
+            (false, true) => "reactivated",
+            _ => "updated",
+        };
+        let mut parts: Vec<String> = Vec::new();
+        if action != "updated" {
+            parts.push(format!("{{}} {action}"));
+        }
+        let role = primary_role(new);
+        if role != primary_role(&current.data) {
+            let to = role.map_or("none".to_string(), |r| r.chars().take(64).collect());
+            parts.push(format!("role changed to {to}"));
+        }
+        let others: Vec<&str> = changed
+            .iter()
+            .map(String::as_str)
+            .filter(|n| *n != "active" && *n != "roles")
+            .collect();
+        if !others.is_empty() || parts.is_empty() {
+            parts.push(format!("updated: {}", others.join(", ")));
+        }
+        let mut summary = parts.join("; ");
+        if !summary.starts_with("{}") {
+            summary = format!("{{}}: {summary}");
+        }
+        Described {
+            events: vec![Event { action, changed }],
+            summary,
+        }
+    }
+
     async fn write<E: Executor>(w: Write<'_, E, Data>) -> Result<Written<Option<Stored>>> {
-        let written = store::update(w.db, w.tenant_id, w.current, w.change, w.now, w.write_id);
+        let (db, t, current) = (w.db, w.tenant_id, w.current);
+        let written = store::update(db, t, current, w.change, w.now, w.write_id, w.trail);
         Ok(written.await?.map(Some))
     }
 
     async fn create<E: Executor, R: Runtime>(s: &Scope<'_, E, R>, body: &Value) -> Result<Stored> {
         let data = resource::from_request(&USER_TYPE, body)?;
+        if let Some(a) = s.audit {
+            a.name(data.get("userName").and_then(Value::as_str));
+        }
         let id = s.rt.random_uuid()?;
         let write_id = s.rt.random_id("w_")?;
-        store::insert(s.db, s.tenant_id, &id, &data, s.rt.now(), &write_id).await
+        let entry = s.log_entry("{} created");
+        let trail = Trail {
+            events: vec![Event {
+                action: "created",
+                changed: vec![],
+            }],
+            log: entry.as_ref(),
+        };
+        let now = s.rt.now();
+        let created = store::insert(s.db, s.tenant_id, &id, &data, now, &write_id, &trail).await?;
+        s.committed();
+        Ok(created)
     }
 
     /// Replace everything the client may write; `active`, when omitted, keeps its stored value.
@@ -68,6 +122,48 @@ impl Kind for Users {
     }
 }
 
+/// Whether the user is active (a user without `active` is, as SCIM clients assume).
+fn active(data: &Data) -> bool {
+    data.get("active").and_then(as_bool).unwrap_or(true)
+}
+
+/// The value of the user's primary role: what an app maps as the user's role.
+fn primary_role(data: &Data) -> Option<&str> {
+    data.get("roles")?
+        .as_array()?
+        .iter()
+        .find(|r| r.get("primary").and_then(as_bool) == Some(true))?
+        .get("value")?
+        .as_str()
+}
+
+/// The names of the attributes whose values differ, in name order; an extension's by their
+/// names inside it (`urn:…:User:department`).
+pub fn changed_attributes(old: &Data, new: &Data) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for key in old
+        .keys()
+        .chain(new.keys().filter(|k| !old.contains_key(*k)))
+    {
+        let (a, b) = (old.get(key), new.get(key));
+        if a == b {
+            continue;
+        }
+        match (a, b) {
+            (Some(Value::Object(x)), Some(Value::Object(y))) if key.starts_with("urn:") => {
+                for sub in x.keys().chain(y.keys().filter(|k| !x.contains_key(*k))) {
+                    if x.get(sub) != y.get(sub) {
+                        names.push(format!("{key}:{sub}"));
+                    }
+                }
+            }
+            _ => names.push(key.clone()),
+        }
+    }
+    names.sort();
+    names
+}
+
 /// Compute the new data from the current user and write it if it differs.
 async fn update<E: Executor, R: Runtime>(
     s: &Scope<'_, E, R>,
@@ -76,6 +172,9 @@ async fn update<E: Executor, R: Runtime>(
     compute: impl Fn(&Stored) -> Result<Data>,
 ) -> Result<Stored> {
     let outcome = resources::write::<Users, _, _>(s, id, if_match, None, |current| {
+        if let Some(a) = s.audit {
+            a.name(current.data.get("userName").and_then(Value::as_str));
+        }
         let data = compute(current)?;
         Ok((data != current.data).then_some(data))
     })

@@ -11,6 +11,7 @@ use super::memberships::Member;
 use super::sqlite::Sqlite;
 use super::table::Table;
 use super::tenants::{create_tenant, NewTenant};
+use super::trail::Trail;
 use super::{groups, users};
 use crate::scim::filter::{self, Filter};
 use crate::scim::resource::{from_request, RefType};
@@ -45,7 +46,16 @@ pub fn directory(before: &Value) -> Sqlite {
     let db = organisations();
     let user = |tenant: &str, id: &str, name: &str, at: i64| {
         let data = from_request(&USER_TYPE, &json!({ "userName": name })).expect("user");
-        block_on(users::insert(&db, tenant, id, &data, at, "w")).expect("insert user");
+        block_on(users::insert(
+            &db,
+            tenant,
+            id,
+            &data,
+            at,
+            "w",
+            &Trail::default(),
+        ))
+        .expect("insert user");
     };
     for i in 1..=5 {
         user(T, &format!("u{i}"), &format!("user{i}@x.org"), i);
@@ -66,7 +76,17 @@ pub fn directory(before: &Value) -> Sqlite {
     for (id, name, members, at) in [("g1", name, members, 10), ("g2", "Marketing", vec![], 11)] {
         let data = json!({ "displayName": name });
         let data = data.as_object().expect("object");
-        block_on(groups::insert(&db, T, id, data, members, at, "w")).expect("insert group");
+        block_on(groups::insert(
+            &db,
+            T,
+            id,
+            data,
+            members,
+            at,
+            "w",
+            &Trail::default(),
+        ))
+        .expect("insert group");
     }
     db
 }

@@ -14,6 +14,7 @@ pub use super::memberships::{Member, MemberChange};
 use super::resources::{self, Stored};
 use super::storage::{self, Copied};
 use super::table::Table;
+use super::trail::{self, Guard, Trail};
 use super::{memberships, Executor, Param, Stmt, StoreError, Written};
 use crate::scim::error::{quote, Error, Result};
 use crate::scim::resource::RefType;
@@ -26,7 +27,9 @@ fn taken(row: Option<&Copied>) -> Error {
     ))
 }
 
-/// Insert a group with its members in one batch. A taken displayName is 409 `uniqueness`.
+/// Insert a group with its members, and what the write records, in one batch. A taken
+/// displayName is 409 `uniqueness`.
+#[allow(clippy::too_many_arguments)]
 pub async fn insert<E: Executor>(
     db: &E,
     tenant_id: &str,
@@ -35,6 +38,7 @@ pub async fn insert<E: Executor>(
     members: Vec<Member>,
     now: i64,
     write_id: &str,
+    trail: &Trail<'_>,
 ) -> Result<()> {
     let row = storage::copied(Table::Groups, data);
     let mut params: Vec<Param> = vec![tenant_id.into(), id.into()];
@@ -54,11 +58,20 @@ pub async fn insert<E: Executor>(
         ),
         params,
     )];
+    stmts.extend(trail::statements(
+        Table::Groups,
+        tenant_id,
+        id,
+        now,
+        Guard::Written(write_id),
+        trail,
+    ));
     if !members.is_empty() {
         stmts.extend(memberships::statements(
             tenant_id,
             id,
             write_id,
+            now,
             &[MemberChange::Add(members)],
         )?);
     }
@@ -83,6 +96,7 @@ pub async fn write<E: Executor>(
     changes: &[MemberChange],
     now: i64,
     write_id: &str,
+    trail: &Trail<'_>,
 ) -> Result<Written<()>> {
     let mut set = String::new();
     let mut params: Vec<Param> = Vec::new();
@@ -107,7 +121,17 @@ pub async fn write<E: Executor>(
         ),
         params,
     )];
-    stmts.extend(memberships::statements(tenant_id, id, write_id, changes)?);
+    stmts.extend(trail::statements(
+        Table::Groups,
+        tenant_id,
+        id,
+        now,
+        Guard::Written(write_id),
+        trail,
+    ));
+    stmts.extend(memberships::statements(
+        tenant_id, id, write_id, now, changes,
+    )?);
     let outs = match db.batch(stmts).await {
         Ok(outs) => outs,
         Err(StoreError::Unique(_)) => return Err(taken(row.as_ref())),
@@ -155,6 +179,7 @@ mod tests {
     use crate::store::listing::ListQuery;
     use crate::store::refs;
     use crate::store::sqlite::Sqlite;
+    use crate::store::trail::Trail;
     use crate::store::Delete;
     use pollster::block_on;
     use serde_json::json;
@@ -226,7 +251,18 @@ mod tests {
             kind: RefType::Group,
             display: None,
         }])];
-        block_on(write(&db, T, "g1", None, None, &changes, 40, "w5")).expect("nest");
+        block_on(write(
+            &db,
+            T,
+            "g1",
+            None,
+            None,
+            &changes,
+            40,
+            "w5",
+            &Trail::default(),
+        ))
+        .expect("nest");
         assert_eq!(
             block_on(resources::get(&db, Table::Groups, T, "g1", false))
                 .expect("get")
@@ -235,7 +271,16 @@ mod tests {
             2
         );
         assert_eq!(
-            block_on(resources::delete(&db, Table::Users, T, "u1", None, 50)).expect("delete"),
+            block_on(resources::delete(
+                &db,
+                Table::Users,
+                T,
+                "u1",
+                None,
+                50,
+                &Trail::default()
+            ))
+            .expect("delete"),
             Delete::Deleted
         );
         assert_eq!(group_state(&db, "g1")["members"], json!(["g2", "u2"]));
@@ -248,23 +293,58 @@ mod tests {
             "member removal bumps the version"
         );
         assert_eq!(
-            block_on(resources::delete(&db, Table::Groups, T, "g2", None, 60)).expect("delete"),
+            block_on(resources::delete(
+                &db,
+                Table::Groups,
+                T,
+                "g2",
+                None,
+                60,
+                &Trail::default()
+            ))
+            .expect("delete"),
             Delete::Deleted
         );
         assert_eq!(group_state(&db, "g1")["members"], json!(["u2"]));
         assert_eq!(
-            block_on(resources::delete(&db, Table::Groups, T, "g1", Some(1), 70)).expect("delete"),
+            block_on(resources::delete(
+                &db,
+                Table::Groups,
+                T,
+                "g1",
+                Some(1),
+                70,
+                &Trail::default()
+            ))
+            .expect("delete"),
             Delete::Stale,
             "If-Match with another version"
         );
         assert_eq!(
-            block_on(resources::delete(&db, Table::Groups, T, "g1", None, 70)).expect("delete"),
+            block_on(resources::delete(
+                &db,
+                Table::Groups,
+                T,
+                "g1",
+                None,
+                70,
+                &Trail::default()
+            ))
+            .expect("delete"),
             Delete::Deleted
         );
         assert_eq!(db.count("SELECT COUNT(*) FROM memberships"), 0);
         assert_eq!(
-            block_on(resources::delete(&db, Table::Groups, T, "g1", None, 70))
-                .expect("second delete"),
+            block_on(resources::delete(
+                &db,
+                Table::Groups,
+                T,
+                "g1",
+                None,
+                70,
+                &Trail::default()
+            ))
+            .expect("second delete"),
             Delete::NotFound
         );
     }
@@ -284,6 +364,7 @@ mod tests {
             vec![],
             80,
             "w7",
+            &Trail::default(),
         ))
         .expect_err("taken");
         assert_eq!((e.status, e.scim_type), (409, Some(ScimType::Uniqueness)));
@@ -302,6 +383,7 @@ mod tests {
             &[],
             80,
             "w6",
+            &Trail::default(),
         ))
         .expect_err("taken");
         assert_eq!((e.status, e.scim_type), (409, Some(ScimType::Uniqueness)));
@@ -313,6 +395,7 @@ mod tests {
             vec![],
             80,
             "w7",
+            &Trail::default(),
         ))
         .expect_err("taken");
         assert_eq!(e.status, 409);
@@ -434,6 +517,7 @@ mod tests {
             &[MemberChange::Add(many)],
             90,
             "w8",
+            &Trail::default(),
         ))
         .expect("add");
         assert_eq!(
@@ -450,6 +534,7 @@ mod tests {
             &[MemberChange::Remove(remove)],
             91,
             "w9",
+            &Trail::default(),
         ))
         .expect("remove");
         assert_eq!(

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use std::collections::HashMap;
 
+use super::directory::group_json;
 use super::filter_sql::member_condition;
 use super::listing::MAX_PARAMS;
 use super::{Executor, Outcome, Param, Stmt};
@@ -31,6 +32,9 @@ pub struct Member {
 #[derive(Debug, Clone)]
 pub enum MemberChange {
     Add(Vec<Member>),
+    /// Make the member set exactly these (a PUT, or a PATCH `replace` of `members`): members
+    /// not listed are removed, listed ones added; members in both stay untouched.
+    Set(Vec<Member>),
     Remove(Vec<String>),
     RemoveAll,
     RemoveWhere(Filter),
@@ -38,18 +42,17 @@ pub enum MemberChange {
 
 /// The statements of member changes for one group, guarded by `write_id`: one statement per
 /// change, the members of an add or remove travelling as one JSON array (`json_each`), so a
-/// change of 1,600 members is one statement within D1's 100 bound parameters.
+/// change of 1,600 members is one statement within D1's 100 bound parameters. Before each
+/// change, the statements that record it in the change feed (see [`events`]).
 pub(crate) fn statements(
     tenant_id: &str,
     group_id: &str,
     write_id: &str,
+    now: i64,
     changes: &[MemberChange],
 ) -> Result<Vec<Stmt>> {
     let mut stmts = Vec::new();
-    for change in changes {
-        let Some((sql, params, tail)) = statement(change, tenant_id)? else {
-            continue;
-        };
+    let guard = |sql: String, params: Vec<Param>, tail: &str| -> Result<Stmt> {
         // Every statement's first two parameters are the tenant and the group; the guard's
         // come last, so a change that lost its version race writes nothing.
         let mut all: Vec<Param> = vec![tenant_id.into(), group_id.into()];
@@ -61,66 +64,177 @@ pub(crate) fn statements(
                 format!("the members filter needs more than {MAX_PARAMS} bound values"),
             ));
         }
-        stmts.push(Stmt::new(
+        Ok(Stmt::new(
             format!(
                 "{sql} AND EXISTS (SELECT 1 FROM groups WHERE tenant_id = ? AND id = ? AND write_id = ?){tail}"
             ),
             all,
-        ));
+        ))
+    };
+    for change in changes {
+        for (kind, candidates, params) in events(change, tenant_id, group_id)? {
+            let mut all: Vec<Param> = vec![tenant_id.into(), now.into()];
+            all.extend(params);
+            all.extend([tenant_id.into(), group_id.into(), write_id.into()]);
+            if all.len() > MAX_PARAMS {
+                return Err(Error::bad_request(
+                    ScimType::InvalidPath,
+                    format!("the members filter needs more than {MAX_PARAMS} bound values"),
+                ));
+            }
+            stmts.push(Stmt::new(event_insert(kind, &candidates), all));
+        }
+        for (sql, params, tail) in statement(change, tenant_id)? {
+            stmts.push(guard(sql, params, tail)?);
+        }
     }
     Ok(stmts)
+}
+
+/// Members per membership event: a change of 100,000 members is 100 events, each row far
+/// under D1's row size limit.
+pub const MEMBERS_PER_EVENT: u32 = 1_000;
+
+/// A membership event type, the SQL that selects its members (`id`, `kind`) as they are before
+/// the change, and that SQL's parameters.
+type EventPart = (&'static str, String, Vec<Param>);
+
+const ADDED: &str = "group.members_added";
+const REMOVED: &str = "group.members_removed";
+
+/// The members a change adds or removes for real (an add of a member already there, or a
+/// remove of one that is not, records nothing), read before the change applies.
+fn events(change: &MemberChange, tenant_id: &str, group_id: &str) -> Result<Vec<EventPart>> {
+    let not_present = |members: &[Member]| -> EventPart {
+        (
+            ADDED,
+            "SELECT json_extract(j.value, '$.id') AS id, json_extract(j.value, '$.kind') AS kind \
+             FROM json_each(?) j WHERE NOT EXISTS (SELECT 1 FROM memberships p WHERE p.tenant_id = ? \
+             AND p.group_id = ? AND p.member_id = json_extract(j.value, '$.id'))"
+                .to_string(),
+            vec![members_json(members).into(), tenant_id.into(), group_id.into()],
+        )
+    };
+    let present = |condition: String, extra: Vec<Param>| -> EventPart {
+        let mut params: Vec<Param> = vec![tenant_id.into(), group_id.into()];
+        params.extend(extra);
+        (
+            REMOVED,
+            format!(
+                "SELECT m.member_id AS id, m.member_type AS kind FROM memberships m \
+                 WHERE m.tenant_id = ? AND m.group_id = ?{condition}"
+            ),
+            params,
+        )
+    };
+    Ok(match change {
+        MemberChange::Add(members) if members.is_empty() => vec![],
+        MemberChange::Remove(ids) if ids.is_empty() => vec![],
+        MemberChange::Add(members) => vec![not_present(members)],
+        MemberChange::Set(members) => vec![
+            present(
+                " AND m.member_id NOT IN (SELECT json_extract(value, '$.id') FROM json_each(?))"
+                    .to_string(),
+                vec![members_json(members).into()],
+            ),
+            not_present(members),
+        ],
+        MemberChange::Remove(ids) => vec![present(
+            " AND m.member_id IN (SELECT value FROM json_each(?))".to_string(),
+            vec![Value::from(ids.clone()).to_string().into()],
+        )],
+        MemberChange::RemoveAll => vec![present(String::new(), vec![])],
+        MemberChange::RemoveWhere(filter) => {
+            let c = member_condition(filter, tenant_id)?;
+            vec![present(format!(" AND {}", c.sql), c.params)]
+        }
+    })
+}
+
+/// The `INSERT INTO events` of one membership event type, its members selected by
+/// `candidates` and split into events of [`MEMBERS_PER_EVENT`], each with the group's shape.
+/// Parameters: the tenant, the time, `candidates`' own, then the guard's (tenant, group,
+/// write_id): the group row must carry this write's `write_id`.
+fn event_insert(kind: &str, candidates: &str) -> String {
+    format!(
+        "INSERT INTO events (tenant_id, type, resource_id, at, data) \
+         SELECT ?, '{kind}', g.id, ?, json_object('group', {}, 'members', \
+         json_group_array(json_object('id', x.id, 'type', x.kind))) \
+         FROM (SELECT c.id, c.kind, (row_number() OVER (ORDER BY c.id) - 1) / {MEMBERS_PER_EVENT} AS chunk \
+         FROM ({candidates}) c) x JOIN groups g \
+         ON g.tenant_id = ? AND g.id = ? AND g.write_id = ? GROUP BY x.chunk ORDER BY x.chunk",
+        group_json()
+    )
+}
+
+fn members_json(members: &[Member]) -> String {
+    let rows: Vec<Value> = members
+        .iter()
+        .map(|m| serde_json::json!({"id": m.id, "kind": m.kind.as_str(), "display": m.display}))
+        .collect();
+    Value::Array(rows).to_string()
 }
 
 /// A statement in three parts: the SQL up to the guard, its own parameters, what follows the
 /// guard.
 type Parts = (String, Vec<Param>, &'static str);
 
+const INSERT_MEMBERS: &str =
+    "INSERT INTO memberships (tenant_id, group_id, member_id, member_type, display) \
+     SELECT ?, ?, json_extract(j.value, '$.id'), json_extract(j.value, '$.kind'), \
+     json_extract(j.value, '$.display') FROM json_each(?) j WHERE 1";
+
 /// One change as SQL that binds the tenant and the group first and ends in a condition the
-/// guard is appended to, with its own parameters; `None` for an empty change.
-fn statement(change: &MemberChange, tenant_id: &str) -> Result<Option<Parts>> {
-    Ok(Some(match change {
-        MemberChange::Add(members) if members.is_empty() => return Ok(None),
-        MemberChange::Remove(ids) if ids.is_empty() => return Ok(None),
-        MemberChange::Add(members) => {
-            let rows: Vec<Value> = members
-                .iter()
-                .map(|m| serde_json::json!({"id": m.id, "kind": m.kind.as_str(), "display": m.display}))
-                .collect();
-            // `WHERE 1` gives the guard an AND to follow; SQLite needs a WHERE before an
-            // upsert clause on INSERT … SELECT anyway.
+/// guard is appended to, with its own parameters; none for an empty change.
+fn statement(change: &MemberChange, tenant_id: &str) -> Result<Vec<Parts>> {
+    Ok(match change {
+        MemberChange::Add(members) if members.is_empty() => vec![],
+        MemberChange::Remove(ids) if ids.is_empty() => vec![],
+        // `WHERE 1` gives the guard an AND to follow; SQLite needs a WHERE before an upsert
+        // clause on INSERT … SELECT anyway.
+        MemberChange::Add(members) => vec![(
+            INSERT_MEMBERS.to_string(),
+            vec![members_json(members).into()],
+            " ON CONFLICT DO NOTHING",
+        )],
+        MemberChange::Set(members) => vec![
             (
-                "INSERT INTO memberships (tenant_id, group_id, member_id, member_type, display) \
-                 SELECT ?, ?, json_extract(j.value, '$.id'), json_extract(j.value, '$.kind'), \
-                 json_extract(j.value, '$.display') FROM json_each(?) j WHERE 1"
+                "DELETE FROM memberships WHERE tenant_id = ? AND group_id = ? \
+                 AND member_id NOT IN (SELECT json_extract(value, '$.id') FROM json_each(?))"
                     .to_string(),
-                vec![Value::Array(rows).to_string().into()],
-                " ON CONFLICT DO NOTHING",
-            )
-        }
-        MemberChange::Remove(ids) => (
+                vec![members_json(members).into()],
+                "",
+            ),
+            (
+                INSERT_MEMBERS.to_string(),
+                vec![members_json(members).into()],
+                " ON CONFLICT (tenant_id, group_id, member_id) DO UPDATE SET display = excluded.display",
+            ),
+        ],
+        MemberChange::Remove(ids) => vec![(
             "DELETE FROM memberships WHERE tenant_id = ? AND group_id = ? \
              AND member_id IN (SELECT value FROM json_each(?))"
                 .to_string(),
             vec![Value::from(ids.clone()).to_string().into()],
             "",
-        ),
-        MemberChange::RemoveAll => (
+        )],
+        MemberChange::RemoveAll => vec![(
             "DELETE FROM memberships WHERE tenant_id = ? AND group_id = ?".to_string(),
             vec![],
             "",
-        ),
+        )],
         MemberChange::RemoveWhere(filter) => {
             let c = member_condition(filter, tenant_id)?;
-            (
+            vec![(
                 format!(
                     "DELETE FROM memberships AS m WHERE m.tenant_id = ? AND m.group_id = ? AND {}",
                     c.sql
                 ),
                 c.params,
                 "",
-            )
+            )]
         }
-    }))
+    })
 }
 
 /// Statements that remove a deleted user or group from every group it was in (bumping those
@@ -140,6 +254,39 @@ pub(crate) fn forget_member(tenant_id: &str, id: &str, table: &'static str, now:
             vec![tenant_id.into(), id.into(), tenant_id.into(), id.into()],
         ),
     ]
+}
+
+/// The change-feed events of [`forget_member`]: `group.members_removed` for every group the
+/// resource is in, written before the delete, on the condition that the row is there at
+/// `if_version` (any version when `None`), which holds exactly when the delete removes it.
+pub(crate) fn forget_member_events(
+    tenant_id: &str,
+    id: &str,
+    table: &'static str,
+    now: i64,
+    if_version: Option<i64>,
+) -> Stmt {
+    Stmt::new(
+        format!(
+            "INSERT INTO events (tenant_id, type, resource_id, at, data) \
+             SELECT ?, '{REMOVED}', g.id, ?, json_object('group', {}, 'members', \
+             json_array(json_object('id', m.member_id, 'type', m.member_type))) \
+             FROM memberships m JOIN groups g ON g.tenant_id = m.tenant_id AND g.id = m.group_id \
+             WHERE m.tenant_id = ? AND m.member_id = ? AND EXISTS (SELECT 1 FROM {table} \
+             WHERE tenant_id = ? AND id = ? AND (? IS NULL OR version = ?)) ORDER BY g.id",
+            group_json()
+        ),
+        vec![
+            tenant_id.into(),
+            now.into(),
+            tenant_id.into(),
+            id.into(),
+            tenant_id.into(),
+            id.into(),
+            if_version.into(),
+            if_version.into(),
+        ],
+    )
 }
 
 /// Which of these ids are users or groups of the tenant: one statement, whatever the number of

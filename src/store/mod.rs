@@ -12,6 +12,8 @@
 //!   `INSERT … SELECT … WHERE`, unique indexes) or one `batch()`.
 
 pub mod d1;
+pub mod directory;
+pub mod feed;
 pub mod filter_sql;
 #[cfg(any(test, feature = "host-sqlite"))]
 pub mod fixture;
@@ -19,6 +21,7 @@ pub mod fixture;
 mod fold_migration;
 pub mod groups;
 pub mod listing;
+pub mod logs;
 pub mod memberships;
 pub mod refs;
 pub mod resources;
@@ -27,6 +30,8 @@ pub mod sqlite;
 pub mod storage;
 pub mod table;
 pub mod tenants;
+pub mod trail;
+pub mod upkeep;
 pub mod users;
 
 use serde_json::Value;

@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use super::listing::{list_page, ListQuery};
 use super::refs;
 use super::table::Table;
+use super::trail::{self, Guard, Trail};
 use super::{memberships, Delete, Executor, Stmt};
 use crate::scim::error::{Error, Result};
 use crate::scim::resource::MemberRef;
@@ -156,6 +157,7 @@ pub async fn delete<E: Executor>(
     id: &str,
     if_version: Option<i64>,
     now: i64,
+    trail: &Trail<'_>,
 ) -> Result<Delete> {
     let name = table.name();
     let gone = format!("NOT EXISTS (SELECT 1 FROM {name} WHERE tenant_id = ? AND id = ?)");
@@ -163,7 +165,20 @@ pub async fn delete<E: Executor>(
         Table::Users => "DELETE FROM user_values WHERE tenant_id = ? AND user_id = ?",
         Table::Groups => "DELETE FROM memberships WHERE tenant_id = ? AND group_id = ?",
     };
-    let mut stmts = vec![
+    // What the delete records goes first: it reads the row the delete removes.
+    let mut stmts = trail::statements(
+        table,
+        tenant_id,
+        id,
+        now,
+        Guard::Deleting(if_version),
+        trail,
+    );
+    stmts.push(memberships::forget_member_events(
+        tenant_id, id, name, now, if_version,
+    ));
+    let first = stmts.len();
+    stmts.extend([
         Stmt::new(
             format!(
                 "DELETE FROM {name} WHERE tenant_id = ? AND id = ? AND (? IS NULL OR version = ?)"
@@ -179,14 +194,14 @@ pub async fn delete<E: Executor>(
             format!("{owned} AND {gone}"),
             vec![tenant_id.into(), id.into(), tenant_id.into(), id.into()],
         ),
-    ];
+    ]);
     stmts.extend(memberships::forget_member(tenant_id, id, name, now));
     stmts.push(Stmt::new(
         format!("SELECT EXISTS (SELECT 1 FROM {name} WHERE tenant_id = ? AND id = ?) AS e"),
         vec![tenant_id.into(), id.into()],
     ));
     let outs = db.batch(stmts).await?;
-    if outs.first().map_or(0, |o| o.changes) > 0 {
+    if outs.get(first).map_or(0, |o| o.changes) > 0 {
         return Ok(Delete::Deleted);
     }
     #[derive(Deserialize)]

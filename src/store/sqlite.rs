@@ -51,9 +51,14 @@ impl Sqlite {
     /// Run a migration file.
     pub fn execute_file(&self, file: &std::path::Path) {
         let sql = std::fs::read_to_string(file).expect("read migration");
-        let conn = self.0.lock().expect("sqlite lock");
-        conn.execute_batch(&sql)
+        self.execute_batch(&sql)
             .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    }
+
+    /// Run statements without parameters (set-up and clean-up in tests).
+    pub fn execute_batch(&self, sql: &str) -> rusqlite::Result<()> {
+        let conn = self.0.lock().expect("sqlite lock");
+        conn.execute_batch(sql)
     }
 
     fn run(conn: &Connection, stmt: &Stmt) -> Result<Outcome, StoreError> {

@@ -36,6 +36,22 @@ impl Table {
         }
     }
 
+    /// The column that names a resource the way an admin recognises it.
+    pub fn name_column(self) -> &'static str {
+        match self {
+            Table::Users => "user_name",
+            Table::Groups => "display_name",
+        }
+    }
+
+    /// The word change-feed event types start with (`user.created`, `group.deleted`).
+    pub fn event_prefix(self) -> &'static str {
+        match self {
+            Table::Users => "user",
+            Table::Groups => "group",
+        }
+    }
+
     /// The references read beside a resource of this table.
     pub fn refs(self) -> Refs {
         match self {

@@ -85,7 +85,8 @@ pub async fn create_tenant<E: Executor>(db: &E, t: NewTenant<'_>) -> Result<Tena
 }
 
 pub async fn list_tenants<E: Executor>(db: &E) -> Result<Vec<Tenant>> {
-    let sql = format!("SELECT {TENANT_COLUMNS} FROM tenants ORDER BY subdomain");
+    let sql =
+        format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE deleted_at IS NULL ORDER BY subdomain");
     db.query(Stmt::new(sql, vec![])).await?.decode()
 }
 
@@ -130,30 +131,40 @@ pub async fn update_tenant<E: Executor>(
     Ok(tenant.map(|t| (t, hashes)))
 }
 
-/// Delete a tenant with all of its data, atomically (one batch). A very large tenant may need
-/// to be emptied in pieces first: D1 limits how long one statement may run. Returns the hashes of the tokens it had,
-/// or `None` for an unknown tenant.
-pub async fn delete_tenant<E: Executor>(db: &E, subdomain: &str) -> Result<Option<Vec<String>>> {
-    // Children first, so the batch does not depend on foreign-key cascades.
-    let mut stmts = vec![token_hashes_of(subdomain)];
-    for table in TENANT_TABLES {
-        stmts.push(Stmt::new(
-            format!("DELETE FROM {table} WHERE tenant_id = {TENANT_OF}"),
+/// Delete a tenant: at once, its tokens go and its subdomain is freed (it becomes the
+/// tenant's id, which no subdomain can equal), so no SCIM request reaches it and the name can
+/// be taken again; its data is purged afterwards in chunks ([`super::upkeep`]), because one
+/// statement over 100,000 users would pass D1's limits. Returns the tenant's id and the hashes
+/// of the tokens it had, or `None` for an unknown tenant.
+pub async fn delete_tenant<E: Executor>(
+    db: &E,
+    subdomain: &str,
+    now: i64,
+) -> Result<Option<(String, Vec<String>)>> {
+    let stmts = vec![
+        token_hashes_of(subdomain),
+        Stmt::new(
+            format!("DELETE FROM tokens WHERE tenant_id = {TENANT_OF}"),
             vec![subdomain.into()],
-        ));
-    }
-    stmts.push(Stmt::new(
-        "DELETE FROM tenants WHERE subdomain = ? RETURNING id",
-        vec![subdomain.into()],
-    ));
+        ),
+        Stmt::new(
+            "UPDATE tenants SET deleted_at = ?, deleted_subdomain = subdomain, subdomain = id, \
+             provisioning_enabled = 0, updated_at = ? WHERE subdomain = ? AND deleted_at IS NULL RETURNING id",
+            vec![now.into(), now.into(), subdomain.into()],
+        ),
+    ];
     let outs = db.batch(stmts).await?;
     let hashes = hashes(outs.first().cloned())?;
-    let deleted = outs.last().is_some_and(|o| !o.rows.is_empty());
-    Ok(deleted.then_some(hashes))
+    #[derive(Deserialize)]
+    struct Row {
+        id: String,
+    }
+    let id = match outs.into_iter().last() {
+        Some(o) => o.first::<Row>()?.map(|r| r.id),
+        None => None,
+    };
+    Ok(id.map(|id| (id, hashes)))
 }
-
-/// Every table holding a tenant's data, children before parents.
-const TENANT_TABLES: &[&str] = &["memberships", "groups", "user_values", "users", "tokens"];
 
 fn token_hashes_of(subdomain: &str) -> Stmt {
     Stmt::new(
@@ -285,8 +296,8 @@ pub async fn revoke_token<E: Executor>(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Access {
     UnknownTenant,
-    /// The tenant exists but the token is not one of its tokens.
-    Denied,
+    /// The tenant (this id) exists but the token is not one of its tokens.
+    Denied(String),
     Granted(TokenGrant),
 }
 
@@ -328,7 +339,7 @@ pub async fn authorize<E: Executor>(db: &E, subdomain: &str, hash: &str) -> Resu
             hash: h,
             last_used_at,
         }),
-        Some(_) => Access::Denied,
+        Some(r) => Access::Denied(r.tenant_id),
     })
 }
 
@@ -433,12 +444,23 @@ mod tests {
         );
 
         assert_eq!(
-            block_on(delete_tenant(&db, "piedpiper.us")).unwrap(),
-            Some(vec!["hash_tok_1".to_string()])
+            block_on(delete_tenant(&db, "piedpiper.us", 9)).unwrap(),
+            Some((t.id.clone(), vec!["hash_tok_1".to_string()]))
         );
         assert_eq!(block_on(get_tenant(&db, "piedpiper.us")).unwrap(), None);
         assert_eq!(block_on(list_tokens(&db, "piedpiper.us")).unwrap(), None);
-        assert_eq!(block_on(delete_tenant(&db, "piedpiper.us")).unwrap(), None);
+        assert_eq!(block_on(list_tenants(&db)).unwrap(), vec![]);
+        assert_eq!(
+            block_on(delete_tenant(&db, "piedpiper.us", 10)).unwrap(),
+            None
+        );
+        // The subdomain is free again, and the row goes with the purge's first round.
+        assert_eq!(
+            block_on(crate::store::upkeep::purge_round(&db, &t.id)).unwrap(),
+            0
+        );
+        assert_eq!(db.count("SELECT COUNT(*) FROM tenants"), 0);
+        tenant(&db, "piedpiper.us");
     }
 
     #[test]
@@ -506,11 +528,11 @@ mod tests {
         );
         assert_eq!(
             block_on(authorize(&db, "other", "hash_tok_a")).unwrap(),
-            Access::Denied
+            Access::Denied("ten_other".into())
         );
         assert_eq!(
             block_on(authorize(&db, "acme", "hash_zzz")).unwrap(),
-            Access::Denied
+            Access::Denied("ten_acme".into())
         );
         let Access::Granted(g) = block_on(authorize(&db, "acme", "hash_tok_a")).unwrap() else {
             panic!("expected a grant");

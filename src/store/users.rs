@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 use super::resources::Stored;
 use super::storage::{self, Copied, Many};
 use super::table::Table;
+use super::trail::{self, Guard, Trail};
 use super::{Executor, Param, Stmt, StoreError, Written};
 use crate::scim::error::{quote, Error, Result};
 use crate::scim::fold::fold;
@@ -167,6 +168,7 @@ pub async fn insert<E: Executor>(
     data: &Map<String, Value>,
     now: i64,
     write_id: &str,
+    trail: &Trail<'_>,
 ) -> Result<Stored> {
     let c = columns(data);
     let mut params: Vec<Param> = vec![tenant_id.into(), id.into()];
@@ -181,7 +183,15 @@ pub async fn insert<E: Executor>(
         ),
         params,
     );
-    let (_, manager_exists) = write_rows(db, tenant_id, id, &c, vec![row], None).await?;
+    let recorded = trail::statements(
+        Table::Users,
+        tenant_id,
+        id,
+        now,
+        Guard::Written(write_id),
+        trail,
+    );
+    let (_, manager_exists) = write_rows(db, tenant_id, id, &c, vec![row], None, recorded).await?;
     Ok(Stored {
         id: id.to_string(),
         data: data.clone(),
@@ -201,6 +211,7 @@ pub async fn update<E: Executor>(
     data: &Map<String, Value>,
     now: i64,
     write_id: &str,
+    trail: &Trail<'_>,
 ) -> Result<Written<Stored>> {
     let c = columns(data);
     let id = current.id.as_str();
@@ -233,8 +244,16 @@ pub async fn update<E: Executor>(
             ],
         ),
     ];
+    let recorded = trail::statements(
+        Table::Users,
+        tenant_id,
+        id,
+        now,
+        Guard::Written(write_id),
+        trail,
+    );
     let (changed, manager_exists) =
-        write_rows(db, tenant_id, id, &c, stmts, Some(write_id)).await?;
+        write_rows(db, tenant_id, id, &c, stmts, Some(write_id), recorded).await?;
     // D1 counts rows changed by foreign-key actions too: "changed anything" is the test.
     if changed == 0 {
         return Ok(Written::Stale);
@@ -251,7 +270,8 @@ pub async fn update<E: Executor>(
 }
 
 /// One batch: `head` (the row's INSERT or UPDATE, and what goes before its values), the
-/// user's values (guarded by `write_id` when given), and the manager check. Returns the rows
+/// user's values (guarded by `write_id` when given), what the write records (`recorded`: its
+/// events see the new values), and the manager check. Returns the rows
 /// the first statement changed, and whether the manager exists. A taken userName is 409.
 async fn write_rows<E: Executor>(
     db: &E,
@@ -260,8 +280,10 @@ async fn write_rows<E: Executor>(
     c: &Columns,
     mut head: Vec<Stmt>,
     guard: Option<&str>,
+    recorded: Vec<Stmt>,
 ) -> Result<(u64, bool)> {
     head.extend(value_insert(tenant_id, id, c, guard));
+    head.extend(recorded);
     let check = manager_check(tenant_id, c);
     let has_check = check.is_some();
     head.extend(check);
@@ -285,6 +307,7 @@ mod tests {
     use crate::store::listing::ListQuery;
     use crate::store::resources;
     use crate::store::sqlite::Sqlite;
+    use crate::store::trail::Trail;
     use crate::store::Delete;
     use pollster::block_on;
     use serde_json::json;
@@ -293,7 +316,16 @@ mod tests {
         let Value::Object(m) = data else {
             panic!("object")
         };
-        block_on(insert(db, tenant, id, &m, now, &format!("w_{id}"))).expect("insert")
+        block_on(insert(
+            db,
+            tenant,
+            id,
+            &m,
+            now,
+            &format!("w_{id}"),
+            &Trail::default(),
+        ))
+        .expect("insert")
     }
 
     /// A small directory with every shape the filters must handle.
@@ -571,7 +603,7 @@ mod tests {
             json!([{"value": "new@example.com", "type": "work"}]),
         );
         let Written::Done(updated) =
-            block_on(update(&db, T, &u1, &data, 9_000, "w2")).expect("update")
+            block_on(update(&db, T, &u1, &data, 9_000, "w2", &Trail::default())).expect("update")
         else {
             panic!("expected the update to win");
         };
@@ -589,7 +621,7 @@ mod tests {
         let mut stale = u1.data.clone();
         stale.insert("emails".into(), json!([{"value": "stale@example.com"}]));
         assert_eq!(
-            block_on(update(&db, T, &u1, &stale, 9_500, "w3")).expect("update"),
+            block_on(update(&db, T, &u1, &stale, 9_500, "w3", &Trail::default())).expect("update"),
             Written::Stale
         );
         assert_eq!(
@@ -605,6 +637,7 @@ mod tests {
             json!({"userName": "BOB"}).as_object().unwrap(),
             1,
             "w4",
+            &Trail::default(),
         ))
         .expect_err("dup");
         assert_eq!((e.status, e.scim_type), (409, Some(ScimType::Uniqueness)));
@@ -615,6 +648,7 @@ mod tests {
             json!({"userName": "BOB"}).as_object().unwrap(),
             1,
             "w4",
+            &Trail::default(),
         ))
         .expect("other tenant");
         // Delete: if-match, then for real, then gone; values go with it.
@@ -625,7 +659,8 @@ mod tests {
                 T,
                 "u1",
                 Some(1),
-                10_000
+                10_000,
+                &Trail::default()
             ))
             .expect("delete"),
             Delete::Stale
@@ -637,13 +672,23 @@ mod tests {
                 T,
                 "u1",
                 Some(2),
-                10_000
+                10_000,
+                &Trail::default()
             ))
             .expect("delete"),
             Delete::Deleted
         );
         assert_eq!(
-            block_on(resources::delete(&db, Table::Users, T, "u1", None, 10_000)).expect("delete"),
+            block_on(resources::delete(
+                &db,
+                Table::Users,
+                T,
+                "u1",
+                None,
+                10_000,
+                &Trail::default()
+            ))
+            .expect("delete"),
             Delete::NotFound
         );
         assert_eq!(
@@ -680,6 +725,7 @@ mod tests {
                 .expect("object"),
             2,
             "w",
+            &Trail::default(),
         ))
         .expect_err("the same userName");
         assert_eq!((e.status, e.scim_type), (409, Some(ScimType::Uniqueness)));
@@ -708,9 +754,10 @@ mod tests {
     #[test]
     fn deleting_a_tenant_removes_its_users() {
         let db = seeded();
-        block_on(crate::store::tenants::delete_tenant(&db, "a"))
+        block_on(crate::store::tenants::delete_tenant(&db, "a", 5))
             .expect("delete")
             .expect("existed");
+        while block_on(crate::store::upkeep::purge_round(&db, "ten_a")).expect("purge") > 0 {}
         assert_eq!(
             db.count("SELECT COUNT(*) FROM users WHERE tenant_id = 'ten_a'"),
             0
@@ -742,7 +789,8 @@ mod tests {
             db.count("SELECT COUNT(*) FROM user_values WHERE user_id = 'big'"),
             40
         );
-        let Written::Done(_) = block_on(update(&db, T, &u, &u.data, 2, "w9")).expect("update")
+        let Written::Done(_) =
+            block_on(update(&db, T, &u, &u.data, 2, "w9", &Trail::default())).expect("update")
         else {
             panic!("stale")
         };

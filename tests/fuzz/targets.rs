@@ -16,6 +16,7 @@ use scim_edge::scim::query::ListParams;
 use scim_edge::scim::resource::{self, from_request, selectors, Data, Meta, RefType, Selection};
 use scim_edge::scim::schema::{ResourceType, GROUP_TYPE, USER_TYPE};
 use scim_edge::service;
+use scim_edge::service::audit::Audit;
 use scim_edge::service::groups::Groups;
 use scim_edge::service::resources::{Kind, ListRequest};
 use scim_edge::service::testing::TestRuntime;
@@ -26,6 +27,7 @@ use scim_edge::store::resources::{self, Stored};
 use scim_edge::store::sqlite::Sqlite;
 use scim_edge::store::table::Table;
 use scim_edge::store::tenants::{create_tenant, NewTenant};
+use scim_edge::store::trail::{LogEntry, Trail};
 use scim_edge::store::{groups, users};
 
 use crate::gen::{json_text, Gen, LIST_PARAMS};
@@ -120,7 +122,9 @@ impl Db {
         .enumerate()
         {
             let data = from_request(&USER_TYPE, body).expect("seed user");
-            block_on(users::insert(&db.sql, T, &format!("u{i}"), &data, 1, "w")).expect("user");
+            let none = Trail::default();
+            block_on(users::insert(&db.sql, T, &format!("u{i}"), &data, 1, "w", &none))
+                .expect("user");
         }
         let data = from_request(&GROUP_TYPE, &json!({"displayName": "Sales"})).expect("group");
         let member = groups::Member {
@@ -136,8 +140,11 @@ impl Db {
             vec![member],
             1,
             "w",
+            &Trail::default(),
         ))
         .expect("group");
+        // The seed's own membership event: each input starts with an empty feed.
+        db.sql.execute_batch("DELETE FROM events").expect("clear");
         db
     }
 
@@ -519,20 +526,49 @@ fn run_resource(db: &Db, input: &Value) -> Outcome {
     create_and_delete(db, rt, &input["body"])
 }
 
+/// A request's log entry, as the edge opens it.
+fn audit(method: &str) -> Audit {
+    Audit::new(LogEntry {
+        at: 1,
+        method: method.into(),
+        route: "/fuzz".into(),
+        status: 200,
+        ..LogEntry::default()
+    })
+}
+
+/// A committed write carried its log entry in its batch; anything else leaves the entry to be
+/// written after the response. The feed and the log are then emptied, so that they do not
+/// grow over millions of inputs.
+fn check_logged(db: &Db, audit: &Audit, committed: bool) -> Result<(), String> {
+    let after = audit.finish(Ok(200), &[&USER_TYPE, &GROUP_TYPE], 2);
+    let rows = db.sql.count("SELECT COUNT(*) FROM logs");
+    db.sql
+        .execute_batch("DELETE FROM events; DELETE FROM logs;")
+        .map_err(|e| e.to_string())?;
+    match (committed, after.is_none(), rows) {
+        (true, true, 1) | (false, false, 0) => Ok(()),
+        other => Err(format!("log entry out of step with the write: {other:?}")),
+    }
+}
+
 /// The body as a POST through the service on SQLite (members resolved for a group), then the
 /// resource deleted: accepted, or refused with a 4xx.
 fn create_and_delete(db: &Db, rt: &'static ResourceType, body: &Value) -> Outcome {
     let runtime = TestRuntime::at(2);
+    let log = audit("POST");
     let scope = Scope {
         db: &db.sql,
         rt: &runtime,
         tenant_id: T,
+        audit: Some(&log),
     };
     let created = if rt.name == "User" {
         block_on(Users::create(&scope, body)).map(|u| u.id)
     } else {
         block_on(Groups::create(&scope, body)).map(|g| g.id)
     };
+    check_logged(db, &log, created.is_ok())?;
     let id = match created {
         Ok(id) => id,
         Err(e) => return refused(&e),
@@ -545,6 +581,9 @@ fn create_and_delete(db: &Db, rt: &'static ResourceType, body: &Value) -> Outcom
         ))
     };
     deleted.map_err(|e| format!("delete failed: {} {:?}", e.detail, e.cause))?;
+    db.sql
+        .execute_batch("DELETE FROM events; DELETE FROM logs;")
+        .map_err(|e| e.to_string())?;
     Ok(Verdict::Accepted)
 }
 
@@ -574,22 +613,48 @@ fn run_patch(db: &Db, input: &Value) -> Outcome {
         db: &db.sql,
         rt: &runtime,
         tenant_id: T,
+        audit: None,
     };
     let body = &input["body"];
     if rt_of(input).name == "Group" {
-        return match block_on(Groups::patch(&scope, "g0", body, None)) {
+        let patched = block_on(Groups::patch(&scope, "g0", body, None));
+        db.sql
+            .execute_batch("DELETE FROM events; DELETE FROM logs;")
+            .map_err(|e| e.to_string())?;
+        return match patched {
             Ok(_) => Ok(Verdict::Accepted),
             Err(e) => refused(&e),
         };
     }
     let before = valid_or_minimal(&USER_TYPE, &input["before"]);
     let id = db.fresh_id();
-    if let Err(e) = block_on(users::insert(&db.sql, T, &id, &before, 2, "w")) {
+    let none = Trail::default();
+    if let Err(e) = block_on(users::insert(&db.sql, T, &id, &before, 2, "w", &none)) {
         return refused(&e);
     }
-    let patched = block_on(Users::patch(&scope, &id, body, None));
-    block_on(resources::delete(&db.sql, Table::Users, T, &id, None, 3))
-        .map_err(|e| format!("delete failed: {} {:?}", e.detail, e.cause))?;
+    let log = audit("PATCH");
+    let patched = block_on(Users::patch(
+        &Scope {
+            audit: Some(&log),
+            ..scope
+        },
+        &id,
+        body,
+        None,
+    ));
+    // The entry is in the batch exactly when the PATCH wrote (a no-op writes nothing).
+    let wrote = db.sql.count("SELECT COUNT(*) FROM events") > 0;
+    check_logged(db, &log, wrote)?;
+    block_on(resources::delete(
+        &db.sql,
+        Table::Users,
+        T,
+        &id,
+        None,
+        3,
+        &none,
+    ))
+    .map_err(|e| format!("delete failed: {} {:?}", e.detail, e.cause))?;
     match patched {
         Ok(_) => Ok(Verdict::Accepted),
         Err(e) => refused(&e),

@@ -23,11 +23,14 @@ use super::limit;
 use super::reply::{header, read_body, Reply};
 use crate::scim::error::{quote, Error, Result, ScimType};
 use crate::scim::query::ListParams;
+use crate::scim::schema::{GROUP_TYPE, USER_TYPE};
+use crate::service::audit::{self, Audit};
 use crate::service::auth::{self, Principal};
 use crate::service::groups::Groups;
 use crate::service::users::Users;
-use crate::service::Scope;
+use crate::service::{Runtime, Scope};
 use crate::store::d1::D1;
+use crate::store::trail::LogEntry;
 use render::Ctx;
 use routes::{Endpoint, Route, PREFIX};
 
@@ -64,13 +67,11 @@ pub enum Op {
 
 /// Serve `path` (which still has its [`PREFIX`]) for organisation `sub`. `mount` is what
 /// precedes the prefix in the URL (`""` on a tenant host, `/tenants/<sub>` in the path form).
-pub async fn serve(
-    app: &App,
-    mut req: Request,
-    sub: &str,
-    mount: &str,
-    path: &str,
-) -> Result<Reply> {
+///
+/// Every request of a known organisation gets a provisioning-log entry: a write's rides in
+/// its batch; any other (reads, refusals, failures) is written after the response
+/// (`wait_until`), so no request waits for its entry.
+pub async fn serve(app: &App, req: Request, sub: &str, mount: &str, path: &str) -> Result<Reply> {
     let rest = match path.strip_prefix(PREFIX) {
         Some(rest) if rest.is_empty() || rest.starts_with('/') => rest,
         _ => {
@@ -81,17 +82,93 @@ pub async fn serve(
         }
     };
     let db = app.db_for(sub)?;
+    let audit = Audit::new(entry_of(app, &req, rest));
+    let mut tenant = None;
+    let result = authenticated(app, req, sub, mount, rest, &db, &audit, &mut tenant).await;
+    if let Some(tenant_id) = tenant {
+        log_after(app, sub, tenant_id, &audit, &result);
+    }
+    result
+}
+
+/// What the edge knows of a request for its log entry: never the query string (it may hold
+/// filter values) or anything of the body.
+fn entry_of(app: &App, req: &Request, rest: &str) -> LogEntry {
+    let (resource_type, resource_id) = match Route::parse(rest) {
+        Route::Collection(e) | Route::Search(e) => (Some(endpoint_type(e)), None),
+        Route::Resource(e, id) => (Some(endpoint_type(e)), Some(id)),
+        _ => (None, None),
+    };
+    let route: String = rest.chars().take(300).collect();
+    LogEntry {
+        at: app.now,
+        method: req.method().to_string(),
+        route: if route.is_empty() { "/".into() } else { route },
+        resource_type,
+        resource_id,
+        request_id: header(req, "cf-ray"),
+        ..LogEntry::default()
+    }
+}
+
+fn endpoint_type(e: Endpoint) -> &'static str {
+    match e {
+        Endpoint::Users => USER_TYPE.name,
+        Endpoint::Groups => GROUP_TYPE.name,
+    }
+}
+
+/// Write the request's log entry after the response, unless its write's batch carried it.
+fn log_after(app: &App, sub: &str, tenant_id: String, audit: &Audit, result: &Result<Reply>) {
+    let outcome = result.as_ref().map(|r| r.status);
+    let Some(entry) = audit.finish(outcome, &[&USER_TYPE, &GROUP_TYPE], app.rt.clock()) else {
+        return;
+    };
+    let Ok(db) = app.db_for(sub) else {
+        return;
+    };
+    app.ctx.wait_until(async move {
+        if let Err(e) = audit::record(&db, &tenant_id, &entry).await {
+            worker::console_warn!(
+                "provisioning log write failed: {}",
+                e.cause.unwrap_or(e.detail)
+            );
+        }
+    });
+}
+
+/// Authenticate, count against the rate limit, and serve; `tenant` learns the organisation
+/// as soon as it is known (also when the request is then refused).
+#[allow(clippy::too_many_arguments)]
+async fn authenticated(
+    app: &App,
+    mut req: Request,
+    sub: &str,
+    mount: &str,
+    rest: &str,
+    db: &D1,
+    audit: &Audit,
+    tenant: &mut Option<String>,
+) -> Result<Reply> {
     let cache = KvCache::new(&app.env, &app.ctx);
     let authorization = header(&req, "authorization");
-    let principal = auth::authenticate(&db, &cache, sub, authorization.as_deref()).await?;
+    let principal = match auth::authenticate(db, &cache, sub, authorization.as_deref()).await {
+        Ok(p) => p,
+        Err(refused) => {
+            *tenant = refused.tenant_id;
+            return Err(refused.error);
+        }
+    };
+    *tenant = Some(principal.tenant_id.clone());
     record_use(app, sub, &principal);
     limit::check(app, &principal.tenant_id).await?;
     let host = header(&req, "host").unwrap_or_else(|| app.origin.host.clone());
     let ctx = Ctx {
         scope: Scope {
-            db: &db,
-            rt: app,
+            db,
+            rt: &app.rt,
             tenant_id: &principal.tenant_id,
+            audit: Some(audit),
         },
         base: format!("{}://{host}{mount}{PREFIX}", app.origin.scheme),
     };
@@ -122,7 +199,7 @@ pub async fn serve(
         }
         Route::Unknown => Err(Error::not_found(format!(
             "no SCIM endpoint at {}",
-            quote(path)
+            quote(rest)
         ))),
     }
 }

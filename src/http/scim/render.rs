@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::super::app::App;
+use super::super::app::Platform;
 use super::super::reply::Reply;
 use crate::scim::etag::etag;
 use crate::scim::list::list_response;
@@ -17,7 +17,7 @@ use crate::store::resources::Stored;
 /// What a SCIM handler works with: the service scope of the request, and the organisation's
 /// SCIM root URL (`https://acme.example.com/api/scim/v2`, or the path form).
 pub struct Ctx<'a> {
-    pub scope: Scope<'a, D1, App>,
+    pub scope: Scope<'a, D1, Platform>,
     pub base: String,
 }
 

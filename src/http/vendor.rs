@@ -1,0 +1,217 @@
+//! The vendor's side of the admin API: what the host app reads (the change feed, the
+//! directory, the provisioning log and an organisation's summary), rendered as JSON, camelCase,
+//! cursor-paged. The logic is [`crate::service::vendor`]'s; this module parses the query and
+//! renders.
+//!
+//! ```text
+//! GET /admin/v1/events?after=&limit=&types=                  every organisation's feed
+//! GET /admin/v1/tenants/{sub}/events?after=&limit=&types=    one organisation's
+//! GET /admin/v1/tenants/{sub}/users?active=&userName=&after=&limit=
+//! GET /admin/v1/tenants/{sub}/users/{id}
+//! GET /admin/v1/tenants/{sub}/groups?after=&limit=
+//! GET /admin/v1/tenants/{sub}/groups/{id}
+//! GET /admin/v1/tenants/{sub}/groups/{id}/members?after=&limit=
+//! GET /admin/v1/tenants/{sub}/logs?after=&limit=&outcome=success|failure&resourceId=
+//! GET /admin/v1/tenants/{sub}/summary
+//! GET /admin/v1/purges                                       deleted organisations still being purged
+//! ```
+
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use worker::Request;
+
+use super::app::App;
+use super::reply::Reply;
+use crate::scim::error::{quote, Error, Result};
+use crate::service::vendor;
+use crate::store::d1::D1;
+use crate::store::directory::{Page, UserQuery, DEFAULT_PAGE, MAX_PAGE};
+use crate::store::feed::{FeedQuery, StoredEvent};
+use crate::store::logs::{LogQuery, StoredLog};
+use crate::store::upkeep::Purge;
+use crate::time::rfc3339;
+
+/// A request's query parameters (the last value of each name).
+pub struct Query(HashMap<String, String>);
+
+impl Query {
+    pub fn of(req: &Request) -> Result<Query> {
+        let url = req
+            .url()
+            .map_err(|e| Error::internal(format!("request url: {e}")))?;
+        Ok(Query(url.query_pairs().into_owned().collect()))
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
+    /// `limit`: 1 to [`MAX_PAGE`], [`DEFAULT_PAGE`] when absent.
+    fn limit(&self) -> Result<u32> {
+        match self.get("limit") {
+            None => Ok(DEFAULT_PAGE),
+            Some(l) => match l.parse::<u32>() {
+                Ok(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+                _ => Err(Error::invalid(format!(
+                    "limit must be a whole number from 1 to {MAX_PAGE}, not '{}'",
+                    quote(l)
+                ))),
+            },
+        }
+    }
+
+    fn flag(&self, name: &str) -> Result<Option<bool>> {
+        match self.get(name) {
+            None => Ok(None),
+            Some("true") => Ok(Some(true)),
+            Some("false") => Ok(Some(false)),
+            Some(v) => Err(Error::invalid(format!(
+                "{name} must be true or false, not '{}'",
+                quote(v)
+            ))),
+        }
+    }
+}
+
+/// `GET …/events`: a page of the feed, with the cursor to resume from (the last event's, or the
+/// one given when there was nothing new).
+pub async fn events(db: &D1, sub: Option<&str>, q: &Query) -> Result<Reply> {
+    let after = vendor::parse_cursor(q.get("after"))?;
+    let query = FeedQuery {
+        tenant_id: None,
+        after,
+        types: vendor::parse_types(q.get("types"))?,
+        limit: q.limit()?,
+    };
+    let (items, more) = vendor::feed(db, sub, query).await?;
+    let cursor = items.last().map_or(after, |e| e.seq);
+    Ok(Reply::json(
+        200,
+        json!({
+            "items": items.iter().map(event_json).collect::<Vec<_>>(),
+            "cursor": cursor.to_string(),
+            "hasMore": more,
+        }),
+    ))
+}
+
+fn event_json(e: &StoredEvent) -> Value {
+    json!({
+        "cursor": e.seq.to_string(),
+        "type": e.kind,
+        "organisation": {"id": e.tenant_id, "subdomain": e.subdomain},
+        "at": rfc3339(e.at),
+        "resourceId": e.resource_id,
+        "data": e.data,
+    })
+}
+
+fn page_json(p: Page) -> Reply {
+    Reply::json(200, json!({"items": p.items, "next": p.next}))
+}
+
+pub async fn users(db: &D1, sub: &str, q: &Query) -> Result<Reply> {
+    let query = UserQuery {
+        active: q.flag("active")?,
+        user_name: q.get("userName").map(str::to_string),
+        after: q.get("after").map(str::to_string),
+        limit: q.limit()?,
+    };
+    Ok(page_json(vendor::users(db, sub, &query).await?))
+}
+
+pub async fn groups(db: &D1, sub: &str, q: &Query) -> Result<Reply> {
+    let page = vendor::groups(db, sub, q.get("after"), q.limit()?).await?;
+    Ok(page_json(page))
+}
+
+pub async fn one(db: &D1, sub: &str, group: bool, id: &str) -> Result<Reply> {
+    Ok(Reply::json(200, vendor::one(db, sub, group, id).await?))
+}
+
+pub async fn members(db: &D1, sub: &str, group_id: &str, q: &Query) -> Result<Reply> {
+    let page = vendor::members(db, sub, group_id, q.get("after"), q.limit()?).await?;
+    Ok(page_json(page))
+}
+
+/// `GET …/logs`: newest first; `next` continues with older entries.
+pub async fn logs(db: &D1, sub: &str, q: &Query) -> Result<Reply> {
+    let failed = match q.get("outcome") {
+        None => None,
+        Some("failure") => Some(true),
+        Some("success") => Some(false),
+        Some(o) => {
+            return Err(Error::invalid(format!(
+                "outcome must be success or failure, not '{}'",
+                quote(o)
+            )))
+        }
+    };
+    let before = match q.get("after") {
+        None => None,
+        Some(c) => Some(vendor::parse_cursor(Some(c))?),
+    };
+    let query = LogQuery {
+        before,
+        failed,
+        resource_id: q.get("resourceId").map(str::to_string),
+        limit: q.limit()?,
+    };
+    let (items, more) = vendor::logs(db, sub, &query).await?;
+    let next = more
+        .then(|| items.last().map(|l| l.seq.to_string()))
+        .flatten();
+    Ok(Reply::json(
+        200,
+        json!({"items": items.iter().map(log_json).collect::<Vec<_>>(), "next": next}),
+    ))
+}
+
+fn log_json(l: &StoredLog) -> Value {
+    let warnings: Value = l
+        .warnings
+        .as_deref()
+        .and_then(|w| serde_json::from_str(w).ok())
+        .unwrap_or_else(|| json!([]));
+    json!({
+        "cursor": l.seq.to_string(),
+        "at": rfc3339(l.at),
+        "method": l.method,
+        "route": l.route,
+        "resourceType": l.resource_type,
+        "resourceId": l.resource_id,
+        "resourceName": l.resource_name,
+        "status": l.status,
+        "outcome": if l.status >= 400 { "failure" } else { "success" },
+        "scimType": l.scim_type,
+        "detail": l.detail,
+        "summary": l.summary,
+        "warnings": warnings,
+        "durationMs": l.duration_ms,
+        "requestId": l.request_id,
+    })
+}
+
+pub async fn summary(app: &App, db: &D1, sub: &str) -> Result<Reply> {
+    let s = vendor::summary(db, sub, app.now).await?;
+    Ok(Reply::json(
+        200,
+        json!({
+            "users": {"active": s.users_active, "inactive": s.users_inactive},
+            "groups": s.groups,
+            "lastRequestAt": s.last_request.map(rfc3339),
+            "lastSuccessAt": s.last_success.map(rfc3339),
+            "lastFailureAt": s.last_failure.map(rfc3339),
+            "last24h": {"requests": s.requests_24h, "failures": s.failures_24h},
+        }),
+    ))
+}
+
+pub fn purge_json(p: &Purge) -> Value {
+    json!({
+        "subdomain": p.subdomain,
+        "deletedAt": rfc3339(p.deleted_at),
+        "status": if p.remaining > 0 { "purging" } else { "purged" },
+        "remaining": p.remaining,
+    })
+}

@@ -1,0 +1,222 @@
+//! The provisioning log of one SCIM request: what an organisation's admin and the vendor's
+//! support read to learn what the identity provider did, and why a request failed.
+//!
+//! The edge opens an [`Audit`] with what it knows of the request (method, route, resource id,
+//! request id, the status a success will have). A write puts the entry in its own batch
+//! ([`Audit::entry`], then [`Audit::committed`] once that batch has committed), so a write
+//! costs no extra round trip for it; everything else (reads, writes that changed nothing,
+//! failures, refusals) is written after the response by the edge, from [`Audit::finish`].
+//!
+//! What an entry may hold: the resource's name (userName or displayName), attribute *names*,
+//! counts, statuses and error details with every quoted client value that is not an
+//! attribute name cut out ([`redact`]). Never a token, a body, an email, an address or a
+//! phone number.
+
+use std::cell::{Cell, RefCell};
+
+use crate::scim::error::{Error, Result};
+use crate::scim::schema::{Resolved, ResourceType};
+use crate::store::logs;
+use crate::store::trail::LogEntry;
+use crate::store::Executor;
+
+/// Write an entry on its own (after the response).
+pub async fn record<E: Executor>(db: &E, tenant_id: &str, entry: &LogEntry) -> Result<()> {
+    logs::insert(db, tenant_id, entry).await
+}
+
+/// Warnings kept per entry (a push naming thousands of unknown members keeps the count).
+pub const MAX_WARNINGS: usize = 20;
+
+/// The log entry of one request, filled in as the request goes.
+#[derive(Debug, Default)]
+pub struct Audit {
+    entry: RefCell<LogEntry>,
+    /// How many warnings there were, kept or not.
+    warned: Cell<usize>,
+    /// Whether a committed batch carried the entry.
+    logged: Cell<bool>,
+}
+
+impl Audit {
+    /// An entry for a request, with `status` the status a success will have.
+    pub fn new(entry: LogEntry) -> Audit {
+        Audit {
+            entry: RefCell::new(entry),
+            ..Audit::default()
+        }
+    }
+
+    /// The status a success answers with, once the edge knows the operation.
+    pub fn expect_status(&self, status: u16) {
+        self.entry.borrow_mut().status = status;
+    }
+
+    /// Name the resource the request touched.
+    pub fn name(&self, name: Option<&str>) {
+        self.entry.borrow_mut().resource_name = name.map(str::to_string);
+    }
+
+    /// The resource type, when the edge did not know it from the route.
+    pub fn resource(&self, resource_type: &'static str, id: &str) {
+        let mut e = self.entry.borrow_mut();
+        e.resource_type = Some(resource_type);
+        e.resource_id = Some(id.to_string());
+    }
+
+    /// The one-line summary (`{}` stands for the resource's name).
+    pub fn summary(&self, summary: String) {
+        self.entry.borrow_mut().summary = Some(summary);
+    }
+
+    pub fn warn(&self, warning: String) {
+        self.warned.set(self.warned.get().saturating_add(1));
+        let mut e = self.entry.borrow_mut();
+        if e.warnings.len() < MAX_WARNINGS {
+            e.warnings.push(warning);
+        }
+    }
+
+    /// How many warnings the request had.
+    pub fn warnings(&self) -> usize {
+        self.warned.get()
+    }
+
+    /// The entry as a write's batch carries it, at `clock` (the time the batch is sent):
+    /// `summary` with `{}` for the name the resource has in the batch.
+    pub fn entry(&self, summary: String, clock: i64) -> LogEntry {
+        let mut e = self.entry.borrow().clone();
+        e.summary = Some(summary);
+        e.duration_ms = clock.saturating_sub(e.at).max(0);
+        e
+    }
+
+    /// A batch carrying [`Audit::entry`] committed.
+    pub fn committed(&self) {
+        self.logged.set(true);
+    }
+
+    /// The entry to write after the response, unless a batch already carried it: the
+    /// request's outcome, its duration up to `clock`, its summary with `{}` filled in.
+    pub fn finish(
+        &self,
+        outcome: std::result::Result<u16, &Error>,
+        types: &[&'static ResourceType],
+        clock: i64,
+    ) -> Option<LogEntry> {
+        if self.logged.get() {
+            return None;
+        }
+        let mut e = self.entry.borrow().clone();
+        e.duration_ms = clock.saturating_sub(e.at).max(0);
+        match outcome {
+            Ok(status) => e.status = status,
+            Err(err) => {
+                e.status = err.status;
+                e.scim_type = err.scim_type.map(|t| t.as_str().to_string());
+                e.detail = Some(redact(&err.detail, types));
+                e.summary = None;
+            }
+        }
+        let name = e.resource_name.clone().or_else(|| e.resource_id.clone());
+        e.summary = e
+            .summary
+            .map(|s| s.replace("{}", name.as_deref().unwrap_or("")));
+        if self.warned.get() > e.warnings.len() {
+            let more = self.warned.get().saturating_sub(e.warnings.len());
+            e.warnings.push(format!("and {more} more"));
+        }
+        Some(e)
+    }
+}
+
+/// An error detail without client values: each `'…'`-quoted segment is kept only when it is an
+/// attribute path of one of `types` (the detail then still says which attribute was wrong),
+/// and becomes `'…'` otherwise.
+pub fn redact(detail: &str, types: &[&'static ResourceType]) -> String {
+    let mut out = String::with_capacity(detail.len());
+    let mut rest = detail;
+    while let Some((before, after)) = rest.split_once('\'') {
+        out.push_str(before);
+        match after.split_once('\'') {
+            Some((quoted, tail)) => {
+                let keep = !quoted.is_empty()
+                    && types
+                        .iter()
+                        .any(|t| matches!(t.resolve(quoted), Resolved::Attr(_)));
+                out.push('\'');
+                out.push_str(if keep { quoted } else { "…" });
+                out.push('\'');
+                rest = tail;
+            }
+            None => {
+                // An unmatched quote: what follows may be a value; drop it.
+                out.push_str("'…");
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scim::schema::{GROUP_TYPE, USER_TYPE};
+
+    #[test]
+    fn details_keep_attribute_names_and_lose_values() {
+        let types = [&USER_TYPE, &GROUP_TYPE];
+        assert_eq!(
+            redact("userName 'jane@acme.com' is already taken", &types),
+            "userName '…' is already taken"
+        );
+        assert_eq!(
+            redact("'phoneNumbers' value '+1 555 0100' is not a string", &types),
+            "'phoneNumbers' value '…' is not a string"
+        );
+        assert_eq!(redact("no quotes at all", &types), "no quotes at all");
+        assert_eq!(redact("a 'dangling +1 555", &types), "a '…");
+        assert_eq!(
+            redact("'name.givenName' and 'displayName'", &types),
+            "'name.givenName' and 'displayName'"
+        );
+    }
+
+    #[test]
+    fn a_committed_entry_is_not_written_again() {
+        let audit = Audit::new(LogEntry {
+            at: 1_000,
+            status: 201,
+            ..LogEntry::default()
+        });
+        audit.name(Some("jane@acme.com"));
+        let e = audit.entry("{} created".into(), 1_040);
+        assert_eq!(e.duration_ms, 40);
+        assert_eq!(e.summary.as_deref(), Some("{} created"));
+        audit.committed();
+        assert_eq!(audit.finish(Ok(201), &[&USER_TYPE], 1_050), None);
+    }
+
+    #[test]
+    fn failures_carry_status_type_and_a_redacted_detail() {
+        let audit = Audit::new(LogEntry {
+            at: 1_000,
+            ..LogEntry::default()
+        });
+        audit.summary("{} updated".into());
+        for i in 0..25 {
+            audit.warn(format!("w{i}"));
+        }
+        let err = Error::conflict("userName 'x@y.z' is already taken");
+        let e = audit.finish(Err(&err), &[&USER_TYPE], 1_010).unwrap();
+        assert_eq!(e.status, 409);
+        assert_eq!(e.scim_type.as_deref(), Some("uniqueness"));
+        assert_eq!(e.detail.as_deref(), Some("userName '…' is already taken"));
+        assert_eq!(e.summary, None);
+        assert_eq!(e.warnings.len(), MAX_WARNINGS + 1);
+        assert_eq!(e.warnings.last().map(String::as_str), Some("and 5 more"));
+        assert_eq!(e.duration_ms, 10);
+    }
+}

@@ -1,0 +1,426 @@
+//! The change feed, the provisioning log and upkeep on SQLite, through the real service: every
+//! committed change leaves its events (and only committed ones do), in commit order, with the
+//! resource's directory shape; a write's log entry rides in its batch and holds no attribute
+//! value but the resource's name; unknown members are skipped with a warning; a 1,600-member
+//! push stays one batch within D1's parameter limit; retention, the log cap and an
+//! organisation's purge work in chunks.
+
+use pollster::block_on;
+use serde_json::{json, Value};
+use std::cell::Cell;
+
+use super::audit::Audit;
+use super::groups::Groups;
+use super::resources::{self, Kind};
+use super::testing::{MemoryCache, TestRuntime};
+use super::upkeep::{self, Settings};
+use super::users::Users;
+use super::vendor;
+use super::Scope;
+use crate::store::feed::{FeedQuery, StoredEvent};
+use crate::store::fixture::{directory, organisations, T};
+use crate::store::listing::MAX_PARAMS;
+use crate::store::logs::LogQuery;
+use crate::store::sqlite::Sqlite;
+use crate::store::trail::LogEntry;
+use crate::store::{Executor, Outcome, Stmt, StoreError};
+
+fn scope<'a, E>(
+    db: &'a E,
+    rt: &'a TestRuntime,
+    audit: Option<&'a Audit>,
+) -> Scope<'a, E, TestRuntime> {
+    Scope {
+        db,
+        rt,
+        tenant_id: T,
+        audit,
+    }
+}
+
+/// Every event of organisation `a` after seq `after`, in feed order, read page by page.
+fn feed_after(db: &Sqlite, after: i64) -> Vec<StoredEvent> {
+    let mut all: Vec<StoredEvent> = Vec::new();
+    loop {
+        let q = FeedQuery {
+            after: all.last().map_or(after, |e| e.seq),
+            limit: 1_000,
+            ..FeedQuery::default()
+        };
+        let (events, more) = block_on(vendor::feed(db, Some("a"), q)).expect("feed");
+        all.extend(events);
+        if !more {
+            return all;
+        }
+    }
+}
+
+fn feed(db: &Sqlite) -> Vec<StoredEvent> {
+    feed_after(db, 0)
+}
+
+fn kinds(events: &[StoredEvent]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| format!("{} {}", e.kind, e.resource_id))
+        .collect()
+}
+
+fn member_ids(e: &StoredEvent) -> Vec<String> {
+    e.data["members"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["id"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn every_committed_change_is_in_the_feed_once_in_order_with_its_shape() {
+    let db = directory(&json!({"displayName": "Sales", "members": ["u1"]}));
+    let start = block_on(crate::store::feed::latest(&db, Some(T))).expect("latest");
+    assert_eq!(start, 1, "the fixture's own membership event");
+    let rt = TestRuntime::at(1_764_000_000_000);
+    let s = scope(&db, &rt, None);
+    let jane = block_on(Users::create(
+        &s,
+        &json!({"userName": "jane@acme.com", "displayName": "Jane",
+            "emails": [{"value": "jane.private@example.org", "type": "work", "primary": true}],
+            "roles": [{"value": "Writer", "primary": "True"}]}),
+    ))
+    .expect("create");
+    let deactivate = json!({"Operations": [{"op": "Replace", "path": "active", "value": "False"}]});
+    block_on(Users::patch(&s, &jane.id, &deactivate, None)).expect("deactivate");
+    // The same change again changes nothing, and records nothing.
+    block_on(Users::patch(&s, &jane.id, &deactivate, None)).expect("no-op");
+    let add = json!({"Operations": [{"op": "Add", "path": "members",
+        "value": [{"value": "u1"}, {"value": jane.id}, {"value": "nobody"}]}]});
+    block_on(Groups::patch(&s, "g1", &add, None)).expect("add, skipping nobody");
+    block_on(Groups::replace(
+        &s,
+        "g1",
+        &json!({"displayName": "Sales EMEA", "members": [{"value": "u3"}, {"value": jane.id}]}),
+        None,
+    ))
+    .expect("put");
+    block_on(resources::delete::<Users, _, _>(&s, &jane.id, None)).expect("delete");
+
+    let events = feed_after(&db, start);
+    let j = jane.id.as_str();
+    assert_eq!(
+        kinds(&events),
+        vec![
+            format!("user.created {j}"),
+            format!("user.deactivated {j}"),
+            "group.members_added g1".to_string(),
+            "group.updated g1".to_string(),
+            "group.members_removed g1".to_string(),
+            "group.members_added g1".to_string(),
+            format!("user.deleted {j}"),
+            "group.members_removed g1".to_string(),
+        ]
+    );
+    let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+
+    let created = &events[0].data["user"];
+    assert_eq!(created["userName"], json!("jane@acme.com"));
+    assert_eq!(created["role"], json!("Writer"));
+    assert_eq!(created["active"], json!(true));
+    assert_eq!(
+        created["emails"][0]["value"],
+        json!("jane.private@example.org")
+    );
+    assert_eq!(created["groups"], json!([]));
+    assert_eq!(events[1].data["changed"], json!(["active"]));
+    assert_eq!(events[1].data["user"]["active"], json!(false));
+    // Only the member that was not one already, and never the unknown id.
+    assert_eq!(member_ids(&events[2]), vec![j.to_string()]);
+    assert_eq!(events[3].data["changed"], json!(["displayName"]));
+    assert_eq!(events[3].data["group"]["displayName"], json!("Sales EMEA"));
+    // The PUT: u1 leaves, u3 joins, jane stays (no event for her).
+    assert_eq!(member_ids(&events[4]), vec!["u1".to_string()]);
+    assert_eq!(member_ids(&events[5]), vec!["u3".to_string()]);
+    // Deleting jane: her event with her last shape, then g1's, which she leaves.
+    assert_eq!(member_ids(&events[7]), vec![j.to_string()]);
+    let last = &events[6].data["user"];
+    assert_eq!(last["active"], json!(false));
+    assert_eq!(
+        last["groups"],
+        json!([{"id": "g1", "displayName": "Sales EMEA"}])
+    );
+    assert_eq!(events[6].at, 1_764_000_000_000);
+}
+
+/// An executor whose first conditional write loses its race, like the service's own test, and
+/// that refuses any statement over D1's 100 bound parameters.
+struct Strict<'a> {
+    db: &'a Sqlite,
+    lose_first: Cell<bool>,
+    batches: Cell<u32>,
+}
+
+impl Executor for Strict<'_> {
+    async fn query(&self, stmt: Stmt) -> Result<Outcome, StoreError> {
+        self.batch(vec![stmt]).await.map(|mut o| o.remove(0))
+    }
+
+    async fn batch(&self, stmts: Vec<Stmt>) -> Result<Vec<Outcome>, StoreError> {
+        for s in &stmts {
+            assert!(
+                s.params.len() <= MAX_PARAMS,
+                "{} parameters: {}",
+                s.params.len(),
+                s.sql
+            );
+        }
+        self.batches.set(self.batches.get() + 1);
+        if self.lose_first.get() && stmts.first().is_some_and(|s| s.sql.starts_with("UPDATE")) {
+            self.lose_first.set(false);
+            self.db
+                .query(Stmt::new("UPDATE users SET version = version + 1", vec![]))
+                .await?;
+            self.db
+                .query(Stmt::new("UPDATE groups SET version = version + 1", vec![]))
+                .await?;
+        }
+        self.db.batch(stmts).await
+    }
+}
+
+#[test]
+fn a_lost_race_records_nothing_and_the_retry_records_once() {
+    let db = directory(&json!({"displayName": "Sales", "members": []}));
+    let strict = Strict {
+        db: &db,
+        lose_first: Cell::new(true),
+        batches: Cell::new(0),
+    };
+    let rt = TestRuntime::at(50);
+    let audit = Audit::new(LogEntry {
+        at: 50,
+        method: "PATCH".into(),
+        route: "/Users/u2".into(),
+        status: 200,
+        ..LogEntry::default()
+    });
+    let s = scope(&strict, &rt, Some(&audit));
+    let rename = json!({"Operations": [{"op": "replace", "path": "displayName", "value": "R"}]});
+    block_on(Users::patch(&s, "u2", &rename, None)).expect("patch");
+    assert_eq!(rt.pauses.get(), 1, "lost once, retried");
+    assert_eq!(kinds(&feed(&db)), vec!["user.updated u2".to_string()]);
+    assert_eq!(db.count("SELECT COUNT(*) FROM logs"), 1);
+    assert_eq!(audit.finish(Ok(200), &[], 60), None, "the batch carried it");
+}
+
+#[test]
+fn a_push_of_1600_members_is_one_batch_and_two_events() {
+    let db = organisations();
+    let rt = TestRuntime::at(70);
+    let strict = Strict {
+        db: &db,
+        lose_first: Cell::new(false),
+        batches: Cell::new(0),
+    };
+    let s = scope(&strict, &rt, None);
+    let mut ids = Vec::new();
+    for i in 0..1_600 {
+        let u = block_on(Users::create(
+            &s,
+            &json!({"userName": format!("m{i}@x.org")}),
+        ))
+        .expect("user");
+        ids.push(u.id);
+    }
+    let g = block_on(Groups::create(&s, &json!({"displayName": "All"}))).expect("group");
+    let members: Vec<Value> = ids.iter().map(|id| json!({"value": id})).collect();
+    let before = strict.batches.get();
+    block_on(Groups::patch(
+        &s,
+        &g.id,
+        &json!({"Operations": [{"op": "add", "path": "members", "value": members}]}),
+        None,
+    ))
+    .expect("patch");
+    assert_eq!(strict.batches.get() - before, 2, "one read, one write");
+    let added: Vec<StoredEvent> = feed(&db)
+        .into_iter()
+        .filter(|e| e.kind == "group.members_added")
+        .collect();
+    let sizes: Vec<usize> = added.iter().map(|e| member_ids(e).len()).collect();
+    assert_eq!(sizes, vec![1_000, 600]);
+    let mut all: Vec<String> = added.iter().flat_map(member_ids).collect();
+    all.sort();
+    ids.sort();
+    assert_eq!(all, ids);
+}
+
+#[test]
+fn log_entries_name_the_resource_and_hold_no_other_value() {
+    let db = directory(&json!({"displayName": "Sales", "members": []}));
+    let rt = TestRuntime::at(80);
+    let entry = |method: &str, route: &str, status| LogEntry {
+        at: 80,
+        method: method.into(),
+        route: route.into(),
+        status,
+        ..LogEntry::default()
+    };
+    let audit = Audit::new(entry("POST", "/Users", 201));
+    let s = scope(&db, &rt, Some(&audit));
+    let u = block_on(Users::create(
+        &s,
+        &json!({"userName": "jane@acme.com",
+            "emails": [{"value": "jane.private@example.org", "type": "work"}],
+            "phoneNumbers": [{"value": "+1 555 0100", "type": "work"}],
+            "roles": [{"value": "Reader", "primary": true}]}),
+    ))
+    .expect("create");
+    assert_eq!(audit.finish(Ok(201), &[], 90), None);
+
+    let audit = Audit::new(entry("PATCH", &format!("/Users/{}", u.id), 200));
+    let s = scope(&db, &rt, Some(&audit));
+    let promote = json!({"Operations": [
+        {"op": "replace", "path": "roles", "value": [{"value": "Writer", "primary": "True"}]},
+        {"op": "replace", "path": "phoneNumbers", "value": [{"value": "+44 20 7946 0000"}]}]});
+    block_on(Users::patch(&s, &u.id, &promote, None)).expect("patch");
+
+    let audit = Audit::new(entry("PATCH", "/Groups/g1", 204));
+    let s = scope(&db, &rt, Some(&audit));
+    let add = json!({"Operations": [{"op": "add", "path": "members",
+        "value": [{"value": u.id}, {"value": "u1"}, {"value": "stale-id"}]}]});
+    block_on(Groups::patch(&s, "g1", &add, None)).expect("patch");
+    assert_eq!(audit.warnings(), 1);
+
+    let q = LogQuery {
+        limit: 10,
+        ..LogQuery::default()
+    };
+    let logs = block_on(vendor::logs(&db, "a", &q)).expect("logs").0;
+    let lines: Vec<(String, Option<String>, Option<String>)> = logs
+        .iter()
+        .map(|l| (l.route.clone(), l.resource_name.clone(), l.summary.clone()))
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            (
+                "/Groups/g1".into(),
+                Some("Sales".into()),
+                Some("Sales: 2 members added; 1 unknown member skipped".into())
+            ),
+            (
+                format!("/Users/{}", u.id),
+                Some("jane@acme.com".into()),
+                Some("jane@acme.com: role changed to Writer; updated: phoneNumbers".into())
+            ),
+            (
+                "/Users".into(),
+                Some("jane@acme.com".into()),
+                Some("jane@acme.com created".into())
+            ),
+        ]
+    );
+    assert_eq!(
+        logs[0].warnings.as_deref(),
+        Some(r#"["member 'stale-id' skipped: no user or group of this organisation has this id"]"#)
+    );
+    let everything = db.count(
+        "SELECT COUNT(*) FROM logs WHERE (coalesce(summary, '') || coalesce(detail, '') || \
+         coalesce(warnings, '') || route || coalesce(resource_name, '')) \
+         GLOB '*example.org*' OR summary GLOB '*555*' OR summary GLOB '*7946*'",
+    );
+    assert_eq!(everything, 0, "no email but the userName, no phone number");
+}
+
+#[test]
+fn upkeep_expires_caps_and_purges_in_chunks() {
+    let db = organisations();
+    let day = 86_400_000;
+    let rt = TestRuntime::at(40 * day);
+    let s = scope(&db, &rt, None);
+    // 2,500 users in `a`, created 35 days ago (their events expire); one user in `b`, now.
+    rt.now.set(5 * day);
+    for i in 0..2_500 {
+        block_on(Users::create(
+            &s,
+            &json!({"userName": format!("p{i}@x.org")}),
+        ))
+        .expect("user");
+    }
+    rt.now.set(40 * day);
+    let b = Scope {
+        tenant_id: "ten_b",
+        ..scope(&db, &rt, None)
+    };
+    block_on(Users::create(&b, &json!({"userName": "keep@b.org"}))).expect("user b");
+    for i in 0..30 {
+        let e = LogEntry {
+            at: 40 * day,
+            method: "GET".into(),
+            route: format!("/Users/{i}"),
+            status: 200,
+            ..LogEntry::default()
+        };
+        block_on(super::audit::record(&db, T, &e)).expect("log");
+    }
+    let settings = Settings {
+        log_max_entries: 10,
+        ..Settings::default()
+    };
+    let report = block_on(upkeep::run(&db, &rt, settings, 60_000)).expect("run");
+    assert_eq!(report.events_expired, 2_500);
+    assert_eq!(report.logs_capped, 20);
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM events"),
+        1,
+        "b's event is kept"
+    );
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM logs WHERE tenant_id = 'ten_a'"),
+        10
+    );
+
+    // Deleting `a`: unreachable at once, purged in rounds of at most a chunk per table.
+    let cache = MemoryCache::default();
+    let purge = block_on(upkeep::delete_tenant(&db, &rt, &cache, "a", 0)).expect("delete");
+    assert!(purge.remaining > 0, "a budget of 0 leaves rows: {purge:?}");
+    assert_eq!(
+        block_on(vendor::tenant_id(&db, "a")).map_err(|e| e.status),
+        Err(404)
+    );
+    let pending = block_on(upkeep::pending(&db)).expect("pending");
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].subdomain, "a");
+    let report = block_on(upkeep::run(&db, &rt, settings, 60_000)).expect("run");
+    assert_eq!(report.purges.len(), 1);
+    assert_eq!(report.purges[0].remaining, 0);
+    assert_eq!(block_on(upkeep::pending(&db)).expect("pending"), vec![]);
+    for table in [
+        "users",
+        "user_values",
+        "groups",
+        "memberships",
+        "events",
+        "logs",
+        "tokens",
+        "tenants",
+    ] {
+        let id = if table == "tenants" {
+            "id"
+        } else {
+            "tenant_id"
+        };
+        assert_eq!(
+            db.count(&format!(
+                "SELECT COUNT(*) FROM {table} WHERE {id} = 'ten_a'"
+            )),
+            0,
+            "{table}"
+        );
+    }
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM users WHERE tenant_id = 'ten_b'"),
+        1
+    );
+}

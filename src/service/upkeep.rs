@@ -1,0 +1,145 @@
+//! Scheduled upkeep (the Worker's Cron Trigger) and deleting an organisation.
+//!
+//! Each task works in chunks ([`crate::store::upkeep`]) until it is done or the run's time
+//! budget is spent; whatever is left, the next run continues. Deleting an organisation makes
+//! it unreachable in one batch and purges what it had in rounds, here and in later runs, with
+//! what is left visible on the admin API.
+
+use super::auth::AuthCache;
+use super::Runtime;
+use crate::scim::error::{quote, Error, Result};
+use crate::store::tenants as tenants_store;
+use crate::store::upkeep::{self as store, Purge, CHUNK};
+use crate::store::Executor;
+
+/// What upkeep keeps, from the Worker's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// `EVENT_RETENTION_DAYS`, 30 by default.
+    pub event_retention_days: i64,
+    /// `LOG_RETENTION_DAYS`, 30 by default.
+    pub log_retention_days: i64,
+    /// `LOG_MAX_ENTRIES` per organisation, 20,000 by default.
+    pub log_max_entries: i64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            event_retention_days: 30,
+            log_retention_days: 30,
+            log_max_entries: 20_000,
+        }
+    }
+}
+
+/// What one run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    pub events_expired: u64,
+    pub logs_expired: u64,
+    pub logs_capped: u64,
+    pub purges: Vec<Purge>,
+    /// Whether the time budget ran out before everything was done.
+    pub unfinished: bool,
+}
+
+const DAY_MS: i64 = 86_400_000;
+/// Organisations whose log cap one batch enforces.
+const CAP_BATCH: i64 = 50;
+
+/// One run: retention of events and log entries, the log cap, and the purge of deleted
+/// organisations, until done or `budget_ms` have passed.
+pub async fn run<E: Executor, R: Runtime>(
+    db: &E,
+    rt: &R,
+    settings: Settings,
+    budget_ms: i64,
+) -> Result<Report> {
+    let deadline = rt.clock().saturating_add(budget_ms);
+    let out_of_time = || rt.clock() >= deadline;
+    let mut report = Report::default();
+    let now = rt.now();
+    for (table, days, count) in [
+        (
+            "events",
+            settings.event_retention_days,
+            &mut report.events_expired,
+        ),
+        (
+            "logs",
+            settings.log_retention_days,
+            &mut report.logs_expired,
+        ),
+    ] {
+        let before = now.saturating_sub(days.saturating_mul(DAY_MS));
+        loop {
+            let n = store::expire(db, table, before).await?;
+            *count = count.saturating_add(n);
+            if n < CHUNK as u64 || out_of_time() {
+                break;
+            }
+        }
+    }
+    let mut after = String::new();
+    while !out_of_time() {
+        let ids = store::tenant_ids(db, &after, CAP_BATCH).await?;
+        let Some(last) = ids.last().cloned() else {
+            break;
+        };
+        // Capping removes at most a chunk per organisation per batch; repeat while it bites.
+        loop {
+            let n = store::cap_logs(db, &ids, settings.log_max_entries).await?;
+            report.logs_capped = report.logs_capped.saturating_add(n);
+            if n == 0 || out_of_time() {
+                break;
+            }
+        }
+        after = last;
+    }
+    for purge in store::pending(db).await? {
+        let mut remaining = purge.remaining;
+        while remaining > 0 && !out_of_time() {
+            remaining = store::purge_round(db, &purge.id).await?;
+        }
+        if remaining == 0 && purge.remaining == 0 {
+            // Nothing was left but the row: one round removes it.
+            store::purge_round(db, &purge.id).await?;
+        }
+        report.purges.push(Purge { remaining, ..purge });
+    }
+    report.unfinished = out_of_time();
+    Ok(report)
+}
+
+/// Delete organisation `sub`: unreachable at once (tokens deleted, cached grants forgotten,
+/// subdomain freed), then as much of its data purged as `budget_ms` allows; the rest goes in
+/// the scheduled runs. Returns the purge as it stands.
+pub async fn delete_tenant<E: Executor, R: Runtime, C: AuthCache>(
+    db: &E,
+    rt: &R,
+    cache: &C,
+    sub: &str,
+    budget_ms: i64,
+) -> Result<Purge> {
+    let (id, hashes) = tenants_store::delete_tenant(db, sub, rt.now())
+        .await?
+        .ok_or_else(|| Error::not_found(format!("no tenant with subdomain '{}'", quote(sub))))?;
+    cache.forget(&hashes).await;
+    let deadline = rt.clock().saturating_add(budget_ms);
+    let mut remaining = store::purge_round(db, &id).await?;
+    while remaining > 0 && rt.clock() < deadline {
+        remaining = store::purge_round(db, &id).await?;
+    }
+    Ok(Purge {
+        id,
+        subdomain: sub.to_string(),
+        deleted_at: rt.now(),
+        remaining,
+    })
+}
+
+/// The organisations still being purged.
+pub async fn pending<E: Executor>(db: &E) -> Result<Vec<Purge>> {
+    store::pending(db).await
+}

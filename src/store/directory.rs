@@ -1,0 +1,202 @@
+//! The directory shape: users and groups as the host app reads them (plain JSON, camelCase, no
+//! SCIM envelope), built by SQL from the stored row so that one definition serves both the
+//! directory API's reads and the change feed, whose events are written by `INSERT … SELECT` in
+//! the batch of the change itself (see [`super::trail`]).
+//!
+//! A user: `{id, externalId, userName, displayName, name, emails, active, role, roles,
+//! groups: [{id, displayName}], createdAt, updatedAt}`, where `role` is the value of the
+//! primary role (what an app maps from Entra's `roles[primary eq "True"].value`) or null.
+//! A group: `{id, externalId, displayName, createdAt, updatedAt}`; its members are read page by
+//! page ([`members`]), never inlined, so that a group of 100,000 stays cheap.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{Executor, Param, Stmt};
+use crate::scim::error::{Error, Result};
+use crate::scim::fold::fold;
+
+/// An instant column (Unix milliseconds) as `YYYY-MM-DDTHH:MM:SS.mmmZ`, like `time::rfc3339`.
+fn instant(column: &str) -> String {
+    format!("strftime('%Y-%m-%dT%H:%M:%fZ', {column} / 1000.0, 'unixepoch')")
+}
+
+/// The directory shape of the user row aliased `u`, as a JSON value expression.
+pub(crate) fn user_json() -> String {
+    format!(
+        "json_object('id', u.id, 'externalId', u.external_id, 'userName', u.user_name, \
+         'displayName', u.data ->> '$.displayName', 'name', u.data -> '$.name', \
+         'emails', coalesce(u.data -> '$.emails', json('[]')), \
+         'active', json(CASE WHEN u.active THEN 'true' ELSE 'false' END), \
+         'role', (SELECT v.value FROM user_values v WHERE v.tenant_id = u.tenant_id \
+           AND v.user_id = u.id AND v.attr = 'roles' AND v.is_primary = 1 LIMIT 1), \
+         'roles', coalesce(u.data -> '$.roles', json('[]')), \
+         'groups', (SELECT json_group_array(json_object('id', x.id, 'displayName', x.display_name)) \
+           FROM (SELECT gm.id, gm.display_name FROM memberships m JOIN groups gm \
+           ON gm.tenant_id = m.tenant_id AND gm.id = m.group_id \
+           WHERE m.tenant_id = u.tenant_id AND m.member_id = u.id ORDER BY gm.display_name_key) x), \
+         'createdAt', {}, 'updatedAt', {})",
+        instant("u.created_at"),
+        instant("u.updated_at")
+    )
+}
+
+/// The directory shape of the group row aliased `g`, as a JSON value expression.
+pub(crate) fn group_json() -> String {
+    format!(
+        "json_object('id', g.id, 'externalId', g.external_id, 'displayName', g.display_name, \
+         'createdAt', {}, 'updatedAt', {})",
+        instant("g.created_at"),
+        instant("g.updated_at")
+    )
+}
+
+/// Most rows one directory page returns.
+pub const MAX_PAGE: u32 = 1_000;
+/// Rows a page returns when the caller does not say.
+pub const DEFAULT_PAGE: u32 = 100;
+
+/// Which users a directory page lists.
+#[derive(Debug, Default, Clone)]
+pub struct UserQuery {
+    pub active: Option<bool>,
+    /// Exact userName, compared with Unicode case folding (as SCIM compares it).
+    pub user_name: Option<String>,
+    /// The id the previous page ended with.
+    pub after: Option<String>,
+    pub limit: u32,
+}
+
+/// A page of shapes in id order, and whether more follow.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    pub items: Vec<Value>,
+    /// The id to pass as `after` for the next page, when there is one.
+    pub next: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Row {
+    id: String,
+    j: String,
+}
+
+/// Decode rows `(id, j)` read with one row more than `limit`: the shapes, and the cursor.
+fn page(out: super::Outcome, limit: u32) -> Result<Page> {
+    let mut rows: Vec<Row> = out.decode()?;
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let next = if more {
+        rows.last().map(|r| r.id.clone())
+    } else {
+        None
+    };
+    let items = rows
+        .into_iter()
+        .map(|r| serde_json::from_str(&r.j))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| Error::internal(format!("directory shape: {e}")))?;
+    Ok(Page { items, next })
+}
+
+/// A page of the organisation's users in id order (a primary-key range seek).
+pub async fn users<E: Executor>(db: &E, tenant_id: &str, q: &UserQuery) -> Result<Page> {
+    let mut sql = format!(
+        "SELECT u.id, {} AS j FROM users u WHERE u.tenant_id = ? AND u.id > ?",
+        user_json()
+    );
+    let mut params: Vec<Param> = vec![tenant_id.into(), q.after.clone().unwrap_or_default().into()];
+    if let Some(active) = q.active {
+        sql.push_str(" AND u.active = ?");
+        params.push(active.into());
+    }
+    if let Some(name) = &q.user_name {
+        sql.push_str(" AND u.user_name_key = ?");
+        params.push(fold(name).into());
+    }
+    sql.push_str(" ORDER BY u.id LIMIT ?");
+    params.push(i64::from(q.limit).saturating_add(1).into());
+    page(db.query(Stmt::new(sql, params)).await?, q.limit)
+}
+
+/// A page of the organisation's groups in id order.
+pub async fn groups<E: Executor>(
+    db: &E,
+    tenant_id: &str,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<Page> {
+    let sql = format!(
+        "SELECT g.id, {} AS j FROM groups g WHERE g.tenant_id = ? AND g.id > ? ORDER BY g.id LIMIT ?",
+        group_json()
+    );
+    let params = vec![
+        tenant_id.into(),
+        after.unwrap_or_default().into(),
+        i64::from(limit).saturating_add(1).into(),
+    ];
+    page(db.query(Stmt::new(sql, params)).await?, limit)
+}
+
+/// One user or group in the directory shape.
+pub async fn one<E: Executor>(
+    db: &E,
+    tenant_id: &str,
+    group: bool,
+    id: &str,
+) -> Result<Option<Value>> {
+    let sql = if group {
+        format!(
+            "SELECT g.id, {} AS j FROM groups g WHERE g.tenant_id = ? AND g.id = ?",
+            group_json()
+        )
+    } else {
+        format!(
+            "SELECT u.id, {} AS j FROM users u WHERE u.tenant_id = ? AND u.id = ?",
+            user_json()
+        )
+    };
+    let out = db
+        .query(Stmt::new(sql, vec![tenant_id.into(), id.into()]))
+        .await?;
+    Ok(page(out, 1)?.items.into_iter().next())
+}
+
+/// A page of a group's members in id order (a primary-key range seek of `memberships`):
+/// `{id, type, userName}` for a user, `{id, type, displayName}` for a group. `None` when the
+/// group does not exist.
+pub async fn members<E: Executor>(
+    db: &E,
+    tenant_id: &str,
+    group_id: &str,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<Option<Page>> {
+    let exists = Stmt::new(
+        "SELECT 1 AS e FROM groups WHERE tenant_id = ? AND id = ?",
+        vec![tenant_id.into(), group_id.into()],
+    );
+    let list = Stmt::new(
+        "SELECT m.member_id AS id, CASE m.member_type \
+         WHEN 'User' THEN json_object('id', m.member_id, 'type', 'User', 'userName', \
+           (SELECT user_name FROM users WHERE tenant_id = m.tenant_id AND id = m.member_id)) \
+         ELSE json_object('id', m.member_id, 'type', 'Group', 'displayName', \
+           (SELECT display_name FROM groups WHERE tenant_id = m.tenant_id AND id = m.member_id)) \
+         END AS j FROM memberships m WHERE m.tenant_id = ? AND m.group_id = ? AND m.member_id > ? \
+         ORDER BY m.member_id LIMIT ?",
+        vec![
+            tenant_id.into(),
+            group_id.into(),
+            after.unwrap_or_default().into(),
+            i64::from(limit).saturating_add(1).into(),
+        ],
+    );
+    let mut outs = db.batch(vec![exists, list]).await?.into_iter();
+    if outs.next().is_none_or(|o| o.rows.is_empty()) {
+        return Ok(None);
+    }
+    match outs.next() {
+        Some(out) => page(out, limit).map(Some),
+        None => Ok(None),
+    }
+}

@@ -1,0 +1,161 @@
+//! What a write leaves behind besides the change: its change-feed events and its provisioning
+//! log entry, as statements that ride in the change's own batch. So an event exists if and
+//! only if its change committed, and a write costs no extra round trip for either.
+//!
+//! Each statement is an `INSERT … SELECT … FROM` the resource's row under a [`Guard`]: after a
+//! conditional write, "the row carries this write's `write_id`" (a write that lost its version
+//! race inserts nothing); before a delete, "the row exists at the version the delete is
+//! conditional on", which holds exactly when the delete that follows removes it. Reading the
+//! row in SQL gives the event the resource as it is after the change (before it, for a
+//! deletion) in the directory shape ([`super::directory`]) and the log entry the resource's
+//! name, without a read before the write.
+
+use super::directory::{group_json, user_json};
+use super::table::Table;
+use super::{Param, Stmt};
+
+/// A change-feed event of the resource itself (membership events are the membership
+/// statements', [`super::memberships`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// `created`, `updated`, `deactivated`, `reactivated` or `deleted`; the type is the
+    /// table's prefix and this (`user.deactivated`).
+    pub action: &'static str,
+    /// The names of the attributes that changed (empty for creations and deletions).
+    pub changed: Vec<String>,
+}
+
+/// One provisioning-log entry. Never a token, a request body, or an attribute value other
+/// than the resource's name (userName or displayName).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogEntry {
+    pub at: i64,
+    pub method: String,
+    /// The path below the SCIM root, with the resource id, without the query string.
+    pub route: String,
+    pub resource_type: Option<&'static str>,
+    pub resource_id: Option<String>,
+    pub resource_name: Option<String>,
+    pub status: u16,
+    pub scim_type: Option<String>,
+    pub detail: Option<String>,
+    /// One line in words; in a write's batch, `{}` stands for the resource's name as stored.
+    pub summary: Option<String>,
+    pub warnings: Vec<String>,
+    pub duration_ms: i64,
+    pub request_id: Option<String>,
+}
+
+impl LogEntry {
+    pub fn warnings_json(&self) -> Param {
+        if self.warnings.is_empty() {
+            Param::Null
+        } else {
+            serde_json::Value::from(self.warnings.clone())
+                .to_string()
+                .into()
+        }
+    }
+}
+
+/// What a write records: the resource's events and, when the request is logged, its entry.
+#[derive(Debug, Clone, Default)]
+pub struct Trail<'a> {
+    pub events: Vec<Event>,
+    pub log: Option<&'a LogEntry>,
+}
+
+/// The condition under which the trail's rows are written.
+#[derive(Debug, Clone, Copy)]
+pub enum Guard<'a> {
+    /// After a write: the row carries this `write_id`.
+    Written(&'a str),
+    /// Before a delete conditional on this version (any version when `None`): the row is there.
+    Deleting(Option<i64>),
+}
+
+impl Guard<'_> {
+    fn sql(self, alias: &str) -> (String, Vec<Param>) {
+        match self {
+            Guard::Written(w) => (format!("{alias}.write_id = ?"), vec![w.into()]),
+            Guard::Deleting(v) => (
+                format!("(? IS NULL OR {alias}.version = ?)"),
+                vec![v.into(), v.into()],
+            ),
+        }
+    }
+}
+
+/// The shape of a resource of `table` (its row aliased `u` or `g`), as a JSON expression.
+pub(crate) fn shape(table: Table) -> String {
+    match table {
+        Table::Users => user_json(),
+        Table::Groups => group_json(),
+    }
+}
+
+/// The statements of a trail for resource `id` of `table`.
+pub(crate) fn statements(
+    table: Table,
+    tenant_id: &str,
+    id: &str,
+    now: i64,
+    guard: Guard<'_>,
+    trail: &Trail<'_>,
+) -> Vec<Stmt> {
+    let (name, t) = (table.name(), table.alias());
+    let (guard_sql, guard_params) = guard.sql(t);
+    let from = format!("FROM {name} {t} WHERE {t}.tenant_id = ? AND {t}.id = ? AND {guard_sql}");
+    let mut from_params: Vec<Param> = vec![tenant_id.into(), id.into()];
+    from_params.extend(guard_params);
+    let mut stmts = Vec::with_capacity(trail.events.len().saturating_add(1));
+    for event in &trail.events {
+        let key = table.event_prefix();
+        let (changed, mut params) = if event.changed.is_empty() {
+            (String::new(), vec![])
+        } else {
+            let names = serde_json::Value::from(event.changed.clone()).to_string();
+            (", 'changed', json(?)".to_string(), vec![Param::from(names)])
+        };
+        let mut all: Vec<Param> = vec![
+            tenant_id.into(),
+            format!("{key}.{}", event.action).into(),
+            now.into(),
+        ];
+        all.append(&mut params);
+        all.extend(from_params.iter().cloned());
+        stmts.push(Stmt::new(
+            format!(
+                "INSERT INTO events (tenant_id, type, resource_id, at, data) \
+                 SELECT ?, ?, {t}.id, ?, json_object('{key}', {}{changed}) {from}",
+                shape(table)
+            ),
+            all,
+        ));
+    }
+    if let Some(log) = trail.log {
+        let n = table.name_column();
+        let mut params: Vec<Param> = vec![
+            tenant_id.into(),
+            log.at.into(),
+            log.method.as_str().into(),
+            log.route.as_str().into(),
+            log.resource_type.into(),
+            i64::from(log.status).into(),
+            log.summary.clone().into(),
+            log.warnings_json(),
+            log.duration_ms.into(),
+            log.request_id.clone().into(),
+        ];
+        params.extend(from_params.iter().cloned());
+        stmts.push(Stmt::new(
+            format!(
+                "INSERT INTO logs (tenant_id, at, method, route, resource_type, resource_id, \
+                 resource_name, status, failed, summary, warnings, duration_ms, request_id) \
+                 SELECT ?, ?, ?, ?, ?, {t}.id, {t}.{n}, ?, 0, replace(?, '{{}}', {t}.{n}), ?, ?, ? {from}"
+            ),
+            params,
+        ));
+    }
+    stmts
+}

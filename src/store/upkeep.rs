@@ -1,0 +1,148 @@
+//! Scheduled upkeep, in chunks that stay within D1's limits: every statement here deletes at
+//! most [`CHUNK`] rows, picked by an index range with a `LIMIT`, so none runs long however large
+//! the table or the organisation.
+//!
+//! - Retention: events and log entries older than their retention go, oldest first (their
+//!   `seq` order is their time order, so the primary key finds them).
+//! - The log cap: an organisation keeps its latest entries only, so that one noisy
+//!   organisation cannot fill the database.
+//! - Purging deleted organisations ([`super::tenants::delete_tenant`] made them unreachable):
+//!   every row of theirs, table by table, then the organisation's row.
+
+use serde::Deserialize;
+
+use super::{Executor, Stmt};
+use crate::scim::error::Result;
+
+/// Most rows one statement deletes.
+pub const CHUNK: i64 = 1_000;
+
+/// The tables that hold an organisation's rows, in the order they are purged (rows that
+/// reference others first; `user_values` would also go with its users by cascade).
+const PURGED: &[(&str, &str)] = &[
+    ("memberships", "tenant_id, group_id, member_id"),
+    ("user_values", "rowid"),
+    ("users", "rowid"),
+    ("groups", "rowid"),
+    ("events", "seq"),
+    ("logs", "seq"),
+    ("tokens", "rowid"),
+];
+
+/// Delete up to [`CHUNK`] rows of `table` (`events` or `logs`) older than `before`; returns how
+/// many went.
+pub async fn expire<E: Executor>(db: &E, table: &'static str, before: i64) -> Result<u64> {
+    let out = db
+        .query(Stmt::new(
+            format!(
+                "DELETE FROM {table} WHERE seq IN \
+                 (SELECT seq FROM {table} WHERE at < ? ORDER BY seq LIMIT ?)"
+            ),
+            vec![before.into(), CHUNK.into()],
+        ))
+        .await?;
+    Ok(out.changes)
+}
+
+/// For each of these organisations, delete up to [`CHUNK`] of its oldest log entries beyond
+/// its latest `keep` (one batch); returns how many went.
+pub async fn cap_logs<E: Executor>(db: &E, tenant_ids: &[String], keep: i64) -> Result<u64> {
+    if tenant_ids.is_empty() {
+        return Ok(0);
+    }
+    let stmts = tenant_ids
+        .iter()
+        .map(|t| {
+            Stmt::new(
+                "DELETE FROM logs WHERE seq IN (SELECT seq FROM logs WHERE tenant_id = ? AND seq <= \
+                 (SELECT seq FROM logs WHERE tenant_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?) \
+                 ORDER BY seq LIMIT ?)",
+                vec![t.as_str().into(), t.as_str().into(), keep.into(), CHUNK.into()],
+            )
+        })
+        .collect();
+    Ok(db.batch(stmts).await?.iter().map(|o| o.changes).sum())
+}
+
+/// A page of organisation ids (live or being purged), in id order, after `after`.
+pub async fn tenant_ids<E: Executor>(db: &E, after: &str, limit: i64) -> Result<Vec<String>> {
+    #[derive(Deserialize)]
+    struct Row {
+        id: String,
+    }
+    let rows: Vec<Row> = db
+        .query(Stmt::new(
+            "SELECT id FROM tenants WHERE id > ? ORDER BY id LIMIT ?",
+            vec![after.into(), limit.into()],
+        ))
+        .await?
+        .decode()?;
+    Ok(rows.into_iter().map(|r| r.id).collect())
+}
+
+/// A deleted organisation whose rows are still being purged.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Purge {
+    pub id: String,
+    pub subdomain: String,
+    pub deleted_at: i64,
+    /// Rows left: users, groups, memberships, values, events, log entries.
+    pub remaining: i64,
+}
+
+fn remaining_sql() -> String {
+    PURGED
+        .iter()
+        .map(|(table, _)| format!("(SELECT count(*) FROM {table} WHERE tenant_id = t.id)"))
+        .collect::<Vec<_>>()
+        .join(" + ")
+}
+
+/// The organisations being purged, with the rows each has left.
+pub async fn pending<E: Executor>(db: &E) -> Result<Vec<Purge>> {
+    db.query(Stmt::new(
+        format!(
+            "SELECT t.id, coalesce(t.deleted_subdomain, '') AS subdomain, t.deleted_at, \
+             {} AS remaining FROM tenants t WHERE t.deleted_at IS NOT NULL ORDER BY t.deleted_at, t.id",
+            remaining_sql()
+        ),
+        vec![],
+    ))
+    .await?
+    .decode()
+}
+
+/// One round of a deleted organisation's purge (one batch): up to [`CHUNK`] rows of each of
+/// its tables, and its row once nothing of it is left. Returns the rows left.
+pub async fn purge_round<E: Executor>(db: &E, tenant_id: &str) -> Result<i64> {
+    let mut stmts: Vec<Stmt> = PURGED
+        .iter()
+        .map(|(table, key)| {
+            Stmt::new(
+                format!(
+                    "DELETE FROM {table} WHERE ({key}) IN (SELECT {key} FROM {table} \
+                     WHERE tenant_id = ? LIMIT ?)"
+                ),
+                vec![tenant_id.into(), CHUNK.into()],
+            )
+        })
+        .collect();
+    let left = format!("(SELECT {} FROM tenants t WHERE t.id = ?)", remaining_sql());
+    stmts.push(Stmt::new(
+        format!("DELETE FROM tenants WHERE id = ? AND deleted_at IS NOT NULL AND {left} = 0"),
+        vec![tenant_id.into(), tenant_id.into()],
+    ));
+    stmts.push(Stmt::new(
+        format!("SELECT coalesce({left}, 0) AS remaining"),
+        vec![tenant_id.into()],
+    ));
+    #[derive(Deserialize)]
+    struct Row {
+        remaining: i64,
+    }
+    let outs = db.batch(stmts).await?;
+    Ok(match outs.into_iter().last() {
+        Some(o) => o.first::<Row>()?.map_or(0, |r| r.remaining),
+        None => 0,
+    })
+}
