@@ -60,10 +60,11 @@ impl Config {
             .filter(|s| !s.trim().is_empty())
             .ok_or_else(|| Error::internal("BASE_DOMAIN is not configured"))?;
         let defaults = Settings::default();
-        let number = |name: &str, default: i64| {
+        // A count that is not a whole number of at least `min` keeps its default.
+        let number = |name: &str, default: i64, min: i64| {
             var(name)
                 .and_then(|v| v.trim().parse::<i64>().ok())
-                .filter(|n| *n > 0)
+                .filter(|n| *n >= min)
                 .unwrap_or(default)
         };
         Ok(Config {
@@ -71,9 +72,14 @@ impl Config {
             path_form_urls: var("TENANT_URL_FORM").is_some_and(|v| v.eq_ignore_ascii_case("path")),
             admin_token: var("ADMIN_TOKEN").unwrap_or_default(),
             upkeep: Settings {
-                event_retention_days: number("EVENT_RETENTION_DAYS", defaults.event_retention_days),
-                log_retention_days: number("LOG_RETENTION_DAYS", defaults.log_retention_days),
-                log_max_entries: number("LOG_MAX_ENTRIES", defaults.log_max_entries),
+                // 0 days: each run removes everything written before it.
+                event_retention_days: number(
+                    "EVENT_RETENTION_DAYS",
+                    defaults.event_retention_days,
+                    0,
+                ),
+                log_retention_days: number("LOG_RETENTION_DAYS", defaults.log_retention_days, 0),
+                log_max_entries: number("LOG_MAX_ENTRIES", defaults.log_max_entries, 1),
             },
         })
     }

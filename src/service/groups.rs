@@ -98,9 +98,7 @@ impl Kind for Groups {
     /// The new group with its members (`[]` when none were given).
     async fn create<E: Executor, R: Runtime>(s: &Scope<'_, E, R>, body: &Value) -> Result<Stored> {
         let (data, listed) = split_body(body)?;
-        if let Some(a) = s.audit {
-            a.name(data.get("displayName").and_then(Value::as_str));
-        }
+        s.name(Table::Groups, &data);
         let id = s.rt.random_uuid()?;
         let named = unique(&listed);
         let ids: Vec<&str> = named.iter().map(|m| m.id.as_str()).collect();
@@ -223,9 +221,7 @@ async fn prepare<E: Executor, R: Runtime>(
     let ids: Vec<&str> = named.iter().map(|m| m.id.as_str()).collect();
     let (group, kinds) = store::get_with_kinds(s.db, s.tenant_id, group_id, &ids).await?;
     let group = group.ok_or_else(|| resources::not_found::<Groups>(group_id))?;
-    if let Some(a) = s.audit {
-        a.name(group.data.get("displayName").and_then(Value::as_str));
-    }
+    s.name(Table::Groups, &group.data);
     let skipped = check_members(s, group_id, &named, &kinds)?;
     let mut changes = Vec::with_capacity(ops.len());
     for op in ops {

@@ -35,6 +35,8 @@ pub mod users;
 pub mod vendor;
 
 use crate::scim::error::Result;
+use crate::scim::resource::Data;
+use crate::store::table::Table;
 use crate::store::trail::LogEntry;
 use audit::Audit;
 
@@ -77,6 +79,14 @@ impl<E, R: Runtime> Scope<'_, E, R> {
     pub fn committed(&self) {
         if let Some(a) = self.audit {
             a.committed();
+        }
+    }
+
+    /// Name the resource in the request's log entry, from its data (its userName or
+    /// displayName).
+    pub fn name(&self, table: Table, data: &Data) {
+        if let Some(a) = self.audit {
+            a.name(data.get(table.name_attribute()).and_then(|v| v.as_str()));
         }
     }
 

@@ -75,9 +75,7 @@ impl Kind for Users {
 
     async fn create<E: Executor, R: Runtime>(s: &Scope<'_, E, R>, body: &Value) -> Result<Stored> {
         let data = resource::from_request(&USER_TYPE, body)?;
-        if let Some(a) = s.audit {
-            a.name(data.get("userName").and_then(Value::as_str));
-        }
+        s.name(Table::Users, &data);
         let id = s.rt.random_uuid()?;
         let write_id = s.rt.random_id("w_")?;
         let entry = s.log_entry("{} created");
@@ -172,9 +170,7 @@ async fn update<E: Executor, R: Runtime>(
     compute: impl Fn(&Stored) -> Result<Data>,
 ) -> Result<Stored> {
     let outcome = resources::write::<Users, _, _>(s, id, if_match, None, |current| {
-        if let Some(a) = s.audit {
-            a.name(current.data.get("userName").and_then(Value::as_str));
-        }
+        s.name(Table::Users, &current.data);
         let data = compute(current)?;
         Ok((data != current.data).then_some(data))
     })

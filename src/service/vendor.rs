@@ -36,13 +36,18 @@ pub async fn tenant_id<E: Executor>(db: &E, sub: &str) -> Result<String> {
         .ok_or_else(|| Error::not_found(format!("no tenant with subdomain '{}'", quote(sub))))
 }
 
+/// The largest seq D1 binds exactly (2^53 - 1).
+const MAX_CURSOR: i64 = (1 << 53) - 1;
+
 /// A feed cursor: the seq of the last event read, as decimal digits.
 pub fn parse_cursor(cursor: Option<&str>) -> Result<i64> {
     match cursor {
         None | Some("") => Ok(0),
-        Some(c) if c.len() <= 18 && c.bytes().all(|b| b.is_ascii_digit()) => {
-            c.parse().map_err(|_| bad_cursor(c))
-        }
+        Some(c) if c.len() <= 16 && c.bytes().all(|b| b.is_ascii_digit()) => c
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n <= MAX_CURSOR)
+            .ok_or_else(|| bad_cursor(c)),
         Some(c) => Err(bad_cursor(c)),
     }
 }

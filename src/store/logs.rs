@@ -75,9 +75,13 @@ pub async fn read<E: Executor>(
     let mut sql = String::from(
         "SELECT seq, at, method, route, resource_type, resource_id, resource_name, status, \
          scim_type, detail, summary, warnings, duration_ms, request_id FROM logs \
-         WHERE tenant_id = ? AND seq < ?",
+         WHERE tenant_id = ?",
     );
-    let mut params: Vec<Param> = vec![tenant_id.into(), q.before.unwrap_or(i64::MAX).into()];
+    let mut params: Vec<Param> = vec![tenant_id.into()];
+    if let Some(before) = q.before {
+        sql.push_str(" AND seq < ?");
+        params.push(before.into());
+    }
     if let Some(failed) = q.failed {
         sql.push_str(" AND failed = ?");
         params.push(failed.into());

@@ -74,11 +74,15 @@ impl Sqlite {
             .params
             .iter()
             .map(|p| match p {
-                Param::Null => rusqlite::types::Value::Null,
-                Param::Int(i) => rusqlite::types::Value::Integer(*i),
-                Param::Text(s) => rusqlite::types::Value::Text(s.clone()),
+                Param::Null => Ok(rusqlite::types::Value::Null),
+                // As D1 does (see `d1.rs`): a larger integer is not bound exactly there.
+                Param::Int(i) if i.unsigned_abs() > (1 << 53) - 1 => Err(StoreError::Other(
+                    format!("integer {i} is beyond what D1 binds exactly"),
+                )),
+                Param::Int(i) => Ok(rusqlite::types::Value::Integer(*i)),
+                Param::Text(s) => Ok(rusqlite::types::Value::Text(s.clone())),
             })
-            .collect();
+            .collect::<Result<_, _>>()?;
         let mut rows = prepared
             .query(rusqlite::params_from_iter(params))
             .map_err(err)?;

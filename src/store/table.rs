@@ -44,6 +44,14 @@ impl Table {
         }
     }
 
+    /// The attribute that names a resource the way an admin recognises it.
+    pub fn name_attribute(self) -> &'static str {
+        match self {
+            Table::Users => "userName",
+            Table::Groups => "displayName",
+        }
+    }
+
     /// The word change-feed event types start with (`user.created`, `group.deleted`).
     pub fn event_prefix(self) -> &'static str {
         match self {

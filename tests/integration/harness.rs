@@ -24,8 +24,12 @@ pub struct Server {
 /// How a test server runs the built Worker.
 #[derive(Clone, Copy)]
 enum Kind {
-    /// `wrangler dev`, with this many SCIM requests per organisation per 10 s.
-    Dev { rate_limit: u32 },
+    /// `wrangler dev`, with this many SCIM requests per organisation per 10 s, and these
+    /// `[vars]` overridden.
+    Dev {
+        rate_limit: u32,
+        vars: &'static [(&'static str, &'static str)],
+    },
     /// The build under workerd alone (Miniflare, as `bench/` runs it): no `wrangler dev` proxy
     /// in front, and no rate-limit binding.
     Workerd,
@@ -49,18 +53,24 @@ pub fn server() -> &'static Server {
     SERVER.get_or_init(|| {
         start(Kind::Dev {
             rate_limit: MAIN_RATE_LIMIT,
+            vars: &[],
         })
     })
 }
 
-/// A second `wrangler dev` whose rate limit is [`LOW_RATE_LIMIT`].
+/// A second `wrangler dev` whose limits are low: [`LOW_RATE_LIMIT`], and upkeep that keeps no
+/// event past its next run and at most [`LOW_LOG_MAX`] log entries per organisation.
 pub fn limited_server() -> &'static Server {
     LIMITED.get_or_init(|| {
         start(Kind::Dev {
             rate_limit: LOW_RATE_LIMIT,
+            vars: &[("EVENT_RETENTION_DAYS", "0"), ("LOG_MAX_ENTRIES", "5")],
         })
     })
 }
+
+/// `LOG_MAX_ENTRIES` on the [`limited_server`].
+pub const LOW_LOG_MAX: usize = 5;
 
 /// The build under plain workerd, for what the `wrangler dev` proxy distorts (it answers 503
 /// when a Worker responds before a chunked request body has finished arriving).
@@ -173,7 +183,7 @@ fn start(kind: Kind) -> Server {
         libc::atexit(stop_servers);
     });
     let rate_limit = match kind {
-        Kind::Dev { rate_limit } => rate_limit,
+        Kind::Dev { rate_limit, .. } => rate_limit,
         Kind::Workerd => MAIN_RATE_LIMIT,
     };
     let config = test_config(&dir, rate_limit);
@@ -197,14 +207,18 @@ fn start(kind: Kind) -> Server {
     let admin_token = scim_edge::tenancy::token::random_id("adm_").expect("randomness");
     let log = std::fs::File::create(dir.join("server.log")).expect("log file");
     let mut command = match kind {
-        Kind::Dev { .. } => {
+        Kind::Dev { vars, .. } => {
             let mut cmd = wrangler(&dir);
+            for (name, value) in vars {
+                cmd.arg("--var").arg(format!("{name}:{value}"));
+            }
             cmd.args([
                 "dev",
                 "--local",
                 "--ip",
                 "127.0.0.1",
                 "--show-interactive-dev-session=false",
+                "--test-scheduled",
             ])
             .arg("--port")
             .arg(port.to_string())

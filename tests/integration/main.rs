@@ -9,6 +9,7 @@ mod scim_access;
 #[path = "../support/url.rs"]
 mod url;
 mod users;
+mod vendor;
 
 use serde_json::{json, Value};
 

@@ -1,0 +1,538 @@
+//! The vendor's side over HTTP: the change feed (one organisation's and everyone's, paged by
+//! cursor, filtered by type, in order and complete under concurrent writers), the directory,
+//! the provisioning log (refusals included, nothing but names in it), the summary, upkeep by
+//! the scheduled handler, and deleting a large organisation in chunks.
+
+use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+
+use crate::harness::{limited_server, server, Server, LOW_LOG_MAX};
+use crate::{new_token, one, url_encode, Tenant, PATCH};
+
+/// Every item of a paged admin read, following `cursor`/`next` until the end.
+fn all_pages(s: &Server, path: &str, limit: u32) -> Vec<Value> {
+    let sep = if path.contains('?') { '&' } else { '?' };
+    let mut items = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let url = match &after {
+            Some(c) => format!("{path}{sep}limit={limit}&after={}", url_encode(c)),
+            None => format!("{path}{sep}limit={limit}"),
+        };
+        let page = s.admin("GET", &url).send().expect(200).json();
+        let got = page["items"].as_array().cloned().unwrap_or_default();
+        assert!(got.len() <= limit as usize, "{page}");
+        items.extend(got);
+        // The feed says `hasMore` and always gives a cursor; other reads give `next` or null.
+        let next = if page.get("hasMore").is_some() {
+            page["hasMore"]
+                .as_bool()
+                .unwrap_or(false)
+                .then(|| page["cursor"].as_str().unwrap_or_default().to_string())
+        } else {
+            page["next"].as_str().map(str::to_string)
+        };
+        match next {
+            Some(c) => after = Some(c),
+            None => return items,
+        }
+    }
+}
+
+fn types(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| e["type"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+fn ids(items: &[Value]) -> Vec<String> {
+    items
+        .iter()
+        .map(|i| i["id"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+fn cursor_of(e: &Value) -> u64 {
+    e["cursor"]
+        .as_str()
+        .and_then(|c| c.parse().ok())
+        .expect("a cursor")
+}
+
+#[test]
+fn feed_directory_log_and_summary() {
+    let s = server();
+    let t = Tenant::new("vendor");
+    let jane = t.create(json!({
+        "userName": "jane@acme.com", "displayName": "Jane Doe",
+        "name": {"givenName": "Jane", "familyName": "Doe"},
+        "emails": [{"value": "jane.private@example.org", "type": "work", "primary": true}],
+        "phoneNumbers": [{"value": "+1 555 0100", "type": "work"}],
+        "roles": [{"value": "Writer", "primary": "True"}]
+    }));
+    let jid = jane["id"].as_str().expect("id").to_string();
+    let bob = t.create(json!({"userName": "bob@acme.com"}));
+    let bid = bob["id"].as_str().expect("id").to_string();
+    let gid = t
+        .send(
+            "POST",
+            "/Groups",
+            &json!({"displayName": "Sales", "members": [{"value": jid}]}),
+        )
+        .expect(201)
+        .json()["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    t.send(
+        "PATCH",
+        &format!("/Groups/{gid}"),
+        &json!({"schemas": [PATCH], "Operations": [{"op": "add", "path": "members",
+            "value": [{"value": bid}, {"value": "stale-member-id"}]}]}),
+    )
+    .expect(204);
+    t.patch(
+        &bid,
+        json!([{"op": "Replace", "path": "active", "value": "False"}]),
+    );
+    // Refusals of a known organisation are logged too.
+    s.scim(&t.sub, "GET", "/Users")
+        .bearer("not-the-token")
+        .send()
+        .expect(401);
+    t.get("/Users/no-such-user").expect(404);
+
+    // The organisation's feed, in commit order, each event with the resource's shape.
+    let feed = all_pages(s, &format!("/admin/v1/tenants/{}/events", t.sub), 2);
+    assert_eq!(
+        types(&feed),
+        [
+            "user.created",
+            "user.created",
+            "group.created",
+            "group.members_added",
+            "group.members_added",
+            "user.deactivated",
+        ]
+    );
+    let cursors: Vec<u64> = feed.iter().map(cursor_of).collect();
+    assert!(cursors.windows(2).all(|w| w[0] < w[1]), "{cursors:?}");
+    assert_eq!(feed[0]["organisation"]["subdomain"], json!(t.sub));
+    assert_eq!(feed[0]["resourceId"], json!(jid));
+    let created = &feed[0]["data"]["user"];
+    assert_eq!(created["role"], json!("Writer"));
+    assert_eq!(created["name"]["familyName"], json!("Doe"));
+    assert_eq!(
+        feed[4]["data"]["members"],
+        json!([{"id": bid, "type": "User"}])
+    );
+    assert_eq!(feed[5]["data"]["changed"], json!(["active"]));
+    assert_eq!(
+        feed[5]["data"]["user"]["groups"],
+        json!([{"id": gid, "displayName": "Sales"}])
+    );
+    // A type filter, and resuming from a cursor: exactly what follows it.
+    let only = s
+        .admin(
+            "GET",
+            &format!(
+                "/admin/v1/tenants/{}/events?types=user.deactivated,group.created",
+                t.sub
+            ),
+        )
+        .send()
+        .expect(200)
+        .json();
+    assert_eq!(
+        types(only["items"].as_array().expect("items")),
+        ["group.created", "user.deactivated"]
+    );
+    let rest = s
+        .admin(
+            "GET",
+            &format!(
+                "/admin/v1/tenants/{}/events?after={}",
+                t.sub,
+                cursor_of(&feed[3])
+            ),
+        )
+        .send()
+        .expect(200)
+        .json();
+    assert_eq!(rest["items"].as_array().map(Vec::len), Some(2));
+    assert_eq!(rest["hasMore"], json!(false));
+    assert_eq!(rest["cursor"], feed[5]["cursor"]);
+    // Everyone's feed holds the same events, in the same order.
+    let global: Vec<Value> = all_pages(s, "/admin/v1/events", 1_000)
+        .into_iter()
+        .filter(|e| e["organisation"]["subdomain"] == json!(t.sub))
+        .collect();
+    assert_eq!(global, feed);
+    for bad in ["limit=0", "limit=1001", "after=abc", "types=user.exploded"] {
+        s.admin("GET", &format!("/admin/v1/events?{bad}"))
+            .send()
+            .admin_error(400);
+    }
+
+    // The directory.
+    let user = s
+        .admin("GET", &format!("/admin/v1/tenants/{}/users/{jid}", t.sub))
+        .send()
+        .expect(200)
+        .json();
+    assert_eq!(user["userName"], json!("jane@acme.com"));
+    assert_eq!(user["role"], json!("Writer"));
+    assert_eq!(user["active"], json!(true));
+    assert_eq!(user["groups"], json!([{"id": gid, "displayName": "Sales"}]));
+    assert!(user["createdAt"].as_str().is_some_and(|c| c.ends_with('Z')));
+    let users = all_pages(s, &format!("/admin/v1/tenants/{}/users", t.sub), 1);
+    let mut want = vec![jid.clone(), bid.clone()];
+    want.sort();
+    assert_eq!(ids(&users), want);
+    let inactive = all_pages(
+        s,
+        &format!("/admin/v1/tenants/{}/users?active=false", t.sub),
+        10,
+    );
+    assert_eq!(ids(&inactive), one(&bid));
+    let by_name = all_pages(
+        s,
+        &format!("/admin/v1/tenants/{}/users?userName=JANE%40acme.com", t.sub),
+        10,
+    );
+    assert_eq!(ids(&by_name), one(&jid));
+    let groups = all_pages(s, &format!("/admin/v1/tenants/{}/groups", t.sub), 10);
+    assert_eq!(groups.len(), 1);
+    assert_eq!(groups[0]["displayName"], json!("Sales"));
+    let members = all_pages(
+        s,
+        &format!("/admin/v1/tenants/{}/groups/{gid}/members", t.sub),
+        1,
+    );
+    assert_eq!(members.len(), 2);
+    assert!(members.contains(&json!({"id": jid, "type": "User", "userName": "jane@acme.com"})));
+    s.admin("GET", &format!("/admin/v1/tenants/{}/users/{gid}", t.sub))
+        .send()
+        .admin_error(404);
+    s.admin("GET", "/admin/v1/tenants/nosuchorg/users")
+        .send()
+        .admin_error(404);
+    s.admin("POST", &format!("/admin/v1/tenants/{}/users", t.sub))
+        .send()
+        .admin_error(405);
+
+    // The log: newest first, refusals included, with names and words, never values.
+    let logs = all_pages(s, &format!("/admin/v1/tenants/{}/logs", t.sub), 3);
+    let lines: Vec<(String, String, i64)> = logs
+        .iter()
+        .map(|l| {
+            (
+                l["method"].as_str().unwrap_or_default().to_string(),
+                l["route"].as_str().unwrap_or_default().to_string(),
+                l["status"].as_i64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            ("GET".to_string(), "/Users/no-such-user".to_string(), 404),
+            ("GET".into(), "/Users".into(), 401),
+            ("PATCH".into(), format!("/Users/{bid}"), 200),
+            ("PATCH".into(), format!("/Groups/{gid}"), 204),
+            ("POST".into(), "/Groups".into(), 201),
+            ("POST".into(), "/Users".into(), 201),
+            ("POST".into(), "/Users".into(), 201),
+        ]
+    );
+    assert_eq!(logs[2]["summary"], json!("bob@acme.com deactivated"));
+    assert_eq!(logs[2]["resourceName"], json!("bob@acme.com"));
+    assert_eq!(
+        logs[3]["summary"],
+        json!("Sales: 1 member added; 1 unknown member skipped")
+    );
+    assert_eq!(
+        logs[3]["warnings"],
+        json!([
+            "member 'stale-member-id' skipped: no user or group of this organisation has this id"
+        ])
+    );
+    assert_eq!(logs[6]["summary"], json!("jane@acme.com created"));
+    assert_eq!(logs[1]["outcome"], json!("failure"));
+    assert!(logs
+        .iter()
+        .all(|l| l["durationMs"].as_i64().is_some_and(|d| d >= 0)));
+    let failures = all_pages(
+        s,
+        &format!("/admin/v1/tenants/{}/logs?outcome=failure", t.sub),
+        10,
+    );
+    assert_eq!(failures.len(), 2);
+    let about_bob = all_pages(
+        s,
+        &format!("/admin/v1/tenants/{}/logs?resourceId={bid}", t.sub),
+        10,
+    );
+    // Bob's creation and his deactivation (a POST's entry carries the id it created).
+    assert_eq!(about_bob.len(), 2);
+    let text = Value::Array(logs).to_string();
+    for secret in [
+        t.token.as_str(),
+        "jane.private@example.org",
+        "555 0100",
+        "not-the-token",
+        "Doe",
+    ] {
+        assert!(!text.contains(secret), "the log holds {secret:?}: {text}");
+    }
+
+    // The summary.
+    let summary = s
+        .admin("GET", &format!("/admin/v1/tenants/{}/summary", t.sub))
+        .send()
+        .expect(200)
+        .json();
+    assert_eq!(summary["users"], json!({"active": 1, "inactive": 1}));
+    assert_eq!(summary["groups"], json!(1));
+    assert_eq!(summary["last24h"], json!({"requests": 7, "failures": 2}));
+    assert!(summary["lastFailureAt"].as_str().is_some());
+    assert!(summary["lastSuccessAt"].as_str() <= summary["lastFailureAt"].as_str());
+}
+
+#[test]
+fn concurrent_writers_find_every_change_once_in_order() {
+    let s = server();
+    let t = Tenant::new("feedrace");
+    let gid = t
+        .send("POST", "/Groups", &json!({"displayName": "Everyone"}))
+        .expect(201)
+        .json()["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    const WRITERS: usize = 8;
+    const EACH: usize = 8;
+    let path = format!("/admin/v1/tenants/{}/events", t.sub);
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let (written, polled) = std::thread::scope(|scope| {
+        let poller = scope.spawn(|| {
+            // Poll while the writers write: a small page, resumed from the last cursor.
+            let mut seen: Vec<Value> = Vec::new();
+            let mut cursor = "0".to_string();
+            loop {
+                let finished = done.load(std::sync::atomic::Ordering::SeqCst);
+                let page = s
+                    .admin("GET", &format!("{path}?limit=7&after={cursor}"))
+                    .send()
+                    .expect(200)
+                    .json();
+                seen.extend(page["items"].as_array().cloned().unwrap_or_default());
+                cursor = page["cursor"].as_str().expect("cursor").to_string();
+                if finished && page["hasMore"] == json!(false) {
+                    return seen;
+                }
+            }
+        });
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|w| {
+                let (t, gid) = (&t, &gid);
+                scope.spawn(move || {
+                    let mut mine = Vec::new();
+                    for i in 0..EACH {
+                        let u = t.create(json!({"userName": format!("w{w}u{i}@race.org")}));
+                        let id = u["id"].as_str().expect("id").to_string();
+                        t.patch(&id, json!([{"op": "replace", "path": "displayName", "value": "X"}]));
+                        t.send(
+                            "PATCH",
+                            &format!("/Groups/{gid}"),
+                            &json!({"Operations": [{"op": "add", "path": "members", "value": [{"value": id}]}]}),
+                        )
+                        .expect(204);
+                        mine.push(id);
+                    }
+                    mine
+                })
+            })
+            .collect();
+        let written: Vec<String> = writers
+            .into_iter()
+            .flat_map(|w| w.join().expect("writer"))
+            .collect();
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        (written, poller.join().expect("poller"))
+    });
+    // Exactly the committed changes, each once, in commit order.
+    let cursors: Vec<u64> = polled.iter().map(cursor_of).collect();
+    assert!(
+        cursors.windows(2).all(|w| w[0] < w[1]),
+        "reordered or repeated: {cursors:?}"
+    );
+    assert_eq!(
+        polled,
+        all_pages(s, &path, 1_000),
+        "polling saw what a reader sees after"
+    );
+    let mut per_user: HashMap<String, Vec<String>> = HashMap::new();
+    let mut added: Vec<String> = Vec::new();
+    for e in &polled {
+        let ty = e["type"].as_str().unwrap_or_default().to_string();
+        if ty == "group.members_added" {
+            added.extend(ids(e["data"]["members"].as_array().expect("members")));
+        } else if ty.starts_with("user.") {
+            per_user
+                .entry(e["resourceId"].as_str().unwrap_or_default().to_string())
+                .or_default()
+                .push(ty);
+        }
+    }
+    assert_eq!(per_user.len(), WRITERS * EACH);
+    for id in &written {
+        assert_eq!(per_user[id], ["user.created", "user.updated"], "{id}");
+    }
+    let unique: HashSet<&String> = added.iter().collect();
+    assert_eq!(
+        (added.len(), unique.len()),
+        (WRITERS * EACH, WRITERS * EACH)
+    );
+    assert_eq!(unique, written.iter().collect());
+}
+
+/// The scheduled handler (`wrangler dev --test-scheduled` serves it at `/__scheduled`).
+fn run_upkeep(s: &Server) {
+    let r = s.get("/__scheduled?cron=*/15+*+*+*+*").send();
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
+/// On the server whose upkeep keeps no event past its run, and five log entries per
+/// organisation.
+#[test]
+fn the_scheduled_handler_applies_retention_and_the_log_cap() {
+    let s = limited_server();
+    let t = Tenant::on(s, "retain");
+    let keep = Tenant::on(s, "retainother");
+    for i in 0..3 {
+        t.create(json!({"userName": format!("r{i}@x.org")}));
+        t.get("/Users").expect(200);
+    }
+    keep.get("/Users").expect(200);
+    let events = format!("/admin/v1/tenants/{}/events", t.sub);
+    let logs = format!("/admin/v1/tenants/{}/logs", t.sub);
+    assert_eq!(all_pages(s, &events, 100).len(), 3);
+    let before = all_pages(s, &logs, 100);
+    assert_eq!(before.len(), 6);
+    run_upkeep(s);
+    assert_eq!(all_pages(s, &events, 100), Vec::<Value>::new());
+    // The cap keeps the latest entries of each organisation.
+    assert_eq!(all_pages(s, &logs, 100), before[..LOW_LOG_MAX].to_vec());
+    let other = format!("/admin/v1/tenants/{}/logs", keep.sub);
+    assert_eq!(all_pages(s, &other, 100).len(), 1);
+    for _ in 0..4 {
+        t.get("/Users").expect(200);
+    }
+    let grown = all_pages(s, &logs, 100);
+    assert_eq!(grown.len(), LOW_LOG_MAX + 4);
+    run_upkeep(s);
+    assert_eq!(all_pages(s, &logs, 100), grown[..LOW_LOG_MAX].to_vec());
+}
+
+#[test]
+fn deleting_a_large_organisation_purges_it_in_chunks_and_nothing_else() {
+    const USERS: usize = 20_000;
+    let s = server();
+    let big = Tenant::new("bigorg");
+    let other = Tenant::new("neighbour");
+    let kept = other.create(json!({"userName": "stays@x.org"}));
+    let started = Instant::now();
+    let created: Vec<String> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..8)
+            .map(|w| {
+                let big = &big;
+                scope.spawn(move || {
+                    (0..USERS / 8)
+                        .map(|i| {
+                            let u = big.create(json!({"userName": format!("b{w}-{i}@big.org"),
+                                "emails": [{"value": format!("b{w}-{i}@mail.big.org")}]}));
+                            u["id"].as_str().unwrap_or_default().to_string()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .flat_map(|t| t.join().expect("seeder"))
+            .collect()
+    });
+    let members: Vec<Value> = created[..1_000]
+        .iter()
+        .map(|id| json!({"value": id}))
+        .collect();
+    big.send(
+        "POST",
+        "/Groups",
+        &json!({"displayName": "Big", "members": members}),
+    )
+    .expect(201);
+    eprintln!(
+        "seeded {USERS} users in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    let deleted = s
+        .admin("DELETE", &format!("/admin/v1/tenants/{}", big.sub))
+        .send()
+        .expect(202)
+        .json();
+    eprintln!("DELETE answered {deleted}");
+    // Unreachable at once: the organisation is unknown to SCIM and to the admin API.
+    big.get("/Users").scim_error(404);
+    s.admin("GET", &format!("/admin/v1/tenants/{}", big.sub))
+        .send()
+        .admin_error(404);
+    let mut runs = 0;
+    loop {
+        let pending = s.admin("GET", "/admin/v1/purges").send().expect(200).json();
+        let mine: Vec<&Value> = pending["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p["subdomain"] == json!(big.sub))
+            .collect();
+        match mine.first() {
+            None => break,
+            Some(p) => {
+                assert_eq!(p["status"], "purging");
+                assert!(p["remaining"].as_i64().is_some_and(|r| r > 0), "{p}");
+            }
+        }
+        runs += 1;
+        assert!(runs <= 20, "the purge does not finish");
+        run_upkeep(s);
+    }
+    eprintln!("purged after {runs} scheduled runs");
+    // The subdomain is free, and a new organisation of that name starts empty.
+    s.admin("POST", "/admin/v1/tenants")
+        .json(&json!({"subdomain": big.sub}))
+        .send()
+        .expect(201);
+    let fresh = s
+        .admin("GET", &format!("/admin/v1/tenants/{}/users", big.sub))
+        .send()
+        .expect(200)
+        .json();
+    assert_eq!(fresh["items"], json!([]));
+    let events = s
+        .admin("GET", &format!("/admin/v1/tenants/{}/events", big.sub))
+        .send()
+        .expect(200)
+        .json();
+    assert_eq!(events["items"], json!([]));
+    // The neighbour is untouched.
+    assert_eq!(
+        other.user(kept["id"].as_str().expect("id"))["userName"],
+        "stays@x.org"
+    );
+    let _ = new_token(&other.sub);
+}
