@@ -26,8 +26,8 @@ use crate::scim::error::{quote, Error, Result};
 use crate::service::vendor;
 use crate::store::d1::D1;
 use crate::store::directory::{Page, UserQuery, DEFAULT_PAGE, MAX_PAGE};
-use crate::store::feed::{FeedQuery, StoredEvent};
-use crate::store::logs::{LogQuery, StoredLog};
+use crate::store::feed::FeedQuery;
+use crate::store::logs::LogQuery;
 use crate::store::upkeep::Purge;
 use crate::time::rfc3339;
 
@@ -83,27 +83,15 @@ pub async fn events(db: &D1, sub: Option<&str>, q: &Query) -> Result<Reply> {
         types: vendor::parse_types(q.get("types"))?,
         limit: q.limit()?,
     };
-    let (items, more) = vendor::feed(db, sub, query).await?;
-    let cursor = items.last().map_or(after, |e| e.seq);
+    let page = vendor::feed(db, sub, query).await?;
+    let cursor = match page.items.last() {
+        Some(last) => last["cursor"].clone(),
+        None => Value::String(after.to_string()),
+    };
     Ok(Reply::json(
         200,
-        json!({
-            "items": items.iter().map(event_json).collect::<Vec<_>>(),
-            "cursor": cursor.to_string(),
-            "hasMore": more,
-        }),
+        json!({"items": page.items, "cursor": cursor, "hasMore": page.next.is_some()}),
     ))
-}
-
-fn event_json(e: &StoredEvent) -> Value {
-    json!({
-        "cursor": e.seq.to_string(),
-        "type": e.kind,
-        "organisation": {"id": e.tenant_id, "subdomain": e.subdomain},
-        "at": rfc3339(e.at),
-        "resourceId": e.resource_id,
-        "data": e.data,
-    })
 }
 
 fn page_json(p: Page) -> Reply {
@@ -157,54 +145,11 @@ pub async fn logs(db: &D1, sub: &str, q: &Query) -> Result<Reply> {
         resource_id: q.get("resourceId").map(str::to_string),
         limit: q.limit()?,
     };
-    let (items, more) = vendor::logs(db, sub, &query).await?;
-    let next = more
-        .then(|| items.last().map(|l| l.seq.to_string()))
-        .flatten();
-    Ok(Reply::json(
-        200,
-        json!({"items": items.iter().map(log_json).collect::<Vec<_>>(), "next": next}),
-    ))
-}
-
-fn log_json(l: &StoredLog) -> Value {
-    let warnings: Value = l
-        .warnings
-        .as_deref()
-        .and_then(|w| serde_json::from_str(w).ok())
-        .unwrap_or_else(|| json!([]));
-    json!({
-        "cursor": l.seq.to_string(),
-        "at": rfc3339(l.at),
-        "method": l.method,
-        "route": l.route,
-        "resourceType": l.resource_type,
-        "resourceId": l.resource_id,
-        "resourceName": l.resource_name,
-        "status": l.status,
-        "outcome": if l.status >= 400 { "failure" } else { "success" },
-        "scimType": l.scim_type,
-        "detail": l.detail,
-        "summary": l.summary,
-        "warnings": warnings,
-        "durationMs": l.duration_ms,
-        "requestId": l.request_id,
-    })
+    Ok(page_json(vendor::logs(db, sub, &query).await?))
 }
 
 pub async fn summary(app: &App, db: &D1, sub: &str) -> Result<Reply> {
-    let s = vendor::summary(db, sub, app.now).await?;
-    Ok(Reply::json(
-        200,
-        json!({
-            "users": {"active": s.users_active, "inactive": s.users_inactive},
-            "groups": s.groups,
-            "lastRequestAt": s.last_request.map(rfc3339),
-            "lastSuccessAt": s.last_success.map(rfc3339),
-            "lastFailureAt": s.last_failure.map(rfc3339),
-            "last24h": {"requests": s.requests_24h, "failures": s.failures_24h},
-        }),
-    ))
+    Ok(Reply::json(200, vendor::summary(db, sub, app.now).await?))
 }
 
 pub fn purge_json(p: &Purge) -> Value {

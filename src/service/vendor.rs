@@ -9,8 +9,8 @@
 
 use crate::scim::error::{quote, Error, Result};
 use crate::store::directory::{self, Page, UserQuery};
-use crate::store::feed::{self, FeedQuery, StoredEvent};
-use crate::store::logs::{self, LogQuery, StoredLog, Summary};
+use crate::store::feed::{self, FeedQuery};
+use crate::store::logs::{self, LogQuery};
 use crate::store::tenants as store;
 use crate::store::Executor;
 
@@ -82,11 +82,7 @@ pub fn parse_types(types: Option<&str>) -> Result<Vec<String>> {
 }
 
 /// A page of the feed: every organisation's (`sub` `None`) or one's.
-pub async fn feed<E: Executor>(
-    db: &E,
-    sub: Option<&str>,
-    mut q: FeedQuery,
-) -> Result<(Vec<StoredEvent>, bool)> {
+pub async fn feed<E: Executor>(db: &E, sub: Option<&str>, mut q: FeedQuery) -> Result<Page> {
     if let Some(sub) = sub {
         q.tenant_id = Some(tenant_id(db, sub).await?);
     }
@@ -137,13 +133,13 @@ pub async fn members<E: Executor>(
         .ok_or_else(|| missing(true, group_id))
 }
 
-pub async fn logs<E: Executor>(db: &E, sub: &str, q: &LogQuery) -> Result<(Vec<StoredLog>, bool)> {
+pub async fn logs<E: Executor>(db: &E, sub: &str, q: &LogQuery) -> Result<Page> {
     logs::read(db, &tenant_id(db, sub).await?, q).await
 }
 
 /// Milliseconds in the summary's window.
 pub const DAY_MS: i64 = 86_400_000;
 
-pub async fn summary<E: Executor>(db: &E, sub: &str, now: i64) -> Result<Summary> {
+pub async fn summary<E: Executor>(db: &E, sub: &str, now: i64) -> Result<serde_json::Value> {
     logs::summary(db, &tenant_id(db, sub).await?, now.saturating_sub(DAY_MS)).await
 }

@@ -17,8 +17,11 @@ use crate::scim::error::{Error, Result};
 use crate::scim::fold::fold;
 
 /// An instant column (Unix milliseconds) as `YYYY-MM-DDTHH:MM:SS.mmmZ`, like `time::rfc3339`.
-fn instant(column: &str) -> String {
-    format!("strftime('%Y-%m-%dT%H:%M:%fZ', {column} / 1000.0, 'unixepoch')")
+/// Integer arithmetic throughout, so the milliseconds are exact.
+pub(crate) fn instant(column: &str) -> String {
+    format!(
+        "(strftime('%Y-%m-%dT%H:%M:%S', {column} / 1000, 'unixepoch') || printf('.%03dZ', {column} % 1000))"
+    )
 }
 
 /// The directory shape of the user row aliased `u`, as a JSON value expression.
@@ -67,11 +70,11 @@ pub struct UserQuery {
     pub limit: u32,
 }
 
-/// A page of shapes in id order, and whether more follow.
+/// A page of items in key order, and whether more follow.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Page {
     pub items: Vec<Value>,
-    /// The id to pass as `after` for the next page, when there is one.
+    /// The key (id, or seq) to pass as `after` for the next page, when there is one.
     pub next: Option<String>,
 }
 
@@ -81,8 +84,8 @@ struct Row {
     j: String,
 }
 
-/// Decode rows `(id, j)` read with one row more than `limit`: the shapes, and the cursor.
-fn page(out: super::Outcome, limit: u32) -> Result<Page> {
+/// Decode rows `(id, j)` read with one row more than `limit`: the JSON items, and the cursor.
+pub(crate) fn page(out: super::Outcome, limit: u32) -> Result<Page> {
     let mut rows: Vec<Row> = out.decode()?;
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
@@ -95,7 +98,7 @@ fn page(out: super::Outcome, limit: u32) -> Result<Page> {
         .into_iter()
         .map(|r| serde_json::from_str(&r.j))
         .collect::<std::result::Result<_, _>>()
-        .map_err(|e| Error::internal(format!("directory shape: {e}")))?;
+        .map_err(|e| Error::internal(format!("JSON row: {e}")))?;
     Ok(Page { items, next })
 }
 
@@ -198,5 +201,26 @@ pub async fn members<E: Executor>(
     match outs.next() {
         Some(out) => page(out, limit).map(Some),
         None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sqlite::Sqlite;
+    use crate::time::rfc3339;
+    use pollster::block_on;
+
+    #[test]
+    fn sql_instants_read_like_the_workers() {
+        let db = Sqlite::migrated();
+        for ms in [0, 999, 1_000, 1_764_000_000_123, 1_764_003_599_999, 253_402_300_799_999] {
+            let out = block_on(db.query(Stmt::new(
+                format!("SELECT {} AS t", instant("?")),
+                vec![ms.into(), ms.into()],
+            )))
+            .expect("query");
+            assert_eq!(out.rows[0]["t"], Value::String(rfc3339(ms)), "{ms}");
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! Reading the change feed. Events are written by the changes themselves ([`super::trail`],
-//! [`super::memberships`]); this module only reads them, in `seq` order.
+//! [`super::memberships`]); this module only reads them, in `seq` order, rendered by SQL as
+//! the API returns them (`{cursor, type, organisation, at, resourceId, data}`).
 //!
 //! Why a cursor never misses or repeats an event: `seq` is assigned inside the write's own
 //! transaction and D1 runs one write at a time, so seqs become visible in increasing order; a
@@ -9,8 +10,9 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::directory::{instant, page, Page};
 use super::{Executor, Param, Stmt};
-use crate::scim::error::{Error, Result};
+use crate::scim::error::Result;
 
 /// Which events a feed page reads.
 #[derive(Debug, Clone, Default)]
@@ -24,32 +26,15 @@ pub struct FeedQuery {
     pub limit: u32,
 }
 
-/// One stored event.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct StoredEvent {
-    pub seq: i64,
-    pub tenant_id: String,
-    /// The organisation's subdomain (none once it is deleted).
-    pub subdomain: Option<String>,
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub resource_id: String,
-    pub at: i64,
-    #[serde(deserialize_with = "json_text")]
-    pub data: Value,
-}
-
-fn json_text<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Value, D::Error> {
-    let s = String::deserialize(d)?;
-    serde_json::from_str(&s).map_err(serde::de::Error::custom)
-}
-
-/// A page of events in commit order, one more than `limit` read to tell whether more follow.
-pub async fn read<E: Executor>(db: &E, q: &FeedQuery) -> Result<(Vec<StoredEvent>, bool)> {
-    let mut sql = String::from(
-        "SELECT e.seq, e.tenant_id, CASE WHEN t.deleted_at IS NULL THEN t.subdomain END AS subdomain, \
-         e.type, e.resource_id, e.at, e.data FROM events e LEFT JOIN tenants t ON t.id = e.tenant_id \
-         WHERE e.seq > ?",
+/// A page of events in commit order; `next` (the last event's cursor) when more follow.
+pub async fn read<E: Executor>(db: &E, q: &FeedQuery) -> Result<Page> {
+    let mut sql = format!(
+        "SELECT CAST(e.seq AS TEXT) AS id, json_object('cursor', CAST(e.seq AS TEXT), \
+         'type', e.type, 'organisation', json_object('id', e.tenant_id, \
+         'subdomain', CASE WHEN t.deleted_at IS NULL THEN t.subdomain END), \
+         'at', {}, 'resourceId', e.resource_id, 'data', json(e.data)) AS j \
+         FROM events e LEFT JOIN tenants t ON t.id = e.tenant_id WHERE e.seq > ?",
+        instant("e.at")
     );
     let mut params: Vec<Param> = vec![q.after.into()];
     if let Some(t) = &q.tenant_id {
@@ -62,14 +47,7 @@ pub async fn read<E: Executor>(db: &E, q: &FeedQuery) -> Result<(Vec<StoredEvent
     }
     sql.push_str(" ORDER BY e.seq LIMIT ?");
     params.push(i64::from(q.limit).saturating_add(1).into());
-    let mut rows: Vec<StoredEvent> = db
-        .query(Stmt::new(sql, params))
-        .await?
-        .decode()
-        .map_err(|e| Error::internal(format!("event: {}", e.detail)))?;
-    let more = rows.len() > q.limit as usize;
-    rows.truncate(q.limit as usize);
-    Ok((rows, more))
+    page(db.query(Stmt::new(sql, params)).await?, q.limit)
 }
 
 /// The newest seq, or 0 when there are none (where a new consumer that wants only what comes

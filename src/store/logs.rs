@@ -1,12 +1,15 @@
 //! The provisioning log's other statements: an entry written on its own (reads, refusals,
 //! failures, writes that changed nothing; a write's entry rides in its batch, see
-//! [`super::trail`]), pages of entries newest first, and an organisation's summary.
+//! [`super::trail`]), pages of entries newest first, and an organisation's summary, both
+//! rendered by SQL as the API returns them.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
+use serde_json::Value;
 
+use super::directory::{instant, page, Page};
 use super::trail::LogEntry;
 use super::{Executor, Param, Stmt};
-use crate::scim::error::Result;
+use crate::scim::error::{Error, Result};
 
 /// Write one entry.
 pub async fn insert<E: Executor>(db: &E, tenant_id: &str, e: &LogEntry) -> Result<()> {
@@ -47,35 +50,17 @@ pub struct LogQuery {
     pub limit: u32,
 }
 
-/// One stored entry, as the admin API returns it.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-pub struct StoredLog {
-    pub seq: i64,
-    pub at: i64,
-    pub method: String,
-    pub route: String,
-    pub resource_type: Option<String>,
-    pub resource_id: Option<String>,
-    pub resource_name: Option<String>,
-    pub status: i64,
-    pub scim_type: Option<String>,
-    pub detail: Option<String>,
-    pub summary: Option<String>,
-    pub warnings: Option<String>,
-    pub duration_ms: Option<i64>,
-    pub request_id: Option<String>,
-}
-
-/// A page of an organisation's entries, newest first, and whether older ones follow.
-pub async fn read<E: Executor>(
-    db: &E,
-    tenant_id: &str,
-    q: &LogQuery,
-) -> Result<(Vec<StoredLog>, bool)> {
-    let mut sql = String::from(
-        "SELECT seq, at, method, route, resource_type, resource_id, resource_name, status, \
-         scim_type, detail, summary, warnings, duration_ms, request_id FROM logs \
-         WHERE tenant_id = ?",
+/// A page of an organisation's entries, newest first, rendered by SQL as the API returns them;
+/// `next` (the last entry's cursor) when older ones follow.
+pub async fn read<E: Executor>(db: &E, tenant_id: &str, q: &LogQuery) -> Result<Page> {
+    let mut sql = format!(
+        "SELECT CAST(seq AS TEXT) AS id, json_object('cursor', CAST(seq AS TEXT), 'at', {}, \
+         'method', method, 'route', route, 'resourceType', resource_type, \
+         'resourceId', resource_id, 'resourceName', resource_name, 'status', status, \
+         'outcome', CASE WHEN failed THEN 'failure' ELSE 'success' END, 'scimType', scim_type, \
+         'detail', detail, 'summary', summary, 'warnings', json(coalesce(warnings, '[]')), \
+         'durationMs', duration_ms, 'requestId', request_id) AS j FROM logs WHERE tenant_id = ?",
+        instant("at")
     );
     let mut params: Vec<Param> = vec![tenant_id.into()];
     if let Some(before) = q.before {
@@ -92,53 +77,38 @@ pub async fn read<E: Executor>(
     }
     sql.push_str(" ORDER BY seq DESC LIMIT ?");
     params.push(i64::from(q.limit).saturating_add(1).into());
-    let mut rows: Vec<StoredLog> = db.query(Stmt::new(sql, params)).await?.decode()?;
-    let more = rows.len() > q.limit as usize;
-    rows.truncate(q.limit as usize);
-    Ok((rows, more))
+    page(db.query(Stmt::new(sql, params)).await?, q.limit)
 }
 
-/// What an organisation's admin sees first.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct Summary {
-    pub users_active: i64,
-    pub users_inactive: i64,
-    pub groups: i64,
-    pub last_request: Option<i64>,
-    pub last_success: Option<i64>,
-    pub last_failure: Option<i64>,
-    pub requests_24h: i64,
-    pub failures_24h: i64,
-}
-
-/// The organisation's counts and the log's last times and 24-hour counts, since `since`.
-pub async fn summary<E: Executor>(db: &E, tenant_id: &str, since: i64) -> Result<Summary> {
+/// What an organisation's admin sees first: users (active and inactive), groups, the last
+/// request, success and failure, and the requests and failures since `since` (a day ago), as
+/// the API returns it.
+pub async fn summary<E: Executor>(db: &E, tenant_id: &str, since: i64) -> Result<Value> {
     let last = |failed: &str| {
-        format!("(SELECT at FROM logs WHERE tenant_id = ?1{failed} ORDER BY seq DESC LIMIT 1)")
+        let at = instant("at");
+        format!("(SELECT {at} FROM logs WHERE tenant_id = ?1{failed} ORDER BY seq DESC LIMIT 1)")
     };
     let sql = format!(
-        "SELECT (SELECT count(*) FROM users WHERE tenant_id = ?1 AND active = 1) AS users_active, \
-         (SELECT count(*) FROM users WHERE tenant_id = ?1 AND active = 0) AS users_inactive, \
-         (SELECT count(*) FROM groups WHERE tenant_id = ?1) AS groups, \
-         {} AS last_request, {} AS last_success, {} AS last_failure, \
-         (SELECT count(*) FROM logs WHERE tenant_id = ?1 AND at >= ?2) AS requests_24h, \
-         (SELECT count(*) FROM logs WHERE tenant_id = ?1 AND failed = 1 AND at >= ?2) AS failures_24h",
+        "SELECT json_object('users', json_object(\
+         'active', (SELECT count(*) FROM users WHERE tenant_id = ?1 AND active = 1), \
+         'inactive', (SELECT count(*) FROM users WHERE tenant_id = ?1 AND active = 0)), \
+         'groups', (SELECT count(*) FROM groups WHERE tenant_id = ?1), \
+         'lastRequestAt', {}, 'lastSuccessAt', {}, 'lastFailureAt', {}, \
+         'last24h', json_object(\
+         'requests', (SELECT count(*) FROM logs WHERE tenant_id = ?1 AND at >= ?2), \
+         'failures', (SELECT count(*) FROM logs WHERE tenant_id = ?1 AND failed = 1 AND at >= ?2))) AS j",
         last(""),
         last(" AND failed = 0"),
         last(" AND failed = 1"),
     );
+    #[derive(Deserialize)]
+    struct Row {
+        j: String,
+    }
     let row = db
         .query(Stmt::new(sql, vec![tenant_id.into(), since.into()]))
         .await?
-        .first::<Summary>()?;
-    Ok(row.unwrap_or(Summary {
-        users_active: 0,
-        users_inactive: 0,
-        groups: 0,
-        last_request: None,
-        last_success: None,
-        last_failure: None,
-        requests_24h: 0,
-        failures_24h: 0,
-    }))
+        .first::<Row>()?
+        .ok_or_else(|| Error::internal("the summary gave no row"))?;
+    serde_json::from_str(&row.j).map_err(|e| Error::internal(format!("summary: {e}")))
 }
