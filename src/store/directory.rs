@@ -214,7 +214,14 @@ mod tests {
     #[test]
     fn sql_instants_read_like_the_workers() {
         let db = Sqlite::migrated();
-        for ms in [0, 999, 1_000, 1_764_000_000_123, 1_764_003_599_999, 253_402_300_799_999] {
+        for ms in [
+            0,
+            999,
+            1_000,
+            1_764_000_000_123,
+            1_764_003_599_999,
+            253_402_300_799_999,
+        ] {
             let out = block_on(db.query(Stmt::new(
                 format!("SELECT {} AS t", instant("?")),
                 vec![ms.into(), ms.into()],

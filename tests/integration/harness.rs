@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 pub struct Server {
     pub port: u16,
     pub admin_token: String,
+    /// The path that runs the scheduled handler once.
+    pub scheduled: &'static str,
     agent: ureq::Agent,
 }
 
@@ -259,6 +261,10 @@ fn start(kind: Kind) -> Server {
     let server = Server {
         port,
         admin_token,
+        scheduled: match kind {
+            Kind::Dev { .. } => "/__scheduled",
+            Kind::Workerd => "/cdn-cgi/handler/scheduled",
+        },
         agent,
     };
     let deadline = Instant::now() + Duration::from_secs(120);

@@ -21,5 +21,8 @@ export function workerOptions({ port, persist, adminToken }) {
     d1Persist: join(persist, "v3/d1"),
     kvPersist: join(persist, "v3/kv"),
     bindings: { BASE_DOMAIN: "localhost", TENANT_URL_FORM: "subdomain", ADMIN_TOKEN: adminToken },
+    // GET /cdn-cgi/handler/scheduled runs the Cron Trigger's handler (as `wrangler dev
+    // --test-scheduled` does at /__scheduled).
+    unsafeTriggerHandlers: true,
   };
 }
