@@ -39,7 +39,7 @@ help:
 	@echo "make dev    serve the Worker locally on http://127.0.0.1:$(PORT) (embedded D1/KV)"
 	@echo "make test   lint, unit tests, integration tests over wrangler dev, scim2-tester, deploy dry-run"
 	@echo "make fuzz   the fuzzer, FUZZ_INPUTS inputs (default 10 million) from a random seed"
-	@echo "make bench  group-membership benchmark under Miniflare (figures, no assertions)"
+	@echo "make bench  benchmarks under Miniflare: group membership, the feed and log cost (figures, no assertions)"
 
 ## Set-up (idempotent; quiet when already done) ---------------------------------------------
 
@@ -129,6 +129,7 @@ deploy-check: build
 
 bench: build
 	node bench/groups.mjs
+	node bench/feed.mjs
 
 clean:
 	rm -rf build target/wasm32-unknown-unknown .wrangler

@@ -25,19 +25,24 @@ pub(crate) fn instant(column: &str) -> String {
 }
 
 /// The directory shape of the user row aliased `u`, as a JSON value expression.
+///
+/// Its primary role is read through the user's own values (`INDEXED BY`): left to itself,
+/// SQLite may walk every role value of the organisation instead, which makes every user write
+/// (its event is built from this) cost in proportion to the organisation.
 pub(crate) fn user_json() -> String {
     format!(
         "json_object('id', u.id, 'externalId', u.external_id, 'userName', u.user_name, \
          'displayName', u.data ->> '$.displayName', 'name', u.data -> '$.name', \
          'emails', coalesce(u.data -> '$.emails', json('[]')), \
          'active', json(CASE WHEN u.active THEN 'true' ELSE 'false' END), \
-         'role', (SELECT v.value FROM user_values v WHERE v.tenant_id = u.tenant_id \
-           AND v.user_id = u.id AND v.attr = 'roles' AND v.is_primary = 1 LIMIT 1), \
+         'role', (SELECT v.value FROM user_values v INDEXED BY user_values_by_user \
+           WHERE v.tenant_id = u.tenant_id AND v.user_id = u.id AND v.attr = 'roles' \
+           AND v.is_primary = 1 LIMIT 1), \
          'roles', coalesce(u.data -> '$.roles', json('[]')), \
          'groups', (SELECT json_group_array(json_object('id', x.id, 'displayName', x.display_name)) \
            FROM (SELECT gm.id, gm.display_name FROM memberships m JOIN groups gm \
            ON gm.tenant_id = m.tenant_id AND gm.id = m.group_id \
-           WHERE m.tenant_id = u.tenant_id AND m.member_id = u.id ORDER BY gm.display_name_key) x), \
+           WHERE m.tenant_id = u.tenant_id AND m.member_id = u.id ORDER BY m.group_id) x), \
          'createdAt', {}, 'updatedAt', {})",
         instant("u.created_at"),
         instant("u.updated_at")

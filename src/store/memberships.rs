@@ -271,9 +271,10 @@ pub(crate) fn forget_member_events(
             "INSERT INTO events (tenant_id, type, resource_id, at, data) \
              SELECT ?, '{REMOVED}', g.id, ?, json_object('group', {}, 'members', \
              json_array(json_object('id', m.member_id, 'type', m.member_type))) \
-             FROM memberships m JOIN groups g ON g.tenant_id = m.tenant_id AND g.id = m.group_id \
+             FROM memberships m INDEXED BY memberships_by_member \
+             JOIN groups g ON g.tenant_id = m.tenant_id AND g.id = m.group_id \
              WHERE m.tenant_id = ? AND m.member_id = ? AND EXISTS (SELECT 1 FROM {table} \
-             WHERE tenant_id = ? AND id = ? AND (? IS NULL OR version = ?)) ORDER BY g.id",
+             WHERE tenant_id = ? AND id = ? AND (? IS NULL OR version = ?))",
             group_json()
         ),
         vec![

@@ -33,6 +33,8 @@ pub mod tenants;
 pub mod trail;
 pub mod upkeep;
 pub mod users;
+#[cfg(test)]
+mod vendor_plans;
 
 use serde_json::Value;
 use std::borrow::Cow;

@@ -1,4 +1,4 @@
-// The Miniflare options that run the built Worker (`build/`) on one workerd, with local D1 and
+// The Miniflare options that run the built Worker (`build/`, or another build directory) on one workerd, with local D1 and
 // KV persisted under `persist`. Shared by the integration harness's plain-workerd server
 // (workerd.mjs) and the benchmark (bench/groups.mjs), so both run the Worker the same way.
 
@@ -6,14 +6,14 @@ import { join } from "node:path";
 
 const root = new URL("../..", import.meta.url).pathname;
 
-export function workerOptions({ port, persist, adminToken }) {
+export function workerOptions({ port, persist, adminToken, build = join(root, "build") }) {
   return {
     host: "127.0.0.1",
     port,
-    modulesRoot: join(root, "build"),
+    modulesRoot: build,
     modules: [
-      { type: "ESModule", path: join(root, "build/index.js") },
-      { type: "CompiledWasm", path: join(root, "build/index_bg.wasm") },
+      { type: "ESModule", path: join(build, "index.js") },
+      { type: "CompiledWasm", path: join(build, "index_bg.wasm") },
     ],
     compatibilityDate: "2025-09-01",
     d1Databases: { DB: "00000000-0000-0000-0000-000000000000" },
