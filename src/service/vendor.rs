@@ -143,3 +143,42 @@ pub const DAY_MS: i64 = 86_400_000;
 pub async fn summary<E: Executor>(db: &E, sub: &str, now: i64) -> Result<serde_json::Value> {
     logs::summary(db, &tenant_id(db, sub).await?, now.saturating_sub(DAY_MS)).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_and_types_are_checked() {
+        assert_eq!(parse_cursor(None), Ok(0));
+        assert_eq!(parse_cursor(Some("")), Ok(0));
+        assert_eq!(parse_cursor(Some("42")), Ok(42));
+        assert_eq!(parse_cursor(Some("9007199254740991")), Ok((1 << 53) - 1));
+        for bad in [
+            "-1",
+            "4.2",
+            "abc",
+            "9007199254740992",
+            "99999999999999999999",
+            " 1",
+        ] {
+            assert_eq!(
+                parse_cursor(Some(bad)).map_err(|e| e.status),
+                Err(400),
+                "{bad}"
+            );
+        }
+        assert_eq!(parse_types(None), Ok(vec![]));
+        assert_eq!(
+            parse_types(Some("user.created, group.deleted")),
+            Ok(vec![
+                "user.created".to_string(),
+                "group.deleted".to_string()
+            ])
+        );
+        assert_eq!(
+            parse_types(Some("user.created,user.exploded")).map_err(|e| e.status),
+            Err(400)
+        );
+    }
+}

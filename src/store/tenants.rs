@@ -47,7 +47,10 @@ fn int_bool<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<bool,
 const TENANT_COLUMNS: &str = "id, subdomain, name, provisioning_enabled, created_at, updated_at";
 
 /// The tenant id of a subdomain, as a sub-select, so tenant-scoped statements need no lookup first.
-const TENANT_OF: &str = "(SELECT id FROM tenants WHERE subdomain = ?)";
+///
+/// A deleted organisation (its `subdomain` is its id until its purge ends) is no organisation
+/// here: every statement that finds one by subdomain says `deleted_at IS NULL`.
+const TENANT_OF: &str = "(SELECT id FROM tenants WHERE subdomain = ? AND deleted_at IS NULL)";
 
 pub struct NewTenant<'a> {
     pub id: &'a str,
@@ -91,7 +94,8 @@ pub async fn list_tenants<E: Executor>(db: &E) -> Result<Vec<Tenant>> {
 }
 
 pub async fn get_tenant<E: Executor>(db: &E, subdomain: &str) -> Result<Option<Tenant>> {
-    let sql = format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE subdomain = ?");
+    let sql =
+        format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE subdomain = ? AND deleted_at IS NULL");
     db.query(Stmt::new(sql, vec![subdomain.into()]))
         .await?
         .first()
@@ -110,7 +114,7 @@ pub async fn update_tenant<E: Executor>(
         format!(
             "UPDATE tenants SET name = COALESCE(?, name), \
              provisioning_enabled = COALESCE(?, provisioning_enabled), updated_at = ? \
-             WHERE subdomain = ? RETURNING {TENANT_COLUMNS}"
+             WHERE subdomain = ? AND deleted_at IS NULL RETURNING {TENANT_COLUMNS}"
         ),
         vec![
             name.into(),
@@ -210,7 +214,7 @@ pub async fn create_token<E: Executor>(
 ) -> Result<std::result::Result<Vec<String>, TokenRefusal>> {
     let insert = Stmt::new(
         "INSERT INTO tokens (id, tenant_id, hash, hint, created_at) \
-         SELECT ?, t.id, ?, ?, ? FROM tenants t WHERE t.subdomain = ? \
+         SELECT ?, t.id, ?, ?, ? FROM tenants t WHERE t.subdomain = ? AND t.deleted_at IS NULL \
          AND (SELECT COUNT(*) FROM tokens k WHERE k.tenant_id = t.id) < ? RETURNING id",
         vec![
             token.id.into(),
@@ -253,7 +257,7 @@ pub async fn list_tokens<E: Executor>(db: &E, subdomain: &str) -> Result<Option<
     let rows: Vec<Row> = db
         .query(Stmt::new(
             "SELECT k.id, k.hint, k.created_at, k.last_used_at FROM tenants t \
-             LEFT JOIN tokens k ON k.tenant_id = t.id WHERE t.subdomain = ? \
+             LEFT JOIN tokens k ON k.tenant_id = t.id WHERE t.subdomain = ? AND t.deleted_at IS NULL \
              ORDER BY k.created_at, k.id",
             vec![subdomain.into()],
         ))
@@ -317,7 +321,8 @@ pub async fn authorize<E: Executor>(db: &E, subdomain: &str, hash: &str) -> Resu
         .query(Stmt::new(
             "SELECT t.id AS tenant_id, t.subdomain, t.provisioning_enabled, \
              k.id AS token_id, k.hash, k.last_used_at FROM tenants t \
-             LEFT JOIN tokens k ON k.tenant_id = t.id AND k.hash = ? WHERE t.subdomain = ?",
+             LEFT JOIN tokens k ON k.tenant_id = t.id AND k.hash = ? WHERE t.subdomain = ? \
+             AND t.deleted_at IS NULL",
             vec![hash.into(), subdomain.into()],
         ))
         .await?
@@ -450,6 +455,9 @@ mod tests {
         assert_eq!(block_on(get_tenant(&db, "piedpiper.us")).unwrap(), None);
         assert_eq!(block_on(list_tokens(&db, "piedpiper.us")).unwrap(), None);
         assert_eq!(block_on(list_tenants(&db)).unwrap(), vec![]);
+        // Its id, which its subdomain now is, finds nothing either.
+        assert_eq!(block_on(get_tenant(&db, &t.id)).unwrap(), None);
+        assert_eq!(block_on(list_tokens(&db, &t.id)).unwrap(), None);
         assert_eq!(
             block_on(delete_tenant(&db, "piedpiper.us", 10)).unwrap(),
             None

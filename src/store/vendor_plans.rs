@@ -213,7 +213,11 @@ fn a_writes_trail_never_walks_the_organisation() {
             let sorts_its_members = step.contains("TEMP B-TREE")
                 && stmt.sql.starts_with("INSERT INTO events")
                 && stmt.sql.contains("row_number() OVER (ORDER BY c.id)");
-            assert!(!walks || whole_group || sorts_its_members, "{}\n{plan}", stmt.sql);
+            assert!(
+                !walks || whole_group || sorts_its_members,
+                "{}\n{plan}",
+                stmt.sql
+            );
         }
     }
     assert!(trail_statements >= 10, "{trail_statements}");
