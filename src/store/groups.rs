@@ -14,7 +14,7 @@ pub use super::memberships::{Member, MemberChange};
 use super::resources::{self, Stored};
 use super::storage::{self, Copied};
 use super::table::Table;
-use super::trail::{self, Guard, Trail};
+use super::trail::Trail;
 use super::{memberships, Executor, Param, Stmt, StoreError, Written};
 use crate::scim::error::{quote, Error, Result};
 use crate::scim::resource::RefType;
@@ -58,14 +58,7 @@ pub async fn insert<E: Executor>(
         ),
         params,
     )];
-    stmts.extend(trail::statements(
-        Table::Groups,
-        tenant_id,
-        id,
-        now,
-        Guard::Written(write_id),
-        trail,
-    ));
+    stmts.extend(trail.after(Table::Groups, tenant_id, id, now, write_id));
     if !members.is_empty() {
         stmts.extend(memberships::statements(
             tenant_id,
@@ -121,14 +114,7 @@ pub async fn write<E: Executor>(
         ),
         params,
     )];
-    stmts.extend(trail::statements(
-        Table::Groups,
-        tenant_id,
-        id,
-        now,
-        Guard::Written(write_id),
-        trail,
-    ));
+    stmts.extend(trail.after(Table::Groups, tenant_id, id, now, write_id));
     stmts.extend(memberships::statements(
         tenant_id, id, write_id, now, changes,
     )?);

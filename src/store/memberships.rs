@@ -58,17 +58,11 @@ pub(crate) fn statements(
         let mut all: Vec<Param> = vec![tenant_id.into(), group_id.into()];
         all.extend(params);
         all.extend([tenant_id.into(), group_id.into(), write_id.into()]);
-        if all.len() > MAX_PARAMS {
-            return Err(Error::bad_request(
-                ScimType::InvalidPath,
-                format!("the members filter needs more than {MAX_PARAMS} bound values"),
-            ));
-        }
         Ok(Stmt::new(
             format!(
                 "{sql} AND EXISTS (SELECT 1 FROM groups WHERE tenant_id = ? AND id = ? AND write_id = ?){tail}"
             ),
-            all,
+            within_limit(all)?,
         ))
     };
     for change in changes {
@@ -76,19 +70,28 @@ pub(crate) fn statements(
             let mut all: Vec<Param> = vec![tenant_id.into(), now.into()];
             all.extend(params);
             all.extend([tenant_id.into(), group_id.into(), write_id.into()]);
-            if all.len() > MAX_PARAMS {
-                return Err(Error::bad_request(
-                    ScimType::InvalidPath,
-                    format!("the members filter needs more than {MAX_PARAMS} bound values"),
-                ));
-            }
-            stmts.push(Stmt::new(event_insert(kind, &candidates), all));
+            stmts.push(Stmt::new(
+                event_insert(kind, &candidates),
+                within_limit(all)?,
+            ));
         }
         for (sql, params, tail) in statement(change, tenant_id)? {
             stmts.push(guard(sql, params, tail)?);
         }
     }
     Ok(stmts)
+}
+
+/// D1 binds at most [`MAX_PARAMS`] values per statement; only a `members[…]` filter can
+/// pass it.
+fn within_limit(params: Vec<Param>) -> Result<Vec<Param>> {
+    if params.len() > MAX_PARAMS {
+        return Err(Error::bad_request(
+            ScimType::InvalidPath,
+            format!("the members filter needs more than {MAX_PARAMS} bound values"),
+        ));
+    }
+    Ok(params)
 }
 
 /// Members per membership event: a change of 100,000 members is 100 events, each row far

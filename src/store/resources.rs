@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use super::listing::{list_page, ListQuery};
 use super::refs;
 use super::table::Table;
-use super::trail::{self, Guard, Trail};
+use super::trail::Trail;
 use super::{memberships, Delete, Executor, Stmt};
 use crate::scim::error::{Error, Result};
 use crate::scim::resource::MemberRef;
@@ -166,14 +166,7 @@ pub async fn delete<E: Executor>(
         Table::Groups => "DELETE FROM memberships WHERE tenant_id = ? AND group_id = ?",
     };
     // What the delete records goes first: it reads the row the delete removes.
-    let mut stmts = trail::statements(
-        table,
-        tenant_id,
-        id,
-        now,
-        Guard::Deleting(if_version),
-        trail,
-    );
+    let mut stmts = trail.before_delete(table, tenant_id, id, now, if_version);
     stmts.push(memberships::forget_member_events(
         tenant_id, id, name, now, if_version,
     ));

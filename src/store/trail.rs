@@ -65,6 +65,34 @@ pub struct Trail<'a> {
     pub log: Option<&'a LogEntry>,
 }
 
+impl Trail<'_> {
+    /// The statements that record a write of resource `id` of `table` that tagged its row
+    /// with `write_id`: placed after the write in its batch.
+    pub(crate) fn after(
+        &self,
+        table: Table,
+        tenant_id: &str,
+        id: &str,
+        now: i64,
+        write_id: &str,
+    ) -> Vec<Stmt> {
+        statements(table, tenant_id, id, now, Guard::Written(write_id), self)
+    }
+
+    /// The statements that record the deletion of resource `id` at `if_version` (any version
+    /// when `None`): placed before the delete in its batch, while the row is there to read.
+    pub(crate) fn before_delete(
+        &self,
+        table: Table,
+        tenant_id: &str,
+        id: &str,
+        now: i64,
+        if_version: Option<i64>,
+    ) -> Vec<Stmt> {
+        statements(table, tenant_id, id, now, Guard::Deleting(if_version), self)
+    }
+}
+
 /// The condition under which the trail's rows are written.
 #[derive(Debug, Clone, Copy)]
 pub enum Guard<'a> {
@@ -95,7 +123,7 @@ pub(crate) fn shape(table: Table) -> String {
 }
 
 /// The statements of a trail for resource `id` of `table`.
-pub(crate) fn statements(
+fn statements(
     table: Table,
     tenant_id: &str,
     id: &str,

@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use super::resources::Stored;
 use super::storage::{self, Copied, Many};
 use super::table::Table;
-use super::trail::{self, Guard, Trail};
+use super::trail::Trail;
 use super::{Executor, Param, Stmt, StoreError, Written};
 use crate::scim::error::{quote, Error, Result};
 use crate::scim::fold::fold;
@@ -183,14 +183,7 @@ pub async fn insert<E: Executor>(
         ),
         params,
     );
-    let recorded = trail::statements(
-        Table::Users,
-        tenant_id,
-        id,
-        now,
-        Guard::Written(write_id),
-        trail,
-    );
+    let recorded = trail.after(Table::Users, tenant_id, id, now, write_id);
     let (_, manager_exists) = write_rows(db, tenant_id, id, &c, vec![row], None, recorded).await?;
     Ok(Stored {
         id: id.to_string(),
@@ -244,14 +237,7 @@ pub async fn update<E: Executor>(
             ],
         ),
     ];
-    let recorded = trail::statements(
-        Table::Users,
-        tenant_id,
-        id,
-        now,
-        Guard::Written(write_id),
-        trail,
-    );
+    let recorded = trail.after(Table::Users, tenant_id, id, now, write_id);
     let (changed, manager_exists) =
         write_rows(db, tenant_id, id, &c, stmts, Some(write_id), recorded).await?;
     // D1 counts rows changed by foreign-key actions too: "changed anything" is the test.
