@@ -45,9 +45,11 @@ CREATE TABLE logs (
     request_id    TEXT
 );
 
-CREATE INDEX logs_by_tenant ON logs (tenant_id, seq);
-CREATE INDEX logs_failures ON logs (tenant_id, failed, seq);
-CREATE INDEX logs_by_resource ON logs (tenant_id, resource_id, seq);
+-- The log reads newest first by the request's time, then seq: an entry written after its
+-- response (a read's) may commit after a later request's write.
+CREATE INDEX logs_by_tenant ON logs (tenant_id, at, seq);
+CREATE INDEX logs_failures ON logs (tenant_id, failed, at, seq);
+CREATE INDEX logs_by_resource ON logs (tenant_id, resource_id, at, seq);
 
 -- A deleted organisation is unreachable at once: its tokens are deleted and its `subdomain`
 -- becomes its id (which no valid subdomain can equal, so the name is free again), the name it

@@ -135,10 +135,7 @@ pub async fn logs(db: &D1, sub: &str, q: &Query) -> Result<Reply> {
             )))
         }
     };
-    let before = match q.get("after") {
-        None => None,
-        Some(c) => Some(vendor::parse_cursor(Some(c))?),
-    };
+    let before = q.get("after").map(vendor::parse_log_cursor).transpose()?;
     let query = LogQuery {
         before,
         failed,

@@ -20,9 +20,9 @@ use crate::store::logs;
 use crate::store::trail::LogEntry;
 use crate::store::Executor;
 
-/// Write an entry on its own (after the response).
-pub async fn record<E: Executor>(db: &E, tenant_id: &str, entry: &LogEntry) -> Result<()> {
-    logs::insert(db, tenant_id, entry).await
+/// Write entries of one organisation on their own (after the responses).
+pub async fn record<E: Executor>(db: &E, tenant_id: &str, entries: &[LogEntry]) -> Result<()> {
+    logs::insert(db, tenant_id, entries).await
 }
 
 /// Warnings kept per entry (a push naming thousands of unknown members keeps the count).

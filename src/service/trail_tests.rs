@@ -372,16 +372,27 @@ fn upkeep_expires_caps_and_purges_in_chunks() {
         ..scope(&db, &rt, None)
     };
     block_on(Users::create(&b, &json!({"userName": "keep@b.org"}))).expect("user b");
-    for i in 0..30 {
-        let e = LogEntry {
+    // 30 entries written together, as the edge gathers them, in their order.
+    let entries: Vec<LogEntry> = (0..30)
+        .map(|i| LogEntry {
             at: 40 * day,
             method: "GET".into(),
             route: format!("/Users/{i}"),
-            status: 200,
+            status: if i == 29 { 401 } else { 200 },
+            warnings: vec![format!("w{i}")],
             ..LogEntry::default()
-        };
-        block_on(super::audit::record(&db, T, &e)).expect("log");
-    }
+        })
+        .collect();
+    block_on(super::audit::record(&db, T, &entries)).expect("log");
+    let q = LogQuery {
+        limit: 2,
+        ..LogQuery::default()
+    };
+    let newest = block_on(vendor::logs(&db, "a", &q)).expect("logs").items;
+    assert_eq!(newest[0]["route"], json!("/Users/29"));
+    assert_eq!(newest[0]["outcome"], json!("failure"));
+    assert_eq!(newest[0]["warnings"], json!(["w29"]));
+    assert_eq!(newest[1]["route"], json!("/Users/28"));
     let settings = Settings {
         log_max_entries: 10,
         ..Settings::default()

@@ -39,17 +39,28 @@ pub async fn tenant_id<E: Executor>(db: &E, sub: &str) -> Result<String> {
 /// The largest seq D1 binds exactly (2^53 - 1).
 const MAX_CURSOR: i64 = (1 << 53) - 1;
 
-/// A feed cursor: the seq of the last event read, as decimal digits.
+/// A number a cursor holds: decimal digits, at most [`MAX_CURSOR`].
+fn number(text: &str) -> Option<i64> {
+    if text.is_empty() || text.len() > 16 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse::<i64>().ok().filter(|n| *n <= MAX_CURSOR)
+}
+
+/// A feed cursor: the seq of the last event read, as decimal digits (none: from the start).
 pub fn parse_cursor(cursor: Option<&str>) -> Result<i64> {
     match cursor {
         None | Some("") => Ok(0),
-        Some(c) if c.len() <= 16 && c.bytes().all(|b| b.is_ascii_digit()) => c
-            .parse::<i64>()
-            .ok()
-            .filter(|n| *n <= MAX_CURSOR)
-            .ok_or_else(|| bad_cursor(c)),
-        Some(c) => Err(bad_cursor(c)),
+        Some(c) => number(c).ok_or_else(|| bad_cursor(c)),
     }
+}
+
+/// A log cursor: the time and seq of the last entry read, `<at>-<seq>`.
+pub fn parse_log_cursor(cursor: &str) -> Result<(i64, i64)> {
+    cursor
+        .split_once('-')
+        .and_then(|(at, seq)| Some((number(at)?, number(seq)?)))
+        .ok_or_else(|| bad_cursor(cursor))
 }
 
 fn bad_cursor(c: &str) -> Error {
@@ -164,6 +175,17 @@ mod tests {
         ] {
             assert_eq!(
                 parse_cursor(Some(bad)).map_err(|e| e.status),
+                Err(400),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            parse_log_cursor("1764000000000-42"),
+            Ok((1_764_000_000_000, 42))
+        );
+        for bad in ["", "42", "-42", "1-", "a-1", "1-2-3"] {
+            assert_eq!(
+                parse_log_cursor(bad).map_err(|e| e.status),
                 Err(400),
                 "{bad}"
             );

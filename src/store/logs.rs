@@ -1,7 +1,7 @@
-//! The provisioning log's other statements: an entry written on its own (reads, refusals,
-//! failures, writes that changed nothing; a write's entry rides in its batch, see
-//! [`super::trail`]), pages of entries newest first, and an organisation's summary, both
-//! rendered by SQL as the API returns them.
+//! The provisioning log's other statements: entries written on their own (reads, refusals,
+//! failures, writes that changed nothing, gathered by the edge; a write's entry rides in its
+//! batch, see [`super::trail`]), pages of entries newest first, and an organisation's summary,
+//! both rendered by SQL as the API returns them.
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -11,39 +11,53 @@ use super::trail::LogEntry;
 use super::{Executor, Param, Stmt};
 use crate::scim::error::{Error, Result};
 
-/// Write one entry.
-pub async fn insert<E: Executor>(db: &E, tenant_id: &str, e: &LogEntry) -> Result<()> {
+/// Write entries of one organisation, in order, in one statement (they travel as one JSON
+/// array, so any number stays within D1's 100 bound parameters).
+pub async fn insert<E: Executor>(db: &E, tenant_id: &str, entries: &[LogEntry]) -> Result<()> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<Value> = entries
+        .iter()
+        .map(|e| {
+            serde_json::json!([
+                e.at,
+                e.method,
+                e.route,
+                e.resource_type,
+                e.resource_id,
+                e.resource_name,
+                e.status,
+                e.status >= 400,
+                e.scim_type,
+                e.detail,
+                e.summary,
+                (!e.warnings.is_empty()).then(|| Value::from(e.warnings.clone()).to_string()),
+                e.duration_ms,
+                e.request_id,
+            ])
+        })
+        .collect();
+    let column = |i: usize| format!("j.value ->> '$[{i}]'");
+    let values: Vec<String> = (0..14).map(column).collect();
     db.query(Stmt::new(
-        "INSERT INTO logs (tenant_id, at, method, route, resource_type, resource_id, resource_name, \
-         status, failed, scim_type, detail, summary, warnings, duration_ms, request_id) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        vec![
-            tenant_id.into(),
-            e.at.into(),
-            e.method.as_str().into(),
-            e.route.as_str().into(),
-            e.resource_type.into(),
-            e.resource_id.clone().into(),
-            e.resource_name.clone().into(),
-            i64::from(e.status).into(),
-            (e.status >= 400).into(),
-            e.scim_type.clone().into(),
-            e.detail.clone().into(),
-            e.summary.clone().into(),
-            e.warnings_json(),
-            e.duration_ms.into(),
-            e.request_id.clone().into(),
-        ],
+        format!(
+            "INSERT INTO logs (tenant_id, at, method, route, resource_type, resource_id, \
+             resource_name, status, failed, scim_type, detail, summary, warnings, duration_ms, \
+             request_id) SELECT ?, {} FROM json_each(?) j ORDER BY j.key",
+            values.join(", ")
+        ),
+        vec![tenant_id.into(), Value::Array(rows).to_string().into()],
     ))
     .await?;
     Ok(())
 }
 
-/// Which entries a log page reads, newest first.
+/// Which entries a log page reads, newest first (by the request's time, then by seq).
 #[derive(Debug, Clone, Default)]
 pub struct LogQuery {
-    /// The seq the previous page ended with: this page holds older entries.
-    pub before: Option<i64>,
+    /// The (time, seq) the previous page ended with: this page holds older entries.
+    pub before: Option<(i64, i64)>,
     /// Only failures (`Some(true)`) or only successes (`Some(false)`).
     pub failed: Option<bool>,
     pub resource_id: Option<String>,
@@ -54,7 +68,7 @@ pub struct LogQuery {
 /// `next` (the last entry's cursor) when older ones follow.
 pub async fn read<E: Executor>(db: &E, tenant_id: &str, q: &LogQuery) -> Result<Page> {
     let mut sql = format!(
-        "SELECT CAST(seq AS TEXT) AS id, json_object('cursor', CAST(seq AS TEXT), 'at', {}, \
+        "SELECT at || '-' || seq AS id, json_object('cursor', at || '-' || seq, 'at', {}, \
          'method', method, 'route', route, 'resourceType', resource_type, \
          'resourceId', resource_id, 'resourceName', resource_name, 'status', status, \
          'outcome', CASE WHEN failed THEN 'failure' ELSE 'success' END, 'scimType', scim_type, \
@@ -63,9 +77,9 @@ pub async fn read<E: Executor>(db: &E, tenant_id: &str, q: &LogQuery) -> Result<
         instant("at")
     );
     let mut params: Vec<Param> = vec![tenant_id.into()];
-    if let Some(before) = q.before {
-        sql.push_str(" AND seq < ?");
-        params.push(before.into());
+    if let Some((at, seq)) = q.before {
+        sql.push_str(" AND (at, seq) < (?, ?)");
+        params.extend([at.into(), seq.into()]);
     }
     if let Some(failed) = q.failed {
         sql.push_str(" AND failed = ?");
@@ -75,7 +89,7 @@ pub async fn read<E: Executor>(db: &E, tenant_id: &str, q: &LogQuery) -> Result<
         sql.push_str(" AND resource_id = ?");
         params.push(id.as_str().into());
     }
-    sql.push_str(" ORDER BY seq DESC LIMIT ?");
+    sql.push_str(" ORDER BY at DESC, seq DESC LIMIT ?");
     params.push(i64::from(q.limit).saturating_add(1).into());
     page(db.query(Stmt::new(sql, params)).await?, q.limit)
 }
@@ -86,7 +100,9 @@ pub async fn read<E: Executor>(db: &E, tenant_id: &str, q: &LogQuery) -> Result<
 pub async fn summary<E: Executor>(db: &E, tenant_id: &str, since: i64) -> Result<Value> {
     let last = |failed: &str| {
         let at = instant("at");
-        format!("(SELECT {at} FROM logs WHERE tenant_id = ?1{failed} ORDER BY seq DESC LIMIT 1)")
+        format!(
+            "(SELECT {at} FROM logs WHERE tenant_id = ?1{failed} ORDER BY at DESC, seq DESC LIMIT 1)"
+        )
     };
     let sql = format!(
         "SELECT json_object('users', json_object(\

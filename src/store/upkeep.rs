@@ -45,7 +45,8 @@ pub async fn expire<E: Executor>(db: &E, table: &'static str, before: i64) -> Re
 }
 
 /// For each of these organisations, delete up to [`CHUNK`] of its oldest log entries beyond
-/// its latest `keep` (one batch); returns how many went.
+/// its latest `keep`, in the log's order (the request's time, then seq), in one batch; returns
+/// how many went.
 pub async fn cap_logs<E: Executor>(db: &E, tenant_ids: &[String], keep: i64) -> Result<u64> {
     if tenant_ids.is_empty() {
         return Ok(0);
@@ -54,10 +55,15 @@ pub async fn cap_logs<E: Executor>(db: &E, tenant_ids: &[String], keep: i64) -> 
         .iter()
         .map(|t| {
             Stmt::new(
-                "DELETE FROM logs WHERE seq IN (SELECT seq FROM logs WHERE tenant_id = ? AND seq <= \
-                 (SELECT seq FROM logs WHERE tenant_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?) \
-                 ORDER BY seq LIMIT ?)",
-                vec![t.as_str().into(), t.as_str().into(), keep.into(), CHUNK.into()],
+                "DELETE FROM logs WHERE seq IN (SELECT seq FROM logs WHERE tenant_id = ? \
+                 AND (at, seq) <= (SELECT at, seq FROM logs WHERE tenant_id = ? \
+                 ORDER BY at DESC, seq DESC LIMIT 1 OFFSET ?) ORDER BY at, seq LIMIT ?)",
+                vec![
+                    t.as_str().into(),
+                    t.as_str().into(),
+                    keep.into(),
+                    CHUNK.into(),
+                ],
             )
         })
         .collect();

@@ -83,7 +83,7 @@ fn the_host_apps_statements_seek_their_organisation() {
             .await
             .expect("members");
         let lq = LogQuery {
-            before: Some(100),
+            before: Some((100, 7)),
             failed: Some(true),
             resource_id: None,
             limit: 10,

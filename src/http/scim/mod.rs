@@ -20,11 +20,12 @@ use worker::{Method, Request};
 use super::app::App;
 use super::kv::KvCache;
 use super::limit;
+use super::log_buffer;
 use super::reply::{header, read_body, Reply};
 use crate::scim::error::{quote, Error, Result, ScimType};
 use crate::scim::query::ListParams;
 use crate::scim::schema::{GROUP_TYPE, USER_TYPE};
-use crate::service::audit::{self, Audit};
+use crate::service::audit::Audit;
 use crate::service::auth::{self, Principal};
 use crate::service::groups::Groups;
 use crate::service::users::Users;
@@ -118,23 +119,13 @@ fn endpoint_type(e: Endpoint) -> &'static str {
     }
 }
 
-/// Write the request's log entry after the response, unless its write's batch carried it.
+/// Write the request's log entry after the response (gathered with others of its
+/// organisation, see [`log_buffer`]), unless its write's batch carried it.
 fn log_after(app: &App, sub: &str, tenant_id: String, audit: &Audit, result: &Result<Reply>) {
     let outcome = result.as_ref().map(|r| r.status);
-    let Some(entry) = audit.finish(outcome, &[&USER_TYPE, &GROUP_TYPE], app.rt.clock()) else {
-        return;
-    };
-    let Ok(db) = app.db_for(sub) else {
-        return;
-    };
-    app.ctx.wait_until(async move {
-        if let Err(e) = audit::record(&db, &tenant_id, &entry).await {
-            worker::console_warn!(
-                "provisioning log write failed: {}",
-                e.cause.unwrap_or(e.detail)
-            );
-        }
-    });
+    if let Some(entry) = audit.finish(outcome, &[&USER_TYPE, &GROUP_TYPE], app.rt.clock()) {
+        log_buffer::add(app, sub, &tenant_id, entry);
+    }
 }
 
 /// Authenticate, count against the rate limit, and serve; `tenant` learns the organisation
