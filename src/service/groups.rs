@@ -23,8 +23,7 @@
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 
-use super::resources::{self, Described, Kind, Write};
-use super::users::changed_attributes;
+use super::resources::{self, changed_attributes, Described, Kind, Write};
 use super::{Runtime, Scope};
 use crate::scim::error::{quote, Error, Result, ScimType};
 use crate::scim::patch::{self, members, MemberOp, NewMember};
@@ -113,13 +112,7 @@ impl Kind for Groups {
             summary = format!("{summary}; {words}");
         }
         let entry = s.log_entry(&summary);
-        let trail = Trail {
-            events: vec![Event {
-                action: "created",
-                changed: vec![],
-            }],
-            log: entry.as_ref(),
-        };
+        let trail = Trail::single("created", entry.as_ref());
         let t = s.tenant_id;
         store::insert(s.db, t, &id, &data, members, now, &write_id, &trail).await?;
         s.committed();

@@ -15,6 +15,7 @@ use crate::scim::error::{quote, Error, Result, ScimType};
 use crate::scim::etag;
 use crate::scim::filter::{self, Filter};
 use crate::scim::query::ListParams;
+use crate::scim::resource::Data;
 use crate::scim::schema::{AttrRef, Resolved, ResourceType};
 use crate::store::listing::ListQuery;
 use crate::store::resources::{self, Stored};
@@ -83,6 +84,33 @@ pub struct Write<'a, E, C> {
 pub struct Described {
     pub events: Vec<Event>,
     pub summary: String,
+}
+
+/// The names of the attributes whose values differ, in name order; an extension's by their
+/// names inside it (`urn:…:User:department`).
+pub fn changed_attributes(old: &Data, new: &Data) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for key in old
+        .keys()
+        .chain(new.keys().filter(|k| !old.contains_key(*k)))
+    {
+        let (a, b) = (old.get(key), new.get(key));
+        if a == b {
+            continue;
+        }
+        match (a, b) {
+            (Some(Value::Object(x)), Some(Value::Object(y))) if key.starts_with("urn:") => {
+                for sub in x.keys().chain(y.keys().filter(|k| !x.contains_key(*k))) {
+                    if x.get(sub) != y.get(sub) {
+                        names.push(format!("{key}:{sub}"));
+                    }
+                }
+            }
+            _ => names.push(key.clone()),
+        }
+    }
+    names.sort();
+    names
 }
 
 pub fn not_found<K: Kind>(id: &str) -> Error {
@@ -197,6 +225,9 @@ pub async fn write<K: Kind, E: Executor, R: Runtime>(
             return Err(precondition_failed());
         }
         let Some(change) = compute(&current)? else {
+            if let Some(a) = s.audit {
+                a.summary("{}: no change".into());
+            }
             return Ok(Outcome::Unchanged(current));
         };
         let write_id = s.rt.random_id("w_")?;
@@ -245,13 +276,7 @@ pub async fn delete<K: Kind, E: Executor, R: Runtime>(
         None
     };
     let entry = s.log_entry("{} deleted");
-    let trail = Trail {
-        events: vec![Event {
-            action: "deleted",
-            changed: vec![],
-        }],
-        log: entry.as_ref(),
-    };
+    let trail = Trail::single("deleted", entry.as_ref());
     let now = s.rt.now();
     match resources::delete(s.db, K::TABLE, s.tenant_id, id, version, now, &trail).await? {
         Delete::Deleted => {

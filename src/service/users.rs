@@ -8,7 +8,7 @@
 
 use serde_json::Value;
 
-use super::resources::{self, Described, Kind, Outcome, Write};
+use super::resources::{self, changed_attributes, Described, Kind, Outcome, Write};
 use super::{Runtime, Scope};
 use crate::scim::error::Result;
 use crate::scim::patch;
@@ -79,13 +79,7 @@ impl Kind for Users {
         let id = s.rt.random_uuid()?;
         let write_id = s.rt.random_id("w_")?;
         let entry = s.log_entry("{} created");
-        let trail = Trail {
-            events: vec![Event {
-                action: "created",
-                changed: vec![],
-            }],
-            log: entry.as_ref(),
-        };
+        let trail = Trail::single("created", entry.as_ref());
         let now = s.rt.now();
         let created = store::insert(s.db, s.tenant_id, &id, &data, now, &write_id, &trail).await?;
         s.committed();
@@ -133,33 +127,6 @@ fn primary_role(data: &Data) -> Option<&str> {
         .find(|r| r.get("primary").and_then(as_bool) == Some(true))?
         .get("value")?
         .as_str()
-}
-
-/// The names of the attributes whose values differ, in name order; an extension's by their
-/// names inside it (`urn:…:User:department`).
-pub fn changed_attributes(old: &Data, new: &Data) -> Vec<String> {
-    let mut names: Vec<String> = Vec::new();
-    for key in old
-        .keys()
-        .chain(new.keys().filter(|k| !old.contains_key(*k)))
-    {
-        let (a, b) = (old.get(key), new.get(key));
-        if a == b {
-            continue;
-        }
-        match (a, b) {
-            (Some(Value::Object(x)), Some(Value::Object(y))) if key.starts_with("urn:") => {
-                for sub in x.keys().chain(y.keys().filter(|k| !x.contains_key(*k))) {
-                    if x.get(sub) != y.get(sub) {
-                        names.push(format!("{key}:{sub}"));
-                    }
-                }
-            }
-            _ => names.push(key.clone()),
-        }
-    }
-    names.sort();
-    names
 }
 
 /// Compute the new data from the current user and write it if it differs.

@@ -65,7 +65,18 @@ pub struct Trail<'a> {
     pub log: Option<&'a LogEntry>,
 }
 
-impl Trail<'_> {
+impl<'a> Trail<'a> {
+    /// A trail of one event without attribute names (a creation, a deletion), and the entry.
+    pub fn single(action: &'static str, log: Option<&'a LogEntry>) -> Trail<'a> {
+        Trail {
+            events: vec![Event {
+                action,
+                changed: vec![],
+            }],
+            log,
+        }
+    }
+
     /// The statements that record a write of resource `id` of `table` that tagged its row
     /// with `write_id`: placed after the write in its batch.
     pub(crate) fn after(
