@@ -61,7 +61,7 @@ pub struct Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Most characters of client input quoted back in a detail: enough to recognise it, never
-/// the whole of a 64 KB body.
+/// the whole of a large body.
 pub const QUOTE_CHARS: usize = 64;
 
 /// Longest detail of any error, as a backstop for details that quote more than one value.

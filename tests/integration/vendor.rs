@@ -635,3 +635,70 @@ fn the_example_backend_worker_mirrors_users_from_the_feed() {
     assert!(c1.and_then(|c| c.parse::<u64>().ok()) < c2.and_then(|c| c.parse::<u64>().ok()));
     let _ = std::fs::remove_dir_all(&state);
 }
+
+/// A push of 1,600 members (77 KB of our UUIDs) is one PATCH, one write, and two feed events.
+#[test]
+fn a_push_of_1600_members_commits_whole() {
+    let s = workerd_server();
+    let t = Tenant::on(s, "bigpush");
+    let ids: Vec<String> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..8)
+            .map(|w| {
+                let t = &t;
+                scope.spawn(move || {
+                    (0..200)
+                        .map(|i| {
+                            let u = t.create(json!({"userName": format!("p{w}-{i}@push.org")}));
+                            u["id"].as_str().unwrap_or_default().to_string()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .flat_map(|t| t.join().expect("creator"))
+            .collect()
+    });
+    let gid = t
+        .send("POST", "/Groups", &json!({"displayName": "Everyone"}))
+        .expect(201)
+        .json()["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let members: Vec<Value> = ids.iter().map(|id| json!({"value": id})).collect();
+    let body = json!({"schemas": [PATCH], "Operations": [{"op": "Add", "path": "members", "value": members}]});
+    assert!(
+        body.to_string().len() > 64 * 1024,
+        "{}",
+        body.to_string().len()
+    );
+    t.send("PATCH", &format!("/Groups/{gid}"), &body)
+        .expect(204);
+    let members = all_pages(
+        s,
+        &format!("/admin/v1/tenants/{}/groups/{gid}/members", t.sub),
+        1_000,
+    );
+    assert_eq!(members.len(), 1_600);
+    let added: Vec<Value> = all_pages(
+        s,
+        &format!(
+            "/admin/v1/tenants/{}/events?types=group.members_added",
+            t.sub
+        ),
+        100,
+    );
+    let sizes: Vec<usize> = added
+        .iter()
+        .map(|e| e["data"]["members"].as_array().map_or(0, Vec::len))
+        .collect();
+    assert_eq!(sizes, [1_000, 600]);
+    let logs = logs_when(
+        s,
+        &format!("/admin/v1/tenants/{}/logs?resourceId={gid}", t.sub),
+        2,
+    );
+    assert_eq!(logs[0]["summary"], json!("Everyone: 1600 members added"));
+}
