@@ -13,6 +13,7 @@
 //! POST   /admin/v1/tenants/{sub}/tokens             "Generate new" {revokeExisting?}: plaintext once
 //! GET    /admin/v1/tenants/{sub}/tokens             [{id, createdAt, lastUsedAt, hint}]
 //! DELETE /admin/v1/tenants/{sub}/tokens/{id}        revoke
+//! POST   /admin/v1/tenants/{sub}/console-links      a one-time link to the console: 201 {url, expiresAt}
 //! ```
 //!
 //! The host app's reads (feed, directory, log, summary, purges) are [`super::vendor`]'s.
@@ -23,6 +24,7 @@ use serde_json::{json, Value};
 use worker::{Method, Request};
 
 use super::app::App;
+use super::console;
 use super::kv::KvCache;
 use super::reply::{header, read_body, Reply};
 use super::vendor;
@@ -50,6 +52,7 @@ enum Route<'a> {
     Members(&'a str, &'a str),
     Logs(&'a str),
     Summary(&'a str),
+    ConsoleLinks(&'a str),
     Purges,
     Unknown,
 }
@@ -75,6 +78,7 @@ fn parse(path: &str) -> Route<'_> {
         ["tenants", sub, "groups", id, "members"] => Route::Members(sub, id),
         ["tenants", sub, "logs"] => Route::Logs(sub),
         ["tenants", sub, "summary"] => Route::Summary(sub),
+        ["tenants", sub, "console-links"] => Route::ConsoleLinks(sub),
         _ => Route::Unknown,
     }
 }
@@ -118,6 +122,10 @@ pub async fn serve(app: &App, mut req: Request, path: &str) -> Result<Reply> {
                 Ok(Reply::no_content())
             }
             _ => Err(Error::method_not_allowed("DELETE")),
+        },
+        Route::ConsoleLinks(sub) => match method {
+            Method::Post => console::create_link(app, a.db, sub).await,
+            _ => Err(Error::method_not_allowed("POST")),
         },
         Route::Unknown => Err(Error::not_found(format!("no admin route {}", quote(path)))),
         read => {

@@ -22,6 +22,8 @@ pub struct Config {
     pub admin_token: String,
     /// `EVENT_RETENTION_DAYS`, `LOG_RETENTION_DAYS`, `LOG_MAX_ENTRIES`.
     pub upkeep: Settings,
+    /// `CONSOLE_LINK_MINUTES`: how long a console link can be opened (10 by default).
+    pub console_link_ms: i64,
 }
 
 /// Everything a request may use.
@@ -81,6 +83,7 @@ impl Config {
                 log_retention_days: number("LOG_RETENTION_DAYS", defaults.log_retention_days, 0),
                 log_max_entries: number("LOG_MAX_ENTRIES", defaults.log_max_entries, 1),
             },
+            console_link_ms: number("CONSOLE_LINK_MINUTES", 10, 0).saturating_mul(60_000),
         })
     }
 }

@@ -9,6 +9,7 @@
 //! | `<sub>.<BASE_DOMAIN>` | `/api/scim/v2/…` | SCIM, organisation `<sub>` ([`scim`]) |
 //! | any other host | `/tenants/<sub>/api/scim/v2/…` | SCIM, organisation `<sub>` (no wildcard DNS) |
 //! | any other host | `/admin/v1/…` | the admin API ([`admin`]) |
+//! | any other host | `/console…` | the organisation admin's console ([`console`]) |
 //! | any | `/docs` | this README |
 //! | anything else | | 404 SCIM Error |
 //!
@@ -23,6 +24,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod console;
 pub mod kv;
 pub mod limit;
 pub mod log_buffer;
@@ -54,11 +56,22 @@ fn docs(req: &Request) -> Result<Reply> {
 
 /// Entry point from the fetch event. Never panics; every failure becomes an error response.
 pub async fn handle(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
-    let (surface, result) = match App::new(env, ctx, &req) {
-        Ok(app) => route(&app, req).await,
-        Err(e) => (Surface::Scim, Err(e)),
+    let app = match App::new(env, ctx, &req) {
+        Ok(app) => app,
+        Err(e) => return render(Surface::Scim, Err(e)),
     };
+    let path = req.path();
+    if (path == "/console" || path.starts_with("/console/")) && is_operator(&app, &req) {
+        // The console answers pages as well as JSON: it renders its own responses.
+        return console::serve(&app, req, &path).await;
+    }
+    let (surface, result) = route(&app, req).await;
     render(surface, result)
+}
+
+fn is_operator(app: &App, req: &Request) -> bool {
+    let host = header(req, "host").unwrap_or_default();
+    classify(&host, &app.config.base_domain) == HostKind::Operator
 }
 
 /// A scheduled run: the upkeep of [`crate::service::upkeep`], within a time budget, its report

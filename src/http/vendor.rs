@@ -42,12 +42,12 @@ impl Query {
         Ok(Query(url.query_pairs().into_owned().collect()))
     }
 
-    fn get(&self, name: &str) -> Option<&str> {
+    pub fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str)
     }
 
     /// `limit`: 1 to [`MAX_PAGE`], [`DEFAULT_PAGE`] when absent.
-    fn limit(&self) -> Result<u32> {
+    pub fn limit(&self) -> Result<u32> {
         match self.get("limit") {
             None => Ok(DEFAULT_PAGE),
             Some(l) => match l.parse::<u32>() {
@@ -57,6 +57,19 @@ impl Query {
                     quote(l)
                 ))),
             },
+        }
+    }
+
+    /// `outcome=success|failure`: whether only failures (or only successes) are asked for.
+    pub fn outcome(&self) -> Result<Option<bool>> {
+        match self.get("outcome") {
+            None => Ok(None),
+            Some("failure") => Ok(Some(true)),
+            Some("success") => Ok(Some(false)),
+            Some(o) => Err(Error::invalid(format!(
+                "outcome must be success or failure, not '{}'",
+                quote(o)
+            ))),
         }
     }
 
@@ -124,21 +137,10 @@ pub async fn members(db: &D1, sub: &str, group_id: &str, q: &Query) -> Result<Re
 
 /// `GET …/logs`: newest first; `next` continues with older entries.
 pub async fn logs(db: &D1, sub: &str, q: &Query) -> Result<Reply> {
-    let failed = match q.get("outcome") {
-        None => None,
-        Some("failure") => Some(true),
-        Some("success") => Some(false),
-        Some(o) => {
-            return Err(Error::invalid(format!(
-                "outcome must be success or failure, not '{}'",
-                quote(o)
-            )))
-        }
-    };
     let before = q.get("after").map(vendor::parse_log_cursor).transpose()?;
     let query = LogQuery {
         before,
-        failed,
+        failed: q.outcome()?,
         resource_id: q.get("resourceId").map(str::to_string),
         limit: q.limit()?,
     };

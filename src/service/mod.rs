@@ -12,6 +12,7 @@
 //! | [`search`] | `POST /.search` across both resource types |
 //! | [`auth`] | authenticating a SCIM request: token to organisation, through an auth cache |
 //! | [`tenants`] | the admin API: organisations and their Secret Tokens |
+//! | [`console`] | the organisation admin's console: one-time links, sessions, CSRF |
 //! | [`audit`] | the provisioning-log entry of a SCIM request, and what it may hold |
 //! | [`vendor`] | the host app's reads: the change feed, the directory, the log and its summary |
 //! | [`upkeep`] | the scheduled work: retention, and purging deleted organisations in chunks |
@@ -20,6 +21,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod console;
 pub mod groups;
 pub mod resources;
 pub mod search;

@@ -39,6 +39,8 @@ pub struct Report {
     pub events_expired: u64,
     pub logs_expired: u64,
     pub logs_capped: u64,
+    /// Expired console links and sessions removed.
+    pub console_expired: u64,
     pub purges: Vec<Purge>,
     /// Whether the time budget ran out before everything was done.
     pub unfinished: bool,
@@ -81,6 +83,7 @@ pub async fn run<E: Executor, R: Runtime>(
             }
         }
     }
+    report.console_expired = store::expire_console(db, now).await?;
     let mut after = String::new();
     while !out_of_time() {
         let ids = store::tenant_ids(db, &after, CAP_BATCH).await?;

@@ -11,6 +11,7 @@
 //! - D1 has no interactive transactions, so invariants are single statements (a conditional
 //!   `INSERT … SELECT … WHERE`, unique indexes) or one `batch()`.
 
+pub mod console;
 pub mod d1;
 pub mod directory;
 pub mod feed;

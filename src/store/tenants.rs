@@ -135,7 +135,7 @@ pub async fn update_tenant<E: Executor>(
     Ok(tenant.map(|t| (t, hashes)))
 }
 
-/// Delete a tenant: at once, its tokens go and its subdomain is freed (it becomes the
+/// Delete a tenant: at once, its tokens and console sessions go and its subdomain is freed (it becomes the
 /// tenant's id, which no subdomain can equal), so no SCIM request reaches it and the name can
 /// be taken again; its data is purged afterwards in chunks ([`super::upkeep`]), because one
 /// statement over 100,000 users would pass D1's limits. Returns the tenant's id and the hashes
@@ -149,6 +149,14 @@ pub async fn delete_tenant<E: Executor>(
         token_hashes_of(subdomain),
         Stmt::new(
             format!("DELETE FROM tokens WHERE tenant_id = {TENANT_OF}"),
+            vec![subdomain.into()],
+        ),
+        Stmt::new(
+            format!("DELETE FROM console_sessions WHERE tenant_id = {TENANT_OF}"),
+            vec![subdomain.into()],
+        ),
+        Stmt::new(
+            format!("DELETE FROM console_links WHERE tenant_id = {TENANT_OF}"),
             vec![subdomain.into()],
         ),
         Stmt::new(

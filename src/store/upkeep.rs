@@ -27,6 +27,8 @@ const PURGED: &[(&str, &str)] = &[
     ("events", "seq"),
     ("logs", "seq"),
     ("tokens", "rowid"),
+    ("console_links", "rowid"),
+    ("console_sessions", "rowid"),
 ];
 
 /// Delete up to [`CHUNK`] rows of `table` (`events` or `logs`) older than `before`; returns how
@@ -42,6 +44,24 @@ pub async fn expire<E: Executor>(db: &E, table: &'static str, before: i64) -> Re
         ))
         .await?;
     Ok(out.changes)
+}
+
+/// Delete up to [`CHUNK`] expired console links and sessions (each table); returns how many
+/// went.
+pub async fn expire_console<E: Executor>(db: &E, now: i64) -> Result<u64> {
+    let stmts = ["console_links", "console_sessions"]
+        .iter()
+        .map(|table| {
+            Stmt::new(
+                format!(
+                    "DELETE FROM {table} WHERE rowid IN \
+                     (SELECT rowid FROM {table} WHERE expires_at <= ? LIMIT ?)"
+                ),
+                vec![now.into(), CHUNK.into()],
+            )
+        })
+        .collect();
+    Ok(db.batch(stmts).await?.iter().map(|o| o.changes).sum())
 }
 
 /// For each of these organisations, delete up to [`CHUNK`] of its oldest log entries beyond

@@ -46,6 +46,15 @@ pub fn generate() -> Result<NewToken, RandomnessUnavailable> {
     })
 }
 
+/// A random secret other than a Secret Token (a console link, a console session, its CSRF
+/// token): a prefix and 32 random bytes, URL-safe. Stored, like tokens, only as [`hash`].
+pub fn secret(prefix: &str) -> Result<String, RandomnessUnavailable> {
+    Ok(format!(
+        "{prefix}{}",
+        URL_SAFE_NO_PAD.encode(random_bytes::<TOKEN_BYTES>()?)
+    ))
+}
+
 /// A random identifier for rows (`tok_…`, `ten_…`): 16 bytes, URL-safe, no secret.
 pub fn random_id(prefix: &str) -> Result<String, RandomnessUnavailable> {
     Ok(format!(

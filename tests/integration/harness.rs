@@ -60,13 +60,18 @@ pub fn server() -> &'static Server {
     })
 }
 
-/// A second `wrangler dev` whose limits are low: [`LOW_RATE_LIMIT`], and upkeep that keeps no
-/// event past its next run and at most [`LOW_LOG_MAX`] log entries per organisation.
+/// A second `wrangler dev` whose limits are low: [`LOW_RATE_LIMIT`], upkeep that keeps no
+/// event past its next run and at most [`LOW_LOG_MAX`] log entries per organisation, and
+/// console links that expire as they are made.
 pub fn limited_server() -> &'static Server {
     LIMITED.get_or_init(|| {
         start(Kind::Dev {
             rate_limit: LOW_RATE_LIMIT,
-            vars: &[("EVENT_RETENTION_DAYS", "0"), ("LOG_MAX_ENTRIES", "5")],
+            vars: &[
+                ("EVENT_RETENTION_DAYS", "0"),
+                ("LOG_MAX_ENTRIES", "5"),
+                ("CONSOLE_LINK_MINUTES", "0"),
+            ],
         })
     })
 }
@@ -211,9 +216,6 @@ fn start(kind: Kind) -> Server {
     let mut command = match kind {
         Kind::Dev { vars, .. } => {
             let mut cmd = wrangler(&dir);
-            for (name, value) in vars {
-                cmd.arg("--var").arg(format!("{name}:{value}"));
-            }
             cmd.args([
                 "dev",
                 "--local",
@@ -232,6 +234,9 @@ fn start(kind: Kind) -> Server {
             .arg(&config)
             .arg("--var")
             .arg(format!("ADMIN_TOKEN:{admin_token}"));
+            for (name, value) in vars {
+                cmd.arg("--var").arg(format!("{name}:{value}"));
+            }
             cmd
         }
         Kind::Workerd => {
@@ -255,8 +260,10 @@ fn start(kind: Kind) -> Server {
         children.push((child.id() as i32, dir.clone()));
     }
 
+    // Redirects are answers to check (the console's link answers 303), not to follow.
     let agent = ureq::AgentBuilder::new()
         .timeout(Duration::from_secs(30))
+        .redirects(0)
         .build();
     let server = Server {
         port,

@@ -1,6 +1,7 @@
 //! Integration tests over HTTP against a real `wrangler dev` (see `harness`).
 
 mod admin;
+mod console;
 mod discovery;
 mod groups;
 mod harness;

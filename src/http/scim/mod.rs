@@ -97,22 +97,29 @@ pub async fn serve(app: &App, req: Request, sub: &str, mount: &str, path: &str) 
 /// What the edge knows of a request for its log entry: never the query string (it may hold
 /// filter values) or anything of the body.
 fn entry_of(app: &App, req: &Request, rest: &str) -> LogEntry {
+    // Client text in the log is bounded like everything else a request brings.
+    let cut = |s: &str, n: usize| -> String { s.chars().take(n).collect() };
     let (resource_type, resource_id) = match Route::parse(rest) {
         Route::Collection(e) | Route::Search(e) => (Some(endpoint_type(e)), None),
-        Route::Resource(e, id) => (Some(endpoint_type(e)), Some(id)),
+        Route::Resource(e, id) => (Some(endpoint_type(e)), Some(cut(&id, MAX_LOGGED_ID))),
         _ => (None, None),
     };
-    let route: String = rest.chars().take(300).collect();
+    let route = cut(rest, MAX_LOGGED_ROUTE);
     LogEntry {
         at: app.now,
         method: req.method().to_string(),
         route: if route.is_empty() { "/".into() } else { route },
         resource_type,
         resource_id,
-        request_id: header(req, "cf-ray"),
+        request_id: header(req, "cf-ray").map(|r| cut(&r, MAX_LOGGED_ID)),
         ..LogEntry::default()
     }
 }
+
+/// Characters of a request's route kept in its log entry.
+const MAX_LOGGED_ROUTE: usize = 300;
+/// Characters of a resource id or a request id kept in a log entry.
+const MAX_LOGGED_ID: usize = 100;
 
 fn endpoint_type(e: Endpoint) -> &'static str {
     match e {

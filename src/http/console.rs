@@ -1,0 +1,295 @@
+//! The organisation admin's console, served by the Worker itself on the operator host:
+//!
+//! ```text
+//! GET    /console/link/{secret}     open a one-time link: a session cookie, then /console
+//! GET    /console                   the page (its CSRF token in a meta tag)
+//! GET    /console/console.js|.css   the page's script and style (no inline script)
+//! GET    /console/api/overview      organisation, Tenant URL, tokens, summary
+//! POST   /console/api/tokens        "Generate new": the plaintext once
+//! DELETE /console/api/tokens/{id}   revoke
+//! GET    /console/api/logs          recent activity (?outcome=failure&after=)
+//! POST   /console/api/signout       end the session
+//! ```
+//!
+//! The session cookie is `HttpOnly`, `SameSite=Strict`, `Path=/console`, and `Secure` except
+//! on localhost; every API call must also carry the page's CSRF token in `X-CSRF-Token`. Every
+//! response carries a strict Content-Security-Policy (`script-src 'self'`, no inline script),
+//! `frame-ancestors 'none'`, `X-Content-Type-Options: nosniff` and `Cache-Control: no-store`.
+//! The logic is [`crate::service::console`]'s.
+
+use serde::Deserialize;
+use serde_json::json;
+use worker::{Headers, Method, Request, Response};
+
+use super::app::App;
+use super::kv::KvCache;
+use super::reply::{header, read_body, render, Reply, Surface};
+use super::vendor::Query;
+use crate::scim::error::{quote, Error, Result};
+use crate::service::console::{self, Admin};
+use crate::service::{tenants, vendor as reads};
+use crate::store::logs::LogQuery;
+use crate::tenancy::host::tenant_url;
+use crate::time::rfc3339;
+
+const PAGE: &str = include_str!("console/page.html");
+const SCRIPT: &str = include_str!("console/console.js");
+const STYLE: &str = include_str!("console/console.css");
+
+/// The session cookie's name.
+const COOKIE: &str = "scim_console";
+
+/// The policy of every console response: only this origin's script, style and calls.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+                   connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// Serve a `/console` path.
+pub async fn serve(app: &App, req: Request, path: &str) -> worker::Result<Response> {
+    let response = match path.trim_end_matches('/') {
+        "/console/console.js" => text(200, "text/javascript; charset=utf-8", SCRIPT.into()),
+        "/console/console.css" => text(200, "text/css; charset=utf-8", STYLE.into()),
+        "/console" => page(app, &req).await,
+        p => match p.strip_prefix("/console/link/") {
+            Some(secret) => open(app, &req, secret).await,
+            None => match p.strip_prefix("/console/api/") {
+                Some(call) => render(Surface::Admin, api(app, req, call).await),
+                None => message(404, "Not found", "There is no such console page."),
+            },
+        },
+    }?;
+    secure(response)
+}
+
+/// The security headers every console response carries.
+fn secure(response: Response) -> worker::Result<Response> {
+    let headers = response.headers().clone();
+    for (name, value) in [
+        ("content-security-policy", CSP),
+        ("x-content-type-options", "nosniff"),
+        ("cache-control", "no-store"),
+        ("referrer-policy", "no-referrer"),
+        ("x-frame-options", "DENY"),
+    ] {
+        headers.set(name, value)?;
+    }
+    Ok(response.with_headers(headers))
+}
+
+fn text(status: u16, content_type: &str, body: String) -> worker::Result<Response> {
+    let headers = Headers::new();
+    headers.set("content-type", content_type)?;
+    Ok(Response::from_bytes(body.into_bytes())?
+        .with_status(status)
+        .with_headers(headers))
+}
+
+/// A plain page that says one thing.
+fn message(status: u16, title: &str, text_: &str) -> worker::Result<Response> {
+    let body = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{t}</title><link rel=\"stylesheet\" href=\"/console/console.css\"></head>\
+         <body><main><section><h1>{t}</h1><p>{m}</p></section></main></body></html>",
+        t = escape(title),
+        m = escape(text_)
+    );
+    text(status, "text/html; charset=utf-8", body)
+}
+
+/// Text for HTML, attribute values included.
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The session cookie's value, if the request has one.
+fn cookie(req: &Request) -> Option<String> {
+    header(req, "cookie")?
+        .split(';')
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value.to_string())
+}
+
+/// `Secure` everywhere but on localhost, where the console is served over plain HTTP.
+fn cookie_attributes(app: &App, max_age_secs: i64) -> String {
+    let host = app.origin.host.as_str();
+    let local = host == "localhost" || host == "127.0.0.1" || host.ends_with(".localhost");
+    format!(
+        "Path=/console; HttpOnly; SameSite=Strict; Max-Age={max_age_secs}{}",
+        if local { "" } else { "; Secure" }
+    )
+}
+
+/// `GET /console/link/{secret}`: a session, then the page; 410 with a plain page when the link
+/// is used or expired.
+async fn open(app: &App, req: &Request, secret: &str) -> worker::Result<Response> {
+    if req.method() != Method::Get {
+        return message(405, "Method not allowed", "Open the link in a browser.");
+    }
+    let started = match app.directory() {
+        Ok(db) => console::open_link(&db, &app.rt, secret).await,
+        Err(e) => Err(e),
+    };
+    match started {
+        Ok(s) => {
+            let headers = Headers::new();
+            headers.set("location", "/console")?;
+            let max_age = s.expires_at.saturating_sub(app.now) / 1000;
+            headers.set(
+                "set-cookie",
+                &format!("{COOKIE}={}; {}", s.secret, cookie_attributes(app, max_age)),
+            )?;
+            Ok(Response::empty()?.with_status(303).with_headers(headers))
+        }
+        Err(e) if e.status == 410 => message(410, "This link cannot be used", &e.detail),
+        Err(e) => {
+            worker::console_error!("console link: {}", e.cause.unwrap_or(e.detail));
+            message(500, "Something went wrong", "Try again with a new link.")
+        }
+    }
+}
+
+/// `GET /console`: the page for a session, or a page saying how to get one.
+async fn page(app: &App, req: &Request) -> worker::Result<Response> {
+    let admin = match app.directory() {
+        Ok(db) => console::session(&db, &app.rt, cookie(req).as_deref(), None).await,
+        Err(e) => Err(e),
+    };
+    match admin {
+        Ok(a) => {
+            let html = PAGE
+                .replace("{{csrf}}", &escape(&a.csrf))
+                .replace("{{name}}", &escape(&a.name))
+                .replace("{{subdomain}}", &escape(&a.subdomain));
+            text(200, "text/html; charset=utf-8", html)
+        }
+        Err(e) if e.status == 401 => message(
+            401,
+            "Signed out",
+            "Open the SCIM provisioning console from your organisation's settings in the application.",
+        ),
+        Err(e) => {
+            worker::console_error!("console: {}", e.cause.unwrap_or(e.detail));
+            message(500, "Something went wrong", "Reload the page.")
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Nothing {}
+
+/// The console's JSON calls: the session cookie and the CSRF header, always.
+async fn api(app: &App, mut req: Request, call: &str) -> Result<Reply> {
+    let db = app.directory()?;
+    let secret = cookie(&req);
+    let csrf = header(&req, "x-csrf-token");
+    let admin = console::session(&db, &app.rt, secret.as_deref(), Some(csrf.as_deref())).await?;
+    let cache = KvCache::new(&app.env, &app.ctx);
+    let method = req.method();
+    match (method, call) {
+        (Method::Get, "overview") => overview(app, &db, &admin).await,
+        (Method::Post, "tokens") => {
+            // Nothing to send; a body, if any, must be empty JSON.
+            let body = read_body(&mut req, 1024).await?;
+            if !body.iter().all(u8::is_ascii_whitespace) {
+                serde_json::from_slice::<Nothing>(&body)
+                    .map_err(|e| Error::invalid(format!("invalid JSON body: {e}")))?;
+            }
+            let generated = console::create_token(&db, &app.rt, &cache, &admin).await?;
+            Ok(Reply::json(
+                201,
+                json!({"id": generated.id, "token": generated.token.plaintext,
+                       "createdAt": rfc3339(app.now)}),
+            ))
+        }
+        (Method::Delete, id) if id.starts_with("tokens/") => {
+            let id = id.trim_start_matches("tokens/");
+            tenants::revoke_token(&db, &cache, &admin.subdomain, id).await?;
+            Ok(Reply::no_content())
+        }
+        (Method::Get, "logs") => {
+            let q = Query::of(&req)?;
+            let query = LogQuery {
+                before: q.get("after").map(reads::parse_log_cursor).transpose()?,
+                failed: q.outcome()?,
+                resource_id: None,
+                limit: q.limit()?,
+            };
+            let page = reads::logs(&db, &admin.subdomain, &query).await?;
+            Ok(Reply::json(
+                200,
+                json!({"items": page.items, "next": page.next}),
+            ))
+        }
+        (Method::Post, "signout") => {
+            if let Some(secret) = &secret {
+                console::sign_out(&db, secret).await?;
+            }
+            Ok(Reply::no_content().with_header(
+                "set-cookie",
+                format!("{COOKIE}=; {}", cookie_attributes(app, 0)),
+            ))
+        }
+        (_, other) => Err(Error::not_found(format!(
+            "no console call {}",
+            quote(other)
+        ))),
+    }
+}
+
+/// What the page shows first.
+async fn overview(app: &App, db: &crate::store::d1::D1, a: &Admin) -> Result<Reply> {
+    let tokens: Vec<serde_json::Value> = tenants::list_tokens(db, &a.subdomain)
+        .await?
+        .iter()
+        .map(|t| {
+            json!({"id": t.id, "createdAt": rfc3339(t.created_at),
+                   "lastUsedAt": t.last_used_at.map(rfc3339), "hint": t.hint})
+        })
+        .collect();
+    let summary = reads::summary(db, &a.subdomain, app.now).await?;
+    let url = tenant_url(
+        &a.subdomain,
+        &app.config.base_domain,
+        &app.origin,
+        app.config.path_form_urls,
+    );
+    Ok(Reply::json(
+        200,
+        json!({
+            "organisation": {"name": a.name, "subdomain": a.subdomain,
+                             "provisioningEnabled": a.provisioning_enabled},
+            "tenantUrl": url,
+            "tokens": tokens,
+            "summary": summary,
+            "sessionExpiresAt": rfc3339(a.expires_at),
+        }),
+    ))
+}
+
+/// `POST /admin/v1/tenants/{sub}/console-links`: a one-time link for the vendor's app to hand
+/// the organisation's admin.
+pub async fn create_link(app: &App, db: &crate::store::d1::D1, sub: &str) -> Result<Reply> {
+    let link = console::create_link(db, &app.rt, sub, app.config.console_link_ms).await?;
+    let origin = match app.origin.port {
+        Some(port) => format!("{}://{}:{port}", app.origin.scheme, app.origin.host),
+        None => format!("{}://{}", app.origin.scheme, app.origin.host),
+    };
+    Ok(Reply::json(
+        201,
+        json!({"url": format!("{origin}/console/link/{}", link.secret),
+               "expiresAt": rfc3339(link.expires_at)}),
+    ))
+}

@@ -1,0 +1,182 @@
+// The organisation admin's console: every call sends the session cookie (same origin) and the
+// CSRF token of the page in X-CSRF-Token. No framework, no inline script (the page's CSP).
+"use strict";
+
+const csrf = document.querySelector('meta[name="csrf-token"]').content;
+const $ = (id) => document.getElementById(id);
+
+async function api(method, path, body) {
+  const r = await fetch(`/console/api/${path}`, {
+    method,
+    credentials: "same-origin",
+    headers: { "x-csrf-token": csrf, ...(body ? { "content-type": "application/json" } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  if (r.status === 401) {
+    window.location.reload();
+    throw new Error("signed out");
+  }
+  const data = r.status === 204 ? null : await r.json();
+  if (!r.ok) {
+    const err = new Error(data?.message ?? `HTTP ${r.status}`);
+    err.status = r.status;
+    throw err;
+  }
+  return data;
+}
+
+const when = (iso) => (iso ? new Date(iso).toLocaleString() : "never");
+
+function cell(text, className) {
+  const td = document.createElement("td");
+  td.textContent = text;
+  if (className) td.className = className;
+  return td;
+}
+
+let tokens = [];
+
+function renderTokens() {
+  const body = $("tokens");
+  body.replaceChildren();
+  if (tokens.length === 0) {
+    const tr = document.createElement("tr");
+    tr.append(cell("No active token: generate one for your identity provider.", "muted"));
+    tr.firstChild.colSpan = 4;
+    body.append(tr);
+  }
+  for (const t of tokens) {
+    const tr = document.createElement("tr");
+    tr.dataset.tokenId = t.id;
+    const revoke = document.createElement("button");
+    revoke.type = "button";
+    revoke.className = "danger";
+    revoke.textContent = "Revoke";
+    revoke.setAttribute("aria-label", `Revoke the token ending in ${t.hint}`);
+    revoke.addEventListener("click", () => revokeToken(t));
+    const actions = document.createElement("td");
+    actions.append(revoke);
+    tr.append(cell(`…${t.hint}`), cell(when(t.createdAt)), cell(when(t.lastUsedAt), "last-used"), actions);
+    body.append(tr);
+  }
+}
+
+async function revokeToken(t) {
+  if (!window.confirm(`Revoke the token ending in ${t.hint}? Requests with it will be refused at once.`)) return;
+  await api("DELETE", `tokens/${encodeURIComponent(t.id)}`);
+  $("tokens-message").textContent = `The token ending in ${t.hint} was revoked.`;
+  await load();
+}
+
+async function generate() {
+  if (tokens.length >= 2) {
+    const older = [...tokens].sort((a, b) => a.createdAt.localeCompare(b.createdAt))[0];
+    const ok = window.confirm(
+      `Two tokens are active. Revoke the older one (ending in ${older.hint}, created ${when(older.createdAt)}) and generate a new one?`,
+    );
+    if (!ok) return;
+    await api("DELETE", `tokens/${encodeURIComponent(older.id)}`);
+  }
+  const created = await api("POST", "tokens");
+  $("new-token-value").value = created.token;
+  $("new-token").hidden = false;
+  $("new-token-value").focus();
+  $("new-token-value").select();
+  $("tokens-message").textContent = "A new token was generated.";
+  await load();
+}
+
+function renderSummary(s) {
+  const items = [
+    ["Active users", s.users.active],
+    ["Inactive users", s.users.inactive],
+    ["Groups", s.groups],
+    ["Last success", when(s.lastSuccessAt)],
+    ["Failures, 24 h", s.last24h.failures],
+    ["Requests, 24 h", s.last24h.requests],
+  ];
+  $("summary").replaceChildren(
+    ...items.map(([k, v]) => {
+      const div = document.createElement("div");
+      const dt = document.createElement("dt");
+      dt.textContent = k;
+      const dd = document.createElement("dd");
+      dd.textContent = String(v);
+      div.append(dt, dd);
+      return div;
+    }),
+  );
+}
+
+async function loadActivity() {
+  const query = $("failures-only").checked ? "?outcome=failure" : "";
+  const page = await api("GET", `logs${query}`);
+  const body = $("activity");
+  body.replaceChildren();
+  if (page.items.length === 0) {
+    const tr = document.createElement("tr");
+    tr.append(cell("Nothing yet.", "muted"));
+    tr.firstChild.colSpan = 4;
+    body.append(tr);
+  }
+  for (const e of page.items) {
+    const tr = document.createElement("tr");
+    tr.className = e.outcome;
+    const what = e.outcome === "failure" ? explain(e) : e.summary ?? "";
+    const warn = e.warnings?.length ? ` (${e.warnings.join("; ")})` : "";
+    tr.append(cell(when(e.at)), cell(`${e.method} ${e.route}`), cell(String(e.status), "status"), cell(what + warn));
+    body.append(tr);
+  }
+}
+
+/** A failure in words an IT admin acts on. */
+function explain(e) {
+  const why = {
+    401: "Refused: the Secret Token is wrong, revoked or missing. Paste a current token into the identity provider.",
+    403: "Refused: provisioning is disabled for this organisation.",
+    404: "Not found: the identity provider asked for something this organisation does not have.",
+    409: "Conflict: a user or group with the same name already exists.",
+    412: "The resource changed meanwhile; the identity provider retries.",
+    413: "The request was too large.",
+    429: "Too many requests at once; the identity provider retries later.",
+  }[e.status];
+  const detail = e.detail ? ` ${e.detail}` : "";
+  return `${why ?? "Failed."}${detail}`;
+}
+
+async function load() {
+  const o = await api("GET", "overview");
+  $("org-name").textContent = o.organisation.name;
+  const badge = $("provisioning");
+  badge.textContent = o.organisation.provisioningEnabled ? "provisioning enabled" : "provisioning disabled";
+  badge.className = `badge ${o.organisation.provisioningEnabled ? "on" : "off"}`;
+  $("generate").disabled = !o.organisation.provisioningEnabled;
+  $("tenant-url").value = o.tenantUrl;
+  for (const el of document.querySelectorAll(".tenant-url-text")) el.textContent = o.tenantUrl;
+  tokens = o.tokens;
+  renderTokens();
+  renderSummary(o.summary);
+  await loadActivity();
+}
+
+function copyFrom(id, button) {
+  const input = $(id);
+  input.select();
+  const done = () => {
+    button.textContent = "Copied";
+    setTimeout(() => (button.textContent = "Copy"), 1500);
+  };
+  if (navigator.clipboard) navigator.clipboard.writeText(input.value).then(done, () => document.execCommand("copy") && done());
+  else if (document.execCommand("copy")) done();
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  for (const b of document.querySelectorAll("[data-copy]")) b.addEventListener("click", () => copyFrom(b.dataset.copy, b));
+  $("generate").addEventListener("click", () => generate().catch((e) => ($("tokens-message").textContent = e.message)));
+  $("failures-only").addEventListener("change", () => loadActivity());
+  $("sign-out").addEventListener("click", async () => {
+    await api("POST", "signout");
+    window.location.replace("/console");
+  });
+  load().catch((e) => ($("tokens-message").textContent = e.message));
+});

@@ -1,0 +1,249 @@
+//! The organisation admin's console: the vendor's app asks for a one-time link (admin API),
+//! the admin follows it, and a session for that organisation alone lets the page show the
+//! Tenant URL, generate and revoke Secret Tokens, and read the provisioning log.
+//!
+//! Every secret here (the link, the session, its CSRF token) is 32 random bytes (getrandom),
+//! stored only as its SHA-256, and compared by hash lookup (the CSRF token in constant time).
+//! A link is valid once and for the time its creator gives (10 minutes by default); a session [`SESSION_TTL_MS`], until sign-out, or
+//! until its organisation is deleted. While provisioning is disabled the session can read but
+//! not mint tokens.
+
+use super::auth::AuthCache;
+use super::tenants;
+use super::Runtime;
+use crate::scim::error::{quote, Error, Result};
+use crate::store::console::{self as store, NewSession};
+use crate::store::Executor;
+use crate::tenancy::token;
+
+/// How long a console session lasts: 4 hours (hours, not days).
+pub const SESSION_TTL_MS: i64 = 4 * 60 * 60 * 1000;
+
+/// Prefixes that tell the secrets apart in a leak report.
+const LINK_PREFIX: &str = "scl_";
+const SESSION_PREFIX: &str = "scs_";
+
+fn random(prefix: &str) -> Result<String> {
+    token::secret(prefix).map_err(|e| Error::internal(format!("getrandom: {}", e.0)))
+}
+
+/// A new link: its secret (shown once, in the URL) and when it expires.
+pub struct Link {
+    pub secret: String,
+    pub expires_at: i64,
+}
+
+/// A one-time link to organisation `sub`'s console, valid `ttl_ms`.
+pub async fn create_link<E: Executor, R: Runtime>(
+    db: &E,
+    rt: &R,
+    sub: &str,
+    ttl_ms: i64,
+) -> Result<Link> {
+    let secret = random(LINK_PREFIX)?;
+    let expires_at = rt.now().saturating_add(ttl_ms);
+    if !store::create_link(db, sub, &token::hash(&secret), rt.now(), expires_at).await? {
+        return Err(Error::not_found(format!(
+            "no tenant with subdomain '{}'",
+            quote(sub)
+        )));
+    }
+    Ok(Link { secret, expires_at })
+}
+
+/// A started session: its secret (the cookie) and its CSRF token (for the page).
+pub struct Started {
+    pub secret: String,
+    pub expires_at: i64,
+}
+
+/// Open link `secret`: a session, or 410 when the link is unknown, used or expired (which of
+/// them is not said).
+pub async fn open_link<E: Executor, R: Runtime>(db: &E, rt: &R, secret: &str) -> Result<Started> {
+    let session = random(SESSION_PREFIX)?;
+    let csrf = random("")?;
+    let expires_at = rt.now().saturating_add(SESSION_TTL_MS);
+    let started = store::open_link(
+        db,
+        &token::hash(secret),
+        NewSession {
+            hash: &token::hash(&session),
+            csrf: &csrf,
+            now: rt.now(),
+            expires_at,
+        },
+    )
+    .await?;
+    if !started {
+        return Err(Error::new(
+            410,
+            "this console link has expired or has already been used; ask for a new one",
+        ));
+    }
+    Ok(Started {
+        secret: session,
+        expires_at,
+    })
+}
+
+/// The organisation a console request acts for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admin {
+    pub tenant_id: String,
+    pub subdomain: String,
+    pub name: String,
+    pub provisioning_enabled: bool,
+    pub csrf: String,
+    pub expires_at: i64,
+}
+
+/// The session of cookie `secret` (401 when there is none, it expired, or its organisation is
+/// gone), checked against the CSRF token the page sent when `csrf` is given.
+pub async fn session<E: Executor, R: Runtime>(
+    db: &E,
+    rt: &R,
+    secret: Option<&str>,
+    csrf: Option<Option<&str>>,
+) -> Result<Admin> {
+    let signed_out = || {
+        Error::unauthorized(
+            "no console session: open the console from your vendor's admin settings again",
+        )
+    };
+    let secret = secret.ok_or_else(signed_out)?;
+    let s = store::session(db, &token::hash(secret), rt.now())
+        .await?
+        .ok_or_else(signed_out)?;
+    if let Some(sent) = csrf {
+        if !sent.is_some_and(|c| token::secrets_equal(c, &s.csrf)) {
+            return Err(Error::forbidden(
+                "the console's request lacks its CSRF token; reload the page",
+            ));
+        }
+    }
+    Ok(Admin {
+        tenant_id: s.tenant_id,
+        subdomain: s.subdomain,
+        name: s.name,
+        provisioning_enabled: s.provisioning_enabled != 0,
+        csrf: s.csrf,
+        expires_at: s.expires_at,
+    })
+}
+
+/// "Generate new": as the admin API's (409 with two tokens active: the page then offers to
+/// revoke the older first), refused while provisioning is disabled.
+pub async fn create_token<E: Executor, R: Runtime, C: AuthCache>(
+    db: &E,
+    rt: &R,
+    cache: &C,
+    admin: &Admin,
+) -> Result<tenants::Generated> {
+    if !admin.provisioning_enabled {
+        return Err(Error::forbidden(
+            "provisioning is disabled for this organisation; the vendor can enable it",
+        ));
+    }
+    tenants::create_token(db, rt, cache, &admin.subdomain, false).await
+}
+
+/// Sign out: the session ends at once.
+pub async fn sign_out<E: Executor>(db: &E, secret: &str) -> Result<()> {
+    store::end_session(db, &token::hash(secret)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::testing::{MemoryCache, TestRuntime};
+    use crate::store::fixture::organisations;
+    use pollster::block_on;
+
+    const MINUTE: i64 = 60_000;
+
+    #[test]
+    fn a_link_opens_one_session_once_and_only_in_time() {
+        let db = organisations();
+        let rt = TestRuntime::at(1_000_000);
+        let link = block_on(create_link(&db, &rt, "a", 10 * MINUTE)).expect("link");
+        assert!(link.secret.starts_with(LINK_PREFIX) && link.secret.len() > 40);
+        assert_eq!(link.expires_at, 1_000_000 + 10 * MINUTE);
+        // Only the hash is stored.
+        assert_eq!(
+            db.count(&format!(
+                "SELECT COUNT(*) FROM console_links WHERE hash = '{}'",
+                token::hash(&link.secret)
+            )),
+            1
+        );
+        let started = block_on(open_link(&db, &rt, &link.secret)).expect("opens");
+        let again = block_on(open_link(&db, &rt, &link.secret)).map(|_| ());
+        assert_eq!(again.map_err(|e| e.status), Err(410), "once");
+        let s = block_on(session(&db, &rt, Some(&started.secret), None)).expect("session");
+        assert_eq!((s.tenant_id.as_str(), s.subdomain.as_str()), ("ten_a", "a"));
+        // The CSRF token must come with every call that asks for it.
+        let csrf = s.csrf.clone();
+        for (sent, ok) in [
+            (None, false),
+            (Some("wrong"), false),
+            (Some(csrf.as_str()), true),
+        ] {
+            let r = block_on(session(&db, &rt, Some(&started.secret), Some(sent)));
+            assert_eq!(r.is_ok(), ok, "{sent:?}");
+        }
+        // A link not opened in time is refused, and says the same as a used one.
+        let late = block_on(create_link(&db, &rt, "a", 10 * MINUTE)).expect("link");
+        rt.now.set(1_000_000 + 10 * MINUTE);
+        let e = block_on(open_link(&db, &rt, &late.secret))
+            .map(|_| ())
+            .unwrap_err();
+        assert_eq!(e.status, 410);
+        // A session ends when its time is up.
+        rt.now.set(started.expires_at);
+        let r = block_on(session(&db, &rt, Some(&started.secret), None)).map(|_| ());
+        assert_eq!(r.map_err(|e| e.status), Err(401));
+        assert_eq!(
+            block_on(create_link(&db, &rt, "nope", MINUTE))
+                .map(|_| ())
+                .map_err(|e| e.status),
+            Err(404)
+        );
+    }
+
+    #[test]
+    fn sign_out_deletion_and_the_switch_end_a_sessions_power() {
+        let db = organisations();
+        let rt = TestRuntime::at(5_000);
+        let cache = MemoryCache::default();
+        let open = |sub: &str| {
+            let link = block_on(create_link(&db, &rt, sub, MINUTE)).expect("link");
+            block_on(open_link(&db, &rt, &link.secret))
+                .expect("open")
+                .secret
+        };
+        let a = open("a");
+        let admin = block_on(session(&db, &rt, Some(&a), None)).expect("session");
+        let token = block_on(create_token(&db, &rt, &cache, &admin)).expect("token");
+        assert!(token.token.plaintext.starts_with("scim_"));
+        // Disabled provisioning: the session still reads, but mints nothing.
+        block_on(tenants::update(&db, &rt, &cache, "a", None, Some(false))).expect("disable");
+        let admin = block_on(session(&db, &rt, Some(&a), None)).expect("still a session");
+        assert!(!admin.provisioning_enabled);
+        let e = block_on(create_token(&db, &rt, &cache, &admin))
+            .map(|_| ())
+            .unwrap_err();
+        assert_eq!(e.status, 403);
+        // Sign out ends it at once.
+        block_on(sign_out(&db, &a)).expect("sign out");
+        let r = block_on(session(&db, &rt, Some(&a), None)).map(|_| ());
+        assert_eq!(r.map_err(|e| e.status), Err(401));
+        // Deleting the organisation ends its sessions; another organisation's stays.
+        let b = open("b");
+        let a2 = open("a");
+        block_on(crate::store::tenants::delete_tenant(&db, "a", 6_000)).expect("delete");
+        let r = block_on(session(&db, &rt, Some(&a2), None)).map(|_| ());
+        assert_eq!(r.map_err(|e| e.status), Err(401));
+        let other = block_on(session(&db, &rt, Some(&b), None)).expect("b's session");
+        assert_eq!(other.subdomain, "b");
+    }
+}

@@ -1,0 +1,205 @@
+//! The organisation admin's console over HTTP: one-time links, the session cookie, the CSRF
+//! header, the security headers, and what a session can and cannot do. (The page itself is
+//! driven in a real browser by tests/browser.)
+
+use serde_json::{json, Value};
+
+use crate::harness::{limited_server, server, Resp, Server};
+use crate::{new_tenant, Tenant};
+
+/// A console link for `sub`: its path on the server.
+fn link(s: &Server, sub: &str) -> String {
+    let r = s
+        .admin("POST", &format!("/admin/v1/tenants/{sub}/console-links"))
+        .send()
+        .expect(201)
+        .json();
+    let url = r["url"].as_str().expect("url");
+    assert!(
+        r["expiresAt"].as_str().is_some_and(|e| e.ends_with('Z')),
+        "{r}"
+    );
+    let prefix = format!("http://127.0.0.1:{}", s.port);
+    url.strip_prefix(&prefix)
+        .unwrap_or_else(|| panic!("{url} is not on {prefix}"))
+        .to_string()
+}
+
+/// Open a link: the session cookie it sets.
+fn open(s: &Server, path: &str) -> String {
+    let r = s.get(path).send();
+    assert_eq!(r.status, 303, "{}", r.text);
+    assert_eq!(r.header("location"), Some("/console"));
+    let cookie = r
+        .header("set-cookie")
+        .expect("a session cookie")
+        .to_string();
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/console", "Max-Age="] {
+        assert!(cookie.contains(attribute), "{cookie}");
+    }
+    // Plain HTTP on localhost: not `Secure` here (it is everywhere else).
+    assert!(!cookie.contains("Secure"), "{cookie}");
+    cookie.split(';').next().expect("name=value").to_string()
+}
+
+fn secured(r: &Resp) {
+    let csp = r.header("content-security-policy").expect("CSP");
+    for part in [
+        "default-src 'none'",
+        "script-src 'self'",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(csp.contains(part), "{csp}");
+    }
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+}
+
+/// The page's CSRF token, from its meta tag.
+fn csrf_of(page: &str) -> String {
+    let (_, rest) = page
+        .split_once("name=\"csrf-token\" content=\"")
+        .expect("csrf meta");
+    rest.split('"').next().expect("token").to_string()
+}
+
+struct Console {
+    server: &'static Server,
+    cookie: String,
+    csrf: String,
+}
+
+impl Console {
+    fn open(server: &'static Server, sub: &str) -> Console {
+        let cookie = open(server, &link(server, sub));
+        let page = server.get("/console").header("Cookie", &cookie).send();
+        assert_eq!(page.status, 200, "{}", page.text);
+        secured(&page);
+        assert_eq!(
+            page.header("content-type"),
+            Some("text/html; charset=utf-8")
+        );
+        assert!(!page.text.contains("<script>"), "no inline script");
+        let csrf = csrf_of(&page.text);
+        Console {
+            server,
+            cookie,
+            csrf,
+        }
+    }
+
+    fn call(&self, method: &str, path: &str) -> Resp {
+        let r = self
+            .server
+            .call(method, &format!("/console/api/{path}"))
+            .header("Cookie", &self.cookie)
+            .header("X-CSRF-Token", &self.csrf)
+            .send();
+        secured(&r);
+        r
+    }
+}
+
+#[test]
+fn a_link_opens_a_session_for_its_organisation_only() {
+    let s = server();
+    let t = Tenant::new("console");
+    let other = new_tenant("consoleother");
+    let c = Console::open(s, &t.sub);
+    let o = c.call("GET", "overview").expect(200).json();
+    assert_eq!(o["organisation"]["subdomain"], json!(t.sub));
+    assert_eq!(o["organisation"]["provisioningEnabled"], json!(true));
+    assert_eq!(
+        o["tenantUrl"],
+        json!(format!("http://{}.localhost:{}/api/scim/v2", t.sub, s.port))
+    );
+    assert_eq!(o["tokens"].as_array().map(Vec::len), Some(1), "{o}");
+
+    // Generate a token in the console: SCIM accepts it, and the log shows the call.
+    let generated = c.call("POST", "tokens").expect(201).json();
+    let token = generated["token"].as_str().expect("token").to_string();
+    s.scim(&t.sub, "GET", "/Users")
+        .bearer(&token)
+        .send()
+        .expect(200);
+    // Two tokens are active now: a third is refused until one is revoked.
+    c.call("POST", "tokens").admin_error(409);
+    let id = generated["id"].as_str().expect("id");
+    c.call("DELETE", &format!("tokens/{id}")).expect(204);
+    s.scim(&t.sub, "GET", "/Users")
+        .bearer(&token)
+        .send()
+        .expect(401);
+
+    // The same link a second time, a session of A on B's console, no CSRF header: refused.
+    let path = link(s, &t.sub);
+    open(s, &path);
+    let again = s.get(&path).send();
+    assert_eq!(again.status, 410);
+    secured(&again);
+    assert!(again.text.contains("already been used"), "{}", again.text);
+    let bare = s
+        .call("GET", "/console/api/overview")
+        .header("Cookie", &c.cookie)
+        .send();
+    assert_eq!(bare.status, 403, "{}", bare.text);
+    let o = c.call("GET", "overview").json();
+    assert_ne!(
+        o["organisation"]["subdomain"],
+        json!(other),
+        "a session is one organisation's"
+    );
+    // Without a session: 401, and the page says how to get one.
+    let page = s.get("/console").send();
+    assert_eq!(page.status, 401);
+    secured(&page);
+    s.call("GET", "/console/api/overview")
+        .send()
+        .admin_error(401);
+    // Assets are public and carry the same headers.
+    let js = s.get("/console/console.js").send();
+    assert_eq!(js.status, 200);
+    assert_eq!(
+        js.header("content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
+    secured(&js);
+
+    // Sign out ends the session at once.
+    let out = c.call("POST", "signout");
+    assert_eq!(out.status, 204);
+    assert!(out
+        .header("set-cookie")
+        .is_some_and(|c| c.contains("Max-Age=0")));
+    c.call("GET", "overview").admin_error(401);
+}
+
+#[test]
+fn disabling_or_deleting_the_organisation_takes_the_sessions_power() {
+    let s = server();
+    let t = Tenant::new("consoleoff");
+    let c = Console::open(s, &t.sub);
+    s.admin("PATCH", &format!("/admin/v1/tenants/{}", t.sub))
+        .json(&json!({"provisioningEnabled": false}))
+        .send()
+        .expect(200);
+    let o: Value = c.call("GET", "overview").expect(200).json();
+    assert_eq!(o["organisation"]["provisioningEnabled"], json!(false));
+    c.call("POST", "tokens").admin_error(403);
+    s.admin("DELETE", &format!("/admin/v1/tenants/{}", t.sub))
+        .send()
+        .expect(202);
+    c.call("GET", "overview").admin_error(401);
+    c.call("POST", "tokens").admin_error(401);
+}
+
+#[test]
+fn an_expired_link_is_refused() {
+    // This server's links expire as they are made (CONSOLE_LINK_MINUTES = 0).
+    let s = limited_server();
+    let sub = crate::new_tenant_on(s, "consoleexp");
+    let r = s.get(&link(s, &sub)).send();
+    assert_eq!(r.status, 410, "{}", r.text);
+    assert!(r.header("set-cookie").is_none());
+}
