@@ -1,7 +1,8 @@
 # scim-edge: two commands on a fresh machine.
 #   make dev    set up, build, migrate local D1, serve on http://127.0.0.1:$(PORT)
-#   make test   set up, lint, unit tests, a short fuzz pass, build, integration tests over
-#               `wrangler dev`, the external conformance suite scim2-tester, deploy check
+#   make test   set up (Debian's chromium too), lint, unit tests, a short fuzz pass, build,
+#               integration tests over `wrangler dev` (the console in headless Chromium among
+#               them), the external conformance suite scim2-tester, deploy check
 #   make fuzz   the fuzzer for longer (FUZZ_INPUTS, default 10 million)
 # Everything comes from the package registries (crates.io, npm); nothing downloads from GitHub.
 
@@ -33,7 +34,7 @@ SOURCES := $(shell find src -name '*.rs') Cargo.toml Cargo.lock
 FEATURES := --features host-sqlite
 FUZZ_INPUTS ?= 10000000
 
-.PHONY: help setup toolchain dev migrate-local build test lint unit fuzz-short fuzz integration conformance deploy-check bench clean
+.PHONY: help setup toolchain chromium dev migrate-local build test lint unit fuzz-short fuzz integration conformance deploy-check bench clean
 
 help:
 	@echo "make dev    serve the Worker locally on http://127.0.0.1:$(PORT) (embedded D1/KV)"
@@ -52,6 +53,16 @@ toolchain:
 	@wasm-bindgen --version 2>/dev/null | grep -qF " $(WASM_BINDGEN_VERSION)" || \
 		cargo install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION) --locked || \
 		cargo install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION)
+
+# Debian's Chromium, for the console's browser test (tests/browser, driven by playwright-core
+# from the npm registry). Installed as root, as CI runs; otherwise say how.
+chromium:
+	@command -v chromium >/dev/null || { \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else \
+			echo "the console's browser test needs Debian's chromium: sudo apt-get install chromium" >&2; exit 1; \
+		fi; }
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -85,7 +96,7 @@ dev: build .dev.vars migrate-local
 
 ## Tests --------------------------------------------------------------------------------------
 
-test: setup lint unit fuzz-short build integration conformance deploy-check
+test: setup chromium lint unit fuzz-short build integration conformance deploy-check
 
 lint:
 	cargo fmt --check

@@ -132,14 +132,40 @@ impl Audit {
 
 /// An error detail without client values: each `'…'`-quoted segment is kept only when it is an
 /// attribute path of one of `types` (the detail then still says which attribute was wrong),
-/// and becomes `'…'` otherwise.
+/// and becomes `'…'` otherwise. A quote opens only where a word cannot be going on (at the
+/// start, or after a space or an opening bracket), so a possessive (`organisation's`) is text.
 pub fn redact(detail: &str, types: &[&'static ResourceType]) -> String {
     let mut out = String::with_capacity(detail.len());
     let mut rest = detail;
-    while let Some((before, after)) = rest.split_once('\'') {
+    loop {
+        let open = rest.char_indices().find(|&(i, c)| {
+            c == '\''
+                && rest
+                    .get(..i)
+                    .and_then(|b| b.chars().next_back())
+                    .is_none_or(|p| p.is_whitespace() || "([{:=,".contains(p))
+        });
+        let Some((i, _)) = open else {
+            out.push_str(rest);
+            return out;
+        };
+        let Some((before, after)) = rest.split_at_checked(i) else {
+            out.push_str(rest);
+            return out;
+        };
         out.push_str(before);
-        match after.split_once('\'') {
-            Some((quoted, tail)) => {
+        let after = after.get(1..).unwrap_or_default();
+        // The closing quote: one not followed by a letter or a digit.
+        let close = after.char_indices().find(|&(j, c)| {
+            c == '\''
+                && after
+                    .get(j.saturating_add(1)..)
+                    .and_then(|t| t.chars().next())
+                    .is_none_or(|n| !n.is_alphanumeric())
+        });
+        match close {
+            Some((j, _)) => {
+                let quoted = after.get(..j).unwrap_or_default();
                 let keep = !quoted.is_empty()
                     && types
                         .iter()
@@ -147,17 +173,15 @@ pub fn redact(detail: &str, types: &[&'static ResourceType]) -> String {
                 out.push('\'');
                 out.push_str(if keep { quoted } else { "…" });
                 out.push('\'');
-                rest = tail;
+                rest = after.get(j.saturating_add(1)..).unwrap_or_default();
             }
             None => {
                 // An unmatched quote: what follows may be a value; drop it.
                 out.push_str("'…");
-                rest = "";
+                return out;
             }
         }
     }
-    out.push_str(rest);
-    out
 }
 
 #[cfg(test)]
@@ -178,6 +202,17 @@ mod tests {
         );
         assert_eq!(redact("no quotes at all", &types), "no quotes at all");
         assert_eq!(redact("a 'dangling +1 555", &types), "a '…");
+        assert_eq!(
+            redact(
+                "not valid for this organisation (or another organisation's)",
+                &types
+            ),
+            "not valid for this organisation (or another organisation's)"
+        );
+        assert_eq!(
+            redact("no organisation 'o'brien.co' is served", &types),
+            "no organisation '…' is served"
+        );
         assert_eq!(
             redact("'name.givenName' and 'displayName'", &types),
             "'name.givenName' and 'displayName'"

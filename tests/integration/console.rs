@@ -203,3 +203,32 @@ fn an_expired_link_is_refused() {
     assert_eq!(r.status, 410, "{}", r.text);
     assert!(r.header("set-cookie").is_none());
 }
+
+/// The page in Debian's Chromium (tests/browser/console.mjs, playwright-core): a link opens it,
+/// Generate new makes a token SCIM accepts, its use and a failure show, Revoke ends the token,
+/// a used link and a call without the CSRF header are refused; it writes docs/console.png.
+#[test]
+fn the_console_works_in_chromium() {
+    let s = server();
+    let t = Tenant::new("browser");
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = std::process::Command::new("node")
+        .arg(format!("{root}/tests/browser/console.mjs"))
+        .arg(format!("http://127.0.0.1:{}", s.port))
+        .arg(&s.admin_token)
+        .arg(&t.sub)
+        .arg(format!("{root}/docs/console.png"))
+        .output()
+        .expect("run node");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        said.lines().filter(|l| l.starts_with("ok: ")).count(),
+        7,
+        "{said}"
+    );
+}

@@ -134,14 +134,17 @@ function explain(e) {
   const why = {
     401: "Refused: the Secret Token is wrong, revoked or missing. Paste a current token into the identity provider.",
     403: "Refused: provisioning is disabled for this organisation.",
+    400: "The identity provider sent something this service cannot accept.",
     404: "Not found: the identity provider asked for something this organisation does not have.",
     409: "Conflict: a user or group with the same name already exists.",
     412: "The resource changed meanwhile; the identity provider retries.",
     413: "The request was too large.",
     429: "Too many requests at once; the identity provider retries later.",
   }[e.status];
-  const detail = e.detail ? ` ${e.detail}` : "";
-  return `${why ?? "Failed."}${detail}`;
+  // The server's own words where they add to the explanation (what was invalid, and why).
+  const specific = e.detail && ![401, 403, 429].includes(e.status);
+  const detail = specific ? ` ${e.detail.charAt(0).toUpperCase()}${e.detail.slice(1)}` : "";
+  return `${why ?? "The request failed."}${detail}`;
 }
 
 async function load() {

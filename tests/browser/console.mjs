@@ -1,0 +1,114 @@
+// The organisation admin's console in a real browser (Debian's Chromium, driven by
+// playwright-core), against a running scim-edge: node tests/browser/console.mjs <origin>
+// <admin token> <subdomain> <screenshot path>. Prints one line per step; exits non-zero on the
+// first failure. Run by the integration test `console::the_console_works_in_chromium`.
+import { chromium } from "playwright-core";
+import assert from "node:assert/strict";
+
+const [origin, adminToken, sub, screenshot] = process.argv.slice(2);
+const admin = (method, path) =>
+  fetch(`${origin}/admin/v1${path}`, { method, headers: { authorization: `Bearer ${adminToken}` } }).then(async (r) => {
+    assert.ok(r.ok, `${method} ${path}: ${r.status}`);
+    return r.status === 204 ? null : r.json();
+  });
+// Node cannot set Host: SCIM through the path form of the Tenant URL.
+const scim = (token, path = "/Users") =>
+  fetch(`${origin}/tenants/${sub}/api/scim/v2${path}`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.status);
+const step = (text) => console.log(`ok: ${text}`);
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-dev-shm-usage"],
+});
+try {
+  const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
+  const page = await context.newPage();
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(e.message));
+  // Script errors only: the refusals this test provokes (and the browser's favicon request)
+  // also reach the console, as failed loads.
+  page.on("console", (m) => m.type() === "error" && !m.text().startsWith("Failed to load resource") && errors.push(m.text()));
+  page.on("dialog", (d) => d.accept());
+
+  // 1. The admin API makes a link; the browser opens it; the page shows the organisation.
+  const { url } = await admin("POST", `/tenants/${sub}/console-links`);
+  await page.goto(url);
+  assert.equal(new URL(page.url()).pathname, "/console");
+  await page.waitForFunction(() => document.getElementById("tenant-url").value !== "");
+  const tenantUrl = await page.inputValue("#tenant-url");
+  assert.match(tenantUrl, new RegExp(`^http://${sub.replace(".", "\\.")}\\.localhost:\\d+/api/scim/v2$`));
+  assert.equal(await page.textContent("#org-subdomain"), sub);
+  assert.match(await page.textContent(".tenant-url-text"), /\/api\/scim\/v2$/);
+  step("a link opens the console with the organisation and its Tenant URL");
+
+  // 2. Generate new: the token works for SCIM, is listed with a last use, and its call shows.
+  await page.click("#generate");
+  await page.waitForSelector("#new-token:not([hidden])");
+  const token = await page.inputValue("#new-token-value");
+  assert.match(token, /^scim_/);
+  assert.equal(await scim(token), 200);
+  let lastUsed = "never";
+  for (let i = 0; i < 40 && lastUsed === "never"; i++) {
+    await new Promise((r) => setTimeout(r, 250));
+    await page.reload();
+    await page.waitForSelector("#tokens tr[data-token-id]");
+    const rows = await page.$$eval("#tokens tr[data-token-id]", (trs) =>
+      trs.map((tr) => ({ hint: tr.cells[0].textContent, used: tr.querySelector(".last-used").textContent })),
+    );
+    lastUsed = rows.find((r) => token.endsWith(r.hint.replace("…", "")))?.used ?? "never";
+  }
+  assert.notEqual(lastUsed, "never", "the new token shows its last use");
+  await page.waitForFunction(() => [...document.querySelectorAll("#activity tr")].some((tr) => tr.textContent.includes("GET /Users")));
+  step("Generate new: SCIM answers 200 with the token, the list shows its last use, Recent activity shows the call");
+
+  // 3. A wrong token is a failure the page shows as one.
+  assert.equal(await scim("not-a-token"), 401);
+  let failure = null;
+  for (let i = 0; i < 40 && !failure; i++) {
+    await new Promise((r) => setTimeout(r, 250));
+    await page.reload();
+    await page.waitForSelector("#activity tr");
+    await page.check("#failures-only");
+    // The filtered list has replaced the full one when no success row is left.
+    await page.waitForFunction(() => document.querySelectorAll("#activity tr.success").length === 0);
+    failure = await page.$("#activity tr.failure");
+  }
+  assert.ok(failure, "a failure row");
+  assert.match(await failure.textContent(), /401/);
+  assert.match(await failure.textContent(), /Secret Token is wrong/);
+  const successes = await page.$$("#activity tr.success");
+  assert.equal(successes.length, 0, "failures only");
+  step("a wrong token's 401 is listed as a failure, in words");
+
+  // 4. Revoke in the page: SCIM with that token is refused.
+  const hint = token.slice(-4);
+  await page.click(`button[aria-label="Revoke the token ending in ${hint}"]`);
+  await page.waitForFunction((h) => !document.querySelector(`button[aria-label="Revoke the token ending in ${h}"]`), hint);
+  assert.equal(await scim(token), 401);
+  step("Revoke: SCIM with the revoked token answers 401");
+
+  // 5. The same link again is refused; a console call without the CSRF header is refused.
+  const again = await context.newPage();
+  const r = await again.goto(url);
+  assert.equal(r.status(), 410);
+  assert.match(await again.textContent("body"), /already been used/);
+  const bare = await page.evaluate(() => fetch("/console/api/overview").then((r) => r.status));
+  assert.equal(bare, 403);
+  step("the link a second time: 410; a call without the CSRF header: 403");
+
+  // 6. A screenshot of the page, as an admin sees it.
+  await page.uncheck("#failures-only");
+  await page.waitForTimeout(300);
+  await page.screenshot({ path: screenshot, fullPage: true });
+  step(`screenshot: ${screenshot}`);
+
+  // Sign out ends the session.
+  await Promise.all([page.waitForNavigation(), page.click("#sign-out")]);
+  await page.waitForSelector("h1:has-text('Signed out')");
+  const out = await page.evaluate(() => fetch("/console/api/overview").then((r) => r.status));
+  assert.equal(out, 401);
+  step("sign out");
+  assert.deepEqual(errors, [], "no script errors");
+} finally {
+  await browser.close();
+}
