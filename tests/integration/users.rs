@@ -336,8 +336,11 @@ fn bad_requests_are_scim_errors() {
         )
         .scim_error(400);
     assert_eq!(e["scimType"], "invalidValue");
-    let big = json!({"userName": "big", "displayName": "x".repeat(70_000)});
+    // Above the 256 KB cap: 413; just under it: accepted.
+    let big = json!({"userName": "big", "displayName": "x".repeat(262_145)});
     t.send("POST", "/Users", &big).scim_error(413);
+    let under = json!({"userName": "under", "displayName": "x".repeat(250_000)});
+    t.send("POST", "/Users", &under).expect(201);
     // Plain application/json and no Content-Type are accepted.
     t.call("POST", "/Users")
         .header("Content-Type", "application/json")
