@@ -41,8 +41,10 @@ try {
   assert.match(await page.textContent(".tenant-url-text"), /\/api\/scim\/v2$/);
   step("a link opens the console with the organisation and its Tenant URL");
 
-  // 2. Generate new: the token works for SCIM, is listed with a last use, and its call shows.
-  await page.click("#generate");
+  // 2. Generate new (from the keyboard): the token works for SCIM, is listed with a last use,
+  // and its call shows.
+  await page.focus("#generate");
+  await page.keyboard.press("Enter");
   await page.waitForSelector("#new-token:not([hidden])");
   const token = await page.inputValue("#new-token-value");
   assert.match(token, /^scim_/);
@@ -101,6 +103,12 @@ try {
   await page.waitForTimeout(300);
   await page.screenshot({ path: screenshot, fullPage: true });
   step(`screenshot: ${screenshot}`);
+
+  // Readable on a phone: nothing wider than the screen.
+  await page.setViewportSize({ width: 390, height: 844 });
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `the page is ${overflow}px wider than a phone`);
+  step("a phone's width: no horizontal scrolling");
 
   // Sign out ends the session.
   await Promise.all([page.waitForNavigation(), page.click("#sign-out")]);

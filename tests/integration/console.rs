@@ -150,6 +150,14 @@ fn a_link_opens_a_session_for_its_organisation_only() {
         json!(other),
         "a session is one organisation's"
     );
+    // Organisation A's session with B's CSRF token: refused.
+    let b = Console::open(s, &other);
+    let crossed = s
+        .call("GET", "/console/api/overview")
+        .header("Cookie", &c.cookie)
+        .header("X-CSRF-Token", &b.csrf)
+        .send();
+    assert_eq!(crossed.status, 403, "{}", crossed.text);
     // Without a session: 401, and the page says how to get one.
     let page = s.get("/console").send();
     assert_eq!(page.status, 401);
@@ -228,7 +236,7 @@ fn the_console_works_in_chromium() {
     );
     assert_eq!(
         said.lines().filter(|l| l.starts_with("ok: ")).count(),
-        7,
+        8,
         "{said}"
     );
 }
