@@ -53,6 +53,31 @@ fn logs_when(s: &Server, path: &str, n: usize) -> Vec<Value> {
     }
 }
 
+/// `n` users of `t` created through SCIM, 8 at a time (each with a work email other than its
+/// userName): their ids.
+fn create_users(t: &Tenant, domain: &str, n: usize) -> Vec<String> {
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..8)
+            .map(|w| {
+                scope.spawn(move || {
+                    (w..n)
+                        .step_by(8)
+                        .map(|i| {
+                            let u = t.create(json!({"userName": format!("u{i}@{domain}"),
+                                "emails": [{"value": format!("u{i}@mail.{domain}")}]}));
+                            u["id"].as_str().unwrap_or_default().to_string()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .flat_map(|t| t.join().expect("creator"))
+            .collect()
+    })
+}
+
 fn types(events: &[Value]) -> Vec<String> {
     events
         .iter()
@@ -464,26 +489,7 @@ fn deleting_a_large_organisation_purges_it_in_chunks_and_nothing_else() {
     let other = Tenant::on(s, "neighbour");
     let kept = other.create(json!({"userName": "stays@x.org"}));
     let started = Instant::now();
-    let created: Vec<String> = std::thread::scope(|scope| {
-        let threads: Vec<_> = (0..8)
-            .map(|w| {
-                let big = &big;
-                scope.spawn(move || {
-                    (0..USERS / 8)
-                        .map(|i| {
-                            let u = big.create(json!({"userName": format!("b{w}-{i}@big.org"),
-                                "emails": [{"value": format!("b{w}-{i}@mail.big.org")}]}));
-                            u["id"].as_str().unwrap_or_default().to_string()
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        threads
-            .into_iter()
-            .flat_map(|t| t.join().expect("seeder"))
-            .collect()
-    });
+    let created = create_users(&big, "big.org", USERS);
     let members: Vec<Value> = created[..1_000]
         .iter()
         .map(|id| json!({"value": id}))
@@ -641,25 +647,7 @@ fn the_example_backend_worker_mirrors_users_from_the_feed() {
 fn a_push_of_1600_members_commits_whole() {
     let s = workerd_server();
     let t = Tenant::on(s, "bigpush");
-    let ids: Vec<String> = std::thread::scope(|scope| {
-        let threads: Vec<_> = (0..8)
-            .map(|w| {
-                let t = &t;
-                scope.spawn(move || {
-                    (0..200)
-                        .map(|i| {
-                            let u = t.create(json!({"userName": format!("p{w}-{i}@push.org")}));
-                            u["id"].as_str().unwrap_or_default().to_string()
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        threads
-            .into_iter()
-            .flat_map(|t| t.join().expect("creator"))
-            .collect()
-    });
+    let ids = create_users(&t, "push.org", 1_600);
     let gid = t
         .send("POST", "/Groups", &json!({"displayName": "Everyone"}))
         .expect(201)
