@@ -283,13 +283,9 @@ async fn overview(app: &App, db: &crate::store::d1::D1, a: &Admin) -> Result<Rep
 /// the organisation's admin.
 pub async fn create_link(app: &App, db: &crate::store::d1::D1, sub: &str) -> Result<Reply> {
     let link = console::create_link(db, &app.rt, sub, app.config.console_link_ms).await?;
-    let origin = match app.origin.port {
-        Some(port) => format!("{}://{}:{port}", app.origin.scheme, app.origin.host),
-        None => format!("{}://{}", app.origin.scheme, app.origin.host),
-    };
     Ok(Reply::json(
         201,
-        json!({"url": format!("{origin}/console/link/{}", link.secret),
+        json!({"url": format!("{}/console/link/{}", app.origin.base(), link.secret),
                "expiresAt": rfc3339(link.expires_at)}),
     ))
 }

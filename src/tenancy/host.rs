@@ -137,13 +137,21 @@ pub struct Origin {
     pub port: Option<u16>,
 }
 
+impl Origin {
+    /// `<scheme>://<host>[:<port>]`: where URLs on the operator's host start.
+    pub fn base(&self) -> String {
+        let port = self.port.map(|p| format!(":{p}")).unwrap_or_default();
+        format!("{}://{}{port}", self.scheme, self.host)
+    }
+}
+
 /// The Tenant URL an admin pastes into the identity provider: `<scheme>://<sub>.<base>/api/scim/v2`,
 /// or `<origin>/tenants/<sub>/api/scim/v2` where the deployment has no wildcard DNS.
 pub fn tenant_url(sub: &str, base_domain: &str, origin: &Origin, path_form: bool) -> String {
     let port = origin.port.map(|p| format!(":{p}")).unwrap_or_default();
     let scheme = &origin.scheme;
     if path_form {
-        format!("{scheme}://{}{port}/tenants/{sub}/api/scim/v2", origin.host)
+        format!("{}/tenants/{sub}/api/scim/v2", origin.base())
     } else {
         format!("{scheme}://{sub}.{base_domain}{port}/api/scim/v2")
     }
