@@ -10,6 +10,9 @@
 pub const MIN_MS: i64 = -62_167_219_200_000;
 pub const MAX_MS: i64 = 253_402_300_799_999;
 
+/// Milliseconds in a day.
+pub const DAY_MS: i64 = 86_400_000;
+
 /// Format Unix milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ` (clamped to years 0000–9999).
 pub fn rfc3339(unix_ms: i64) -> String {
     let unix_ms = unix_ms.clamp(MIN_MS, MAX_MS);

@@ -11,6 +11,7 @@ use crate::scim::error::{quote, Error, Result};
 use crate::store::tenants as tenants_store;
 use crate::store::upkeep::{self as store, Purge, CHUNK};
 use crate::store::Executor;
+use crate::time::DAY_MS;
 
 /// What upkeep keeps, from the Worker's settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +47,6 @@ pub struct Report {
     pub unfinished: bool,
 }
 
-const DAY_MS: i64 = 86_400_000;
 /// Organisations whose log cap one batch enforces.
 const CAP_BATCH: i64 = 50;
 

@@ -13,6 +13,7 @@ use crate::store::feed::{self, FeedQuery};
 use crate::store::logs::{self, LogQuery};
 use crate::store::tenants as store;
 use crate::store::Executor;
+use crate::time::DAY_MS;
 
 /// Every event type the feed carries.
 pub const EVENT_TYPES: &[&str] = &[
@@ -147,9 +148,6 @@ pub async fn members<E: Executor>(
 pub async fn logs<E: Executor>(db: &E, sub: &str, q: &LogQuery) -> Result<Page> {
     logs::read(db, &tenant_id(db, sub).await?, q).await
 }
-
-/// Milliseconds in the summary's window.
-pub const DAY_MS: i64 = 86_400_000;
 
 pub async fn summary<E: Executor>(db: &E, sub: &str, now: i64) -> Result<serde_json::Value> {
     logs::summary(db, &tenant_id(db, sub).await?, now.saturating_sub(DAY_MS)).await

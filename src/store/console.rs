@@ -7,11 +7,9 @@
 
 use serde::Deserialize;
 
+use super::tenants::TENANT_OF;
 use super::{Executor, Stmt};
 use crate::scim::error::Result;
-
-/// The live organisation a subdomain names, as a sub-select.
-const LIVE_TENANT: &str = "(SELECT id FROM tenants WHERE subdomain = ? AND deleted_at IS NULL)";
 
 /// Store a link for organisation `subdomain`; `false` when there is no such organisation.
 pub async fn create_link<E: Executor>(
@@ -25,9 +23,15 @@ pub async fn create_link<E: Executor>(
         .query(Stmt::new(
             format!(
                 "INSERT INTO console_links (hash, tenant_id, created_at, expires_at) \
-                 SELECT ?, id, ?, ? FROM tenants WHERE id = {LIVE_TENANT}"
+                 SELECT ?, {TENANT_OF}, ?, ? WHERE {TENANT_OF} IS NOT NULL"
             ),
-            vec![hash.into(), now.into(), expires_at.into(), subdomain.into()],
+            vec![
+                hash.into(),
+                subdomain.into(),
+                now.into(),
+                expires_at.into(),
+                subdomain.into(),
+            ],
         ))
         .await?;
     Ok(out.changes > 0)

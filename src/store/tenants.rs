@@ -50,7 +50,8 @@ const TENANT_COLUMNS: &str = "id, subdomain, name, provisioning_enabled, created
 ///
 /// A deleted organisation (its `subdomain` is its id until its purge ends) is no organisation
 /// here: every statement that finds one by subdomain says `deleted_at IS NULL`.
-const TENANT_OF: &str = "(SELECT id FROM tenants WHERE subdomain = ? AND deleted_at IS NULL)";
+pub(crate) const TENANT_OF: &str =
+    "(SELECT id FROM tenants WHERE subdomain = ? AND deleted_at IS NULL)";
 
 pub struct NewTenant<'a> {
     pub id: &'a str,
