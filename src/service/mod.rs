@@ -72,9 +72,7 @@ pub struct Scope<'a, E, R> {
 impl<E, R: Runtime> Scope<'_, E, R> {
     /// The log entry a write's batch carries, with its summary (`{}`: the resource's name).
     pub fn log_entry(&self, summary: &str) -> Option<LogEntry> {
-        let a = self.audit?;
-        a.summary(summary.to_string());
-        Some(a.entry(summary.to_string(), self.rt.clock()))
+        Some(self.audit?.entry(summary.to_string(), self.rt.clock()))
     }
 
     /// The batch that carried [`Scope::log_entry`] committed.
