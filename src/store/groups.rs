@@ -232,6 +232,18 @@ mod tests {
     #[test]
     fn deleting_users_and_groups_removes_their_memberships() {
         let db = directory(&json!({"displayName": "Sales", "members": ["u1", "u2"]}));
+        let delete = |table, id, if_version, now| {
+            block_on(resources::delete(
+                &db,
+                table,
+                T,
+                id,
+                if_version,
+                now,
+                &Trail::default(),
+            ))
+            .expect("delete")
+        };
         let changes = vec![MemberChange::Add(vec![Member {
             id: "g2".into(),
             kind: RefType::Group,
@@ -256,19 +268,7 @@ mod tests {
                 .version,
             2
         );
-        assert_eq!(
-            block_on(resources::delete(
-                &db,
-                Table::Users,
-                T,
-                "u1",
-                None,
-                50,
-                &Trail::default()
-            ))
-            .expect("delete"),
-            Delete::Deleted
-        );
+        assert_eq!(delete(Table::Users, "u1", None, 50), Delete::Deleted);
         assert_eq!(group_state(&db, "g1")["members"], json!(["g2", "u2"]));
         assert_eq!(
             block_on(resources::get(&db, Table::Groups, T, "g1", false))
@@ -278,61 +278,16 @@ mod tests {
             3,
             "member removal bumps the version"
         );
-        assert_eq!(
-            block_on(resources::delete(
-                &db,
-                Table::Groups,
-                T,
-                "g2",
-                None,
-                60,
-                &Trail::default()
-            ))
-            .expect("delete"),
-            Delete::Deleted
-        );
+        assert_eq!(delete(Table::Groups, "g2", None, 60), Delete::Deleted);
         assert_eq!(group_state(&db, "g1")["members"], json!(["u2"]));
         assert_eq!(
-            block_on(resources::delete(
-                &db,
-                Table::Groups,
-                T,
-                "g1",
-                Some(1),
-                70,
-                &Trail::default()
-            ))
-            .expect("delete"),
+            delete(Table::Groups, "g1", Some(1), 70),
             Delete::Stale,
             "If-Match with another version"
         );
-        assert_eq!(
-            block_on(resources::delete(
-                &db,
-                Table::Groups,
-                T,
-                "g1",
-                None,
-                70,
-                &Trail::default()
-            ))
-            .expect("delete"),
-            Delete::Deleted
-        );
+        assert_eq!(delete(Table::Groups, "g1", None, 70), Delete::Deleted);
         assert_eq!(db.count("SELECT COUNT(*) FROM memberships"), 0);
-        assert_eq!(
-            block_on(resources::delete(
-                &db,
-                Table::Groups,
-                T,
-                "g1",
-                None,
-                70,
-                &Trail::default()
-            ))
-            .expect("second delete"),
-            Delete::NotFound
-        );
+        assert_eq!(delete(Table::Groups, "g1", None, 70), Delete::NotFound);
     }
 
     #[test]
