@@ -227,7 +227,7 @@ async fn api(app: &App, mut req: Request, call: &str) -> Result<Reply> {
                 resource_id: None,
                 limit: q.limit()?,
             };
-            let page = reads::logs(&db, &admin.subdomain, &query).await?;
+            let page = console::logs(&db, &admin, &query).await?;
             Ok(Reply::json(
                 200,
                 json!({"items": page.items, "next": page.next}),
@@ -259,7 +259,7 @@ async fn overview(app: &App, db: &crate::store::d1::D1, a: &Admin) -> Result<Rep
                    "lastUsedAt": t.last_used_at.map(rfc3339), "hint": t.hint})
         })
         .collect();
-    let summary = reads::summary(db, &a.subdomain, app.now).await?;
+    let summary = console::summary(db, a, app.now).await?;
     let url = tenant_url(
         &a.subdomain,
         &app.config.base_domain,

@@ -8,13 +8,18 @@
 //! until its organisation is deleted. While provisioning is disabled the session can read but
 //! not mint tokens.
 
+use serde_json::Value;
+
 use super::auth::AuthCache;
 use super::tenants;
 use super::Runtime;
 use crate::scim::error::{quote, Error, Result};
 use crate::store::console::{self as store, NewSession};
+use crate::store::directory::Page;
+use crate::store::logs::{self, LogQuery};
 use crate::store::Executor;
 use crate::tenancy::token;
+use crate::time::DAY_MS;
 
 /// How long a console session lasts: 4 hours (hours, not days).
 pub const SESSION_TTL_MS: i64 = 4 * 60 * 60 * 1000;
@@ -145,6 +150,16 @@ pub async fn create_token<E: Executor, R: Runtime, C: AuthCache>(
         ));
     }
     tenants::create_token(db, rt, cache, &admin.subdomain, false).await
+}
+
+/// The session's organisation's log, newest first: its id is the session's, so no lookup.
+pub async fn logs<E: Executor>(db: &E, admin: &Admin, q: &LogQuery) -> Result<Page> {
+    logs::read(db, &admin.tenant_id, q).await
+}
+
+/// The session's organisation's summary, the last day's counts up to `now`.
+pub async fn summary<E: Executor>(db: &E, admin: &Admin, now: i64) -> Result<Value> {
+    logs::summary(db, &admin.tenant_id, now.saturating_sub(DAY_MS)).await
 }
 
 /// Sign out: the session ends at once.
