@@ -26,7 +26,7 @@ use worker::{Method, Request};
 use super::app::App;
 use super::console;
 use super::kv::KvCache;
-use super::reply::{header, read_body, Reply};
+use super::reply::{header, json_body, Reply};
 use super::vendor;
 use crate::scim::error::{quote, Error, Result};
 use crate::service::{tenants, upkeep};
@@ -185,15 +185,7 @@ async fn body<T: DeserializeOwned>(req: &mut Request) -> Result<T> {
 
 /// The JSON body, or `None` when there is none (token creation takes its defaults then).
 async fn maybe_body<T: DeserializeOwned>(req: &mut Request) -> Result<Option<T>> {
-    let bytes = read_body(req, MAX_BODY_BYTES).await?;
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(None);
-    }
-    decode(&bytes).map(Some)
-}
-
-fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
-    serde_json::from_slice(bytes).map_err(|e| Error::invalid(format!("invalid JSON body: {e}")))
+    json_body(req, MAX_BODY_BYTES).await
 }
 
 #[derive(Deserialize)]
@@ -320,6 +312,7 @@ impl Admin<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::reply::decode;
 
     #[test]
     fn parses_admin_routes() {

@@ -23,7 +23,7 @@ use worker::{Headers, Method, Request, Response};
 
 use super::app::App;
 use super::kv::KvCache;
-use super::reply::{header, read_body, render, Reply, Surface};
+use super::reply::{header, json_body, render, Reply, Surface};
 use super::vendor::Query;
 use crate::scim::error::{quote, Error, Result};
 use crate::service::console::{self, Admin};
@@ -202,11 +202,7 @@ async fn api(app: &App, mut req: Request, call: &str) -> Result<Reply> {
         (Method::Get, "overview") => overview(app, &db, &admin).await,
         (Method::Post, "tokens") => {
             // Nothing to send; a body, if any, must be empty JSON.
-            let body = read_body(&mut req, 1024).await?;
-            if !body.iter().all(u8::is_ascii_whitespace) {
-                serde_json::from_slice::<Nothing>(&body)
-                    .map_err(|e| Error::invalid(format!("invalid JSON body: {e}")))?;
-            }
+            json_body::<Nothing>(&mut req, 1024).await?;
             let generated = console::create_token(&db, &app.rt, &cache, &admin).await?;
             Ok(Reply::json(
                 201,

@@ -2,6 +2,7 @@
 //! cap.
 
 use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use worker::{Headers, Request, Response};
 
@@ -140,6 +141,21 @@ pub async fn read_body(req: &mut Request, cap: usize) -> Result<Vec<u8>> {
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// A JSON body of at most `cap` bytes (the admin API's and the console's), or `None` when
+/// there is none.
+pub async fn json_body<T: DeserializeOwned>(req: &mut Request, cap: usize) -> Result<Option<T>> {
+    let bytes = read_body(req, cap).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    decode(&bytes).map(Some)
+}
+
+/// JSON bytes as `T`; anything else is 400.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| Error::invalid(format!("invalid JSON body: {e}")))
 }
 
 /// A request header, if present and readable.
