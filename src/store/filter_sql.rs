@@ -145,6 +145,54 @@ pub fn condition(filter: &Filter, tenant_id: &str, table: Table) -> Result<Condi
     Ok(c)
 }
 
+/// The columns an index finds by equality: `userName` and `displayName` through their unique
+/// case-folded keys, `externalId` through its own index (see the migrations).
+const SEEK_COLUMNS: [&str; 3] = ["user_name", "display_name", "external_id"];
+
+/// Whether an index seek on an equality finds every row `filter` can match: `userName`,
+/// `externalId`, `id` or a group's `displayName` eq, or eq on the `value` of a multi-valued
+/// attribute kept in rows (Entra's `emails[type eq "work"].value`, `members[value eq …]`), in
+/// every branch of an `or` or in one side of an `and`.
+///
+/// A page of such a filter is read from the seek and its few rows sorted; otherwise SQLite
+/// may take the page's order (`created_at, id`) from `*_by_created` and walk the whole
+/// organisation in that order, testing each row, to find the one match.
+pub fn narrows(filter: &Filter, table: Table) -> bool {
+    match filter {
+        Filter::And(a, b) => narrows(a, table) || narrows(b, table),
+        Filter::Or(a, b) => narrows(a, table) && narrows(b, table),
+        Filter::Compare {
+            attr, op: Op::Eq, ..
+        } => match storage(table, attr) {
+            Storage::Column(c) => SEEK_COLUMNS.contains(&c.name),
+            Storage::Row(sql) => sql == "{t}.id",
+            Storage::Many(Many::Values | Many::Members | Many::UserGroups) => {
+                attr.sub.is_none_or(|s| s.name == "value")
+            }
+            _ => false,
+        },
+        Filter::Has { attr, inner } if attr.attr.multi_valued => {
+            matches!(
+                storage(table, attr),
+                Storage::Many(Many::Values | Many::Members | Many::UserGroups)
+            ) && value_eq(inner)
+        }
+        _ => false,
+    }
+}
+
+/// Inside `attr[…]`: whether the condition pins `value` by equality.
+fn value_eq(inner: &Filter) -> bool {
+    match inner {
+        Filter::And(a, b) => value_eq(a) || value_eq(b),
+        Filter::Or(a, b) => value_eq(a) && value_eq(b),
+        Filter::Compare {
+            attr, op: Op::Eq, ..
+        } => attr.leaf().name == "value",
+        _ => false,
+    }
+}
+
 /// Build a condition over one row of `memberships m` from a `members[…]` value filter (whose
 /// attributes are sub-attributes of `members`).
 pub fn member_condition(filter: &Filter, tenant_id: &str) -> Result<Condition, Error> {

@@ -5,14 +5,13 @@
 //! oldest row and stops after a chunk.
 
 use pollster::block_on;
-use std::cell::RefCell;
 
 use super::directory::{self, UserQuery};
 use super::feed::{self, FeedQuery};
-use super::fixture::{directory as seeded, T};
+use super::fixture::{directory as seeded, Recorder, T};
 use super::logs::{self, LogQuery};
 use super::sqlite::Sqlite;
-use super::{upkeep, Executor, Outcome, Stmt, StoreError};
+use super::upkeep;
 
 /// A scan step that reads no table: a JSON array (`json_each`, aliased `j`), a constant row, or
 /// a subquery's own rows (`x`, `c`).
@@ -26,31 +25,10 @@ fn derived(step: &str) -> bool {
         || what.starts_with("(subquery-")
 }
 
-/// Runs statements on SQLite and keeps them.
-struct Recorder<'a> {
-    db: &'a Sqlite,
-    seen: RefCell<Vec<Stmt>>,
-}
-
-impl Executor for Recorder<'_> {
-    async fn query(&self, stmt: Stmt) -> Result<Outcome, StoreError> {
-        self.seen.borrow_mut().push(stmt.clone());
-        self.db.query(stmt).await
-    }
-
-    async fn batch(&self, stmts: Vec<Stmt>) -> Result<Vec<Outcome>, StoreError> {
-        self.seen.borrow_mut().extend(stmts.iter().cloned());
-        self.db.batch(stmts).await
-    }
-}
-
 #[test]
 fn the_host_apps_statements_seek_their_organisation() {
     let db = seeded(&serde_json::json!({"displayName": "Sales", "members": ["u1", "u2"]}));
-    let r = Recorder {
-        db: &db,
-        seen: RefCell::new(Vec::new()),
-    };
+    let r = Recorder::new(&db);
     block_on(async {
         let q = FeedQuery {
             tenant_id: Some(T.into()),
@@ -126,10 +104,7 @@ fn the_host_apps_statements_seek_their_organisation() {
 #[test]
 fn retention_walks_the_oldest_rows_only() {
     let db = Sqlite::migrated();
-    let r = Recorder {
-        db: &db,
-        seen: RefCell::new(Vec::new()),
-    };
+    let r = Recorder::new(&db);
     block_on(upkeep::expire(&r, "events", 1_000)).expect("expire");
     let stmt = r.seen.borrow()[0].clone();
     let plan = db.plan(&stmt.sql, &stmt.params);
@@ -149,10 +124,7 @@ fn a_writes_trail_never_walks_the_organisation() {
     use crate::scim::resource::RefType;
 
     let db = seeded(&serde_json::json!({"displayName": "Sales", "members": ["u1"]}));
-    let r = Recorder {
-        db: &db,
-        seen: RefCell::new(Vec::new()),
-    };
+    let r = Recorder::new(&db);
     let log = LogEntry {
         at: 5,
         method: "POST".into(),
