@@ -86,7 +86,7 @@ fn parse(path: &str) -> Route<'_> {
 pub async fn serve(app: &App, mut req: Request, path: &str) -> Result<Reply> {
     authorize(app, &req)?;
     let db = app.directory()?;
-    let cache = KvCache::new(&app.env, &app.ctx);
+    let cache = KvCache::new(app);
     let a = Admin {
         app,
         db: &db,

@@ -9,6 +9,7 @@ use crate::scim::error::{Error, Result};
 use crate::service::upkeep::Settings;
 use crate::service::Runtime;
 use crate::store::d1::D1;
+use crate::store::meter::Meter;
 use crate::tenancy::host::Origin;
 use crate::tenancy::token;
 
@@ -37,6 +38,8 @@ pub struct App {
     pub origin: Origin,
     /// What the services run on.
     pub rt: Platform,
+    /// The request's binding calls, reported in its `Server-Timing` header.
+    pub meter: Meter,
 }
 
 /// The [`Runtime`] on the Worker: the request's time, `Date.now` as the clock, getrandom, timers.
@@ -107,6 +110,7 @@ impl App {
             now: rt.now,
             origin,
             rt,
+            meter: Meter::default(),
         })
     }
 
@@ -116,20 +120,20 @@ impl App {
     /// decides it: spreading organisations over several D1 databases later changes it alone
     /// (and [`App::directory`], should the organisations' list move to a database of its own).
     pub fn db_for(&self, _subdomain: &str) -> Result<D1> {
-        directory(&self.env)
+        directory(&self.env, &self.meter)
     }
 
     /// The database that lists the organisations (the admin API's).
     pub fn directory(&self) -> Result<D1> {
-        directory(&self.env)
+        directory(&self.env, &self.meter)
     }
 }
 
 /// The database that lists the organisations, from the bindings alone (a scheduled run has no
-/// request).
-pub fn directory(env: &Env) -> Result<D1> {
+/// request), its calls counted in `meter`.
+pub fn directory(env: &Env, meter: &Meter) -> Result<D1> {
     env.d1(DB_BINDING)
-        .map(D1)
+        .map(|db| D1::new(db, meter.clone()))
         .map_err(|e| Error::internal(format!("D1 binding {DB_BINDING}: {e}")))
 }
 

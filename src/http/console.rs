@@ -196,7 +196,7 @@ async fn api(app: &App, mut req: Request, call: &str) -> Result<Reply> {
     let secret = cookie(&req);
     let csrf = header(&req, "x-csrf-token");
     let admin = console::session(&db, &app.rt, secret.as_deref(), Some(csrf.as_deref())).await?;
-    let cache = KvCache::new(&app.env, &app.ctx);
+    let cache = KvCache::new(app);
     let method = req.method();
     match (method, call) {
         (Method::Get, "overview") => overview(app, &db, &admin).await,

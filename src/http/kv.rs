@@ -10,9 +10,11 @@
 //! TTL. Without the KV binding every request authenticates from D1: slower, still correct.
 
 use std::time::Duration;
-use worker::{Context, Delay, Env, KvStore};
+use worker::{Context, Delay, KvStore};
 
+use super::app::App;
 use crate::service::auth::{AuthCache, Grant};
+use crate::store::meter::{Binding, Meter};
 
 /// Seconds a cached grant lives in KV: the upper bound on staleness (KV's minimum is 60).
 pub const CACHE_TTL_SECS: u64 = 300;
@@ -29,25 +31,34 @@ fn cache_key(hash: &str) -> String {
 pub struct KvCache<'a> {
     kv: Option<KvStore>,
     ctx: &'a Context,
+    meter: &'a Meter,
 }
 
 impl<'a> KvCache<'a> {
-    pub fn new(env: &Env, ctx: &'a Context) -> KvCache<'a> {
-        let kv = match env.kv("KV") {
+    pub fn new(app: &'a App) -> KvCache<'a> {
+        let kv = match app.env.kv("KV") {
             Ok(kv) => Some(kv),
             Err(e) => {
                 worker::console_error!("KV binding unavailable, authenticating from D1: {e}");
                 None
             }
         };
-        KvCache { kv, ctx }
+        KvCache {
+            kv,
+            ctx: &app.ctx,
+            meter: &app.meter,
+        }
     }
 }
 
 impl AuthCache for KvCache<'_> {
     async fn get(&self, hash: &str) -> Option<Grant> {
         let kv = self.kv.as_ref()?;
-        match kv.get(&cache_key(hash)).json::<Grant>().await {
+        match self
+            .meter
+            .timed(Binding::Kv, kv.get(&cache_key(hash)).json::<Grant>())
+            .await
+        {
             Ok(found) => found,
             Err(e) => {
                 worker::console_warn!("auth cache read failed: {e}");
@@ -56,14 +67,17 @@ impl AuthCache for KvCache<'_> {
         }
     }
 
+    /// Written after the response: the request that missed the cache has its grant from D1
+    /// already, and should not wait for a second round trip to store it.
     async fn put(&self, hash: &str, grant: &Grant) {
         let Some(kv) = &self.kv else { return };
-        let put = match kv.put(&cache_key(hash), grant) {
-            Ok(put) => put.expiration_ttl(CACHE_TTL_SECS).execute().await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = put {
-            worker::console_warn!("auth cache write failed: {e}");
+        match kv.put(&cache_key(hash), grant) {
+            Ok(put) => self.ctx.wait_until(async move {
+                if let Err(e) = put.expiration_ttl(CACHE_TTL_SECS).execute().await {
+                    worker::console_warn!("auth cache write failed: {e}");
+                }
+            }),
+            Err(e) => worker::console_warn!("auth cache write failed: {e}"),
         }
     }
 
@@ -75,7 +89,7 @@ impl AuthCache for KvCache<'_> {
         }
         let keys: Vec<String> = hashes.iter().map(|h| cache_key(h)).collect();
         for key in &keys {
-            if let Err(e) = kv.delete(key).await {
+            if let Err(e) = self.meter.timed(Binding::Kv, kv.delete(key)).await {
                 worker::console_error!(
                     "auth cache invalidation failed (entry expires within {CACHE_TTL_SECS} s): {e}"
                 );

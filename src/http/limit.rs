@@ -15,6 +15,7 @@
 
 use super::app::App;
 use crate::scim::error::{Error, Result};
+use crate::store::meter::Binding;
 
 /// The binding's name in `wrangler.toml`.
 pub const BINDING: &str = "SCIM_RATE_LIMIT";
@@ -28,7 +29,11 @@ pub async fn check(app: &App, tenant_id: &str) -> Result<()> {
         Ok(l) => l,
         Err(_) => return Ok(()),
     };
-    match limiter.limit(tenant_id.to_string()).await {
+    let outcome = app
+        .meter
+        .timed(Binding::RateLimit, limiter.limit(tenant_id.to_string()))
+        .await;
+    match outcome {
         Ok(outcome) if !outcome.success => Err(Error::new(
             429,
             format!(

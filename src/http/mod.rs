@@ -61,12 +61,18 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> worker::Result<Resp
         Err(e) => return render(Surface::Scim, Err(e)),
     };
     let path = req.path();
-    if (path == "/console" || path.starts_with("/console/")) && is_operator(&app, &req) {
-        // The console answers pages as well as JSON: it renders its own responses.
-        return console::serve(&app, req, &path).await;
-    }
-    let (surface, result) = route(&app, req).await;
-    render(surface, result)
+    let mut response =
+        if (path == "/console" || path.starts_with("/console/")) && is_operator(&app, &req) {
+            // The console answers pages as well as JSON: it renders its own responses.
+            console::serve(&app, req, &path).await?
+        } else {
+            let (surface, result) = route(&app, req).await;
+            render(surface, result)?
+        };
+    response
+        .headers_mut()
+        .set("server-timing", &app.meter.server_timing())?;
+    Ok(response)
 }
 
 fn is_operator(app: &App, req: &Request) -> bool {
@@ -79,7 +85,7 @@ fn is_operator(app: &App, req: &Request) -> bool {
 pub async fn upkeep(env: Env) {
     let run = async {
         let settings = app::Config::of(&env)?.upkeep;
-        let db = app::directory(&env)?;
+        let db = app::directory(&env, &Default::default())?;
         crate::service::upkeep::run(&db, &app::Platform::at_start(), settings, UPKEEP_BUDGET_MS)
             .await
     };

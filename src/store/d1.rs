@@ -8,14 +8,23 @@ use serde_json::Value;
 use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::{D1Database, D1PreparedStatement, D1Result};
 
+use super::meter::{Binding, Meter};
 use super::{Executor, Outcome, Param, Stmt, StoreError};
 
-pub struct D1(pub D1Database);
+/// A D1 database, and the meter of the request that uses it (every call is counted there).
+pub struct D1 {
+    db: D1Database,
+    meter: Meter,
+}
 
 /// The largest integer a JS number holds exactly (2^53 - 1).
 const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
 
 impl D1 {
+    pub fn new(db: D1Database, meter: Meter) -> D1 {
+        D1 { db, meter }
+    }
+
     fn prepare(&self, stmt: &Stmt) -> Result<D1PreparedStatement, StoreError> {
         let params: Vec<JsValue> = stmt
             .params
@@ -31,7 +40,7 @@ impl D1 {
                 Param::Text(s) => Ok(JsValue::from_str(s)),
             })
             .collect::<Result<_, _>>()?;
-        self.0
+        self.db
             .prepare(stmt.sql.as_ref())
             .bind(&params)
             .map_err(describe)
@@ -59,7 +68,27 @@ fn describe(e: worker::Error) -> StoreError {
         worker::Error::D1(d) => js_error_text(d.as_ref()),
         other => other.to_string(),
     };
-    StoreError::from_message(msg)
+    if is_transient(&msg) {
+        StoreError::Unavailable(msg)
+    } else {
+        StoreError::from_message(msg)
+    }
+}
+
+/// The failures D1's "Debug D1" error list says to retry: the database object restarting or
+/// reset, its queue full ("D1 DB is overloaded"), the connection lost, an operation timing
+/// out. Everything else (a constraint, an SQL error) is not cured by retrying.
+fn is_transient(msg: &str) -> bool {
+    const MARKERS: [&str; 7] = [
+        "overloaded",
+        "Network connection lost",
+        "reset",
+        "timed out",
+        "timeout",
+        "Too many requests",
+        "try again",
+    ];
+    MARKERS.iter().any(|m| msg.contains(m)) && !msg.contains("constraint failed")
 }
 
 fn js_error_text(v: &JsValue) -> String {
@@ -79,7 +108,12 @@ fn js_error_text(v: &JsValue) -> String {
 impl Executor for D1 {
     async fn query(&self, stmt: Stmt) -> Result<Outcome, StoreError> {
         let prepared = self.prepare(&stmt)?;
-        outcome(prepared.all().await.map_err(describe)?)
+        outcome(
+            self.meter
+                .timed(Binding::D1, prepared.all())
+                .await
+                .map_err(describe)?,
+        )
     }
 
     async fn batch(&self, stmts: Vec<Stmt>) -> Result<Vec<Outcome>, StoreError> {
@@ -87,12 +121,39 @@ impl Executor for D1 {
             .iter()
             .map(|s| self.prepare(s))
             .collect::<Result<Vec<_>, _>>()?;
-        self.0
-            .batch(prepared)
+        self.meter
+            .timed(Binding::D1, self.db.batch(prepared))
             .await
             .map_err(describe)?
             .into_iter()
             .map(outcome)
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scim::error::Error;
+
+    #[test]
+    fn d1s_retryable_failures_become_503_and_sql_failures_do_not() {
+        for msg in [
+            "D1_ERROR: D1 DB is overloaded. Too many requests queued.",
+            "D1_ERROR: Network connection lost.",
+            "D1_ERROR: D1 DB reset because its code was updated.",
+            "D1_ERROR: D1 DB storage operation exceeded timeout which caused object to be reset.",
+        ] {
+            assert!(is_transient(msg), "{msg}");
+            let e = Error::from(StoreError::Unavailable(msg.into()));
+            assert_eq!(e.status, 503, "{msg}");
+        }
+        for msg in [
+            "D1_ERROR: UNIQUE constraint failed: users.tenant_id, users.user_name_key: SQLITE_CONSTRAINT",
+            "D1_ERROR: no such table: users: SQLITE_ERROR",
+            "D1_TYPE_ERROR: Type 'undefined' not supported for value 'undefined'",
+        ] {
+            assert!(!is_transient(msg), "{msg}");
+        }
     }
 }

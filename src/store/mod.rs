@@ -24,6 +24,7 @@ pub mod groups;
 pub mod listing;
 pub mod logs;
 pub mod memberships;
+pub mod meter;
 pub mod refs;
 pub mod resources;
 #[cfg(any(test, feature = "host-sqlite"))]
@@ -148,6 +149,9 @@ pub enum Delete {
 pub enum StoreError {
     /// A UNIQUE constraint refused the write (the message names the index columns).
     Unique(String),
+    /// The database could not run the statement this time (overloaded, restarting, the
+    /// connection lost): nothing was applied, and the same request can succeed shortly.
+    Unavailable(String),
     Other(String),
 }
 
@@ -169,6 +173,15 @@ impl From<StoreError> for Error {
             StoreError::Unique(m) => Error {
                 cause: Some(m),
                 ..Error::conflict("a resource with the same unique attribute already exists")
+            },
+            // 503 carries `Retry-After`: identity providers retry it, where a 500 counts
+            // towards Entra's quarantine of the application.
+            StoreError::Unavailable(m) => Error {
+                cause: Some(m),
+                ..Error::new(
+                    503,
+                    "the directory's database was briefly unavailable; retry the request",
+                )
             },
             StoreError::Other(m) => Error::internal(m),
         }

@@ -150,7 +150,7 @@ async fn authenticated(
     audit: &Audit,
     tenant: &mut Option<String>,
 ) -> Result<Reply> {
-    let cache = KvCache::new(&app.env, &app.ctx);
+    let cache = KvCache::new(app);
     let authorization = header(&req, "authorization");
     let principal = match auth::authenticate(db, &cache, sub, authorization.as_deref()).await {
         Ok(p) => p,
