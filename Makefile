@@ -40,7 +40,7 @@ help:
 	@echo "make dev    serve the Worker locally on http://127.0.0.1:$(PORT) (embedded D1/KV)"
 	@echo "make test   lint, unit tests, integration tests over wrangler dev, scim2-tester, deploy dry-run"
 	@echo "make fuzz   the fuzzer, FUZZ_INPUTS inputs (default 10 million) from a random seed"
-	@echo "make bench  benchmarks under Miniflare: group membership, the feed and log cost (figures, no assertions)"
+	@echo "make bench  benchmarks under Miniflare: beside the floor Worker (local and edge latencies), group membership, the feed (figures, no assertions)"
 
 ## Set-up (idempotent; quiet when already done) ---------------------------------------------
 
@@ -138,7 +138,15 @@ deploy-check: build
 
 ## Benchmarks (report figures; not part of make test) ---------------------------------------
 
-bench: build
+# The floor Worker (bench/floor): built like scim-edge, in its own target directory.
+bench/floor/build/index.js: bench/floor/src/lib.rs bench/floor/Cargo.toml bench/floor/Cargo.lock
+	cd bench/floor && CARGO_TARGET_DIR=$(CURDIR)/target/floor worker-build --release
+
+# BENCH_SIZES: organisation sizes (default 1,000, 10,000 and 100,000 users).
+BENCH_SIZES ?= 1000,10000,100000
+
+bench: build bench/floor/build/index.js
+	node bench/compare.mjs --sizes $(BENCH_SIZES) --edge
 	node bench/groups.mjs
 	node bench/feed.mjs
 

@@ -1,0 +1,372 @@
+// `make bench`: scim-edge beside the platform floor (bench/floor, a Rust Worker that only
+// authenticates and makes one indexed D1 call), in the same workerd, on the same seeded data.
+//
+//   node bench/compare.mjs [--sizes 1000,10000,100000] [--edge] [--rounds 3] [--build dir]
+//
+// For each organisation size: the first 1,000 users are created over SCIM the way Entra's
+// initial cycle sends them; beyond that they are copies made with SQL (same shape, their own
+// userName, externalId and emails), so that 100,000 users take seconds. Then, closed loop with
+// 8 connections, each operation of Entra's cycle against the floor, rounds rotated:
+//
+//   floor-kv   one KV get (the token's grant, warm), then one D1 statement
+//   floor-d1   one D1 statement that checks the token itself (no KV)
+//   scim-edge  the real request
+//
+// Reported per operation: req/s (median of the rounds) and its ratio to floor-kv's, raw p50 and
+// p99 (closed loop: no coordinated-omission correction), CPU ms per request of the workerd
+// process (/proc), and the binding calls per request read from the `Server-Timing` header.
+// Then, serially, how each lookup grows from the smallest organisation to the largest, and a
+// page deep in the list against the first page. `--edge` runs everything again with the
+// bindings delayed as at the edge (bench/edge.mjs: D1 40 ms, KV 1 ms hot, 25 ms cold).
+// Figures only; nothing is asserted.
+
+import { Miniflare } from "miniflare";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { cpus, tmpdir } from "node:os";
+import { join } from "node:path";
+import { workerOptions } from "../tests/integration/worker.mjs";
+
+const args = process.argv.slice(2);
+const opt = (name, dflt) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : dflt;
+};
+const root = new URL("..", import.meta.url).pathname;
+const SIZES = opt("sizes", "1000,10000,100000").split(",").map(Number);
+const ROUNDS = Number(opt("rounds", 3));
+const BUILD = opt("build", join(root, "build"));
+const FLOOR = join(root, "bench/floor/build");
+const EDGE_TOO = args.includes("--edge");
+const CONCURRENCY = 8;
+const EDGE = { d1Ms: 40, kvMs: 1, kvColdMs: 25 };
+const ADMIN = "bench-admin-token";
+const TEMPLATES = 1000;
+
+const edgeModule = (build) => ({
+  type: "ESModule",
+  path: join(build, "edge.mjs"),
+  contents: readFileSync(join(root, "bench/edge.mjs"), "utf8"),
+});
+
+function migrated() {
+  const dir = mkdtempSync(join(tmpdir(), "scim-edge-bench-"));
+  const cfg = join(dir, "wrangler.toml");
+  writeFileSync(
+    cfg,
+    readFileSync(join(root, "wrangler.toml"), "utf8")
+      .replace(/\[build\][\s\S]*?\n\n/, "")
+      .replace(/^migrations_dir = .*$/m, `migrations_dir = "${join(root, "migrations")}"`),
+  );
+  execFileSync(join(root, "node_modules/.bin/wrangler"), ["d1", "migrations", "apply", "DB", "--local", "--persist-to", dir, "-c", cfg], {
+    env: { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" },
+    stdio: "ignore",
+  });
+  return dir;
+}
+
+/** scim-edge and the floor in one workerd, both behind the edge wrapper, sharing D1 and KV. */
+function options(dir, edge) {
+  const scim = workerOptions({ port: 0, persist: dir, adminToken: ADMIN, build: BUILD });
+  const bindings = { ...scim.bindings, EDGE: JSON.stringify(edge) };
+  const shared = { compatibilityDate: scim.compatibilityDate, d1Databases: scim.d1Databases, kvNamespaces: scim.kvNamespaces };
+  return {
+    host: scim.host,
+    port: 0,
+    d1Persist: scim.d1Persist,
+    kvPersist: scim.kvPersist,
+    workers: [
+      { name: "scim", ...shared, modulesRoot: BUILD, modules: [edgeModule(BUILD), ...scim.modules], bindings },
+      {
+        name: "floor",
+        ...shared,
+        routes: ["*/kv/*", "*/d1/*"],
+        modulesRoot: FLOOR,
+        modules: [
+          edgeModule(FLOOR),
+          { type: "ESModule", path: join(FLOOR, "index.js") },
+          { type: "CompiledWasm", path: join(FLOOR, "index_bg.wasm") },
+        ],
+        bindings: { EDGE: JSON.stringify(edge) },
+      },
+    ],
+  };
+}
+
+// workerd's CPU time (user + system), from /proc: every workerd below this process.
+function workerdPids() {
+  const out = execFileSync("ps", ["-eo", "pid,ppid,comm"], { encoding: "utf8" });
+  const rows = out.trim().split("\n").slice(1).map((l) => l.trim().split(/\s+/));
+  const mine = new Set([String(process.pid)]);
+  let grew = true;
+  while (grew) {
+    grew = false;
+    for (const [pid, ppid] of rows) if (mine.has(ppid) && !mine.has(pid)) (mine.add(pid), (grew = true));
+  }
+  return rows.filter(([pid, , comm]) => mine.has(pid) && comm.startsWith("workerd")).map(([pid]) => pid);
+}
+const TICK_MS = 1000 / Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim());
+function cpuMs(pids) {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+      ticks += Number(f[11]) + Number(f[12]);
+    } catch {}
+  }
+  return ticks * TICK_MS;
+}
+
+const entraUser = (i) => ({
+  schemas: ["urn:ietf:params:scim:schemas:core:2.0:User", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],
+  externalId: `ext-${i}`,
+  userName: `user${i}@contoso.example`,
+  active: true,
+  displayName: `User Number ${i}`,
+  title: "Engineer",
+  emails: [{ primary: true, type: "work", value: `user${i}@contoso.example` }],
+  name: { formatted: `User Number ${i}`, familyName: `Number ${i}`, givenName: "User" },
+  addresses: [{ type: "work", formatted: "1 Main St", streetAddress: "1 Main St", locality: "Oslo", postalCode: "0150", country: "NO", primary: true }],
+  phoneNumbers: [{ type: "work", value: `+47 555 ${String(i).padStart(5, "0")}` }],
+  roles: [{ primary: "True", type: "WindowsAzureActiveDirectoryRole", value: "Writer" }],
+  "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": { department: "R&D", employeeNumber: String(i) },
+});
+// Users beyond the templates are `user{i}-{n}@…` / `ext-{i}-{n}` (see `clone`).
+const nameOf = (k) => (k < TEMPLATES ? `user${k}@contoso.example` : `user${k % TEMPLATES}-${Math.floor(k / TEMPLATES)}@contoso.example`);
+const extOf = (k) => (k < TEMPLATES ? `ext-${k}` : `ext-${k % TEMPLATES}-${Math.floor(k / TEMPLATES)}`);
+
+async function closedLoop(n, request) {
+  const lat = [];
+  const calls = { d1: 0, kv: 0, n: 0 };
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      for (let i = next++; i < n; i = next++) {
+        const t = performance.now();
+        const r = await request(i);
+        lat.push(performance.now() - t);
+        const st = r.headers.get("server-timing");
+        if (st) {
+          calls.n++;
+          for (const m of st.matchAll(/(\w+);dur=[\d.]+;desc="(\d+) call/g)) if (m[1] in calls) calls[m[1]] += Number(m[2]);
+        }
+      }
+    }),
+  );
+  const secs = (performance.now() - t0) / 1000;
+  lat.sort((a, b) => a - b);
+  const p = (q) => lat[Math.min(lat.length - 1, Math.floor(q * lat.length))];
+  return { rps: n / secs, p50: p(0.5), p99: p(0.99), calls: calls.n ? { d1: calls.d1 / calls.n, kv: calls.kv / calls.n } : null };
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function run(size, edge) {
+  const dir = migrated();
+  const mf = new Miniflare(options(dir, edge));
+  const started = performance.now();
+  const url = await mf.ready;
+  const ready = performance.now() - started;
+  const pids = workerdPids();
+  async function send(method, path, token, body, expect) {
+    const r = await fetch(new URL(path, url), {
+      method,
+      headers: { "content-type": "application/scim+json", authorization: `Bearer ${token}` },
+      body: body && JSON.stringify(body),
+    });
+    const text = await r.text();
+    if (expect && r.status !== expect) throw new Error(`${method} ${path}: ${r.status} ${text.slice(0, 300)}`);
+    r.body_ = text;
+    return r;
+  }
+  const t0 = performance.now();
+  const first = await send("GET", "/admin/v1/tenants", ADMIN, undefined, 200);
+  const firstMs = performance.now() - t0;
+  await send("POST", "/admin/v1/tenants", ADMIN, { subdomain: "bench" }, 201);
+  const { token } = JSON.parse((await send("POST", "/admin/v1/tenants/bench/tokens", ADMIN, undefined, 201)).body_);
+  const scim = (m, p, body, expect) => send(m, `/tenants/bench/api/scim/v2${p}`, token, body, expect);
+  const db = await mf.getD1Database("DB");
+  const kv = await mf.getKVNamespace("KV");
+  const { id: tenantId } = await db.prepare("SELECT id FROM tenants WHERE subdomain = 'bench'").first();
+  const hash = createHash("sha256").update(token).digest("hex");
+  await kv.put(`floor:${hash}`, JSON.stringify({ tenant_id: tenantId }));
+
+  // Seed: templates over SCIM, the rest copied by SQL.
+  let t = performance.now();
+  const templates = Math.min(size, TEMPLATES);
+  await closedLoop(templates, (i) => scim("POST", "/Users", entraUser(i), 201));
+  const copies = Math.ceil(size / TEMPLATES) - 1;
+  if (copies > 0) {
+    const cols = (await db.prepare("SELECT name FROM pragma_table_info('users')").all()).results.map((r) => r.name);
+    const vcols = (await db.prepare("SELECT name FROM pragma_table_info('user_values')").all()).results.map((r) => r.name);
+    // Copy k of template user `user{i}@…`/`ext-{i}` is `user{i}-{k}@…`/`ext-{i}-{k}`.
+    const tag = (e, k) => `replace(${e}, '@contoso', '-${k}@contoso')`;
+    const userExpr = (k) => ({
+      id: `id || '-${k}'`,
+      user_name: tag("user_name", k),
+      user_name_key: tag("user_name_key", k),
+      external_id: `external_id || '-${k}'`,
+      data: `replace(${tag("data", k)}, '"externalId":"' || external_id || '"', '"externalId":"' || external_id || '-${k}"')`,
+      created_at: `created_at + ${k} * 100000000`,
+      updated_at: `updated_at + ${k} * 100000000`,
+    });
+    const valueExpr = (k) => ({ user_id: `user_id || '-${k}'`, value: tag("value", k), value_key: tag("value_key", k) });
+    // Template ids are UUIDs (four dashes); copies have a fifth.
+    const templatesOnly = "tenant_id = ? AND id NOT LIKE '%-%-%-%-%-%'";
+    for (let k = 1; k <= copies; k++) {
+      const ue = userExpr(k);
+      const ve = valueExpr(k);
+      await db.batch([
+        db.prepare(`INSERT INTO users (${cols.join(", ")}) SELECT ${cols.map((x) => ue[x] ?? x).join(", ")} FROM users WHERE ${templatesOnly}`).bind(tenantId),
+        db
+          .prepare(`INSERT INTO user_values (${vcols.join(", ")}) SELECT ${vcols.map((x) => ve[x] ?? x).join(", ")} FROM user_values WHERE ${templatesOnly.replace("id NOT", "user_id NOT")}`)
+          .bind(tenantId),
+      ]);
+    }
+  }
+  const { n } = await db.prepare("SELECT COUNT(*) AS n FROM users WHERE tenant_id = ?").bind(tenantId).first();
+  console.log(`\n## ${n.toLocaleString("en")} users${edge.d1Ms ? ` (edge: D1 ${edge.d1Ms} ms, KV ${edge.kvMs} ms hot / ${edge.kvColdMs} ms cold)` : ""}`);
+  console.log(`seeded in ${((performance.now() - t) / 1000).toFixed(1)} s; workerd ready in ${ready.toFixed(0)} ms, first request ${firstMs.toFixed(0)} ms (${first.status})`);
+
+  const ids = [];
+  const probe = async (k) => JSON.parse((await scim("GET", `/Users?filter=${encodeURIComponent(`userName eq "${nameOf(k)}"`)}`, undefined, 200)).body_).Resources[0].id;
+  for (let i = 0; i < 64; i++) ids.push(await probe((i * 7919) % size));
+  const group = JSON.parse((await scim("POST", "/Groups", { schemas: ["urn:ietf:params:scim:schemas:core:2.0:Group"], displayName: "Bench Group" }, 201)).body_).id;
+
+  const pick = (i) => (i * 7919 + 13) % size;
+  const floor = (mode, m, p, body) => send(m, `/${mode}${p}`, token, body);
+  const light = edge.d1Ms ? 0.1 : 1;
+  const N = (x) => Math.max(40, Math.round(x * light));
+  let created = 0;
+  const ops = [
+    {
+      label: "GET userName eq",
+      kind: "read",
+      n: N(3000),
+      scim: (i) => scim("GET", `/Users?filter=${encodeURIComponent(`userName eq "${nameOf(pick(i))}"`)}`, undefined, 200),
+    },
+    { label: "GET /Users/{id}", kind: "read", n: N(3000), scim: (i) => scim("GET", `/Users/${ids[i % ids.length]}`, undefined, 200) },
+    {
+      label: "GET externalId eq",
+      kind: "read",
+      n: N(3000),
+      scim: (i) => scim("GET", `/Users?filter=${encodeURIComponent(`externalId eq "${extOf(pick(i))}"`)}`, undefined, 200),
+    },
+    { label: "POST /Users", kind: "write", n: N(1500), scim: () => scim("POST", "/Users", entraUser(10_000_000 + created++), 201) },
+    {
+      label: "PATCH active False (Entra disable)",
+      kind: "write",
+      n: N(1500),
+      scim: (i) => scim("PATCH", `/Users/${ids[i % ids.length]}`, { schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], Operations: [{ op: "Replace", path: "active", value: i % 2 ? "True" : "False" }] }, 200),
+    },
+    {
+      label: "PATCH group add member",
+      kind: "write",
+      n: N(1500),
+      scim: (i) => scim("PATCH", `/Groups/${group}`, { schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], Operations: [{ op: i % 2 ? "Remove" : "Add", path: "members", value: [{ value: ids[i % ids.length] }] }] }, 204),
+    },
+    {
+      label: "GET /Groups?excludedAttributes=members&filter",
+      kind: "read",
+      n: N(3000),
+      scim: () => scim("GET", `/Groups?excludedAttributes=members&filter=${encodeURIComponent('displayName eq "Bench Group"')}`, undefined, 200),
+    },
+  ];
+  let floorNames = 0;
+  const floors = {
+    read: {
+      "floor-kv": (i) => floor("kv", "GET", `/user?name=${encodeURIComponent(nameOf(pick(i)))}`),
+      "floor-d1": (i) => floor("d1", "GET", `/user?name=${encodeURIComponent(nameOf(pick(i)))}`),
+    },
+    write: {
+      "floor-kv": () => floor("kv", "POST", "/user", entraUser(20_000_000 + floorNames++)),
+      "floor-d1": () => floor("d1", "POST", "/user", entraUser(20_000_000 + floorNames++)),
+    },
+  };
+  const table = [];
+  const floorDone = {};
+  for (const op of ops) {
+    const runs = { ...(floorDone[op.kind] ? {} : floors[op.kind]), "scim-edge": op.scim };
+    const got = Object.fromEntries(Object.keys(runs).map((k) => [k, []]));
+    for (let r = 0; r < ROUNDS; r++) {
+      const names = Object.keys(runs);
+      for (const name of names.slice(r % names.length).concat(names.slice(0, r % names.length))) {
+        const c0 = cpuMs(pids);
+        const res = await closedLoop(op.n, runs[name]);
+        res.cpu = (cpuMs(pids) - c0) / op.n;
+        got[name].push(res);
+      }
+    }
+    for (const [name, rs] of Object.entries(got)) {
+      const row = {
+        op: name === "scim-edge" ? op.label : `${op.kind === "read" ? "GET one user" : "POST one user"}`,
+        who: name,
+        kind: op.kind,
+        rps: median(rs.map((x) => x.rps)),
+        p50: median(rs.map((x) => x.p50)),
+        p99: median(rs.map((x) => x.p99)),
+        cpu: median(rs.map((x) => x.cpu)),
+        calls: rs[0].calls,
+      };
+      if (name !== "scim-edge") floorDone[op.kind] = { ...(floorDone[op.kind] ?? {}), [name]: row };
+      table.push(row);
+    }
+  }
+  console.log("| operation | worker | req/s | × floor-kv | p50 ms | p99 ms | CPU ms/req | × floor-kv CPU | D1 calls | KV calls |");
+  console.log("|---|---|---|---|---|---|---|---|---|---|");
+  for (const row of table) {
+    const base = floorDone[row.kind]["floor-kv"];
+    const c = row.calls ? [row.calls.d1.toFixed(2), row.calls.kv.toFixed(2)] : ["1", row.who === "floor-kv" ? "1" : "0"];
+    console.log(
+      `| ${row.op} | ${row.who} | ${row.rps.toFixed(0)} | ${(row.rps / base.rps).toFixed(2)} | ${row.p50.toFixed(1)} | ${row.p99.toFixed(1)} | ${row.cpu.toFixed(2)} | ${(row.cpu / base.cpu).toFixed(2)} | ${c[0]} | ${c[1]} |`,
+    );
+  }
+
+  // Serial lookups (medians of 300) and pages, for the growth table.
+  const serial = async (n, request) => {
+    const lat = [];
+    for (let i = 0; i < n; i++) {
+      const t1 = performance.now();
+      await request(i);
+      lat.push(performance.now() - t1);
+    }
+    return median(lat);
+  };
+  const S = edge.d1Ms ? 40 : 300;
+  const growth = {
+    "userName eq": await serial(S, (i) => scim("GET", `/Users?filter=${encodeURIComponent(`userName eq "${nameOf(pick(i))}"`)}`, undefined, 200)),
+    "externalId eq": await serial(S, (i) => scim("GET", `/Users?filter=${encodeURIComponent(`externalId eq "${extOf(pick(i))}"`)}`, undefined, 200)),
+    'emails[type eq "work"].value eq': await serial(S, (i) => scim("GET", `/Users?filter=${encodeURIComponent(`emails[type eq "work"].value eq "${nameOf(pick(i))}"`)}`, undefined, 200)),
+    "GET /Users/{id}": await serial(S, (i) => scim("GET", `/Users/${ids[i % ids.length]}`, undefined, 200)),
+    "first page (count=100)": await serial(Math.round(S / 3), () => scim("GET", "/Users?startIndex=1&count=100", undefined, 200)),
+    "page at the middle (count=100)": await serial(Math.round(S / 3), () => scim("GET", `/Users?startIndex=${Math.floor(size / 2) + 1}&count=100`, undefined, 200)),
+  };
+  await mf.dispose();
+  rmSync(dir, { recursive: true, force: true });
+  return growth;
+}
+
+const wasm = (d) => readFileSync(join(d, "index_bg.wasm"));
+for (const [name, d] of [["scim-edge", BUILD], ["floor", FLOOR]]) {
+  const bytes = wasm(d);
+  const gz = execFileSync("gzip", ["-9c"], { input: bytes }).length;
+  console.log(`${name}: wasm ${bytes.length.toLocaleString("en")} B (${gz.toLocaleString("en")} B gzip)`);
+}
+console.log(`machine: ${cpus().length} × ${cpus()[0].model}; ${CONCURRENCY} connections, ${ROUNDS} rotated rounds, medians`);
+
+for (const edge of EDGE_TOO ? [{}, EDGE] : [{}]) {
+  const growth = {};
+  for (const size of SIZES) growth[size] = await run(size, edge);
+  const [lo, hi] = [SIZES[0], SIZES[SIZES.length - 1]];
+  console.log(`\n## Growth, serial medians (ms)${edge.d1Ms ? " at the edge" : ""}`);
+  console.log(`| lookup | ${SIZES.map((s) => s.toLocaleString("en")).join(" | ")} | ${hi.toLocaleString("en")} / ${lo.toLocaleString("en")} |`);
+  console.log(`|---|${SIZES.map(() => "---|").join("")}---|`);
+  for (const k of Object.keys(growth[lo])) {
+    console.log(`| ${k} | ${SIZES.map((s) => growth[s][k].toFixed(2)).join(" | ")} | ${(growth[hi][k] / growth[lo][k]).toFixed(2)}× |`);
+  }
+  for (const s of SIZES) {
+    console.log(`deep page at ${s.toLocaleString("en")} users: ${(growth[s]["page at the middle (count=100)"] / growth[s]["first page (count=100)"]).toFixed(2)}× the first page`);
+  }
+}
