@@ -70,12 +70,13 @@ function migrated() {
 function options(dir, edge) {
   const scim = workerOptions({ port: 0, persist: dir, adminToken: ADMIN, build: BUILD });
   const bindings = { ...scim.bindings, EDGE: JSON.stringify(edge) };
-  const shared = { compatibilityDate: scim.compatibilityDate, d1Databases: scim.d1Databases, kvNamespaces: scim.kvNamespaces };
+  // KV only for floor-kv: scim-edge has no KV binding.
+  const shared = { compatibilityDate: scim.compatibilityDate, d1Databases: scim.d1Databases, kvNamespaces: { KV: "bench" } };
   return {
     host: scim.host,
     port: 0,
     d1Persist: scim.d1Persist,
-    kvPersist: scim.kvPersist,
+    kvPersist: join(dir, "v3/kv"),
     workers: [
       { name: "scim", ...shared, modulesRoot: BUILD, modules: [edgeModule(BUILD), ...scim.modules], bindings },
       {

@@ -4,8 +4,8 @@
 //!
 //! | module | owns | imports `worker`? |
 //! |---|---|---|
-//! | [`http`] | the edge: routing, request parsing, rendering, the KV cache, the rate limit; the SCIM routes ([`http::scim`]) and the operator's admin API ([`http::admin`]) | yes |
-//! | [`service`] | what a request does: the write loop and its retry, preconditions, member resolution, authentication, tenant administration; generic over the store's executor and a runtime seam (clock, ids, auth cache) | no |
+//! | [`http`] | the edge: routing, request parsing, rendering, the rate limit; the SCIM routes ([`http::scim`]) and the operator's admin API ([`http::admin`]) | yes |
+//! | [`service`] | what a request does: the write loop and its retry, preconditions, member resolution, authentication, tenant administration; generic over the store's executor and a runtime seam (clock, ids) | no |
 //! | [`store`] | every SQL statement, behind an executor seam (D1 / SQLite in tests), and the map of where each attribute is stored | D1 adapter only |
 //! | [`scim`] | the pure SCIM core: schemas, filters, PATCH, resources, ETags, errors, case folding | no |
 //! | [`tenancy`] | Host/path tenant routing, subdomain rules, token crypto | no |

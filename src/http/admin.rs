@@ -25,7 +25,6 @@ use worker::{Method, Request};
 
 use super::app::App;
 use super::console;
-use super::kv::KvCache;
 use super::reply::{header, json_body, Reply};
 use super::vendor;
 use crate::scim::error::{quote, Error, Result};
@@ -86,12 +85,7 @@ fn parse(path: &str) -> Route<'_> {
 pub async fn serve(app: &App, mut req: Request, path: &str) -> Result<Reply> {
     authorize(app, &req)?;
     let db = app.directory()?;
-    let cache = KvCache::new(app);
-    let a = Admin {
-        app,
-        db: &db,
-        cache: &cache,
-    };
+    let a = Admin { app, db: &db };
     let method = req.method();
     match parse(path) {
         Route::Tenants => match method {
@@ -103,7 +97,7 @@ pub async fn serve(app: &App, mut req: Request, path: &str) -> Result<Reply> {
             Method::Get => a.get_tenant(sub).await,
             Method::Patch => a.update_tenant(sub, body(&mut req).await?).await,
             Method::Delete => {
-                let purge = upkeep::delete_tenant(a.db, &app.rt, a.cache, sub, DELETE_BUDGET_MS);
+                let purge = upkeep::delete_tenant(a.db, &app.rt, sub, DELETE_BUDGET_MS);
                 Ok(Reply::json(202, vendor::purge_json(&purge.await?)))
             }
             _ => Err(Error::method_not_allowed("GET, PATCH, DELETE")),
@@ -118,7 +112,7 @@ pub async fn serve(app: &App, mut req: Request, path: &str) -> Result<Reply> {
         },
         Route::Token(sub, id) => match method {
             Method::Delete => {
-                tenants::revoke_token(a.db, a.cache, sub, id).await?;
+                tenants::revoke_token(a.db, sub, id).await?;
                 Ok(Reply::no_content())
             }
             _ => Err(Error::method_not_allowed("DELETE")),
@@ -210,11 +204,10 @@ struct CreateToken {
     revoke_existing: bool,
 }
 
-/// One admin request's reach: the directory database and the auth cache.
+/// One admin request's reach: the directory database.
 struct Admin<'a> {
     app: &'a App,
     db: &'a D1,
-    cache: &'a KvCache<'a>,
 }
 
 impl Admin<'_> {
@@ -268,7 +261,6 @@ impl Admin<'_> {
         let t = tenants::update(
             self.db,
             &self.app.rt,
-            self.cache,
             sub,
             req.name.as_deref(),
             req.provisioning_enabled,
@@ -279,8 +271,7 @@ impl Admin<'_> {
 
     async fn create_token(&self, sub: &str, req: CreateToken) -> Result<Reply> {
         let generated =
-            tenants::create_token(self.db, &self.app.rt, self.cache, sub, req.revoke_existing)
-                .await?;
+            tenants::create_token(self.db, &self.app.rt, sub, req.revoke_existing).await?;
         Ok(Reply::json(
             201,
             json!({

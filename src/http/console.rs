@@ -22,7 +22,6 @@ use serde_json::json;
 use worker::{Headers, Method, Request, Response};
 
 use super::app::App;
-use super::kv::KvCache;
 use super::reply::{header, json_body, render, Reply, Surface};
 use super::vendor::Query;
 use crate::scim::error::{quote, Error, Result};
@@ -196,14 +195,13 @@ async fn api(app: &App, mut req: Request, call: &str) -> Result<Reply> {
     let secret = cookie(&req);
     let csrf = header(&req, "x-csrf-token");
     let admin = console::session(&db, &app.rt, secret.as_deref(), Some(csrf.as_deref())).await?;
-    let cache = KvCache::new(app);
     let method = req.method();
     match (method, call) {
         (Method::Get, "overview") => overview(app, &db, &admin).await,
         (Method::Post, "tokens") => {
             // Nothing to send; a body, if any, must be empty JSON.
             json_body::<Nothing>(&mut req, 1024).await?;
-            let generated = console::create_token(&db, &app.rt, &cache, &admin).await?;
+            let generated = console::create_token(&db, &app.rt, &admin).await?;
             Ok(Reply::json(
                 201,
                 json!({"id": generated.id, "token": generated.token.plaintext,
@@ -212,7 +210,7 @@ async fn api(app: &App, mut req: Request, call: &str) -> Result<Reply> {
         }
         (Method::Delete, id) if id.starts_with("tokens/") => {
             let id = id.trim_start_matches("tokens/");
-            tenants::revoke_token(&db, &cache, &admin.subdomain, id).await?;
+            tenants::revoke_token(&db, &admin.subdomain, id).await?;
             Ok(Reply::no_content())
         }
         (Method::Get, "logs") => {

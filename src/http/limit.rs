@@ -1,9 +1,10 @@
 //! The safety valve: at most so many SCIM requests per organisation per period, through the
 //! Workers Rate Limiting binding (`[[ratelimits]]` `SCIM_RATE_LIMIT` in `wrangler.toml`).
 //!
-//! The key is the organisation (its tenant id), checked after authentication, so only holders
-//! of that organisation's token spend its budget: one organisation's flood cannot refuse
-//! another's requests, and no unauthenticated caller can lock an organisation out. Above the
+//! The key is the organisation (its id) and the presented token (a prefix of its hash), checked
+//! before the operation, whose own D1 calls authenticate it: one organisation's flood cannot
+//! refuse another's requests, and a caller without a valid token spends only its own budget,
+//! so it cannot lock an organisation out. Above the
 //! limit the answer is `429 Too Many Requests` with `Retry-After` and a SCIM Error (Entra backs
 //! off and retries on 429). The count is kept per Cloudflare location and is approximate, as
 //! the binding's documentation says: a valve, not a quota.
@@ -23,15 +24,15 @@ pub const BINDING: &str = "SCIM_RATE_LIMIT";
 /// Seconds a refused client is told to wait: the binding's period in `wrangler.toml`.
 pub const RETRY_AFTER_SECS: u32 = 10;
 
-/// Count one request of `tenant_id`; `429` when it is over the limit.
-pub async fn check(app: &App, tenant_id: &str) -> Result<()> {
+/// Count one request under `key`; `429` when it is over the limit.
+pub async fn check(app: &App, key: &str) -> Result<()> {
     let limiter = match app.env.rate_limiter(BINDING) {
         Ok(l) => l,
         Err(_) => return Ok(()),
     };
     let outcome = app
         .meter
-        .timed(Binding::RateLimit, limiter.limit(tenant_id.to_string()))
+        .timed(Binding::RateLimit, limiter.limit(key.to_string()))
         .await;
     match outcome {
         Ok(outcome) if !outcome.success => Err(Error::new(

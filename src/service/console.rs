@@ -10,7 +10,6 @@
 
 use serde_json::Value;
 
-use super::auth::AuthCache;
 use super::tenants;
 use super::Runtime;
 use crate::scim::error::{quote, Error, Result};
@@ -138,10 +137,9 @@ pub async fn session<E: Executor, R: Runtime>(
 
 /// "Generate new": as the admin API's (409 with two tokens active: the page then offers to
 /// revoke the older first), refused while provisioning is disabled.
-pub async fn create_token<E: Executor, R: Runtime, C: AuthCache>(
+pub async fn create_token<E: Executor, R: Runtime>(
     db: &E,
     rt: &R,
-    cache: &C,
     admin: &Admin,
 ) -> Result<tenants::Generated> {
     if !admin.provisioning_enabled {
@@ -149,7 +147,7 @@ pub async fn create_token<E: Executor, R: Runtime, C: AuthCache>(
             "provisioning is disabled for this organisation; the vendor can enable it",
         ));
     }
-    tenants::create_token(db, rt, cache, &admin.subdomain, false).await
+    tenants::create_token(db, rt, &admin.subdomain, false).await
 }
 
 /// The session's organisation's log, newest first: its id is the session's, so no lookup.
@@ -170,7 +168,7 @@ pub async fn sign_out<E: Executor>(db: &E, secret: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::service::testing::{MemoryCache, TestRuntime};
+    use crate::service::testing::TestRuntime;
     use crate::store::fixture::organisations;
     use pollster::block_on;
 
@@ -229,7 +227,6 @@ mod tests {
     fn sign_out_deletion_and_the_switch_end_a_sessions_power() {
         let db = organisations();
         let rt = TestRuntime::at(5_000);
-        let cache = MemoryCache::default();
         let open = |sub: &str| {
             let link = block_on(create_link(&db, &rt, sub, MINUTE)).expect("link");
             block_on(open_link(&db, &rt, &link.secret))
@@ -238,13 +235,13 @@ mod tests {
         };
         let a = open("a");
         let admin = block_on(session(&db, &rt, Some(&a), None)).expect("session");
-        let token = block_on(create_token(&db, &rt, &cache, &admin)).expect("token");
+        let token = block_on(create_token(&db, &rt, &admin)).expect("token");
         assert!(token.token.plaintext.starts_with("scim_"));
         // Disabled provisioning: the session still reads, but mints nothing.
-        block_on(tenants::update(&db, &rt, &cache, "a", None, Some(false))).expect("disable");
+        block_on(tenants::update(&db, &rt, "a", None, Some(false))).expect("disable");
         let admin = block_on(session(&db, &rt, Some(&a), None)).expect("still a session");
         assert!(!admin.provisioning_enabled);
-        let e = block_on(create_token(&db, &rt, &cache, &admin))
+        let e = block_on(create_token(&db, &rt, &admin))
             .map(|_| ())
             .unwrap_err();
         assert_eq!(e.status, 403);

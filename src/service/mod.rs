@@ -10,7 +10,7 @@
 //! | [`resources`] | what Users and Groups share: the conditional-write loop with its retries, `If-Match` and `If-None-Match`, 404 against 412 |
 //! | [`users`], [`groups`] | the `/Users` and `/Groups` operations; for groups, member resolution |
 //! | [`search`] | `POST /.search` across both resource types |
-//! | [`auth`] | authenticating a SCIM request: token to organisation, through an auth cache |
+//! | [`auth`] | authenticating a SCIM request inside its own D1 calls, and why a refused one was refused |
 //! | [`tenants`] | the admin API: organisations and their Secret Tokens |
 //! | [`console`] | the organisation admin's console: one-time links, sessions, CSRF |
 //! | [`audit`] | the provisioning-log entry of a SCIM request, and what it may hold |

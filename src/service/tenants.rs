@@ -1,8 +1,8 @@
 //! The admin API's logic: organisations (tenants) and their Secret Tokens.
 //!
 //! Every change that can revoke access (disabling provisioning, deleting an organisation,
-//! revoking a token, or rotating with `revokeExisting`) tells the auth cache to forget the
-//! affected grants before it answers.
+//! revoking a token, or rotating with `revokeExisting`) takes effect with the next request:
+//! each SCIM request checks its token in its own D1 batch (`store::gate`), nothing is cached.
 
 use crate::scim::error::{quote, Error, Result};
 use crate::store::tenants::{self as store, NewTenant, NewToken, Tenant, TokenInfo, TokenRefusal};
@@ -10,7 +10,6 @@ use crate::store::Executor;
 use crate::tenancy::host::validate_subdomain;
 use crate::tenancy::token;
 
-use super::auth::AuthCache;
 use super::Runtime;
 
 /// Longest organisation name accepted.
@@ -67,12 +66,10 @@ pub async fn get<E: Executor>(db: &E, sub: &str) -> Result<Tenant> {
         .ok_or_else(|| not_found(sub))
 }
 
-/// Rename an organisation and/or switch its provisioning; cached grants carry the switch, so
-/// they are forgotten.
-pub async fn update<E: Executor, R: Runtime, C: AuthCache>(
+/// Rename an organisation and/or switch its provisioning (its tokens' next requests see it).
+pub async fn update<E: Executor, R: Runtime>(
     db: &E,
     rt: &R,
-    cache: &C,
     sub: &str,
     name: Option<&str>,
     provisioning_enabled: Option<bool>,
@@ -85,12 +82,9 @@ pub async fn update<E: Executor, R: Runtime, C: AuthCache>(
             "nothing to change: give name and/or provisioningEnabled",
         ));
     }
-    let (tenant, hashes) =
-        store::update_tenant(db, sub, name.map(str::trim), provisioning_enabled, rt.now())
-            .await?
-            .ok_or_else(|| not_found(sub))?;
-    cache.forget(&hashes).await;
-    Ok(tenant)
+    store::update_tenant(db, sub, name.map(str::trim), provisioning_enabled, rt.now())
+        .await?
+        .ok_or_else(|| not_found(sub))
 }
 
 /// A new Secret Token: its row id and the token itself (shown once, never stored).
@@ -101,10 +95,9 @@ pub struct Generated {
 
 /// "Generate new": at most [`store::MAX_ACTIVE_TOKENS`] live tokens, unless `revoke_existing`
 /// revokes the others in the same write.
-pub async fn create_token<E: Executor, R: Runtime, C: AuthCache>(
+pub async fn create_token<E: Executor, R: Runtime>(
     db: &E,
     rt: &R,
-    cache: &C,
     sub: &str,
     revoke_existing: bool,
 ) -> Result<Generated> {
@@ -123,10 +116,7 @@ pub async fn create_token<E: Executor, R: Runtime, C: AuthCache>(
     )
     .await?;
     match outcome {
-        Ok(revoked) => {
-            cache.forget(&revoked).await;
-            Ok(Generated { id, token: new })
-        }
+        Ok(()) => Ok(Generated { id, token: new }),
         Err(TokenRefusal::UnknownTenant) => Err(not_found(sub)),
         Err(TokenRefusal::LimitReached) => Err(Error::state_conflict(format!(
             "tenant '{}' already has {} active tokens; revoke one, or pass {{\"revokeExisting\": true}}",
@@ -142,19 +132,14 @@ pub async fn list_tokens<E: Executor>(db: &E, sub: &str) -> Result<Vec<TokenInfo
         .ok_or_else(|| not_found(sub))
 }
 
-pub async fn revoke_token<E: Executor, C: AuthCache>(
-    db: &E,
-    cache: &C,
-    sub: &str,
-    id: &str,
-) -> Result<()> {
-    let hash = store::revoke_token(db, sub, id).await?.ok_or_else(|| {
-        Error::not_found(format!(
-            "tenant '{}' has no token '{}'",
-            quote(sub),
-            quote(id)
-        ))
-    })?;
-    cache.forget(&[hash]).await;
-    Ok(())
+/// Revoke one token: the next request that presents it is refused, everywhere.
+pub async fn revoke_token<E: Executor>(db: &E, sub: &str, id: &str) -> Result<()> {
+    if store::revoke_token(db, sub, id).await? {
+        return Ok(());
+    }
+    Err(Error::not_found(format!(
+        "tenant '{}' has no token '{}'",
+        quote(sub),
+        quote(id)
+    )))
 }

@@ -1,10 +1,8 @@
-//! A [`Runtime`] and an [`AuthCache`] for host tests: a clock that only moves when told, ids
-//! from a counter, no waiting, and a cache in memory.
+//! A [`Runtime`] for host tests: a clock that only moves when told, ids from a counter, no
+//! waiting.
 
-use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::cell::Cell;
 
-use super::auth::{AuthCache, Grant};
 use super::Runtime;
 use crate::scim::error::Result;
 
@@ -46,29 +44,5 @@ impl Runtime for TestRuntime {
 
     async fn pause(&self, _attempt: u32) {
         self.pauses.set(self.pauses.get().saturating_add(1));
-    }
-}
-
-#[derive(Debug, Default)]
-pub struct MemoryCache {
-    pub grants: RefCell<HashMap<String, Grant>>,
-}
-
-impl AuthCache for MemoryCache {
-    async fn get(&self, hash: &str) -> Option<Grant> {
-        self.grants.borrow().get(hash).cloned()
-    }
-
-    async fn put(&self, hash: &str, grant: &Grant) {
-        self.grants
-            .borrow_mut()
-            .insert(hash.to_string(), grant.clone());
-    }
-
-    async fn forget(&self, hashes: &[String]) {
-        let mut grants = self.grants.borrow_mut();
-        for h in hashes {
-            grants.remove(h);
-        }
     }
 }

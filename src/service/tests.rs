@@ -1,19 +1,21 @@
 //! The request logic on SQLite, as the Worker runs it on D1: every request fixture through the
 //! real service, the retry after a lost race, `If-Match`, `If-None-Match`, 404 against 412, and
-//! authentication through the cache.
+//! authentication by the gate.
 
 use pollster::block_on;
 use serde_json::{json, Value};
 use std::cell::Cell;
 use std::path::Path;
 
+use super::auth::{self, Verdict};
 use super::groups::Groups;
 use super::resources::{self, Fetched, Kind};
-use super::testing::{MemoryCache, TestRuntime};
+use super::testing::TestRuntime;
 use super::users::Users;
-use super::{auth, tenants, Scope};
+use super::{tenants, Scope};
 use crate::scim::error::Error;
 use crate::store::fixture::{directory, group_state, organisations, T};
+use crate::store::gate::Gated;
 use crate::store::sqlite::Sqlite;
 use crate::store::table::Table;
 use crate::store::trail::Trail;
@@ -328,29 +330,41 @@ fn preconditions_and_not_found() {
 }
 
 #[test]
-fn authentication_uses_the_cache_until_access_is_revoked() {
+fn the_gate_opens_for_the_organisations_token_and_the_verdict_says_why_not() {
     let db = organisations();
     let rt = TestRuntime::at(50);
-    let cache = MemoryCache::default();
-    let created = block_on(tenants::create_token(&db, &rt, &cache, "a", false)).expect("token");
+    let created = block_on(tenants::create_token(&db, &rt, "a", false)).expect("token");
     let bearer = format!("Bearer {}", created.token.plaintext);
-    let p = block_on(auth::authenticate(&db, &cache, "a", Some(&bearer))).expect("granted");
-    assert_eq!((p.tenant_id.as_str(), p.subdomain.as_str()), (T, "a"));
-    assert_eq!(cache.grants.borrow().len(), 1, "the grant is cached");
-    // Another organisation's token, no token, an unknown organisation.
-    let status = |sub: &str, header: Option<&str>| {
-        block_on(auth::authenticate(&db, &cache, sub, header)).map_err(|e| e.error.status)
-    };
-    assert_eq!(status("b", Some(&bearer)).map(|_| ()), Err(401));
-    assert_eq!(status("a", None).map(|_| ()), Err(401));
-    assert_eq!(status("nosuch", Some(&bearer)).map(|_| ()), Err(404));
-    // Disabling provisioning forgets the cached grant: 403 at once.
-    block_on(tenants::update(&db, &rt, &cache, "a", None, Some(false))).expect("update");
-    assert!(cache.grants.borrow().is_empty());
-    assert_eq!(status("a", Some(&bearer)).map(|_| ()), Err(403));
-    block_on(tenants::update(&db, &rt, &cache, "a", None, Some(true))).expect("update");
-    assert!(status("a", Some(&bearer)).is_ok());
+    let hash = auth::presented(Some(&bearer)).expect("a bearer token");
+    assert_eq!(
+        block_on(auth::tenant_id(&db, "a")).expect("id"),
+        Some(T.into())
+    );
+    assert_eq!(block_on(auth::tenant_id(&db, "nosuch")).expect("id"), None);
+    let opens = || block_on(Gated::new(&db, T, &hash).open()).is_ok();
+    let status =
+        |sub: &str, hash: Option<&str>, id: &str| match block_on(auth::verdict(&db, sub, hash, id))
+            .expect("verdict")
+        {
+            Verdict::Refused(r) => Err(r.error.status),
+            Verdict::Moved(id) => Ok(id),
+            Verdict::Open => Ok("open".into()),
+        };
+    assert!(opens());
+    assert_eq!(status("a", Some(&hash), T), Ok("open".into()));
+    // Another organisation's token, no token, an unknown organisation, a deleted-and-reused id.
+    assert_eq!(status("b", Some(&hash), "ten_b"), Err(401));
+    assert_eq!(status("a", None, T), Err(401));
+    assert_eq!(status("nosuch", Some(&hash), ""), Err(404));
+    assert_eq!(status("a", Some(&hash), "ten_old"), Ok(T.into()));
+    // Disabling provisioning shuts the gate at once: 403.
+    block_on(tenants::update(&db, &rt, "a", None, Some(false))).expect("update");
+    assert!(!opens());
+    assert_eq!(status("a", Some(&hash), T), Err(403));
+    block_on(tenants::update(&db, &rt, "a", None, Some(true))).expect("update");
+    assert!(opens());
     // Revoking the token: 401 at once.
-    block_on(tenants::revoke_token(&db, &cache, "a", &created.id)).expect("revoke");
-    assert_eq!(status("a", Some(&bearer)).map(|_| ()), Err(401));
+    block_on(tenants::revoke_token(&db, "a", &created.id)).expect("revoke");
+    assert!(!opens());
+    assert_eq!(status("a", Some(&hash), T), Err(401));
 }

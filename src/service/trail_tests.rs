@@ -12,7 +12,7 @@ use std::cell::Cell;
 use super::audit::Audit;
 use super::groups::Groups;
 use super::resources::{self, Kind};
-use super::testing::{MemoryCache, TestRuntime};
+use super::testing::TestRuntime;
 use super::upkeep::{self, Settings};
 use super::users::Users;
 use super::vendor;
@@ -411,8 +411,7 @@ fn upkeep_expires_caps_and_purges_in_chunks() {
     );
 
     // Deleting `a`: unreachable at once, purged in rounds of at most a chunk per table.
-    let cache = MemoryCache::default();
-    let purge = block_on(upkeep::delete_tenant(&db, &rt, &cache, "a", 0)).expect("delete");
+    let purge = block_on(upkeep::delete_tenant(&db, &rt, "a", 0)).expect("delete");
     assert!(purge.remaining > 0, "a budget of 0 leaves rows: {purge:?}");
     assert_eq!(
         block_on(vendor::tenant_id(&db, "a")).map_err(|e| e.status),

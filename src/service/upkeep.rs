@@ -5,7 +5,6 @@
 //! it unreachable in one batch and purges what it had in rounds, here and in later runs, with
 //! what is left visible on the admin API.
 
-use super::auth::AuthCache;
 use super::Runtime;
 use crate::scim::error::{quote, Error, Result};
 use crate::store::tenants as tenants_store;
@@ -115,20 +114,17 @@ pub async fn run<E: Executor, R: Runtime>(
     Ok(report)
 }
 
-/// Delete organisation `sub`: unreachable at once (tokens deleted, cached grants forgotten,
-/// subdomain freed), then as much of its data purged as `budget_ms` allows; the rest goes in
+/// Delete organisation `sub`: unreachable at once (tokens deleted, subdomain freed), then as much of its data purged as `budget_ms` allows; the rest goes in
 /// the scheduled runs. Returns the purge as it stands.
-pub async fn delete_tenant<E: Executor, R: Runtime, C: AuthCache>(
+pub async fn delete_tenant<E: Executor, R: Runtime>(
     db: &E,
     rt: &R,
-    cache: &C,
     sub: &str,
     budget_ms: i64,
 ) -> Result<Purge> {
-    let (id, hashes) = tenants_store::delete_tenant(db, sub, rt.now())
+    let id = tenants_store::delete_tenant(db, sub, rt.now())
         .await?
         .ok_or_else(|| Error::not_found(format!("no tenant with subdomain '{}'", quote(sub))))?;
-    cache.forget(&hashes).await;
     let deadline = rt.clock().saturating_add(budget_ms);
     let mut remaining = store::purge_round(db, &id).await?;
     while remaining > 0 && rt.clock() < deadline {

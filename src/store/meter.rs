@@ -1,11 +1,12 @@
-//! What a request spent on its bindings: how many calls to D1, to Workers KV and to the rate
-//! limiter, and how long it waited on them. At the edge every binding call is a round trip
-//! (KV a few milliseconds when hot, D1 tens to hundreds from a far location), so these counts
-//! are the request's cost; every response reports them in a `Server-Timing` header (W3C
-//! Server Timing), for example `d1;dur=3;desc="1 call", kv;dur=0;desc="0 calls"`.
+//! What a request spent on its bindings: how many calls to D1 and to the rate limiter, and how
+//! long it waited on them. At the edge every D1 call is a round trip (tens to hundreds of
+//! milliseconds from a far location), so these counts are the request's cost; every response
+//! reports them in a `Server-Timing` header (W3C Server Timing), for example
+//! `d1;dur=3.0;desc="1 call", rl;dur=0.0;desc="1 call"`. (The rate limiter answers from the
+//! Worker's own location.)
 //!
 //! The one place that calls each binding records into the request's meter: the D1 executor
-//! ([`super::d1`]), the auth cache and the rate limiter on the Worker. Calls made after the
+//! ([`super::d1`]) and the rate limiter on the Worker. Calls made after the
 //! response (`waitUntil`: the provisioning log of reads, `lastUsedAt`) are not on the response's
 //! path and are recorded after its header was written.
 
@@ -29,15 +30,10 @@ fn clock_ms() -> f64 {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Binding {
     D1,
-    Kv,
     RateLimit,
 }
 
-const BINDINGS: [(Binding, &str); 3] = [
-    (Binding::D1, "d1"),
-    (Binding::Kv, "kv"),
-    (Binding::RateLimit, "rl"),
-];
+const BINDINGS: [(Binding, &str); 2] = [(Binding::D1, "d1"), (Binding::RateLimit, "rl")];
 
 #[derive(Debug, Default, Clone, Copy)]
 struct Tally {
@@ -47,7 +43,7 @@ struct Tally {
 
 /// The calls of one request, shared by everything that serves it (cheap to clone).
 #[derive(Debug, Default, Clone)]
-pub struct Meter(Rc<RefCell<[Tally; 3]>>);
+pub struct Meter(Rc<RefCell<[Tally; 2]>>);
 
 fn slot(binding: Binding) -> usize {
     BINDINGS
@@ -104,12 +100,15 @@ mod tests {
         let shared = meter.clone();
         shared.record(Binding::D1, 3.5);
         shared.record(Binding::D1, 1.0);
-        meter.record(Binding::Kv, 0.5);
         assert_eq!(meter.calls(Binding::D1), 2);
         assert_eq!(meter.calls(Binding::RateLimit), 0);
         assert_eq!(
             meter.server_timing(),
-            "d1;dur=4.5;desc=\"2 calls\", kv;dur=0.5;desc=\"1 call\", rl;dur=0.0;desc=\"0 calls\""
+            "d1;dur=4.5;desc=\"2 calls\", rl;dur=0.0;desc=\"0 calls\""
         );
+        meter.record(Binding::RateLimit, 0.5);
+        assert!(meter
+            .server_timing()
+            .ends_with("rl;dur=0.5;desc=\"1 call\""));
     }
 }

@@ -20,6 +20,7 @@ pub mod filter_sql;
 pub mod fixture;
 #[cfg(test)]
 mod fold_migration;
+pub mod gate;
 pub mod groups;
 pub mod listing;
 pub mod logs;

@@ -102,15 +102,15 @@ pub async fn get_tenant<E: Executor>(db: &E, subdomain: &str) -> Result<Option<T
         .first()
 }
 
-/// Change a tenant's name and/or provisioning switch. Returns the updated tenant and the hashes
-/// of its tokens (whose cached auth entries must be dropped), or `None` for an unknown tenant.
+/// Change a tenant's name and/or provisioning switch; `None` for an unknown tenant. Its
+/// tokens' next requests see the change (their gate reads the switch).
 pub async fn update_tenant<E: Executor>(
     db: &E,
     subdomain: &str,
     name: Option<&str>,
     provisioning_enabled: Option<bool>,
     now: i64,
-) -> Result<Option<(Tenant, Vec<String>)>> {
+) -> Result<Option<Tenant>> {
     let update = Stmt::new(
         format!(
             "UPDATE tenants SET name = COALESCE(?, name), \
@@ -124,30 +124,20 @@ pub async fn update_tenant<E: Executor>(
             subdomain.into(),
         ],
     );
-    let mut outs = db
-        .batch(vec![update, token_hashes_of(subdomain)])
-        .await?
-        .into_iter();
-    let tenant = match outs.next() {
-        Some(out) => out.first::<Tenant>()?,
-        None => None,
-    };
-    let hashes = hashes(outs.next())?;
-    Ok(tenant.map(|t| (t, hashes)))
+    db.query(update).await?.first::<Tenant>()
 }
 
 /// Delete a tenant: at once, its tokens and console sessions go and its subdomain is freed (it becomes the
 /// tenant's id, which no subdomain can equal), so no SCIM request reaches it and the name can
 /// be taken again; its data is purged afterwards in chunks ([`super::upkeep`]), because one
-/// statement over 100,000 users would pass D1's limits. Returns the tenant's id and the hashes
-/// of the tokens it had, or `None` for an unknown tenant.
+/// statement over 100,000 users would pass D1's limits. Returns the tenant's id, or `None` for
+/// an unknown tenant.
 pub async fn delete_tenant<E: Executor>(
     db: &E,
     subdomain: &str,
     now: i64,
-) -> Result<Option<(String, Vec<String>)>> {
+) -> Result<Option<String>> {
     let stmts = vec![
-        token_hashes_of(subdomain),
         Stmt::new(
             format!("DELETE FROM tokens WHERE tenant_id = {TENANT_OF}"),
             vec![subdomain.into()],
@@ -167,33 +157,13 @@ pub async fn delete_tenant<E: Executor>(
         ),
     ];
     let outs = db.batch(stmts).await?;
-    let hashes = hashes(outs.first().cloned())?;
     #[derive(Deserialize)]
     struct Row {
         id: String,
     }
-    let id = match outs.into_iter().last() {
+    Ok(match outs.into_iter().last() {
         Some(o) => o.first::<Row>()?.map(|r| r.id),
         None => None,
-    };
-    Ok(id.map(|id| (id, hashes)))
-}
-
-fn token_hashes_of(subdomain: &str) -> Stmt {
-    Stmt::new(
-        format!("SELECT hash FROM tokens WHERE tenant_id = {TENANT_OF}"),
-        vec![subdomain.into()],
-    )
-}
-
-fn hashes(out: Option<super::Outcome>) -> Result<Vec<String>> {
-    #[derive(Deserialize)]
-    struct Row {
-        hash: String,
-    }
-    Ok(match out {
-        Some(o) => o.decode::<Row>()?.into_iter().map(|r| r.hash).collect(),
-        None => Vec::new(),
     })
 }
 
@@ -214,13 +184,12 @@ pub enum TokenRefusal {
 /// Insert a token for a tenant. Without `revoke_existing` the insert is conditional on the tenant
 /// having fewer than [`MAX_ACTIVE_TOKENS`], in the same statement (no race between check and
 /// insert). With it, the tenant's other tokens are deleted in the same batch (one transaction).
-/// Returns the hashes of the revoked tokens.
 pub async fn create_token<E: Executor>(
     db: &E,
     subdomain: &str,
     token: NewToken<'_>,
     revoke_existing: bool,
-) -> Result<std::result::Result<Vec<String>, TokenRefusal>> {
+) -> Result<std::result::Result<(), TokenRefusal>> {
     let insert = Stmt::new(
         "INSERT INTO tokens (id, tenant_id, hash, hint, created_at) \
          SELECT ?, t.id, ?, ?, ? FROM tenants t WHERE t.subdomain = ? AND t.deleted_at IS NULL \
@@ -234,19 +203,18 @@ pub async fn create_token<E: Executor>(
             MAX_ACTIVE_TOKENS.into(),
         ],
     );
-    let (revoked, inserted) = if revoke_existing {
+    let inserted = if revoke_existing {
         let revoke = Stmt::new(
-            format!("DELETE FROM tokens WHERE tenant_id = {TENANT_OF} RETURNING hash"),
+            format!("DELETE FROM tokens WHERE tenant_id = {TENANT_OF}"),
             vec![subdomain.into()],
         );
-        let mut outs = db.batch(vec![revoke, insert]).await?.into_iter();
-        let revoked = hashes(outs.next())?;
-        (revoked, outs.next().is_some_and(|o| !o.rows.is_empty()))
+        let outs = db.batch(vec![revoke, insert]).await?;
+        outs.last().is_some_and(|o| !o.rows.is_empty())
     } else {
-        (Vec::new(), !db.query(insert).await?.rows.is_empty())
+        !db.query(insert).await?.rows.is_empty()
     };
     if inserted {
-        return Ok(Ok(revoked));
+        return Ok(Ok(()));
     }
     Ok(Err(match get_tenant(db, subdomain).await? {
         None => TokenRefusal::UnknownTenant,
@@ -289,20 +257,15 @@ pub async fn list_tokens<E: Executor>(db: &E, subdomain: &str) -> Result<Option<
     ))
 }
 
-/// Revoke (delete) one token of a tenant; returns its hash, or `None` if the tenant has no such
-/// token.
-pub async fn revoke_token<E: Executor>(
-    db: &E,
-    subdomain: &str,
-    id: &str,
-) -> Result<Option<String>> {
+/// Revoke (delete) one token of a tenant; `false` if the tenant has no such token.
+pub async fn revoke_token<E: Executor>(db: &E, subdomain: &str, id: &str) -> Result<bool> {
     let out = db
         .query(Stmt::new(
-            format!("DELETE FROM tokens WHERE id = ? AND tenant_id = {TENANT_OF} RETURNING hash"),
+            format!("DELETE FROM tokens WHERE id = ? AND tenant_id = {TENANT_OF}"),
             vec![id.into(), subdomain.into()],
         ))
         .await?;
-    Ok(hashes(Some(out))?.into_iter().next())
+    Ok(out.changes > 0)
 }
 
 /// What a bearer token is worth on one tenant.
@@ -405,7 +368,7 @@ mod tests {
         sub: &str,
         id: &str,
         revoke: bool,
-    ) -> std::result::Result<Vec<String>, TokenRefusal> {
+    ) -> std::result::Result<(), TokenRefusal> {
         block_on(create_token(
             db,
             sub,
@@ -444,14 +407,12 @@ mod tests {
         assert_eq!(dup.unwrap_err().status, 409);
 
         token(&db, "piedpiper.us", "tok_1", false).unwrap();
-        let (updated, hashes) =
-            block_on(update_tenant(&db, "piedpiper.us", None, Some(false), 5000))
-                .unwrap()
-                .expect("known tenant");
+        let updated = block_on(update_tenant(&db, "piedpiper.us", None, Some(false), 5000))
+            .unwrap()
+            .expect("known tenant");
         assert!(!updated.provisioning_enabled);
         assert_eq!(updated.name, "Acme Corp", "name is kept when not given");
         assert_eq!(updated.updated_at, 5000);
-        assert_eq!(hashes, vec!["hash_tok_1".to_string()]);
         assert_eq!(
             block_on(update_tenant(&db, "nope", Some("n"), None, 1)).unwrap(),
             None
@@ -459,7 +420,7 @@ mod tests {
 
         assert_eq!(
             block_on(delete_tenant(&db, "piedpiper.us", 9)).unwrap(),
-            Some((t.id.clone(), vec!["hash_tok_1".to_string()]))
+            Some(t.id.clone())
         );
         assert_eq!(block_on(get_tenant(&db, "piedpiper.us")).unwrap(), None);
         assert_eq!(block_on(list_tokens(&db, "piedpiper.us")).unwrap(), None);
@@ -486,8 +447,8 @@ mod tests {
         tenant(&db, "acme");
         tenant(&db, "other");
         token(&db, "other", "tok_o", false).unwrap();
-        assert_eq!(token(&db, "acme", "tok_1", false), Ok(vec![]));
-        assert_eq!(token(&db, "acme", "tok_2", false), Ok(vec![]));
+        assert_eq!(token(&db, "acme", "tok_1", false), Ok(()));
+        assert_eq!(token(&db, "acme", "tok_2", false), Ok(()));
         assert_eq!(
             token(&db, "acme", "tok_3", false),
             Err(TokenRefusal::LimitReached)
@@ -496,12 +457,7 @@ mod tests {
             token(&db, "nope", "tok_x", false),
             Err(TokenRefusal::UnknownTenant)
         );
-        let mut revoked = token(&db, "acme", "tok_4", true).unwrap();
-        revoked.sort();
-        assert_eq!(
-            revoked,
-            vec!["hash_tok_1".to_string(), "hash_tok_2".to_string()]
-        );
+        assert_eq!(token(&db, "acme", "tok_4", true), Ok(()));
         let live = block_on(list_tokens(&db, "acme")).unwrap().unwrap();
         assert_eq!(
             live.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
@@ -525,12 +481,9 @@ mod tests {
         tenant(&db, "acme");
         tenant(&db, "other");
         token(&db, "acme", "tok_a", false).unwrap();
-        assert_eq!(block_on(revoke_token(&db, "other", "tok_a")).unwrap(), None);
-        assert_eq!(
-            block_on(revoke_token(&db, "acme", "tok_a")).unwrap(),
-            Some("hash_tok_a".to_string())
-        );
-        assert_eq!(block_on(revoke_token(&db, "acme", "tok_a")).unwrap(), None);
+        assert!(!block_on(revoke_token(&db, "other", "tok_a")).unwrap());
+        assert!(block_on(revoke_token(&db, "acme", "tok_a")).unwrap());
+        assert!(!block_on(revoke_token(&db, "acme", "tok_a")).unwrap());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 mod admin;
 mod console;
 mod discovery;
+mod faults;
 mod groups;
 mod harness;
 mod hostile;

@@ -161,7 +161,7 @@ fn provisioning_switch_gives_403_then_200() {
     let s = server();
     let sub = new_tenant("switch");
     let token = new_token(&sub);
-    // Warm the auth cache so the switch must invalidate it.
+    // Authenticated before the switch, so a cache anywhere would have to forget it.
     s.scim(&sub, "GET", "/Users")
         .bearer(&token)
         .send()
@@ -200,7 +200,7 @@ fn provisioning_switch_gives_403_then_200() {
 }
 
 #[test]
-fn revoked_token_is_refused_at_once_even_when_cached() {
+fn revoked_token_is_refused_at_once_and_stays_refused() {
     let s = server();
     let sub = new_tenant("revoke");
     let created = crate::token_response(server(), &sub);
@@ -219,12 +219,127 @@ fn revoked_token_is_refused_at_once_even_when_cached() {
         .bearer(token)
         .send()
         .scim_error(401);
-    // And it stays refused after the delayed second invalidation.
-    std::thread::sleep(std::time::Duration::from_millis(2500));
+    // And it stays refused: nothing the earlier requests left behind lets it in.
+    std::thread::sleep(std::time::Duration::from_millis(300));
     s.scim(&sub, "GET", "/Users")
         .bearer(token)
         .send()
         .scim_error(401);
+}
+
+/// The `Server-Timing` header's count of D1 calls.
+fn d1_calls(r: &crate::harness::Resp) -> u32 {
+    let st = r.header("server-timing").expect("Server-Timing");
+    let d1 = st.split(", ").find(|m| m.starts_with("d1;")).expect("d1");
+    let calls = d1.split("desc=\"").nth(1).expect("desc");
+    calls
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("a count")
+}
+
+/// Authentication rides in each operation's own D1 call: a read is one call, a create one, an
+/// Entra disable (a PATCH of `active`) one, a member add two (read, conditional write), and a
+/// request that reaches no resource one (the gate alone); the first request an isolate serves
+/// for an organisation also looks up its id. A bad token gets 401 whatever the request, before
+/// any validation, and writes nothing.
+#[test]
+fn one_d1_call_per_read_and_a_bad_token_reads_and_writes_nothing() {
+    let s = server();
+    let sub = new_tenant("gate");
+    let token = new_token(&sub);
+    let first = s
+        .scim(&sub, "GET", "/Users")
+        .bearer(&token)
+        .send()
+        .expect(200);
+    assert_eq!(d1_calls(&first), 2, "the organisation's id, then the read");
+    let user = json!({"userName": "gate@example.com", "externalId": "g-1"});
+    let r = s
+        .scim(&sub, "POST", "/Users")
+        .bearer(&token)
+        .json(&user)
+        .send()
+        .expect(201);
+    assert_eq!(d1_calls(&r), 1, "create");
+    let id = r.json()["id"].as_str().expect("id").to_string();
+    let filter = "/Users?filter=userName%20eq%20%22gate@example.com%22";
+    for path in [filter.to_string(), format!("/Users/{id}")] {
+        let r = s.scim(&sub, "GET", &path).bearer(&token).send().expect(200);
+        assert_eq!(d1_calls(&r), 1, "{path}");
+    }
+    let disable = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "Replace", "path": "active", "value": "False"}]});
+    let r = s
+        .scim(&sub, "PATCH", &format!("/Users/{id}"))
+        .bearer(&token)
+        .json(&disable)
+        .send()
+        .expect(200);
+    assert!(d1_calls(&r) <= 2, "Entra's disable");
+    let r = s
+        .scim(&sub, "POST", "/Groups")
+        .bearer(&token)
+        .json(&json!({"displayName": "Gate"}))
+        .send()
+        .expect(201);
+    let group = r.json()["id"].as_str().expect("id").to_string();
+    let add = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "Add", "path": "members", "value": [{"value": id}]}]});
+    let r = s
+        .scim(&sub, "PATCH", &format!("/Groups/{group}"))
+        .bearer(&token)
+        .json(&add)
+        .send()
+        .expect(204);
+    assert_eq!(d1_calls(&r), 2, "member add");
+    let r = s
+        .scim(&sub, "GET", "/ServiceProviderConfig")
+        .bearer(&token)
+        .send()
+        .expect(200);
+    assert_eq!(d1_calls(&r), 1, "the gate alone");
+
+    // Another organisation's valid token: refused before the body or the filter is looked at.
+    let other = new_token(&new_tenant("gate-other"));
+    s.scim(&sub, "GET", "/Users?filter=nonsense")
+        .bearer(&other)
+        .send()
+        .scim_error(401);
+    s.scim(&sub, "POST", "/Users")
+        .bearer(&other)
+        .raw_body("{not json")
+        .send()
+        .scim_error(401);
+    s.scim(&sub, "POST", "/Users")
+        .bearer(&other)
+        .json(&json!({"userName": "intruder@example.com"}))
+        .send()
+        .scim_error(401);
+    s.scim(&sub, "PATCH", &format!("/Users/{id}"))
+        .bearer(&other)
+        .json(
+            &json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "Replace", "path": "displayName", "value": "Intruder"}]}),
+        )
+        .send()
+        .scim_error(401);
+    s.scim(&sub, "DELETE", &format!("/Users/{id}"))
+        .bearer(&other)
+        .send()
+        .scim_error(401);
+    // Read back with the organisation's token: nothing of it happened.
+    let users = s
+        .scim(&sub, "GET", "/Users")
+        .bearer(&token)
+        .send()
+        .expect(200)
+        .json();
+    assert_eq!(users["totalResults"], 1);
+    assert_eq!(users["Resources"][0]["userName"], "gate@example.com");
+    assert_eq!(users["Resources"][0]["active"], false);
+    assert!(users["Resources"][0].get("displayName").is_none());
 }
 
 #[test]

@@ -1,5 +1,5 @@
-// The Miniflare options that run the built Worker (`build/`, or another build directory) on one workerd, with local D1 and
-// KV persisted under `persist`. Shared by the integration harness's plain-workerd server
+// The Miniflare options that run the built Worker (`build/`, or another build directory) on one
+// workerd, with local D1 persisted under `persist`. Shared by the integration harness's plain-workerd server
 // (workerd.mjs) and the benchmark (bench/groups.mjs), so both run the Worker the same way.
 
 import { join } from "node:path";
@@ -17,9 +17,7 @@ export function workerOptions({ port, persist, adminToken, build = join(root, "b
     ],
     compatibilityDate: "2025-09-01",
     d1Databases: { DB: "00000000-0000-0000-0000-000000000000" },
-    kvNamespaces: { KV: "00000000000000000000000000000000" },
     d1Persist: join(persist, "v3/d1"),
-    kvPersist: join(persist, "v3/kv"),
     bindings: { BASE_DOMAIN: "localhost", TENANT_URL_FORM: "subdomain", ADMIN_TOKEN: adminToken },
     // GET /cdn-cgi/handler/scheduled runs the Cron Trigger's handler (as `wrangler dev
     // --test-scheduled` does at /__scheduled).

@@ -18,7 +18,6 @@ use std::collections::HashMap;
 use worker::{Method, Request};
 
 use super::app::App;
-use super::kv::KvCache;
 use super::limit;
 use super::log_buffer;
 use super::reply::{header, read_body, Reply};
@@ -26,11 +25,12 @@ use crate::scim::error::{quote, Error, Result, ScimType};
 use crate::scim::query::ListParams;
 use crate::scim::schema::{GROUP_TYPE, USER_TYPE};
 use crate::service::audit::Audit;
-use crate::service::auth::{self, Principal};
+use crate::service::auth::{self, Principal, Verdict};
 use crate::service::groups::Groups;
 use crate::service::users::Users;
 use crate::service::{Runtime, Scope};
 use crate::store::d1::D1;
+use crate::store::gate::Gated;
 use crate::store::trail::LogEntry;
 use render::Ctx;
 use routes::{Endpoint, Route, PREFIX};
@@ -137,12 +137,13 @@ fn log_after(app: &App, sub: &str, tenant_id: String, audit: &Audit, result: &Re
     }
 }
 
-/// Authenticate, count against the rate limit, and serve; `tenant` learns the organisation
-/// as soon as it is known (also when the request is then refused).
+/// Authenticate and serve: the rate limit, then the operation with the gate in each of its D1
+/// batches (`store::gate`), then, if the gate stayed shut, why. `tenant` learns the
+/// organisation as soon as it is known (also when the request is then refused).
 #[allow(clippy::too_many_arguments)]
 async fn authenticated(
     app: &App,
-    mut req: Request,
+    req: Request,
     sub: &str,
     mount: &str,
     rest: &str,
@@ -150,24 +151,115 @@ async fn authenticated(
     audit: &Audit,
     tenant: &mut Option<String>,
 ) -> Result<Reply> {
-    let cache = KvCache::new(app);
-    let authorization = header(&req, "authorization");
-    let principal = match auth::authenticate(db, &cache, sub, authorization.as_deref()).await {
-        Ok(p) => p,
-        Err(refused) => {
-            *tenant = refused.tenant_id;
-            return Err(refused.error);
-        }
+    let hash = auth::presented(header(&req, "authorization").as_deref());
+    let (Some(hash), Some(tenant_id)) = (hash.as_deref(), tenant_of(db, sub).await?) else {
+        let verdict = auth::verdict(db, sub, hash.as_deref(), "").await?;
+        return Err(refusal(verdict, sub, tenant));
     };
-    *tenant = Some(principal.tenant_id.clone());
-    record_use(app, sub, &principal);
-    limit::check(app, &principal.tenant_id).await?;
+    *tenant = Some(tenant_id.clone());
+    // Keyed by organisation and token: a caller without a valid token spends only its own
+    // budget, never the organisation's.
+    limit::check(
+        app,
+        &format!("{tenant_id}:{}", hash.get(..16).unwrap_or(hash)),
+    )
+    .await?;
+    let gated = Gated::new(db, &tenant_id, hash);
+    let result = operate(app, req, mount, rest, &gated, &tenant_id, audit).await;
+    if gated.pass().is_none() && !gated.shut_by_failure() {
+        // Nothing reached D1 (discovery, or input refused before any read): the gate alone.
+        if let Err(e) = gated.open().await {
+            if !gated.shut_by_failure() {
+                return Err(e.into());
+            }
+        }
+    }
+    if gated.shut() {
+        match auth::verdict(db, sub, Some(hash), &tenant_id).await? {
+            // The failure was the operation's own.
+            Verdict::Open => {}
+            v => return Err(refusal(v, sub, tenant)),
+        }
+    }
+    if let Some(pass) = gated.pass() {
+        let principal = Principal {
+            tenant_id,
+            token_id: pass.token_id,
+            last_used_at: pass.last_used_at,
+        };
+        record_use(app, sub, &principal);
+    }
+    result
+}
+
+/// The error for a request whose gate stayed shut.
+fn refusal(verdict: Verdict, sub: &str, tenant: &mut Option<String>) -> Error {
+    match verdict {
+        Verdict::Refused(r) => {
+            *tenant = r.tenant_id;
+            if tenant.is_none() {
+                TENANTS.with(|m| m.borrow_mut().remove(sub));
+            }
+            r.error
+        }
+        Verdict::Moved(id) => {
+            TENANTS.with(|m| m.borrow_mut().insert(sub.to_string(), id.clone()));
+            *tenant = Some(id);
+            Error::new(
+                503,
+                "this organisation was just replaced by another of the same name; retry the request",
+            )
+        }
+        Verdict::Open => Error::internal("an open gate is not a refusal"),
+    }
+}
+
+/// Bound on the per-isolate map of organisations' ids.
+const MAX_TENANT_ENTRIES: usize = 10_000;
+
+thread_local! {
+    /// Subdomain -> organisation id, as looked up by this isolate. An id never changes; a
+    /// subdomain can come to name another organisation only after its organisation is
+    /// deleted, which the gate then refuses and [`auth::verdict`] reports as moved.
+    static TENANTS: RefCell<HashMap<String, String>> = RefCell::new(HashMap::new());
+}
+
+/// The id of organisation `sub`: from this isolate's map, else from D1 (one statement, once per
+/// organisation per isolate).
+async fn tenant_of(db: &D1, sub: &str) -> Result<Option<String>> {
+    if let Some(id) = TENANTS.with(|m| m.borrow().get(sub).cloned()) {
+        return Ok(Some(id));
+    }
+    let id = auth::tenant_id(db, sub).await?;
+    if let Some(id) = &id {
+        TENANTS.with(|m| {
+            let mut m = m.borrow_mut();
+            if m.len() >= MAX_TENANT_ENTRIES {
+                m.clear();
+            }
+            m.insert(sub.to_string(), id.clone());
+        });
+    }
+    Ok(id)
+}
+
+/// Parse the request into its operation and call the service, every D1 call through the gate.
+#[allow(clippy::too_many_arguments)]
+async fn operate(
+    app: &App,
+    mut req: Request,
+    mount: &str,
+    rest: &str,
+    gated: &Gated<'_, D1>,
+    tenant_id: &str,
+    audit: &Audit,
+) -> Result<Reply> {
     let host = header(&req, "host").unwrap_or_else(|| app.origin.host.clone());
     let ctx = Ctx {
         scope: Scope {
-            db,
+            db: gated,
             rt: &app.rt,
-            tenant_id: &principal.tenant_id,
+            tenant_id,
             audit: Some(audit),
         },
         base: format!("{}://{host}{mount}{PREFIX}", app.origin.scheme),

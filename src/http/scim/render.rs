@@ -11,13 +11,14 @@ use crate::scim::resource::{self, refs_json, Meta, Selection};
 use crate::service::resources::Kind;
 use crate::service::Scope;
 use crate::store::d1::D1;
+use crate::store::gate::Gated;
 use crate::store::refs::Refs;
 use crate::store::resources::Stored;
 
 /// What a SCIM handler works with: the service scope of the request, and the organisation's
 /// SCIM root URL (`https://acme.example.com/api/scim/v2`, or the path form).
 pub struct Ctx<'a> {
-    pub scope: Scope<'a, D1, Platform>,
+    pub scope: Scope<'a, Gated<'a, D1>, Platform>,
     pub base: String,
 }
 
