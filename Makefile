@@ -72,8 +72,16 @@ node_modules/.installed: package.json package-lock.json
 
 build: setup build/index.js
 
+# worker-build leaves wasm-bindgen's "names" section in (about 140 KB): strip it after
+# wasm-bindgen, which needs the sections a `strip` in the release profile would remove. No
+# optimisation pass runs here (worker-build's wasm-opt already did); the features are the ones
+# the module uses (enabling all of them makes binaryen write encodings workerd rejects).
+WASM_FEATURES := --enable-exception-handling --enable-reference-types --enable-bulk-memory \
+	--enable-multivalue --enable-sign-ext --enable-nontrapping-float-to-int --enable-mutable-globals
+
 build/index.js: $(SOURCES)
 	worker-build --release
+	wasm-opt build/index_bg.wasm $(WASM_FEATURES) --strip-debug --strip-producers -o build/index_bg.wasm
 	@ls -l build/index_bg.wasm | awk '{print "wasm: " $$5 " bytes"}'
 	@gzip -9c build/index_bg.wasm | wc -c | awk '{print "wasm gzip: " $$1 " bytes"}'
 

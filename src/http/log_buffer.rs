@@ -7,8 +7,8 @@
 //! The first entry of an organisation schedules its flush [`FLUSH_AFTER_MS`] later with
 //! `ctx.waitUntil` (the runtime keeps the request's context alive for it); a flush comes sooner
 //! once [`MAX_BUFFERED`] entries wait. An entry therefore reaches the log within a fraction of
-//! a second, and is lost only if the isolate is killed in that window (the write's own entries
-//! ride in their batch and are never at risk).
+//! a second, and is lost only if the isolate is killed in that window, or if D1 refuses the
+//! write twice (the write's own entries ride in their batch and are never at risk).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -21,6 +21,8 @@ use crate::store::trail::LogEntry;
 
 /// How long the first entry of an organisation waits for others.
 pub const FLUSH_AFTER_MS: u64 = 250;
+/// The pause before the one retry of a write that D1 refused as briefly unavailable.
+pub const RETRY_AFTER_MS: u64 = 100;
 /// Entries of one organisation that are written at once without waiting.
 pub const MAX_BUFFERED: usize = 100;
 
@@ -54,7 +56,13 @@ pub fn add(app: &App, sub: &str, tenant_id: &str, entry: LogEntry) {
             .with(|w| w.borrow_mut().remove(&tenant_id))
             .map(|(_, entries)| entries)
             .unwrap_or_default();
-        if let Err(e) = audit::record(&db, &tenant_id, &entries).await {
+        let mut written = audit::record(&db, &tenant_id, &entries).await;
+        if written.as_ref().is_err_and(|e| e.status == 503) {
+            // D1 was briefly unavailable (its own answer says so): once more, a moment later.
+            Delay::from(Duration::from_millis(RETRY_AFTER_MS)).await;
+            written = audit::record(&db, &tenant_id, &entries).await;
+        }
+        if let Err(e) = written {
             worker::console_warn!(
                 "provisioning log: {} entries not written: {}",
                 entries.len(),

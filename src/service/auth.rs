@@ -43,11 +43,19 @@ impl Principal {
     }
 }
 
-fn unknown_tenant(sub: &str) -> Error {
+/// No live organisation has subdomain `sub`.
+pub fn unknown_tenant(sub: &str) -> Error {
     Error::not_found(format!(
         "no organisation '{}' is served here; check the Tenant URL",
         quote(sub)
     ))
+}
+
+/// No usable `Authorization` header.
+pub fn missing_token() -> Error {
+    Error::unauthorized(
+        "missing or malformed Authorization header; expected 'Bearer <Secret Token>'",
+    )
 }
 
 fn invalid_token() -> Error {
@@ -79,7 +87,7 @@ pub async fn tenant_id<E: Executor>(db: &E, sub: &str) -> Result<Option<String>>
     Ok(store::get_tenant(db, sub).await?.map(|t| t.id))
 }
 
-/// The answer for `sub` when no usable token was presented, or when the gate stayed shut.
+/// The answer for `sub` when the gate stayed shut.
 #[derive(Debug)]
 pub enum Verdict {
     Refused(Refused),
@@ -90,29 +98,17 @@ pub enum Verdict {
     Open,
 }
 
-/// Why organisation `sub` (scoped as `tenant_id`) does not accept the token of hash `hash`
-/// (`None`: no usable `Authorization` header), in one statement.
+/// Why organisation `sub` (scoped as `tenant_id`) does not accept the token of hash `hash`,
+/// in one statement.
 pub async fn verdict<E: Executor>(
     db: &E,
     sub: &str,
-    hash: Option<&str>,
+    hash: &str,
     tenant_id: &str,
 ) -> Result<Verdict> {
     if validate_subdomain(sub).is_err() {
         return Ok(Verdict::Refused(refused(None, unknown_tenant(sub))));
     }
-    let Some(hash) = hash else {
-        // Without a usable token, say whether the organisation exists at all.
-        return Ok(Verdict::Refused(match store::get_tenant(db, sub).await? {
-            None => refused(None, unknown_tenant(sub)),
-            Some(t) => refused(
-                Some(t.id),
-                Error::unauthorized(
-                    "missing or malformed Authorization header; expected 'Bearer <Secret Token>'",
-                ),
-            ),
-        }));
-    };
     Ok(match store::authorize(db, sub, hash).await? {
         Access::UnknownTenant => Verdict::Refused(refused(None, unknown_tenant(sub))),
         Access::Denied(id) => Verdict::Refused(refused(Some(id), invalid_token())),

@@ -2,7 +2,8 @@
 //! long it waited on them. At the edge every D1 call is a round trip (tens to hundreds of
 //! milliseconds from a far location), so these counts are the request's cost; every response
 //! reports them in a `Server-Timing` header (W3C Server Timing), for example
-//! `d1;dur=3.0;desc="1 call", rl;dur=0.0;desc="1 call"`. (The rate limiter answers from the
+//! `d1;dur=3;desc="1 call", rl;dur=0;desc="1 call"` (whole milliseconds: the Worker's clock
+//! has no finer grain, and formatting floats would cost the wasm 14 KB). (The rate limiter answers from the
 //! Worker's own location.)
 //!
 //! The one place that calls each binding records into the request's meter: the D1 executor
@@ -16,14 +17,14 @@ use std::rc::Rc;
 
 /// The Worker's clock; it advances while a request waits on I/O, which is what is timed here.
 #[cfg(target_arch = "wasm32")]
-fn clock_ms() -> f64 {
-    worker::js_sys::Date::now()
+fn clock_ms() -> u64 {
+    worker::Date::now().as_millis()
 }
 
 /// Host builds (tests) count calls; their durations are not measured.
 #[cfg(not(target_arch = "wasm32"))]
-fn clock_ms() -> f64 {
-    0.0
+fn clock_ms() -> u64 {
+    0
 }
 
 /// A binding that costs a round trip.
@@ -38,7 +39,7 @@ const BINDINGS: [(Binding, &str); 2] = [(Binding::D1, "d1"), (Binding::RateLimit
 #[derive(Debug, Default, Clone, Copy)]
 struct Tally {
     calls: u32,
-    ms: f64,
+    ms: u64,
 }
 
 /// The calls of one request, shared by everything that serves it (cheap to clone).
@@ -54,11 +55,11 @@ fn slot(binding: Binding) -> usize {
 
 impl Meter {
     /// One call to `binding` that took `ms` milliseconds.
-    pub fn record(&self, binding: Binding, ms: f64) {
+    pub fn record(&self, binding: Binding, ms: u64) {
         let mut tallies = self.0.borrow_mut();
         if let Some(t) = tallies.get_mut(slot(binding)) {
             t.calls = t.calls.saturating_add(1);
-            t.ms += ms.max(0.0);
+            t.ms = t.ms.saturating_add(ms);
         }
     }
 
@@ -66,7 +67,7 @@ impl Meter {
     pub async fn timed<T>(&self, binding: Binding, call: impl Future<Output = T>) -> T {
         let started = clock_ms();
         let result = call.await;
-        self.record(binding, clock_ms() - started);
+        self.record(binding, clock_ms().saturating_sub(started));
         result
     }
 
@@ -83,7 +84,7 @@ impl Meter {
             .zip(tallies)
             .map(|((_, name), t)| {
                 let plural = if t.calls == 1 { "" } else { "s" };
-                format!("{name};dur={:.1};desc=\"{} call{plural}\"", t.ms, t.calls)
+                format!("{name};dur={};desc=\"{} call{plural}\"", t.ms, t.calls)
             })
             .collect::<Vec<_>>()
             .join(", ")
@@ -98,17 +99,15 @@ mod tests {
     fn counts_and_times_each_binding_apart() {
         let meter = Meter::default();
         let shared = meter.clone();
-        shared.record(Binding::D1, 3.5);
-        shared.record(Binding::D1, 1.0);
+        shared.record(Binding::D1, 3);
+        shared.record(Binding::D1, 1);
         assert_eq!(meter.calls(Binding::D1), 2);
         assert_eq!(meter.calls(Binding::RateLimit), 0);
         assert_eq!(
             meter.server_timing(),
-            "d1;dur=4.5;desc=\"2 calls\", rl;dur=0.0;desc=\"0 calls\""
+            "d1;dur=4;desc=\"2 calls\", rl;dur=0;desc=\"0 calls\""
         );
-        meter.record(Binding::RateLimit, 0.5);
-        assert!(meter
-            .server_timing()
-            .ends_with("rl;dur=0.5;desc=\"1 call\""));
+        meter.record(Binding::RateLimit, 1);
+        assert!(meter.server_timing().ends_with("rl;dur=1;desc=\"1 call\""));
     }
 }

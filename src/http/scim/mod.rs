@@ -151,12 +151,14 @@ async fn authenticated(
     audit: &Audit,
     tenant: &mut Option<String>,
 ) -> Result<Reply> {
-    let hash = auth::presented(header(&req, "authorization").as_deref());
-    let (Some(hash), Some(tenant_id)) = (hash.as_deref(), tenant_of(db, sub).await?) else {
-        let verdict = auth::verdict(db, sub, hash.as_deref(), "").await?;
-        return Err(refusal(verdict, sub, tenant));
+    let Some(tenant_id) = tenant_of(db, sub).await? else {
+        return Err(auth::unknown_tenant(sub));
     };
     *tenant = Some(tenant_id.clone());
+    let Some(hash) = auth::presented(header(&req, "authorization").as_deref()) else {
+        return Err(auth::missing_token());
+    };
+    let hash = hash.as_str();
     // Keyed by organisation and token: a caller without a valid token spends only its own
     // budget, never the organisation's.
     limit::check(
@@ -175,10 +177,24 @@ async fn authenticated(
         }
     }
     if gated.shut() {
-        match auth::verdict(db, sub, Some(hash), &tenant_id).await? {
+        match auth::verdict(db, sub, hash, &tenant_id).await? {
             // The failure was the operation's own.
             Verdict::Open => {}
-            v => return Err(refusal(v, sub, tenant)),
+            Verdict::Refused(r) => {
+                if r.tenant_id.is_none() {
+                    TENANTS.with(|m| m.borrow_mut().remove(sub));
+                }
+                *tenant = r.tenant_id;
+                return Err(r.error);
+            }
+            Verdict::Moved(id) => {
+                TENANTS.with(|m| m.borrow_mut().insert(sub.to_string(), id.clone()));
+                *tenant = Some(id);
+                return Err(Error::new(
+                    503,
+                    "this organisation was just replaced by another of the same name; retry the request",
+                ));
+            }
         }
     }
     if let Some(pass) = gated.pass() {
@@ -190,28 +206,6 @@ async fn authenticated(
         record_use(app, sub, &principal);
     }
     result
-}
-
-/// The error for a request whose gate stayed shut.
-fn refusal(verdict: Verdict, sub: &str, tenant: &mut Option<String>) -> Error {
-    match verdict {
-        Verdict::Refused(r) => {
-            *tenant = r.tenant_id;
-            if tenant.is_none() {
-                TENANTS.with(|m| m.borrow_mut().remove(sub));
-            }
-            r.error
-        }
-        Verdict::Moved(id) => {
-            TENANTS.with(|m| m.borrow_mut().insert(sub.to_string(), id.clone()));
-            *tenant = Some(id);
-            Error::new(
-                503,
-                "this organisation was just replaced by another of the same name; retry the request",
-            )
-        }
-        Verdict::Open => Error::internal("an open gate is not a refusal"),
-    }
 }
 
 /// Bound on the per-isolate map of organisations' ids.
