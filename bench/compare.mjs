@@ -22,18 +22,18 @@
 
 import { Miniflare } from "miniflare";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import { createHash } from "node:crypto";
-import { cpus, tmpdir } from "node:os";
+import { cpus } from "node:os";
 import { join } from "node:path";
 import { workerOptions } from "../tests/integration/worker.mjs";
+import { edgeModule, entraUser, migrated, root } from "./common.mjs";
 
 const args = process.argv.slice(2);
 const opt = (name, dflt) => {
   const i = args.indexOf(`--${name}`);
   return i >= 0 ? args[i + 1] : dflt;
 };
-const root = new URL("..", import.meta.url).pathname;
 const SIZES = opt("sizes", "1000,10000,100000").split(",").map(Number);
 const ROUNDS = Number(opt("rounds", 3));
 const BUILD = opt("build", join(root, "build"));
@@ -43,28 +43,6 @@ const CONCURRENCY = 8;
 const EDGE = { d1Ms: 40, kvMs: 1, kvColdMs: 25 };
 const ADMIN = "bench-admin-token";
 const TEMPLATES = 1000;
-
-const edgeModule = (build) => ({
-  type: "ESModule",
-  path: join(build, "edge.mjs"),
-  contents: readFileSync(join(root, "bench/edge.mjs"), "utf8"),
-});
-
-function migrated() {
-  const dir = mkdtempSync(join(tmpdir(), "scim-edge-bench-"));
-  const cfg = join(dir, "wrangler.toml");
-  writeFileSync(
-    cfg,
-    readFileSync(join(root, "wrangler.toml"), "utf8")
-      .replace(/\[build\][\s\S]*?\n\n/, "")
-      .replace(/^migrations_dir = .*$/m, `migrations_dir = "${join(root, "migrations")}"`),
-  );
-  execFileSync(join(root, "node_modules/.bin/wrangler"), ["d1", "migrations", "apply", "DB", "--local", "--persist-to", dir, "-c", cfg], {
-    env: { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" },
-    stdio: "ignore",
-  });
-  return dir;
-}
 
 /** scim-edge and the floor in one workerd, both behind the edge wrapper, sharing D1 and KV. */
 function options(dir, edge) {
@@ -119,20 +97,6 @@ function cpuMs(pids) {
   return ticks * TICK_MS;
 }
 
-const entraUser = (i) => ({
-  schemas: ["urn:ietf:params:scim:schemas:core:2.0:User", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],
-  externalId: `ext-${i}`,
-  userName: `user${i}@contoso.example`,
-  active: true,
-  displayName: `User Number ${i}`,
-  title: "Engineer",
-  emails: [{ primary: true, type: "work", value: `user${i}@contoso.example` }],
-  name: { formatted: `User Number ${i}`, familyName: `Number ${i}`, givenName: "User" },
-  addresses: [{ type: "work", formatted: "1 Main St", streetAddress: "1 Main St", locality: "Oslo", postalCode: "0150", country: "NO", primary: true }],
-  phoneNumbers: [{ type: "work", value: `+47 555 ${String(i).padStart(5, "0")}` }],
-  roles: [{ primary: "True", type: "WindowsAzureActiveDirectoryRole", value: "Writer" }],
-  "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": { department: "R&D", employeeNumber: String(i) },
-});
 // Users beyond the templates are `user{i}-{n}@…` / `ext-{i}-{n}` (see `clone`).
 const nameOf = (k) => (k < TEMPLATES ? `user${k}@contoso.example` : `user${k % TEMPLATES}-${Math.floor(k / TEMPLATES)}@contoso.example`);
 const extOf = (k) => (k < TEMPLATES ? `ext-${k}` : `ext-${k % TEMPLATES}-${Math.floor(k / TEMPLATES)}`);

@@ -11,18 +11,16 @@
 // Run by the integration tests (tests/integration/faults.rs) with a small cycle.
 
 import { Miniflare } from "miniflare";
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { workerOptions } from "../tests/integration/worker.mjs";
+import { edgeModule, migrated, root } from "./common.mjs";
 
 const args = process.argv.slice(2);
 const opt = (name, dflt) => {
   const i = args.indexOf(`--${name}`);
   return i >= 0 ? args[i + 1] : dflt;
 };
-const root = new URL("..", import.meta.url).pathname;
 const USERS = Number(opt("users", 200));
 const RATE = Number(opt("rate", 0.05));
 const SEED = Number(opt("seed", 7));
@@ -30,23 +28,9 @@ const BUILD = opt("build", join(root, "build"));
 const ADMIN = "faults-admin-token";
 const CONCURRENCY = 8;
 
-const dir = mkdtempSync(join(tmpdir(), "scim-edge-faults-"));
-const cfg = join(dir, "wrangler.toml");
-writeFileSync(
-  cfg,
-  readFileSync(join(root, "wrangler.toml"), "utf8")
-    .replace(/\[build\][\s\S]*?\n\n/, "")
-    .replace(/^migrations_dir = .*$/m, `migrations_dir = "${join(root, "migrations")}"`),
-);
-execFileSync(join(root, "node_modules/.bin/wrangler"), ["d1", "migrations", "apply", "DB", "--local", "--persist-to", dir, "-c", cfg], {
-  env: { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" },
-  stdio: "ignore",
-});
+const dir = migrated("scim-edge-faults-");
 const options = workerOptions({ port: 0, persist: dir, adminToken: ADMIN, build: BUILD });
-options.modules = [
-  { type: "ESModule", path: join(BUILD, "edge.mjs"), contents: readFileSync(join(root, "bench/edge.mjs"), "utf8") },
-  ...options.modules,
-];
+options.modules = [edgeModule(BUILD), ...options.modules];
 options.bindings.EDGE = JSON.stringify({ d1Fault: RATE, seed: SEED });
 const mf = new Miniflare(options);
 const url = await mf.ready;

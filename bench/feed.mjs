@@ -13,28 +13,15 @@
 
 import { Miniflare } from "miniflare";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { workerOptions } from "../tests/integration/worker.mjs";
+import { entraUser, migrated, root } from "./common.mjs";
 
 const USERS = Number(process.argv[2] ?? 10_000);
-const root = new URL("..", import.meta.url).pathname;
 const build = process.argv[3] ?? join(root, "build");
 const CONCURRENCY = 8;
-const dir = mkdtempSync(join(tmpdir(), "scim-edge-bench-feed-"));
-const cfg = join(dir, "wrangler.toml");
-writeFileSync(
-  cfg,
-  readFileSync(join(root, "wrangler.toml"), "utf8")
-    .replace(/\[build\][\s\S]*?\n\n/, "")
-    .replace(/^migrations_dir = .*$/m, `migrations_dir = "${join(root, "migrations")}"`)
-    .replace(/^main = .*$/m, `main = "${join(build, "index.js")}"`),
-);
-execFileSync(join(root, "node_modules/.bin/wrangler"), ["d1", "migrations", "apply", "DB", "--local", "--persist-to", dir, "-c", cfg], {
-  env: { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" },
-  stdio: "ignore",
-});
+const dir = migrated("scim-edge-bench-feed-");
 
 const ADMIN = "bench-admin-token";
 const mf = new Miniflare(workerOptions({ port: 0, persist: dir, adminToken: ADMIN, build }));
@@ -50,22 +37,6 @@ async function call(method, path, { token, body } = {}) {
 await call("POST", "/admin/v1/tenants", { token: ADMIN, body: { subdomain: "bench" } });
 const { token } = JSON.parse(await call("POST", "/admin/v1/tenants/bench/tokens", { token: ADMIN }));
 const scim = (m, p, body) => call(m, `/tenants/bench/api/scim/v2${p}`, { token, body });
-
-// What Entra sends for a user with the default mappings.
-const entraUser = (i) => ({
-  schemas: ["urn:ietf:params:scim:schemas:core:2.0:User", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],
-  externalId: `ext-${i}`,
-  userName: `user${i}@contoso.example`,
-  active: true,
-  displayName: `User Number ${i}`,
-  title: "Engineer",
-  emails: [{ primary: true, type: "work", value: `user${i}@contoso.example` }],
-  name: { formatted: `User Number ${i}`, familyName: `Number ${i}`, givenName: "User" },
-  addresses: [{ type: "work", formatted: "1 Main St", streetAddress: "1 Main St", locality: "Oslo", postalCode: "0150", country: "NO", primary: true }],
-  phoneNumbers: [{ type: "work", value: `+47 555 ${String(i).padStart(5, "0")}` }],
-  roles: [{ primary: "True", type: "WindowsAzureActiveDirectoryRole", value: "Writer" }],
-  "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": { department: "R&D", employeeNumber: String(i) },
-});
 
 /** Run `n` requests `CONCURRENCY` at a time; latencies (ms) and requests per second. */
 async function closedLoop(n, request) {

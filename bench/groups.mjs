@@ -9,26 +9,13 @@
 //   node bench/groups.mjs [members=100000] [samples=200]
 
 import { Miniflare } from "miniflare";
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { rmSync } from "node:fs";
 import { workerOptions } from "../tests/integration/worker.mjs";
+import { migrated } from "./common.mjs";
 
 const BIG = Number(process.argv[2] ?? 100_000);
 const SAMPLES = Number(process.argv[3] ?? 200);
-const root = new URL("..", import.meta.url).pathname;
-const dir = mkdtempSync(join(tmpdir(), "scim-edge-bench-"));
-const cfg = join(dir, "wrangler.toml");
-const toml = readFileSync(join(root, "wrangler.toml"), "utf8")
-  .replace(/\[build\][\s\S]*?\n\n/, "")
-  .replace(/^migrations_dir = .*$/m, `migrations_dir = "${join(root, "migrations")}"`)
-  .replace(/^main = .*$/m, `main = "${join(root, "build/index.js")}"`);
-writeFileSync(cfg, toml);
-execFileSync(join(root, "node_modules/.bin/wrangler"), ["d1", "migrations", "apply", "DB", "--local", "--persist-to", dir, "-c", cfg], {
-  env: { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" },
-  stdio: "ignore",
-});
+const dir = migrated();
 
 const ADMIN = "bench-admin-token";
 const mf = new Miniflare(workerOptions({ port: 0, persist: dir, adminToken: ADMIN }));

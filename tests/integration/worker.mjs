@@ -1,6 +1,7 @@
 // The Miniflare options that run the built Worker (`build/`, or another build directory) on one
-// workerd, with local D1 persisted under `persist`. Shared by the integration harness's plain-workerd server
-// (workerd.mjs) and the benchmark (bench/groups.mjs), so both run the Worker the same way.
+// workerd, with local D1 persisted under `persist`. Shared by the integration harness's
+// plain-workerd server (workerd.mjs) and the benchmarks (bench/), so all run the Worker the same
+// way.
 
 import { join } from "node:path";
 

@@ -1,0 +1,50 @@
+// What the benchmarks and the fault run share: a temporary directory whose local D1 has every
+// migration applied (by wrangler, as `make dev` applies them), the Worker under the edge
+// wrapper (edge.mjs), and the user Entra sends with its default attribute mappings.
+
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+export const root = new URL("..", import.meta.url).pathname;
+
+/** A fresh directory to pass as `persist`, its D1 migrated. */
+export function migrated(prefix = "scim-edge-bench-") {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const cfg = join(dir, "wrangler.toml");
+  writeFileSync(
+    cfg,
+    readFileSync(join(root, "wrangler.toml"), "utf8")
+      .replace(/\[build\][\s\S]*?\n\n/, "")
+      .replace(/^migrations_dir = .*$/m, `migrations_dir = "${join(root, "migrations")}"`),
+  );
+  execFileSync(join(root, "node_modules/.bin/wrangler"), ["d1", "migrations", "apply", "DB", "--local", "--persist-to", dir, "-c", cfg], {
+    env: { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" },
+    stdio: "ignore",
+  });
+  return dir;
+}
+
+/** The module that puts a build's entry behind edge.mjs (list it first, as the main module). */
+export const edgeModule = (build) => ({
+  type: "ESModule",
+  path: join(build, "edge.mjs"),
+  contents: readFileSync(join(root, "bench/edge.mjs"), "utf8"),
+});
+
+/** What Entra sends for user `i` with the default mappings. */
+export const entraUser = (i) => ({
+  schemas: ["urn:ietf:params:scim:schemas:core:2.0:User", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],
+  externalId: `ext-${i}`,
+  userName: `user${i}@contoso.example`,
+  active: true,
+  displayName: `User Number ${i}`,
+  title: "Engineer",
+  emails: [{ primary: true, type: "work", value: `user${i}@contoso.example` }],
+  name: { formatted: `User Number ${i}`, familyName: `Number ${i}`, givenName: "User" },
+  addresses: [{ type: "work", formatted: "1 Main St", streetAddress: "1 Main St", locality: "Oslo", postalCode: "0150", country: "NO", primary: true }],
+  phoneNumbers: [{ type: "work", value: `+47 555 ${String(i).padStart(5, "0")}` }],
+  roles: [{ primary: "True", type: "WindowsAzureActiveDirectoryRole", value: "Writer" }],
+  "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": { department: "R&D", employeeNumber: String(i) },
+});
