@@ -6,8 +6,9 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use super::filter_sql::{condition, narrows, sort_expr, Condition};
+use super::refs::Refs;
 use super::table::Table;
-use super::{Executor, Param, Stmt};
+use super::{Executor, Outcome, Param, Stmt};
 use crate::scim::error::{Error, Result, ScimType};
 use crate::scim::filter::Filter;
 use crate::scim::schema::AttrRef;
@@ -43,15 +44,17 @@ pub fn list_where(table: Table, tenant_id: &str, filter: Option<&Filter>) -> Res
     })
 }
 
-/// One page of rows (selected by `select`, which names the table with its alias) and the total
-/// that match.
+/// One page of rows (selected by `select`, which names the table with its alias), the total
+/// that match, and with `refs`, the first page of the rows' references, read in the same batch
+/// (`None` when the filter leaves no room for the extra statement's parameters).
 pub async fn list_page<E: Executor, R: DeserializeOwned>(
     db: &E,
     table: Table,
     select: &str,
     tenant_id: &str,
     q: &ListQuery<'_>,
-) -> Result<(u64, Vec<R>)> {
+    refs: Option<Refs>,
+) -> Result<(u64, Vec<R>, Option<Outcome>)> {
     let (name, t) = (table.name(), table.alias());
     let w = list_where(table, tenant_id, q.filter)?;
     if w.params.len().saturating_add(2) > MAX_PARAMS {
@@ -70,7 +73,7 @@ pub async fn list_page<E: Executor, R: DeserializeOwned>(
     }
     if q.count == 0 {
         let n = db.query(count).await?.first::<Count>()?.map_or(0, |c| c.n);
-        return Ok((n.max(0) as u64, vec![]));
+        return Ok((n.max(0) as u64, vec![], None));
     }
     let order = match q.sort_by {
         Some(a) => {
@@ -90,11 +93,19 @@ pub async fn list_page<E: Executor, R: DeserializeOwned>(
     params.push(Param::Int(
         q.start_index.saturating_sub(1).min(i64::MAX as u64) as i64,
     ));
-    let page = Stmt::new(
-        format!("{select} WHERE {} ORDER BY {order} LIMIT ? OFFSET ?", w.sql),
-        params,
-    );
-    let mut outs = db.batch(vec![count, page]).await?.into_iter();
+    let tail = format!("WHERE {} ORDER BY {order} LIMIT ? OFFSET ?", w.sql);
+    // The references' statement repeats the page's, for its ids: tenant, its parameters, and
+    // its own LIMIT.
+    let prefetch = refs
+        .filter(|_| params.len().saturating_add(2) <= MAX_PARAMS)
+        .map(|r| {
+            let ids = format!("SELECT {t}.id FROM {name} {t} {tail}");
+            r.page_within(tenant_id, &ids, params.clone())
+        });
+    let page = Stmt::new(format!("{select} {tail}"), params);
+    let mut stmts = vec![count, page];
+    stmts.extend(prefetch);
+    let mut outs = db.batch(stmts).await?.into_iter();
     let n = match outs.next() {
         Some(o) => o.first::<Count>()?.map_or(0, |c| c.n),
         None => 0,
@@ -103,5 +114,5 @@ pub async fn list_page<E: Executor, R: DeserializeOwned>(
         Some(o) => o.decode::<R>()?,
         None => vec![],
     };
-    Ok((n.max(0) as u64, rows))
+    Ok((n.max(0) as u64, rows, outs.next()))
 }

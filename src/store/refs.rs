@@ -71,6 +71,29 @@ impl Refs {
         owners: &[String],
         after: Option<&(String, String)>,
     ) -> Stmt {
+        let owners_json = serde_json::Value::from(owners.to_vec()).to_string();
+        self.page_of(
+            tenant_id,
+            "SELECT value FROM json_each(?)",
+            vec![owners_json.into()],
+            after,
+        )
+    }
+
+    /// The first page of the references of the resources a list statement selects (`ids`, the
+    /// statement that selects their ids, with its parameters): sent in the list's own batch, so
+    /// that a page and its references are one round trip.
+    pub fn page_within(self, tenant_id: &str, ids: &str, ids_params: Vec<Param>) -> Stmt {
+        self.page_of(tenant_id, ids, ids_params, None)
+    }
+
+    fn page_of(
+        self,
+        tenant_id: &str,
+        owners_sql: &str,
+        owners_params: Vec<Param>,
+        after: Option<&(String, String)>,
+    ) -> Stmt {
         let (owner, referenced) = self.columns();
         let select = match self {
             Refs::Members => {
@@ -83,8 +106,8 @@ impl Refs {
                  JOIN groups g ON g.tenant_id = m.tenant_id AND g.id = m.group_id"
             }
         };
-        let owners_json = serde_json::Value::from(owners.to_vec()).to_string();
-        let mut params: Vec<Param> = vec![tenant_id.into(), owners_json.into()];
+        let mut params: Vec<Param> = vec![tenant_id.into()];
+        params.extend(owners_params);
         let position = match after {
             Some((o, r)) => {
                 params.push(o.as_str().into());
@@ -96,7 +119,7 @@ impl Refs {
         params.push(Param::Int(i64::try_from(PAGE).unwrap_or(i64::MAX)));
         Stmt::new(
             format!(
-                "{select} WHERE m.tenant_id = ? AND {owner} IN (SELECT value FROM json_each(?)) \
+                "{select} WHERE m.tenant_id = ? AND {owner} IN ({owners_sql}) \
                  {position} ORDER BY {owner}, {referenced} LIMIT ?"
             ),
             params,
@@ -174,20 +197,29 @@ pub async fn row_with_refs<E: Executor, R: DeserializeOwned>(
     Ok(Some((found, by_owner(rows).remove(id).unwrap_or_default())))
 }
 
-/// Read all references of `owners`.
+/// Read all references of `owners`. `first` is their first page if it was read already
+/// ([`Refs::page_within`]), perhaps with rows of other owners, which are left out.
 pub async fn read_all<E: Executor>(
     db: &E,
     refs: Refs,
     tenant_id: &str,
     owners: &[String],
+    first: Option<Outcome>,
 ) -> Result<HashMap<String, Vec<MemberRef>>> {
     if owners.is_empty() {
         return Ok(HashMap::new());
     }
-    let out = db.query(refs.page(tenant_id, owners, None)).await?;
+    let out = match first {
+        Some(out) => out,
+        None => db.query(refs.page(tenant_id, owners, None)).await?,
+    };
     let (mut rows, next) = decode_page(out)?;
+    // The rest, if the first page was full, from where it stopped: pages run in (owner,
+    // referenced) order, so the owners asked for now continue from the same position.
     read_rest(db, refs, tenant_id, owners, next, &mut rows).await?;
-    Ok(by_owner(rows))
+    let mut found = by_owner(rows);
+    found.retain(|owner, _| owners.contains(owner));
+    Ok(found)
 }
 
 /// Group rows by owner, each list sorted by display name, then id.

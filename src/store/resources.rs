@@ -83,7 +83,8 @@ pub async fn list<E: Executor>(
     } else {
         format!("SELECT {} FROM {name} {t}", table.columns())
     };
-    let (n, mut rows) = list_page::<_, Row>(db, table, &select, tenant_id, q).await?;
+    let refs = with_refs.then(|| table.refs());
+    let (n, mut rows, first) = list_page::<_, Row>(db, table, &select, tenant_id, q, refs).await?;
     if !with_refs {
         let page = rows
             .into_iter()
@@ -92,13 +93,14 @@ pub async fn list<E: Executor>(
         return Ok((n, page));
     }
     rows.truncate(refs::within_budget(rows.iter().map(|r| r.ref_count)));
-    // Resources without references need no second read.
+    // Resources without references need none; the first page of references came with the
+    // list, so only resources with more than a page of them need another read.
     let owners: Vec<String> = rows
         .iter()
         .filter(|r| r.ref_count > 0)
         .map(|r| r.id.clone())
         .collect();
-    let mut found = refs::read_all(db, table.refs(), tenant_id, &owners).await?;
+    let mut found = refs::read_all(db, table.refs(), tenant_id, &owners, first).await?;
     let mut page = Vec::with_capacity(rows.len());
     for row in rows {
         let mut stored = row.into_stored()?;

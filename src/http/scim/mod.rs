@@ -1,10 +1,12 @@
-//! The SCIM surface of one organisation, under `/api/scim/v2` ([`routes`]): authenticate,
-//! count the request against the organisation's rate limit, parse the request into one
-//! [`Op`], call the service, render the reply.
+//! The SCIM surface of one organisation, under `/api/scim/v2` ([`routes`]): count the request
+//! against the rate limit, parse it into one [`Op`], call the service with every D1 call
+//! behind the token's gate (`store::gate`), render the reply.
 //!
-//! Authentication comes before routing, so an unauthenticated caller learns nothing about which
-//! routes exist. `/Users` and `/Groups` are served by [`resources`]; their logic is in
-//! [`crate::service`].
+//! Authentication decides the answer before anything else does: a request whose gate stayed
+//! shut is refused as such (404, 401 or 403) whatever its route, body or filter, so an
+//! unauthenticated caller learns nothing about which routes exist or what input is valid, and
+//! nothing it sent was read or written. `/Users` and `/Groups` are served by [`resources`];
+//! their logic is in [`crate::service`].
 
 pub mod discovery;
 pub mod render;
@@ -238,7 +240,6 @@ async fn tenant_of(db: &D1, sub: &str) -> Result<Option<String>> {
 }
 
 /// Parse the request into its operation and call the service, every D1 call through the gate.
-#[allow(clippy::too_many_arguments)]
 async fn operate(
     app: &App,
     mut req: Request,
