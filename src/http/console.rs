@@ -95,6 +95,18 @@ fn message(status: u16, title: &str, text_: &str) -> worker::Result<Response> {
     text(status, "text/html; charset=utf-8", body)
 }
 
+/// The page for a failure: D1 briefly unavailable is a 503 the browser may retry (`again` says
+/// how), anything else a 500 (its cause goes to the Worker's log).
+fn failure(e: Error, what: &str, again: &str) -> worker::Result<Response> {
+    if e.status == 503 {
+        let mut r = message(503, "Briefly unavailable", again)?;
+        r.headers_mut().set("retry-after", "1")?;
+        return Ok(r);
+    }
+    worker::console_error!("{what}: {}", e.cause.unwrap_or(e.detail));
+    message(500, "Something went wrong", again)
+}
+
 /// Text for HTML, attribute values included.
 fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -152,10 +164,8 @@ async fn open(app: &App, req: &Request, secret: &str) -> worker::Result<Response
             Ok(Response::empty()?.with_status(303).with_headers(headers))
         }
         Err(e) if e.status == 410 => message(410, "This link cannot be used", &e.detail),
-        Err(e) => {
-            worker::console_error!("console link: {}", e.cause.unwrap_or(e.detail));
-            message(500, "Something went wrong", "Try again with a new link.")
-        }
+        // The link is used up only when its use commits, so a failure leaves it usable.
+        Err(e) => failure(e, "console link", "Open the link again in a moment."),
     }
 }
 
@@ -178,10 +188,7 @@ async fn page(app: &App, req: &Request) -> worker::Result<Response> {
             "Signed out",
             "Open the SCIM provisioning console from your organisation's settings in the application.",
         ),
-        Err(e) => {
-            worker::console_error!("console: {}", e.cause.unwrap_or(e.detail));
-            message(500, "Something went wrong", "Reload the page.")
-        }
+        Err(e) => failure(e, "console", "Reload the page in a moment."),
     }
 }
 
