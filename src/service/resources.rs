@@ -163,19 +163,39 @@ pub enum Outcome<S, W> {
     Written(W),
 }
 
+/// Where the previous page of a list ended, in the default order: the next page can seek past
+/// it (see `store::listing::ListQuery::after`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Anchor {
+    pub created_at: i64,
+    pub id: String,
+}
+
+impl Anchor {
+    /// The key of the last resource of a page.
+    pub fn after(page: &[Stored]) -> Option<Anchor> {
+        page.last().map(|r| Anchor {
+            created_at: r.created_at,
+            id: r.id.clone(),
+        })
+    }
+}
+
 /// One page of resources and the total that match (RFC 7644 §3.4.2); references are read
-/// only when the response keeps them.
+/// only when the response keeps them. `after` is the end of the page before this one, when
+/// known.
 pub async fn list<K: Kind, E: Executor, R: Runtime>(
     s: &Scope<'_, E, R>,
     params: &ListParams,
     with_refs: bool,
+    after: Option<&Anchor>,
 ) -> Result<(u64, Vec<Stored>)> {
     let request = ListRequest::parse(K::TABLE.resource_type(), params)?;
     resources::list(
         s.db,
         K::TABLE,
         s.tenant_id,
-        &request.query(params),
+        &request.query(params, after),
         with_refs,
     )
     .await
@@ -316,13 +336,14 @@ impl ListRequest {
         Ok(ListRequest { filter, sort_by })
     }
 
-    pub fn query<'a>(&'a self, params: &ListParams) -> ListQuery<'a> {
+    pub fn query<'a>(&'a self, params: &ListParams, after: Option<&'a Anchor>) -> ListQuery<'a> {
         ListQuery {
             filter: self.filter.as_ref(),
             sort_by: self.sort_by.as_ref(),
             descending: params.descending,
             start_index: params.start_index,
             count: params.count,
+            after: after.map(|a| (a.created_at, a.id.as_str())),
         }
     }
 }

@@ -37,18 +37,18 @@ pub async fn all<E: Executor, R: Runtime>(
     wanted: Wanted,
 ) -> Result<Page> {
     let groups = |p: ListParams| async move {
-        match resources::list::<Groups, _, _>(s, &p, wanted.group_members).await {
+        match resources::list::<Groups, _, _>(s, &p, wanted.group_members, None).await {
             Err(e) if e.scim_type == Some(ScimType::InvalidFilter) => Ok((0, vec![])),
             other => other,
         }
     };
     let (user_total, users) =
-        match resources::list::<Users, _, _>(s, params, wanted.user_groups).await {
+        match resources::list::<Users, _, _>(s, params, wanted.user_groups, None).await {
             Ok(found) => found,
             Err(e) if e.scim_type == Some(ScimType::InvalidFilter) => {
                 // The filter may still be meaningful for groups.
                 let (total, groups) =
-                    resources::list::<Groups, _, _>(s, params, wanted.group_members).await?;
+                    resources::list::<Groups, _, _>(s, params, wanted.group_members, None).await?;
                 return Ok(Page {
                     total,
                     users: vec![],

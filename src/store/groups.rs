@@ -200,6 +200,7 @@ mod tests {
             descending: false,
             start_index: 1,
             count: 10,
+            after: None,
         };
         let (_, us) = block_on(resources::list(&db, Table::Users, T, &q, true)).expect("list");
         assert_eq!(
@@ -372,6 +373,7 @@ mod tests {
                 descending: false,
                 start_index,
                 count: 10,
+                after: None,
             };
             let (total, listed) =
                 block_on(resources::list(&db, Table::Groups, T, &q, true)).expect("list");
@@ -393,6 +395,7 @@ mod tests {
                 descending: false,
                 start_index: 1,
                 count: 10,
+                after: None,
             },
             false,
         ))
@@ -429,6 +432,7 @@ mod tests {
             descending: false,
             start_index: 3,
             count: 10,
+            after: None,
         };
         let (total, listed) =
             block_on(resources::list(&db, Table::Groups, T, &q, true)).expect("list");

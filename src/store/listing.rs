@@ -24,6 +24,11 @@ pub struct ListQuery<'a> {
     /// 1-based.
     pub start_index: u64,
     pub count: u64,
+    /// The default order's key (`created_at`, `id`) of the row just before `start_index`, when
+    /// the caller knows it from the previous page: the page then seeks past it instead of
+    /// stepping over `start_index - 1` rows (sequential paging through a large organisation,
+    /// as Okta's import does). Ignored under `sortBy`.
+    pub after: Option<(i64, &'a str)>,
 }
 
 /// The WHERE clause of a list query and its parameters: tenant first, then the filter's.
@@ -75,6 +80,7 @@ pub async fn list_page<E: Executor, R: DeserializeOwned>(
         let n = db.query(count).await?.first::<Count>()?.map_or(0, |c| c.n);
         return Ok((n.max(0) as u64, vec![], None));
     }
+    let narrow = q.filter.is_some_and(|f| narrows(f, table));
     let order = match q.sort_by {
         Some(a) => {
             let e = sort_expr(a, table)?;
@@ -83,24 +89,45 @@ pub async fn list_page<E: Executor, R: DeserializeOwned>(
             format!("({e}) IS NULL, {e} {dir}, {t}.created_at, {t}.id")
         }
         // `+` keeps SQLite from taking this order from `*_by_created` (see `narrows`).
-        None if q.filter.is_some_and(|f| narrows(f, table)) => {
-            format!("+{t}.created_at, {t}.id")
-        }
+        None if narrow => format!("+{t}.created_at, {t}.id"),
         None => format!("{t}.created_at, {t}.id"),
     };
+    // The seek's two values must fit beside the filter's, LIMIT and OFFSET.
+    let room = w.params.len().saturating_add(4) <= MAX_PARAMS;
     let mut params = w.params;
+    let mut page_where = w.sql.clone();
+    let offset = match q.after.filter(|_| q.sort_by.is_none() && room) {
+        Some((created_at, id)) => {
+            page_where.push_str(&format!(" AND ({t}.created_at, {t}.id) > (?, ?)"));
+            params.push(Param::Int(created_at));
+            params.push(id.into());
+            0
+        }
+        None => q.start_index.saturating_sub(1).min(i64::MAX as u64) as i64,
+    };
     params.push(Param::Int(q.count.min(i64::MAX as u64) as i64));
-    params.push(Param::Int(
-        q.start_index.saturating_sub(1).min(i64::MAX as u64) as i64,
-    ));
-    let tail = format!("WHERE {} ORDER BY {order} LIMIT ? OFFSET ?", w.sql);
+    params.push(Param::Int(offset));
+    let tail = format!("WHERE {page_where} ORDER BY {order} LIMIT ? OFFSET ?");
     // The references' statement repeats the page's, for its ids: tenant, its parameters, and
     // its own LIMIT.
     let prefetch = refs
         .filter(|_| params.len().saturating_add(2) <= MAX_PARAMS)
         .map(|r| {
-            let ids = format!("SELECT {t}.id FROM {name} {t} {tail}");
-            r.page_within(tenant_id, &ids, params.clone())
+            if narrow {
+                // Every match, unordered: a seek's few rows. Ordered and cut like the page,
+                // SQLite would take the order from `*_by_created` (which covers `id`) and walk
+                // the organisation; references of matches beyond the page are left out.
+                let ids = format!("SELECT {t}.id FROM {name} {t} WHERE {page_where}");
+                let n = params.len().saturating_sub(2);
+                r.page_within(
+                    tenant_id,
+                    &ids,
+                    params.get(..n).unwrap_or_default().to_vec(),
+                )
+            } else {
+                let ids = format!("SELECT {t}.id FROM {name} {t} {tail}");
+                r.page_within(tenant_id, &ids, params.clone())
+            }
         });
     let page = Stmt::new(format!("{select} {tail}"), params);
     let mut stmts = vec![count, page];

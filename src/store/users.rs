@@ -514,6 +514,82 @@ mod tests {
         assert!(e.detail.contains("100"), "{}", e.detail);
     }
 
+    /// Sequential paging that seeks past the previous page's last user returns what stepping
+    /// over the rows returns, page for page, with the same totals; and after a user before
+    /// the page is deleted, the seek still continues where the client was, losing no one.
+    #[test]
+    fn seeking_past_the_previous_page_equals_stepping_over_it() {
+        let db = organisations();
+        for i in 0..23 {
+            // Two users share each instant: the order's tie-break on id is part of the key.
+            add(
+                &db,
+                T,
+                &format!("p{i:02}"),
+                json!({ "userName": format!("p{i}@x.org") }),
+                i / 2,
+            );
+        }
+        let list = |start: u64, after: Option<(i64, &str)>| {
+            let q = ListQuery {
+                filter: None,
+                sort_by: None,
+                descending: false,
+                start_index: start,
+                count: 5,
+                after,
+            };
+            block_on(resources::list(&db, Table::Users, T, &q, true)).expect("list")
+        };
+        let mut after: Option<(i64, String)> = None;
+        let mut start = 1;
+        let mut seen = Vec::new();
+        loop {
+            let (total, stepped) = list(start, None);
+            let (total_sought, sought) = list(start, after.as_ref().map(|(c, i)| (*c, i.as_str())));
+            assert_eq!(total, 23);
+            assert_eq!(total_sought, 23);
+            let ids = |p: &[Stored]| p.iter().map(|u| u.id.clone()).collect::<Vec<_>>();
+            assert_eq!(ids(&sought), ids(&stepped), "page at {start}");
+            let Some(last) = sought.last() else { break };
+            after = Some((last.created_at, last.id.clone()));
+            start += sought.len() as u64;
+            seen.extend(ids(&sought));
+        }
+        assert_eq!(seen.len(), 23);
+        // The client has read p00..p09; p03 is deleted; the next page by seek is p10..p14,
+        // where stepping over 10 rows would now skip p10.
+        let trail = Trail::default();
+        block_on(resources::delete(
+            &db,
+            Table::Users,
+            T,
+            "p03",
+            None,
+            99,
+            &trail,
+        ))
+        .expect("delete");
+        let (_, sought) = list(11, Some((4, "p09")));
+        assert_eq!(sought.first().map(|u| u.id.as_str()), Some("p10"));
+        let (_, stepped) = list(11, None);
+        assert_eq!(stepped.first().map(|u| u.id.as_str()), Some("p11"));
+        // The seek is a range of users_by_created, not a walk from the organisation's start.
+        let r = fixture::Recorder::new(&db);
+        let q = ListQuery {
+            after: Some((4, "p09")),
+            ..fixture::first_page(None)
+        };
+        block_on(resources::list(&r, Table::Users, T, &q, false)).expect("list");
+        let seen = r.seen.take();
+        let page = seen.last().expect("the page");
+        let plan = db.plan(&page.sql, &page.params);
+        assert!(
+            plan.contains("users_by_created (tenant_id=? AND (created_at,id)>(?,?))"),
+            "{plan}"
+        );
+    }
+
     #[test]
     fn paging_and_sorting_are_stable_and_counted_before_paging() {
         let db = seeded();
@@ -528,6 +604,7 @@ mod tests {
                 descending: desc,
                 start_index: start,
                 count,
+                after: None,
             };
             let (total, users) =
                 block_on(resources::list(&db, Table::Users, T, &q, true)).expect("list");

@@ -316,6 +316,7 @@ fn list_filter(db: &Db, rt: &'static ResourceType, f: &Filter) -> Outcome {
         descending: false,
         start_index: 1,
         count: 10,
+        after: None,
     };
     list(db, rt, &q, true)
 }
@@ -386,7 +387,7 @@ fn run_paths(db: &Db, input: &Value) -> Outcome {
         };
         match ListRequest::parse(rt, &params) {
             Ok(request) => {
-                if let Verdict::Refused = list(db, rt, &request.query(&params), false)? {
+                if let Verdict::Refused = list(db, rt, &request.query(&params, None), false)? {
                     verdict = Verdict::Refused;
                 }
             }
@@ -446,7 +447,7 @@ fn run_query(db: &Db, input: &Value) -> Outcome {
         Err(e) => return refused(&e),
     };
     let sel = Selection::of(rt, &params);
-    let q = request.query(&params);
+    let q = request.query(&params, None);
     let refs = table(rt).refs().attribute();
     let page = match block_on(resources::list(&db.sql, table(rt), T, &q, sel.wants(refs))) {
         Ok((_, page)) => page,

@@ -6,14 +6,48 @@
 //!
 //! A group PATCH answers 204 No Content, as Entra prefers; with `attributes` or
 //! `excludedAttributes` in the query it answers 200 with the resource instead.
+//!
+//! Sequential paging (Okta's import walks `startIndex=1, 101, 201, …`): this isolate remembers
+//! where each page of a list ended, so that the next page seeks past that resource instead of
+//! stepping over every row before it. A page asked on another isolate, or after
+//! [`ANCHOR_TTL_MS`], steps over them as RFC 7644 §3.4.2.4 describes; the two agree unless
+//! resources before the page were deleted in between, when the seek loses none of the rest.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
 
 use super::render::{self, Ctx};
 use super::Op;
 use crate::http::reply::Reply;
 use crate::scim::error::Result;
+use crate::scim::query::ListParams;
 use crate::scim::resource::Selection;
-use crate::service::resources::{self, Fetched, Kind};
+use crate::service::resources::{self, Anchor, Fetched, Kind};
+use crate::service::Runtime;
 use crate::store::table::Table;
+
+/// How long a page's end is remembered for the next page.
+pub const ANCHOR_TTL_MS: i64 = 300_000;
+/// Bound on the remembered page ends.
+const MAX_ANCHORS: usize = 1_000;
+
+thread_local! {
+    /// (organisation, endpoint, filter, startIndex of the next page) -> where the page before
+    /// it ended, and when.
+    static ANCHORS: RefCell<HashMap<String, (Anchor, i64)>> = RefCell::new(HashMap::new());
+}
+
+/// The key of a page in [`ANCHORS`]; `None` under `sortBy` (the seek is in the default order).
+fn anchor_key(tenant_id: &str, table: Table, params: &ListParams, start: u64) -> Option<String> {
+    if params.sort_by.is_some() {
+        return None;
+    }
+    let filter = params.filter.as_deref().unwrap_or_default();
+    Some(format!(
+        "{tenant_id}\u{0}{}\u{0}{filter}\u{0}{start}",
+        table.name()
+    ))
+}
 
 pub async fn handle<K: Kind>(ctx: &Ctx<'_>, op: Op) -> Result<Reply> {
     let s = &ctx.scope;
@@ -29,7 +63,28 @@ pub async fn handle<K: Kind>(ctx: &Ctx<'_>, op: Op) -> Result<Reply> {
     Ok(match op {
         Op::List(params) => {
             let sel = select(&params);
-            let (total, page) = resources::list::<K, _, _>(s, &params, sel.wants(refs)).await?;
+            let now = s.rt.now();
+            let key = |start| anchor_key(s.tenant_id, K::TABLE, &params, start);
+            let after = key(params.start_index).and_then(|k| {
+                ANCHORS.with(|m| {
+                    m.borrow()
+                        .get(&k)
+                        .filter(|(_, at)| now.saturating_sub(*at) < ANCHOR_TTL_MS)
+                        .map(|(a, _)| a.clone())
+                })
+            });
+            let (total, page) =
+                resources::list::<K, _, _>(s, &params, sel.wants(refs), after.as_ref()).await?;
+            let next = params.start_index.saturating_add(page.len() as u64);
+            if let (Some(k), Some(end)) = (key(next), Anchor::after(&page)) {
+                ANCHORS.with(|m| {
+                    let mut m = m.borrow_mut();
+                    if m.len() >= MAX_ANCHORS {
+                        m.clear();
+                    }
+                    m.insert(k, (end, now));
+                });
+            }
             if let Some(a) = s.audit {
                 a.summary(format!("{} of {total} found", page.len()));
             }
