@@ -27,7 +27,7 @@ import { createHash } from "node:crypto";
 import { cpus } from "node:os";
 import { join } from "node:path";
 import { workerOptions } from "../tests/integration/worker.mjs";
-import { edgeModule, entraUser, migrated, root } from "./common.mjs";
+import { closedLoop, edgeModule, entraUser, migrated, root } from "./common.mjs";
 
 const args = process.argv.slice(2);
 const opt = (name, dflt) => {
@@ -102,31 +102,6 @@ function cpuMs(pids) {
 // Users beyond the templates are `user{i}-{n}@…` / `ext-{i}-{n}` (see `clone`).
 const nameOf = (k) => (k < TEMPLATES ? `user${k}@contoso.example` : `user${k % TEMPLATES}-${Math.floor(k / TEMPLATES)}@contoso.example`);
 const extOf = (k) => (k < TEMPLATES ? `ext-${k}` : `ext-${k % TEMPLATES}-${Math.floor(k / TEMPLATES)}`);
-
-async function closedLoop(n, request) {
-  const lat = [];
-  const calls = { d1: 0, kv: 0, n: 0 };
-  let next = 0;
-  const t0 = performance.now();
-  await Promise.all(
-    Array.from({ length: CONCURRENCY }, async () => {
-      for (let i = next++; i < n; i = next++) {
-        const t = performance.now();
-        const r = await request(i);
-        lat.push(performance.now() - t);
-        const st = r.headers.get("server-timing");
-        if (st) {
-          calls.n++;
-          for (const m of st.matchAll(/(\w+);dur=[\d.]+;desc="(\d+) call/g)) if (m[1] in calls) calls[m[1]] += Number(m[2]);
-        }
-      }
-    }),
-  );
-  const secs = (performance.now() - t0) / 1000;
-  lat.sort((a, b) => a - b);
-  const p = (q) => lat[Math.min(lat.length - 1, Math.floor(q * lat.length))];
-  return { rps: n / secs, p50: p(0.5), p99: p(0.99), calls: calls.n ? { d1: calls.d1 / calls.n, kv: calls.kv / calls.n } : null };
-}
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
@@ -261,7 +236,7 @@ async function run(size, edge) {
       const names = Object.keys(runs);
       for (const name of names.slice(r % names.length).concat(names.slice(0, r % names.length))) {
         const c0 = cpuMs(pids);
-        const res = await closedLoop(op.n, runs[name]);
+        const res = await closedLoop(op.n, runs[name], CONCURRENCY);
         res.cpu = (cpuMs(pids) - c0) / op.n;
         got[name].push(res);
       }

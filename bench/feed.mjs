@@ -16,11 +16,10 @@ import { execFileSync } from "node:child_process";
 import { readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { workerOptions } from "../tests/integration/worker.mjs";
-import { entraUser, migrated, root } from "./common.mjs";
+import { closedLoop, entraUser, migrated, root } from "./common.mjs";
 
 const USERS = Number(process.argv[2] ?? 10_000);
 const build = process.argv[3] ?? join(root, "build");
-const CONCURRENCY = 8;
 const dir = migrated("scim-edge-bench-feed-");
 
 const ADMIN = "bench-admin-token";
@@ -38,26 +37,7 @@ await call("POST", "/admin/v1/tenants", { token: ADMIN, body: { subdomain: "benc
 const { token } = JSON.parse(await call("POST", "/admin/v1/tenants/bench/tokens", { token: ADMIN }));
 const scim = (m, p, body) => call(m, `/tenants/bench/api/scim/v2${p}`, { token, body });
 
-/** Run `n` requests `CONCURRENCY` at a time; latencies (ms) and requests per second. */
-async function closedLoop(n, request) {
-  const lat = [];
-  let next = 0;
-  const t0 = performance.now();
-  await Promise.all(
-    Array.from({ length: CONCURRENCY }, async () => {
-      for (let i = next++; i < n; i = next++) {
-        const t = performance.now();
-        await request(i);
-        lat.push(performance.now() - t);
-      }
-    }),
-  );
-  const secs = (performance.now() - t0) / 1000;
-  lat.sort((a, b) => a - b);
-  const p = (q) => lat[Math.min(lat.length - 1, Math.floor(q * lat.length))].toFixed(2);
-  return { rps: n / secs, p50: p(0.5), p99: p(0.99) };
-}
-const show = (label, r) => console.log(`${label.padEnd(34)} ${r.rps.toFixed(0).padStart(6)} req/s  p50 ${r.p50} ms  p99 ${r.p99} ms`);
+const show = (label, r) => console.log(`${label.padEnd(34)} ${r.rps.toFixed(0).padStart(6)} req/s  p50 ${r.p50.toFixed(2)} ms  p99 ${r.p99.toFixed(2)} ms`);
 
 console.log(`build: ${build}`);
 show(`POST /Users (${USERS}, initial cycle)`, await closedLoop(USERS, (i) => scim("POST", "/Users", entraUser(i))));
