@@ -18,13 +18,15 @@
 //!
 //! What both surfaces share lives beside them, not in either: [`app`] (bindings, settings, the
 //! database of an organisation, the services' runtime), [`reply`] (the one mapping of a result
-//! to a response, capped body reading), [`limit`] (the rate limit),
+//! to a response, capped body reading), [`limit`] (the rate limit), [`isolate`] (what an isolate
+//! remembers between requests),
 //! [`log_buffer`] (log entries written after the response, gathered per organisation). The
 //! host app's reads are [`vendor`]'s.
 
 pub mod admin;
 pub mod app;
 pub mod console;
+pub mod isolate;
 pub mod limit;
 pub mod log_buffer;
 pub mod reply;

@@ -20,6 +20,7 @@ use std::collections::HashMap;
 use worker::{Method, Request};
 
 use super::app::App;
+use super::isolate::remember;
 use super::limit;
 use super::log_buffer;
 use super::reply::{header, read_body, Reply};
@@ -229,11 +230,12 @@ async fn tenant_of(db: &D1, sub: &str) -> Result<Option<String>> {
     let id = auth::tenant_id(db, sub).await?;
     if let Some(id) = &id {
         TENANTS.with(|m| {
-            let mut m = m.borrow_mut();
-            if m.len() >= MAX_TENANT_ENTRIES {
-                m.clear();
-            }
-            m.insert(sub.to_string(), id.clone());
+            remember(
+                &mut m.borrow_mut(),
+                MAX_TENANT_ENTRIES,
+                sub.to_string(),
+                id.clone(),
+            )
         });
     }
     Ok(id)
@@ -406,10 +408,7 @@ fn record_use(app: &App, sub: &str, principal: &Principal) {
         {
             return true;
         }
-        if m.len() >= MAX_TOUCH_ENTRIES {
-            m.clear();
-        }
-        m.insert(principal.token_id.clone(), now);
+        remember(&mut m, MAX_TOUCH_ENTRIES, principal.token_id.clone(), now);
         false
     });
     if recently {

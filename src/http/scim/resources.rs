@@ -18,6 +18,7 @@ use std::collections::HashMap;
 
 use super::render::{self, Ctx};
 use super::Op;
+use crate::http::isolate::remember;
 use crate::http::reply::Reply;
 use crate::scim::error::Result;
 use crate::scim::query::ListParams;
@@ -77,13 +78,7 @@ pub async fn handle<K: Kind>(ctx: &Ctx<'_>, op: Op) -> Result<Reply> {
                 resources::list::<K, _, _>(s, &params, sel.wants(refs), after.as_ref()).await?;
             let next = params.start_index.saturating_add(page.len() as u64);
             if let (Some(k), Some(end)) = (key(next), Anchor::after(&page)) {
-                ANCHORS.with(|m| {
-                    let mut m = m.borrow_mut();
-                    if m.len() >= MAX_ANCHORS {
-                        m.clear();
-                    }
-                    m.insert(k, (end, now));
-                });
+                ANCHORS.with(|m| remember(&mut m.borrow_mut(), MAX_ANCHORS, k, (end, now)));
             }
             if let Some(a) = s.audit {
                 a.summary(format!("{} of {total} found", page.len()));
