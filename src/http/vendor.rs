@@ -62,24 +62,24 @@ impl Query {
 
     /// `outcome=success|failure`: whether only failures (or only successes) are asked for.
     pub fn outcome(&self) -> Result<Option<bool>> {
-        match self.get("outcome") {
-            None => Ok(None),
-            Some("failure") => Ok(Some(true)),
-            Some("success") => Ok(Some(false)),
-            Some(o) => Err(Error::invalid(format!(
-                "outcome must be success or failure, not '{}'",
-                quote(o)
-            ))),
-        }
+        self.either("outcome", [("success", false), ("failure", true)])
     }
 
     fn flag(&self, name: &str) -> Result<Option<bool>> {
-        match self.get(name) {
-            None => Ok(None),
-            Some("true") => Ok(Some(true)),
-            Some("false") => Ok(Some(false)),
-            Some(v) => Err(Error::invalid(format!(
-                "{name} must be true or false, not '{}'",
+        self.either(name, [("true", true), ("false", false)])
+    }
+
+    /// A parameter that is one of two words, each meaning a boolean; absent is `None`.
+    fn either(&self, name: &str, words: [(&str, bool); 2]) -> Result<Option<bool>> {
+        let Some(v) = self.get(name) else {
+            return Ok(None);
+        };
+        match words.iter().find(|(w, _)| *w == v) {
+            Some((_, b)) => Ok(Some(*b)),
+            None => Err(Error::invalid(format!(
+                "{name} must be {} or {}, not '{}'",
+                words[0].0,
+                words[1].0,
                 quote(v)
             ))),
         }
