@@ -232,13 +232,7 @@ fn entra_group_lifecycle() {
 #[test]
 fn fifty_concurrent_member_adds_all_land() {
     let t = Arc::new(Tenant::new("groupconc"));
-    let gid = t
-        .send("POST", "/Groups", &json!({"displayName": "Busy"}))
-        .expect(201)
-        .json()["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
+    let gid = t.create_group("Busy");
     let users = t.new_users("conc", 50);
     let handles: Vec<_> = users
         .iter()
@@ -396,13 +390,7 @@ fn unknown_members_are_skipped_and_the_rest_applies() {
 fn group_names_compare_with_unicode_case_folding() {
     let t = Tenant::new("groupfold");
     let users = t.new_users("fold", 3);
-    let gid = t
-        .send("POST", "/Groups", &json!({"displayName": "Équipe Straße"}))
-        .expect(201)
-        .json()["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
+    let gid = t.create_group("Équipe Straße");
     let e = t
         .send("POST", "/Groups", &json!({"displayName": "ÉQUIPE STRASSE"}))
         .scim_error(409);

@@ -112,6 +112,16 @@ impl Tenant {
         self.send("POST", "/Users", &body).expect(201).json()
     }
 
+    /// Create an empty group; its id.
+    pub fn create_group(&self, display_name: &str) -> String {
+        self.send("POST", "/Groups", &json!({ "displayName": display_name }))
+            .expect(201)
+            .json()["id"]
+            .as_str()
+            .expect("id")
+            .to_string()
+    }
+
     /// The ids a filter finds, after checking the ListResponse's counts agree.
     pub fn find(&self, filter: &str) -> Vec<String> {
         let q: String = url_encode(filter);

@@ -347,13 +347,7 @@ fn feed_directory_log_and_summary() {
 fn concurrent_writers_find_every_change_once_in_order() {
     let s = server();
     let t = Tenant::new("feedrace");
-    let gid = t
-        .send("POST", "/Groups", &json!({"displayName": "Everyone"}))
-        .expect(201)
-        .json()["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
+    let gid = t.create_group("Everyone");
     const WRITERS: usize = 8;
     const EACH: usize = 8;
     let path = format!("/admin/v1/tenants/{}/events", t.sub);
@@ -648,13 +642,7 @@ fn a_push_of_1600_members_commits_whole() {
     let s = workerd_server();
     let t = Tenant::on(s, "bigpush");
     let ids = create_users(&t, "push.org", 1_600);
-    let gid = t
-        .send("POST", "/Groups", &json!({"displayName": "Everyone"}))
-        .expect(201)
-        .json()["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
+    let gid = t.create_group("Everyone");
     let members: Vec<Value> = ids.iter().map(|id| json!({"value": id})).collect();
     let body = json!({"schemas": [PATCH], "Operations": [{"op": "Add", "path": "members", "value": members}]});
     assert!(
