@@ -75,5 +75,5 @@ export async function closedLoop(n, request, concurrency = 8) {
   const secs = (performance.now() - t0) / 1000;
   lat.sort((a, b) => a - b);
   const p = (q) => lat[Math.min(lat.length - 1, Math.floor(q * lat.length))];
-  return { rps: n / secs, p50: p(0.5), p99: p(0.99), calls: calls.n ? { d1: calls.d1 / calls.n, kv: 0 } : null };
+  return { rps: n / secs, p50: p(0.5), p99: p(0.99), calls: calls.n ? { d1: calls.d1 / calls.n } : null };
 }
