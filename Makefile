@@ -27,7 +27,8 @@ export WRANGLER_SEND_METRICS := false
 export CLOUDFLARE_CF_FETCH_ENABLED := false
 export WRANGLER_UPDATE_CHECK := false
 
-SOURCES := $(shell find src -name '*.rs') Cargo.toml Cargo.lock
+# Every file under src/: the console's page, script and style are compiled in too.
+SOURCES := $(shell find src -type f) Cargo.toml Cargo.lock
 
 # Every host build shares one feature set, so the library is compiled once for all test targets:
 # `host-sqlite` gives the tests outside the crate the store's SQLite executor.

@@ -31,7 +31,6 @@ use crate::scim::error::{quote, Error, Result};
 use crate::service::{tenants, upkeep};
 use crate::store::d1::D1;
 use crate::store::tenants::Tenant;
-use crate::tenancy::host::tenant_url;
 use crate::tenancy::token;
 use crate::time::rfc3339;
 
@@ -81,6 +80,9 @@ fn parse(path: &str) -> Route<'_> {
         _ => Route::Unknown,
     }
 }
+
+/// Every method some admin route serves (for a method none does).
+pub const ALLOW: &str = "GET, POST, PATCH, DELETE";
 
 pub async fn serve(app: &App, mut req: Request, path: &str) -> Result<Reply> {
     authorize(app, &req)?;
@@ -212,12 +214,7 @@ struct Admin<'a> {
 
 impl Admin<'_> {
     fn url_of(&self, sub: &str) -> String {
-        tenant_url(
-            sub,
-            &self.app.config.base_domain,
-            &self.app.origin,
-            self.app.config.path_form_urls,
-        )
+        self.app.tenant_url(sub)
     }
 
     fn tenant_json(&self, t: &Tenant) -> Value {

@@ -10,7 +10,7 @@ use crate::service::upkeep::Settings;
 use crate::service::Runtime;
 use crate::store::d1::D1;
 use crate::store::meter::Meter;
-use crate::tenancy::host::Origin;
+use crate::tenancy::host::{classify, tenant_url, HostKind, Origin};
 use crate::tenancy::token;
 
 /// Deployment settings, read from `[vars]` and secrets once per request.
@@ -25,6 +25,43 @@ pub struct Config {
     pub upkeep: Settings,
     /// `CONSOLE_LINK_MINUTES`: how long a console link can be opened (10 by default).
     pub console_link_ms: i64,
+    /// `OPERATOR_ORIGIN`: the origin the Worker serves the admin API and the console on
+    /// (`https://example.com`, or the `workers.dev` host). Every URL handed out is built from
+    /// it and `BASE_DOMAIN`, never from a request's `Host`. Unset, only a local request's own
+    /// origin stands in for it (`wrangler dev`).
+    pub operator_origin: Option<Origin>,
+}
+
+/// `OPERATOR_ORIGIN` read: an `http(s)` origin with nothing after it, on a host that is not a
+/// tenant's (a tenant host would send the console's link to SCIM).
+fn operator_origin(value: &str, base_domain: &str) -> Result<Origin> {
+    let bad = || {
+        Error::internal(format!(
+            "OPERATOR_ORIGIN must be an origin such as https://example.com, on a host that is not \
+             a tenant's (<subdomain>.{base_domain}); it is {value:?}"
+        ))
+    };
+    let url = worker::Url::parse(value.trim()).map_err(|_| bad())?;
+    let host = url.host_str().filter(|h| !h.is_empty()).ok_or_else(bad)?;
+    let bare = url.path() == "/" && url.query().is_none() && url.username().is_empty();
+    if !matches!(url.scheme(), "http" | "https") || !bare {
+        return Err(bad());
+    }
+    if classify(host, base_domain) != HostKind::Operator {
+        return Err(bad());
+    }
+    Ok(Origin {
+        scheme: url.scheme().to_string(),
+        host: host.to_string(),
+        port: url.port(),
+    })
+}
+
+/// Whether `host` is this machine (`wrangler dev`), where the request's origin may stand in
+/// for `OPERATOR_ORIGIN`.
+pub fn is_local(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost" || host.ends_with(".localhost") || host == "127.0.0.1" || host == "::1"
 }
 
 /// Everything a request may use.
@@ -73,7 +110,6 @@ impl Config {
                 .unwrap_or(default)
         };
         Ok(Config {
-            base_domain,
             path_form_urls: var("TENANT_URL_FORM").is_some_and(|v| v.eq_ignore_ascii_case("path")),
             admin_token: var("ADMIN_TOKEN").unwrap_or_default(),
             upkeep: Settings {
@@ -85,8 +121,14 @@ impl Config {
                 ),
                 log_retention_days: number("LOG_RETENTION_DAYS", defaults.log_retention_days, 0),
                 log_max_entries: number("LOG_MAX_ENTRIES", defaults.log_max_entries, 1),
+                log_max_refusals: number("LOG_MAX_REFUSALS", defaults.log_max_refusals, 1),
             },
             console_link_ms: number("CONSOLE_LINK_MINUTES", 10, 0).saturating_mul(60_000),
+            operator_origin: match var("OPERATOR_ORIGIN").filter(|v| !v.trim().is_empty()) {
+                Some(v) => Some(operator_origin(&v, &base_domain)?),
+                None => None,
+            },
+            base_domain,
         })
     }
 }
@@ -112,6 +154,43 @@ impl App {
             rt,
             meter: Meter::default(),
         })
+    }
+
+    /// The origin URLs on the operator's host start with: `OPERATOR_ORIGIN`, else the
+    /// request's own.
+    pub fn operator_origin(&self) -> &Origin {
+        self.config.operator_origin.as_ref().unwrap_or(&self.origin)
+    }
+
+    /// Organisation `sub`'s Tenant URL, in the deployment's form, from the configuration.
+    pub fn tenant_url(&self, sub: &str) -> String {
+        self.scim_base(sub, self.config.path_form_urls)
+    }
+
+    /// The SCIM base URL of organisation `sub` as a request reached it (`path_form`: under
+    /// `/tenants/<sub>`), from `BASE_DOMAIN` and [`App::operator_origin`], never from `Host`.
+    pub fn scim_base(&self, sub: &str, path_form: bool) -> String {
+        tenant_url(
+            sub,
+            &self.config.base_domain,
+            self.operator_origin(),
+            path_form,
+        )
+    }
+
+    /// Where console links point: `OPERATOR_ORIGIN`, or on `wrangler dev` the request's own
+    /// origin. Elsewhere, unset, there is no link to give: the host the request came to may
+    /// not route `/console` to the Worker, and a link there would hand the secret to whatever
+    /// serves it.
+    pub fn console_origin(&self) -> Result<&Origin> {
+        match &self.config.operator_origin {
+            Some(o) => Ok(o),
+            None if is_local(&self.origin.host) => Ok(&self.origin),
+            None => Err(Error::state_conflict(
+                "console links need OPERATOR_ORIGIN: set it to the origin whose /console the \
+                 Worker's routes serve (README, Deploy)",
+            )),
+        }
     }
 
     /// The database of the organisation `subdomain` (its tokens and its users and groups).

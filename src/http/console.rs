@@ -28,7 +28,6 @@ use crate::scim::error::{quote, Error, Result};
 use crate::service::console::{self, Admin};
 use crate::service::{tenants, vendor as reads};
 use crate::store::logs::LogQuery;
-use crate::tenancy::host::tenant_url;
 use crate::time::rfc3339;
 
 const PAGE: &str = include_str!("console/page.html");
@@ -42,8 +41,17 @@ const COOKIE: &str = "scim_console";
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
                    connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
+/// The methods the console serves (its pages GET, its calls also POST and DELETE).
+pub const ALLOW: &str = "GET, POST, DELETE";
+
 /// Serve a `/console` path.
 pub async fn serve(app: &App, req: Request, path: &str) -> worker::Result<Response> {
+    if super::reply::method(&req).is_none() {
+        // A method the runtime would read as GET (`PROPFIND` would use a link up): refused.
+        let mut r = message(405, "Method not allowed", "Open the console in a browser.")?;
+        r.headers_mut().set("allow", ALLOW)?;
+        return secure(r);
+    }
     let response = match path.trim_end_matches('/') {
         "/console/console.js" => text(200, "text/javascript; charset=utf-8", SCRIPT.into()),
         "/console/console.css" => text(200, "text/css; charset=utf-8", STYLE.into()),
@@ -134,8 +142,7 @@ fn cookie(req: &Request) -> Option<String> {
 
 /// `Secure` everywhere but on localhost, where the console is served over plain HTTP.
 fn cookie_attributes(app: &App, max_age_secs: i64) -> String {
-    let host = app.origin.host.as_str();
-    let local = host == "localhost" || host == "127.0.0.1" || host.ends_with(".localhost");
+    let local = super::app::is_local(&app.origin.host);
     format!(
         "Path=/console; HttpOnly; SameSite=Strict; Max-Age={max_age_secs}{}",
         if local { "" } else { "; Secure" }
@@ -144,6 +151,14 @@ fn cookie_attributes(app: &App, max_age_secs: i64) -> String {
 
 /// `GET /console/link/{secret}`: a session, then the page; 410 with a plain page when the link
 /// is used or expired.
+///
+/// The session's cookie is `SameSite=Strict`, and the link is opened from the vendor's app, on
+/// another site: a browser does not send a Strict cookie with a navigation another site
+/// started, a redirect included, so a `303` to `/console` would land on "Signed out". The
+/// answer is therefore a page of this origin that moves on to `/console` itself (a meta
+/// refresh, and a link for a browser that does not follow it): a navigation this site starts
+/// carries the cookie. Strict stays, rather than `Lax`: no other site can ever make the
+/// browser send the session, even with a top-level GET.
 async fn open(app: &App, req: &Request, secret: &str) -> worker::Result<Response> {
     if req.method() != Method::Get {
         return message(405, "Method not allowed", "Open the link in a browser.");
@@ -154,20 +169,27 @@ async fn open(app: &App, req: &Request, secret: &str) -> worker::Result<Response
     };
     match started {
         Ok(s) => {
-            let headers = Headers::new();
-            headers.set("location", "/console")?;
             let max_age = s.expires_at.saturating_sub(app.now) / 1000;
-            headers.set(
+            let mut r = text(200, "text/html; charset=utf-8", ONWARD.to_string())?;
+            r.headers_mut().set(
                 "set-cookie",
                 &format!("{COOKIE}={}; {}", s.secret, cookie_attributes(app, max_age)),
             )?;
-            Ok(Response::empty()?.with_status(303).with_headers(headers))
+            Ok(r)
         }
         Err(e) if e.status == 410 => message(410, "This link cannot be used", &e.detail),
         // The link is used up only when its use commits, so a failure leaves it usable.
         Err(e) => failure(e, "console link", "Open the link again in a moment."),
     }
 }
+
+/// The page a link answers with: on to `/console`, from this origin.
+const ONWARD: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+    <meta http-equiv=\"refresh\" content=\"0; url=/console\">\
+    <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+    <title>Opening the console</title><link rel=\"stylesheet\" href=\"/console/console.css\"></head>\
+    <body><main><section><h1>Opening the console…</h1>\
+    <p><a href=\"/console\">Continue to the console</a></p></section></main></body></html>";
 
 /// `GET /console`: the page for a session, or a page saying how to get one.
 async fn page(app: &App, req: &Request) -> worker::Result<Response> {
@@ -261,12 +283,7 @@ async fn overview(app: &App, db: &crate::store::d1::D1, a: &Admin) -> Result<Rep
         })
         .collect();
     let summary = console::summary(db, a, app.now).await?;
-    let url = tenant_url(
-        &a.subdomain,
-        &app.config.base_domain,
-        &app.origin,
-        app.config.path_form_urls,
-    );
+    let url = app.tenant_url(&a.subdomain);
     Ok(Reply::json(
         200,
         json!({
@@ -283,10 +300,11 @@ async fn overview(app: &App, db: &crate::store::d1::D1, a: &Admin) -> Result<Rep
 /// `POST /admin/v1/tenants/{sub}/console-links`: a one-time link for the vendor's app to hand
 /// the organisation's admin.
 pub async fn create_link(app: &App, db: &crate::store::d1::D1, sub: &str) -> Result<Reply> {
+    let origin = app.console_origin()?.base();
     let link = console::create_link(db, &app.rt, sub, app.config.console_link_ms).await?;
     Ok(Reply::json(
         201,
-        json!({"url": format!("{}/console/link/{}", app.origin.base(), link.secret),
+        json!({"url": format!("{origin}/console/link/{}", link.secret),
                "expiresAt": rfc3339(link.expires_at)}),
     ))
 }

@@ -1,5 +1,7 @@
-//! The safety valve: at most so many SCIM requests per organisation per period, through the
-//! Workers Rate Limiting binding (`[[ratelimits]]` `SCIM_RATE_LIMIT` in `wrangler.toml`).
+//! Two budgets of SCIM requests, through the Workers Rate Limiting binding.
+//!
+//! **The safety valve** (`[[ratelimits]]` `SCIM_RATE_LIMIT` in `wrangler.toml`): at most so many
+//! SCIM requests per organisation and credential per period ([`check`]).
 //!
 //! The key is the organisation (its id) and the presented token (a prefix of its hash), checked
 //! before the operation, whose own D1 calls authenticate it: one organisation's flood cannot
@@ -13,8 +15,22 @@
 //! default, 1,000 requests per 10 s (100 per second), is four times what Entra's gallery asks an
 //! application to accept (25 per second per organisation). Without the binding (a deployment
 //! that removed it) or when the binding fails, requests pass: the valve fails open.
+//!
+//! **The refusal budget** (`SCIM_REFUSAL_LIMIT`): refused authentication (no credential, a
+//! wrong one, an unknown organisation) counts against the client's address
+//! (`CF-Connecting-IP`) and, when the organisation exists, against the organisation
+//! ([`count_refusal`]); only refusals count, so an identity provider that authenticates never
+//! spends it. Once the binding says a budget is spent, this isolate remembers it for the
+//! binding's period ([`over_budget`]), and a request under it whose credential the isolate
+//! does not know to be valid is answered `429` before any D1 call. A stranger with random
+//! tokens then costs nothing but the first refusals of each period, and its refusals are
+//! logged aggregated (`log_buffer`), never one entry each.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
 
 use super::app::App;
+use super::isolate::remember;
 use crate::scim::error::{Error, Result};
 use crate::store::meter::Binding;
 
@@ -45,6 +61,93 @@ pub async fn check(app: &App, key: &str) -> Result<()> {
         Err(e) => {
             worker::console_warn!("rate limiter unavailable, request allowed: {e}");
             Ok(())
+        }
+    }
+}
+
+/// The refusal budget's binding in `wrangler.toml`.
+pub const REFUSAL_BINDING: &str = "SCIM_REFUSAL_LIMIT";
+
+/// The refusal budget's period (the binding's `period`): how long a spent budget refuses, and
+/// the `Retry-After` of its 429.
+pub const REFUSAL_PERIOD_SECS: u32 = 60;
+
+/// Bound on the per-isolate map of spent budgets.
+const MAX_SPENT: usize = 10_000;
+
+thread_local! {
+    /// Budget key (`a:<address>`, `o:<organisation id>`) -> until when it is spent (Unix ms).
+    static SPENT: RefCell<HashMap<String, i64>> = RefCell::new(HashMap::new());
+}
+
+fn address_key(address: &str) -> String {
+    format!("a:{address}")
+}
+
+fn organisation_key(tenant_id: &str) -> String {
+    format!("o:{tenant_id}")
+}
+
+/// The client's address: `CF-Connecting-IP`, which Cloudflare sets on every request; `unknown`
+/// without one, or when it holds anything but the characters of an IPv4 or IPv6 address, so
+/// that nothing else is ever keyed or logged. (Cloudflare's value is canonical; a full parse
+/// would cost the wasm more than it checks.)
+pub fn client_address(req: &worker::Request) -> String {
+    super::reply::header(req, "cf-connecting-ip")
+        .map(|a| a.trim().to_ascii_lowercase())
+        .filter(|a| {
+            (2..=45).contains(&a.len())
+                && a.bytes()
+                    .all(|b| b.is_ascii_hexdigit() || b == b'.' || b == b':')
+        })
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+/// Whether refusals from `address`, or for organisation `tenant_id`, have spent their budget
+/// (as this isolate last heard from the binding).
+pub fn over_budget(now: i64, address: &str, tenant_id: Option<&str>) -> bool {
+    SPENT.with(|m| {
+        let m = m.borrow();
+        let spent = |key: String| m.get(&key).is_some_and(|until| *until > now);
+        spent(address_key(address)) || tenant_id.is_some_and(|t| spent(organisation_key(t)))
+    })
+}
+
+/// The answer to a request refused because its budget is spent.
+pub fn budget_spent() -> Error {
+    Error {
+        retry_after: Some(REFUSAL_PERIOD_SECS),
+        ..Error::new(
+            429,
+            format!(
+                "too many requests with a missing or invalid credential from this address or for \
+                 this organisation; retry after {REFUSAL_PERIOD_SECS} seconds with a valid Secret Token"
+            ),
+        )
+    }
+}
+
+/// Count one refused request against its address's budget and, when the organisation exists,
+/// the organisation's; remember a budget the binding says is spent. Fails open like [`check`].
+pub async fn count_refusal(app: &App, address: &str, tenant_id: Option<&str>) {
+    let Ok(limiter) = app.env.rate_limiter(REFUSAL_BINDING) else {
+        return;
+    };
+    let keys = [Some(address_key(address)), tenant_id.map(organisation_key)];
+    for key in keys.into_iter().flatten() {
+        let outcome = app
+            .meter
+            .timed(Binding::RateLimit, limiter.limit(key.clone()))
+            .await;
+        match outcome {
+            Ok(o) if !o.success => {
+                let until = app
+                    .now
+                    .saturating_add(i64::from(REFUSAL_PERIOD_SECS).saturating_mul(1_000));
+                SPENT.with(|m| remember(&mut m.borrow_mut(), MAX_SPENT, key, until));
+            }
+            Ok(_) => {}
+            Err(e) => worker::console_warn!("refusal budget unavailable: {e}"),
         }
     }
 }

@@ -9,6 +9,11 @@
 //! once [`MAX_BUFFERED`] entries wait. An entry therefore reaches the log within a fraction of
 //! a second, and is lost only if the isolate is killed in that window, or if D1 refuses the
 //! write twice (the write's own entries ride in their batch and are never at risk).
+//!
+//! Refused authentication is gathered apart ([`refused`]): refusals of one minute, address and
+//! reason add up to one aggregated entry here, and the flush adds the count to that entry in
+//! D1 (creating it on its minute's first refusal). A flood of a thousand random tokens then
+//! makes one entry and a few writes, not a thousand of each.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -17,6 +22,7 @@ use worker::Delay;
 
 use super::app::App;
 use crate::service::audit;
+use crate::store::logs::Refusals;
 use crate::store::trail::LogEntry;
 
 /// How long the first entry of an organisation waits for others.
@@ -26,20 +32,56 @@ pub const RETRY_AFTER_MS: u64 = 100;
 /// Entries of one organisation that are written at once without waiting.
 pub const MAX_BUFFERED: usize = 100;
 
+/// What waits to be written for one organisation.
+#[derive(Default)]
+struct Waiting {
+    entries: Vec<LogEntry>,
+    /// Aggregated, at most one per minute, address and reason.
+    refusals: Vec<Refusals>,
+}
+
+impl Waiting {
+    fn len(&self) -> usize {
+        self.entries.len().saturating_add(self.refusals.len())
+    }
+}
+
 thread_local! {
-    /// Organisation id -> its subdomain (which names its database) and the entries waiting.
-    static WAITING: RefCell<HashMap<String, (String, Vec<LogEntry>)>> = RefCell::new(HashMap::new());
+    /// Organisation id -> what waits to be written for it.
+    static WAITING: RefCell<HashMap<String, Waiting>> = RefCell::new(HashMap::new());
 }
 
 /// Add an entry of organisation `tenant_id` (subdomain `sub`); schedule or make its write.
 pub fn add(app: &App, sub: &str, tenant_id: &str, entry: LogEntry) {
+    gather(app, sub, tenant_id, |w| w.entries.push(entry));
+}
+
+/// Add a refused request of organisation `tenant_id` to its minute's aggregated entry.
+pub fn refused(app: &App, sub: &str, tenant_id: &str, refusal: Refusals) {
+    gather(app, sub, tenant_id, |w| {
+        let same = w.refusals.iter_mut().find(|r| {
+            (r.minute, r.address.as_str(), r.reason)
+                == (refusal.minute, refusal.address.as_str(), refusal.reason)
+        });
+        match same {
+            Some(r) => {
+                r.count = r.count.saturating_add(refusal.count);
+                r.method = refusal.method;
+                r.route = refusal.route;
+            }
+            None => w.refusals.push(refusal),
+        }
+    });
+}
+
+/// Put something in organisation `tenant_id`'s waiting list; schedule or make its write.
+fn gather(app: &App, sub: &str, tenant_id: &str, put: impl FnOnce(&mut Waiting)) {
     let (first, full) = WAITING.with(|w| {
         let mut w = w.borrow_mut();
-        let slot = w
-            .entry(tenant_id.to_string())
-            .or_insert_with(|| (sub.to_string(), Vec::new()));
-        slot.1.push(entry);
-        (slot.1.len() == 1, slot.1.len() >= MAX_BUFFERED)
+        let slot = w.entry(tenant_id.to_string()).or_default();
+        let before = slot.len();
+        put(slot);
+        (before == 0 && slot.len() > 0, slot.len() >= MAX_BUFFERED)
     });
     if !(first || full) {
         return;
@@ -52,20 +94,19 @@ pub fn add(app: &App, sub: &str, tenant_id: &str, entry: LogEntry) {
         if !full {
             Delay::from(Duration::from_millis(FLUSH_AFTER_MS)).await;
         }
-        let entries = WAITING
+        let w = WAITING
             .with(|w| w.borrow_mut().remove(&tenant_id))
-            .map(|(_, entries)| entries)
             .unwrap_or_default();
-        let mut written = audit::record(&db, &tenant_id, &entries).await;
+        let mut written = audit::record(&db, &tenant_id, &w.entries, &w.refusals).await;
         if written.as_ref().is_err_and(|e| e.status == 503) {
             // D1 was briefly unavailable (its own answer says so): once more, a moment later.
             Delay::from(Duration::from_millis(RETRY_AFTER_MS)).await;
-            written = audit::record(&db, &tenant_id, &entries).await;
+            written = audit::record(&db, &tenant_id, &w.entries, &w.refusals).await;
         }
         if let Err(e) = written {
             worker::console_warn!(
                 "provisioning log: {} entries not written: {}",
-                entries.len(),
+                w.len(),
                 e.cause.unwrap_or(e.detail)
             );
         }

@@ -62,18 +62,40 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> worker::Result<Resp
         Err(e) => return render(Surface::Scim, Err(e)),
     };
     let path = req.path();
-    let mut response =
-        if (path == "/console" || path.starts_with("/console/")) && is_operator(&app, &req) {
-            // The console answers pages as well as JSON: it renders its own responses.
-            console::serve(&app, req, &path).await?
-        } else {
-            let (surface, result) = route(&app, req).await;
-            render(surface, result)?
-        };
+    let console = (path == "/console" || path.starts_with("/console/")) && is_operator(&app, &req);
+    let mut response = if console {
+        // The console answers pages as well as JSON: it renders its own responses (and
+        // refuses a method it does not serve itself, with its security headers).
+        console::serve(&app, req, &path).await?
+    } else if reply::method(&req).is_none() {
+        // A method the runtime would read as GET: refused before routing, so before any
+        // side effect (a log entry, a D1 call).
+        let (surface, allow) = allowed(&app, &req, &path);
+        render(surface, Err(Error::method_not_allowed(allow)))?
+    } else {
+        let (surface, result) = route(&app, req).await;
+        render(surface, result)?
+    };
     response
         .headers_mut()
         .set("server-timing", &app.meter.server_timing())?;
     Ok(response)
+}
+
+/// The surface of `path` and the methods it serves, for a method no route serves.
+fn allowed(app: &App, req: &Request, path: &str) -> (Surface, &'static str) {
+    if path == scim::discovery::DOCS_PATH {
+        return (Surface::Docs, "GET, HEAD");
+    }
+    let host = header(req, "host").unwrap_or_default();
+    let admin = classify(&host, &app.config.base_domain) == HostKind::Operator
+        && split_tenant_path(path).is_none()
+        && (path == "/admin/v1" || path.starts_with("/admin/v1/"));
+    if admin {
+        (Surface::Admin, admin::ALLOW)
+    } else {
+        (Surface::Scim, scim::ALLOW)
+    }
 }
 
 fn is_operator(app: &App, req: &Request) -> bool {

@@ -101,11 +101,13 @@ fn error_reply(surface: Surface, e: Error) -> Reply {
     if let Some(allow) = e.allow {
         reply = reply.with_header("allow", allow);
     }
-    if e.status == 503 {
-        reply = reply.with_header("retry-after", "1");
-    }
-    if e.status == 429 {
-        reply = reply.with_header("retry-after", limit::RETRY_AFTER_SECS.to_string());
+    let retry_after = match e.status {
+        503 => Some(e.retry_after.unwrap_or(1)),
+        429 => Some(e.retry_after.unwrap_or(limit::RETRY_AFTER_SECS)),
+        _ => None,
+    };
+    if let Some(secs) = retry_after {
+        reply = reply.with_header("retry-after", secs.to_string());
     }
     if e.status == 401 {
         // RFC 6750 §3: a 401 names the scheme the client must use.
@@ -156,6 +158,17 @@ pub async fn json_body<T: DeserializeOwned>(req: &mut Request, cap: usize) -> Re
 /// JSON bytes as `T`; anything else is 400.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     serde_json::from_slice(bytes).map_err(|e| Error::invalid(format!("invalid JSON body: {e}")))
+}
+
+/// The request's method, when it is one the `worker` crate names. The crate reads any other
+/// (`PROPFIND`, `MKCOL`, `SEARCH`) as GET, so a route matching on `req.method()` alone would
+/// serve it as a GET, side effects included: [`super::handle`] answers those 405 first.
+pub fn method(req: &Request) -> Option<worker::Method> {
+    let named = req.method();
+    req.inner()
+        .method()
+        .eq_ignore_ascii_case(named.as_ref())
+        .then_some(named)
 }
 
 /// A request header, if present and readable.

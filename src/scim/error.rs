@@ -47,13 +47,22 @@ impl ScimType {
 
 /// A failed request: HTTP status, optional `scimType`, a client-facing `detail`, and (for 500s)
 /// an internal cause that is logged but never sent.
+///
+/// The error knows which parts of its detail are the client's own text: every value a detail
+/// quotes passes through [`quote`], and [`Error::new`] keeps where each one lies
+/// ([`Error::quoted`]). The provisioning log stores the detail without them
+/// ([`Error::redacted`]), whatever punctuation surrounds them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {
     pub status: u16,
     pub scim_type: Option<ScimType>,
     pub detail: String,
+    /// Byte ranges of `detail` that quote the client (see [`quote`]), in order.
+    pub quoted: Vec<std::ops::Range<usize>>,
     /// Methods for the `Allow` header of a 405 (RFC 9110 §15.5.6).
     pub allow: Option<&'static str>,
+    /// Seconds for the `Retry-After` header of a 429 or 503, when not the surface's default.
+    pub retry_after: Option<u32>,
     /// The real cause of an internal error, for the log only.
     pub cause: Option<String>,
 }
@@ -67,14 +76,53 @@ pub const QUOTE_CHARS: usize = 64;
 /// Longest detail of any error, as a backstop for details that quote more than one value.
 pub const MAX_DETAIL_BYTES: usize = 1024;
 
-/// Client text for a detail: the first [`QUOTE_CHARS`] characters, then `…` if there was more.
+/// Where [`quote`]d client text starts and ends inside a detail being built: two characters of
+/// Unicode's private use area that [`quote`] removes from the client's own text, so only it
+/// can write them. [`Error::new`] takes them out again; no response or log carries them.
+const OPEN: char = '\u{E000}';
+const CLOSE: char = '\u{E001}';
+
+/// Client text for a detail: the first [`QUOTE_CHARS`] characters, then `…` if there was more,
+/// marked as the client's (so that the log can leave it out, [`Error::redacted`]).
 pub fn quote(s: &str) -> String {
-    let mut chars = s.chars();
-    let mut out: String = chars.by_ref().take(QUOTE_CHARS).collect();
+    let mut chars = s.chars().filter(|&c| c != OPEN && c != CLOSE);
+    let mut out = String::with_capacity(s.len().min(QUOTE_CHARS * 4).saturating_add(8));
+    out.push(OPEN);
+    out.extend(chars.by_ref().take(QUOTE_CHARS));
     if chars.next().is_some() {
         out.push('…');
     }
+    out.push(CLOSE);
     out
+}
+
+/// Text built with [`quote`] for somewhere other than an [`Error`] (a log warning): the
+/// marks removed, the text kept.
+pub fn plain(s: &str) -> String {
+    s.chars().filter(|&c| c != OPEN && c != CLOSE).collect()
+}
+
+/// A detail without its marks, and where the marked parts lie in it.
+fn unmark(marked: &str) -> (String, Vec<std::ops::Range<usize>>) {
+    let mut text = String::with_capacity(marked.len());
+    let mut quoted = Vec::new();
+    let mut start = None;
+    for c in marked.chars() {
+        match c {
+            OPEN => start = start.or(Some(text.len())),
+            CLOSE => {
+                if let Some(s) = start.take() {
+                    quoted.push(s..text.len());
+                }
+            }
+            c => text.push(c),
+        }
+    }
+    if let Some(s) = start {
+        // An unclosed mark: everything after it is the client's.
+        quoted.push(s..text.len());
+    }
+    (text, quoted)
 }
 
 /// A client JSON value for a detail, quoted like [`quote`].
@@ -82,28 +130,86 @@ pub fn quote_json(v: &Value) -> String {
     quote(&v.to_string())
 }
 
-/// Cut a detail to [`MAX_DETAIL_BYTES`] at a character boundary.
-fn bounded(mut detail: String) -> String {
+/// Cut a detail to [`MAX_DETAIL_BYTES`] at a character boundary; a quoted part that was cut
+/// keeps what is left of it, with the `…`.
+fn bounded(
+    mut detail: String,
+    mut quoted: Vec<std::ops::Range<usize>>,
+) -> (String, Vec<std::ops::Range<usize>>) {
     if detail.len() > MAX_DETAIL_BYTES {
         let mut end = MAX_DETAIL_BYTES;
         while !detail.is_char_boundary(end) {
             end = end.saturating_sub(1);
         }
         detail.truncate(end);
+        quoted.retain(|r| r.start < end);
+        let cut_inside = quoted.last().is_some_and(|r| r.end > end);
         detail.push('…');
+        if let Some(r) = quoted.last_mut().filter(|_| cut_inside) {
+            r.end = detail.len();
+        }
     }
-    detail
+    (detail, quoted)
 }
 
 impl Error {
     pub fn new(status: u16, detail: impl Into<String>) -> Self {
+        let (detail, quoted) = unmark(&detail.into());
+        let (detail, quoted) = bounded(detail, quoted);
         Error {
             status,
             scim_type: None,
-            detail: bounded(detail.into()),
+            detail,
+            quoted,
             allow: None,
+            retry_after: None,
             cause: None,
         }
+    }
+
+    /// The detail with its quoted parts marked again, to build another detail around it.
+    pub fn marked(&self) -> String {
+        let mut out = String::with_capacity(self.detail.len().saturating_add(8));
+        let mut at = 0;
+        for r in &self.quoted {
+            out.push_str(self.detail.get(at..r.start).unwrap_or_default());
+            out.push(OPEN);
+            out.push_str(self.detail.get(r.clone()).unwrap_or_default());
+            out.push(CLOSE);
+            at = r.end;
+        }
+        out.push_str(self.detail.get(at..).unwrap_or_default());
+        out
+    }
+
+    /// The same error with `prefix` before its detail (which operation of several failed).
+    pub fn prefixed(self, prefix: &str) -> Error {
+        let (detail, quoted) = unmark(&format!("{prefix}{}", self.marked()));
+        let (detail, quoted) = bounded(detail, quoted);
+        Error {
+            detail,
+            quoted,
+            ..self
+        }
+    }
+
+    /// The detail with every quoted part the client sent replaced by `…`, except those `keep`
+    /// accepts (an attribute's name says which attribute was wrong and is no value).
+    pub fn redacted(&self, keep: impl Fn(&str) -> bool) -> String {
+        let mut out = String::with_capacity(self.detail.len());
+        let mut at = 0;
+        for r in &self.quoted {
+            out.push_str(self.detail.get(at..r.start).unwrap_or_default());
+            let part = self.detail.get(r.clone()).unwrap_or_default();
+            out.push_str(if !part.is_empty() && keep(part) {
+                part
+            } else {
+                "…"
+            });
+            at = r.end;
+        }
+        out.push_str(self.detail.get(at..).unwrap_or_default());
+        out
     }
 
     /// 400 with a `scimType` (RFC 7644 §3.12).
@@ -213,14 +319,54 @@ mod tests {
 
     #[test]
     fn details_quote_client_input_briefly() {
-        assert_eq!(quote("short"), "short");
+        assert_eq!(plain(&quote("short")), "short");
         let long = "é".repeat(500);
-        assert_eq!(quote(&long).chars().count(), QUOTE_CHARS + 1);
-        assert!(quote(&long).ends_with('…'));
+        assert_eq!(plain(&quote(&long)).chars().count(), QUOTE_CHARS + 1);
+        assert!(plain(&quote(&long)).ends_with('…'));
         let e = Error::invalid("x".repeat(5000) + "é");
         assert!(e.detail.len() <= MAX_DETAIL_BYTES + '…'.len_utf8());
         let e = Error::invalid("é".repeat(1000));
         assert!(e.detail.ends_with('…'), "cut at a character boundary");
+    }
+
+    #[test]
+    fn an_error_knows_which_parts_are_the_clients() {
+        let e = Error::invalid(format!(
+            "'{}' must be an object, not {} (and {})",
+            "addresses",
+            quote("\"12 Secret Lane\""),
+            quote("x\u{E001}y")
+        ));
+        assert_eq!(
+            e.detail,
+            "'addresses' must be an object, not \"12 Secret Lane\" (and xy)"
+        );
+        assert_eq!(e.quoted.len(), 2);
+        assert_eq!(
+            e.redacted(|_| false),
+            "'addresses' must be an object, not … (and …)"
+        );
+        assert_eq!(
+            e.redacted(|q| q == "xy"),
+            "'addresses' must be an object, not … (and xy)"
+        );
+        // Built into another detail, the parts stay the client's.
+        let outer = Error::invalid(format!("operation 2: {}", e.marked()));
+        assert_eq!(
+            outer.redacted(|_| false),
+            "operation 2: 'addresses' must be an object, not … (and …)"
+        );
+        // Cut by the detail's bound, a quoted part is still left out.
+        let long = Error::invalid(format!(
+            "{} {}",
+            "a".repeat(MAX_DETAIL_BYTES - 3),
+            quote("secret")
+        ));
+        assert!(
+            !long.redacted(|_| false).contains("se"),
+            "{}",
+            long.redacted(|_| false)
+        );
     }
 
     #[test]

@@ -7,26 +7,62 @@
 //! costs no extra round trip for it; everything else (reads, writes that changed nothing,
 //! failures, refusals) is written after the response by the edge, from [`Audit::finish`].
 //!
-//! What an entry may hold: the resource's name (userName or displayName), attribute *names*,
-//! counts, statuses and error details with every quoted client value that is not an
-//! attribute name cut out ([`redact`]). Never a token, a body, an email, an address or a
-//! phone number.
+//! What an entry may hold: the resource's name (userName or displayName, cut to
+//! [`MAX_NAME_CHARS`]), attribute *names*, counts, statuses and error details without the
+//! client's text ([`redact`]: every part the error knows the client sent, whatever quotes
+//! surround it, unless it is an attribute's name). Never a token, a body, an email, an
+//! address or a phone number.
 
 use std::cell::{Cell, RefCell};
 
-use crate::scim::error::{Error, Result};
+use crate::scim::error::{plain, Error, Result};
 use crate::scim::schema::{Resolved, ResourceType};
-use crate::store::logs;
+use crate::store::logs::{self, Refusals};
 use crate::store::trail::LogEntry;
 use crate::store::Executor;
 
-/// Write entries of one organisation on their own (after the responses).
-pub async fn record<E: Executor>(db: &E, tenant_id: &str, entries: &[LogEntry]) -> Result<()> {
-    logs::insert(db, tenant_id, entries).await
+/// Write entries of one organisation on their own (after the responses), and add refusals
+/// to their aggregated entries, in one batch.
+pub async fn record<E: Executor>(
+    db: &E,
+    tenant_id: &str,
+    entries: &[LogEntry],
+    refusals: &[Refusals],
+) -> Result<()> {
+    let mut stmts: Vec<_> = [
+        logs::insert_stmt(tenant_id, entries),
+        logs::refusals_stmt(tenant_id, refusals),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if stmts.len() > 1 {
+        db.batch(stmts).await?;
+    } else if let Some(stmt) = stmts.pop() {
+        db.query(stmt).await?;
+    }
+    Ok(())
 }
 
 /// Warnings kept per entry (a push naming thousands of unknown members keeps the count).
 pub const MAX_WARNINGS: usize = 20;
+
+/// Bytes of warnings kept per entry, all of them together; the rest are counted.
+pub const MAX_WARNING_BYTES: usize = 2_048;
+
+/// Characters of a resource's name kept in an entry (then `…`), as a write's batch keeps it
+/// ([`crate::store::trail::logged_name`]): a 100 KB userName is not logged whole.
+pub const MAX_NAME_CHARS: usize = crate::store::trail::LOGGED_NAME_CHARS;
+
+/// `s` cut to `n` characters, with `…` when something was cut.
+pub fn cut(s: &str, n: usize) -> String {
+    let mut chars = s.chars();
+    let mut out: String = chars.by_ref().take(n).collect();
+    if chars.next().is_some() {
+        out.push('…');
+    }
+    out
+}
 
 /// The log entry of one request, filled in as the request goes.
 #[derive(Debug, Default)]
@@ -54,7 +90,7 @@ impl Audit {
 
     /// Name the resource the request touched.
     pub fn name(&self, name: Option<&str>) {
-        self.entry.borrow_mut().resource_name = name.map(str::to_string);
+        self.entry.borrow_mut().resource_name = name.map(|n| cut(n, MAX_NAME_CHARS));
     }
 
     /// The resource type, when the edge did not know it from the route.
@@ -69,10 +105,16 @@ impl Audit {
         self.entry.borrow_mut().summary = Some(summary);
     }
 
+    /// A warning in words; what it quotes of the client ([`crate::scim::error::quote`]) is
+    /// an id it named, kept so the admin can find it.
     pub fn warn(&self, warning: String) {
         self.warned.set(self.warned.get().saturating_add(1));
         let mut e = self.entry.borrow_mut();
-        if e.warnings.len() < MAX_WARNINGS {
+        let warning = plain(&warning);
+        let bytes: usize = e.warnings.iter().map(String::len).sum();
+        if e.warnings.len() < MAX_WARNINGS
+            && bytes.saturating_add(warning.len()) <= MAX_WARNING_BYTES
+        {
             e.warnings.push(warning);
         }
     }
@@ -114,7 +156,7 @@ impl Audit {
             Err(err) => {
                 e.status = err.status;
                 e.scim_type = err.scim_type.map(|t| t.as_str().to_string());
-                e.detail = Some(redact(&err.detail, types));
+                e.detail = Some(redact(err, types));
                 e.summary = None;
             }
         }
@@ -130,11 +172,23 @@ impl Audit {
     }
 }
 
-/// An error detail without client values: each `'…'`-quoted segment is kept only when it is an
-/// attribute path of one of `types` (the detail then still says which attribute was wrong),
-/// and becomes `'…'` otherwise. A quote opens only where a word cannot be going on (at the
+/// An error's detail for the log: every part the error knows the client sent
+/// ([`Error::redacted`]) becomes `…` unless it is an attribute path of one of `types` (the
+/// detail then still says which attribute was wrong); then, as a second line of defence,
+/// so does every `'…'`-quoted segment that is not an attribute path ([`redact_quotes`]).
+pub fn redact(err: &Error, types: &[&'static ResourceType]) -> String {
+    let is_attr = |q: &str| {
+        types
+            .iter()
+            .any(|t| matches!(t.resolve(q), Resolved::Attr(_)))
+    };
+    redact_quotes(&err.redacted(is_attr), types)
+}
+
+/// Each `'…'`-quoted segment is kept only when it is an attribute path of one of `types`, and
+/// becomes `'…'` otherwise. A quote opens only where a word cannot be going on (at the
 /// start, or after a space or an opening bracket), so a possessive (`organisation's`) is text.
-pub fn redact(detail: &str, types: &[&'static ResourceType]) -> String {
+pub fn redact_quotes(detail: &str, types: &[&'static ResourceType]) -> String {
     let mut out = String::with_capacity(detail.len());
     let mut rest = detail;
     loop {
@@ -190,8 +244,38 @@ mod tests {
     use crate::scim::schema::{GROUP_TYPE, USER_TYPE};
 
     #[test]
+    fn values_leave_the_log_whatever_quotes_them() {
+        use crate::scim::error::{quote, quote_json};
+        let types = [&USER_TYPE, &GROUP_TYPE];
+        let address = serde_json::json!("12 Secret Lane");
+        for (err, logged) in [
+            (
+                Error::invalid(format!(
+                    "'addresses' must be an object, not {}",
+                    quote_json(&address)
+                )),
+                "'addresses' must be an object, not …",
+            ),
+            (
+                Error::invalid(format!(
+                    "'phoneNumbers.value' must be a string, not {}",
+                    quote_json(&serde_json::json!(["+1 555 0166"]))
+                )),
+                "'phoneNumbers.value' must be a string, not …",
+            ),
+            (
+                Error::invalid(format!("unknown attribute {}", quote("name.givenName"))),
+                "unknown attribute name.givenName",
+            ),
+        ] {
+            assert_eq!(redact(&err, &types), logged);
+        }
+    }
+
+    #[test]
     fn details_keep_attribute_names_and_lose_values() {
         let types = [&USER_TYPE, &GROUP_TYPE];
+        let redact = |d: &str, t: &[&'static ResourceType]| redact_quotes(d, t);
         assert_eq!(
             redact("userName 'jane@acme.com' is already taken", &types),
             "userName '…' is already taken"

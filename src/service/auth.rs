@@ -127,6 +127,22 @@ pub async fn verdict<E: Executor>(
     })
 }
 
+/// The hashes of organisation `sub`'s live Secret Tokens, in one statement (none when it is
+/// unknown): how the edge recognises a valid credential while a refusal budget is spent.
+pub async fn live_hashes<E: Executor>(db: &E, sub: &str) -> Result<Vec<String>> {
+    if validate_subdomain(sub).is_err() {
+        return Ok(Vec::new());
+    }
+    store::live_token_hashes(db, sub).await
+}
+
+/// Whether `hash` is one of `hashes`, each compared in constant time.
+pub fn among(hashes: &[String], hash: &str) -> bool {
+    hashes
+        .iter()
+        .fold(false, |found, h| found | token::hashes_equal(h, hash))
+}
+
 /// Record the token's use, unless another request already did within the interval.
 pub async fn touch<E: Executor>(db: &E, principal: &Principal, now: i64) -> Result<()> {
     let not_before = now.saturating_sub(TOUCH_INTERVAL_MS);

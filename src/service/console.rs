@@ -2,8 +2,10 @@
 //! the admin follows it, and a session for that organisation alone lets the page show the
 //! Tenant URL, generate and revoke Secret Tokens, and read the provisioning log.
 //!
-//! Every secret here (the link, the session, its CSRF token) is 32 random bytes (getrandom),
-//! stored only as its SHA-256, and compared by hash lookup (the CSRF token in constant time).
+//! Every secret here is stored only as its SHA-256: the link and the session are 32 random
+//! bytes (getrandom), found by their hash; the CSRF token is derived from the session's secret
+//! ([`csrf_of`], so the page can be given it again without keeping it anywhere) and compared
+//! by hash in constant time.
 //! A link is valid once and for the time its creator gives (10 minutes by default); a session [`SESSION_TTL_MS`], until sign-out, or
 //! until its organisation is deleted. While provisioning is disabled the session can read but
 //! not mint tokens.
@@ -61,11 +63,18 @@ pub struct Started {
     pub expires_at: i64,
 }
 
+/// The CSRF token of the session whose secret is `session`: a SHA-256 of the secret under a
+/// label of its own, so it is as unguessable as the cookie and reveals nothing of it, and the
+/// page can be given it on every load although only its hash is stored.
+pub fn csrf_of(session: &str) -> String {
+    token::hash(&format!("console-csrf:{session}"))
+}
+
 /// Open link `secret`: a session, or 410 when the link is unknown, used or expired (which of
 /// them is not said).
 pub async fn open_link<E: Executor, R: Runtime>(db: &E, rt: &R, secret: &str) -> Result<Started> {
     let session = random(SESSION_PREFIX)?;
-    let csrf = random("")?;
+    let csrf = token::hash(&csrf_of(&session));
     let expires_at = rt.now().saturating_add(SESSION_TTL_MS);
     let started = store::open_link(
         db,
@@ -97,6 +106,7 @@ pub struct Admin {
     pub subdomain: String,
     pub name: String,
     pub provisioning_enabled: bool,
+    /// The session's CSRF token, for its page ([`csrf_of`]).
     pub csrf: String,
     pub expires_at: i64,
 }
@@ -119,7 +129,7 @@ pub async fn session<E: Executor, R: Runtime>(
         .await?
         .ok_or_else(signed_out)?;
     if let Some(sent) = csrf {
-        if !sent.is_some_and(|c| token::secrets_equal(c, &s.csrf)) {
+        if !sent.is_some_and(|c| token::hashes_equal(&token::hash(c), &s.csrf)) {
             return Err(Error::forbidden(
                 "the console's request lacks its CSRF token; reload the page",
             ));
@@ -130,7 +140,7 @@ pub async fn session<E: Executor, R: Runtime>(
         subdomain: s.subdomain,
         name: s.name,
         provisioning_enabled: s.provisioning_enabled != 0,
-        csrf: s.csrf,
+        csrf: csrf_of(secret),
         expires_at: s.expires_at,
     })
 }
@@ -196,6 +206,13 @@ mod tests {
         assert_eq!((s.tenant_id.as_str(), s.subdomain.as_str()), ("ten_a", "a"));
         // The CSRF token must come with every call that asks for it.
         let csrf = s.csrf.clone();
+        // Stored only as its hash, like the link and the session.
+        let stored = |v: &str| {
+            db.count(&format!(
+                "SELECT COUNT(*) FROM console_sessions WHERE csrf = '{v}'"
+            ))
+        };
+        assert_eq!((stored(&csrf), stored(&token::hash(&csrf))), (0, 1));
         for (sent, ok) in [
             (None, false),
             (Some("wrong"), false),

@@ -383,7 +383,7 @@ fn upkeep_expires_caps_and_purges_in_chunks() {
             ..LogEntry::default()
         })
         .collect();
-    block_on(super::audit::record(&db, T, &entries)).expect("log");
+    block_on(super::audit::record(&db, T, &entries, &[])).expect("log");
     let q = LogQuery {
         limit: 2,
         ..LogQuery::default()

@@ -21,6 +21,9 @@ pub struct Settings {
     pub log_retention_days: i64,
     /// `LOG_MAX_ENTRIES` per organisation, 20,000 by default.
     pub log_max_entries: i64,
+    /// `LOG_MAX_REFUSALS` per organisation, 1,000 by default: aggregated refusals (each one
+    /// minute of one address's refused requests), capped apart from the entries above.
+    pub log_max_refusals: i64,
 }
 
 impl Default for Settings {
@@ -29,6 +32,7 @@ impl Default for Settings {
             event_retention_days: 30,
             log_retention_days: 30,
             log_max_entries: 20_000,
+            log_max_refusals: 1_000,
         }
     }
 }
@@ -91,7 +95,13 @@ pub async fn run<E: Executor, R: Runtime>(
         };
         // Capping removes at most a chunk per organisation per batch; repeat while it bites.
         loop {
-            let n = store::cap_logs(db, &ids, settings.log_max_entries).await?;
+            let n = store::cap_logs(
+                db,
+                &ids,
+                settings.log_max_entries,
+                settings.log_max_refusals,
+            )
+            .await?;
             report.logs_capped = report.logs_capped.saturating_add(n);
             if n == 0 || out_of_time() {
                 break;

@@ -40,6 +40,7 @@ pub async fn create_link<E: Executor>(
 /// A session to start from a link.
 pub struct NewSession<'a> {
     pub hash: &'a str,
+    /// The SHA-256 of the session's CSRF token.
     pub csrf: &'a str,
     pub now: i64,
     pub expires_at: i64,
@@ -79,6 +80,7 @@ pub struct Session {
     pub subdomain: String,
     pub name: String,
     pub provisioning_enabled: i64,
+    /// The SHA-256 of the session's CSRF token.
     pub csrf: String,
     pub expires_at: i64,
 }

@@ -24,7 +24,7 @@ use serde_json::Value;
 use super::storage::{element, storage, Many, Storage};
 use super::table::Table;
 use super::Param;
-use crate::scim::error::{Error, ScimType};
+use crate::scim::error::{quote_json, Error, ScimType};
 use crate::scim::filter::{Filter, Op};
 use crate::scim::fold::fold;
 use crate::scim::schema::{AttrRef, Type};
@@ -340,8 +340,9 @@ impl Translator<'_> {
             Type::Boolean => {
                 let b = as_bool(value).ok_or_else(|| {
                     invalid(format!(
-                        "'{}' is a boolean: compare it with true or false, not {value}",
-                        attr.display()
+                        "'{}' is a boolean: compare it with true or false, not {}",
+                        attr.display(),
+                        quote_json(value)
                     ))
                 })?;
                 let p = self.bind(Param::Int(i64::from(b)));
@@ -358,8 +359,9 @@ impl Translator<'_> {
             Type::DateTime if e.millis => {
                 let ms = value.as_str().and_then(parse_rfc3339).ok_or_else(|| {
                     invalid(format!(
-                        "'{}' is a dateTime: {value} is not an RFC 3339 instant",
-                        attr.display()
+                        "'{}' is a dateTime: {} is not an RFC 3339 instant",
+                        attr.display(),
+                        quote_json(value)
                     ))
                 })?;
                 let p = self.bind(Param::Int(ms));
@@ -377,8 +379,9 @@ impl Translator<'_> {
                     Value::Number(n) => n.to_string(),
                     _ => {
                         return Err(invalid(format!(
-                            "'{}' is a string: compare it with a quoted value, not {value}",
-                            attr.display()
+                            "'{}' is a string: compare it with a quoted value, not {}",
+                            attr.display(),
+                            quote_json(value)
                         )))
                     }
                 };
@@ -479,7 +482,7 @@ pub fn sort_expr(a: &AttrRef, table: Table) -> Result<String, Error> {
             _ => Err(bad("not sortable")),
         };
     }
-    let e = single_expr(a, table).map_err(|e| bad(&e.detail))?;
+    let e = single_expr(a, table).map_err(|e| bad(&e.marked()))?;
     Ok(if e.case_exact || e.folded || e.ty != Type::String {
         e.sql
     } else {

@@ -11,11 +11,11 @@ use super::trail::LogEntry;
 use super::{Executor, Param, Stmt};
 use crate::scim::error::{Error, Result};
 
-/// Write entries of one organisation, in order, in one statement (they travel as one JSON
-/// array, so any number stays within D1's 100 bound parameters).
-pub async fn insert<E: Executor>(db: &E, tenant_id: &str, entries: &[LogEntry]) -> Result<()> {
+/// The statement that writes entries of one organisation, in order (they travel as one JSON
+/// array, so any number stays within D1's 100 bound parameters); `None` for no entries.
+pub fn insert_stmt(tenant_id: &str, entries: &[LogEntry]) -> Option<Stmt> {
     if entries.is_empty() {
-        return Ok(());
+        return None;
     }
     let rows: Vec<Value> = entries
         .iter()
@@ -40,7 +40,7 @@ pub async fn insert<E: Executor>(db: &E, tenant_id: &str, entries: &[LogEntry]) 
         .collect();
     let column = |i: usize| format!("j.value ->> '$[{i}]'");
     let values: Vec<String> = (0..14).map(column).collect();
-    db.query(Stmt::new(
+    Some(Stmt::new(
         format!(
             "INSERT INTO logs (tenant_id, at, method, route, resource_type, resource_id, \
              resource_name, status, failed, scim_type, detail, summary, warnings, duration_ms, \
@@ -49,8 +49,68 @@ pub async fn insert<E: Executor>(db: &E, tenant_id: &str, entries: &[LogEntry]) 
         ),
         vec![tenant_id.into(), Value::Array(rows).to_string().into()],
     ))
-    .await?;
-    Ok(())
+}
+
+/// Refused requests of one organisation from one client address, in one minute, for one
+/// reason: the aggregated entry that stands for all of them (`migrations/0008_refusals.sql`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusals {
+    /// The start of the minute, Unix milliseconds.
+    pub minute: i64,
+    /// The client's address as Cloudflare gives it (a parsed IP address, or `unknown`).
+    pub address: String,
+    /// A short key of the reason (`no-token`, `invalid-token`, `over-budget`).
+    pub reason: &'static str,
+    /// The reason in words, for the admin.
+    pub words: &'static str,
+    pub status: u16,
+    /// The method and the route template of the latest such request (never its raw path).
+    pub method: &'static str,
+    pub route: &'static str,
+    pub count: u64,
+}
+
+/// The statement that adds refusals to their aggregated entries, creating each entry on its
+/// minute's first refusal (a JSON array, like [`insert_stmt`]); `None` for no refusals.
+pub fn refusals_stmt(tenant_id: &str, all: &[Refusals]) -> Option<Stmt> {
+    if all.is_empty() {
+        return None;
+    }
+    let rows: Vec<Value> = all
+        .iter()
+        .map(|r| {
+            serde_json::json!([
+                r.minute,
+                r.method,
+                r.route,
+                r.status,
+                r.words,
+                format!(" from {}: {}", r.address, r.words),
+                format!("{}|{}|{}", r.minute, r.address, r.reason),
+                r.count,
+            ])
+        })
+        .collect();
+    let column = |i: usize| format!("j.value ->> '$[{i}]'");
+    // `WHERE true`: SQLite's parser needs it between a SELECT and an upsert's ON CONFLICT.
+    Some(Stmt::new(
+        format!(
+            "INSERT INTO logs (tenant_id, at, method, route, status, failed, detail, summary, \
+             refusal_key, count) SELECT ?, {}, {}, {}, {}, 1, {}, {}, {}, {} FROM json_each(?) j \
+             WHERE true ORDER BY j.key ON CONFLICT (tenant_id, refusal_key) \
+             WHERE refusal_key IS NOT NULL DO UPDATE SET count = logs.count + excluded.count, \
+             method = excluded.method, route = excluded.route",
+            column(0),
+            column(1),
+            column(2),
+            column(3),
+            column(4),
+            column(5),
+            column(6),
+            column(7),
+        ),
+        vec![tenant_id.into(), Value::Array(rows).to_string().into()],
+    ))
 }
 
 /// Which entries a log page reads, newest first (by the request's time, then by seq).
@@ -64,6 +124,10 @@ pub struct LogQuery {
     pub limit: u32,
 }
 
+/// An entry's summary: its own, or for an aggregated refusal the count before its words.
+const SUMMARY: &str = "CASE WHEN refusal_key IS NULL THEN summary ELSE 'Refused ' || count || \
+     CASE count WHEN 1 THEN ' request' ELSE ' requests' END || summary END";
+
 /// A page of an organisation's entries, newest first, rendered by SQL as the API returns them;
 /// `next` (the last entry's cursor) when older ones follow.
 pub async fn read<E: Executor>(db: &E, tenant_id: &str, q: &LogQuery) -> Result<Page> {
@@ -72,7 +136,8 @@ pub async fn read<E: Executor>(db: &E, tenant_id: &str, q: &LogQuery) -> Result<
          'method', method, 'route', route, 'resourceType', resource_type, \
          'resourceId', resource_id, 'resourceName', resource_name, 'status', status, \
          'outcome', CASE WHEN failed THEN 'failure' ELSE 'success' END, 'scimType', scim_type, \
-         'detail', detail, 'summary', summary, 'warnings', json(coalesce(warnings, '[]')), \
+         'detail', detail, 'summary', {SUMMARY}, 'count', coalesce(count, 1), \
+         'warnings', json(coalesce(warnings, '[]')), \
          'durationMs', duration_ms, 'requestId', request_id) AS j FROM logs WHERE tenant_id = ?",
         instant("at")
     );
@@ -111,8 +176,8 @@ pub async fn summary<E: Executor>(db: &E, tenant_id: &str, since: i64) -> Result
          'groups', (SELECT count(*) FROM groups WHERE tenant_id = ?1), \
          'lastRequestAt', {}, 'lastSuccessAt', {}, 'lastFailureAt', {}, \
          'last24h', json_object(\
-         'requests', (SELECT count(*) FROM logs WHERE tenant_id = ?1 AND at >= ?2), \
-         'failures', (SELECT count(*) FROM logs WHERE tenant_id = ?1 AND failed = 1 AND at >= ?2))) AS j",
+         'requests', (SELECT coalesce(sum(coalesce(count, 1)), 0) FROM logs WHERE tenant_id = ?1 AND at >= ?2), \
+         'failures', (SELECT coalesce(sum(coalesce(count, 1)), 0) FROM logs WHERE tenant_id = ?1 AND failed = 1 AND at >= ?2))) AS j",
         last(""),
         last(" AND failed = 0"),
         last(" AND failed = 1"),

@@ -320,6 +320,24 @@ pub async fn authorize<E: Executor>(db: &E, subdomain: &str, hash: &str) -> Resu
     })
 }
 
+/// The hashes of every live Secret Token of organisation `subdomain` (none when it is unknown
+/// or deleted): what lets the edge tell a valid credential from a stranger's without the gate.
+pub async fn live_token_hashes<E: Executor>(db: &E, subdomain: &str) -> Result<Vec<String>> {
+    #[derive(Deserialize)]
+    struct Row {
+        hash: String,
+    }
+    let rows: Vec<Row> = db
+        .query(Stmt::new(
+            "SELECT k.hash FROM tenants t JOIN tokens k ON k.tenant_id = t.id \
+             WHERE t.subdomain = ? AND t.deleted_at IS NULL",
+            vec![subdomain.into()],
+        ))
+        .await?
+        .decode()?;
+    Ok(rows.into_iter().map(|r| r.hash).collect())
+}
+
 /// Record that a token was used, unless it was already recorded after `not_before` (so a burst
 /// of requests makes one write, not one each).
 pub async fn touch_token<E: Executor>(

@@ -133,6 +133,19 @@ pub(crate) fn shape(table: Table) -> String {
     }
 }
 
+/// Characters of a resource's name that a log entry keeps (then `…`); the service cuts the
+/// names it logs to the same length.
+pub const LOGGED_NAME_CHARS: usize = crate::scim::error::QUOTE_CHARS;
+
+/// The SQL for the name in `column` as a log entry keeps it: cut to [`LOGGED_NAME_CHARS`]
+/// characters (SQLite's `length` and `substr` count characters in text).
+pub(crate) fn logged_name(column: &str) -> String {
+    format!(
+        "CASE WHEN length({column}) > {LOGGED_NAME_CHARS} \
+         THEN substr({column}, 1, {LOGGED_NAME_CHARS}) || '…' ELSE {column} END"
+    )
+}
+
 /// The statements of a trail for resource `id` of `table`.
 fn statements(
     table: Table,
@@ -173,7 +186,7 @@ fn statements(
         ));
     }
     if let Some(log) = trail.log {
-        let n = table.name_column();
+        let n = logged_name(&format!("{t}.{}", table.name_column()));
         let mut params: Vec<Param> = vec![
             tenant_id.into(),
             log.at.into(),
@@ -191,7 +204,7 @@ fn statements(
             format!(
                 "INSERT INTO logs (tenant_id, at, method, route, resource_type, resource_id, \
                  resource_name, status, failed, summary, warnings, duration_ms, request_id) \
-                 SELECT ?, ?, ?, ?, ?, {t}.id, {t}.{n}, ?, 0, replace(?, '{{}}', {t}.{n}), ?, ?, ? {from}"
+                 SELECT ?, ?, ?, ?, ?, {t}.id, {n}, ?, 0, replace(?, '{{}}', {n}), ?, ?, ? {from}"
             ),
             params,
         ));

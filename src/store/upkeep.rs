@@ -65,28 +65,37 @@ pub async fn expire_console<E: Executor>(db: &E, now: i64) -> Result<u64> {
 }
 
 /// For each of these organisations, delete up to [`CHUNK`] of its oldest log entries beyond
-/// its latest `keep`, in the log's order (the request's time, then seq), in one batch; returns
-/// how many went.
-pub async fn cap_logs<E: Executor>(db: &E, tenant_ids: &[String], keep: i64) -> Result<u64> {
+/// its latest `keep`, in the log's order (the request's time, then seq), and up to [`CHUNK`]
+/// of its oldest aggregated refusals beyond its latest `keep_refusals`, in one batch; returns
+/// how many went. The two are capped apart: refusals cannot push a request's entry out.
+pub async fn cap_logs<E: Executor>(
+    db: &E,
+    tenant_ids: &[String],
+    keep: i64,
+    keep_refusals: i64,
+) -> Result<u64> {
     if tenant_ids.is_empty() {
         return Ok(0);
     }
-    let stmts = tenant_ids
-        .iter()
-        .map(|t| {
-            Stmt::new(
-                "DELETE FROM logs WHERE seq IN (SELECT seq FROM logs WHERE tenant_id = ? \
-                 AND (at, seq) <= (SELECT at, seq FROM logs WHERE tenant_id = ? \
-                 ORDER BY at DESC, seq DESC LIMIT 1 OFFSET ?) ORDER BY at, seq LIMIT ?)",
+    let mut stmts = Vec::with_capacity(tenant_ids.len().saturating_mul(2));
+    for t in tenant_ids {
+        for (kind, keep) in [("IS NULL", keep), ("IS NOT NULL", keep_refusals)] {
+            stmts.push(Stmt::new(
+                format!(
+                    "DELETE FROM logs WHERE seq IN (SELECT seq FROM logs WHERE tenant_id = ? \
+                     AND refusal_key {kind} AND (at, seq) <= (SELECT at, seq FROM logs \
+                     WHERE tenant_id = ? AND refusal_key {kind} \
+                     ORDER BY at DESC, seq DESC LIMIT 1 OFFSET ?) ORDER BY at, seq LIMIT ?)"
+                ),
                 vec![
                     t.as_str().into(),
                     t.as_str().into(),
                     keep.into(),
                     CHUNK.into(),
                 ],
-            )
-        })
-        .collect();
+            ));
+        }
+    }
     Ok(db.batch(stmts).await?.iter().map(|o| o.changes).sum())
 }
 

@@ -74,7 +74,7 @@ fn the_host_apps_statements_seek_their_organisation() {
         };
         logs::read(&r, T, &lq).await.expect("logs");
         logs::summary(&r, T, 0).await.expect("summary");
-        upkeep::cap_logs(&r, &[T.to_string()], 5)
+        upkeep::cap_logs(&r, &[T.to_string()], 5, 5)
             .await
             .expect("cap");
         upkeep::purge_round(&r, "ten_b").await.expect("purge");

@@ -4,6 +4,7 @@
 // first failure. Run by the integration test `console::the_console_works_in_chromium`.
 import { chromium } from "playwright-core";
 import assert from "node:assert/strict";
+import { createServer } from "node:http";
 
 const [origin, adminToken, sub, screenshot] = process.argv.slice(2);
 const admin = (method, path) =>
@@ -15,6 +16,22 @@ const admin = (method, path) =>
 const scim = (token, path = "/Users") =>
   fetch(`${origin}/tenants/${sub}/api/scim/v2${path}`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.status);
 const step = (text) => console.log(`ok: ${text}`);
+const create = (token, body) =>
+  fetch(`${origin}/tenants/${sub}/api/scim/v2/Users`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/scim+json" },
+    body: JSON.stringify({ schemas: ["urn:ietf:params:scim:schemas:core:2.0:User"], ...body }),
+  }).then((r) => r.status);
+
+// The vendor's app, on another site: `localhost` where the console is on 127.0.0.1 (a site is
+// the scheme and the registrable host; ports do not count). Its page links to the console link.
+let vendorLink = "";
+const vendor = createServer((req, res) => {
+  res.writeHead(200, { "content-type": "text/html" });
+  res.end(`<!doctype html><title>Vendor app</title><a id="open" href="${vendorLink}">Open SCIM provisioning</a>`);
+});
+await new Promise((r) => vendor.listen(0, "127.0.0.1", r));
+const vendorOrigin = `http://localhost:${vendor.address().port}`;
 
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
@@ -30,16 +47,20 @@ try {
   page.on("console", (m) => m.type() === "error" && !m.text().startsWith("Failed to load resource") && errors.push(m.text()));
   page.on("dialog", (d) => d.accept());
 
-  // 1. The admin API makes a link; the browser opens it; the page shows the organisation.
+  // 1. The admin API makes a link; the admin clicks it in the vendor's app, on another site;
+  // the page shows the organisation (signed in: the Strict cookie reached /console).
   const { url } = await admin("POST", `/tenants/${sub}/console-links`);
-  await page.goto(url);
+  vendorLink = url;
+  await page.goto(vendorOrigin);
+  await Promise.all([page.waitForURL(`${origin}/console`), page.click("#open")]);
   assert.equal(new URL(page.url()).pathname, "/console");
+  assert.equal(await page.$("h1:has-text('Signed out')"), null, "signed in after a cross-site click");
   await page.waitForFunction(() => document.getElementById("tenant-url").value !== "");
   const tenantUrl = await page.inputValue("#tenant-url");
   assert.match(tenantUrl, new RegExp(`^http://${sub.replace(".", "\\.")}\\.localhost:\\d+/api/scim/v2$`));
   assert.equal(await page.textContent("#org-subdomain"), sub);
   assert.match(await page.textContent(".tenant-url-text"), /\/api\/scim\/v2$/);
-  step("a link opens the console with the organisation and its Tenant URL");
+  step("a link clicked on another site's page opens the console with the organisation and its Tenant URL");
 
   // 2. Generate new (from the keyboard): the token works for SCIM, is listed with a last use,
   // and its call shows.
@@ -62,6 +83,41 @@ try {
   assert.notEqual(lastUsed, "never", "the new token shows its last use");
   await page.waitForFunction(() => [...document.querySelectorAll("#activity tr")].some((tr) => tr.textContent.includes("GET /Users")));
   step("Generate new: SCIM answers 200 with the token, the list shows its last use, Recent activity shows the call");
+
+  // 2b. Names the identity provider chose: one 10 KB word wraps, a right-to-left override stays
+  // inside its own name, at a laptop's width and a phone's.
+  const long = `${"w".repeat(10_000)}@acme.com`;
+  const rtl = "\u202Emoc.emca@evil\u200B";
+  assert.equal(await create(token, { userName: long }), 201);
+  assert.equal(await create(token, { userName: rtl }), 201);
+  // The entries are written just after the responses: reload until the page lists them.
+  for (let i = 0; i < 40; i++) {
+    await page.reload();
+    const seen = await page
+      .waitForFunction((n) => [...document.querySelectorAll("#activity bdi")].some((b) => b.textContent === n), rtl, { timeout: 1_000 })
+      .then(() => true, () => false);
+    if (seen) break;
+  }
+  const isolated = await page.$$eval(
+    "#activity bdi",
+    (bs, n) =>
+      bs
+        .filter((b) => b.textContent === n)
+        .map((b) => ({ bidi: getComputedStyle(b).unicodeBidi, after: b.nextSibling?.textContent ?? "" })),
+    rtl,
+  );
+  assert.ok(isolated.length > 0, `the right-to-left name is in a <bdi>: ${errors.join("; ")} ${(await page.innerHTML("#activity")).slice(0, 1500)}`);
+  for (const b of isolated) {
+    assert.equal(b.bidi, "isolate");
+    assert.match(b.after, /created/, "the words after the name are outside its <bdi>");
+  }
+  for (const width of [1100, 390]) {
+    await page.setViewportSize({ width, height: 900 });
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `at ${width}px the page is ${overflow}px too wide`);
+  }
+  await page.setViewportSize({ width: 1100, height: 900 });
+  step("a 10 KB name wraps and a right-to-left name is isolated, at a laptop's width and a phone's");
 
   // 3. A wrong token is a failure the page shows as one.
   assert.equal(await scim("not-a-token"), 401);
@@ -119,4 +175,5 @@ try {
   assert.deepEqual(errors, [], "no script errors");
 } finally {
   await browser.close();
+  vendor.close();
 }

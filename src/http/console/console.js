@@ -34,6 +34,29 @@ function cell(text, className) {
   return td;
 }
 
+/** Client-supplied text (a name, a path, a warning): in its own <bdi>, so that its direction
+ * (a right-to-left override, say) cannot reorder the text around it. */
+function bdi(text) {
+  const b = document.createElement("bdi");
+  b.textContent = text;
+  return b;
+}
+
+/** A cell of our words and client-supplied parts: `parts` are strings (ours) and
+ * {client: text} (theirs, each isolated). */
+function mixed(parts) {
+  const td = document.createElement("td");
+  td.append(...parts.map((p) => (typeof p === "string" ? p : bdi(p.client))));
+  return td;
+}
+
+/** A summary with the resource's name (which the identity provider chose) isolated. */
+function named(text, name) {
+  const at = name ? text.indexOf(name) : -1;
+  if (at < 0) return [text];
+  return [text.slice(0, at), { client: name }, text.slice(at + name.length)];
+}
+
 let tokens = [];
 
 function renderTokens() {
@@ -122,9 +145,21 @@ async function loadActivity() {
   for (const e of page.items) {
     const tr = document.createElement("tr");
     tr.className = e.outcome;
-    const what = e.outcome === "failure" ? explain(e) : e.summary ?? "";
-    const warn = e.warnings?.length ? ` (${e.warnings.join("; ")})` : "";
-    tr.append(cell(when(e.at)), cell(`${e.method} ${e.route}`), cell(String(e.status), "status"), cell(what + warn));
+    // Refusals come aggregated (a minute of one address's refused requests): their summary
+    // says how many, from where.
+    const what =
+      e.outcome !== "failure"
+        ? named(e.summary ?? "", e.resourceName)
+        : e.count > 1 || e.summary?.startsWith("Refused")
+          ? [explain(e), " ", e.summary ?? ""]
+          : [explain(e)];
+    const warn = e.warnings?.length ? [" (", ...e.warnings.flatMap((w, i) => (i ? ["; ", { client: w }] : [{ client: w }])), ")"] : [];
+    tr.append(
+      cell(when(e.at)),
+      mixed([`${e.method} `, { client: e.route }]),
+      cell(String(e.status), "status"),
+      mixed([...what, ...warn]),
+    );
     body.append(tr);
   }
 }

@@ -19,13 +19,7 @@ use crate::scim::query::ListParams;
 /// Path where the Worker serves its README (the `documentationUri`).
 pub const DOCS_PATH: &str = "/docs";
 
-pub fn serve(
-    ctx: &Ctx<'_>,
-    route: &Route,
-    params: &ListParams,
-    scheme: &str,
-    host: &str,
-) -> Result<Reply> {
+pub fn serve(ctx: &Ctx<'_>, route: &Route, params: &ListParams, docs: &str) -> Result<Reply> {
     if params.filter.is_some() && !matches!(route, Route::ServiceProviderConfig) {
         return Err(Error::forbidden(
             "filtering is not supported on discovery endpoints (RFC 7644 §4)",
@@ -34,10 +28,7 @@ pub fn serve(
     let base = ctx.base.as_str();
     let list = |items: Vec<Value>| Reply::json(200, list_response(items.len() as u64, 1, items));
     Ok(match route {
-        Route::ServiceProviderConfig => Reply::json(
-            200,
-            service_provider_config(base, &format!("{scheme}://{host}{DOCS_PATH}")),
-        ),
+        Route::ServiceProviderConfig => Reply::json(200, service_provider_config(base, docs)),
         Route::ResourceTypes(None) => list(
             RESOURCE_TYPES
                 .iter()

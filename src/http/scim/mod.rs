@@ -34,6 +34,7 @@ use crate::service::users::Users;
 use crate::service::{Runtime, Scope};
 use crate::store::d1::D1;
 use crate::store::gate::Gated;
+use crate::store::logs::Refusals;
 use crate::store::trail::LogEntry;
 use render::Ctx;
 use routes::{Endpoint, Route, PREFIX};
@@ -42,6 +43,9 @@ use routes::{Endpoint, Route, PREFIX};
 /// 1,600-member PATCH is 77 KB), far above any real user, and far under D1's 2 MB per value
 /// (a body's content reaches D1 only as bound values, never as statement text).
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// Every method some SCIM route serves (for a method none does).
+pub const ALLOW: &str = "GET, POST, PUT, PATCH, DELETE";
 
 /// An operation on a resource endpoint, parsed from the method, the route, the query, the
 /// precondition headers and the body.
@@ -75,8 +79,10 @@ pub enum Op {
 /// precedes the prefix in the URL (`""` on a tenant host, `/tenants/<sub>` in the path form).
 ///
 /// Every request of a known organisation gets a provisioning-log entry: a write's rides in
-/// its batch; any other (reads, refusals, failures) is written after the response
-/// (`wait_until`), so no request waits for its entry.
+/// its batch; any other (reads, failures) is written after the response (`wait_until`), so no
+/// request waits for its entry. Refused authentication is logged aggregated instead
+/// ([`log_buffer::refused`]): one entry per minute, address and reason, with the route's
+/// template, never the stranger's path.
 pub async fn serve(app: &App, req: Request, sub: &str, mount: &str, path: &str) -> Result<Reply> {
     let rest = match path.strip_prefix(PREFIX) {
         Some(rest) if rest.is_empty() || rest.starts_with('/') => rest,
@@ -89,12 +95,82 @@ pub async fn serve(app: &App, req: Request, sub: &str, mount: &str, path: &str) 
     };
     let db = app.db_for(sub)?;
     let audit = Audit::new(entry_of(app, &req, rest));
-    let mut tenant = None;
-    let result = authenticated(app, req, sub, mount, rest, &db, &audit, &mut tenant).await;
-    if let Some(tenant_id) = tenant {
-        log_after(app, sub, tenant_id, &audit, &result);
+    let address = limit::client_address(&req);
+    let method = known_method(&req);
+    let mut seen = Seen::default();
+    let result = authenticated(app, req, sub, mount, rest, &db, &audit, &address, &mut seen).await;
+    match (seen.tenant, seen.refusal) {
+        (Some(tenant_id), Some(refusal)) => log_buffer::refused(
+            app,
+            sub,
+            &tenant_id,
+            refusal.entry(app.now, &address, method, Route::parse(rest).template()),
+        ),
+        (Some(tenant_id), None) => log_after(app, sub, tenant_id, &audit, &result),
+        (None, _) => {}
     }
     result
+}
+
+/// What authentication learnt of a request for its log entry.
+#[derive(Default)]
+struct Seen {
+    /// The organisation, once known (also when the request is then refused).
+    tenant: Option<String>,
+    /// Why authentication refused it, if it did.
+    refusal: Option<Refusal>,
+}
+
+/// Why a request's credential was refused (a refusal the refusal budget counts and the log
+/// aggregates; a valid token of an organisation whose provisioning is off is not one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    NoToken,
+    InvalidToken,
+    /// Refused before any D1 call: the address's or the organisation's budget is spent.
+    OverBudget,
+}
+
+impl Refusal {
+    fn entry(self, now: i64, address: &str, method: &'static str, route: &'static str) -> Refusals {
+        let (reason, words, status) = match self {
+            Refusal::NoToken => ("no-token", "no Secret Token was sent", 401),
+            Refusal::InvalidToken => (
+                "invalid-token",
+                "the Secret Token sent is not one of this organisation's (unknown, revoked, or another organisation's)",
+                401,
+            ),
+            Refusal::OverBudget => (
+                "over-budget",
+                "too many refused requests, answered 429 without checking the credential",
+                429,
+            ),
+        };
+        Refusals {
+            minute: now.saturating_sub(now.rem_euclid(60_000)),
+            address: address.to_string(),
+            reason,
+            words,
+            status,
+            method,
+            route,
+            count: 1,
+        }
+    }
+}
+
+/// The request's method as a log entry names it: one of the methods SCIM uses, or `OTHER`.
+fn known_method(req: &Request) -> &'static str {
+    match super::reply::method(req) {
+        Some(Method::Get) => "GET",
+        Some(Method::Head) => "HEAD",
+        Some(Method::Post) => "POST",
+        Some(Method::Put) => "PUT",
+        Some(Method::Patch) => "PATCH",
+        Some(Method::Delete) => "DELETE",
+        Some(Method::Options) => "OPTIONS",
+        _ => "OTHER",
+    }
 }
 
 /// What the edge knows of a request for its log entry: never the query string (it may hold
@@ -140,9 +216,9 @@ fn log_after(app: &App, sub: &str, tenant_id: String, audit: &Audit, result: &Re
     }
 }
 
-/// Authenticate and serve: the rate limit, then the operation with the gate in each of its D1
-/// batches (`store::gate`), then, if the gate stayed shut, why. `tenant` learns the
-/// organisation as soon as it is known (also when the request is then refused).
+/// Authenticate and serve: the refusal budget, the rate limit, then the operation with the
+/// gate in each of its D1 batches (`store::gate`), then, if the gate stayed shut, why. `seen`
+/// learns the organisation as soon as it is known, and why a credential was refused.
 #[allow(clippy::too_many_arguments)]
 async fn authenticated(
     app: &App,
@@ -152,13 +228,32 @@ async fn authenticated(
     rest: &str,
     db: &D1,
     audit: &Audit,
-    tenant: &mut Option<String>,
+    address: &str,
+    seen: &mut Seen,
 ) -> Result<Reply> {
+    let hash = auth::presented(header(&req, "authorization").as_deref());
+    let cached = TENANTS.with(|m| m.borrow().get(sub).cloned());
+    if limit::over_budget(app.now, address, cached.as_deref()) {
+        // Only a credential this isolate knows to be valid goes on; it never pays for the
+        // failures of others. Everything else is refused without a D1 call.
+        let valid = match (&hash, &cached) {
+            (Some(h), Some(_)) => credential_known(app, db, sub, h).await?,
+            _ => false,
+        };
+        if !valid {
+            seen.tenant = cached;
+            seen.refusal = Some(Refusal::OverBudget);
+            return Err(limit::budget_spent());
+        }
+    }
     let Some(tenant_id) = tenant_of(db, sub).await? else {
+        limit::count_refusal(app, address, None).await;
         return Err(auth::unknown_tenant(sub));
     };
-    *tenant = Some(tenant_id.clone());
-    let Some(hash) = auth::presented(header(&req, "authorization").as_deref()) else {
+    seen.tenant = Some(tenant_id.clone());
+    let Some(hash) = hash else {
+        seen.refusal = Some(Refusal::NoToken);
+        limit::count_refusal(app, address, Some(&tenant_id)).await;
         return Err(auth::missing_token());
     };
     let hash = hash.as_str();
@@ -170,7 +265,7 @@ async fn authenticated(
     )
     .await?;
     let gated = Gated::new(db, &tenant_id, hash);
-    let result = operate(app, req, mount, rest, &gated, &tenant_id, audit).await;
+    let result = operate(app, req, sub, mount, rest, &gated, &tenant_id, audit).await;
     if gated.pass().is_none() && !gated.shut_by_failure() {
         // Nothing reached D1 (discovery, or input refused before any read): the gate alone.
         if let Err(e) = gated.open().await {
@@ -187,12 +282,19 @@ async fn authenticated(
                 if r.tenant_id.is_none() {
                     TENANTS.with(|m| m.borrow_mut().remove(sub));
                 }
-                *tenant = r.tenant_id;
+                seen.tenant = r.tenant_id;
+                if r.error.status == 401 {
+                    seen.refusal = Some(Refusal::InvalidToken);
+                    forget_credential(sub, hash);
+                }
+                if r.error.status != 403 {
+                    limit::count_refusal(app, address, seen.tenant.as_deref()).await;
+                }
                 return Err(r.error);
             }
             Verdict::Moved(id) => {
                 TENANTS.with(|m| m.borrow_mut().insert(sub.to_string(), id.clone()));
-                *tenant = Some(id);
+                seen.tenant = Some(id);
                 return Err(Error::new(
                     503,
                     "this organisation was just replaced by another of the same name; retry the request",
@@ -201,6 +303,7 @@ async fn authenticated(
         }
     }
     if let Some(pass) = gated.pass() {
+        learn_credential(sub, hash);
         let principal = Principal {
             tenant_id,
             token_id: pass.token_id,
@@ -209,6 +312,76 @@ async fn authenticated(
         record_use(app, sub, &principal);
     }
     result
+}
+
+/// How often, at most, an isolate reads an organisation's live token hashes while a refusal
+/// budget is spent (a token made since is recognised within this time).
+const RELOAD_CREDENTIALS_MS: i64 = 10_000;
+
+/// Bound on the per-isolate map of valid credentials.
+const MAX_CREDENTIAL_ENTRIES: usize = 10_000;
+
+thread_local! {
+    /// Subdomain -> when its live token hashes were last read in full (`i64::MIN`: never), and
+    /// the hashes this isolate knows to be valid (read, or seen to open the gate). Used only
+    /// while a refusal budget is spent, to let a valid credential through; the gate still
+    /// checks it, so a revoked token here costs a refusal, never access.
+    static CREDENTIALS: RefCell<HashMap<String, (i64, Vec<String>)>> = RefCell::new(HashMap::new());
+}
+
+/// Whether `hash` is a valid credential of `sub`, as far as this isolate knows, reading the
+/// organisation's live hashes (one statement) at most once per [`RELOAD_CREDENTIALS_MS`].
+async fn credential_known(app: &App, db: &D1, sub: &str, hash: &str) -> Result<bool> {
+    let (known, loaded_at) = CREDENTIALS.with(|m| {
+        m.borrow()
+            .get(sub)
+            .map_or((false, i64::MIN), |(at, hs)| (auth::among(hs, hash), *at))
+    });
+    if known {
+        return Ok(true);
+    }
+    if app.now.saturating_sub(loaded_at) < RELOAD_CREDENTIALS_MS {
+        return Ok(false);
+    }
+    let hashes = auth::live_hashes(db, sub).await?;
+    let known = auth::among(&hashes, hash);
+    CREDENTIALS.with(|m| {
+        remember(
+            &mut m.borrow_mut(),
+            MAX_CREDENTIAL_ENTRIES,
+            sub.to_string(),
+            (app.now, hashes),
+        )
+    });
+    Ok(known)
+}
+
+/// `hash` opened `sub`'s gate.
+fn learn_credential(sub: &str, hash: &str) {
+    CREDENTIALS.with(|m| {
+        let mut m = m.borrow_mut();
+        if let Some((_, hashes)) = m.get_mut(sub) {
+            if !auth::among(hashes, hash) {
+                hashes.push(hash.to_string());
+            }
+        } else {
+            remember(
+                &mut m,
+                MAX_CREDENTIAL_ENTRIES,
+                sub.to_string(),
+                (i64::MIN, vec![hash.to_string()]),
+            );
+        }
+    });
+}
+
+/// `hash` was refused for `sub` (revoked since this isolate saw it).
+fn forget_credential(sub: &str, hash: &str) {
+    CREDENTIALS.with(|m| {
+        if let Some((_, hashes)) = m.borrow_mut().get_mut(sub) {
+            hashes.retain(|h| !crate::tenancy::token::hashes_equal(h, hash));
+        }
+    });
 }
 
 /// Bound on the per-isolate map of organisations' ids.
@@ -242,16 +415,25 @@ async fn tenant_of(db: &D1, sub: &str) -> Result<Option<String>> {
 }
 
 /// Parse the request into its operation and call the service, every D1 call through the gate.
+#[allow(clippy::too_many_arguments)]
 async fn operate(
     app: &App,
     mut req: Request,
+    sub: &str,
     mount: &str,
     rest: &str,
     gated: &Gated<'_, D1>,
     tenant_id: &str,
     audit: &Audit,
 ) -> Result<Reply> {
-    let host = header(&req, "host").unwrap_or_else(|| app.origin.host.clone());
+    // Locations are built from the configuration, never from the request's Host.
+    let base = app.scim_base(sub, !mount.is_empty());
+    let docs = format!(
+        "{}{}",
+        base.strip_suffix(&format!("{mount}{PREFIX}"))
+            .unwrap_or_default(),
+        discovery::DOCS_PATH
+    );
     let ctx = Ctx {
         scope: Scope {
             db: gated,
@@ -259,7 +441,7 @@ async fn operate(
             tenant_id,
             audit: Some(audit),
         },
-        base: format!("{}://{host}{mount}{PREFIX}", app.origin.scheme),
+        base,
     };
     let route = Route::parse(rest);
     let method = req.method();
@@ -280,9 +462,7 @@ async fn operate(
         },
         Route::ServiceProviderConfig | Route::ResourceTypes(_) | Route::Schemas(_) => {
             match method {
-                Method::Get => {
-                    discovery::serve(&ctx, &route, &query(&req)?, &app.origin.scheme, &host)
-                }
+                Method::Get => discovery::serve(&ctx, &route, &query(&req)?, &docs),
                 _ => Err(Error::method_not_allowed("GET")),
             }
         }

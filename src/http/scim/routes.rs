@@ -67,9 +67,45 @@ impl Route {
     }
 }
 
+impl Route {
+    /// The route as a template, with no text of the request in it (`/Users/{id}`): what a
+    /// refusal's log entry shows, since a stranger chose the path.
+    pub fn template(&self) -> &'static str {
+        let pick = |e: &Endpoint, users: &'static str, groups: &'static str| match e {
+            Endpoint::Users => users,
+            Endpoint::Groups => groups,
+        };
+        match self {
+            Route::Collection(e) => pick(e, "/Users", "/Groups"),
+            Route::Search(e) => pick(e, "/Users/.search", "/Groups/.search"),
+            Route::Resource(e, _) => pick(e, "/Users/{id}", "/Groups/{id}"),
+            Route::RootSearch => "/.search",
+            Route::ServiceProviderConfig => "/ServiceProviderConfig",
+            Route::ResourceTypes(None) => "/ResourceTypes",
+            Route::ResourceTypes(Some(_)) => "/ResourceTypes/{name}",
+            Route::Schemas(None) => "/Schemas",
+            Route::Schemas(Some(_)) => "/Schemas/{urn}",
+            Route::Unknown => "/{unknown}",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn templates_hold_no_request_text() {
+        for (path, template) in [
+            ("/Users/URGENT:rotate-at-https:/evil.example", "/{unknown}"),
+            ("/Users/2819c223", "/Users/{id}"),
+            ("/groups", "/Groups"),
+            ("/Schemas/urn:x", "/Schemas/{urn}"),
+            ("/", "/{unknown}"),
+        ] {
+            assert_eq!(Route::parse(path).template(), template, "{path}");
+        }
+    }
 
     #[test]
     fn parses_routes() {

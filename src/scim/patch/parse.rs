@@ -26,10 +26,7 @@ pub fn parse(rt: &'static ResourceType, body: &Value) -> Result<Vec<Operation>> 
     ops.iter()
         .zip(1..)
         .map(|(op, n): (&Value, usize)| {
-            parse_op(rt, op).map_err(|e| Error {
-                detail: format!("operation {n}: {}", e.detail),
-                ..e
-            })
+            parse_op(rt, op).map_err(|e| e.prefixed(&format!("operation {n}: ")))
         })
         .collect()
 }
@@ -122,7 +119,7 @@ pub fn parse_path(rt: &'static ResourceType, path: &str) -> Result<Target> {
         )));
     }
     let filter = parse_value_filter(filter_text, attr, rt)
-        .map_err(|e| invalid_path(format!("'{shown}': {}", e.detail)))?;
+        .map_err(|e| invalid_path(format!("'{shown}': {}", e.marked())))?;
     let sub = match tail {
         None => None,
         Some(t) => match attr.attr.sub(t) {
