@@ -17,10 +17,10 @@
 //! that removed it) or when the binding fails, requests pass: the valve fails open.
 //!
 //! **The refusal budget** (`SCIM_REFUSAL_LIMIT`): refused authentication (no credential, a
-//! wrong one, an unknown organisation) counts against the client's address
-//! (`CF-Connecting-IP`) and, when the organisation exists, against the organisation
-//! ([`count_refusal`]); only refusals count, so an identity provider that authenticates never
-//! spends it. Once the binding says a budget is spent, this isolate remembers it for the
+//! wrong one) counts against the organisation and against the organisation from the client's
+//! address (`CF-Connecting-IP`); a request for an unknown organisation counts against the
+//! address ([`count_refusal`]). Only refusals count, so an identity provider that
+//! authenticates never spends it. Once the binding says a budget is spent, this isolate remembers it for the
 //! binding's period ([`over_budget`]), and a request under it whose credential the isolate
 //! does not know to be valid is answered `429` before any D1 call. A stranger with random
 //! tokens then costs nothing but the first refusals of each period, and its refusals are
@@ -76,16 +76,8 @@ pub const REFUSAL_PERIOD_SECS: u32 = 60;
 const MAX_SPENT: usize = 10_000;
 
 thread_local! {
-    /// Budget key (`a:<address>`, `o:<organisation id>`) -> until when it is spent (Unix ms).
+    /// Budget key ([`budget_keys`]) -> until when it is spent (Unix ms).
     static SPENT: RefCell<HashMap<String, i64>> = RefCell::new(HashMap::new());
-}
-
-fn address_key(address: &str) -> String {
-    format!("a:{address}")
-}
-
-fn organisation_key(tenant_id: &str) -> String {
-    format!("o:{tenant_id}")
 }
 
 /// The client's address: `CF-Connecting-IP`, which Cloudflare sets on every request; `unknown`
@@ -103,13 +95,29 @@ pub fn client_address(req: &worker::Request) -> String {
         .unwrap_or_else(|| "unknown".to_string())
 }
 
-/// Whether refusals from `address`, or for organisation `tenant_id`, have spent their budget
-/// (as this isolate last heard from the binding).
+/// The budgets a refusal counts against. With the organisation known: the organisation's
+/// (a flood spread over many addresses) and the organisation's from this address. Without one
+/// (an unknown organisation): the address's own.
+fn budget_keys(address: &str, tenant_id: Option<&str>) -> Vec<String> {
+    match tenant_id {
+        Some(t) => vec![format!("o:{t}"), format!("oa:{t}:{address}")],
+        None => vec![format!("a:{address}")],
+    }
+}
+
+/// Whether refusals for organisation `tenant_id` (from anywhere, or from `address`), or from
+/// `address` for organisations this isolate does not know (`None`), have spent their budget,
+/// as this isolate last heard from the binding.
+///
+/// Keyed by organisation, a shared address (an identity provider's egress, which serves many
+/// of its customers) that one misconfigured customer makes refused spends nothing of another
+/// organisation's budget.
 pub fn over_budget(now: i64, address: &str, tenant_id: Option<&str>) -> bool {
     SPENT.with(|m| {
         let m = m.borrow();
-        let spent = |key: String| m.get(&key).is_some_and(|until| *until > now);
-        spent(address_key(address)) || tenant_id.is_some_and(|t| spent(organisation_key(t)))
+        budget_keys(address, tenant_id)
+            .iter()
+            .any(|key| m.get(key).is_some_and(|until| *until > now))
     })
 }
 
@@ -127,14 +135,13 @@ pub fn budget_spent() -> Error {
     }
 }
 
-/// Count one refused request against its address's budget and, when the organisation exists,
-/// the organisation's; remember a budget the binding says is spent. Fails open like [`check`].
+/// Count one refused request against its budgets ([`over_budget`]); remember a budget the
+/// binding says is spent. Fails open like [`check`].
 pub async fn count_refusal(app: &App, address: &str, tenant_id: Option<&str>) {
     let Ok(limiter) = app.env.rate_limiter(REFUSAL_BINDING) else {
         return;
     };
-    let keys = [Some(address_key(address)), tenant_id.map(organisation_key)];
-    for key in keys.into_iter().flatten() {
+    for key in budget_keys(address, tenant_id) {
         let outcome = app
             .meter
             .timed(Binding::RateLimit, limiter.limit(key.clone()))

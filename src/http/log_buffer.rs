@@ -1,4 +1,4 @@
-//! The provisioning-log entries written after the response (reads, refusals, failures, writes
+//! The provisioning-log entries written after the response (reads, failures, refusals, writes
 //! that changed nothing), gathered per organisation in this isolate and written together: an
 //! identity provider's cycle sends requests in bursts (Entra's initial cycle is a `GET` and a
 //! `POST` per user), and one D1 statement for a burst's entries costs the database what one

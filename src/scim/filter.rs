@@ -258,7 +258,10 @@ impl<'a> Parser<'a> {
             .get(..consumed)
             .map_or(0, |done| done.chars().count())
             .saturating_add(1);
-        invalid(format!("{what} at position {position} near '{near}'"))
+        invalid(format!(
+            "{what} at position {position} near '{}'",
+            quote(&near)
+        ))
     }
 
     fn eat(&mut self, c: char) -> bool {

@@ -5,7 +5,9 @@
 //! request id, the status a success will have). A write puts the entry in its own batch
 //! ([`Audit::entry`], then [`Audit::committed`] once that batch has committed), so a write
 //! costs no extra round trip for it; everything else (reads, writes that changed nothing,
-//! failures, refusals) is written after the response by the edge, from [`Audit::finish`].
+//! failures) is written after the response by the edge, from [`Audit::finish`]. Refused
+//! authentication is not logged one entry each: a [`Refusal`] adds to the aggregated entry of
+//! its minute, client address and reason (`migrations/0008_refusals.sql`).
 //!
 //! What an entry may hold: the resource's name (userName or displayName, cut to
 //! [`MAX_NAME_CHARS`]), attribute *names*, counts, statuses and error details without the
@@ -234,6 +236,53 @@ pub fn redact_quotes(detail: &str, types: &[&'static ResourceType]) -> String {
                 out.push_str("'…");
                 return out;
             }
+        }
+    }
+}
+
+/// Why a request's credential was refused (a refusal the refusal budget counts and the log
+/// aggregates; a valid token of an organisation whose provisioning is off is not one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    NoToken,
+    InvalidToken,
+    /// Refused before any D1 call: the address's or the organisation's budget is spent.
+    OverBudget,
+}
+
+impl Refusal {
+    /// Its part of the aggregated entry of its minute, address and reason: `route` is the
+    /// route's template, never the path the stranger sent.
+    pub fn entry(
+        self,
+        now: i64,
+        address: &str,
+        method: &'static str,
+        route: &'static str,
+    ) -> Refusals {
+        let (reason, words, status) = match self {
+            Refusal::NoToken => ("no-token", "no Secret Token was sent", 401),
+            Refusal::InvalidToken => (
+                "invalid-token",
+                "the Secret Token sent is not one of this organisation's (unknown, revoked, or another organisation's)",
+                401,
+            ),
+            Refusal::OverBudget => (
+                "over-budget",
+                "too many refused requests, answered 429 without checking the credential",
+                429,
+            ),
+        };
+        Refusals {
+            at: now,
+            minute: now.saturating_sub(now.rem_euclid(60_000)),
+            address: address.to_string(),
+            reason,
+            words,
+            status,
+            method,
+            route,
+            count: 1,
         }
     }
 }

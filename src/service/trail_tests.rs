@@ -452,3 +452,83 @@ fn upkeep_expires_caps_and_purges_in_chunks() {
         1
     );
 }
+
+/// Refused requests add up in one entry per minute, address and reason (a second write of the
+/// same minute adds to its count), read with their count in words, and the log cap counts them
+/// apart: a thousand refusals push no request's entry out.
+#[test]
+fn refusals_aggregate_and_are_capped_apart_from_requests() {
+    use crate::store::logs::Refusals;
+    let db = organisations();
+    let rt = TestRuntime::at(60_000 * 100);
+    let genuine: Vec<LogEntry> = (0..3)
+        .map(|i| LogEntry {
+            at: 60_000 * 100 + i,
+            method: "GET".into(),
+            route: format!("/Users/{i}"),
+            status: 200,
+            ..LogEntry::default()
+        })
+        .collect();
+    block_on(super::audit::record(&db, T, &genuine, &[])).expect("log");
+    let refusal = |minute: i64, reason: &'static str, count: u64| Refusals {
+        at: 60_000 * minute + 5,
+        minute: 60_000 * minute,
+        address: "203.0.113.9".into(),
+        reason,
+        words: "no Secret Token was sent",
+        status: 401,
+        method: "GET",
+        route: "/Users/{id}",
+        count,
+    };
+    for minute in 101..=112 {
+        // Two isolates' flushes of the same minute, and another reason.
+        let batch = [
+            refusal(minute, "no-token", 400),
+            refusal(minute, "invalid-token", 1),
+        ];
+        block_on(super::audit::record(&db, T, &[], &batch)).expect("refusals");
+        block_on(super::audit::record(
+            &db,
+            T,
+            &[],
+            &[refusal(minute, "no-token", 100)],
+        ))
+        .expect("refusals");
+    }
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM logs WHERE refusal_key IS NOT NULL"),
+        24
+    );
+    let q = LogQuery {
+        limit: 2,
+        ..LogQuery::default()
+    };
+    let newest = block_on(vendor::logs(&db, "a", &q)).expect("logs").items;
+    let counts: Vec<&Value> = newest.iter().map(|e| &e["count"]).collect();
+    assert_eq!(counts, [&json!(1), &json!(500)], "{newest:?}");
+    assert_eq!(
+        newest[1]["summary"],
+        json!("Refused 500 requests from 203.0.113.9: no Secret Token was sent")
+    );
+    assert_eq!(newest[1]["route"], json!("/Users/{id}"));
+    let summary = block_on(vendor::summary(&db, "a", 60_000 * 113)).expect("summary");
+    assert_eq!(summary["last24h"]["failures"], json!(12 * 501));
+    let settings = Settings {
+        log_max_entries: 3,
+        log_max_refusals: 10,
+        ..Settings::default()
+    };
+    block_on(upkeep::run(&db, &rt, settings, 60_000)).expect("run");
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM logs WHERE refusal_key IS NULL"),
+        3,
+        "every request's entry stays"
+    );
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM logs WHERE refusal_key IS NOT NULL"),
+        10,
+        "the newest refusals stay"
+    );
+}

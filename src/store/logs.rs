@@ -1,7 +1,8 @@
-//! The provisioning log's other statements: entries written on their own (reads, refusals,
-//! failures, writes that changed nothing, gathered by the edge; a write's entry rides in its
-//! batch, see [`super::trail`]), pages of entries newest first, and an organisation's summary,
-//! both rendered by SQL as the API returns them.
+//! The provisioning log's other statements: entries written on their own (reads, failures,
+//! writes that changed nothing, gathered by the edge; a write's entry rides in its batch, see
+//! [`super::trail`]), refused authentication added to its aggregated entries ([`Refusals`]),
+//! pages of entries newest first, and an organisation's summary, both rendered by SQL as the
+//! API returns them.
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -55,7 +56,9 @@ pub fn insert_stmt(tenant_id: &str, entries: &[LogEntry]) -> Option<Stmt> {
 /// reason: the aggregated entry that stands for all of them (`migrations/0008_refusals.sql`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusals {
-    /// The start of the minute, Unix milliseconds.
+    /// When the first of them came, Unix milliseconds: the entry's time.
+    pub at: i64,
+    /// The start of their minute, Unix milliseconds.
     pub minute: i64,
     /// The client's address as Cloudflare gives it (a parsed IP address, or `unknown`).
     pub address: String,
@@ -80,7 +83,7 @@ pub fn refusals_stmt(tenant_id: &str, all: &[Refusals]) -> Option<Stmt> {
         .iter()
         .map(|r| {
             serde_json::json!([
-                r.minute,
+                r.at,
                 r.method,
                 r.route,
                 r.status,
@@ -96,7 +99,8 @@ pub fn refusals_stmt(tenant_id: &str, all: &[Refusals]) -> Option<Stmt> {
     Some(Stmt::new(
         format!(
             "INSERT INTO logs (tenant_id, at, method, route, status, failed, detail, summary, \
-             refusal_key, count) SELECT ?, {}, {}, {}, {}, 1, {}, {}, {}, {} FROM json_each(?) j \
+             refusal_key, count, duration_ms) SELECT ?, {}, {}, {}, {}, 1, {}, {}, {}, {}, 0 \
+             FROM json_each(?) j \
              WHERE true ORDER BY j.key ON CONFLICT (tenant_id, refusal_key) \
              WHERE refusal_key IS NOT NULL DO UPDATE SET count = logs.count + excluded.count, \
              method = excluded.method, route = excluded.route",

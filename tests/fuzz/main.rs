@@ -60,6 +60,7 @@ struct Tally {
 
 /// Run one input; `Err` describes a failure (a panic, a 5xx, a broken property).
 fn run_one(target: &Target, db: &Db, input: &Value) -> Result<Verdict, String> {
+    targets::sent(input);
     match catch_unwind(AssertUnwindSafe(|| (target.run)(db, input))) {
         Ok(outcome) => outcome,
         Err(_) => Err(format!(
@@ -209,5 +210,5 @@ fn main() {
         eprintln!("fuzz: FAILED (inputs above; reproduce with FUZZ_SEED={seed})");
         std::process::exit(1);
     }
-    println!("fuzz: no panic, every refusal a SCIM 4xx");
+    println!("fuzz: no panic, every refusal a SCIM 4xx whose logged detail keeps no value sent");
 }

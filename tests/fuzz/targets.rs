@@ -155,8 +155,63 @@ impl Db {
     }
 }
 
-/// A refusal must be a 4xx SCIM error with a well-formed body.
+thread_local! {
+    /// The strings the current input sends ([`sent`]): what a log entry must not keep.
+    static SENT: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Note the values `input` sends before it runs: its JSON strings, except that of a filter, a
+/// path or an attribute list (syntax naming attributes) only the quoted literals count. Short
+/// ones, URNs and those made of the characters of attribute paths alone (which could be an
+/// attribute's name, or a word of a detail's own wording) are left out.
+pub fn sent(input: &Value) {
+    const SYNTAX: &[&str] = &[
+        "filter",
+        "text",
+        "path",
+        "attributes",
+        "excludedAttributes",
+        "sortBy",
+        "sortOrder",
+    ];
+    fn walk(key: &str, v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::String(s) if SYNTAX.iter().any(|k| k.eq_ignore_ascii_case(key)) => {
+                out.extend(s.split('"').skip(1).step_by(2).map(str::to_string));
+            }
+            Value::String(s) => out.push(s.clone()),
+            Value::Array(items) => items.iter().for_each(|x| walk(key, x, out)),
+            Value::Object(m) => m.iter().for_each(|(k, x)| walk(k, x, out)),
+            _ => {}
+        }
+    }
+    let mut all = Vec::new();
+    walk("", input, &mut all);
+    all.retain(|s| {
+        s.chars().count() >= 6
+            && !s.starts_with("urn:")
+            && !s
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".$_:-".contains(c))
+    });
+    SENT.with(|c| *c.borrow_mut() = all);
+}
+
+/// A refusal must be a 4xx SCIM error with a well-formed body, whose detail as the provisioning
+/// log stores it keeps no value the input sent (the log holds attribute names, never values).
 pub fn refused(e: &Error) -> Outcome {
+    let logged = service::audit::redact(e, &[&USER_TYPE, &GROUP_TYPE]);
+    let kept = SENT.with(|c| {
+        c.borrow().iter().find_map(|v| {
+            let probe: String = v.chars().take(16).collect();
+            logged.contains(&probe).then_some(probe)
+        })
+    });
+    if let Some(probe) = kept {
+        return Err(format!(
+            "the log keeps a value the client sent ({probe:?}): {logged}"
+        ));
+    }
     if !(400..500).contains(&e.status) {
         return Err(format!(
             "status {} ({}; cause {:?})",

@@ -31,6 +31,8 @@ enum Kind {
     Dev {
         rate_limit: u32,
         vars: &'static [(&'static str, &'static str)],
+        /// Set `OPERATOR_ORIGIN` to the server's own origin (`http://127.0.0.1:<port>`).
+        operator_origin: bool,
     },
     /// The build under workerd alone (Miniflare, as `bench/` runs it): no `wrangler dev` proxy
     /// in front, and no rate-limit binding.
@@ -56,13 +58,15 @@ pub fn server() -> &'static Server {
         start(Kind::Dev {
             rate_limit: MAIN_RATE_LIMIT,
             vars: &[],
+            operator_origin: false,
         })
     })
 }
 
-/// A second `wrangler dev` whose limits are low: [`LOW_RATE_LIMIT`], upkeep that keeps no
-/// event past its next run and at most [`LOW_LOG_MAX`] log entries per organisation, and
-/// console links that expire as they are made.
+/// A second `wrangler dev` whose limits are low: [`LOW_RATE_LIMIT`], wrangler.toml's refusal
+/// budget, upkeep that keeps no event past its next run and at most [`LOW_LOG_MAX`] log entries
+/// per organisation, and console links that expire as they are made; its `OPERATOR_ORIGIN` is
+/// its own origin.
 pub fn limited_server() -> &'static Server {
     LIMITED.get_or_init(|| {
         start(Kind::Dev {
@@ -72,6 +76,7 @@ pub fn limited_server() -> &'static Server {
                 ("LOG_MAX_ENTRIES", "5"),
                 ("CONSOLE_LINK_MINUTES", "0"),
             ],
+            operator_origin: true,
         })
     })
 }
@@ -223,89 +228,105 @@ fn start(kind: Kind) -> Server {
         String::from_utf8_lossy(&migrate.stderr)
     );
 
-    let port = free_port();
-    let admin_token = scim_edge::tenancy::token::random_id("adm_").expect("randomness");
-    let log = std::fs::File::create(dir.join("server.log")).expect("log file");
-    let mut command = match kind {
-        Kind::Dev { vars, .. } => {
-            let mut cmd = wrangler(&dir);
-            cmd.args([
-                "dev",
-                "--local",
-                "--ip",
-                "127.0.0.1",
-                "--show-interactive-dev-session=false",
-                "--test-scheduled",
-            ])
-            .arg("--port")
-            .arg(port.to_string())
-            .arg("--inspector-port")
-            .arg(free_port().to_string())
-            .arg("--persist-to")
-            .arg(&state)
-            .arg("-c")
-            .arg(&config)
-            .arg("--var")
-            .arg(format!("ADMIN_TOKEN:{admin_token}"));
-            for (name, value) in vars {
-                cmd.arg("--var").arg(format!("{name}:{value}"));
-            }
-            cmd
-        }
-        Kind::Workerd => {
-            let mut cmd = Command::new("node");
-            cmd.current_dir(&root)
-                .arg(root.join("tests/integration/workerd.mjs"))
+    'attempt: for attempt in 1..=2 {
+        let port = free_port();
+        let admin_token = scim_edge::tenancy::token::random_id("adm_").expect("randomness");
+        let log =
+            std::fs::File::create(dir.join(format!("server-{attempt}.log"))).expect("log file");
+        let mut command = match kind {
+            Kind::Dev {
+                vars,
+                operator_origin,
+                ..
+            } => {
+                let mut cmd = wrangler(&dir);
+                cmd.args([
+                    "dev",
+                    "--local",
+                    "--ip",
+                    "127.0.0.1",
+                    "--show-interactive-dev-session=false",
+                    "--test-scheduled",
+                ])
+                .arg("--port")
                 .arg(port.to_string())
+                .arg("--inspector-port")
+                .arg(free_port().to_string())
+                .arg("--persist-to")
                 .arg(&state)
-                .arg(&admin_token);
-            cmd
+                .arg("-c")
+                .arg(&config)
+                .arg("--var")
+                .arg(format!("ADMIN_TOKEN:{admin_token}"));
+                for (name, value) in vars {
+                    cmd.arg("--var").arg(format!("{name}:{value}"));
+                }
+                if operator_origin {
+                    cmd.arg("--var")
+                        .arg(format!("OPERATOR_ORIGIN:http://127.0.0.1:{port}"));
+                }
+                cmd
+            }
+            Kind::Workerd => {
+                let mut cmd = Command::new("node");
+                cmd.current_dir(&root)
+                    .arg(root.join("tests/integration/workerd.mjs"))
+                    .arg(port.to_string())
+                    .arg(&state)
+                    .arg(&admin_token);
+                cmd
+            }
+        };
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .expect("spawn the test server");
+        if let Ok(mut children) = CHILDREN.lock() {
+            children.push((child.id() as i32, dir.clone()));
         }
-    };
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("log"))
-        .stderr(log)
-        .process_group(0)
-        .spawn()
-        .expect("spawn the test server");
-    if let Ok(mut children) = CHILDREN.lock() {
-        children.push((child.id() as i32, dir.clone()));
-    }
 
-    // Redirects are answers to check, not to follow.
-    let agent = ureq::AgentBuilder::new()
-        .timeout(Duration::from_secs(30))
-        .redirects(0)
-        .build();
-    let server = Server {
-        port,
-        admin_token,
-        scheduled: match kind {
-            Kind::Dev { .. } => "/__scheduled",
-            Kind::Workerd => "/cdn-cgi/handler/scheduled",
-        },
-        agent,
-    };
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!(
-                "the test server exited ({status}):\n{}",
-                std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
+        // Redirects are answers to check, not to follow.
+        let agent = ureq::AgentBuilder::new()
+            .timeout(Duration::from_secs(30))
+            .redirects(0)
+            .build();
+        let server = Server {
+            port,
+            admin_token,
+            scheduled: match kind {
+                Kind::Dev { .. } => "/__scheduled",
+                Kind::Workerd => "/cdn-cgi/handler/scheduled",
+            },
+            agent,
+        };
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                let said = std::fs::read_to_string(dir.join(format!("server-{attempt}.log")))
+                    .unwrap_or_default();
+                // Once more on other ports: another server starting at the same moment may have
+                // taken the free port this one was given.
+                assert!(attempt < 2, "the test server exited ({status}):\n{said}");
+                eprintln!("the test server exited ({status}); starting it again:\n{said}");
+                continue 'attempt;
+            }
+            if server.get("/admin/v1/tenants").send_raw().is_some() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the test server did not answer within 120 s:\n{}",
+                std::fs::read_to_string(dir.join(format!("server-{attempt}.log")))
+                    .unwrap_or_default()
             );
+            std::thread::sleep(Duration::from_millis(250));
         }
-        if server.get("/admin/v1/tenants").send_raw().is_some() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the test server did not answer within 120 s:\n{}",
-            std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(250));
+        return server;
     }
-    server
+    unreachable!("the second attempt returns or panics")
 }
 
 impl Server {

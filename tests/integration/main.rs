@@ -8,6 +8,7 @@ mod groups;
 mod harness;
 mod hostile;
 mod scim_access;
+mod security;
 #[path = "../support/url.rs"]
 mod url;
 mod users;

@@ -11,7 +11,7 @@ use crate::harness::{limited_server, server, workerd_server, Server, LOW_LOG_MAX
 use crate::{one, url_encode, Tenant, PATCH};
 
 /// Every item of a paged admin read, following `cursor`/`next` until the end.
-fn all_pages(s: &Server, path: &str, limit: u32) -> Vec<Value> {
+pub fn all_pages(s: &Server, path: &str, limit: u32) -> Vec<Value> {
     let sep = if path.contains('?') { '&' } else { '?' };
     let mut items = Vec::new();
     let mut after: Option<String> = None;
@@ -437,7 +437,7 @@ fn concurrent_writers_find_every_change_once_in_order() {
 
 /// The scheduled handler (`wrangler dev --test-scheduled` serves it at `/__scheduled`,
 /// Miniflare at `/cdn-cgi/handler/scheduled`).
-fn run_upkeep(s: &Server) {
+pub fn run_upkeep(s: &Server) {
     let r = s.get(&format!("{}?cron=*/15+*+*+*+*", s.scheduled)).send();
     assert_eq!(r.status, 200, "{}", r.text);
 }

@@ -27,14 +27,13 @@ use super::reply::{header, read_body, Reply};
 use crate::scim::error::{quote, Error, Result, ScimType};
 use crate::scim::query::ListParams;
 use crate::scim::schema::{GROUP_TYPE, USER_TYPE};
-use crate::service::audit::Audit;
+use crate::service::audit::{Audit, Refusal};
 use crate::service::auth::{self, Principal, Verdict};
 use crate::service::groups::Groups;
 use crate::service::users::Users;
 use crate::service::{Runtime, Scope};
 use crate::store::d1::D1;
 use crate::store::gate::Gated;
-use crate::store::logs::Refusals;
 use crate::store::trail::LogEntry;
 use render::Ctx;
 use routes::{Endpoint, Route, PREFIX};
@@ -121,44 +120,6 @@ struct Seen {
     refusal: Option<Refusal>,
 }
 
-/// Why a request's credential was refused (a refusal the refusal budget counts and the log
-/// aggregates; a valid token of an organisation whose provisioning is off is not one).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Refusal {
-    NoToken,
-    InvalidToken,
-    /// Refused before any D1 call: the address's or the organisation's budget is spent.
-    OverBudget,
-}
-
-impl Refusal {
-    fn entry(self, now: i64, address: &str, method: &'static str, route: &'static str) -> Refusals {
-        let (reason, words, status) = match self {
-            Refusal::NoToken => ("no-token", "no Secret Token was sent", 401),
-            Refusal::InvalidToken => (
-                "invalid-token",
-                "the Secret Token sent is not one of this organisation's (unknown, revoked, or another organisation's)",
-                401,
-            ),
-            Refusal::OverBudget => (
-                "over-budget",
-                "too many refused requests, answered 429 without checking the credential",
-                429,
-            ),
-        };
-        Refusals {
-            minute: now.saturating_sub(now.rem_euclid(60_000)),
-            address: address.to_string(),
-            reason,
-            words,
-            status,
-            method,
-            route,
-            count: 1,
-        }
-    }
-}
-
 /// The request's method as a log entry names it: one of the methods SCIM uses, or `OTHER`.
 fn known_method(req: &Request) -> &'static str {
     match super::reply::method(req) {
@@ -235,7 +196,9 @@ async fn authenticated(
     let cached = TENANTS.with(|m| m.borrow().get(sub).cloned());
     if limit::over_budget(app.now, address, cached.as_deref()) {
         // Only a credential this isolate knows to be valid goes on; it never pays for the
-        // failures of others. Everything else is refused without a D1 call.
+        // failures of others. Everything else is refused without a D1 call (an organisation
+        // this isolate does not know, from an address that spent its budget on unknown ones,
+        // included: telling it from an unknown one would take the lookup the budget saves).
         let valid = match (&hash, &cached) {
             (Some(h), Some(_)) => credential_known(app, db, sub, h).await?,
             _ => false,
