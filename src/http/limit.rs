@@ -85,7 +85,10 @@ thread_local! {
 /// that nothing else is ever keyed or logged. (Cloudflare's value is canonical; a full parse
 /// would cost the wasm more than it checks.)
 pub fn client_address(req: &worker::Request) -> String {
-    super::reply::header(req, "cf-connecting-ip")
+    req.headers()
+        .get("cf-connecting-ip")
+        .ok()
+        .flatten()
         .map(|a| a.trim().to_ascii_lowercase())
         .filter(|a| {
             (2..=45).contains(&a.len())

@@ -60,7 +60,7 @@ pub struct Refusals {
     pub at: i64,
     /// The start of their minute, Unix milliseconds.
     pub minute: i64,
-    /// The client's address as Cloudflare gives it (a parsed IP address, or `unknown`).
+    /// The client's address as Cloudflare gives it (IP address characters only, or `unknown`).
     pub address: String,
     /// A short key of the reason (`no-token`, `invalid-token`, `over-budget`).
     pub reason: &'static str,

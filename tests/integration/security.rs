@@ -296,3 +296,67 @@ fn urls_come_from_the_configuration_not_the_host_header() {
         "{e}"
     );
 }
+
+/// Requests for organisations that do not exist spend their address's budget: past it they are
+/// 429 without the lookup. Another address is not affected, nor is this address's valid token
+/// for an organisation the Worker has served; wrong tokens from one address do not refuse
+/// another address's valid token either. (`CF-Connecting-IP` passes through `wrangler dev`.)
+#[test]
+fn unknown_organisations_spend_the_address_budget_only() {
+    let s = limited_server();
+    let scanner = "198.51.100.7";
+    let served = Tenant::on(s, "scanned");
+    served
+        .call("GET", "/Users")
+        .header("CF-Connecting-IP", scanner)
+        .send()
+        .expect(200);
+    let (mut d1, mut refused) = (0, 0);
+    for i in 0..500 {
+        let r = s
+            .call("GET", &format!("/tenants/nosuchorg{i}/api/scim/v2/Users"))
+            .header("CF-Connecting-IP", scanner)
+            .bearer("scim_whatever")
+            .send();
+        match r.status {
+            404 => {}
+            429 => {
+                assert_eq!(d1_calls(&r), 0, "no lookup past the budget");
+                refused += 1;
+            }
+            other => panic!("an unknown organisation answered {other}: {}", r.text),
+        }
+        d1 += d1_calls(&r);
+    }
+    eprintln!("unknown organisations: {refused} × 429, {d1} D1 calls for 500 requests");
+    assert!(refused >= 450, "{refused} × 429");
+    assert!(d1 <= 50, "500 unknown organisations made {d1} D1 calls");
+    // The scanner's own valid token, for an organisation this Worker has served: served.
+    served
+        .call("GET", "/Users")
+        .header("CF-Connecting-IP", scanner)
+        .send()
+        .expect(200);
+    // Another address, a new organisation: unaffected.
+    let fresh = Tenant::on(s, "unscanned");
+    fresh
+        .call("GET", "/Users")
+        .header("CF-Connecting-IP", "198.51.100.8")
+        .send()
+        .expect(200);
+    // Wrong tokens for `fresh` from a third address spend that address's budget for `fresh`
+    // and `fresh`'s own: its valid token from elsewhere still passes.
+    for _ in 0..60 {
+        let r = s
+            .scim(&fresh.sub, "GET", "/Users")
+            .header("CF-Connecting-IP", "198.51.100.9")
+            .bearer("scim_wrong")
+            .send();
+        assert!([401, 429].contains(&r.status), "{}", r.status);
+    }
+    fresh
+        .call("GET", "/Users")
+        .header("CF-Connecting-IP", "198.51.100.8")
+        .send()
+        .expect(200);
+}
