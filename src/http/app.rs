@@ -38,7 +38,7 @@ fn operator_origin(value: &str, base_domain: &str) -> Result<Origin> {
     let bad = || {
         Error::internal(format!(
             "OPERATOR_ORIGIN must be an origin such as https://example.com, on a host that is not \
-             a tenant's (<subdomain>.{base_domain}); it is {value:?}"
+             a tenant's (<subdomain>.{base_domain}); it is '{value}'"
         ))
     };
     let url = worker::Url::parse(value.trim()).map_err(|_| bad())?;
