@@ -20,11 +20,11 @@
 //! wrong one) counts against the organisation and against the organisation from the client's
 //! address (`CF-Connecting-IP`); a request for an unknown organisation counts against the
 //! address ([`count_refusal`]). Only refusals count, so an identity provider that
-//! authenticates never spends it. Once the binding says a budget is spent, this isolate remembers it for the
-//! binding's period ([`over_budget`]), and a request under it whose credential the isolate
-//! does not know to be valid is answered `429` before any D1 call. A stranger with random
-//! tokens then costs nothing but the first refusals of each period, and its refusals are
-//! logged aggregated (`log_buffer`), never one entry each.
+//! authenticates never spends it. Once the binding says a budget is spent, this isolate
+//! remembers it for the binding's period ([`over_budget`]), and a request under it whose
+//! credential the isolate does not know to be valid is answered `429` before any D1 call. A
+//! stranger with random tokens then costs nothing but the first refusals of each period, and
+//! its refusals are logged aggregated (`log_buffer`), never one entry each.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
