@@ -53,7 +53,7 @@ pub const MAX_WARNINGS: usize = 20;
 pub const MAX_WARNING_BYTES: usize = 2_048;
 
 /// Characters of a resource's name kept in an entry (then `…`), as a write's batch keeps it
-/// ([`crate::store::trail::logged_name`]): a 100 KB userName is not logged whole.
+/// ([`crate::store::trail::LOGGED_NAME_CHARS`]): a 100 KB userName is not logged whole.
 pub const MAX_NAME_CHARS: usize = crate::store::trail::LOGGED_NAME_CHARS;
 
 /// `s` cut to `n` characters, with `…` when something was cut.

@@ -66,7 +66,7 @@ pub fn members(value: &Value) -> Result<Vec<NewMember>> {
 }
 
 /// Separate the operations on `attr` (a multi-valued attribute stored as rows) from the rest,
-/// which [`apply`] handles. Order among member operations is kept; member and attribute
+/// which [`super::apply`] handles. Order among member operations is kept; member and attribute
 /// operations touch disjoint data, so their relative order does not matter.
 pub fn take_members(ops: Vec<Operation>, attr: &str) -> Result<(Vec<Operation>, Vec<MemberOp>)> {
     let mut rest = Vec::new();

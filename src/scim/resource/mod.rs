@@ -19,9 +19,9 @@
 //!
 //! | module | owns |
 //! |---|---|
-//! | [`normalize`] | request bodies to the canonical form, and what must hold of a whole resource |
-//! | [`render`] | the canonical form to SCIM JSON: `id`, `schemas`, `meta`, references |
-//! | [`project`] | `attributes` / `excludedAttributes` (RFC 7644 §3.4.2.5) |
+//! | [`mod@normalize`] | request bodies to the canonical form, and what must hold of a whole resource |
+//! | [`mod@render`] | the canonical form to SCIM JSON: `id`, `schemas`, `meta`, references |
+//! | [`mod@project`] | `attributes` / `excludedAttributes` (RFC 7644 §3.4.2.5) |
 
 pub mod normalize;
 pub mod project;
