@@ -10,6 +10,8 @@ ALTER TABLE logs ADD COLUMN refusal_key TEXT;
 ALTER TABLE logs ADD COLUMN count INTEGER;
 
 CREATE UNIQUE INDEX logs_refusals ON logs (tenant_id, refusal_key) WHERE refusal_key IS NOT NULL;
+-- The refusals' own cap walks these alone, newest first, not the organisation's whole log.
+CREATE INDEX logs_refusals_by_time ON logs (tenant_id, at, seq) WHERE refusal_key IS NOT NULL;
 
 -- The console's CSRF token is stored as its SHA-256, like the link and the session themselves.
 -- Sessions started before this migration held it in plain text: they end here (the admin opens

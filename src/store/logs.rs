@@ -101,7 +101,7 @@ pub fn refusals_stmt(tenant_id: &str, all: &[Refusals]) -> Option<Stmt> {
             "INSERT INTO logs (tenant_id, at, method, route, status, failed, detail, summary, \
              refusal_key, count, duration_ms) SELECT ?, {}, {}, {}, {}, 1, {}, {}, {}, {}, 0 \
              FROM json_each(?) j \
-             WHERE true ORDER BY j.key ON CONFLICT (tenant_id, refusal_key) \
+             WHERE true ON CONFLICT (tenant_id, refusal_key) \
              WHERE refusal_key IS NOT NULL DO UPDATE SET count = logs.count + excluded.count, \
              method = excluded.method, route = excluded.route",
             column(0),

@@ -12,6 +12,7 @@ use super::fixture::{directory as seeded, Recorder, T};
 use super::logs::{self, LogQuery};
 use super::sqlite::Sqlite;
 use super::upkeep;
+use super::Executor;
 
 /// A scan step that reads no table: a JSON array (`json_each`, aliased `j`), a constant row, or
 /// a subquery's own rows (`x`, `c`).
@@ -77,6 +78,20 @@ fn the_host_apps_statements_seek_their_organisation() {
         upkeep::cap_logs(&r, &[T.to_string()], 5, 5)
             .await
             .expect("cap");
+        let refused = logs::Refusals {
+            at: 1,
+            minute: 0,
+            address: "203.0.113.9".into(),
+            reason: "no-token",
+            words: "no Secret Token was sent",
+            status: 401,
+            method: "GET",
+            route: "/Users",
+            count: 1,
+        };
+        if let Some(stmt) = logs::refusals_stmt(T, &[refused]) {
+            r.query(stmt).await.expect("refusals");
+        }
         upkeep::purge_round(&r, "ten_b").await.expect("purge");
     });
     let seen = r.seen.borrow();
