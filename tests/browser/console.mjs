@@ -90,11 +90,13 @@ try {
   const rtl = "\u202Emoc.emca@evil\u200B";
   assert.equal(await create(token, { userName: long }), 201);
   assert.equal(await create(token, { userName: rtl }), 201);
-  // The entries are written just after the responses: reload until the page lists them.
+  // The entries are written just after the responses: reload until the page lists them. The
+  // name's hidden controls are shown for what they are, and isolated in its own <bdi>.
+  const shown = "⟨U+202E⟩moc.emca@evil⟨U+200B⟩";
   for (let i = 0; i < 40; i++) {
     await page.reload();
     const seen = await page
-      .waitForFunction((n) => [...document.querySelectorAll("#activity bdi")].some((b) => b.textContent === n), rtl, { timeout: 1_000 })
+      .waitForFunction((n) => [...document.querySelectorAll("#activity bdi")].some((b) => b.textContent === n), shown, { timeout: 1_000 })
       .then(() => true, () => false);
     if (seen) break;
   }
@@ -104,20 +106,22 @@ try {
       bs
         .filter((b) => b.textContent === n)
         .map((b) => ({ bidi: getComputedStyle(b).unicodeBidi, after: b.nextSibling?.textContent ?? "" })),
-    rtl,
+    shown,
   );
-  assert.ok(isolated.length > 0, `the right-to-left name is in a <bdi>: ${errors.join("; ")} ${(await page.innerHTML("#activity")).slice(0, 1500)}`);
+  assert.ok(isolated.length > 0, `the right-to-left name is shown in a <bdi>: ${errors.join("; ")} ${(await page.innerHTML("#activity")).slice(0, 1500)}`);
   for (const b of isolated) {
     assert.equal(b.bidi, "isolate");
     assert.match(b.after, /created/, "the words after the name are outside its <bdi>");
   }
+  const hidden = await page.$$eval("#activity bdi", (bs) => bs.some((b) => /[\u200B\u202E]/.test(b.textContent)));
+  assert.equal(hidden, false, "no hidden control reaches the page");
   for (const width of [1100, 390]) {
     await page.setViewportSize({ width, height: 900 });
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok(overflow <= 0, `at ${width}px the page is ${overflow}px too wide`);
   }
   await page.setViewportSize({ width: 1100, height: 900 });
-  step("a 10 KB name wraps and a right-to-left name is isolated, at a laptop's width and a phone's");
+  step("a 10 KB name wraps, a right-to-left name is isolated with its controls shown, at a laptop's width and a phone's");
 
   // 3. A wrong token is a failure the page shows as one.
   assert.equal(await scim("not-a-token"), 401);

@@ -34,11 +34,18 @@ function cell(text, className) {
   return td;
 }
 
+/** Characters that change how text reads without showing themselves: bidirectional controls
+ * (a right-to-left override makes "\u202Emoc.emca@evil" read "live@acme.com") and zero-width ones. */
+const HIDDEN = /[\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF]/g;
+
+/** Such characters shown for what they are: ⟨U+202E⟩. */
+const reveal = (s) => s.replace(HIDDEN, (c) => `⟨U+${c.codePointAt(0).toString(16).toUpperCase().padStart(4, "0")}⟩`);
+
 /** Client-supplied text (a name, a path, a warning): in its own <bdi>, so that its direction
- * (a right-to-left override, say) cannot reorder the text around it. */
+ * cannot reorder the text around it, with its hidden controls shown. */
 function bdi(text) {
   const b = document.createElement("bdi");
-  b.textContent = text;
+  b.textContent = reveal(text);
   return b;
 }
 
