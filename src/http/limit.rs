@@ -118,6 +118,10 @@ fn budget_keys(address: &str, tenant_id: Option<&str>) -> Vec<String> {
 pub fn over_budget(now: i64, address: &str, tenant_id: Option<&str>) -> bool {
     SPENT.with(|m| {
         let m = m.borrow();
+        // The common case, on every request: nothing spent, nothing to build.
+        if m.is_empty() {
+            return false;
+        }
         budget_keys(address, tenant_id)
             .iter()
             .any(|key| m.get(key).is_some_and(|until| *until > now))

@@ -85,14 +85,16 @@ const CLOSE: char = '\u{E001}';
 /// Client text for a detail: the first [`QUOTE_CHARS`] characters, then `…` if there was more,
 /// marked as the client's (so that the log can leave it out, [`Error::redacted`]).
 pub fn quote(s: &str) -> String {
-    let mut chars = s.chars().filter(|&c| c != OPEN && c != CLOSE);
-    let mut out = String::with_capacity(s.len().min(QUOTE_CHARS * 4).saturating_add(8));
-    out.push(OPEN);
-    out.extend(chars.by_ref().take(QUOTE_CHARS));
+    format!("{OPEN}{}{CLOSE}", cut(&plain(s), QUOTE_CHARS))
+}
+
+/// `s` cut to `n` characters, with `…` when something was cut.
+pub fn cut(s: &str, n: usize) -> String {
+    let mut chars = s.chars();
+    let mut out: String = chars.by_ref().take(n).collect();
     if chars.next().is_some() {
         out.push('…');
     }
-    out.push(CLOSE);
     out
 }
 

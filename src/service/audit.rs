@@ -17,7 +17,7 @@
 
 use std::cell::{Cell, RefCell};
 
-use crate::scim::error::{plain, Error, Result};
+use crate::scim::error::{cut, plain, Error, Result};
 use crate::scim::schema::{Resolved, ResourceType};
 use crate::store::logs::{self, Refusals};
 use crate::store::trail::LogEntry;
@@ -55,16 +55,6 @@ pub const MAX_WARNING_BYTES: usize = 2_048;
 /// Characters of a resource's name kept in an entry (then `…`), as a write's batch keeps it
 /// ([`crate::store::trail::LOGGED_NAME_CHARS`]): a 100 KB userName is not logged whole.
 pub const MAX_NAME_CHARS: usize = crate::store::trail::LOGGED_NAME_CHARS;
-
-/// `s` cut to `n` characters, with `…` when something was cut.
-pub fn cut(s: &str, n: usize) -> String {
-    let mut chars = s.chars();
-    let mut out: String = chars.by_ref().take(n).collect();
-    if chars.next().is_some() {
-        out.push('…');
-    }
-    out
-}
 
 /// The log entry of one request, filled in as the request goes.
 #[derive(Debug, Default)]
@@ -253,13 +243,7 @@ pub enum Refusal {
 impl Refusal {
     /// Its part of the aggregated entry of its minute, address and reason: `route` is the
     /// route's template, never the path the stranger sent.
-    pub fn entry(
-        self,
-        now: i64,
-        address: &str,
-        method: &'static str,
-        route: &'static str,
-    ) -> Refusals {
+    pub fn entry(self, now: i64, address: &str, method: String, route: &'static str) -> Refusals {
         let (reason, words, status) = match self {
             Refusal::NoToken => ("no-token", "no Secret Token was sent", 401),
             Refusal::InvalidToken => (

@@ -478,7 +478,7 @@ fn refusals_aggregate_and_are_capped_apart_from_requests() {
         reason,
         words: "no Secret Token was sent",
         status: 401,
-        method: "GET",
+        method: "GET".into(),
         route: "/Users/{id}",
         count,
     };

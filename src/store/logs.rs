@@ -39,14 +39,12 @@ pub fn insert_stmt(tenant_id: &str, entries: &[LogEntry]) -> Option<Stmt> {
             ])
         })
         .collect();
-    let column = |i: usize| format!("j.value ->> '$[{i}]'");
-    let values: Vec<String> = (0..14).map(column).collect();
     Some(Stmt::new(
         format!(
             "INSERT INTO logs (tenant_id, at, method, route, resource_type, resource_id, \
              resource_name, status, failed, scim_type, detail, summary, warnings, duration_ms, \
              request_id) SELECT ?, {} FROM json_each(?) j ORDER BY j.key",
-            values.join(", ")
+            columns(14)
         ),
         vec![tenant_id.into(), Value::Array(rows).to_string().into()],
     ))
@@ -68,7 +66,7 @@ pub struct Refusals {
     pub words: &'static str,
     pub status: u16,
     /// The method and the route template of the latest such request (never its raw path).
-    pub method: &'static str,
+    pub method: String,
     pub route: &'static str,
     pub count: u64,
 }
@@ -94,27 +92,27 @@ pub fn refusals_stmt(tenant_id: &str, all: &[Refusals]) -> Option<Stmt> {
             ])
         })
         .collect();
-    let column = |i: usize| format!("j.value ->> '$[{i}]'");
     // `WHERE true`: SQLite's parser needs it between a SELECT and an upsert's ON CONFLICT.
     Some(Stmt::new(
         format!(
-            "INSERT INTO logs (tenant_id, at, method, route, status, failed, detail, summary, \
-             refusal_key, count, duration_ms) SELECT ?, {}, {}, {}, {}, 1, {}, {}, {}, {}, 0 \
-             FROM json_each(?) j \
+            "INSERT INTO logs (tenant_id, at, method, route, status, detail, summary, \
+             refusal_key, count, failed, duration_ms) SELECT ?, {}, 1, 0 FROM json_each(?) j \
              WHERE true ON CONFLICT (tenant_id, refusal_key) \
              WHERE refusal_key IS NOT NULL DO UPDATE SET count = logs.count + excluded.count, \
              method = excluded.method, route = excluded.route",
-            column(0),
-            column(1),
-            column(2),
-            column(3),
-            column(4),
-            column(5),
-            column(6),
-            column(7),
+            columns(8)
         ),
         vec![tenant_id.into(), Value::Array(rows).to_string().into()],
     ))
+}
+
+/// The first `n` elements of each row of a JSON array of rows (`j`, from `json_each`), as
+/// the columns of a SELECT.
+fn columns(n: usize) -> String {
+    (0..n)
+        .map(|i| format!("j.value ->> '$[{i}]'"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Which entries a log page reads, newest first (by the request's time, then by seq).

@@ -85,7 +85,7 @@ fn the_host_apps_statements_seek_their_organisation() {
             reason: "no-token",
             words: "no Secret Token was sent",
             status: 401,
-            method: "GET",
+            method: "GET".into(),
             route: "/Users",
             count: 1,
         };

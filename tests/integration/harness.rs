@@ -640,3 +640,15 @@ fn split_response(raw: &[u8]) -> Option<(String, String)> {
     let (head, body) = text.split_once("\r\n\r\n")?;
     Some((head.to_string(), body.to_string()))
 }
+
+/// The `Server-Timing` header's count of D1 calls.
+pub fn d1_calls(r: &Resp) -> u32 {
+    let st = r.header("server-timing").expect("Server-Timing");
+    let d1 = st.split(", ").find(|m| m.starts_with("d1;")).expect("d1");
+    let calls = d1.split("desc=\"").nth(1).expect("desc");
+    calls
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("a count")
+}

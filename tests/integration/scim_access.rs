@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::harness::server;
+use crate::harness::{d1_calls, server};
 use crate::{new_tenant, new_token};
 
 const EMPTY_LIST: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
@@ -225,18 +225,6 @@ fn revoked_token_is_refused_at_once_and_stays_refused() {
         .bearer(token)
         .send()
         .scim_error(401);
-}
-
-/// The `Server-Timing` header's count of D1 calls.
-fn d1_calls(r: &crate::harness::Resp) -> u32 {
-    let st = r.header("server-timing").expect("Server-Timing");
-    let d1 = st.split(", ").find(|m| m.starts_with("d1;")).expect("d1");
-    let calls = d1.split("desc=\"").nth(1).expect("desc");
-    calls
-        .split(' ')
-        .next()
-        .and_then(|n| n.parse().ok())
-        .expect("a count")
 }
 
 /// Authentication rides in each operation's own D1 call: a read is one call, a create one, an

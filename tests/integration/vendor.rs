@@ -42,7 +42,7 @@ pub fn all_pages(s: &Server, path: &str, limit: u32) -> Vec<Value> {
 
 /// Every entry of a log once it holds `n`: entries written after the response reach it within
 /// a fraction of a second (they are gathered per organisation and written together).
-fn logs_when(s: &Server, path: &str, n: usize) -> Vec<Value> {
+pub fn logs_when(s: &Server, path: &str, n: usize) -> Vec<Value> {
     let deadline = Instant::now() + std::time::Duration::from_secs(20);
     loop {
         let logs = all_pages(s, path, 100);

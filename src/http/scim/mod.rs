@@ -95,7 +95,8 @@ pub async fn serve(app: &App, req: Request, sub: &str, mount: &str, path: &str) 
     let db = app.db_for(sub)?;
     let audit = Audit::new(entry_of(app, &req, rest));
     let address = limit::client_address(&req);
-    let method = known_method(&req);
+    // A method the runtime names (`http::handle` answered any other 405), as `entry_of` has it.
+    let method = req.method().to_string();
     let mut seen = Seen::default();
     let result = authenticated(app, req, sub, mount, rest, &db, &audit, &address, &mut seen).await;
     match (seen.tenant, seen.refusal) {
@@ -118,20 +119,6 @@ struct Seen {
     tenant: Option<String>,
     /// Why authentication refused it, if it did.
     refusal: Option<Refusal>,
-}
-
-/// The request's method as a log entry names it: one of the methods SCIM uses, or `OTHER`.
-fn known_method(req: &Request) -> &'static str {
-    match super::reply::method(req) {
-        Some(Method::Get) => "GET",
-        Some(Method::Head) => "HEAD",
-        Some(Method::Post) => "POST",
-        Some(Method::Put) => "PUT",
-        Some(Method::Patch) => "PATCH",
-        Some(Method::Delete) => "DELETE",
-        Some(Method::Options) => "OPTIONS",
-        _ => "OTHER",
-    }
 }
 
 /// What the edge knows of a request for its log entry: never the query string (it may hold
