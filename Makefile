@@ -1,5 +1,6 @@
 # scim-edge: two commands on a fresh machine.
 #   make dev    set up, build, migrate local D1, serve on http://127.0.0.1:$(PORT)
+#               (SHARDS=3: on DB and two more local D1 databases)
 #   make test   set up (Debian's chromium too), lint, unit tests, a short fuzz pass, build,
 #               integration tests over `wrangler dev` (the console in headless Chromium among
 #               them), the external conformance suite scim2-tester, deploy check
@@ -35,7 +36,7 @@ SOURCES := $(shell find src -type f) Cargo.toml Cargo.lock
 FEATURES := --features host-sqlite
 FUZZ_INPUTS ?= 10000000
 
-.PHONY: help setup toolchain chromium dev migrate-local build test lint unit fuzz-short fuzz integration conformance deploy-check bench clean
+.PHONY: help setup toolchain chromium dev migrate-local migrate-remote build test lint unit fuzz-short fuzz integration conformance deploy-check bench clean
 
 help:
 	@echo "make dev    serve the Worker locally on http://127.0.0.1:$(PORT) (embedded D1/KV)"
@@ -91,8 +92,24 @@ build/index.js: $(SOURCES)
 .dev.vars:
 	cp .dev.vars.example .dev.vars
 
-migrate-local: setup
-	CI=true wrangler d1 migrations apply DB --local --persist-to $(STATE)
+# SHARDS=N (default 1): DB and SHARD_2 … SHARD_N, each a local D1 database, from a config that
+# is wrangler.toml with those bindings added (src/service/shards.rs: a shard is DB or any D1
+# binding named SHARD_…). Migrations apply to every shard of the config, one command for all.
+SHARDS ?= 1
+CONFIG := $(if $(filter-out 1,$(SHARDS)),wrangler.shards-$(SHARDS).toml,wrangler.toml)
+SHARD_BINDINGS = $(shell sed -n 's/^binding = "\(DB\|SHARD_[A-Z0-9_]*\)"$$/\1/p' $(CONFIG))
+
+wrangler.shards-%.toml: wrangler.toml
+	@{ cat wrangler.toml; for n in $$(seq 2 $*); do \
+		printf '\n[[d1_databases]]\nbinding = "SHARD_%s"\ndatabase_name = "scim-edge-shard-%s"\ndatabase_id = "00000000-0000-0000-0000-%012d"\nmigrations_dir = "migrations"\n' $$n $$n $$n; \
+	done; } > $@
+
+migrate-local: setup $(CONFIG)
+	@for b in $(SHARD_BINDINGS); do CI=true wrangler d1 migrations apply $$b --local --persist-to $(STATE) -c $(CONFIG); done
+
+# Every shard of wrangler.toml (README, Deploy): `make migrate-remote`.
+migrate-remote: setup
+	@for b in $(SHARD_BINDINGS); do wrangler d1 migrations apply $$b --remote -c $(CONFIG); done
 
 dev: build .dev.vars migrate-local
 	@echo
@@ -101,7 +118,7 @@ dev: build .dev.vars migrate-local
 	@echo "create a tenant:"
 	@echo "  curl -s -X POST http://127.0.0.1:$(PORT)/admin/v1/tenants -H 'Authorization: Bearer dev-admin-token' -d '{\"subdomain\":\"acme\",\"name\":\"Acme Corp\"}'"
 	@echo
-	wrangler dev --local --ip 127.0.0.1 --port $(PORT) --persist-to $(STATE)
+	wrangler dev --local --ip 127.0.0.1 --port $(PORT) --persist-to $(STATE) -c $(CONFIG)
 
 ## Tests --------------------------------------------------------------------------------------
 

@@ -128,11 +128,11 @@ try {
 
   // The change feed: every change once.
   const events = [];
-  for (let cursor = "0"; ; ) {
+  for (let cursor = ""; ; ) {
     const page = (await call("GET", `/admin/v1/tenants/faults/events?after=${cursor}&limit=1000`, { token: ADMIN, ok: [200] })).json;
     events.push(...page.items);
-    cursor = page.cursor;
-    if (!page.hasMore) break;
+    cursor = page.next;
+    if (page.items.length < 1000) break;
   }
   const count = (type) => events.filter((e) => e.type === type).length;
   const feed = { created: count("user.created"), deleted: count("user.deleted") };

@@ -5,7 +5,7 @@
 // Worker in worker.mjs writes it in the same D1 batch as their effects), and a crash or a
 // retry neither skips nor repeats an event.
 
-/** One page of the feed after `cursor` (`"0"`: from the oldest kept). */
+/** One page of the feed after `cursor` (`""`: from the oldest kept). The cursor is opaque. */
 export async function page({ origin, adminToken, cursor, subdomain, limit = 100 }) {
   const path = subdomain ? `/admin/v1/tenants/${subdomain}/events` : "/admin/v1/events";
   const url = new URL(path, origin);
@@ -16,7 +16,7 @@ export async function page({ origin, adminToken, cursor, subdomain, limit = 100 
     throw new Error(`feed unavailable (${r.status}); retry later from cursor ${cursor}`);
   }
   if (!r.ok) throw new Error(`feed: ${r.status} ${await r.text()}`);
-  return r.json(); // {items, cursor, hasMore}
+  return r.json(); // {items, next}: `next` resumes after the page (a feed has no last page)
 }
 
 /**
@@ -24,11 +24,12 @@ export async function page({ origin, adminToken, cursor, subdomain, limit = 100 
  * events and the cursor that follows them; it must store both together. Returns the last
  * cursor.
  */
-export async function drain({ origin, adminToken, cursor = "0", subdomain, applyPage }) {
+export async function drain({ origin, adminToken, cursor = "", subdomain, applyPage, limit = 100 }) {
   for (;;) {
-    const p = await page({ origin, adminToken, cursor, subdomain });
-    if (p.items.length > 0) await applyPage(p.items, p.cursor);
-    cursor = p.cursor;
-    if (!p.hasMore) return cursor;
+    const p = await page({ origin, adminToken, cursor, subdomain, limit });
+    if (p.items.length > 0) await applyPage(p.items, p.next);
+    cursor = p.next;
+    // A page shorter than asked for: caught up (for now).
+    if (p.items.length < limit) return cursor;
   }
 }

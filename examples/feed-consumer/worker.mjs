@@ -50,7 +50,7 @@ export async function sync(env) {
   return drain({
     origin: env.SCIM_EDGE_ORIGIN,
     adminToken: env.SCIM_EDGE_ADMIN_TOKEN,
-    cursor: row?.cursor ?? "0",
+    cursor: row?.cursor ?? "",
     applyPage: async (events, next) => {
       const writes = events.flatMap((e) => statements(db, e));
       writes.push(

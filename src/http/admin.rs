@@ -5,8 +5,8 @@
 //! `{"status", "error", "message"}`.
 //!
 //! ```text
-//! POST   /admin/v1/tenants                          create {subdomain, name?, provisioningEnabled?}
-//! GET    /admin/v1/tenants                          list
+//! POST   /admin/v1/tenants                          create {subdomain, name?, provisioningEnabled?, shard?}
+//! GET    /admin/v1/tenants?after=&limit=            a page: {items, next}
 //! GET    /admin/v1/tenants/{sub}                    read
 //! PATCH  /admin/v1/tenants/{sub}                    {name?, provisioningEnabled?}
 //! DELETE /admin/v1/tenants/{sub}                    unreachable at once, then purged: 202 {remaining}
@@ -14,7 +14,12 @@
 //! GET    /admin/v1/tenants/{sub}/tokens             [{id, createdAt, lastUsedAt, hint}]
 //! DELETE /admin/v1/tenants/{sub}/tokens/{id}        revoke
 //! POST   /admin/v1/tenants/{sub}/console-links      a one-time link to the console: 201 {url, expiresAt}
+//! GET    /admin/v1/shards                           each shard: {binding, open, organisations, users, …, bytes}
+//! PATCH  /admin/v1/shards/{binding}                 {open}: open or close it for placement
 //! ```
+//!
+//! Every list answers one page shape, `{items, next}`: `next` is what to pass as `after` for
+//! the following page (`null` on the last; the change feed's is never `null`).
 //!
 //! The host app's reads (feed, directory, log, summary, purges) are [`super::vendor`]'s.
 
@@ -26,11 +31,14 @@ use worker::{Method, Request};
 use super::app::App;
 use super::console;
 use super::reply::{header, json_body, Reply};
+use super::shards::{forget, learn, Place};
 use super::vendor;
 use crate::scim::error::{quote, Error, Result};
-use crate::service::{tenants, upkeep};
+use crate::service::shards::Located;
+use crate::service::{shards, tenants, upkeep};
 use crate::store::d1::D1;
-use crate::store::tenants::Tenant;
+use crate::store::directory::Page;
+use crate::store::organisations::Organisation;
 use crate::tenancy::token;
 use crate::time::rfc3339;
 
@@ -52,19 +60,44 @@ enum Route<'a> {
     Summary(&'a str),
     ConsoleLinks(&'a str),
     Purges,
+    Shards,
+    Shard(&'a str),
     Unknown,
+}
+
+impl<'a> Route<'a> {
+    /// The organisation a route of one organisation's acts for.
+    fn organisation(&self) -> Option<&'a str> {
+        match *self {
+            Route::Tokens(s)
+            | Route::Token(s, _)
+            | Route::Events(Some(s))
+            | Route::Users(s)
+            | Route::User(s, _)
+            | Route::Groups(s)
+            | Route::Group(s, _)
+            | Route::Members(s, _)
+            | Route::Logs(s)
+            | Route::Summary(s)
+            | Route::ConsoleLinks(s) => Some(s),
+            _ => None,
+        }
+    }
 }
 
 fn parse(path: &str) -> Route<'_> {
     let rest = path.trim_start_matches("/admin/v1").trim_matches('/');
     let segments: Vec<&str> = rest.split('/').collect();
-    if segments.iter().any(|s| s.is_empty()) && rest != "tenants" && rest != "events" {
+    let whole = ["tenants", "events", "shards"];
+    if segments.iter().any(|s| s.is_empty()) && !whole.contains(&rest) {
         return Route::Unknown;
     }
     match segments.as_slice() {
         ["tenants"] => Route::Tenants,
         ["events"] => Route::Events(None),
         ["purges"] => Route::Purges,
+        ["shards"] => Route::Shards,
+        ["shards", binding] => Route::Shard(binding),
         ["tenants", sub] => Route::Tenant(sub),
         ["tenants", sub, "tokens"] => Route::Tokens(sub),
         ["tenants", sub, "tokens", id] => Route::Token(sub, id),
@@ -86,12 +119,13 @@ pub const ALLOW: &str = "GET, POST, PATCH, DELETE";
 
 pub async fn serve(app: &App, mut req: Request, path: &str) -> Result<Reply> {
     authorize(app, &req)?;
-    let db = app.directory()?;
-    let a = Admin { app, db: &db };
+    let a = Admin { app };
+    let all = app.databases();
     let method = req.method();
-    match parse(path) {
+    let route = parse(path);
+    match route {
         Route::Tenants => match method {
-            Method::Get => a.list_tenants().await,
+            Method::Get => a.list_tenants(&vendor::Query::of(&req)?).await,
             Method::Post => a.create_tenant(body(&mut req).await?).await,
             _ => Err(Error::method_not_allowed("GET, POST")),
         },
@@ -99,52 +133,43 @@ pub async fn serve(app: &App, mut req: Request, path: &str) -> Result<Reply> {
             Method::Get => a.get_tenant(sub).await,
             Method::Patch => a.update_tenant(sub, body(&mut req).await?).await,
             Method::Delete => {
-                let purge = upkeep::delete_tenant(a.db, &app.rt, sub, DELETE_BUDGET_MS);
-                Ok(Reply::json(202, vendor::purge_json(&purge.await?)))
+                let purge = upkeep::delete_tenant(&all, &app.rt, sub, DELETE_BUDGET_MS);
+                let purge = purge.await?;
+                forget(sub);
+                Ok(Reply::json(202, vendor::purge_json(&purge)))
             }
             _ => Err(Error::method_not_allowed("GET, PATCH, DELETE")),
         },
-        Route::Tokens(sub) => match method {
-            Method::Get => a.list_tokens(sub).await,
-            Method::Post => {
-                let options = maybe_body(&mut req).await?.unwrap_or_default();
-                a.create_token(sub, options).await
-            }
-            _ => Err(Error::method_not_allowed("GET, POST")),
+        Route::Shards => match method {
+            Method::Get => a.list_shards().await,
+            _ => Err(Error::method_not_allowed("GET")),
         },
-        Route::Token(sub, id) => match method {
-            Method::Delete => {
-                tenants::revoke_token(a.db, sub, id).await?;
-                Ok(Reply::no_content())
+        Route::Shard(binding) => match method {
+            Method::Patch => {
+                let change: UpdateShard = body(&mut req).await?;
+                shards::set_open(&all, binding, change.open).await?;
+                a.list_shards().await
             }
-            _ => Err(Error::method_not_allowed("DELETE")),
-        },
-        Route::ConsoleLinks(sub) => match method {
-            Method::Post => console::create_link(app, a.db, sub).await,
-            _ => Err(Error::method_not_allowed("POST")),
+            _ => Err(Error::method_not_allowed("PATCH")),
         },
         Route::Unknown => Err(Error::not_found(format!("no admin route {}", quote(path)))),
-        read => {
+        Route::Purges | Route::Events(None) => {
             if method != Method::Get {
                 return Err(Error::method_not_allowed("GET"));
             }
-            let q = vendor::Query::of(&req)?;
-            let db = a.db;
-            match read {
-                Route::Events(sub) => vendor::events(db, sub, &q).await,
-                Route::Users(sub) => vendor::users(db, sub, &q).await,
-                Route::User(sub, id) => vendor::one(db, sub, false, id).await,
-                Route::Groups(sub) => vendor::groups(db, sub, &q).await,
-                Route::Group(sub, id) => vendor::one(db, sub, true, id).await,
-                Route::Members(sub, id) => vendor::members(db, sub, id, &q).await,
-                Route::Logs(sub) => vendor::logs(db, sub, &q).await,
-                Route::Summary(sub) => vendor::summary(app, db, sub).await,
-                _ => {
-                    let purges = upkeep::pending(db).await?;
-                    let items: Vec<Value> = purges.iter().map(vendor::purge_json).collect();
-                    Ok(Reply::json(200, json!({ "items": items })))
-                }
+            if route == Route::Purges {
+                let purges = upkeep::pending(&all).await?;
+                let items: Vec<Value> = purges.iter().map(vendor::purge_json).collect();
+                return Ok(Reply::json(200, json!({ "items": items, "next": null })));
             }
+            vendor::events(app, None, &vendor::Query::of(&req)?).await
+        }
+        per_org => {
+            let Some(sub) = per_org.organisation() else {
+                return Err(Error::not_found(format!("no admin route {}", quote(path))));
+            };
+            let at = shards::locate(&all, sub).await?;
+            a.per_organisation(req, per_org, sub, &at).await
         }
     }
 }
@@ -190,6 +215,9 @@ struct CreateTenant {
     subdomain: String,
     name: Option<String>,
     provisioning_enabled: Option<bool>,
+    /// The shard to place it on (any shard, open for placement or not); by default the open
+    /// one with the fewest bytes.
+    shard: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -206,10 +234,15 @@ struct CreateToken {
     revoke_existing: bool,
 }
 
-/// One admin request's reach: the directory database.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateShard {
+    open: bool,
+}
+
+/// One admin request.
 struct Admin<'a> {
     app: &'a App,
-    db: &'a D1,
 }
 
 impl Admin<'_> {
@@ -217,11 +250,12 @@ impl Admin<'_> {
         self.app.tenant_url(sub)
     }
 
-    fn tenant_json(&self, t: &Tenant) -> Value {
+    fn tenant_json(&self, t: &Organisation) -> Value {
         json!({
             "subdomain": t.subdomain,
             "name": t.name,
             "provisioningEnabled": t.provisioning_enabled,
+            "shard": t.shard,
             "createdAt": rfc3339(t.created_at),
             "updatedAt": rfc3339(t.updated_at),
             "tenantUrl": self.url_of(&t.subdomain),
@@ -229,34 +263,41 @@ impl Admin<'_> {
     }
 
     async fn create_tenant(&self, req: CreateTenant) -> Result<Reply> {
-        let tenant = tenants::create(
-            self.db,
+        let org = tenants::create(
+            &self.app.databases(),
             &self.app.rt,
             &req.subdomain,
             req.name.as_deref(),
             req.provisioning_enabled,
+            req.shard.as_deref(),
         )
         .await?;
-        Ok(Reply::json(201, self.tenant_json(&tenant)).with_header(
-            "location",
-            format!("/admin/v1/tenants/{}", tenant.subdomain),
-        ))
+        learn(
+            &org.subdomain,
+            Place {
+                id: org.id.clone(),
+                shard: org.shard.clone(),
+            },
+        );
+        Ok(Reply::json(201, self.tenant_json(&org))
+            .with_header("location", format!("/admin/v1/tenants/{}", org.subdomain)))
     }
 
-    async fn list_tenants(&self) -> Result<Reply> {
-        let all = tenants::list(self.db).await?;
-        let items: Vec<Value> = all.iter().map(|t| self.tenant_json(t)).collect();
-        Ok(Reply::json(200, Value::Array(items)))
+    /// `GET /admin/v1/tenants?after=&limit=`: a page in subdomain order.
+    async fn list_tenants(&self, q: &vendor::Query) -> Result<Reply> {
+        let (orgs, next) = tenants::list(&self.app.databases(), q.get("after"), q.limit()?).await?;
+        let items: Vec<Value> = orgs.iter().map(|t| self.tenant_json(t)).collect();
+        Ok(vendor::page_json(Page { items, next }))
     }
 
     async fn get_tenant(&self, sub: &str) -> Result<Reply> {
-        let t = tenants::get(self.db, sub).await?;
+        let t = tenants::get(&self.app.databases(), sub).await?;
         Ok(Reply::json(200, self.tenant_json(&t)))
     }
 
     async fn update_tenant(&self, sub: &str, req: UpdateTenant) -> Result<Reply> {
         let t = tenants::update(
-            self.db,
+            &self.app.databases(),
             &self.app.rt,
             sub,
             req.name.as_deref(),
@@ -266,9 +307,79 @@ impl Admin<'_> {
         Ok(Reply::json(200, self.tenant_json(&t)))
     }
 
-    async fn create_token(&self, sub: &str, req: CreateToken) -> Result<Reply> {
-        let generated =
-            tenants::create_token(self.db, &self.app.rt, sub, req.revoke_existing).await?;
+    /// `GET /admin/v1/shards`: each shard's placement state and what it holds, counted there.
+    async fn list_shards(&self) -> Result<Reply> {
+        let views = shards::figures(&self.app.databases(), &self.app.rt).await?;
+        let items: Vec<Value> = views
+            .iter()
+            .map(|v| {
+                json!({
+                    "binding": v.binding,
+                    "open": v.open,
+                    "organisations": v.figures.organisations,
+                    "users": v.figures.users,
+                    "groups": v.figures.groups,
+                    "events": v.figures.events,
+                    "logEntries": v.figures.log_entries,
+                    "bytes": v.figures.bytes,
+                })
+            })
+            .collect();
+        Ok(Reply::json(200, json!({"items": items, "next": null})))
+    }
+
+    /// A route of one organisation's, on its shard `db` (binding `binding`).
+    async fn per_organisation(
+        &self,
+        mut req: Request,
+        route: Route<'_>,
+        sub: &str,
+        at: &Located<D1>,
+    ) -> Result<Reply> {
+        let (db, binding, id) = (&at.db, at.org.shard.as_str(), at.org.id.as_str());
+        let app = self.app;
+        let method = req.method();
+        match route {
+            Route::Tokens(_) => match method {
+                Method::Get => self.list_tokens(db, sub).await,
+                Method::Post => {
+                    let options = maybe_body(&mut req).await?.unwrap_or_default();
+                    self.create_token(db, sub, options).await
+                }
+                _ => Err(Error::method_not_allowed("GET, POST")),
+            },
+            Route::Token(_, id) => match method {
+                Method::Delete => {
+                    tenants::revoke_token(db, sub, id).await?;
+                    Ok(Reply::no_content())
+                }
+                _ => Err(Error::method_not_allowed("DELETE")),
+            },
+            Route::ConsoleLinks(_) => match method {
+                Method::Post => console::create_link(app, db, id, sub).await,
+                _ => Err(Error::method_not_allowed("POST")),
+            },
+            read => {
+                if method != Method::Get {
+                    return Err(Error::method_not_allowed("GET"));
+                }
+                let q = vendor::Query::of(&req)?;
+                match read {
+                    Route::Events(_) => vendor::events(app, Some((db, binding, sub)), &q).await,
+                    Route::Users(_) => vendor::users(db, sub, &q).await,
+                    Route::User(_, id) => vendor::one(db, sub, false, id).await,
+                    Route::Groups(_) => vendor::groups(db, sub, &q).await,
+                    Route::Group(_, id) => vendor::one(db, sub, true, id).await,
+                    Route::Members(_, id) => vendor::members(db, sub, id, &q).await,
+                    Route::Logs(_) => vendor::logs(db, sub, &q).await,
+                    _ => vendor::summary(app, db, sub).await,
+                }
+            }
+        }
+    }
+
+    async fn create_token(&self, db: &D1, sub: &str, req: CreateToken) -> Result<Reply> {
+        let generated = tenants::create_token(db, &self.app.rt, sub, req.revoke_existing).await?;
         Ok(Reply::json(
             201,
             json!({
@@ -280,8 +391,8 @@ impl Admin<'_> {
         ))
     }
 
-    async fn list_tokens(&self, sub: &str) -> Result<Reply> {
-        let items: Vec<Value> = tenants::list_tokens(self.db, sub)
+    async fn list_tokens(&self, db: &D1, sub: &str) -> Result<Reply> {
+        let items: Vec<Value> = tenants::list_tokens(db, sub)
             .await?
             .iter()
             .map(|t| {

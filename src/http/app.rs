@@ -1,11 +1,13 @@
 //! What every request on the Worker shares: its bindings and settings ([`App`]), the
-//! [`Runtime`] the services run on here (`Date.now`, getrandom, timers), and which D1 database
-//! serves an organisation.
+//! [`Runtime`] the services run on here (`Date.now`, getrandom, timers), and its databases
+//! (the directory, and the shards of [`super::shards`]).
 
 use std::time::Duration;
 use worker::{Context, Delay, Env, Request};
 
+use super::shards::{self, Bindings};
 use crate::scim::error::{Error, Result};
+use crate::service::shards::{Databases, DIRECTORY};
 use crate::service::upkeep::Settings;
 use crate::service::Runtime;
 use crate::store::d1::D1;
@@ -91,9 +93,6 @@ impl Platform {
         }
     }
 }
-
-/// The D1 binding that holds organisations, their tokens and their data.
-const DB_BINDING: &str = "DB";
 
 impl Config {
     pub fn of(env: &Env) -> Result<Config> {
@@ -193,27 +192,20 @@ impl App {
         }
     }
 
-    /// The database of the organisation `subdomain` (its tokens and its users and groups).
-    ///
-    /// Today every organisation lives in the one database `DB`. This is the one function that
-    /// decides it: spreading organisations over several D1 databases later changes it alone
-    /// (and [`App::directory`], should the organisations' list move to a database of its own).
-    pub fn db_for(&self, _subdomain: &str) -> Result<D1> {
-        directory(&self.env, &self.meter)
+    /// Every database of the deployment: the directory and the shards.
+    pub fn databases(&self) -> Bindings<'_> {
+        Bindings::of(&self.env, &self.meter)
     }
 
-    /// The database that lists the organisations (the admin API's).
+    /// The database that lists the organisations (`DB`).
     pub fn directory(&self) -> Result<D1> {
-        directory(&self.env, &self.meter)
+        shards::open(&self.env, &self.meter, DIRECTORY)
     }
-}
 
-/// The database that lists the organisations, from the bindings alone (a scheduled run has no
-/// request), its calls counted in `meter`.
-pub fn directory(env: &Env, meter: &Meter) -> Result<D1> {
-    env.d1(DB_BINDING)
-        .map(|db| D1::new(db, meter.clone()))
-        .map_err(|e| Error::internal(format!("D1 binding {DB_BINDING}: {e}")))
+    /// Shard `binding`, an organisation's own database.
+    pub fn shard(&self, binding: &str) -> Result<D1> {
+        self.databases().shard(binding)
+    }
 }
 
 impl Runtime for Platform {

@@ -26,7 +26,8 @@ use super::reply::{header, json_body, render, Reply, Surface};
 use super::vendor::Query;
 use crate::scim::error::{quote, Error, Result};
 use crate::service::console::{self, Admin};
-use crate::service::{tenants, vendor as reads};
+use crate::service::{shards, tenants, vendor as reads};
+use crate::store::d1::D1;
 use crate::store::logs::LogQuery;
 use crate::time::rfc3339;
 
@@ -163,17 +164,24 @@ async fn open(app: &App, req: &Request, secret: &str) -> worker::Result<Response
     if req.method() != Method::Get {
         return message(405, "Method not allowed", "Open the link in a browser.");
     }
-    let started = match app.directory() {
-        Ok(db) => console::open_link(&db, &app.rt, secret).await,
+    let started = match shard_of(app, Some(secret)).await {
+        Ok(Some((id, db, secret))) => console::open_link(&db, &app.rt, secret)
+            .await
+            .map(|s| (id, s)),
+        Ok(None) => Err(Error::new(410, console::LINK_UNUSABLE)),
         Err(e) => Err(e),
     };
     match started {
-        Ok(s) => {
+        Ok((id, s)) => {
             let max_age = s.expires_at.saturating_sub(app.now) / 1000;
             let mut r = text(200, "text/html; charset=utf-8", ONWARD.to_string())?;
             r.headers_mut().set(
                 "set-cookie",
-                &format!("{COOKIE}={}; {}", s.secret, cookie_attributes(app, max_age)),
+                &format!(
+                    "{COOKIE}={id}.{}; {}",
+                    s.secret,
+                    cookie_attributes(app, max_age)
+                ),
             )?;
             Ok(r)
         }
@@ -181,6 +189,26 @@ async fn open(app: &App, req: &Request, secret: &str) -> worker::Result<Response
         // The link is used up only when its use commits, so a failure leaves it usable.
         Err(e) => failure(e, "console link", "Open the link again in a moment."),
     }
+}
+
+/// A link's or a session's secret is `<organisation id>.<secret>`: the id finds the shard
+/// that holds the link or the session (the directory, once per isolate); the secret, whose
+/// hash is stored there, finds the row. `None` when there is no such organisation (or the
+/// text is not of that form), which is answered as an unknown secret.
+async fn shard_of<'t>(app: &App, text: Option<&'t str>) -> Result<Option<(String, D1, &'t str)>> {
+    let Some((id, secret)) = text.and_then(|t| t.split_once('.')) else {
+        return Ok(None);
+    };
+    let known = id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !known {
+        return Ok(None);
+    }
+    Ok(shards::locate_id(&app.databases(), id)
+        .await?
+        .map(|at| (at.org.id, at.db, secret)))
 }
 
 /// The page a link answers with: on to `/console`, from this origin.
@@ -193,8 +221,10 @@ const ONWARD: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf
 
 /// `GET /console`: the page for a session, or a page saying how to get one.
 async fn page(app: &App, req: &Request) -> worker::Result<Response> {
-    let admin = match app.directory() {
-        Ok(db) => console::session(&db, &app.rt, cookie(req).as_deref(), None).await,
+    let cookie = cookie(req);
+    let admin = match shard_of(app, cookie.as_deref()).await {
+        Ok(Some((_, db, secret))) => console::session(&db, &app.rt, Some(secret), None).await,
+        Ok(None) => Err(console::signed_out()),
         Err(e) => Err(e),
     };
     match admin {
@@ -220,10 +250,12 @@ struct Nothing {}
 
 /// The console's JSON calls: the session cookie and the CSRF header, always.
 async fn api(app: &App, mut req: Request, call: &str) -> Result<Reply> {
-    let db = app.directory()?;
-    let secret = cookie(&req);
+    let cookie = cookie(&req);
     let csrf = header(&req, "x-csrf-token");
-    let admin = console::session(&db, &app.rt, secret.as_deref(), Some(csrf.as_deref())).await?;
+    let (_, db, secret) = shard_of(app, cookie.as_deref())
+        .await?
+        .ok_or_else(console::signed_out)?;
+    let admin = console::session(&db, &app.rt, Some(secret), Some(csrf.as_deref())).await?;
     let method = req.method();
     match (method, call) {
         (Method::Get, "overview") => overview(app, &db, &admin).await,
@@ -257,9 +289,7 @@ async fn api(app: &App, mut req: Request, call: &str) -> Result<Reply> {
             ))
         }
         (Method::Post, "signout") => {
-            if let Some(secret) = &secret {
-                console::sign_out(&db, secret).await?;
-            }
+            console::sign_out(&db, secret).await?;
             Ok(Reply::no_content().with_header(
                 "set-cookie",
                 format!("{COOKIE}=; {}", cookie_attributes(app, 0)),
@@ -273,7 +303,7 @@ async fn api(app: &App, mut req: Request, call: &str) -> Result<Reply> {
 }
 
 /// What the page shows first.
-async fn overview(app: &App, db: &crate::store::d1::D1, a: &Admin) -> Result<Reply> {
+async fn overview(app: &App, db: &D1, a: &Admin) -> Result<Reply> {
     let tokens: Vec<serde_json::Value> = tenants::list_tokens(db, &a.subdomain)
         .await?
         .iter()
@@ -299,12 +329,12 @@ async fn overview(app: &App, db: &crate::store::d1::D1, a: &Admin) -> Result<Rep
 
 /// `POST /admin/v1/tenants/{sub}/console-links`: a one-time link for the vendor's app to hand
 /// the organisation's admin.
-pub async fn create_link(app: &App, db: &crate::store::d1::D1, sub: &str) -> Result<Reply> {
+pub async fn create_link(app: &App, db: &D1, id: &str, sub: &str) -> Result<Reply> {
     let origin = app.console_origin()?.base();
     let link = console::create_link(db, &app.rt, sub, app.config.console_link_ms).await?;
     Ok(Reply::json(
         201,
-        json!({"url": format!("{origin}/console/link/{}", link.secret),
+        json!({"url": format!("{origin}/console/link/{id}.{}", link.secret),
                "expiresAt": rfc3339(link.expires_at)}),
     ))
 }

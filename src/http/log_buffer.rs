@@ -51,14 +51,14 @@ thread_local! {
     static WAITING: RefCell<HashMap<String, Waiting>> = RefCell::new(HashMap::new());
 }
 
-/// Add an entry of organisation `tenant_id` (subdomain `sub`); schedule or make its write.
-pub fn add(app: &App, sub: &str, tenant_id: &str, entry: LogEntry) {
-    gather(app, sub, tenant_id, |w| w.entries.push(entry));
+/// Add an entry of organisation `tenant_id` (on shard `shard`); schedule or make its write.
+pub fn add(app: &App, shard: &str, tenant_id: &str, entry: LogEntry) {
+    gather(app, shard, tenant_id, |w| w.entries.push(entry));
 }
 
 /// Add a refused request of organisation `tenant_id` to its minute's aggregated entry.
-pub fn refused(app: &App, sub: &str, tenant_id: &str, refusal: Refusals) {
-    gather(app, sub, tenant_id, |w| {
+pub fn refused(app: &App, shard: &str, tenant_id: &str, refusal: Refusals) {
+    gather(app, shard, tenant_id, |w| {
         let same = w.refusals.iter_mut().find(|r| {
             (r.minute, r.address.as_str(), r.reason)
                 == (refusal.minute, refusal.address.as_str(), refusal.reason)
@@ -75,7 +75,7 @@ pub fn refused(app: &App, sub: &str, tenant_id: &str, refusal: Refusals) {
 }
 
 /// Put something in organisation `tenant_id`'s waiting list; schedule or make its write.
-fn gather(app: &App, sub: &str, tenant_id: &str, put: impl FnOnce(&mut Waiting)) {
+fn gather(app: &App, shard: &str, tenant_id: &str, put: impl FnOnce(&mut Waiting)) {
     let (first, full) = WAITING.with(|w| {
         let mut w = w.borrow_mut();
         let slot = w.entry(tenant_id.to_string()).or_default();
@@ -86,7 +86,7 @@ fn gather(app: &App, sub: &str, tenant_id: &str, put: impl FnOnce(&mut Waiting))
     if !(first || full) {
         return;
     }
-    let Ok(db) = app.db_for(sub) else {
+    let Ok(db) = app.shard(shard) else {
         return;
     };
     let tenant_id = tenant_id.to_string();

@@ -17,7 +17,7 @@
 //! (Entra's flag for its 2020 SCIM behaviour) works as-is.
 //!
 //! What both surfaces share lives beside them, not in either: [`app`] (bindings, settings, the
-//! database of an organisation, the services' runtime), [`reply`] (the one mapping of a result
+//! services' runtime), [`shards`] (which databases are shards, and where an organisation lives), [`reply`] (the one mapping of a result
 //! to a response, capped body reading), [`limit`] (the rate limit), [`isolate`] (what an isolate
 //! remembers between requests),
 //! [`log_buffer`] (log entries written after the response, gathered per organisation). The
@@ -31,6 +31,7 @@ pub mod limit;
 pub mod log_buffer;
 pub mod reply;
 pub mod scim;
+pub mod shards;
 pub mod vendor;
 
 use serde_json::Value;
@@ -108,9 +109,15 @@ fn is_operator(app: &App, req: &Request) -> bool {
 pub async fn upkeep(env: Env) {
     let run = async {
         let settings = app::Config::of(&env)?.upkeep;
-        let db = app::directory(&env, &Default::default())?;
-        crate::service::upkeep::run(&db, &app::Platform::at_start(), settings, UPKEEP_BUDGET_MS)
-            .await
+        let meter = Default::default();
+        let all = shards::Bindings::of(&env, &meter);
+        crate::service::upkeep::run_all(
+            &all,
+            &app::Platform::at_start(),
+            settings,
+            UPKEEP_BUDGET_MS,
+        )
+        .await
     };
     match run.await {
         Ok(r) => worker::console_log!(

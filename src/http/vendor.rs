@@ -23,10 +23,10 @@ use worker::Request;
 use super::app::App;
 use super::reply::Reply;
 use crate::scim::error::{quote, Error, Result};
+use crate::service::shards::Cursor;
 use crate::service::vendor;
 use crate::store::d1::D1;
 use crate::store::directory::{Page, UserQuery, DEFAULT_PAGE, MAX_PAGE};
-use crate::store::feed::FeedQuery;
 use crate::store::logs::LogQuery;
 use crate::store::upkeep::Purge;
 use crate::time::rfc3339;
@@ -86,28 +86,24 @@ impl Query {
     }
 }
 
-/// `GET …/events`: a page of the feed, with the cursor to resume from (the last event's, or the
-/// one given when there was nothing new).
-pub async fn events(db: &D1, sub: Option<&str>, q: &Query) -> Result<Reply> {
-    let after = vendor::parse_cursor(q.get("after"))?;
-    let query = FeedQuery {
-        tenant_id: None,
-        after,
-        types: vendor::parse_types(q.get("types"))?,
-        limit: q.limit()?,
-    };
-    let page = vendor::feed(db, sub, query).await?;
-    let cursor = match page.items.last() {
-        Some(last) => last["cursor"].clone(),
-        None => Value::String(after.to_string()),
+/// `GET …/events`: a page of the feed, every organisation's (`at` `None`) or one's (its
+/// shard and subdomain), with the opaque cursor to resume from: `next` is the last event's
+/// `cursor`, or the one given when nothing was new (a feed has no last page).
+pub async fn events(app: &App, at: Option<(&D1, &str, &str)>, q: &Query) -> Result<Reply> {
+    let after = Cursor::parse(q.get("after"))?;
+    let types = vendor::parse_types(q.get("types"))?;
+    let limit = q.limit()?;
+    let page = match at {
+        Some((db, binding, sub)) => vendor::feed(db, binding, sub, after, types, limit).await?,
+        None => vendor::feed_of_all(&app.databases(), after, types, limit).await?,
     };
     Ok(Reply::json(
         200,
-        json!({"items": page.items, "cursor": cursor, "hasMore": page.next.is_some()}),
+        json!({"items": page.items, "next": page.next.encode()}),
     ))
 }
 
-fn page_json(p: Page) -> Reply {
+pub fn page_json(p: Page) -> Reply {
     Reply::json(200, json!({"items": p.items, "next": p.next}))
 }
 

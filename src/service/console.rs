@@ -70,6 +70,10 @@ pub fn csrf_of(session: &str) -> String {
     token::hash(&format!("console-csrf:{session}"))
 }
 
+/// What a link that cannot be used says (unknown, used or expired alike).
+pub const LINK_UNUSABLE: &str =
+    "this console link has expired or has already been used; ask for a new one";
+
 /// Open link `secret`: a session, or 410 when the link is unknown, used or expired (which of
 /// them is not said).
 pub async fn open_link<E: Executor, R: Runtime>(db: &E, rt: &R, secret: &str) -> Result<Started> {
@@ -88,10 +92,7 @@ pub async fn open_link<E: Executor, R: Runtime>(db: &E, rt: &R, secret: &str) ->
     )
     .await?;
     if !started {
-        return Err(Error::new(
-            410,
-            "this console link has expired or has already been used; ask for a new one",
-        ));
+        return Err(Error::new(410, LINK_UNUSABLE));
     }
     Ok(Started {
         secret: session,
@@ -111,6 +112,13 @@ pub struct Admin {
     pub expires_at: i64,
 }
 
+/// What a request without a live session is told.
+pub fn signed_out() -> Error {
+    Error::unauthorized(
+        "no console session: open the console from your vendor's admin settings again",
+    )
+}
+
 /// The session of cookie `secret` (401 when there is none, it expired, or its organisation is
 /// gone), checked against the CSRF token the page sent when `csrf` is given.
 pub async fn session<E: Executor, R: Runtime>(
@@ -119,11 +127,6 @@ pub async fn session<E: Executor, R: Runtime>(
     secret: Option<&str>,
     csrf: Option<Option<&str>>,
 ) -> Result<Admin> {
-    let signed_out = || {
-        Error::unauthorized(
-            "no console session: open the console from your vendor's admin settings again",
-        )
-    };
     let secret = secret.ok_or_else(signed_out)?;
     let s = store::session(db, &token::hash(secret), rt.now())
         .await?
@@ -255,7 +258,8 @@ mod tests {
         let token = block_on(create_token(&db, &rt, &admin)).expect("token");
         assert!(token.token.plaintext.starts_with("scim_"));
         // Disabled provisioning: the session still reads, but mints nothing.
-        block_on(tenants::update(&db, &rt, "a", None, Some(false))).expect("disable");
+        let all = crate::service::testing::TestShards::new(db.clone(), 0);
+        block_on(tenants::update(&all, &rt, "a", None, Some(false))).expect("disable");
         let admin = block_on(session(&db, &rt, Some(&a), None)).expect("still a session");
         assert!(!admin.provisioning_enabled);
         let e = block_on(create_token(&db, &rt, &admin))

@@ -11,6 +11,7 @@
 //! | [`users`], [`groups`] | the `/Users` and `/Groups` operations; for groups, member resolution |
 //! | [`search`] | `POST /.search` across both resource types |
 //! | [`auth`] | authenticating a SCIM request inside its own D1 calls, and why a refused one was refused |
+//! | [`shards`] | organisations over several D1 databases: the directory, placement, the shard a request uses, the feed's cursor |
 //! | [`tenants`] | the admin API: organisations and their Secret Tokens |
 //! | [`console`] | the organisation admin's console: one-time links, sessions, CSRF |
 //! | [`audit`] | the provisioning-log entry of a SCIM request, and what it may hold |
@@ -25,6 +26,9 @@ pub mod console;
 pub mod groups;
 pub mod resources;
 pub mod search;
+#[cfg(test)]
+mod shard_tests;
+pub mod shards;
 pub mod tenants;
 #[cfg(any(test, feature = "host-sqlite"))]
 pub mod testing;

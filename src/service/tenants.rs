@@ -5,11 +5,13 @@
 //! each SCIM request checks its token in its own D1 batch (`store::gate`), nothing is cached.
 
 use crate::scim::error::{quote, Error, Result};
+use crate::store::organisations::{self as dir, Organisation};
 use crate::store::tenants::{self as store, NewTenant, NewToken, Tenant, TokenInfo, TokenRefusal};
 use crate::store::Executor;
 use crate::tenancy::host::validate_subdomain;
 use crate::tenancy::token;
 
+use super::shards::{self, Databases};
 use super::Runtime;
 
 /// Longest organisation name accepted.
@@ -31,49 +33,90 @@ fn not_found(sub: &str) -> Error {
     Error::not_found(format!("no tenant with subdomain '{}'", quote(sub)))
 }
 
-/// Create an organisation; its name defaults to the subdomain, provisioning to enabled.
-pub async fn create<E: Executor, R: Runtime>(
-    db: &E,
+/// Create an organisation on the shard `shard` names, or where [`shards::place`] puts it;
+/// its name defaults to the subdomain, provisioning to enabled.
+///
+/// The directory's row comes first: it claims the subdomain across every shard (a taken one is
+/// 409 there, before anything is written to a shard). Should the shard's row then fail, the
+/// directory's is taken back, so a failure leaves no organisation half made.
+pub async fn create<S: Databases, R: Runtime>(
+    s: &S,
     rt: &R,
     subdomain: &str,
     name: Option<&str>,
     provisioning_enabled: Option<bool>,
-) -> Result<Tenant> {
+    shard: Option<&str>,
+) -> Result<Organisation> {
     let subdomain = subdomain.trim();
     validate_subdomain(subdomain).map_err(Error::invalid)?;
     let name = name.unwrap_or(subdomain);
     check_name(name)?;
-    store::create_tenant(
-        db,
-        NewTenant {
-            id: &rt.random_id("ten_")?,
-            subdomain,
-            name: name.trim(),
-            provisioning_enabled: provisioning_enabled.unwrap_or(true),
-            now: rt.now(),
-        },
-    )
-    .await
+    let binding = shards::place(s, shard).await?;
+    let org = Organisation {
+        id: rt.random_id("ten_")?,
+        subdomain: subdomain.to_string(),
+        name: name.trim().to_string(),
+        provisioning_enabled: provisioning_enabled.unwrap_or(true),
+        shard: binding,
+        created_at: rt.now(),
+        updated_at: rt.now(),
+    };
+    let directory = s.directory()?;
+    dir::insert(&directory, &org).await?;
+    let created = match s.shard(&org.shard) {
+        Ok(db) => {
+            store::create_tenant(
+                &db,
+                NewTenant {
+                    id: &org.id,
+                    subdomain: &org.subdomain,
+                    name: &org.name,
+                    provisioning_enabled: org.provisioning_enabled,
+                    now: org.created_at,
+                },
+            )
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    if let Err(e) = created {
+        dir::remove(&directory, &org.id).await?;
+        return Err(e);
+    }
+    Ok(org)
 }
 
-pub async fn list<E: Executor>(db: &E) -> Result<Vec<Tenant>> {
-    store::list_tenants(db).await
+/// A page of organisations in subdomain order, after subdomain `after`, and the subdomain to
+/// pass as `after` for the next page when there is one.
+pub async fn list<S: Databases>(
+    s: &S,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<(Vec<Organisation>, Option<String>)> {
+    let (orgs, more) = dir::page(&s.directory()?, after.unwrap_or(""), limit).await?;
+    let next = if more {
+        orgs.last().map(|o| o.subdomain.clone())
+    } else {
+        None
+    };
+    Ok((orgs, next))
 }
 
-pub async fn get<E: Executor>(db: &E, sub: &str) -> Result<Tenant> {
-    store::get_tenant(db, sub)
+pub async fn get<S: Databases>(s: &S, sub: &str) -> Result<Organisation> {
+    dir::by_subdomain(&s.directory()?, sub)
         .await?
         .ok_or_else(|| not_found(sub))
 }
 
-/// Rename an organisation and/or switch its provisioning (its tokens' next requests see it).
-pub async fn update<E: Executor, R: Runtime>(
-    db: &E,
+/// Rename an organisation and/or switch its provisioning: in its shard first (its tokens'
+/// next requests see it there), then in the directory's list.
+pub async fn update<S: Databases, R: Runtime>(
+    s: &S,
     rt: &R,
     sub: &str,
     name: Option<&str>,
     provisioning_enabled: Option<bool>,
-) -> Result<Tenant> {
+) -> Result<Organisation> {
     if let Some(name) = name {
         check_name(name)?;
     }
@@ -82,9 +125,25 @@ pub async fn update<E: Executor, R: Runtime>(
             "nothing to change: give name and/or provisioningEnabled",
         ));
     }
-    store::update_tenant(db, sub, name.map(str::trim), provisioning_enabled, rt.now())
-        .await?
-        .ok_or_else(|| not_found(sub))
+    let at = shards::locate(s, sub).await?;
+    let t: Tenant = store::update_tenant(
+        &at.db,
+        sub,
+        name.map(str::trim),
+        provisioning_enabled,
+        rt.now(),
+    )
+    .await?
+    .ok_or_else(|| not_found(sub))?;
+    dir::update(
+        &s.directory()?,
+        &t.id,
+        &t.name,
+        t.provisioning_enabled,
+        t.updated_at,
+    )
+    .await?
+    .ok_or_else(|| not_found(sub))
 }
 
 /// A new Secret Token: its row id and the token itself (shown once, never stored).

@@ -46,3 +46,48 @@ impl Runtime for TestRuntime {
         self.pauses.set(self.pauses.get().saturating_add(1));
     }
 }
+
+/// Databases for host tests: `DB` (the directory, and a shard) and any number of further
+/// shards, each a migrated SQLite database.
+pub struct TestShards {
+    bindings: Vec<String>,
+    dbs: Vec<crate::store::sqlite::Sqlite>,
+}
+
+impl TestShards {
+    /// `DB` as given, and `extra` more shards (`SHARD_2`, `SHARD_3`, …), freshly migrated.
+    pub fn new(db: crate::store::sqlite::Sqlite, extra: usize) -> TestShards {
+        let mut bindings = vec![super::shards::DIRECTORY.to_string()];
+        let mut dbs = vec![db];
+        for i in 0..extra {
+            bindings.push(format!(
+                "{}{}",
+                super::shards::SHARD_PREFIX,
+                i.saturating_add(2)
+            ));
+            dbs.push(crate::store::sqlite::Sqlite::migrated());
+        }
+        TestShards { bindings, dbs }
+    }
+}
+
+impl super::shards::Databases for TestShards {
+    type Db = crate::store::sqlite::Sqlite;
+
+    fn directory(&self) -> Result<Self::Db> {
+        self.shard(super::shards::DIRECTORY)
+    }
+
+    fn bindings(&self) -> &[String] {
+        &self.bindings
+    }
+
+    fn shard(&self, binding: &str) -> Result<Self::Db> {
+        self.bindings
+            .iter()
+            .position(|b| b == binding)
+            .and_then(|i| self.dbs.get(i))
+            .cloned()
+            .ok_or_else(|| crate::scim::error::Error::internal(format!("no shard {binding}")))
+    }
+}

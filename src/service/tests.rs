@@ -358,10 +358,11 @@ fn the_gate_opens_for_the_organisations_token_and_the_verdict_says_why_not() {
     assert_eq!(status("nosuch", &hash, ""), Err(404));
     assert_eq!(status("a", &hash, "ten_old"), Ok(T.into()));
     // Disabling provisioning shuts the gate at once: 403.
-    block_on(tenants::update(&db, &rt, "a", None, Some(false))).expect("update");
+    let all = super::testing::TestShards::new(db.clone(), 0);
+    block_on(tenants::update(&all, &rt, "a", None, Some(false))).expect("update");
     assert!(!opens());
     assert_eq!(status("a", &hash, T), Err(403));
-    block_on(tenants::update(&db, &rt, "a", None, Some(true))).expect("update");
+    block_on(tenants::update(&all, &rt, "a", None, Some(true))).expect("update");
     assert!(opens());
     // Revoking the token: 401 at once.
     block_on(tenants::revoke_token(&db, "a", &created.id)).expect("revoke");

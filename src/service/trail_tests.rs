@@ -12,12 +12,12 @@ use std::cell::Cell;
 use super::audit::Audit;
 use super::groups::Groups;
 use super::resources::{self, Kind};
+use super::shards::Cursor;
 use super::testing::TestRuntime;
 use super::upkeep::{self, Settings};
 use super::users::Users;
 use super::vendor;
 use super::Scope;
-use crate::store::feed::FeedQuery;
 use crate::store::fixture::{directory, organisations, T};
 use crate::store::listing::MAX_PARAMS;
 use crate::store::logs::LogQuery;
@@ -41,25 +41,17 @@ fn scope<'a, E>(
 /// Every event of organisation `a` after seq `after`, in feed order, read page by page.
 fn feed_after(db: &Sqlite, after: i64) -> Vec<Value> {
     let mut all: Vec<Value> = Vec::new();
+    let mut cursor = Cursor::default();
+    cursor.advance("DB", after);
     loop {
-        let q = FeedQuery {
-            after: all.last().map_or(after, seq),
-            limit: 1_000,
-            ..FeedQuery::default()
-        };
-        let page = block_on(vendor::feed(db, Some("a"), q)).expect("feed");
+        let page = block_on(vendor::feed(db, "DB", "a", cursor, vec![], 1_000)).expect("feed");
+        let n = page.items.len();
         all.extend(page.items);
-        if page.next.is_none() {
+        cursor = page.next;
+        if n < 1_000 {
             return all;
         }
     }
-}
-
-fn seq(e: &Value) -> i64 {
-    e["cursor"]
-        .as_str()
-        .and_then(|c| c.parse().ok())
-        .expect("cursor")
 }
 
 fn feed(db: &Sqlite) -> Vec<Value> {
@@ -128,7 +120,13 @@ fn every_committed_change_is_in_the_feed_once_in_order_with_its_shape() {
             "group.members_removed g1".to_string(),
         ]
     );
-    let seqs: Vec<i64> = events.iter().map(seq).collect();
+    let seqs: Vec<i64> = events
+        .iter()
+        .map(|e| {
+            let c = e["cursor"].as_str().expect("cursor");
+            Cursor::parse(Some(c)).expect("a cursor").at("DB")
+        })
+        .collect();
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
 
     let created = &events[0]["data"]["user"];
@@ -411,19 +409,20 @@ fn upkeep_expires_caps_and_purges_in_chunks() {
     );
 
     // Deleting `a`: unreachable at once, purged in rounds of at most a chunk per table.
-    let purge = block_on(upkeep::delete_tenant(&db, &rt, "a", 0)).expect("delete");
+    let all = crate::service::testing::TestShards::new(db.clone(), 0);
+    let purge = block_on(upkeep::delete_tenant(&all, &rt, "a", 0)).expect("delete");
     assert!(purge.remaining > 0, "a budget of 0 leaves rows: {purge:?}");
     assert_eq!(
         block_on(vendor::tenant_id(&db, "a")).map_err(|e| e.status),
         Err(404)
     );
-    let pending = block_on(upkeep::pending(&db)).expect("pending");
+    let pending = block_on(upkeep::pending(&all)).expect("pending");
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].subdomain, "a");
     let report = block_on(upkeep::run(&db, &rt, settings, 60_000)).expect("run");
     assert_eq!(report.purges.len(), 1);
     assert_eq!(report.purges[0].remaining, 0);
-    assert_eq!(block_on(upkeep::pending(&db)).expect("pending"), vec![]);
+    assert_eq!(block_on(upkeep::pending(&all)).expect("pending"), vec![]);
     for table in [
         "users",
         "user_values",

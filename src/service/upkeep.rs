@@ -5,8 +5,10 @@
 //! it unreachable in one batch and purges what it had in rounds, here and in later runs, with
 //! what is left visible on the admin API.
 
+use super::shards::{self, Databases};
 use super::Runtime;
 use crate::scim::error::{quote, Error, Result};
+use crate::store::organisations as dir;
 use crate::store::tenants as tenants_store;
 use crate::store::upkeep::{self as store, Purge, CHUNK};
 use crate::store::Executor;
@@ -53,8 +55,39 @@ pub struct Report {
 /// Organisations whose log cap one batch enforces.
 const CAP_BATCH: i64 = 50;
 
-/// One run: retention of events and log entries, the log cap, and the purge of deleted
-/// organisations, until done or `budget_ms` have passed.
+/// One run over every shard, each given an equal part of what is left of `budget_ms` (a
+/// shard's D1 limits are its own: 1,000 statements and 30 s per invocation apply per call).
+pub async fn run_all<S: Databases, R: Runtime>(
+    s: &S,
+    rt: &R,
+    settings: Settings,
+    budget_ms: i64,
+) -> Result<Report> {
+    let deadline = rt.clock().saturating_add(budget_ms);
+    let mut total = Report::default();
+    let bindings = s.bindings();
+    for (i, binding) in bindings.iter().enumerate() {
+        let left = i64::try_from(bindings.len().saturating_sub(i))
+            .unwrap_or(1)
+            .max(1);
+        let share = deadline
+            .saturating_sub(rt.clock())
+            .max(0)
+            .checked_div(left)
+            .unwrap_or(0);
+        let r = run(&s.shard(binding)?, rt, settings, share).await?;
+        total.events_expired = total.events_expired.saturating_add(r.events_expired);
+        total.logs_expired = total.logs_expired.saturating_add(r.logs_expired);
+        total.logs_capped = total.logs_capped.saturating_add(r.logs_capped);
+        total.console_expired = total.console_expired.saturating_add(r.console_expired);
+        total.purges.extend(r.purges);
+        total.unfinished |= r.unfinished;
+    }
+    Ok(total)
+}
+
+/// One run on one shard: retention of events and log entries, the log cap, and the purge of
+/// deleted organisations, until done or `budget_ms` have passed.
 pub async fn run<E: Executor, R: Runtime>(
     db: &E,
     rt: &R,
@@ -124,16 +157,22 @@ pub async fn run<E: Executor, R: Runtime>(
     Ok(report)
 }
 
-/// Delete organisation `sub`: unreachable at once (tokens deleted, subdomain freed), then as much of its data purged as `budget_ms` allows; the rest goes in
-/// the scheduled runs. Returns the purge as it stands.
-pub async fn delete_tenant<E: Executor, R: Runtime>(
-    db: &E,
+/// Delete organisation `sub`: unreachable at once (in its shard, its tokens deleted and its
+/// subdomain freed; then off the directory's list), then as much of its data purged as
+/// `budget_ms` allows; the rest goes in the scheduled runs. Returns the purge as it stands.
+pub async fn delete_tenant<S: Databases, R: Runtime>(
+    s: &S,
     rt: &R,
     sub: &str,
     budget_ms: i64,
 ) -> Result<Purge> {
-    let id = tenants_store::delete_tenant(db, sub, rt.now())
-        .await?
+    let at = shards::locate(s, sub).await?;
+    let db = &at.db;
+    // The shard first: once its row says deleted, no request reaches the organisation, even
+    // should taking it off the list fail (a retried DELETE then finishes the job).
+    let deleted = tenants_store::delete_tenant(db, sub, rt.now()).await?;
+    dir::remove(&s.directory()?, &at.org.id).await?;
+    let id = deleted
         .ok_or_else(|| Error::not_found(format!("no tenant with subdomain '{}'", quote(sub))))?;
     let deadline = rt.clock().saturating_add(budget_ms);
     let mut remaining = store::purge_round(db, &id).await?;
@@ -148,7 +187,11 @@ pub async fn delete_tenant<E: Executor, R: Runtime>(
     })
 }
 
-/// The organisations still being purged.
-pub async fn pending<E: Executor>(db: &E) -> Result<Vec<Purge>> {
-    store::pending(db).await
+/// The organisations still being purged, on every shard.
+pub async fn pending<S: Databases>(s: &S) -> Result<Vec<Purge>> {
+    let mut all = Vec::new();
+    for binding in s.bindings() {
+        all.extend(store::pending(&s.shard(binding)?).await?);
+    }
+    Ok(all)
 }

@@ -7,6 +7,10 @@
 //! `seq`, the directory's id), so a page costs one index range seek wherever it starts, and a
 //! group of 100,000 members is read page by page.
 
+use futures_util::future::join_all;
+use serde_json::Value;
+
+use super::shards::{seq, Cursor, Databases};
 use crate::scim::error::{quote, Error, Result};
 use crate::store::directory::{self, Page, UserQuery};
 use crate::store::feed::{self, FeedQuery};
@@ -37,30 +41,11 @@ pub async fn tenant_id<E: Executor>(db: &E, sub: &str) -> Result<String> {
         .ok_or_else(|| Error::not_found(format!("no tenant with subdomain '{}'", quote(sub))))
 }
 
-/// The largest seq D1 binds exactly (2^53 - 1).
-const MAX_CURSOR: i64 = (1 << 53) - 1;
-
-/// A number a cursor holds: decimal digits, at most [`MAX_CURSOR`].
-fn number(text: &str) -> Option<i64> {
-    if text.is_empty() || text.len() > 16 || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    text.parse::<i64>().ok().filter(|n| *n <= MAX_CURSOR)
-}
-
-/// A feed cursor: the seq of the last event read, as decimal digits (none: from the start).
-pub fn parse_cursor(cursor: Option<&str>) -> Result<i64> {
-    match cursor {
-        None | Some("") => Ok(0),
-        Some(c) => number(c).ok_or_else(|| bad_cursor(c)),
-    }
-}
-
 /// A log cursor: the time and seq of the last entry read, `<at>-<seq>`.
 pub fn parse_log_cursor(cursor: &str) -> Result<(i64, i64)> {
     cursor
         .split_once('-')
-        .and_then(|(at, seq)| Some((number(at)?, number(seq)?)))
+        .and_then(|(at, n)| Some((seq(at)?, seq(n)?)))
         .ok_or_else(|| bad_cursor(cursor))
 }
 
@@ -93,12 +78,101 @@ pub fn parse_types(types: Option<&str>) -> Result<Vec<String>> {
         .collect()
 }
 
-/// A page of the feed: every organisation's (`sub` `None`) or one's.
-pub async fn feed<E: Executor>(db: &E, sub: Option<&str>, mut q: FeedQuery) -> Result<Page> {
-    if let Some(sub) = sub {
-        q.tenant_id = Some(tenant_id(db, sub).await?);
+/// A page of the change feed and the cursor to resume after it (the one given when nothing
+/// was new: a feed has no last page).
+pub struct FeedPage {
+    pub items: Vec<Value>,
+    pub next: Cursor,
+}
+
+/// A page of organisation `sub`'s feed, from its shard `binding`.
+pub async fn feed<E: Executor>(
+    db: &E,
+    binding: &str,
+    sub: &str,
+    after: Cursor,
+    types: Vec<String>,
+    limit: u32,
+) -> Result<FeedPage> {
+    let q = FeedQuery {
+        tenant_id: Some(tenant_id(db, sub).await?),
+        after: after.at(binding),
+        types,
+        limit,
+    };
+    let page = feed::read(db, &q).await?;
+    Ok(stamp(vec![(binding, page.items)], after, limit))
+}
+
+/// A page of every organisation's feed: each shard's next events (all shards at once),
+/// merged oldest first. Each shard's part of the page is a prefix of its own feed, so the
+/// cursor resumes every shard exactly after the last event read there; an organisation lives
+/// on one shard, so its events keep their commit order.
+pub async fn feed_of_all<S: Databases>(
+    s: &S,
+    after: Cursor,
+    types: Vec<String>,
+    limit: u32,
+) -> Result<FeedPage> {
+    let reads = s.bindings().iter().map(|b| {
+        let q = FeedQuery {
+            tenant_id: None,
+            after: after.at(b),
+            types: types.clone(),
+            limit,
+        };
+        async move {
+            let db = s.shard(b)?;
+            let page = feed::read(&db, &q).await?;
+            Ok::<_, Error>((b.as_str(), page.items))
+        }
+    });
+    let parts = join_all(reads)
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>>>()?;
+    Ok(stamp(parts, after, limit))
+}
+
+/// Merge shards' pages by time (each shard's events kept in its own order), at most `limit`
+/// events, each given the cursor that resumes right after it.
+fn stamp(parts: Vec<(&str, Vec<Value>)>, mut cursor: Cursor, limit: u32) -> FeedPage {
+    let mut queues: Vec<(&str, std::collections::VecDeque<Value>)> = parts
+        .into_iter()
+        .map(|(b, items)| (b, items.into()))
+        .collect();
+    let mut items = Vec::new();
+    while items.len() < limit as usize {
+        let next = queues
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (_, q))| {
+                let at = q.front()?.get("at").and_then(Value::as_str);
+                Some((i, at.unwrap_or("")))
+            })
+            .min_by(|a, b| a.1.cmp(b.1))
+            .map(|(i, _)| i);
+        let Some((binding, queue)) = next.and_then(|i| queues.get_mut(i)) else {
+            break;
+        };
+        let Some(mut event) = queue.pop_front() else {
+            break;
+        };
+        let seq = event
+            .get("cursor")
+            .and_then(Value::as_str)
+            .and_then(|c| c.parse::<i64>().ok())
+            .unwrap_or(0);
+        cursor.advance(binding, seq);
+        if let Some(slot) = event.get_mut("cursor") {
+            *slot = Value::String(cursor.encode());
+        }
+        items.push(event);
     }
-    feed::read(db, &q).await
+    FeedPage {
+        items,
+        next: cursor,
+    }
 }
 
 pub async fn users<E: Executor>(db: &E, sub: &str, q: &UserQuery) -> Result<Page> {
@@ -159,24 +233,6 @@ mod tests {
 
     #[test]
     fn cursors_and_types_are_checked() {
-        assert_eq!(parse_cursor(None), Ok(0));
-        assert_eq!(parse_cursor(Some("")), Ok(0));
-        assert_eq!(parse_cursor(Some("42")), Ok(42));
-        assert_eq!(parse_cursor(Some("9007199254740991")), Ok((1 << 53) - 1));
-        for bad in [
-            "-1",
-            "4.2",
-            "abc",
-            "9007199254740992",
-            "99999999999999999999",
-            " 1",
-        ] {
-            assert_eq!(
-                parse_cursor(Some(bad)).map_err(|e| e.status),
-                Err(400),
-                "{bad}"
-            );
-        }
         assert_eq!(
             parse_log_cursor("1764000000000-42"),
             Ok((1_764_000_000_000, 42))

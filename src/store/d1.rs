@@ -49,12 +49,14 @@ impl D1 {
 
 fn outcome(result: D1Result) -> Result<Outcome, StoreError> {
     let rows = result.results::<Value>().map_err(describe)?;
-    let changes = result
-        .meta()
-        .map_err(describe)?
-        .and_then(|m| m.changes)
-        .unwrap_or(0) as u64;
-    Ok(Outcome { rows, changes })
+    let meta = result.meta().map_err(describe)?;
+    let changes = meta.as_ref().and_then(|m| m.changes).unwrap_or(0) as u64;
+    let size_after = meta.and_then(|m| m.size_after).map(|n| n as u64);
+    Ok(Outcome {
+        rows,
+        changes,
+        size_after,
+    })
 }
 
 /// D1 reports failures as JS `Error`s whose `cause` carries SQLite's message; keep both so that

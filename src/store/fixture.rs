@@ -24,6 +24,19 @@ pub const T: &str = "ten_a";
 pub fn organisations() -> Sqlite {
     let db = Sqlite::migrated();
     for (id, sub) in [(T, "a"), ("ten_b", "b")] {
+        block_on(super::organisations::insert(
+            &db,
+            &super::organisations::Organisation {
+                id: id.into(),
+                subdomain: sub.into(),
+                name: sub.into(),
+                provisioning_enabled: true,
+                shard: "DB".into(),
+                created_at: 0,
+                updated_at: 0,
+            },
+        ))
+        .expect("listed");
         block_on(create_tenant(
             &db,
             NewTenant {

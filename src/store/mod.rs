@@ -26,6 +26,7 @@ pub mod listing;
 pub mod logs;
 pub mod memberships;
 pub mod meter;
+pub mod organisations;
 pub mod refs;
 pub mod resources;
 #[cfg(any(test, feature = "host-sqlite"))]
@@ -94,12 +95,14 @@ impl Stmt {
     }
 }
 
-/// What a statement returned: its rows as JSON objects (column name -> value), and the number of
-/// rows it changed.
+/// What a statement returned: its rows as JSON objects (column name -> value), the number of
+/// rows it changed, and the database's size in bytes after it, when the engine reports it (D1
+/// does, in every result's `meta.size_after`: what placing organisations by size reads).
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Outcome {
     pub rows: Vec<Value>,
     pub changes: u64,
+    pub size_after: Option<u64>,
 }
 
 impl Outcome {

@@ -8,11 +8,13 @@
 use rusqlite::types::ValueRef;
 use rusqlite::Connection;
 use serde_json::{Map, Value};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use super::{Executor, Outcome, Param, Stmt, StoreError};
 
-pub struct Sqlite(Mutex<Connection>);
+/// A connection; its clones share it (several handles to one database, as D1's are).
+#[derive(Clone)]
+pub struct Sqlite(Arc<Mutex<Connection>>);
 
 impl Sqlite {
     /// An in-memory database with every migration in `migrations/` applied, in name order.
@@ -26,7 +28,7 @@ impl Sqlite {
         let conn = Connection::open_in_memory().expect("open sqlite");
         conn.execute_batch("PRAGMA foreign_keys = ON;")
             .expect("pragma");
-        let db = Sqlite(Mutex::new(conn));
+        let db = Sqlite(Arc::new(Mutex::new(conn)));
         for f in Self::migration_files() {
             let name = f.file_name().and_then(|n| n.to_str()).unwrap_or_default();
             if name < stop {
@@ -103,7 +105,11 @@ impl Sqlite {
         }
         drop(rows);
         let changes = if readonly { 0 } else { conn.changes() };
-        Ok(Outcome { rows: out, changes })
+        Ok(Outcome {
+            rows: out,
+            changes,
+            size_after: None,
+        })
     }
 }
 

@@ -40,7 +40,9 @@ pub struct TokenGrant {
 }
 
 /// SQLite has no boolean type: 0/1 integers.
-fn int_bool<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<bool, D::Error> {
+pub(crate) fn int_bool<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<bool, D::Error> {
     Ok(i64::deserialize(d)? != 0)
 }
 

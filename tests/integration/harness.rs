@@ -153,9 +153,30 @@ fn test_config(dir: &Path, rate_limit: u32) -> PathBuf {
             out.push('\n');
         }
     }
+    // Every feature is tested on a shard that is not `DB`: organisations created without a
+    // shard spread over all three.
+    for b in SHARDS.iter().skip(1) {
+        out.push_str(&shard_block(b, &root));
+    }
     let path = dir.join("wrangler.toml");
     std::fs::write(&path, out).expect("write test config");
     path
+}
+
+/// The test servers' shards: `DB` (the directory) and two more.
+pub const SHARDS: [&str; 3] = ["DB", "SHARD_2", "SHARD_3"];
+
+/// A `[[d1_databases]]` block for shard `binding`, as the Makefile's `SHARDS=` adds.
+fn shard_block(binding: &str, root: &Path) -> String {
+    let n: u32 = binding
+        .trim_start_matches("SHARD_")
+        .parse()
+        .expect("SHARD_<n>");
+    format!(
+        "\n[[d1_databases]]\nbinding = \"{binding}\"\ndatabase_name = \"scim-edge-shard-{n}\"\n\
+         database_id = \"00000000-0000-0000-0000-{n:012}\"\nmigrations_dir = \"{}\"\n",
+        root.join("migrations").display()
+    )
 }
 
 fn wrangler(dir: &Path) -> Command {
@@ -214,19 +235,21 @@ fn start(kind: Kind) -> Server {
     let config = test_config(&dir, rate_limit);
     let state = dir.join("state");
 
-    let migrate = wrangler(&dir)
-        .args(["d1", "migrations", "apply", "DB", "--local", "--persist-to"])
-        .arg(&state)
-        .arg("-c")
-        .arg(&config)
-        .output()
-        .expect("run wrangler d1 migrations apply");
-    assert!(
-        migrate.status.success(),
-        "migrations failed:\n{}\n{}",
-        String::from_utf8_lossy(&migrate.stdout),
-        String::from_utf8_lossy(&migrate.stderr)
-    );
+    for binding in SHARDS {
+        let migrate = wrangler(&dir)
+            .args(["d1", "migrations", "apply", binding, "--local", "--persist-to"])
+            .arg(&state)
+            .arg("-c")
+            .arg(&config)
+            .output()
+            .expect("run wrangler d1 migrations apply");
+        assert!(
+            migrate.status.success(),
+            "migrations of {binding} failed:\n{}\n{}",
+            String::from_utf8_lossy(&migrate.stdout),
+            String::from_utf8_lossy(&migrate.stderr)
+        );
+    }
 
     'attempt: for attempt in 1..=2 {
         let port = free_port();
@@ -273,7 +296,8 @@ fn start(kind: Kind) -> Server {
                     .arg(root.join("tests/integration/workerd.mjs"))
                     .arg(port.to_string())
                     .arg(&state)
-                    .arg(&admin_token);
+                    .arg(&admin_token)
+                    .arg(SHARDS.len().to_string());
                 cmd
             }
         };

@@ -242,7 +242,13 @@ fn one_d1_call_per_read_and_a_bad_token_reads_and_writes_nothing() {
         .bearer(&token)
         .send()
         .expect(200);
-    assert_eq!(d1_calls(&first), 2, "the organisation's id, then the read");
+    // The isolate that created the organisation knows its shard; another asks the directory
+    // once (its id and shard), then reads.
+    assert!(
+        matches!(d1_calls(&first), 1 | 2),
+        "the read, after the directory at most once: {}",
+        d1_calls(&first)
+    );
     let user = json!({"userName": "gate@example.com", "externalId": "g-1"});
     let r = s
         .scim(&sub, "POST", "/Users")

@@ -7,7 +7,14 @@ import { join } from "node:path";
 
 const root = new URL("../..", import.meta.url).pathname;
 
-export function workerOptions({ port, persist, adminToken, build = join(root, "build") }) {
+/** The D1 bindings of `shards` shards: DB, then SHARD_2 … (ids as the Makefile's SHARDS= config). */
+export function shardDatabases(shards = 1) {
+  const dbs = { DB: "00000000-0000-0000-0000-000000000000" };
+  for (let n = 2; n <= shards; n++) dbs[`SHARD_${n}`] = `00000000-0000-0000-0000-${String(n).padStart(12, "0")}`;
+  return dbs;
+}
+
+export function workerOptions({ port, persist, adminToken, build = join(root, "build"), shards = 1 }) {
   return {
     host: "127.0.0.1",
     port,
@@ -17,7 +24,7 @@ export function workerOptions({ port, persist, adminToken, build = join(root, "b
       { type: "CompiledWasm", path: join(build, "index_bg.wasm") },
     ],
     compatibilityDate: "2025-09-01",
-    d1Databases: { DB: "00000000-0000-0000-0000-000000000000" },
+    d1Databases: shardDatabases(shards),
     d1Persist: join(persist, "v3/d1"),
     bindings: { BASE_DOMAIN: "localhost", TENANT_URL_FORM: "subdomain", ADMIN_TOKEN: adminToken },
     // GET /cdn-cgi/handler/scheduled runs the Cron Trigger's handler (as `wrangler dev

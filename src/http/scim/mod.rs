@@ -24,12 +24,14 @@ use super::isolate::remember;
 use super::limit;
 use super::log_buffer;
 use super::reply::{header, read_body, Reply};
+use super::shards::{located, relocate, remembered, Place};
 use crate::scim::error::{quote, Error, Result, ScimType};
 use crate::scim::query::ListParams;
 use crate::scim::schema::{GROUP_TYPE, USER_TYPE};
 use crate::service::audit::{Audit, Refusal};
 use crate::service::auth::{self, Principal, Verdict};
 use crate::service::groups::Groups;
+use crate::service::shards::{Databases, DIRECTORY};
 use crate::service::users::Users;
 use crate::service::{Runtime, Scope};
 use crate::store::d1::D1;
@@ -92,24 +94,46 @@ pub async fn serve(app: &App, req: Request, sub: &str, mount: &str, path: &str) 
             )))
         }
     };
-    let db = app.db_for(sub)?;
-    let audit = Audit::new(entry_of(app, &req, rest));
     let address = limit::client_address(&req);
     // A method the runtime names (`http::handle` answered any other 405), as `entry_of` has it.
     let method = req.method().to_string();
-    let mut seen = Seen::default();
-    let result = authenticated(app, req, sub, mount, rest, &db, &audit, &address, &mut seen).await;
-    match (seen.tenant, seen.refusal) {
-        (Some(tenant_id), Some(refusal)) => log_buffer::refused(
-            app,
-            sub,
-            &tenant_id,
-            refusal.entry(app.now, &address, method, Route::parse(rest).template()),
-        ),
-        (Some(tenant_id), None) => log_after(app, sub, tenant_id, &audit, &result),
-        (None, _) => {}
+    // Should this isolate's idea of the organisation's shard be out of date (it moved, or
+    // its subdomain now names another), the request is served again where it lives now: a
+    // copy of it is kept for that, where there is more than one shard to be wrong about.
+    let mut spare = if app.databases().bindings().len() > 1 {
+        req.clone().ok()
+    } else {
+        None
+    };
+    let mut req = req;
+    let mut tried: Option<Place> = None;
+    loop {
+        let audit = Audit::new(entry_of(app, &req, rest));
+        let mut seen = Seen::default();
+        let result = authenticated(
+            app, req, sub, mount, rest, &audit, &address, &mut seen, &tried,
+        )
+        .await;
+        if let Some(place) = seen.elsewhere.take() {
+            if let Some(again) = spare.take() {
+                tried = Some(place);
+                req = again;
+                continue;
+            }
+        }
+        let shard = seen.shard.as_deref().unwrap_or(DIRECTORY);
+        match (seen.tenant, seen.refusal) {
+            (Some(tenant_id), Some(refusal)) => log_buffer::refused(
+                app,
+                shard,
+                &tenant_id,
+                refusal.entry(app.now, &address, method, Route::parse(rest).template()),
+            ),
+            (Some(tenant_id), None) => log_after(app, shard, tenant_id, &audit, &result),
+            (None, _) => {}
+        }
+        return result;
     }
-    result
 }
 
 /// What authentication learnt of a request for its log entry.
@@ -117,8 +141,13 @@ pub async fn serve(app: &App, req: Request, sub: &str, mount: &str, path: &str) 
 struct Seen {
     /// The organisation, once known (also when the request is then refused).
     tenant: Option<String>,
+    /// The shard the request was served on.
+    shard: Option<String>,
     /// Why authentication refused it, if it did.
     refusal: Option<Refusal>,
+    /// The directory places the organisation elsewhere than this isolate thought: serve the
+    /// request again there.
+    elsewhere: Option<Place>,
 }
 
 /// What the edge knows of a request for its log entry: never the query string (it may hold
@@ -157,16 +186,17 @@ fn endpoint_type(e: Endpoint) -> &'static str {
 
 /// Write the request's log entry after the response (gathered with others of its
 /// organisation, see [`log_buffer`]), unless its write's batch carried it.
-fn log_after(app: &App, sub: &str, tenant_id: String, audit: &Audit, result: &Result<Reply>) {
+fn log_after(app: &App, shard: &str, tenant_id: String, audit: &Audit, result: &Result<Reply>) {
     let outcome = result.as_ref().map(|r| r.status);
     if let Some(entry) = audit.finish(outcome, &[&USER_TYPE, &GROUP_TYPE], app.rt.clock()) {
-        log_buffer::add(app, sub, &tenant_id, entry);
+        log_buffer::add(app, shard, &tenant_id, entry);
     }
 }
 
 /// Authenticate and serve: the refusal budget, the rate limit, then the operation with the
 /// gate in each of its D1 batches (`store::gate`), then, if the gate stayed shut, why. `seen`
 /// learns the organisation as soon as it is known, and why a credential was refused.
+/// `tried`: the place a first attempt found out of date, which the directory has since given.
 #[allow(clippy::too_many_arguments)]
 async fn authenticated(
     app: &App,
@@ -174,33 +204,38 @@ async fn authenticated(
     sub: &str,
     mount: &str,
     rest: &str,
-    db: &D1,
     audit: &Audit,
     address: &str,
     seen: &mut Seen,
+    tried: &Option<Place>,
 ) -> Result<Reply> {
     let hash = auth::presented(header(&req, "authorization").as_deref());
-    let cached = TENANTS.with(|m| m.borrow().get(sub).cloned());
-    if limit::over_budget(app.now, address, cached.as_deref()) {
+    let cached = remembered(sub);
+    let cached_id = cached.as_ref().map(|p| p.id.clone());
+    if limit::over_budget(app.now, address, cached_id.as_deref()) {
         // Only a credential this isolate knows to be valid goes on; it never pays for the
         // failures of others. Everything else is refused without a D1 call (an organisation
         // this isolate does not know, from an address that spent its budget on unknown ones,
         // included: telling it from an unknown one would take the lookup the budget saves).
         let valid = match (&hash, &cached) {
-            (Some(h), Some(_)) => credential_known(app, db, sub, h).await?,
+            (Some(h), Some(p)) => credential_known(app, &app.shard(&p.shard)?, sub, h).await?,
             _ => false,
         };
         if !valid {
-            seen.tenant = cached;
+            seen.tenant = cached_id;
+            seen.shard = cached.map(|p| p.shard);
             seen.refusal = Some(Refusal::OverBudget);
             return Err(limit::budget_spent());
         }
     }
-    let Some(tenant_id) = tenant_of(db, sub).await? else {
+    let Some(place) = located(app, sub).await? else {
         limit::count_refusal(app, address, None).await;
         return Err(auth::unknown_tenant(sub));
     };
+    let tenant_id = place.id.clone();
+    let db = app.shard(&place.shard)?;
     seen.tenant = Some(tenant_id.clone());
+    seen.shard = Some(place.shard.clone());
     let Some(hash) = hash else {
         seen.refusal = Some(Refusal::NoToken);
         limit::count_refusal(app, address, Some(&tenant_id)).await;
@@ -214,7 +249,7 @@ async fn authenticated(
         &format!("{tenant_id}:{}", hash.get(..16).unwrap_or(hash)),
     )
     .await?;
-    let gated = Gated::new(db, &tenant_id, hash);
+    let gated = Gated::new(&db, &tenant_id, hash);
     let result = operate(app, req, sub, mount, rest, &gated, &tenant_id, audit).await;
     if gated.pass().is_none() && !gated.shut_by_failure() {
         // Nothing reached D1 (discovery, or input refused before any read): the gate alone.
@@ -225,13 +260,27 @@ async fn authenticated(
         }
     }
     if gated.shut() {
-        match auth::verdict(db, sub, hash, &tenant_id).await? {
+        let verdict = auth::verdict(&db, sub, hash, &tenant_id).await?;
+        if matches!(verdict, Verdict::Moved(_))
+            || matches!(&verdict, Verdict::Refused(r) if r.tenant_id.is_none())
+        {
+            // Not (or no longer) this organisation on this shard: the directory says where it
+            // is now. Nothing of the request was written (its gate stayed shut).
+            let now = relocate(app, sub).await?;
+            if let Some(p) = now.filter(|p| *p != place && tried.as_ref() != Some(p)) {
+                seen.tenant = Some(p.id.clone());
+                seen.shard = Some(p.shard.clone());
+                seen.elsewhere = Some(p);
+                return Err(Error::new(
+                    503,
+                    "this organisation was just moved or replaced by another of the same name;                      retry the request",
+                ));
+            }
+        }
+        match verdict {
             // The failure was the operation's own.
             Verdict::Open => {}
             Verdict::Refused(r) => {
-                if r.tenant_id.is_none() {
-                    TENANTS.with(|m| m.borrow_mut().remove(sub));
-                }
                 seen.tenant = r.tenant_id;
                 if r.error.status == 401 {
                     seen.refusal = Some(Refusal::InvalidToken);
@@ -243,7 +292,6 @@ async fn authenticated(
                 return Err(r.error);
             }
             Verdict::Moved(id) => {
-                TENANTS.with(|m| m.borrow_mut().insert(sub.to_string(), id.clone()));
                 seen.tenant = Some(id);
                 return Err(Error::new(
                     503,
@@ -259,7 +307,7 @@ async fn authenticated(
             token_id: pass.token_id,
             last_used_at: pass.last_used_at,
         };
-        record_use(app, sub, &principal);
+        record_use(app, &place.shard, &principal);
     }
     result
 }
@@ -332,36 +380,6 @@ fn forget_credential(sub: &str, hash: &str) {
             hashes.retain(|h| !crate::tenancy::token::hashes_equal(h, hash));
         }
     });
-}
-
-/// Bound on the per-isolate map of organisations' ids.
-const MAX_TENANT_ENTRIES: usize = 10_000;
-
-thread_local! {
-    /// Subdomain -> organisation id, as looked up by this isolate. An id never changes; a
-    /// subdomain can come to name another organisation only after its organisation is
-    /// deleted, which the gate then refuses and [`auth::verdict`] reports as moved.
-    static TENANTS: RefCell<HashMap<String, String>> = RefCell::new(HashMap::new());
-}
-
-/// The id of organisation `sub`: from this isolate's map, else from D1 (one statement, once per
-/// organisation per isolate).
-async fn tenant_of(db: &D1, sub: &str) -> Result<Option<String>> {
-    if let Some(id) = TENANTS.with(|m| m.borrow().get(sub).cloned()) {
-        return Ok(Some(id));
-    }
-    let id = auth::tenant_id(db, sub).await?;
-    if let Some(id) = &id {
-        TENANTS.with(|m| {
-            remember(
-                &mut m.borrow_mut(),
-                MAX_TENANT_ENTRIES,
-                sub.to_string(),
-                id.clone(),
-            )
-        });
-    }
-    Ok(id)
 }
 
 /// Parse the request into its operation and call the service, every D1 call through the gate.
@@ -526,7 +544,7 @@ thread_local! {
 /// Record the token's `lastUsedAt` after the response, at most once per
 /// [`auth::TOUCH_INTERVAL_MS`] per token in this isolate, and only when the stored value is
 /// older than that.
-fn record_use(app: &App, sub: &str, principal: &Principal) {
+fn record_use(app: &App, shard: &str, principal: &Principal) {
     let now = app.now;
     if !principal.touch_due(now) {
         return;
@@ -544,7 +562,7 @@ fn record_use(app: &App, sub: &str, principal: &Principal) {
     if recently {
         return;
     }
-    let Ok(db): Result<D1> = app.db_for(sub) else {
+    let Ok(db): Result<D1> = app.shard(shard) else {
         return;
     };
     let principal = principal.clone();

@@ -1,0 +1,152 @@
+//! The edge's half of sharding: which D1 bindings are shards (read from the Worker's
+//! bindings, so adding one is declaring it, migrating it and deploying), the [`Databases`]
+//! the services see, and what an isolate remembers of where each organisation lives.
+//!
+//! The directory is read once per organisation per isolate ([`located`]); after that a SCIM
+//! request goes straight to its shard, so a read stays one D1 call. A remembered shard can be
+//! wrong only after the organisation moved or was deleted and its subdomain reused: its gate
+//! then stays shut there, the SCIM surface asks the directory again ([`relocate`]) and serves
+//! the request where the organisation is now.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use worker::js_sys::{Array, Object};
+use worker::wasm_bindgen::JsCast;
+use worker::Env;
+
+use super::app::App;
+use super::isolate::remember;
+use crate::scim::error::{Error, Result};
+use crate::service::shards::{self, is_shard, Databases, DIRECTORY};
+use crate::store::d1::D1;
+use crate::store::meter::Meter;
+
+/// The shard bindings of `env`: `DB`, then every D1 binding named `SHARD_…`, in name order.
+pub fn bindings_of(env: &Env) -> Vec<String> {
+    let keys: Array = Object::keys(env.unchecked_ref::<Object>());
+    let mut others: Vec<String> = keys
+        .iter()
+        .filter_map(|k| k.as_string())
+        .filter(|k| k != DIRECTORY && is_shard(k) && env.d1(k).is_ok())
+        .collect();
+    others.sort();
+    let mut all = vec![DIRECTORY.to_string()];
+    all.extend(others);
+    all
+}
+
+thread_local! {
+    /// The shard bindings, read once: an isolate's bindings never change.
+    static BINDINGS: RefCell<Option<Vec<String>>> = const { RefCell::new(None) };
+}
+
+/// The shard bindings of this isolate's Worker.
+pub fn bindings(env: &Env) -> Vec<String> {
+    BINDINGS.with(|b| {
+        b.borrow_mut()
+            .get_or_insert_with(|| bindings_of(env))
+            .clone()
+    })
+}
+
+/// The D1 database of binding `binding`, its calls counted in `meter`.
+pub fn open(env: &Env, meter: &Meter, binding: &str) -> Result<D1> {
+    env.d1(binding)
+        .map(|db| D1::new(db, meter.clone()))
+        .map_err(|e| Error::internal(format!("D1 binding {binding}: {e}")))
+}
+
+/// The databases of a request (or of a scheduled run, which has no request).
+pub struct Bindings<'a> {
+    pub env: &'a Env,
+    pub meter: &'a Meter,
+    pub names: Vec<String>,
+}
+
+impl<'a> Bindings<'a> {
+    pub fn of(env: &'a Env, meter: &'a Meter) -> Bindings<'a> {
+        Bindings {
+            env,
+            meter,
+            names: bindings(env),
+        }
+    }
+}
+
+impl Databases for Bindings<'_> {
+    type Db = D1;
+
+    fn directory(&self) -> Result<D1> {
+        open(self.env, self.meter, DIRECTORY)
+    }
+
+    fn bindings(&self) -> &[String] {
+        &self.names
+    }
+
+    fn shard(&self, binding: &str) -> Result<D1> {
+        if !self.names.iter().any(|b| b == binding) {
+            return Err(Error::internal(format!(
+                "the directory places an organisation on shard {binding}, which this Worker \
+                 has no D1 binding for"
+            )));
+        }
+        open(self.env, self.meter, binding)
+    }
+}
+
+/// Where an organisation lives, as this isolate last learnt it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Place {
+    pub id: String,
+    pub shard: String,
+}
+
+/// Bound on the per-isolate map of organisations' places.
+const MAX_PLACES: usize = 10_000;
+
+thread_local! {
+    /// Subdomain -> where the organisation lives, as looked up by this isolate.
+    static PLACES: RefCell<HashMap<String, Place>> = RefCell::new(HashMap::new());
+}
+
+/// What this isolate remembers of organisation `sub`, without asking anything.
+pub fn remembered(sub: &str) -> Option<Place> {
+    PLACES.with(|m| m.borrow().get(sub).cloned())
+}
+
+/// Remember where organisation `sub` lives.
+pub fn learn(sub: &str, place: Place) {
+    PLACES.with(|m| remember(&mut m.borrow_mut(), MAX_PLACES, sub.to_string(), place));
+}
+
+/// Forget organisation `sub` (deleted, or found elsewhere).
+pub fn forget(sub: &str) {
+    PLACES.with(|m| m.borrow_mut().remove(sub));
+}
+
+/// Where organisation `sub` lives: remembered, else from the directory (one statement, once
+/// per organisation per isolate); `None` when there is no such organisation.
+pub async fn located(app: &App, sub: &str) -> Result<Option<Place>> {
+    if let Some(p) = remembered(sub) {
+        return Ok(Some(p));
+    }
+    relocate(app, sub).await
+}
+
+/// Where organisation `sub` lives according to the directory now, remembered for next time.
+pub async fn relocate(app: &App, sub: &str) -> Result<Option<Place>> {
+    let found = match shards::locate(&app.databases(), sub).await {
+        Ok(at) => Some(Place {
+            id: at.org.id,
+            shard: at.org.shard,
+        }),
+        Err(e) if e.status == 404 => None,
+        Err(e) => return Err(e),
+    };
+    match &found {
+        Some(p) => learn(sub, p.clone()),
+        None => forget(sub),
+    }
+    Ok(found)
+}

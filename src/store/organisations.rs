@@ -1,0 +1,283 @@
+//! SQL for the directory (`DB`): the list of organisations, each with the shard that holds
+//! its rows (table `organisations`), and what is known of each shard (table `shards`).
+//!
+//! Every statement here runs on the directory alone; an organisation's own rows are in its
+//! shard ([`super::tenants`] and the rest). Subdomains are unique across every shard because
+//! the directory's UNIQUE index says so, not because anything checks first.
+
+use serde::Deserialize;
+
+use super::tenants::int_bool;
+use super::{Executor, Stmt, StoreError};
+use crate::scim::error::{Error, Result};
+
+/// An organisation as the directory lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Organisation {
+    pub id: String,
+    pub subdomain: String,
+    pub name: String,
+    #[serde(deserialize_with = "int_bool")]
+    pub provisioning_enabled: bool,
+    /// The binding of the shard that holds its rows.
+    pub shard: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const COLUMNS: &str = "id, subdomain, name, provisioning_enabled, shard, created_at, updated_at";
+
+/// List organisation `o`; a subdomain taken on any shard is 409 (the UNIQUE index decides).
+pub async fn insert<E: Executor>(db: &E, o: &Organisation) -> Result<()> {
+    let stmt = Stmt::new(
+        format!("INSERT INTO organisations ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"),
+        vec![
+            o.id.as_str().into(),
+            o.subdomain.as_str().into(),
+            o.name.as_str().into(),
+            o.provisioning_enabled.into(),
+            o.shard.as_str().into(),
+            o.created_at.into(),
+            o.updated_at.into(),
+        ],
+    );
+    match db.query(stmt).await {
+        Ok(_) => Ok(()),
+        Err(StoreError::Unique(_)) => Err(Error::state_conflict(format!(
+            "a tenant with subdomain '{}' already exists",
+            o.subdomain
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The organisation subdomain `sub` names, if any.
+pub async fn by_subdomain<E: Executor>(db: &E, sub: &str) -> Result<Option<Organisation>> {
+    let sql = format!("SELECT {COLUMNS} FROM organisations WHERE subdomain = ?");
+    db.query(Stmt::new(sql, vec![sub.into()])).await?.first()
+}
+
+/// The organisation of id `id`, if it is listed.
+pub async fn by_id<E: Executor>(db: &E, id: &str) -> Result<Option<Organisation>> {
+    let sql = format!("SELECT {COLUMNS} FROM organisations WHERE id = ?");
+    db.query(Stmt::new(sql, vec![id.into()])).await?.first()
+}
+
+/// Up to `limit` organisations after subdomain `after`, in subdomain order (a range seek on
+/// the UNIQUE index), and whether more follow.
+pub async fn page<E: Executor>(
+    db: &E,
+    after: &str,
+    limit: u32,
+) -> Result<(Vec<Organisation>, bool)> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM organisations WHERE subdomain > ? ORDER BY subdomain LIMIT ?"
+    );
+    let mut rows: Vec<Organisation> = db
+        .query(Stmt::new(
+            sql,
+            vec![after.into(), i64::from(limit).saturating_add(1).into()],
+        ))
+        .await?
+        .decode()?;
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    Ok((rows, more))
+}
+
+/// Repeat a change of name or provisioning switch its shard has made (`None`: unknown).
+pub async fn update<E: Executor>(
+    db: &E,
+    id: &str,
+    name: &str,
+    provisioning_enabled: bool,
+    now: i64,
+) -> Result<Option<Organisation>> {
+    db.query(Stmt::new(
+        format!(
+            "UPDATE organisations SET name = ?, provisioning_enabled = ?, updated_at = ? \
+             WHERE id = ? RETURNING {COLUMNS}"
+        ),
+        vec![
+            name.into(),
+            provisioning_enabled.into(),
+            now.into(),
+            id.into(),
+        ],
+    ))
+    .await?
+    .first()
+}
+
+/// Take organisation `id` off the list (its subdomain is free again).
+pub async fn remove<E: Executor>(db: &E, id: &str) -> Result<()> {
+    db.query(Stmt::new(
+        "DELETE FROM organisations WHERE id = ?",
+        vec![id.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// What the directory knows of one shard.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ShardRow {
+    pub binding: String,
+    #[serde(deserialize_with = "int_bool")]
+    pub open: bool,
+    pub bytes: Option<i64>,
+    pub measured_at: Option<i64>,
+}
+
+/// Every shard the directory has a row for (a shard without one is open, size unknown).
+pub async fn shard_rows<E: Executor>(db: &E) -> Result<Vec<ShardRow>> {
+    db.query(Stmt::new(
+        "SELECT binding, open, bytes, measured_at FROM shards ORDER BY binding",
+        vec![],
+    ))
+    .await?
+    .decode()
+}
+
+/// Open or close shard `binding` for placement.
+pub async fn set_open<E: Executor>(db: &E, binding: &str, open: bool) -> Result<()> {
+    db.query(Stmt::new(
+        "INSERT INTO shards (binding, open) VALUES (?, ?) \
+         ON CONFLICT (binding) DO UPDATE SET open = excluded.open",
+        vec![binding.into(), open.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Remember shard `binding`'s size as measured at `at`.
+pub async fn record_size<E: Executor>(db: &E, binding: &str, bytes: u64, at: i64) -> Result<()> {
+    let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+    db.query(Stmt::new(
+        "INSERT INTO shards (binding, bytes, measured_at) VALUES (?, ?, ?) \
+         ON CONFLICT (binding) DO UPDATE SET bytes = excluded.bytes, measured_at = excluded.measured_at",
+        vec![binding.into(), bytes.into(), at.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// How many organisations the directory places on each shard.
+pub async fn per_shard<E: Executor>(db: &E) -> Result<Vec<(String, i64)>> {
+    #[derive(Deserialize)]
+    struct Row {
+        shard: String,
+        n: i64,
+    }
+    let rows: Vec<Row> = db
+        .query(Stmt::new(
+            "SELECT shard, count(*) AS n FROM organisations GROUP BY shard",
+            vec![],
+        ))
+        .await?
+        .decode()?;
+    Ok(rows.into_iter().map(|r| (r.shard, r.n)).collect())
+}
+
+/// What one shard holds, counted on the shard itself, and its size when D1 reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct Figures {
+    pub organisations: i64,
+    pub users: i64,
+    pub groups: i64,
+    pub events: i64,
+    pub log_entries: i64,
+    #[serde(skip)]
+    pub bytes: Option<u64>,
+}
+
+/// Count a shard's rows (run on the shard: a statement of counts, each over one table).
+pub async fn figures<E: Executor>(shard: &E) -> Result<Figures> {
+    let out = shard
+        .query(Stmt::new(
+            "SELECT (SELECT count(*) FROM tenants WHERE deleted_at IS NULL) AS organisations, \
+             (SELECT count(*) FROM users) AS users, (SELECT count(*) FROM groups) AS groups, \
+             (SELECT count(*) FROM events) AS events, (SELECT count(*) FROM logs) AS log_entries",
+            vec![],
+        ))
+        .await?;
+    let bytes = out.size_after;
+    let mut f: Figures = out.first()?.unwrap_or_default();
+    f.bytes = bytes;
+    Ok(f)
+}
+
+/// A shard's size, from the cheapest statement there is (D1 reports the size after each).
+pub async fn size<E: Executor>(shard: &E) -> Result<Option<u64>> {
+    Ok(shard.query(Stmt::new("SELECT 1", vec![])).await?.size_after)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sqlite::Sqlite;
+    use pollster::block_on;
+
+    fn org(id: &str, sub: &str, shard: &str) -> Organisation {
+        Organisation {
+            id: id.into(),
+            subdomain: sub.into(),
+            name: sub.into(),
+            provisioning_enabled: true,
+            shard: shard.into(),
+            created_at: 1,
+            updated_at: 1,
+        }
+    }
+
+    #[test]
+    fn subdomains_are_unique_across_shards_and_pages_resume() {
+        let db = Sqlite::migrated();
+        block_on(insert(&db, &org("ten_1", "acme", "DB"))).unwrap();
+        block_on(insert(&db, &org("ten_2", "beta", "SHARD_2"))).unwrap();
+        let taken = block_on(insert(&db, &org("ten_3", "acme", "SHARD_2"))).unwrap_err();
+        assert_eq!(taken.status, 409);
+        let (first, more) = block_on(page(&db, "", 1)).unwrap();
+        assert_eq!((first[0].subdomain.as_str(), more), ("acme", true));
+        let (rest, more) = block_on(page(&db, "acme", 1)).unwrap();
+        assert_eq!((rest[0].shard.as_str(), more), ("SHARD_2", false));
+        assert_eq!(
+            block_on(by_id(&db, "ten_2")).unwrap().unwrap().subdomain,
+            "beta"
+        );
+        let mut counts = block_on(per_shard(&db)).unwrap();
+        counts.sort();
+        assert_eq!(counts, vec![("DB".into(), 1), ("SHARD_2".into(), 1)]);
+        block_on(remove(&db, "ten_1")).unwrap();
+        assert!(block_on(by_subdomain(&db, "acme")).unwrap().is_none());
+    }
+
+    #[test]
+    fn shards_are_open_until_closed_and_keep_their_size() {
+        let db = Sqlite::migrated();
+        block_on(record_size(&db, "DB", 4096, 10)).unwrap();
+        block_on(set_open(&db, "SHARD_2", false)).unwrap();
+        block_on(set_open(&db, "DB", true)).unwrap();
+        let rows = block_on(shard_rows(&db)).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!((rows[0].open, rows[0].bytes), (true, Some(4096)));
+        assert_eq!((rows[1].open, rows[1].bytes), (false, None));
+    }
+
+    #[test]
+    fn the_migration_lists_existing_organisations_in_db() {
+        let db = Sqlite::migrated_before("0009");
+        db.execute_batch(
+            "INSERT INTO tenants (id, subdomain, name, provisioning_enabled, created_at, updated_at) \
+             VALUES ('ten_old', 'old', 'Old', 0, 5, 6)",
+        )
+        .unwrap();
+        for f in Sqlite::migration_files() {
+            if f.file_name().and_then(|n| n.to_str()) >= Some("0009") {
+                db.execute_file(&f);
+            }
+        }
+        let o = block_on(by_subdomain(&db, "old")).unwrap().unwrap();
+        assert_eq!((o.shard.as_str(), o.provisioning_enabled), ("DB", false));
+    }
+}
