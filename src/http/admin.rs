@@ -16,6 +16,8 @@
 //! POST   /admin/v1/tenants/{sub}/console-links      a one-time link to the console: 201 {url, expiresAt}
 //! GET    /admin/v1/shards                           each shard: {binding, open, organisations, users, …, bytes}
 //! PATCH  /admin/v1/shards/{binding}                 {open}: open or close it for placement
+//! POST   /admin/v1/tenants/{sub}/move               {shard}: move it there online: 202 {move}
+//! DELETE /admin/v1/tenants/{sub}/move               cancel a move that has not switched
 //! ```
 //!
 //! Every list answers one page shape, `{items, next}`: `next` is what to pass as `after` for
@@ -29,15 +31,18 @@ use serde_json::{json, Value};
 use worker::{Method, Request};
 
 use super::app::App;
+use super::app::Platform;
 use super::console;
 use super::reply::{header, json_body, Reply};
+use super::shards::Bindings;
 use super::shards::{forget, learn, Place};
 use super::vendor;
 use crate::scim::error::{quote, Error, Result};
 use crate::service::shards::Located;
-use crate::service::{shards, tenants, upkeep};
+use crate::service::{moves, shards, tenants, upkeep};
 use crate::store::d1::D1;
 use crate::store::directory::Page;
+use crate::store::meter::Meter;
 use crate::store::organisations::Organisation;
 use crate::tenancy::token;
 use crate::time::rfc3339;
@@ -62,6 +67,7 @@ enum Route<'a> {
     Purges,
     Shards,
     Shard(&'a str),
+    Move(&'a str),
     Unknown,
 }
 
@@ -110,6 +116,7 @@ fn parse(path: &str) -> Route<'_> {
         ["tenants", sub, "logs"] => Route::Logs(sub),
         ["tenants", sub, "summary"] => Route::Summary(sub),
         ["tenants", sub, "console-links"] => Route::ConsoleLinks(sub),
+        ["tenants", sub, "move"] => Route::Move(sub),
         _ => Route::Unknown,
     }
 }
@@ -139,6 +146,20 @@ pub async fn serve(app: &App, mut req: Request, path: &str) -> Result<Reply> {
                 Ok(Reply::json(202, vendor::purge_json(&purge)))
             }
             _ => Err(Error::method_not_allowed("GET, PATCH, DELETE")),
+        },
+        Route::Move(sub) => match method {
+            Method::Post => {
+                let to: MoveTo = body(&mut req).await?;
+                let m = moves::start(&all, &app.rt, sub, &to.shard).await?;
+                drive_after(app, sub);
+                Ok(Reply::json(202, json!({ "move": m }))
+                    .with_header("location", format!("/admin/v1/tenants/{sub}")))
+            }
+            Method::Delete => {
+                let m = moves::cancel(&all, &app.rt, sub).await?;
+                Ok(Reply::json(200, json!({ "move": m })))
+            }
+            _ => Err(Error::method_not_allowed("POST, DELETE")),
         },
         Route::Shards => match method {
             Method::Get => a.list_shards().await,
@@ -172,6 +193,32 @@ pub async fn serve(app: &App, mut req: Request, path: &str) -> Result<Reply> {
             a.per_organisation(req, per_org, sub, &at).await
         }
     }
+}
+
+/// How long the request that starts a move copies, after its response (the Cron Trigger goes
+/// on from where it stops).
+const MOVE_BUDGET_MS: i64 = 25_000;
+
+/// Carry organisation `sub`'s move on after the response (`wait_until`).
+fn drive_after(app: &App, sub: &str) {
+    let env = app.env.clone();
+    let sub = sub.to_string();
+    app.ctx.wait_until(async move {
+        let meter = Meter::default();
+        let all = Bindings::of(&env, &meter);
+        let driven = match shards::locate(&all, &sub).await {
+            Ok(at) => moves::drive(&all, &Platform::at_start(), &at.org.id, MOVE_BUDGET_MS).await,
+            Err(e) => Err(e),
+        };
+        match driven {
+            Ok(Some(m)) if m.error.is_some() => {
+                worker::console_warn!("move of {sub}: {}", m.error.unwrap_or_default())
+            }
+            Ok(_) => {}
+            Err(e) => worker::console_error!("move of {sub}: {}", e.cause.unwrap_or(e.detail)),
+        }
+        forget(&sub);
+    });
 }
 
 /// How long a DELETE of an organisation purges before it answers; the Cron Trigger does the rest.
@@ -236,6 +283,12 @@ struct CreateToken {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct MoveTo {
+    shard: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct UpdateShard {
     open: bool,
 }
@@ -251,7 +304,8 @@ impl Admin<'_> {
     }
 
     fn tenant_json(&self, t: &Organisation) -> Value {
-        json!({
+        let mut j = json!({
+            "id": t.id,
             "subdomain": t.subdomain,
             "name": t.name,
             "provisioningEnabled": t.provisioning_enabled,
@@ -259,7 +313,11 @@ impl Admin<'_> {
             "createdAt": rfc3339(t.created_at),
             "updatedAt": rfc3339(t.updated_at),
             "tenantUrl": self.url_of(&t.subdomain),
-        })
+        });
+        if let (Some(m), Some(o)) = (moves::of(t.moving.as_deref()), j.as_object_mut()) {
+            o.insert("move".into(), json!(m));
+        }
+        j
     }
 
     async fn create_tenant(&self, req: CreateTenant) -> Result<Reply> {

@@ -225,6 +225,10 @@ impl Runtime for Platform {
         token::random_uuid().map_err(|e| Error::internal(format!("getrandom: {}", e.0)))
     }
 
+    async fn sleep(&self, ms: i64) {
+        Delay::from(Duration::from_millis(u64::try_from(ms).unwrap_or(0))).await;
+    }
+
     /// A random pause of up to 2 + 3 × attempt milliseconds.
     async fn pause(&self, attempt: u32) {
         let spread = u64::from(attempt).saturating_mul(3).saturating_add(2);

@@ -21,8 +21,10 @@ use std::time::Duration;
 use worker::Delay;
 
 use super::app::App;
-use crate::service::audit;
+use super::shards::Bindings;
+use crate::service::{audit, shards};
 use crate::store::logs::Refusals;
+use crate::store::meter::Meter;
 use crate::store::trail::LogEntry;
 
 /// How long the first entry of an organisation waits for others.
@@ -90,6 +92,7 @@ fn gather(app: &App, shard: &str, tenant_id: &str, put: impl FnOnce(&mut Waiting
         return;
     };
     let tenant_id = tenant_id.to_string();
+    let env = app.env.clone();
     app.ctx.wait_until(async move {
         if !full {
             Delay::from(Duration::from_millis(FLUSH_AFTER_MS)).await;
@@ -102,6 +105,16 @@ fn gather(app: &App, shard: &str, tenant_id: &str, put: impl FnOnce(&mut Waiting
             // D1 was briefly unavailable (its own answer says so): once more, a moment later.
             Delay::from(Duration::from_millis(RETRY_AFTER_MS)).await;
             written = audit::record(&db, &tenant_id, &w.entries, &w.refusals).await;
+        }
+        if matches!(written, Ok(false)) {
+            // The organisation moved to another shard since these requests: write them there.
+            let meter = Meter::default();
+            let all = Bindings::of(&env, &meter);
+            written = match shards::locate_id(&all, &tenant_id).await {
+                Ok(Some(at)) => audit::record(&at.db, &tenant_id, &w.entries, &w.refusals).await,
+                Ok(None) => Ok(true),
+                Err(e) => Err(e),
+            };
         }
         if let Err(e) = written {
             worker::console_warn!(

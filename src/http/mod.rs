@@ -104,20 +104,20 @@ fn is_operator(app: &App, req: &Request) -> bool {
     classify(&host, &app.config.base_domain) == HostKind::Operator
 }
 
-/// A scheduled run: the upkeep of [`crate::service::upkeep`], within a time budget, its report
-/// in the Worker's log.
+/// A scheduled run: unfinished moves ([`crate::service::moves`]), then the upkeep of
+/// [`crate::service::upkeep`], each within a time budget, its report in the Worker's log.
 pub async fn upkeep(env: Env) {
     let run = async {
         let settings = app::Config::of(&env)?.upkeep;
         let meter = Default::default();
         let all = shards::Bindings::of(&env, &meter);
-        crate::service::upkeep::run_all(
-            &all,
-            &app::Platform::at_start(),
-            settings,
-            UPKEEP_BUDGET_MS,
-        )
-        .await
+        let rt = app::Platform::at_start();
+        // Moves first: a move's switch should not wait behind retention.
+        let moving = crate::service::moves::drive_all(&all, &rt, MOVES_BUDGET_MS).await;
+        if let Err(e) = moving {
+            worker::console_error!("moves: {}", e.cause.unwrap_or(e.detail));
+        }
+        crate::service::upkeep::run_all(&all, &rt, settings, UPKEEP_BUDGET_MS).await
     };
     match run.await {
         Ok(r) => worker::console_log!(
@@ -131,6 +131,9 @@ pub async fn upkeep(env: Env) {
         Err(e) => worker::console_error!("upkeep failed: {}", e.cause.unwrap_or(e.detail)),
     }
 }
+
+/// Time a scheduled run carries moves on before its upkeep.
+const MOVES_BUDGET_MS: i64 = 20_000;
 
 /// Time a scheduled run works before it leaves the rest to the next.
 const UPKEEP_BUDGET_MS: i64 = 20_000;

@@ -95,7 +95,7 @@ pub async fn events(app: &App, at: Option<(&D1, &str, &str)>, q: &Query) -> Resu
     let limit = q.limit()?;
     let page = match at {
         Some((db, binding, sub)) => vendor::feed(db, binding, sub, after, types, limit).await?,
-        None => vendor::feed_of_all(&app.databases(), after, types, limit).await?,
+        None => vendor::feed_of_all(&app.databases(), &app.rt, after, types, limit).await?,
     };
     Ok(Reply::json(
         200,

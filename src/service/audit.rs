@@ -24,13 +24,14 @@ use crate::store::trail::LogEntry;
 use crate::store::Executor;
 
 /// Write entries of one organisation on their own (after the responses), and add refusals
-/// to their aggregated entries, in one batch.
+/// to their aggregated entries, in one batch. `false` when the organisation no longer lives
+/// in `db` (a move took it elsewhere): nothing was written.
 pub async fn record<E: Executor>(
     db: &E,
     tenant_id: &str,
     entries: &[LogEntry],
     refusals: &[Refusals],
-) -> Result<()> {
+) -> Result<bool> {
     let mut stmts: Vec<_> = [
         logs::insert_stmt(tenant_id, entries),
         logs::refusals_stmt(tenant_id, refusals),
@@ -38,12 +39,14 @@ pub async fn record<E: Executor>(
     .into_iter()
     .flatten()
     .collect();
-    if stmts.len() > 1 {
-        db.batch(stmts).await?;
+    let outs = if stmts.len() > 1 {
+        db.batch(stmts).await?
     } else if let Some(stmt) = stmts.pop() {
-        db.query(stmt).await?;
-    }
-    Ok(())
+        vec![db.query(stmt).await?]
+    } else {
+        return Ok(true);
+    };
+    Ok(outs.iter().any(|o| o.changes > 0))
 }
 
 /// Warnings kept per entry (a push naming thousands of unknown members keeps the count).

@@ -43,6 +43,21 @@ impl Principal {
     }
 }
 
+/// How long a client waits before retrying a write refused while its organisation moves.
+pub const MOVING_RETRY_SECONDS: u32 = 2;
+
+/// A write refused for a moment: the organisation is being switched to another shard. 503 with
+/// `Retry-After` (Entra and Okta retry it; a 5xx other than 503 counts towards quarantine).
+pub fn moving() -> Error {
+    Error {
+        retry_after: Some(MOVING_RETRY_SECONDS),
+        ..Error::new(
+            503,
+            "this organisation is being moved to another database; retry the request in a moment",
+        )
+    }
+}
+
 /// No live organisation has subdomain `sub`.
 pub fn unknown_tenant(sub: &str) -> Error {
     Error::not_found(format!(
@@ -94,17 +109,21 @@ pub enum Verdict {
     /// The subdomain now names another organisation (this id): the one the request was scoped
     /// to was deleted and its subdomain taken again.
     Moved(String),
+    /// The organisation's writes are refused for a moment while a move switches it to
+    /// another shard: 503, which identity providers retry.
+    Frozen,
     /// The token opens the gate: whatever failed was not authentication.
     Open,
 }
 
-/// Why organisation `sub` (scoped as `tenant_id`) does not accept the token of hash `hash`,
-/// in one statement.
+/// Why organisation `sub` (scoped as `tenant_id`) does not accept the token of hash `hash` at
+/// `now`, in one statement.
 pub async fn verdict<E: Executor>(
     db: &E,
     sub: &str,
     hash: &str,
     tenant_id: &str,
+    now: i64,
 ) -> Result<Verdict> {
     if validate_subdomain(sub).is_err() {
         return Ok(Verdict::Refused(refused(None, unknown_tenant(sub))));
@@ -123,6 +142,7 @@ pub async fn verdict<E: Executor>(
             )),
         )),
         Access::Granted(g) if g.tenant_id != tenant_id => Verdict::Moved(g.tenant_id),
+        Access::Granted(g) if g.frozen_until.is_some_and(|t| t > now) => Verdict::Frozen,
         Access::Granted(_) => Verdict::Open,
     })
 }

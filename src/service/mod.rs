@@ -11,6 +11,7 @@
 //! | [`users`], [`groups`] | the `/Users` and `/Groups` operations; for groups, member resolution |
 //! | [`search`] | `POST /.search` across both resource types |
 //! | [`auth`] | authenticating a SCIM request inside its own D1 calls, and why a refused one was refused |
+//! | [`moves`] | moving an organisation to another shard online: copy, catch up, switch, clean up |
 //! | [`shards`] | organisations over several D1 databases: the directory, placement, the shard a request uses, the feed's cursor |
 //! | [`tenants`] | the admin API: organisations and their Secret Tokens |
 //! | [`console`] | the organisation admin's console: one-time links, sessions, CSRF |
@@ -24,6 +25,7 @@ pub mod audit;
 pub mod auth;
 pub mod console;
 pub mod groups;
+pub mod moves;
 pub mod resources;
 pub mod search;
 #[cfg(test)]
@@ -62,6 +64,8 @@ pub trait Runtime {
     /// A short pause before retrying a conditional write that lost a race; it grows with the
     /// attempt, so that racing writers spread out.
     async fn pause(&self, attempt: u32);
+    /// Wait `ms` milliseconds (a move waiting out its grace before the cleanup).
+    async fn sleep(&self, ms: i64);
 }
 
 /// One SCIM request's reach: its store, its runtime, the organisation it acts for, and its

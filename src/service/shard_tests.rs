@@ -151,7 +151,8 @@ fn the_feed_of_everything_merges_shards_and_resumes_each_exactly() {
     let mut read: Vec<Value> = Vec::new();
     let mut cursor = Cursor::default();
     loop {
-        let page = block_on(vendor::feed_of_all(&all, cursor.clone(), vec![], 4)).expect("page");
+        let page =
+            block_on(vendor::feed_of_all(&all, &rt, cursor.clone(), vec![], 4)).expect("page");
         let n = page.items.len();
         if let Some(last) = page.items.last() {
             assert_eq!(last["cursor"], json!(page.next.encode()));
@@ -177,7 +178,7 @@ fn the_feed_of_everything_merges_shards_and_resumes_each_exactly() {
         assert_eq!(mine, expected);
     }
     // Nothing new: the same cursor comes back; a new event on one shard alone is read next.
-    let idle = block_on(vendor::feed_of_all(&all, cursor.clone(), vec![], 4)).expect("idle");
+    let idle = block_on(vendor::feed_of_all(&all, &rt, cursor.clone(), vec![], 4)).expect("idle");
     assert!(idle.items.is_empty());
     assert_eq!(idle.next, cursor);
     event(
@@ -186,7 +187,7 @@ fn the_feed_of_everything_merges_shards_and_resumes_each_exactly() {
         "z-late",
         99,
     );
-    let late = block_on(vendor::feed_of_all(&all, cursor.clone(), vec![], 4)).expect("late");
+    let late = block_on(vendor::feed_of_all(&all, &rt, cursor.clone(), vec![], 4)).expect("late");
     assert_eq!(late.items.len(), 1);
     assert_eq!(late.items[0]["resourceId"], json!("z-late"));
     assert_eq!(late.items[0]["organisation"]["subdomain"], json!("z"));
@@ -203,4 +204,332 @@ fn the_feed_of_everything_merges_shards_and_resumes_each_exactly() {
     .expect("y's feed");
     assert_eq!(page.items.len(), 7);
     assert_eq!(page.next.at("SHARD_2"), 7);
+}
+
+mod moving {
+    use super::*;
+    use crate::service::groups::Groups;
+    use crate::service::moves;
+    use crate::service::resources::{self, Kind};
+    use crate::service::users::Users;
+    use crate::service::Scope;
+    use crate::store::moves::rows_of;
+
+    fn scope<'a>(
+        db: &'a Sqlite,
+        rt: &'a TestRuntime,
+        id: &'a str,
+    ) -> Scope<'a, Sqlite, TestRuntime> {
+        Scope {
+            db,
+            rt,
+            tenant_id: id,
+            audit: None,
+        }
+    }
+
+    /// Every event of organisation `sub`'s feed after `cursor`, page by page, from wherever it
+    /// lives now; and the cursor after them.
+    fn org_feed(
+        all: &TestShards,
+        sub: &str,
+        mut cursor: Cursor,
+        limit: u32,
+    ) -> (Vec<Value>, Cursor) {
+        let mut events = Vec::new();
+        loop {
+            let at = block_on(shards::locate(all, sub)).expect("locate");
+            let page = block_on(vendor::feed(
+                &at.db,
+                &at.org.shard,
+                sub,
+                cursor,
+                vec![],
+                limit,
+            ))
+            .expect("page");
+            let n = page.items.len();
+            events.extend(page.items);
+            cursor = page.next;
+            if n < limit as usize {
+                return (events, cursor);
+            }
+        }
+    }
+
+    fn all_feed(
+        all: &TestShards,
+        rt: &TestRuntime,
+        mut cursor: Cursor,
+        limit: u32,
+    ) -> (Vec<Value>, Cursor) {
+        let mut events = Vec::new();
+        loop {
+            let page = block_on(vendor::feed_of_all(all, rt, cursor, vec![], limit)).expect("page");
+            let n = page.items.len();
+            events.extend(page.items);
+            cursor = page.next;
+            if n < limit as usize {
+                return (events, cursor);
+            }
+        }
+    }
+
+    /// What identifies an event whatever its cursor: its type, resource and data.
+    fn plain(events: &[Value]) -> Vec<Value> {
+        events
+            .iter()
+            .map(|e| {
+                json!([
+                    e["organisation"]["id"],
+                    e["type"],
+                    e["resourceId"],
+                    e["data"]
+                ])
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_move_copies_everything_once_while_writes_go_on_and_the_feeds_continue() {
+        let all = three();
+        let rt = TestRuntime::at(1_000);
+        let org = block_on(tenants::create(&all, &rt, "m", None, None, Some("DB"))).expect("org");
+        let other =
+            block_on(tenants::create(&all, &rt, "o", None, None, Some("SHARD_2"))).expect("o");
+        let db = all.shard("DB").expect("DB");
+        let token = block_on(tenants::create_token(&db, &rt, "m", false)).expect("token");
+        let mut ids = Vec::new();
+        for i in 0..250 {
+            let s = scope(&db, &rt, &org.id);
+            let u = block_on(Users::create(
+                &s,
+                &json!({"userName": format!("u{i}@m.org"),
+                "emails": [{"value": format!("u{i}@m.org"), "primary": true}]}),
+            ))
+            .expect("user");
+            ids.push(u.id);
+        }
+        let members: Vec<Value> = ids
+            .iter()
+            .take(120)
+            .map(|id| json!({"value": id}))
+            .collect();
+        let g = block_on(Groups::create(
+            &scope(&db, &rt, &org.id),
+            &json!({"displayName": "Sales", "members": members}),
+        ))
+        .expect("group");
+        let o2 = all.shard("SHARD_2").expect("SHARD_2");
+        block_on(Users::create(
+            &scope(&o2, &rt, &other.id),
+            &json!({"userName": "x@o.org"}),
+        ))
+        .expect("other");
+        // Consumers that read part of the feeds before the move.
+        let (first, c1) = {
+            let at = block_on(shards::locate(&all, "m")).expect("m");
+            let page = block_on(vendor::feed(
+                &at.db,
+                "DB",
+                "m",
+                Cursor::default(),
+                vec![],
+                100,
+            ))
+            .expect("page");
+            (page.items, page.next)
+        };
+        let page = block_on(vendor::feed_of_all(
+            &all,
+            &rt,
+            Cursor::default(),
+            vec![],
+            60,
+        ))
+        .expect("all");
+        let (all_first, a1) = (page.items, page.next);
+
+        let started = block_on(moves::start(&all, &rt, "m", "SHARD_3")).expect("start");
+        assert_eq!(started.phase, "copy");
+        assert!(started.rows_at_start > 500, "{started:?}");
+        // The move goes on a little at a time, and the organisation keeps being written.
+        rt.step.set(1);
+        let mut round = 0;
+        let mut phases = Vec::new();
+        loop {
+            let m = block_on(moves::drive(&all, &rt, &org.id, 3)).expect("drive");
+            let m = m.expect("a move");
+            assert_eq!(m.error, None, "{m:?}");
+            phases.push(m.phase.clone());
+            if m.phase == "done" {
+                assert!(m.catchup_rounds >= 1 && m.frozen_ms.is_some(), "{m:?}");
+                break;
+            }
+            assert!(round < 500, "the move does not finish: {m:?}");
+            let at = block_on(shards::locate(&all, "m")).expect("m");
+            let s = scope(&at.db, &rt, &org.id);
+            if m.phase == "cleanup" {
+                // Its grace passes (log entries on their way to the old shard).
+                rt.now.set(rt.now.get() + moves::GRACE_MS);
+            }
+            if round % 3 == 0 {
+                let i = round;
+                block_on(Users::create(
+                    &s,
+                    &json!({"userName": format!("late{i}@m.org")}),
+                ))
+                .expect("a write during the move");
+                let patch = json!({"Operations": [{"op": "Replace", "path": "displayName",
+                    "value": format!("Renamed {i}")}]});
+                let id = ids.get(round % ids.len()).expect("id");
+                block_on(Users::patch(&s, id, &patch, None)).expect("patch");
+                let add = json!({"Operations": [{"op": "Add", "path": "members",
+                    "value": [{"value": ids[200 + (round % 50)]}]}]});
+                block_on(Groups::patch(&s, &g.id, &add, None)).expect("member add");
+            }
+            if round == 2 {
+                block_on(resources::delete::<Users, _, _>(&s, &ids[5], None)).expect("delete");
+            }
+            round += 1;
+        }
+        assert!(
+            phases.iter().filter(|p| *p == "copy").count() > 2,
+            "in steps: {phases:?}"
+        );
+        // Where it lives now, and nothing of it where it was.
+        let at = block_on(shards::locate(&all, "m")).expect("m");
+        assert_eq!(at.org.shard, "SHARD_3");
+        assert_eq!(block_on(rows_of(&db, &org.id)).expect("rows"), 0);
+        assert_eq!(
+            db.count(&format!(
+                "SELECT count(*) FROM tenants WHERE id = '{}'",
+                org.id
+            )),
+            0
+        );
+        let new = all.shard("SHARD_3").expect("SHARD_3");
+        // Everything arrived once: users (the deleted one gone), values, members, tokens.
+        let users = new.count(&format!(
+            "SELECT count(*) FROM users WHERE tenant_id = '{}'",
+            org.id
+        ));
+        let late = new.count(&format!(
+            "SELECT count(*) FROM users WHERE tenant_id = '{}' AND user_name LIKE 'late%'",
+            org.id
+        ));
+        assert_eq!(users, 250 - 1 + late);
+        assert!(late > 0);
+        assert_eq!(
+            new.count(&format!(
+                "SELECT count(*) FROM user_values WHERE tenant_id = '{}' AND attr = 'emails'",
+                org.id
+            )),
+            249
+        );
+        let members = new.count(&format!(
+            "SELECT count(*) FROM memberships WHERE tenant_id = '{}'",
+            org.id
+        ));
+        let added: std::collections::HashSet<usize> = (0..round)
+            .filter(|r| r % 3 == 0)
+            .map(|r| 200 + (r % 50))
+            .collect();
+        assert_eq!(
+            members as usize,
+            120 - 1 + added.len(),
+            "the deleted user left Sales"
+        );
+        assert_eq!(
+            new.count(&format!(
+                "SELECT count(*) FROM tokens WHERE tenant_id = '{}'",
+                org.id
+            )),
+            1
+        );
+        let _ = token;
+        // The new shard's gate opens for the organisation's token.
+        assert_eq!(new.count(&format!("SELECT count(*) FROM tenants WHERE id = '{}' AND coalesce(frozen_until, 0) = 0 AND deleted_at IS NULL", org.id)), 1);
+
+        // One organisation's feed: a consumer that kept its cursor continues exactly after it.
+        let (rest, _) = org_feed(&all, "m", c1, 40);
+        let (whole, _) = org_feed(&all, "m", Cursor::default(), 1000);
+        let mut joined = plain(&first);
+        joined.extend(plain(&rest));
+        assert_eq!(
+            joined,
+            plain(&whole),
+            "the feed across the move: no repeat, no gap"
+        );
+        assert_eq!(
+            whole.iter().filter(|e| e["type"] == "user.created").count() as i64,
+            250 + late
+        );
+        // Everyone's feed likewise, with the other organisation's events among them.
+        let (all_rest, _) = all_feed(&all, &rt, a1, 45);
+        let mut everyone = plain(&all_first);
+        everyone.extend(plain(&all_rest));
+        let mut unique = everyone.clone();
+        unique.sort_by_key(|v| v.to_string());
+        unique.dedup();
+        assert_eq!(unique.len(), everyone.len(), "no event twice");
+        let mine: Vec<Value> = everyone
+            .iter()
+            .filter(|e| e[0] == json!(org.id))
+            .cloned()
+            .collect();
+        assert_eq!(mine, plain(&whole), "its events once each, in commit order");
+        assert_eq!(everyone.len(), whole.len() + 1);
+    }
+
+    #[test]
+    fn a_cancelled_move_leaves_the_organisation_where_it_was_and_purges_the_copy() {
+        let all = three();
+        let rt = TestRuntime::at(1_000);
+        let org = block_on(tenants::create(&all, &rt, "c", None, None, Some("DB"))).expect("org");
+        let db = all.shard("DB").expect("DB");
+        for i in 0..300 {
+            block_on(Users::create(
+                &scope(&db, &rt, &org.id),
+                &json!({"userName": format!("u{i}@c.org")}),
+            ))
+            .expect("user");
+        }
+        block_on(moves::start(&all, &rt, "c", "SHARD_2")).expect("start");
+        let again = block_on(moves::start(&all, &rt, "c", "SHARD_3"));
+        assert_eq!(again.map(|_| ()).map_err(|e| e.status), Err(409));
+        rt.step.set(1);
+        let m = block_on(moves::drive(&all, &rt, &org.id, 2))
+            .expect("drive")
+            .expect("move");
+        assert_eq!(m.phase, "copy", "{m:?}");
+        let cancelled = block_on(moves::cancel(&all, &rt, "c")).expect("cancel");
+        assert_eq!(cancelled.phase, "cancelled");
+        let at = block_on(shards::locate(&all, "c")).expect("c");
+        assert_eq!(at.org.shard, "DB");
+        assert_eq!(
+            block_on(rows_of(&db, &org.id)).expect("rows"),
+            300 + 300,
+            "users, events"
+        );
+        let copy = all.shard("SHARD_2").expect("SHARD_2");
+        let report =
+            block_on(upkeep::run_all(&all, &rt, Default::default(), 60_000)).expect("upkeep");
+        assert!(
+            report
+                .purges
+                .iter()
+                .any(|p| p.id == org.id && p.remaining == 0),
+            "{report:?}"
+        );
+        assert_eq!(block_on(rows_of(&copy, &org.id)).expect("rows"), 0);
+        assert_eq!(copy.count("SELECT count(*) FROM tenants"), 0);
+        // Writes go on where it is; a new move can start.
+        block_on(Users::create(
+            &scope(&db, &rt, &org.id),
+            &json!({"userName": "after@c.org"}),
+        ))
+        .expect("write");
+        block_on(moves::start(&all, &rt, "c", "SHARD_2")).expect("a new move");
+    }
 }

@@ -189,14 +189,20 @@ pub async fn set_open<S: Databases>(s: &S, binding: &str, open: bool) -> Result<
     dir::set_open(&s.directory()?, binding, open).await
 }
 
-/// A position in the change feed: for each database, the `seq` of the last event read there.
+/// A position in the change feed: for each database, the `seq` of the last event read among
+/// those first committed there; and, for one organisation's feed, how far its current shard
+/// has been read (`scan`).
 ///
-/// Opaque to clients (base64url of `DB=12,SHARD_2=5`): it names its databases so that one
-/// cursor resumes every shard's feed where it stopped, and a shard added later (absent from
-/// it) is read from its start. A bare number is read as a position in `DB` (the cursor of
-/// the releases before shards).
+/// Opaque to clients (base64url of `DB=12,SHARD_2=5` and `|SHARD_2=77`): it names its
+/// databases, so that one cursor resumes every shard's feed where it stopped, a shard added
+/// later (absent from it) is read from its start, and an event a move copied to another shard
+/// (which keeps where it was first committed) is known as read or not wherever it now is. A
+/// bare number is read as a position in `DB` (the cursor of the releases before shards).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Cursor(BTreeMap<String, i64>);
+pub struct Cursor {
+    births: BTreeMap<String, i64>,
+    scan: Option<(String, i64)>,
+}
 
 /// The largest seq D1 binds exactly (2^53 - 1).
 const MAX_SEQ: i64 = (1 << 53) - 1;
@@ -210,6 +216,17 @@ pub(crate) fn seq(text: &str) -> Option<i64> {
         return None;
     }
     text.parse::<i64>().ok().filter(|n| *n <= MAX_SEQ)
+}
+
+/// `BINDING=seq`, the binding a shard's.
+fn position(part: &str) -> Option<(String, i64)> {
+    let (binding, n) = part.split_once('=')?;
+    let named = is_shard(binding)
+        && binding
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+    named.then_some(())?;
+    Some((binding.to_string(), seq(n)?))
 }
 
 impl Cursor {
@@ -227,43 +244,71 @@ impl Cursor {
             ))
         };
         if let Some(n) = seq(text) {
-            return Ok(Cursor(BTreeMap::from([(DIRECTORY.to_string(), n)])));
+            return Ok(Cursor {
+                births: BTreeMap::from([(DIRECTORY.to_string(), n)]),
+                scan: None,
+            });
         }
         if text.len() > MAX_CURSOR_LEN {
             return Err(bad());
         }
         let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| bad())?;
         let plain = String::from_utf8(bytes).map_err(|_| bad())?;
+        let (births, scan) = match plain.split_once('|') {
+            Some((b, s)) => (b, Some(position(s).ok_or_else(bad)?)),
+            None => (plain.as_str(), None),
+        };
         let mut positions = BTreeMap::new();
-        for part in plain.split(',') {
-            let (binding, n) = part.split_once('=').ok_or_else(bad)?;
-            let n = seq(n).ok_or_else(bad)?;
-            if !is_shard(binding)
-                || !binding
-                    .bytes()
-                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
-            {
-                return Err(bad());
-            }
-            positions.insert(binding.to_string(), n);
+        for part in births.split(',').filter(|p| !p.is_empty()) {
+            let (binding, n) = position(part).ok_or_else(bad)?;
+            positions.insert(binding, n);
         }
-        Ok(Cursor(positions))
+        Ok(Cursor {
+            births: positions,
+            scan,
+        })
     }
 
-    /// The seq read up to in `binding` (0: nothing yet).
+    /// The seq read up to among the events first committed in `binding` (0: none yet).
     pub fn at(&self, binding: &str) -> i64 {
-        self.0.get(binding).copied().unwrap_or(0)
+        self.births.get(binding).copied().unwrap_or(0)
     }
 
-    /// Read up to `seq` in `binding`.
+    /// Read an event first committed in `binding` as its `seq` there.
     pub fn advance(&mut self, binding: &str, seq: i64) {
-        self.0.insert(binding.to_string(), seq);
+        self.births.insert(binding.to_string(), seq);
+    }
+
+    /// How far shard `binding` has been read in one organisation's feed (0: not yet).
+    pub fn scanned(&self, binding: &str) -> i64 {
+        match &self.scan {
+            Some((b, n)) if b == binding => *n,
+            _ => 0,
+        }
+    }
+
+    /// One organisation's feed has been read up to `seq` in shard `binding`.
+    pub fn scan(&mut self, binding: &str, seq: i64) {
+        self.scan = Some((binding.to_string(), seq));
+    }
+
+    /// The read positions as a JSON object (binding -> seq), as the feed's SQL takes them.
+    pub fn births_json(&self) -> String {
+        serde_json::to_string(&self.births).unwrap_or_else(|_| "{}".into())
     }
 
     /// The cursor as the API gives it out.
     pub fn encode(&self) -> String {
-        let plain: Vec<String> = self.0.iter().map(|(b, n)| format!("{b}={n}")).collect();
-        URL_SAFE_NO_PAD.encode(plain.join(","))
+        let plain: Vec<String> = self
+            .births
+            .iter()
+            .map(|(b, n)| format!("{b}={n}"))
+            .collect();
+        let mut text = plain.join(",");
+        if let Some((b, n)) = &self.scan {
+            text.push_str(&format!("|{b}={n}"));
+        }
+        URL_SAFE_NO_PAD.encode(text)
     }
 }
 
@@ -313,6 +358,10 @@ mod tests {
         let text = cur.encode();
         assert!(!text.contains('='), "{text}");
         assert_eq!(Cursor::parse(Some(&text)), Ok(cur.clone()));
+        cur.scan("SHARD_2", 77);
+        let scanned = Cursor::parse(Some(&cur.encode())).unwrap();
+        assert_eq!((scanned.scanned("SHARD_2"), scanned.scanned("DB")), (77, 0));
+        assert_eq!(scanned.births_json(), r#"{"DB":12,"SHARD_2":5}"#);
         assert_eq!(Cursor::parse(Some("42")).map(|c| c.at("DB")), Ok(42));
         assert_eq!(Cursor::parse(None), Ok(Cursor::default()));
         for bad in [

@@ -60,6 +60,7 @@ pub async fn create<S: Databases, R: Runtime>(
         shard: binding,
         created_at: rt.now(),
         updated_at: rt.now(),
+        moving: None,
     };
     let directory = s.directory()?;
     dir::insert(&directory, &org).await?;

@@ -12,6 +12,8 @@ pub struct TestRuntime {
     next: Cell<u64>,
     /// How many times a write paused before retrying.
     pub pauses: Cell<u32>,
+    /// How far the clock moves each time it is read (0: only when told).
+    pub step: Cell<i64>,
 }
 
 impl TestRuntime {
@@ -32,6 +34,16 @@ impl TestRuntime {
 impl Runtime for TestRuntime {
     fn now(&self) -> i64 {
         self.now.get()
+    }
+
+    fn clock(&self) -> i64 {
+        let t = self.now.get().saturating_add(self.step.get());
+        self.now.set(t);
+        t
+    }
+
+    async fn sleep(&self, ms: i64) {
+        self.now.set(self.now.get().saturating_add(ms));
     }
 
     fn random_id(&self, prefix: &str) -> Result<String> {

@@ -341,14 +341,16 @@ fn the_gate_opens_for_the_organisations_token_and_the_verdict_says_why_not() {
         Some(T.into())
     );
     assert_eq!(block_on(auth::tenant_id(&db, "nosuch")).expect("id"), None);
-    let opens = || block_on(Gated::new(&db, T, &hash).open()).is_ok();
-    let status = |sub: &str, hash: &str, id: &str| match block_on(auth::verdict(&db, sub, hash, id))
-        .expect("verdict")
-    {
-        Verdict::Refused(r) => Err(r.error.status),
-        Verdict::Moved(id) => Ok(id),
-        Verdict::Open => Ok("open".into()),
-    };
+    let opens = || block_on(Gated::new(&db, T, &hash, 0).open()).is_ok();
+    let status =
+        |sub: &str, hash: &str, id: &str| match block_on(auth::verdict(&db, sub, hash, id, 0))
+            .expect("verdict")
+        {
+            Verdict::Refused(r) => Err(r.error.status),
+            Verdict::Moved(id) => Ok(id),
+            Verdict::Open => Ok("open".into()),
+            Verdict::Frozen => Ok("frozen".into()),
+        };
     assert!(opens());
     assert_eq!(status("a", &hash, T), Ok("open".into()));
     // Another organisation's token, an unknown token, an unknown organisation, and a subdomain

@@ -9,11 +9,13 @@
 
 use futures_util::future::join_all;
 use serde_json::Value;
+use std::collections::BTreeMap;
 
 use super::shards::{seq, Cursor, Databases};
+use super::Runtime;
 use crate::scim::error::{quote, Error, Result};
 use crate::store::directory::{self, Page, UserQuery};
-use crate::store::feed::{self, FeedQuery};
+use crate::store::feed::{self, Located};
 use crate::store::logs::{self, LogQuery};
 use crate::store::tenants as store;
 use crate::store::Executor;
@@ -85,94 +87,142 @@ pub struct FeedPage {
     pub next: Cursor,
 }
 
-/// A page of organisation `sub`'s feed, from its shard `binding`.
+/// A page of organisation `sub`'s feed, from its shard `binding`, in that shard's commit order.
+///
+/// Across a move the cursor still holds: the events copied here keep where they were first
+/// committed, and those the cursor has read there are skipped (`feed::read_organisation`).
 pub async fn feed<E: Executor>(
     db: &E,
     binding: &str,
     sub: &str,
-    after: Cursor,
+    mut after: Cursor,
     types: Vec<String>,
     limit: u32,
 ) -> Result<FeedPage> {
-    let q = FeedQuery {
-        tenant_id: Some(tenant_id(db, sub).await?),
-        after: after.at(binding),
-        types,
-        limit,
-    };
-    let page = feed::read(db, &q).await?;
-    Ok(stamp(vec![(binding, page.items)], after, limit))
+    let id = tenant_id(db, sub).await?;
+    let births = after.births_json();
+    let scanned = after.scanned(binding);
+    let (events, top) =
+        feed::read_organisation(db, binding, &id, &births, scanned, &types, limit).await?;
+    let full = events.len() >= limit as usize;
+    let mut items = Vec::with_capacity(events.len());
+    for e in events {
+        after.advance(&e.birth, e.bseq);
+        after.scan(binding, e.seq);
+        items.push(stamped(e.event, &after));
+    }
+    if !full {
+        // A short page looked at everything the organisation has here.
+        after.scan(binding, top.max(after.scanned(binding)));
+    }
+    Ok(FeedPage { items, next: after })
 }
 
-/// A page of every organisation's feed: each shard's next events (all shards at once),
-/// merged oldest first. Each shard's part of the page is a prefix of its own feed, so the
-/// cursor resumes every shard exactly after the last event read there; an organisation lives
-/// on one shard, so its events keep their commit order.
-pub async fn feed_of_all<S: Databases>(
+fn stamped(mut event: Value, cursor: &Cursor) -> Value {
+    if let Some(slot) = event.get_mut("cursor") {
+        *slot = Value::String(cursor.encode());
+    }
+    event
+}
+
+/// A page of every organisation's feed gathered for longer than this is refused (503): a move
+/// purges an old copy only [`super::moves::GRACE_MS`] after the new one is in place, so a page
+/// read within this time sees every event in one place or the other.
+const GATHER_MAX_MS: i64 = 5_000;
+
+/// A page of every organisation's feed, all shards read at once and merged oldest first.
+///
+/// The cursor holds, for every shard, the last seq read among the events first committed
+/// there; each such stream is read in its own order, from the shard itself and from wherever
+/// moves copied its events (one call per shard), and the page takes a prefix of each stream, so
+/// the cursor resumes each exactly after its last event: nothing repeated, nothing skipped, a
+/// shard added later read from its start. An organisation's events are in one stream between
+/// moves, in commit order.
+pub async fn feed_of_all<S: Databases, R: Runtime>(
     s: &S,
-    after: Cursor,
+    rt: &R,
+    mut after: Cursor,
     types: Vec<String>,
     limit: u32,
 ) -> Result<FeedPage> {
+    let started = rt.clock();
+    let births = after.births_json();
     let reads = s.bindings().iter().map(|b| {
-        let q = FeedQuery {
-            tenant_id: None,
-            after: after.at(b),
-            types: types.clone(),
-            limit,
-        };
+        let (births, types) = (&births, &types);
         async move {
             let db = s.shard(b)?;
-            let page = feed::read(&db, &q).await?;
-            Ok::<_, Error>((b.as_str(), page.items))
+            let (native, copied) = feed::read_shard(&db, b, births, types, limit).await?;
+            Ok::<_, Error>((b.clone(), native, copied))
         }
     });
     let parts = join_all(reads)
         .await
         .into_iter()
         .collect::<Result<Vec<_>>>()?;
-    Ok(stamp(parts, after, limit))
-}
-
-/// Merge shards' pages by time (each shard's events kept in its own order), at most `limit`
-/// events, each given the cursor that resumes right after it.
-fn stamp(parts: Vec<(&str, Vec<Value>)>, mut cursor: Cursor, limit: u32) -> FeedPage {
-    let mut queues: Vec<(&str, std::collections::VecDeque<Value>)> = parts
-        .into_iter()
-        .map(|(b, items)| (b, items.into()))
+    if rt.clock().saturating_sub(started) > GATHER_MAX_MS {
+        return Err(Error::new(
+            503,
+            "the feed's shards answered slowly; retry the page",
+        ));
+    }
+    let more = limit as usize;
+    // Per stream (where its events were first committed): its events read, and how far they
+    // may be taken (a source that came back full knows nothing past its last row).
+    let mut streams: BTreeMap<String, (Vec<Located>, Option<i64>)> = BTreeMap::new();
+    let bound = |slot: &mut Option<i64>, at: i64| *slot = Some(slot.map_or(at, |b| b.min(at)));
+    let mut cuts: Vec<(String, i64)> = Vec::new();
+    for (binding, native, copied) in parts {
+        let stream = streams.entry(binding.clone()).or_default();
+        if native.len() > more {
+            bound(&mut stream.1, native.last().map_or(0, |e| e.bseq));
+        }
+        stream.0.extend(native);
+        if copied.len() > more {
+            cuts.extend(copied.last().map(|e| (e.birth.clone(), e.bseq)));
+        }
+        for e in copied {
+            streams.entry(e.birth.clone()).or_default().0.push(e);
+        }
+    }
+    // Copies come in order of stream: a full read's last stream is cut at its last copy, and
+    // the streams after it were not reached (none may go past what the cursor has).
+    for (birth, at) in cuts {
+        for (name, stream) in streams.range_mut(birth.clone()..) {
+            let limit = if *name == birth { at } else { after.at(name) };
+            bound(&mut stream.1, limit);
+        }
+    }
+    let mut queues: Vec<std::collections::VecDeque<Located>> = streams
+        .into_values()
+        .map(|(mut events, limit)| {
+            events.sort_by_key(|e| e.bseq);
+            // The same event in two places (a move copied it, the old copy not yet purged).
+            events.dedup_by_key(|e| e.bseq);
+            events.retain(|e| limit.is_none_or(|l| e.bseq <= l));
+            events.into()
+        })
         .collect();
     let mut items = Vec::new();
-    while items.len() < limit as usize {
+    while items.len() < more {
         let next = queues
             .iter()
             .enumerate()
-            .filter_map(|(i, (_, q))| {
-                let at = q.front()?.get("at").and_then(Value::as_str);
+            .filter_map(|(i, q)| {
+                let at = q.front()?.event.get("at").and_then(Value::as_str);
                 Some((i, at.unwrap_or("")))
             })
             .min_by(|a, b| a.1.cmp(b.1))
             .map(|(i, _)| i);
-        let Some((binding, queue)) = next.and_then(|i| queues.get_mut(i)) else {
+        let Some(e) = next
+            .and_then(|i| queues.get_mut(i))
+            .and_then(|q| q.pop_front())
+        else {
             break;
         };
-        let Some(mut event) = queue.pop_front() else {
-            break;
-        };
-        let seq = event
-            .get("cursor")
-            .and_then(Value::as_str)
-            .and_then(|c| c.parse::<i64>().ok())
-            .unwrap_or(0);
-        cursor.advance(binding, seq);
-        if let Some(slot) = event.get_mut("cursor") {
-            *slot = Value::String(cursor.encode());
-        }
-        items.push(event);
+        after.advance(&e.birth, e.bseq);
+        items.push(stamped(e.event, &after));
     }
-    FeedPage {
-        items,
-        next: cursor,
-    }
+    Ok(FeedPage { items, next: after })
 }
 
 pub async fn users<E: Executor>(db: &E, sub: &str, q: &UserQuery) -> Result<Page> {

@@ -1,53 +1,163 @@
 //! Reading the change feed. Events are written by the changes themselves ([`super::trail`],
-//! [`super::memberships`]); this module only reads them, in `seq` order, rendered by SQL as
-//! the API returns them (`{cursor, type, organisation, at, resourceId, data}`).
+//! [`super::memberships`]); this module only reads them, rendered by SQL as the API returns
+//! them (`{cursor, type, organisation, at, resourceId, data}`; the service fills `cursor`).
 //!
 //! Why a cursor never misses or repeats an event: `seq` is assigned inside the write's own
-//! transaction and D1 runs one write at a time, so seqs become visible in increasing order; a
-//! reader that has seen seq `n` has seen every committed event below it, and `seq > n` resumes
-//! exactly after it.
+//! transaction and a D1 database runs one write at a time, so one shard's seqs become visible in
+//! increasing order; a reader that has seen seq `n` there has seen every event committed there
+//! below it. An event a move copied to another shard keeps where it was first committed
+//! (`origin`, `origin_seq`), so a cursor that holds "read up to seq `n` of shard A", for every
+//! shard, says the same of it wherever it now is.
 
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::directory::{instant, page, Page};
+use super::directory::instant;
 use super::{Executor, Param, Stmt};
 use crate::scim::error::Result;
 
-/// Which events a feed page reads.
-#[derive(Debug, Clone, Default)]
-pub struct FeedQuery {
-    /// One organisation's, or every organisation's when `None`.
-    pub tenant_id: Option<String>,
-    /// The seq the previous page ended with (0: from the oldest kept).
-    pub after: i64,
-    /// Only these types (all when empty).
-    pub types: Vec<String>,
-    pub limit: u32,
+/// An event as a feed page reads it: where it is in this shard (`seq`), where it was first
+/// committed (`birth`, `bseq`: its own shard and seq unless it was copied here by a move), and
+/// the event as the API returns it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Located {
+    pub seq: i64,
+    pub birth: String,
+    pub bseq: i64,
+    pub event: Value,
 }
 
-/// A page of events in commit order; `next` (the last event's cursor) when more follow.
-pub async fn read<E: Executor>(db: &E, q: &FeedQuery) -> Result<Page> {
-    let mut sql = format!(
-        "SELECT CAST(e.seq AS TEXT) AS id, json_object('cursor', CAST(e.seq AS TEXT), \
-         'type', e.type, 'organisation', json_object('id', e.tenant_id, \
+#[derive(Deserialize)]
+struct LocatedRow {
+    seq: i64,
+    birth: String,
+    bseq: i64,
+    j: String,
+}
+
+fn located(out: super::Outcome) -> Result<Vec<Located>> {
+    let rows: Vec<LocatedRow> = out.decode()?;
+    rows.into_iter()
+        .map(|r| {
+            let event = serde_json::from_str(&r.j)
+                .map_err(|e| crate::scim::error::Error::internal(format!("JSON row: {e}")))?;
+            Ok(Located {
+                seq: r.seq,
+                birth: r.birth,
+                bseq: r.bseq,
+                event,
+            })
+        })
+        .collect()
+}
+
+/// The columns of a [`Located`] read, for the events aliased `e` of shard `here` (one bound
+/// parameter, `here`).
+fn located_columns() -> String {
+    format!(
+        "SELECT e.seq, coalesce(e.origin, ?) AS birth, coalesce(e.origin_seq, e.seq) AS bseq, \
+         json_object('cursor', '', 'type', e.type, 'organisation', json_object('id', e.tenant_id, \
          'subdomain', CASE WHEN t.deleted_at IS NULL THEN t.subdomain END), \
          'at', {}, 'resourceId', e.resource_id, 'data', json(e.data)) AS j \
-         FROM events e LEFT JOIN tenants t ON t.id = e.tenant_id WHERE e.seq > ?",
+         FROM events e LEFT JOIN tenants t ON t.id = e.tenant_id",
         instant("e.at")
-    );
-    let mut params: Vec<Param> = vec![q.after.into()];
-    if let Some(t) = &q.tenant_id {
-        sql.push_str(" AND e.tenant_id = ?");
-        params.push(t.as_str().into());
-    }
-    if !q.types.is_empty() {
+    )
+}
+
+/// Events not yet read by a cursor whose read positions are `births` (a JSON object: binding
+/// -> the last seq read of the events first committed there).
+const UNREAD: &str =
+    "coalesce(e.origin_seq, e.seq) > coalesce(json_extract(?, '$.' || coalesce(e.origin, ?)), 0)";
+
+fn typed(sql: &mut String, params: &mut Vec<Param>, types: &[String]) {
+    if !types.is_empty() {
         sql.push_str(" AND e.type IN (SELECT value FROM json_each(?))");
-        params.push(Value::from(q.types.clone()).to_string().into());
+        params.push(Value::from(types.to_vec()).to_string().into());
     }
+}
+
+/// A page of organisation `tenant_id`'s events on shard `here`, in this shard's commit order,
+/// after position `scan` here, that a cursor of read positions `births` has not read; and the
+/// newest seq the organisation has here (how far a page that came back short has looked).
+pub async fn read_organisation<E: Executor>(
+    db: &E,
+    here: &str,
+    tenant_id: &str,
+    births: &str,
+    scan: i64,
+    types: &[String],
+    limit: u32,
+) -> Result<(Vec<Located>, i64)> {
+    let mut sql = format!(
+        "{} WHERE e.tenant_id = ? AND e.seq > ? AND {UNREAD}",
+        located_columns()
+    );
+    let mut params: Vec<Param> = vec![
+        here.into(),
+        tenant_id.into(),
+        scan.into(),
+        births.into(),
+        here.into(),
+    ];
+    typed(&mut sql, &mut params, types);
     sql.push_str(" ORDER BY e.seq LIMIT ?");
-    params.push(i64::from(q.limit).saturating_add(1).into());
-    page(db.query(Stmt::new(sql, params)).await?, q.limit)
+    params.push(i64::from(limit).into());
+    let outs = db
+        .batch(vec![
+            Stmt::new(sql, params),
+            Stmt::new(
+                "SELECT coalesce(max(seq), 0) AS top FROM events WHERE tenant_id = ?",
+                vec![tenant_id.into()],
+            ),
+        ])
+        .await?;
+    #[derive(Deserialize)]
+    struct Top {
+        top: i64,
+    }
+    let mut outs = outs.into_iter();
+    let events = located(outs.next().unwrap_or_default())?;
+    let top = outs
+        .next()
+        .unwrap_or_default()
+        .first::<Top>()?
+        .map_or(0, |t| t.top);
+    Ok((events, top))
+}
+
+/// What one shard gives a page of every organisation's feed: the events first committed here
+/// that `births` has not read (in seq order), and the events moves copied here from elsewhere
+/// (in order of where they were first committed), `limit + 1` of each at most.
+pub async fn read_shard<E: Executor>(
+    db: &E,
+    here: &str,
+    births: &str,
+    types: &[String],
+    limit: u32,
+) -> Result<(Vec<Located>, Vec<Located>)> {
+    let mut native = format!(
+        "{} WHERE e.origin IS NULL AND e.seq > coalesce(json_extract(?, '$.' || ?), 0)",
+        located_columns()
+    );
+    let mut p1: Vec<Param> = vec![here.into(), births.into(), here.into()];
+    typed(&mut native, &mut p1, types);
+    native.push_str(" ORDER BY e.seq LIMIT ?");
+    p1.push(i64::from(limit).saturating_add(1).into());
+    let mut copied = format!(
+        "{} WHERE e.origin IS NOT NULL AND {UNREAD}",
+        located_columns()
+    );
+    let mut p2: Vec<Param> = vec![here.into(), births.into(), here.into()];
+    typed(&mut copied, &mut p2, types);
+    copied.push_str(" ORDER BY e.origin, e.origin_seq LIMIT ?");
+    p2.push(i64::from(limit).saturating_add(1).into());
+    let mut outs = db
+        .batch(vec![Stmt::new(native, p1), Stmt::new(copied, p2)])
+        .await?
+        .into_iter();
+    let native = located(outs.next().unwrap_or_default())?;
+    let copied = located(outs.next().unwrap_or_default())?;
+    Ok((native, copied))
 }
 
 /// The newest seq, or 0 when there are none (where a new consumer that wants only what comes

@@ -34,6 +34,7 @@ pub fn organisations() -> Sqlite {
                 shard: "DB".into(),
                 created_at: 0,
                 updated_at: 0,
+                moving: None,
             },
         ))
         .expect("listed");

@@ -16,7 +16,7 @@
 use serde::Deserialize;
 use std::cell::{Cell, RefCell};
 
-use super::{Executor, Outcome, Stmt, StoreError};
+use super::{Executor, Outcome, Param, Stmt, StoreError};
 
 /// The token that opened the gate, as the batch saw it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -26,23 +26,49 @@ pub struct Pass {
 }
 
 /// The gate for `hash` on organisation `tenant_id`: one row (the token) when it opens; an error
-/// that aborts the batch when it does not.
-pub fn gate(tenant_id: &str, hash: &str) -> Stmt {
-    Stmt::new(
-        "SELECT json(CASE WHEN g.token_id IS NULL THEN '' ELSE '0' END) AS open, \
-         g.token_id, g.last_used_at FROM (SELECT 1) LEFT JOIN (\
-         SELECT k.id AS token_id, k.last_used_at FROM tokens k JOIN tenants t ON t.id = k.tenant_id \
-         WHERE k.hash = ? AND k.tenant_id = ? AND t.deleted_at IS NULL \
-         AND t.provisioning_enabled = 1) g ON 1",
+/// that aborts the batch when it does not. A batch that writes (`write`) also needs the
+/// organisation not to be frozen at `now` (a move is switching it to another shard).
+pub fn gate(tenant_id: &str, hash: &str, write: bool, now: i64) -> Stmt {
+    let (frozen, mut params): (&str, Vec<Param>) = (
+        if write {
+            " AND coalesce(t.frozen_until, 0) <= ?"
+        } else {
+            ""
+        },
         vec![hash.into(), tenant_id.into()],
+    );
+    if write {
+        params.push(now.into());
+    }
+    Stmt::new(
+        format!(
+            "SELECT json(CASE WHEN g.token_id IS NULL THEN '' ELSE '0' END) AS open, \
+             g.token_id, g.last_used_at FROM (SELECT 1) LEFT JOIN (\
+             SELECT k.id AS token_id, k.last_used_at FROM tokens k JOIN tenants t ON t.id = k.tenant_id \
+             WHERE k.hash = ? AND k.tenant_id = ? AND t.deleted_at IS NULL \
+             AND t.provisioning_enabled = 1{frozen}) g ON 1"
+        ),
+        params,
     )
+}
+
+/// Whether a batch writes: any statement that is not a read.
+fn writes(stmts: &[Stmt]) -> bool {
+    stmts.iter().any(|s| {
+        let head = s.sql.trim_start().get(..7).unwrap_or_default();
+        ["INSERT ", "UPDATE ", "DELETE ", "REPLACE"]
+            .iter()
+            .any(|w| head.eq_ignore_ascii_case(w))
+    })
 }
 
 /// An [`Executor`] that sends the gate first in every call, and remembers how the last call
 /// went.
 pub struct Gated<'a, E> {
     db: &'a E,
-    gate: Stmt,
+    tenant_id: String,
+    hash: String,
+    now: i64,
     pass: RefCell<Option<Pass>>,
     /// The last call failed for a reason other than D1 being briefly unavailable: perhaps the
     /// gate, perhaps not (see [`super::tenants::authorize`]).
@@ -50,10 +76,13 @@ pub struct Gated<'a, E> {
 }
 
 impl<'a, E: Executor> Gated<'a, E> {
-    pub fn new(db: &'a E, tenant_id: &str, hash: &str) -> Gated<'a, E> {
+    /// The gate of `hash` on organisation `tenant_id`, for a request at `now`.
+    pub fn new(db: &'a E, tenant_id: &str, hash: &str, now: i64) -> Gated<'a, E> {
         Gated {
             db,
-            gate: gate(tenant_id, hash),
+            tenant_id: tenant_id.to_string(),
+            hash: hash.to_string(),
+            now,
             pass: RefCell::new(None),
             failed: Cell::new(false),
         }
@@ -88,7 +117,7 @@ impl<E: Executor> Executor for Gated<'_, E> {
 
     async fn batch(&self, stmts: Vec<Stmt>) -> Result<Vec<Outcome>, StoreError> {
         let mut all = Vec::with_capacity(stmts.len().saturating_add(1));
-        all.push(self.gate.clone());
+        all.push(gate(&self.tenant_id, &self.hash, writes(&stmts), self.now));
         all.extend(stmts);
         match self.db.batch(all).await {
             Ok(mut outs) => {
@@ -153,7 +182,7 @@ mod tests {
         token(&db, "a", "tok_a", "hash-a");
         token(&db, "b", "tok_b", "hash-b");
 
-        let good = Gated::new(&db, T, "hash-a");
+        let good = Gated::new(&db, T, "hash-a", 0);
         block_on(good.batch(vec![insert("l1")])).expect("opens");
         assert_eq!(good.pass().map(|p| p.token_id), Some("tok_a".into()));
         assert!(!good.shut());
@@ -161,7 +190,7 @@ mod tests {
 
         // Another organisation's token, an unknown one: the write is rolled back with the gate.
         for hash in ["hash-b", "nope"] {
-            let bad = Gated::new(&db, T, hash);
+            let bad = Gated::new(&db, T, hash, 0);
             assert!(block_on(bad.batch(vec![insert(hash)])).is_err());
             assert!(block_on(bad.query(Stmt::new("SELECT 1 AS x", vec![]))).is_err());
             assert!(bad.shut() && bad.pass().is_none());
@@ -169,10 +198,10 @@ mod tests {
         assert_eq!(links(&db), 1, "nothing written behind a shut gate");
 
         block_on(update_tenant(&db, "a", None, Some(false), 1)).expect("disable");
-        assert!(block_on(Gated::new(&db, T, "hash-a").open()).is_err());
+        assert!(block_on(Gated::new(&db, T, "hash-a", 0).open()).is_err());
         block_on(update_tenant(&db, "a", None, Some(true), 2)).expect("enable");
-        block_on(Gated::new(&db, T, "hash-a").open()).expect("open again");
+        block_on(Gated::new(&db, T, "hash-a", 0).open()).expect("open again");
         block_on(delete_tenant(&db, "a", 3)).expect("delete");
-        assert!(block_on(Gated::new(&db, T, "hash-a").open()).is_err());
+        assert!(block_on(Gated::new(&db, T, "hash-a", 0).open()).is_err());
     }
 }

@@ -43,12 +43,21 @@ pub fn insert_stmt(tenant_id: &str, entries: &[LogEntry]) -> Option<Stmt> {
         format!(
             "INSERT INTO logs (tenant_id, at, method, route, resource_type, resource_id, \
              resource_name, status, failed, scim_type, detail, summary, warnings, duration_ms, \
-             request_id) SELECT ?, {} FROM json_each(?) j ORDER BY j.key",
+             request_id) SELECT ?, {} FROM json_each(?) j WHERE {LIVE} ORDER BY j.key",
             columns(14)
         ),
-        vec![tenant_id.into(), Value::Array(rows).to_string().into()],
+        vec![
+            tenant_id.into(),
+            Value::Array(rows).to_string().into(),
+            tenant_id.into(),
+        ],
     ))
 }
+
+/// Entries written after their responses land only where their organisation still lives (one
+/// parameter, its id): on the shard it has just left, they change nothing, and the writer finds
+/// where it went (`http::log_buffer`).
+const LIVE: &str = "EXISTS (SELECT 1 FROM tenants WHERE id = ? AND deleted_at IS NULL)";
 
 /// Refused requests of one organisation from one client address, in one minute, for one
 /// reason: the aggregated entry that stands for all of them (`migrations/0008_refusals.sql`).
@@ -92,17 +101,22 @@ pub fn refusals_stmt(tenant_id: &str, all: &[Refusals]) -> Option<Stmt> {
             ])
         })
         .collect();
-    // `WHERE true`: SQLite's parser needs it between a SELECT and an upsert's ON CONFLICT.
+    // A WHERE (here {LIVE}) is what SQLite's parser needs between a SELECT and an upsert's
+    // ON CONFLICT.
     Some(Stmt::new(
         format!(
             "INSERT INTO logs (tenant_id, at, method, route, status, detail, summary, \
              refusal_key, count, failed, duration_ms) SELECT ?, {}, 1, 0 FROM json_each(?) j \
-             WHERE true ON CONFLICT (tenant_id, refusal_key) \
+             WHERE {LIVE} ON CONFLICT (tenant_id, refusal_key) \
              WHERE refusal_key IS NOT NULL DO UPDATE SET count = logs.count + excluded.count, \
              method = excluded.method, route = excluded.route",
             columns(8)
         ),
-        vec![tenant_id.into(), Value::Array(rows).to_string().into()],
+        vec![
+            tenant_id.into(),
+            Value::Array(rows).to_string().into(),
+            tenant_id.into(),
+        ],
     ))
 }
 

@@ -26,6 +26,7 @@ pub mod listing;
 pub mod logs;
 pub mod memberships;
 pub mod meter;
+pub mod moves;
 pub mod organisations;
 pub mod refs;
 pub mod resources;

@@ -23,14 +23,18 @@ pub struct Organisation {
     pub shard: String,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Its move to another shard, as JSON, while one runs (and the last one's outcome).
+    #[serde(rename = "move", default)]
+    pub moving: Option<String>,
 }
 
-const COLUMNS: &str = "id, subdomain, name, provisioning_enabled, shard, created_at, updated_at";
+const COLUMNS: &str =
+    "id, subdomain, name, provisioning_enabled, shard, created_at, updated_at, move";
 
 /// List organisation `o`; a subdomain taken on any shard is 409 (the UNIQUE index decides).
 pub async fn insert<E: Executor>(db: &E, o: &Organisation) -> Result<()> {
     let stmt = Stmt::new(
-        format!("INSERT INTO organisations ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"),
+        format!("INSERT INTO organisations ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)"),
         vec![
             o.id.as_str().into(),
             o.subdomain.as_str().into(),
@@ -117,6 +121,72 @@ pub async fn remove<E: Executor>(db: &E, id: &str) -> Result<()> {
     ))
     .await?;
     Ok(())
+}
+
+/// Take organisation `id`'s move lease until `until` unless another driver holds it at `now`;
+/// the organisation as it stands when taken.
+pub async fn take_lease<E: Executor>(
+    db: &E,
+    id: &str,
+    now: i64,
+    until: i64,
+) -> Result<Option<Organisation>> {
+    db.query(Stmt::new(
+        format!(
+            "UPDATE organisations SET move_lease = ? WHERE id = ? AND move IS NOT NULL \
+             AND (move_lease IS NULL OR move_lease < ?) RETURNING {COLUMNS}"
+        ),
+        vec![until.into(), id.into(), now.into()],
+    ))
+    .await?
+    .first()
+}
+
+/// Record organisation `id`'s move (`None`: none), its shard, and whether the lease is kept.
+pub async fn save_move<E: Executor>(
+    db: &E,
+    id: &str,
+    shard: &str,
+    moving: Option<&str>,
+    keep_lease: bool,
+) -> Result<()> {
+    let lease = if keep_lease { "move_lease" } else { "NULL" };
+    db.query(Stmt::new(
+        format!("UPDATE organisations SET shard = ?, move = ?, move_lease = {lease} WHERE id = ?"),
+        vec![shard.into(), moving.into(), id.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Start a move of organisation `id` (state `moving`), unless one is running: whether it
+/// started.
+pub async fn start_move<E: Executor>(db: &E, id: &str, moving: &str) -> Result<bool> {
+    let out = db
+        .query(Stmt::new(
+            "UPDATE organisations SET move = ?, move_lease = NULL WHERE id = ? AND (move IS NULL \
+             OR move ->> '$.phase' IN ('done', 'cancelled', 'failed'))",
+            vec![moving.into(), id.into()],
+        ))
+        .await?;
+    Ok(out.changes > 0)
+}
+
+/// The organisations whose move is not finished (what upkeep drives on).
+pub async fn moving<E: Executor>(db: &E) -> Result<Vec<String>> {
+    #[derive(Deserialize)]
+    struct Row {
+        id: String,
+    }
+    let rows: Vec<Row> = db
+        .query(Stmt::new(
+            "SELECT id FROM organisations WHERE move IS NOT NULL \
+             AND move ->> '$.phase' NOT IN ('done', 'cancelled', 'failed') ORDER BY id",
+            vec![],
+        ))
+        .await?
+        .decode()?;
+    Ok(rows.into_iter().map(|r| r.id).collect())
 }
 
 /// What the directory knows of one shard.
@@ -227,6 +297,7 @@ mod tests {
             shard: shard.into(),
             created_at: 1,
             updated_at: 1,
+            moving: None,
         }
     }
 

@@ -37,6 +37,8 @@ pub struct TokenGrant {
     pub token_id: String,
     pub hash: String,
     pub last_used_at: Option<i64>,
+    /// Until when its writes are refused (a move is switching it to another shard).
+    pub frozen_until: Option<i64>,
 }
 
 /// SQLite has no boolean type: 0/1 integers.
@@ -290,10 +292,11 @@ pub async fn authorize<E: Executor>(db: &E, subdomain: &str, hash: &str) -> Resu
         token_id: Option<String>,
         hash: Option<String>,
         last_used_at: Option<i64>,
+        frozen_until: Option<i64>,
     }
     let row: Option<Row> = db
         .query(Stmt::new(
-            "SELECT t.id AS tenant_id, t.subdomain, t.provisioning_enabled, \
+            "SELECT t.id AS tenant_id, t.subdomain, t.provisioning_enabled, t.frozen_until, \
              k.id AS token_id, k.hash, k.last_used_at FROM tenants t \
              LEFT JOIN tokens k ON k.tenant_id = t.id AND k.hash = ? WHERE t.subdomain = ? \
              AND t.deleted_at IS NULL",
@@ -310,6 +313,7 @@ pub async fn authorize<E: Executor>(db: &E, subdomain: &str, hash: &str) -> Resu
             subdomain,
             provisioning_enabled,
             last_used_at,
+            frozen_until,
         }) => Access::Granted(TokenGrant {
             tenant_id,
             subdomain,
@@ -317,6 +321,7 @@ pub async fn authorize<E: Executor>(db: &E, subdomain: &str, hash: &str) -> Resu
             token_id,
             hash: h,
             last_used_at,
+            frozen_until,
         }),
         Some(r) => Access::Denied(r.tenant_id),
     })

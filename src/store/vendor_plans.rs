@@ -7,7 +7,7 @@
 use pollster::block_on;
 
 use super::directory::{self, UserQuery};
-use super::feed::{self, FeedQuery};
+use super::feed;
 use super::fixture::{directory as seeded, Recorder, T};
 use super::logs::{self, LogQuery};
 use super::sqlite::Sqlite;
@@ -31,22 +31,14 @@ fn the_host_apps_statements_seek_their_organisation() {
     let db = seeded(&serde_json::json!({"displayName": "Sales", "members": ["u1", "u2"]}));
     let r = Recorder::new(&db);
     block_on(async {
-        let q = FeedQuery {
-            tenant_id: Some(T.into()),
-            after: 5,
-            types: vec!["user.created".into()],
-            limit: 10,
-        };
-        feed::read(&r, &q).await.expect("feed");
-        feed::read(
-            &r,
-            &FeedQuery {
-                tenant_id: None,
-                ..q
-            },
-        )
-        .await
-        .expect("feed");
+        let types = vec!["user.created".to_string()];
+        let births = r#"{"DB": 5, "SHARD_2": 9}"#;
+        feed::read_organisation(&r, "DB", T, births, 5, &types, 10)
+            .await
+            .expect("feed");
+        feed::read_shard(&r, "DB", births, &types, 10)
+            .await
+            .expect("feed");
         let users = UserQuery {
             active: Some(true),
             user_name: Some("user1@x.org".into()),
@@ -103,7 +95,9 @@ fn the_host_apps_statements_seek_their_organisation() {
         // whole organisation's rows.
         for line in plan.lines() {
             let step = line.trim_start_matches(|c: char| !c.is_alphabetic());
-            if step.starts_with("SCAN ") {
+            // The feed's read of events moves copied walks the copies alone (a partial index).
+            let copies = step == "SCAN e USING INDEX events_origin";
+            if step.starts_with("SCAN ") && !copies {
                 assert!(derived(step), "{}\n{plan}", stmt.sql);
             }
             assert!(!step.contains("TEMP B-TREE"), "{}\n{plan}", stmt.sql);

@@ -21,6 +21,8 @@ pub struct Server {
     /// The path that runs the scheduled handler once.
     pub scheduled: &'static str,
     agent: ureq::Agent,
+    /// Its work directory (its config, and its local D1 state under `state`).
+    dir: PathBuf,
 }
 
 /// How a test server runs the built Worker.
@@ -237,7 +239,14 @@ fn start(kind: Kind) -> Server {
 
     for binding in SHARDS {
         let migrate = wrangler(&dir)
-            .args(["d1", "migrations", "apply", binding, "--local", "--persist-to"])
+            .args([
+                "d1",
+                "migrations",
+                "apply",
+                binding,
+                "--local",
+                "--persist-to",
+            ])
             .arg(&state)
             .arg("-c")
             .arg(&config)
@@ -325,6 +334,7 @@ fn start(kind: Kind) -> Server {
                 Kind::Workerd => "/cdn-cgi/handler/scheduled",
             },
             agent,
+            dir: dir.clone(),
         };
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
@@ -666,6 +676,42 @@ fn split_response(raw: &[u8]) -> Option<(String, String)> {
 }
 
 /// The `Server-Timing` header's count of D1 calls.
+impl Server {
+    /// A number one SQL statement reads from shard `binding`'s local database, straight from
+    /// its file (`wrangler d1 execute`), not through the Worker: what a test checks the Worker
+    /// against.
+    pub fn count_in(&self, binding: &str, sql: &str) -> i64 {
+        let out = wrangler(&self.dir)
+            .args([
+                "d1",
+                "execute",
+                binding,
+                "--local",
+                "--json",
+                "--persist-to",
+            ])
+            .arg(self.dir.join("state"))
+            .arg("-c")
+            .arg(self.dir.join("wrangler.toml"))
+            .arg("--command")
+            .arg(sql)
+            .output()
+            .expect("run wrangler d1 execute");
+        assert!(
+            out.status.success(),
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).expect("JSON from d1 execute");
+        let row = &v[0]["results"][0];
+        row.as_object()
+            .and_then(|o| o.values().next())
+            .and_then(Value::as_i64)
+            .unwrap_or_else(|| panic!("no number in {v}"))
+    }
+}
+
 pub fn d1_calls(r: &Resp) -> u32 {
     let st = r.header("server-timing").expect("Server-Timing");
     let d1 = st.split(", ").find(|m| m.starts_with("d1;")).expect("d1");

@@ -9,6 +9,7 @@ mod harness;
 mod hostile;
 mod scim_access;
 mod security;
+mod shards;
 #[path = "../support/url.rs"]
 mod url;
 mod users;

@@ -251,10 +251,9 @@ fn urls_come_from_the_configuration_not_the_host_header() {
         .send()
         .expect(201)
         .json();
-    assert!(link["url"]
-        .as_str()
-        .is_some_and(|u| u.starts_with(&format!("http://127.0.0.1:{}/console/link/ten_", s.port))
-            && u.contains(".scl_")));
+    assert!(link["url"].as_str().is_some_and(|u| u
+        .starts_with(&format!("http://127.0.0.1:{}/console/link/ten_", s.port))
+        && u.contains(".scl_")));
     // The main server has no OPERATOR_ORIGIN: a link for a request to another host is refused.
     let main = server();
     let other = Tenant::new("hostmain");

@@ -249,7 +249,7 @@ async fn authenticated(
         &format!("{tenant_id}:{}", hash.get(..16).unwrap_or(hash)),
     )
     .await?;
-    let gated = Gated::new(&db, &tenant_id, hash);
+    let gated = Gated::new(&db, &tenant_id, hash, app.now);
     let result = operate(app, req, sub, mount, rest, &gated, &tenant_id, audit).await;
     if gated.pass().is_none() && !gated.shut_by_failure() {
         // Nothing reached D1 (discovery, or input refused before any read): the gate alone.
@@ -260,7 +260,7 @@ async fn authenticated(
         }
     }
     if gated.shut() {
-        let verdict = auth::verdict(&db, sub, hash, &tenant_id).await?;
+        let verdict = auth::verdict(&db, sub, hash, &tenant_id, app.now).await?;
         if matches!(verdict, Verdict::Moved(_))
             || matches!(&verdict, Verdict::Refused(r) if r.tenant_id.is_none())
         {
@@ -280,6 +280,7 @@ async fn authenticated(
         match verdict {
             // The failure was the operation's own.
             Verdict::Open => {}
+            Verdict::Frozen => return Err(auth::moving()),
             Verdict::Refused(r) => {
                 seen.tenant = r.tenant_id;
                 if r.error.status == 401 {
