@@ -36,13 +36,14 @@ SOURCES := $(shell find src -type f) Cargo.toml Cargo.lock
 FEATURES := --features host-sqlite
 FUZZ_INPUTS ?= 10000000
 
-.PHONY: help setup toolchain chromium dev migrate-local migrate-remote build test lint unit fuzz-short fuzz integration conformance deploy-check bench clean
+.PHONY: help setup toolchain chromium dev migrate-local migrate-remote build test lint unit fuzz-short fuzz integration conformance deploy-check bench bench-shards clean
 
 help:
 	@echo "make dev    serve the Worker locally on http://127.0.0.1:$(PORT) (embedded D1/KV)"
 	@echo "make test   lint, unit tests, integration tests over wrangler dev, scim2-tester, deploy dry-run"
 	@echo "make fuzz   the fuzzer, FUZZ_INPUTS inputs (default 10 million) from a random seed"
 	@echo "make bench  benchmarks under Miniflare: beside the floor Worker (local and edge latencies), group membership, the feed (figures, no assertions)"
+	@echo "make bench-shards  1,000 organisations on 1, 2 and 4 one-writer shards, and a move of 10,000 users (figures)"
 
 ## Set-up (idempotent; quiet when already done) ---------------------------------------------
 
@@ -175,6 +176,11 @@ bench: build bench/floor/build/index.js
 	node bench/compare.mjs --sizes $(BENCH_SIZES) --edge
 	node bench/groups.mjs
 	node bench/feed.mjs
+
+# The scale of sharding by simulation (one writer per database), and a move of 10,000 users.
+bench-shards: build
+	node bench/shards.mjs
+	node bench/move.mjs
 
 clean:
 	rm -rf build target/wasm32-unknown-unknown .wrangler

@@ -9,20 +9,26 @@ import { join } from "node:path";
 
 export const root = new URL("..", import.meta.url).pathname;
 
-/** A fresh directory to pass as `persist`, its D1 migrated. */
-export function migrated(prefix = "scim-edge-bench-") {
+/** A fresh directory to pass as `persist`, the D1 of each of `shards` shards migrated (DB,
+ * SHARD_2, …: the bindings and ids of tests/integration/worker.mjs's `shardDatabases`). */
+export function migrated(prefix = "scim-edge-bench-", shards = 1) {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   const cfg = join(dir, "wrangler.toml");
-  writeFileSync(
-    cfg,
-    readFileSync(join(root, "wrangler.toml"), "utf8")
-      .replace(/\[build\][\s\S]*?\n\n/, "")
-      .replace(/^migrations_dir = .*$/m, `migrations_dir = "${join(root, "migrations")}"`),
-  );
-  execFileSync(join(root, "node_modules/.bin/wrangler"), ["d1", "migrations", "apply", "DB", "--local", "--persist-to", dir, "-c", cfg], {
-    env: { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" },
-    stdio: "ignore",
-  });
+  const migrations = join(root, "migrations");
+  let text = readFileSync(join(root, "wrangler.toml"), "utf8")
+    .replace(/\[build\][\s\S]*?\n\n/, "")
+    .replace(/^migrations_dir = .*$/m, `migrations_dir = "${migrations}"`);
+  for (let n = 2; n <= shards; n++) {
+    const id = `00000000-0000-0000-0000-${String(n).padStart(12, "0")}`;
+    text += `\n[[d1_databases]]\nbinding = "SHARD_${n}"\ndatabase_name = "scim-edge-shard-${n}"\ndatabase_id = "${id}"\nmigrations_dir = "${migrations}"\n`;
+  }
+  writeFileSync(cfg, text);
+  for (const binding of ["DB", ...Array.from({ length: shards - 1 }, (_, i) => `SHARD_${i + 2}`)]) {
+    execFileSync(join(root, "node_modules/.bin/wrangler"), ["d1", "migrations", "apply", binding, "--local", "--persist-to", dir, "-c", cfg], {
+      env: { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" },
+      stdio: "ignore",
+    });
+  }
   return dir;
 }
 

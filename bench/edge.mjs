@@ -6,6 +6,10 @@
 //   d1Ms        delay before every D1 call (statement or batch), ms
 //   kvMs        delay before a KV call for a key this isolate has called before ("hot"), ms
 //   kvColdMs    delay before the first KV call for a key in this isolate ("cold"), ms
+//   d1ServiceMs with oneWriter: the time each statement holds its database, ms
+//   oneWriter   model each D1 database (DB and every SHARD_… binding) as one writer: its calls
+//               are served one at a time, each holding it d1ServiceMs per statement (plus the
+//               real run), after the network delay d1Ms; GET /__edge reports each one's busy time
 //   d1Fault     share of D1 calls that fail with D1's "overloaded" error instead of running
 //   kvFault     share of KV calls that throw instead of running
 //   seed        seed of the fault draws (a fixed seed gives the same faults in the same order)
@@ -14,7 +18,9 @@ import { WorkerEntrypoint } from "cloudflare:workers";
 import Inner from "./index.js";
 
 const sleep = (ms) => (ms > 0 ? new Promise((r) => setTimeout(r, ms)) : Promise.resolve());
-const counts = { d1Calls: 0, kvCalls: 0, d1Faults: 0, kvFaults: 0 };
+const counts = { d1Calls: 0, kvCalls: 0, d1Faults: 0, kvFaults: 0, busyMs: {}, since: Date.now() };
+// Per database, the tail of its queue of calls (one writer: each waits for the one before).
+const queues = new Map();
 const seenKeys = new Set();
 let state = 0;
 
@@ -34,14 +40,27 @@ function draw() {
   return state / 0x100000000;
 }
 
-async function d1Call(s, run) {
+async function d1Call(s, run, name = "DB", statements = 1) {
   counts.d1Calls++;
   await sleep(s.d1Ms ?? 0);
   if (draw() < (s.d1Fault ?? 0)) {
     counts.d1Faults++;
     throw new Error("D1_ERROR: D1 DB is overloaded. Too many requests queued.");
   }
-  return run();
+  if (!s.oneWriter) return run();
+  const before = queues.get(name) ?? Promise.resolve();
+  let done;
+  const mine = new Promise((r) => (done = r));
+  queues.set(name, before.then(() => mine));
+  await before;
+  const t = performance.now();
+  try {
+    await sleep((s.d1ServiceMs ?? 0) * statements);
+    return await run();
+  } finally {
+    counts.busyMs[name] = (counts.busyMs[name] ?? 0) + (performance.now() - t);
+    done();
+  }
 }
 
 async function kvCall(s, key, run) {
@@ -59,13 +78,13 @@ async function kvCall(s, key, run) {
 // Proxies keep each binding's constructor (the Worker checks its name) and route the calls that
 // reach the network through the delays and faults above.
 const targets = new WeakMap();
-function statement(s, stmt) {
+function statement(s, stmt, name) {
   const p = new Proxy(stmt, {
     get(t, prop) {
       const v = t[prop];
       if (typeof v !== "function" || prop === "constructor") return v;
-      if (prop === "bind") return (...a) => statement(s, t.bind(...a));
-      if (["all", "run", "first", "raw"].includes(prop)) return (...a) => d1Call(s, () => t[prop](...a));
+      if (prop === "bind") return (...a) => statement(s, t.bind(...a), name);
+      if (["all", "run", "first", "raw"].includes(prop)) return (...a) => d1Call(s, () => t[prop](...a), name);
       return v.bind(t);
     },
   });
@@ -73,13 +92,13 @@ function statement(s, stmt) {
   return p;
 }
 
-function database(s, db) {
+function database(s, db, name) {
   return new Proxy(db, {
     get(t, prop) {
       const v = t[prop];
       if (typeof v !== "function" || prop === "constructor") return v;
-      if (prop === "prepare") return (sql) => statement(s, t.prepare(sql));
-      if (prop === "batch") return (stmts) => d1Call(s, () => t.batch(stmts.map((x) => targets.get(x) ?? x)));
+      if (prop === "prepare") return (sql) => statement(s, t.prepare(sql), name);
+      if (prop === "batch") return (stmts) => d1Call(s, () => t.batch(stmts.map((x) => targets.get(x) ?? x)), name, stmts.length);
       return v.bind(t);
     },
   });
@@ -101,14 +120,21 @@ function namespace(s, kv) {
 function wrap(env) {
   const s = settings(env);
   const out = { ...env };
-  if (env.DB) out.DB = database(s, env.DB);
+  for (const name of Object.keys(env)) {
+    if (name === "DB" || name.startsWith("SHARD_")) out[name] = database(s, env[name], name);
+  }
   if (env.KV) out.KV = namespace(s, env.KV);
   return out;
 }
 
 export default class Edge extends WorkerEntrypoint {
   fetch(request) {
-    if (new URL(request.url).pathname === "/__edge") return Response.json(counts);
+    const url = new URL(request.url);
+    if (url.pathname === "/__edge") {
+      const now = { ...counts, elapsedMs: Date.now() - counts.since };
+      if (url.searchParams.has("reset")) Object.assign(counts, { busyMs: {}, since: Date.now() });
+      return Response.json(now);
+    }
     return new Inner(this.ctx, wrap(this.env)).fetch(request);
   }
 

@@ -34,7 +34,7 @@ use super::Runtime;
 use crate::scim::error::{quote, Error, Result};
 use crate::store::moves::{
     self as store, Table, CONSOLE_LINKS, CONSOLE_SESSIONS, EVENTS, GROUPS, LOGS, MEMBERSHIPS,
-    TOKENS, USERS,
+    TOKENS, USERS, USER_VALUES,
 };
 use crate::store::organisations as dir;
 use crate::store::upkeep::purge_round;
@@ -55,18 +55,16 @@ const IDS_PER_ROUND: usize = 50;
 /// Never frozen past this (the largest integer D1 binds exactly): "until the move is done".
 const FOREVER: i64 = (1 << 53) - 1;
 
-/// The tables of the bulk copy, in order. Tokens and console rows are copied again at the
+/// The table of step `step` of the bulk copy: every table of the organisation's but its users'
+/// values (which travel with their users). Tokens and console rows are copied again at the
 /// switch; events and log entries up to where they stood when the move started.
-const BULK: [&Table; 8] = [
-    &USERS,
-    &GROUPS,
-    &MEMBERSHIPS,
-    &TOKENS,
-    &CONSOLE_LINKS,
-    &CONSOLE_SESSIONS,
-    &EVENTS,
-    &LOGS,
-];
+fn bulk(step: usize) -> Option<&'static Table> {
+    store::TABLES
+        .iter()
+        .copied()
+        .filter(|t| t.name != USER_VALUES.name)
+        .nth(step)
+}
 
 /// A move's state, as the directory keeps it (JSON) and the admin API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -76,7 +74,7 @@ pub struct Move {
     pub to: String,
     /// `copy`, `catchup`, `cleanup`, then `done`; or `cancelled`.
     pub phase: String,
-    /// The table of [`BULK`] being copied, and the last key copied there.
+    /// The step of the bulk copy (a table, see `bulk`), and the last key copied there.
     #[serde(default)]
     pub step: usize,
     #[serde(default)]
@@ -269,7 +267,7 @@ async fn run<S: Databases, R: Runtime>(
     while rt.clock() < deadline {
         match m.phase.as_str() {
             "copy" => {
-                let Some(table) = BULK.get(m.step) else {
+                let Some(table) = bulk(m.step) else {
                     m.phase = "catchup".into();
                     continue;
                 };

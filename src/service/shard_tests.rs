@@ -478,7 +478,15 @@ mod moving {
             .filter(|e| e[0] == json!(org.id))
             .cloned()
             .collect();
-        assert_eq!(mine, plain(&whole), "its events once each, in commit order");
+        let expected = plain(&whole);
+        let first_difference = mine.iter().zip(&expected).position(|(a, b)| a != b);
+        assert_eq!(
+            (mine.len(), first_difference),
+            (expected.len(), None),
+            "its events once each, in commit order: {:?} vs {:?}",
+            first_difference.and_then(|i| mine.get(i).map(|v| (i, v[1].clone(), v[2].clone()))),
+            first_difference.and_then(|i| expected.get(i).map(|v| (v[1].clone(), v[2].clone())))
+        );
         assert_eq!(everyone.len(), whole.len() + 1);
     }
 

@@ -85,15 +85,20 @@ pub struct Candidate {
     pub organisations: i64,
 }
 
+/// Shards whose sizes differ by less than this count as the same size for placement.
+pub const SAME_SIZE_BYTES: u64 = 1 << 20;
+
 /// The shard a new organisation goes to: the open one with the fewest stored bytes (an
-/// unmeasured one counts as empty); of equal sizes (D1 grows in pages, and a new organisation
-/// fills none), the one with the fewest organisations, then the first. `None` when every shard
-/// is closed.
+/// unmeasured one counts as empty). Shards within [`SAME_SIZE_BYTES`] of the smallest count as
+/// equal (a new organisation fills no page yet, and a burst of creations would otherwise all go
+/// to one shard): of those, the one with the fewest organisations, then the smaller, then the
+/// first. `None` when every shard is closed.
 pub fn choose(candidates: &[Candidate]) -> Option<&str> {
-    candidates
-        .iter()
-        .filter(|c| c.open)
-        .min_by_key(|c| (c.bytes.unwrap_or(0), c.organisations))
+    let open = || candidates.iter().filter(|c| c.open);
+    let least = open().map(|c| c.bytes.unwrap_or(0)).min()?;
+    open()
+        .filter(|c| c.bytes.unwrap_or(0) <= least.saturating_add(SAME_SIZE_BYTES))
+        .min_by_key(|c| (c.organisations, c.bytes.unwrap_or(0)))
         .map(|c| c.binding.as_str())
 }
 

@@ -125,6 +125,11 @@ fn stamped(mut event: Value, cursor: &Cursor) -> Value {
     event
 }
 
+/// One stream of the feed of everything (the events first committed in one shard) as a page
+/// gathers it: its events, each with the index of the shard it was read from, and how far they
+/// may be taken (a source that came back full knows nothing past its last row).
+type Stream = (Vec<(usize, Located)>, Option<i64>);
+
 /// A page of every organisation's feed gathered for longer than this is refused (503): a move
 /// purges an old copy only [`super::moves::GRACE_MS`] after the new one is in place, so a page
 /// read within this time sees every event in one place or the other.
@@ -146,13 +151,17 @@ pub async fn feed_of_all<S: Databases, R: Runtime>(
     limit: u32,
 ) -> Result<FeedPage> {
     let started = rt.clock();
-    let births = after.births_json();
+    let positions: Vec<(String, i64)> = s
+        .bindings()
+        .iter()
+        .map(|b| (b.clone(), after.at(b)))
+        .collect();
     let reads = s.bindings().iter().map(|b| {
-        let (births, types) = (&births, &types);
+        let (positions, types) = (&positions, &types);
         async move {
             let db = s.shard(b)?;
-            let (native, copied) = feed::read_shard(&db, b, births, types, limit).await?;
-            Ok::<_, Error>((b.clone(), native, copied))
+            let part = feed::read_shard(&db, b, positions, types, limit).await?;
+            Ok::<_, Error>((b.clone(), part))
         }
     });
     let parts = join_all(reads)
@@ -165,55 +174,58 @@ pub async fn feed_of_all<S: Databases, R: Runtime>(
             "the feed's shards answered slowly; retry the page",
         ));
     }
-    let more = limit as usize;
-    // Per stream (where its events were first committed): its events read, and how far they
-    // may be taken (a source that came back full knows nothing past its last row).
-    let mut streams: BTreeMap<String, (Vec<Located>, Option<i64>)> = BTreeMap::new();
-    let bound = |slot: &mut Option<i64>, at: i64| *slot = Some(slot.map_or(at, |b| b.min(at)));
-    let mut cuts: Vec<(String, i64)> = Vec::new();
-    for (binding, native, copied) in parts {
-        let stream = streams.entry(binding.clone()).or_default();
-        if native.len() > more {
-            bound(&mut stream.1, native.last().map_or(0, |e| e.bseq));
-        }
-        stream.0.extend(native);
-        if copied.len() > more {
-            cuts.extend(copied.last().map(|e| (e.birth.clone(), e.bseq)));
-        }
-        for e in copied {
-            streams.entry(e.birth.clone()).or_default().0.push(e);
+    let mut streams: BTreeMap<String, Stream> = BTreeMap::new();
+    let mut pending = Vec::with_capacity(parts.len());
+    for (shard, (binding, part)) in parts.into_iter().enumerate() {
+        pending.push(part.pending);
+        let sources = std::iter::once((binding, part.native)).chain(part.copied);
+        for (name, events) in sources {
+            let stream = streams.entry(name).or_default();
+            if events.len() > limit as usize {
+                // A full read knows nothing past its last row.
+                let last = events.last().map_or(0, |e| e.bseq);
+                stream.1 = Some(stream.1.map_or(last, |b: i64| b.min(last)));
+            }
+            stream.0.extend(events.into_iter().map(|e| (shard, e)));
         }
     }
-    // Copies come in order of stream: a full read's last stream is cut at its last copy, and
-    // the streams after it were not reached (none may go past what the cursor has).
-    for (birth, at) in cuts {
-        for (name, stream) in streams.range_mut(birth.clone()..) {
-            let limit = if *name == birth { at } else { after.at(name) };
-            bound(&mut stream.1, limit);
-        }
-    }
-    let mut queues: Vec<std::collections::VecDeque<Located>> = streams
+    let mut queues: Vec<std::collections::VecDeque<(usize, Located)>> = streams
         .into_values()
         .map(|(mut events, limit)| {
-            events.sort_by_key(|e| e.bseq);
+            events.sort_by_key(|(_, e)| e.bseq);
             // The same event in two places (a move copied it, the old copy not yet purged).
-            events.dedup_by_key(|e| e.bseq);
-            events.retain(|e| limit.is_none_or(|l| e.bseq <= l));
+            events.dedup_by_key(|(_, e)| e.bseq);
+            events.retain(|(_, e)| limit.is_none_or(|l| e.bseq <= l));
             events.into()
         })
         .collect();
+    // An organisation's event waits while that shard holds unread copies of its events from
+    // another origin that came before it (its events from before a move): its own order first.
+    let waits = |shard: usize, e: &Located, cursor: &Cursor| {
+        pending.get(shard).is_some_and(|p| {
+            p.iter().any(|(t, origin, first, last)| {
+                *t == e.tenant_id
+                    && *origin != e.birth
+                    && *first < e.seq
+                    && cursor.at(origin) < *last
+            })
+        })
+    };
     let mut items = Vec::new();
-    while items.len() < more {
+    while items.len() < limit as usize {
         let next = queues
             .iter()
             .enumerate()
             .filter_map(|(i, q)| {
-                let at = q.front()?.event.get("at").and_then(Value::as_str);
-                Some((i, at.unwrap_or("")))
+                let (shard, e) = q.front()?;
+                if waits(*shard, e, &after) {
+                    return None;
+                }
+                Some((i, e.event.get("at").and_then(Value::as_str).unwrap_or("")))
             })
             .min_by(|a, b| a.1.cmp(b.1))
             .map(|(i, _)| i);
-        let Some(e) = next
+        let Some((_, e)) = next
             .and_then(|i| queues.get_mut(i))
             .and_then(|q| q.pop_front())
         else {

@@ -21,6 +21,7 @@ use crate::scim::error::Result;
 /// the event as the API returns it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Located {
+    pub tenant_id: String,
     pub seq: i64,
     pub birth: String,
     pub bseq: i64,
@@ -29,6 +30,7 @@ pub struct Located {
 
 #[derive(Deserialize)]
 struct LocatedRow {
+    tenant_id: String,
     seq: i64,
     birth: String,
     bseq: i64,
@@ -42,6 +44,7 @@ fn located(out: super::Outcome) -> Result<Vec<Located>> {
             let event = serde_json::from_str(&r.j)
                 .map_err(|e| crate::scim::error::Error::internal(format!("JSON row: {e}")))?;
             Ok(Located {
+                tenant_id: r.tenant_id,
                 seq: r.seq,
                 birth: r.birth,
                 bseq: r.bseq,
@@ -55,7 +58,7 @@ fn located(out: super::Outcome) -> Result<Vec<Located>> {
 /// parameter, `here`).
 fn located_columns() -> String {
     format!(
-        "SELECT e.seq, coalesce(e.origin, ?) AS birth, coalesce(e.origin_seq, e.seq) AS bseq, \
+        "SELECT e.tenant_id, e.seq, coalesce(e.origin, ?) AS birth, coalesce(e.origin_seq, e.seq) AS bseq, \
          json_object('cursor', '', 'type', e.type, 'organisation', json_object('id', e.tenant_id, \
          'subdomain', CASE WHEN t.deleted_at IS NULL THEN t.subdomain END), \
          'at', {}, 'resourceId', e.resource_id, 'data', json(e.data)) AS j \
@@ -125,39 +128,100 @@ pub async fn read_organisation<E: Executor>(
     Ok((events, top))
 }
 
-/// What one shard gives a page of every organisation's feed: the events first committed here
-/// that `births` has not read (in seq order), and the events moves copied here from elsewhere
-/// (in order of where they were first committed), `limit + 1` of each at most.
+/// What one shard gives a page of every organisation's feed.
+#[derive(Debug, Default)]
+pub struct ShardPart {
+    /// The events first committed here that the cursor has not read, in seq order.
+    pub native: Vec<Located>,
+    /// Per shard the cursor names, the events moves copied here from it that the cursor has not
+    /// read, in the order they were first committed there.
+    pub copied: Vec<(String, Vec<Located>)>,
+    /// Organisations with copies here not yet read: (organisation, where first committed, the
+    /// first such copy's seq here, the last one's seq where first committed). Their later
+    /// events of another origin wait for those.
+    pub pending: Vec<(String, String, i64, i64)>,
+}
+
+/// One shard's part of a page of every organisation's feed, in one call: `limit + 1` events
+/// of each stream at most (each a range seek: the events first committed here by seq, those
+/// copied from shard `b` by their seq there), for a cursor at `positions` (every shard's).
 pub async fn read_shard<E: Executor>(
     db: &E,
     here: &str,
-    births: &str,
+    positions: &[(String, i64)],
     types: &[String],
     limit: u32,
-) -> Result<(Vec<Located>, Vec<Located>)> {
-    let mut native = format!(
-        "{} WHERE e.origin IS NULL AND e.seq > coalesce(json_extract(?, '$.' || ?), 0)",
-        located_columns()
-    );
-    let mut p1: Vec<Param> = vec![here.into(), births.into(), here.into()];
-    typed(&mut native, &mut p1, types);
+) -> Result<ShardPart> {
+    let at = |b: &str| {
+        positions
+            .iter()
+            .find(|(p, _)| p == b)
+            .map_or(0, |(_, n)| *n)
+    };
+    let more = i64::from(limit).saturating_add(1);
+    let mut stmts = Vec::new();
+    let mut native = format!("{} WHERE e.origin IS NULL AND e.seq > ?", located_columns());
+    let mut params: Vec<Param> = vec![here.into(), at(here).into()];
+    typed(&mut native, &mut params, types);
     native.push_str(" ORDER BY e.seq LIMIT ?");
-    p1.push(i64::from(limit).saturating_add(1).into());
-    let mut copied = format!(
-        "{} WHERE e.origin IS NOT NULL AND {UNREAD}",
-        located_columns()
-    );
-    let mut p2: Vec<Param> = vec![here.into(), births.into(), here.into()];
-    typed(&mut copied, &mut p2, types);
-    copied.push_str(" ORDER BY e.origin, e.origin_seq LIMIT ?");
-    p2.push(i64::from(limit).saturating_add(1).into());
-    let mut outs = db
-        .batch(vec![Stmt::new(native, p1), Stmt::new(copied, p2)])
-        .await?
-        .into_iter();
+    params.push(more.into());
+    stmts.push(Stmt::new(native, params));
+    for (b, n) in positions {
+        let mut copied = format!(
+            "{} WHERE e.origin = ? AND e.origin_seq > ?",
+            located_columns()
+        );
+        let mut params: Vec<Param> = vec![here.into(), b.as_str().into(), (*n).into()];
+        typed(&mut copied, &mut params, types);
+        copied.push_str(" ORDER BY e.origin_seq LIMIT ?");
+        params.push(more.into());
+        stmts.push(Stmt::new(copied, params));
+    }
+    // Which organisations still have unread copies here (whatever their type), and from where.
+    let unread: Vec<String> = positions
+        .iter()
+        .map(|_| "(origin = ? AND origin_seq > ?)".to_string())
+        .collect();
+    let mut params: Vec<Param> = Vec::new();
+    for (b, n) in positions {
+        params.push(b.as_str().into());
+        params.push((*n).into());
+    }
+    stmts.push(Stmt::new(
+        format!(
+            "SELECT tenant_id, origin, min(seq) AS first, max(origin_seq) AS last FROM events \
+             WHERE origin IS NOT NULL \
+             AND ({}) GROUP BY tenant_id, origin",
+            if unread.is_empty() {
+                "0".to_string()
+            } else {
+                unread.join(" OR ")
+            }
+        ),
+        params,
+    ));
+    let mut outs = db.batch(stmts).await?.into_iter();
     let native = located(outs.next().unwrap_or_default())?;
-    let copied = located(outs.next().unwrap_or_default())?;
-    Ok((native, copied))
+    let mut copied = Vec::new();
+    for (b, _) in positions {
+        copied.push((b.clone(), located(outs.next().unwrap_or_default())?));
+    }
+    #[derive(Deserialize)]
+    struct Pending {
+        tenant_id: String,
+        origin: String,
+        first: i64,
+        last: i64,
+    }
+    let pending: Vec<Pending> = outs.next().unwrap_or_default().decode()?;
+    Ok(ShardPart {
+        native,
+        copied,
+        pending: pending
+            .into_iter()
+            .map(|p| (p.tenant_id, p.origin, p.first, p.last))
+            .collect(),
+    })
 }
 
 /// The newest seq, or 0 when there are none (where a new consumer that wants only what comes

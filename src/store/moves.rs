@@ -375,20 +375,23 @@ pub async fn newest<E: Executor>(db: &E, tenant_id: &str) -> Result<(i64, i64)> 
     Ok(row.map_or((0, 0), |r| (r.events.unwrap_or(0), r.logs.unwrap_or(0))))
 }
 
+/// Every table of an organisation's rows besides its own row, in the order a move copies them
+/// (its users' values travel with their users).
+pub const TABLES: [&Table; 9] = [
+    &USERS,
+    &USER_VALUES,
+    &GROUPS,
+    &MEMBERSHIPS,
+    &TOKENS,
+    &CONSOLE_LINKS,
+    &CONSOLE_SESSIONS,
+    &EVENTS,
+    &LOGS,
+];
+
 /// How many rows of organisation `tenant_id` a shard holds, all tables together.
 pub async fn rows_of<E: Executor>(db: &E, tenant_id: &str) -> Result<i64> {
-    let tables = [
-        &USERS,
-        &USER_VALUES,
-        &GROUPS,
-        &MEMBERSHIPS,
-        &TOKENS,
-        &CONSOLE_LINKS,
-        &CONSOLE_SESSIONS,
-        &EVENTS,
-        &LOGS,
-    ];
-    let sum: Vec<String> = tables
+    let sum: Vec<String> = TABLES
         .iter()
         .map(|t| format!("(SELECT count(*) FROM {} WHERE tenant_id = ?1)", t.name))
         .collect();
@@ -442,26 +445,23 @@ pub async fn changed<E: Executor>(
 pub fn forget_stmts(tenant_id: &str, users: &[String], groups: &[String]) -> Vec<Stmt> {
     let list = |ids: &[String]| Value::from(ids.to_vec()).to_string();
     let (u, g) = (list(users), list(groups));
-    vec![
-        Stmt::new(
-            "DELETE FROM users WHERE tenant_id = ? AND id IN (SELECT value FROM json_each(?))",
-            vec![tenant_id.into(), u.as_str().into()],
-        ),
-        Stmt::new(
-            "DELETE FROM memberships WHERE tenant_id = ? AND member_id IN \
-             (SELECT value FROM json_each(?))",
-            vec![tenant_id.into(), u.as_str().into()],
-        ),
-        Stmt::new(
-            "DELETE FROM groups WHERE tenant_id = ? AND id IN (SELECT value FROM json_each(?))",
-            vec![tenant_id.into(), g.as_str().into()],
-        ),
-        Stmt::new(
-            "DELETE FROM memberships WHERE tenant_id = ? AND group_id IN \
-             (SELECT value FROM json_each(?))",
-            vec![tenant_id.into(), g.as_str().into()],
-        ),
+    [
+        ("users", "id", &u),
+        ("memberships", "member_id", &u),
+        ("groups", "id", &g),
+        ("memberships", "group_id", &g),
     ]
+    .into_iter()
+    .map(|(table, column, ids)| {
+        Stmt::new(
+            format!(
+                "DELETE FROM {table} WHERE tenant_id = ? AND {column} IN \
+                 (SELECT value FROM json_each(?))"
+            ),
+            vec![tenant_id.into(), ids.as_str().into()],
+        )
+    })
+    .collect()
 }
 
 /// Remove an organisation's rows of a table that is copied whole at the switch.
