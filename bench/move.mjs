@@ -85,6 +85,7 @@ const before = { users: await count("DB", "users"), values: await count("DB", "u
 const ids = (await db.prepare("SELECT id FROM users WHERE tenant_id = ? ORDER BY id").bind(org.id).all()).results.map((r) => r.id);
 let stop = false;
 const refused = [];
+const slowest = { ms: 0 };
 const changed = new Map();
 const writer = (async () => {
   for (let i = 0; !stop; i++) {
@@ -94,9 +95,10 @@ const writer = (async () => {
     for (;;) {
       const r = await scim("PATCH", `/Users/${id}`, { schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], Operations: [{ op: "Replace", path: "displayName", value }] }, [200, 503]);
       if (r.status === 200) break;
-      refused.push(performance.now() - started);
+      refused.push(1);
       await new Promise((res) => setTimeout(res, 1000 * Number(r.retryAfter ?? 1)));
     }
+    slowest.ms = Math.max(slowest.ms, performance.now() - started);
     changed.set(id, value);
   }
 })();
@@ -125,10 +127,10 @@ for (const [id, value] of changed) {
 const patches = changed.size;
 console.log(`## Moving an organisation of ${before.users.toLocaleString("en")} users${LOCAL ? " (local, no edge delay)" : " (edge: D1 40 ms per call)"}`);
 console.log(`seeded in ${seeded.toFixed(1)} s: ${before.users} users, ${before.values} values, ${before.events} events`);
-console.log(`| moved in | rows at start | rows copied | catch-up rounds | writes refused at the switch (freeze) | 503s the client met | longest wait for a write | users, values, events on the new shard | left on the old | changes read back |`);
+console.log(`| moved in | rows at start | rows copied | catch-up rounds | writes refused at the switch (freeze) | 503s the client met | slowest write, retries included | users, values, events on the new shard | left on the old | changes read back |`);
 console.log(`|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|`);
 console.log(
-  `| ${took.toFixed(1)} s | ${m.rowsAtStart} | ${m.rowsCopied} | ${m.catchupRounds} | ${m.frozenMs} ms | ${refused.length} | ${(Math.max(0, ...refused) / 1000).toFixed(1)} s | ${after.users}, ${after.values}, ${after.events} | ${left} | ${readBack} of ${patches} |`,
+  `| ${took.toFixed(1)} s | ${m.rowsAtStart} | ${m.rowsCopied} | ${m.catchupRounds} | ${m.frozenMs} ms | ${refused.length} | ${(slowest.ms / 1000).toFixed(1)} s | ${after.users}, ${after.values}, ${after.events} | ${left} | ${readBack} of ${patches} |`,
 );
 const createdEvents = after.events - (before.events - before.users);
 if (after.users !== before.users || after.values !== before.values || left !== 0 || readBack !== patches || createdEvents < before.users) {

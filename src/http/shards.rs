@@ -14,7 +14,6 @@ use worker::js_sys::{Array, Object};
 use worker::wasm_bindgen::JsCast;
 use worker::Env;
 
-use super::app::App;
 use super::isolate::remember;
 use crate::scim::error::{Error, Result};
 use crate::service::shards::{self, is_shard, Databases, DIRECTORY};
@@ -127,16 +126,16 @@ pub fn forget(sub: &str) {
 
 /// Where organisation `sub` lives: remembered, else from the directory (one statement, once
 /// per organisation per isolate); `None` when there is no such organisation.
-pub async fn located(app: &App, sub: &str) -> Result<Option<Place>> {
+pub async fn located(all: &Bindings<'_>, sub: &str) -> Result<Option<Place>> {
     if let Some(p) = remembered(sub) {
         return Ok(Some(p));
     }
-    relocate(app, sub).await
+    relocate(all, sub).await
 }
 
 /// Where organisation `sub` lives according to the directory now, remembered for next time.
-pub async fn relocate(app: &App, sub: &str) -> Result<Option<Place>> {
-    let found = match shards::locate(&app.databases(), sub).await {
+pub async fn relocate(all: &Bindings<'_>, sub: &str) -> Result<Option<Place>> {
+    let found = match shards::locate(all, sub).await {
         Ok(at) => Some(Place {
             id: at.org.id,
             shard: at.org.shard,

@@ -308,6 +308,10 @@ async fn run<S: Databases, R: Runtime>(
                     }
                     rt.sleep(wait).await;
                 }
+                // The old row let go (again: the switch may have failed right before it), so that
+                // an isolate still sending requests there asks the directory, rather than read
+                // a shard being emptied.
+                store::depart(&from, id, &m.to, rt.clock()).await?;
                 // Log entries of requests answered before the switch, written after their
                 // responses, may have reached the old shard since the last copy.
                 copy_range(&from, &to, &LOGS, id, &m.from, m.logs, FOREVER).await?;

@@ -15,7 +15,6 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use futures_util::future::join_all;
 use std::collections::BTreeMap;
 
 use super::Runtime;
@@ -124,7 +123,7 @@ pub async fn candidates<S: Databases>(s: &S) -> Result<Vec<Candidate>> {
             organisations: count(b),
         })
     });
-    join_all(probes).await.into_iter().collect()
+    super::all_at_once(probes).await.into_iter().collect()
 }
 
 /// Where a new organisation goes: the shard `named` (any configured one, open or not: the
@@ -162,7 +161,7 @@ pub struct ShardView {
 pub async fn figures<S: Databases, R: Runtime>(s: &S, rt: &R) -> Result<Vec<ShardView>> {
     let directory = s.directory()?;
     let rows = dir::shard_rows(&directory).await?;
-    let counted = join_all(s.bindings().iter().map(|b| async move {
+    let counted = super::all_at_once(s.bindings().iter().map(|b| async move {
         let figures = dir::figures(&s.shard(b)?).await?;
         Ok::<_, Error>((b.clone(), figures))
     }))

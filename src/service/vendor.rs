@@ -7,7 +7,6 @@
 //! `seq`, the directory's id), so a page costs one index range seek wherever it starts, and a
 //! group of 100,000 members is read page by page.
 
-use futures_util::future::join_all;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -164,7 +163,7 @@ pub async fn feed_of_all<S: Databases, R: Runtime>(
             Ok::<_, Error>((b.clone(), part))
         }
     });
-    let parts = join_all(reads)
+    let parts = super::all_at_once(reads)
         .await
         .into_iter()
         .collect::<Result<Vec<_>>>()?;

@@ -228,7 +228,7 @@ async fn authenticated(
             return Err(limit::budget_spent());
         }
     }
-    let Some(place) = located(app, sub).await? else {
+    let Some(place) = located(&app.databases(), sub).await? else {
         limit::count_refusal(app, address, None).await;
         return Err(auth::unknown_tenant(sub));
     };
@@ -266,7 +266,7 @@ async fn authenticated(
         {
             // Not (or no longer) this organisation on this shard: the directory says where it
             // is now. Nothing of the request was written (its gate stayed shut).
-            let now = relocate(app, sub).await?;
+            let now = relocate(&app.databases(), sub).await?;
             if let Some(p) = now.filter(|p| *p != place && tried.as_ref() != Some(p)) {
                 seen.tenant = Some(p.id.clone());
                 seen.shard = Some(p.shard.clone());
