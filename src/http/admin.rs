@@ -11,7 +11,7 @@
 //! PATCH  /admin/v1/tenants/{sub}                    {name?, provisioningEnabled?}
 //! DELETE /admin/v1/tenants/{sub}                    unreachable at once, then purged: 202 {remaining}
 //! POST   /admin/v1/tenants/{sub}/tokens             "Generate new" {revokeExisting?}: plaintext once
-//! GET    /admin/v1/tenants/{sub}/tokens             [{id, createdAt, lastUsedAt, hint}]
+//! GET    /admin/v1/tenants/{sub}/tokens             {items: [{id, createdAt, lastUsedAt, hint}], next}
 //! DELETE /admin/v1/tenants/{sub}/tokens/{id}        revoke
 //! POST   /admin/v1/tenants/{sub}/console-links      a one-time link to the console: 201 {url, expiresAt}
 //! GET    /admin/v1/shards                           each shard: {binding, open, organisations, users, …, bytes}
@@ -462,7 +462,7 @@ impl Admin<'_> {
                 })
             })
             .collect();
-        Ok(Reply::json(200, Value::Array(items)))
+        Ok(vendor::page_json(Page { items, next: None }))
     }
 }
 

@@ -38,7 +38,8 @@ use crate::store::moves::{
 };
 use crate::store::organisations as dir;
 use crate::store::upkeep::purge_round;
-use crate::store::{Executor, Param};
+use crate::store::{Executor, Param, StoreError};
+use std::cell::Cell;
 
 /// How long the old shard refuses the organisation's writes, at most, while it switches.
 pub const FREEZE_MS: i64 = 5_000;
@@ -46,10 +47,37 @@ pub const FREEZE_MS: i64 = 5_000;
 const SWITCH_MAX_MS: i64 = 4_000;
 /// How long after the switch the old shard's rows are purged.
 pub const GRACE_MS: i64 = 10_000;
+/// D1 calls one run makes, at most: a chunk is three (read, write, the move's state), a switch
+/// a few dozen, so a run stops well within the 1,000 an invocation may make.
+const MAX_CALLS_PER_RUN: u32 = 600;
+
+/// An executor whose calls are counted in a shared tally.
+struct Counted<'a, E>(E, &'a Cell<u32>);
+
+impl<E: Executor> Executor for Counted<'_, E> {
+    async fn query(
+        &self,
+        stmt: crate::store::Stmt,
+    ) -> std::result::Result<crate::store::Outcome, StoreError> {
+        self.1.set(self.1.get().saturating_add(1));
+        self.0.query(stmt).await
+    }
+
+    async fn batch(
+        &self,
+        stmts: Vec<crate::store::Stmt>,
+    ) -> std::result::Result<Vec<crate::store::Outcome>, StoreError> {
+        self.1.set(self.1.get().saturating_add(1));
+        self.0.batch(stmts).await
+    }
+}
+
 /// How long a driver holds the move, beyond its own budget.
 const LEASE_MARGIN_MS: i64 = 15_000;
 /// A catch-up round that finds at most this many changed users and groups leads to the switch.
 const SMALL_ROUND: usize = 200;
+/// Events whose changes one catch-up round copies again, at most.
+const EVENTS_PER_ROUND: i64 = 1_000;
 /// Changed users or groups copied again per batch.
 const IDS_PER_ROUND: usize = 50;
 /// Never frozen past this (the largest integer D1 binds exactly): "until the move is done".
@@ -261,10 +289,13 @@ async fn run<S: Databases, R: Runtime>(
     m: &mut Move,
     deadline: i64,
 ) -> Result<()> {
-    let from = s.shard(&m.from)?;
-    let to = s.shard(&m.to)?;
-    let directory = s.directory()?;
-    while rt.clock() < deadline {
+    // Every D1 call of the run is counted: an invocation may make 1,000 at most (D1's limit
+    // per Worker invocation), and a run leaves room for the rest of its invocation.
+    let calls = Cell::new(0u32);
+    let from = Counted(s.shard(&m.from)?, &calls);
+    let to = Counted(s.shard(&m.to)?, &calls);
+    let directory = Counted(s.directory()?, &calls);
+    while rt.clock() < deadline && calls.get() < MAX_CALLS_PER_RUN {
         match m.phase.as_str() {
             "copy" => {
                 let Some(table) = bulk(m.step) else {
@@ -291,9 +322,9 @@ async fn run<S: Databases, R: Runtime>(
                 save(&directory, id, m).await?;
             }
             "catchup" => {
-                let changed = catch_up(&from, &to, id, m).await?;
+                let (changed, caught_up) = catch_up(&from, &to, id, m).await?;
                 m.catchup_rounds = m.catchup_rounds.saturating_add(1);
-                if changed <= SMALL_ROUND {
+                if caught_up && changed <= SMALL_ROUND {
                     switch(&from, &to, &directory, rt, id, m).await?;
                 } else {
                     save(&directory, id, m).await?;
@@ -316,7 +347,7 @@ async fn run<S: Databases, R: Runtime>(
                 // responses, may have reached the old shard since the last copy.
                 copy_range(&from, &to, &LOGS, id, &m.from, m.logs, FOREVER).await?;
                 while purge_round(&from, id).await? > 0 {
-                    if rt.clock() >= deadline {
+                    if rt.clock() >= deadline || calls.get() >= MAX_CALLS_PER_RUN {
                         return Ok(());
                     }
                 }
@@ -339,11 +370,17 @@ async fn save<E: Executor>(directory: &E, id: &str, m: &Move) -> Result<()> {
     dir::save_move(directory, id, shard, Some(&json(m)?), true).await
 }
 
-/// One catch-up round: every user and group whose events came since the last round, copied
-/// again as the old shard has them now, then the events and log entries appended since.
-/// Returns how many users and groups changed.
-async fn catch_up<E: Executor>(from: &E, to: &E, id: &str, m: &mut Move) -> Result<usize> {
-    let (events, logs) = store::newest(from, id).await?;
+/// One catch-up round: every user and group whose events came since the last round (up to
+/// [`EVENTS_PER_ROUND`] of them), copied again as the old shard has them now, then the events
+/// and log entries appended since. Returns how many users and groups changed, and whether the
+/// round reached the newest event.
+async fn catch_up<E: Executor>(from: &E, to: &E, id: &str, m: &mut Move) -> Result<(usize, bool)> {
+    let (newest, logs) = store::newest(from, id).await?;
+    // A round takes at most this many events' changes (a busy organisation's next round takes
+    // the rest), so that one round stays well within an invocation's calls.
+    let events = store::nth_event_after(from, id, m.events, EVENTS_PER_ROUND)
+        .await?
+        .map_or(newest, |n| n.min(newest));
     let (users, groups) = store::changed(from, id, m.events, events).await?;
     let changed = users.len().saturating_add(groups.len());
     let among = |column: &'static str| {
@@ -378,7 +415,7 @@ async fn catch_up<E: Executor>(from: &E, to: &E, id: &str, m: &mut Move) -> Resu
     m.events = events;
     m.logs = logs;
     m.rows_copied = m.rows_copied.saturating_add(e).saturating_add(l);
-    Ok(changed)
+    Ok((changed, events >= newest))
 }
 
 /// Copy every row of `t` that `filter` (`AND …` and its parameters) selects, chunk by chunk.
@@ -444,7 +481,8 @@ async fn switch<E: Executor, R: Runtime>(
             "the organisation is no longer on its shard",
         ));
     }
-    catch_up(from, to, id, m).await?;
+    // Nothing new is written meanwhile: the rounds end.
+    while !catch_up(from, to, id, m).await?.1 {}
     for t in [&TOKENS, &CONSOLE_LINKS, &CONSOLE_SESSIONS] {
         to.query(store::clear_stmt(t, id, "")).await?;
         copy_all(from, to, t, id, &m.from, None).await?;

@@ -540,4 +540,50 @@ mod moving {
         .expect("write");
         block_on(moves::start(&all, &rt, "c", "SHARD_2")).expect("a new move");
     }
+
+    #[test]
+    fn a_busy_organisations_catch_up_takes_several_rounds_and_the_switch_takes_the_rest() {
+        let all = three();
+        let rt = TestRuntime::at(1_000);
+        let org =
+            block_on(tenants::create(&all, &rt, "busy", None, None, Some("DB"))).expect("org");
+        let db = all.shard("DB").expect("DB");
+        let mut ids = Vec::new();
+        for i in 0..40 {
+            let s = scope(&db, &rt, &org.id);
+            let u = block_on(Users::create(
+                &s,
+                &json!({"userName": format!("u{i}@busy.org")}),
+            ));
+            ids.push(u.expect("user").id);
+        }
+        block_on(moves::start(&all, &rt, "busy", "SHARD_2")).expect("start");
+        // 2,300 changes after the move started: more than two rounds take.
+        for n in 0..2_300 {
+            let s = scope(&db, &rt, &org.id);
+            let patch = json!({"Operations": [{"op": "Replace", "path": "displayName",
+                "value": format!("v{n}")}]});
+            block_on(Users::patch(&s, &ids[n % ids.len()], &patch, None)).expect("patch");
+        }
+        let m = block_on(moves::drive(&all, &rt, &org.id, 60_000))
+            .expect("drive")
+            .expect("move");
+        assert_eq!(m.phase, "done", "{m:?}");
+        assert!(m.catchup_rounds >= 2, "{m:?}");
+        let new = all.shard("SHARD_2").expect("SHARD_2");
+        for (i, id) in ids.iter().enumerate() {
+            let last = (0..2_300)
+                .filter(|n| n % ids.len() == i)
+                .max()
+                .expect("a change");
+            let sql = format!(
+                "SELECT count(*) FROM users WHERE tenant_id = '{}' AND id = '{id}' \
+                 AND data LIKE '%\"v{last}\"%'",
+                org.id
+            );
+            assert_eq!(new.count(&sql), 1, "{id}: its last change, v{last}");
+        }
+        let events = format!("SELECT count(*) FROM events WHERE tenant_id = '{}'", org.id);
+        assert_eq!(new.count(&events), 40 + 2_300);
+    }
 }

@@ -389,6 +389,31 @@ pub const TABLES: [&Table; 9] = [
     &LOGS,
 ];
 
+/// The seq of organisation `tenant_id`'s `n`-th event after seq `after`, if it has that many.
+pub async fn nth_event_after<E: Executor>(
+    db: &E,
+    tenant_id: &str,
+    after: i64,
+    n: i64,
+) -> Result<Option<i64>> {
+    #[derive(Deserialize)]
+    struct Row {
+        seq: i64,
+    }
+    let row: Option<Row> = db
+        .query(Stmt::new(
+            "SELECT seq FROM events WHERE tenant_id = ? AND seq > ? ORDER BY seq LIMIT 1 OFFSET ?",
+            vec![
+                tenant_id.into(),
+                after.into(),
+                n.saturating_sub(1).max(0).into(),
+            ],
+        ))
+        .await?
+        .first()?;
+    Ok(row.map(|r| r.seq))
+}
+
 /// How many rows of organisation `tenant_id` a shard holds, all tables together.
 pub async fn rows_of<E: Executor>(db: &E, tenant_id: &str) -> Result<i64> {
     let sum: Vec<String> = TABLES

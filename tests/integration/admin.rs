@@ -243,8 +243,9 @@ fn tokens_generate_list_and_revoke() {
     let s = server();
     let sub = new_tenant("tokens");
     let tokens_path = format!("/admin/v1/tenants/{sub}/tokens");
+    // One page shape for every list: {items, next}.
     let empty = s.admin("GET", &tokens_path).send().expect(200).json();
-    assert_eq!(empty, json!([]));
+    assert_eq!(empty, json!({"items": [], "next": null}));
 
     let created = s.admin("POST", &tokens_path).send().expect(201);
     assert_eq!(created.header("cache-control"), Some("no-store"));
@@ -268,7 +269,7 @@ fn tokens_generate_list_and_revoke() {
         !listed.text.contains(&plaintext) && !listed.text.contains(&plaintext[5..]),
         "the token list must never contain the token"
     );
-    let listed = listed.json();
+    let listed = listed.json()["items"].clone();
     assert_eq!(listed.as_array().map(Vec::len), Some(1));
     let item = &listed[0];
     assert_eq!(item["id"], first["id"]);
@@ -289,7 +290,7 @@ fn tokens_generate_list_and_revoke() {
         .expect(200);
     let mut last_used = Value::Null;
     for _ in 0..40 {
-        last_used = s.admin("GET", &tokens_path).send().json()[0]["lastUsedAt"].clone();
+        last_used = s.admin("GET", &tokens_path).send().json()["items"][0]["lastUsedAt"].clone();
         if !last_used.is_null() {
             break;
         }
@@ -315,7 +316,10 @@ fn tokens_generate_list_and_revoke() {
     s.admin("POST", "/admin/v1/tenants/no-such-tenant/tokens")
         .send()
         .admin_error(404);
-    assert_eq!(s.admin("GET", &tokens_path).send().json(), json!([]));
+    assert_eq!(
+        s.admin("GET", &tokens_path).send().json()["items"],
+        json!([])
+    );
 }
 
 #[test]
@@ -335,9 +339,7 @@ fn at_most_two_tokens_and_revoke_existing_rotates() {
         "{e}"
     );
     assert_eq!(
-        s.admin("GET", &tokens_path)
-            .send()
-            .json()
+        s.admin("GET", &tokens_path).send().json()["items"]
             .as_array()
             .map(Vec::len),
         Some(2)
@@ -361,7 +363,7 @@ fn at_most_two_tokens_and_revoke_existing_rotates() {
             .scim_error(401);
     }
     s.scim(&sub, "GET", "/Users").bearer(&c).send().expect(200);
-    let listed = s.admin("GET", &tokens_path).send().json();
+    let listed = s.admin("GET", &tokens_path).send().json()["items"].clone();
     assert_eq!(listed.as_array().map(Vec::len), Some(1));
     assert_eq!(listed[0]["hint"], &c[c.len() - 4..]);
 

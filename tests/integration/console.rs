@@ -251,3 +251,28 @@ fn the_console_works_in_chromium() {
         "{said}"
     );
 }
+
+/// The console of an organisation on each shard: the link and the session find its shard (the
+/// link and the cookie name the organisation), and a token made there opens its SCIM endpoint.
+#[test]
+fn the_console_works_on_every_shard() {
+    let s = server();
+    for shard in crate::harness::SHARDS {
+        let sub = crate::harness::unique("consoleshard");
+        s.admin("POST", "/admin/v1/tenants")
+            .json(&json!({"subdomain": sub, "shard": shard}))
+            .send()
+            .expect(201);
+        let c = Console::open(s, &sub);
+        let o: Value = c.call("GET", "overview").expect(200).json();
+        assert_eq!(o["organisation"]["subdomain"], json!(sub), "{shard}");
+        let made: Value = c.call("POST", "tokens").expect(201).json();
+        let token = made["token"].as_str().expect("token");
+        s.scim(&sub, "GET", "/Users")
+            .bearer(token)
+            .send()
+            .expect(200);
+        let o: Value = c.call("GET", "overview").expect(200).json();
+        assert_eq!(o["tokens"].as_array().map(Vec::len), Some(1), "{shard}");
+    }
+}
