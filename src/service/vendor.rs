@@ -8,13 +8,13 @@
 //! group of 100,000 members is read page by page.
 
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use super::shards::{seq, Cursor, Databases};
 use super::Runtime;
 use crate::scim::error::{quote, Error, Result};
 use crate::store::directory::{self, Page, UserQuery};
-use crate::store::feed::{self, Located};
+use crate::store::feed::{self, Located, Pending, ShardPart};
 use crate::store::logs::{self, LogQuery};
 use crate::store::tenants as store;
 use crate::store::Executor;
@@ -129,6 +129,9 @@ fn stamped(mut event: Value, cursor: &Cursor) -> Value {
 /// may be taken (a source that came back full knows nothing past its last row).
 type Stream = (Vec<(usize, Located)>, Option<i64>);
 
+/// A stream's events in the order a page takes them, each with the index of its shard.
+type Queue = VecDeque<(usize, Located)>;
+
 /// A page of every organisation's feed gathered for longer than this is refused (503): a move
 /// purges an old copy only [`super::moves::GRACE_MS`] after the new one is in place, so a page
 /// read within this time sees every event in one place or the other.
@@ -173,6 +176,15 @@ pub async fn feed_of_all<S: Databases, R: Runtime>(
             "the feed's shards answered slowly; retry the page",
         ));
     }
+    let (queues, pending) = streams(parts, limit);
+    let items = merge(queues, &pending, &mut after, limit);
+    Ok(FeedPage { items, next: after })
+}
+
+/// Each stream's events of a page, from every shard's part: in its own order, an event seen in
+/// two places once, none past what a full read knows; with each shard's organisations that
+/// still have unread copies there.
+fn streams(parts: Vec<(String, ShardPart)>, limit: u32) -> (Vec<Queue>, Vec<Vec<Pending>>) {
     let mut streams: BTreeMap<String, Stream> = BTreeMap::new();
     let mut pending = Vec::with_capacity(parts.len());
     for (shard, (binding, part)) in parts.into_iter().enumerate() {
@@ -188,7 +200,7 @@ pub async fn feed_of_all<S: Databases, R: Runtime>(
             stream.0.extend(events.into_iter().map(|e| (shard, e)));
         }
     }
-    let mut queues: Vec<std::collections::VecDeque<(usize, Located)>> = streams
+    let queues: Vec<Queue> = streams
         .into_values()
         .map(|(mut events, limit)| {
             events.sort_by_key(|(_, e)| e.bseq);
@@ -198,6 +210,17 @@ pub async fn feed_of_all<S: Databases, R: Runtime>(
             events.into()
         })
         .collect();
+    (queues, pending)
+}
+
+/// Merge the streams oldest first into at most `limit` events, each with the cursor that
+/// resumes right after it, `after` moving along.
+fn merge(
+    mut queues: Vec<Queue>,
+    pending: &[Vec<Pending>],
+    after: &mut Cursor,
+    limit: u32,
+) -> Vec<Value> {
     // An organisation's event waits while that shard holds unread copies of its events from
     // another origin that came before it (its events from before a move): its own order first.
     let waits = |shard: usize, e: &Located, cursor: &Cursor| {
@@ -217,7 +240,7 @@ pub async fn feed_of_all<S: Databases, R: Runtime>(
             .enumerate()
             .filter_map(|(i, q)| {
                 let (shard, e) = q.front()?;
-                if waits(*shard, e, &after) {
+                if waits(*shard, e, after) {
                     return None;
                 }
                 Some((i, e.event.get("at").and_then(Value::as_str).unwrap_or("")))
@@ -231,9 +254,9 @@ pub async fn feed_of_all<S: Databases, R: Runtime>(
             break;
         };
         after.advance(&e.birth, e.bseq);
-        items.push(stamped(e.event, &after));
+        items.push(stamped(e.event, after));
     }
-    Ok(FeedPage { items, next: after })
+    items
 }
 
 pub async fn users<E: Executor>(db: &E, sub: &str, q: &UserQuery) -> Result<Page> {

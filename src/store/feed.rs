@@ -128,6 +128,10 @@ pub async fn read_organisation<E: Executor>(
     Ok((events, top))
 }
 
+/// An organisation with unread copies on a shard: its id, where they were first committed, the
+/// first one's seq on this shard, and the last one's seq where first committed.
+pub type Pending = (String, String, i64, i64);
+
 /// What one shard gives a page of every organisation's feed.
 #[derive(Debug, Default)]
 pub struct ShardPart {
@@ -139,7 +143,7 @@ pub struct ShardPart {
     /// Organisations with copies here not yet read: (organisation, where first committed, the
     /// first such copy's seq here, the last one's seq where first committed). Their later
     /// events of another origin wait for those.
-    pub pending: Vec<(String, String, i64, i64)>,
+    pub pending: Vec<Pending>,
 }
 
 /// One shard's part of a page of every organisation's feed, in one call: `limit + 1` events

@@ -260,46 +260,7 @@ async fn authenticated(
         }
     }
     if gated.shut() {
-        let verdict = auth::verdict(&db, sub, hash, &tenant_id, app.now).await?;
-        if matches!(verdict, Verdict::Moved(_))
-            || matches!(&verdict, Verdict::Refused(r) if r.tenant_id.is_none())
-        {
-            // Not (or no longer) this organisation on this shard: the directory says where it
-            // is now. Nothing of the request was written (its gate stayed shut).
-            let now = relocate(&app.databases(), sub).await?;
-            if let Some(p) = now.filter(|p| *p != place && tried.as_ref() != Some(p)) {
-                seen.tenant = Some(p.id.clone());
-                seen.shard = Some(p.shard.clone());
-                seen.elsewhere = Some(p);
-                return Err(Error::new(
-                    503,
-                    "this organisation was just moved or replaced by another of the same name;                      retry the request",
-                ));
-            }
-        }
-        match verdict {
-            // The failure was the operation's own.
-            Verdict::Open => {}
-            Verdict::Frozen => return Err(auth::moving()),
-            Verdict::Refused(r) => {
-                seen.tenant = r.tenant_id;
-                if r.error.status == 401 {
-                    seen.refusal = Some(Refusal::InvalidToken);
-                    forget_credential(sub, hash);
-                }
-                if r.error.status != 403 {
-                    limit::count_refusal(app, address, seen.tenant.as_deref()).await;
-                }
-                return Err(r.error);
-            }
-            Verdict::Moved(id) => {
-                seen.tenant = Some(id);
-                return Err(Error::new(
-                    503,
-                    "this organisation was just replaced by another of the same name; retry the request",
-                ));
-            }
-        }
+        why_shut(app, &db, sub, hash, &place, tried, address, seen).await?;
     }
     if let Some(pass) = gated.pass() {
         learn_credential(sub, hash);
@@ -311,6 +272,63 @@ async fn authenticated(
         record_use(app, &place.shard, &principal);
     }
     result
+}
+
+/// Why the gate stayed shut: `Ok` when the token is valid and the failure was the operation's
+/// own; else the error to answer, with what `seen` must log. When the organisation is not (or
+/// no longer) on the shard this isolate thought, the directory says where it is now and `seen`
+/// asks for the request to be served there (nothing of it was written: its gate stayed shut).
+#[allow(clippy::too_many_arguments)]
+async fn why_shut(
+    app: &App,
+    db: &D1,
+    sub: &str,
+    hash: &str,
+    place: &Place,
+    tried: &Option<Place>,
+    address: &str,
+    seen: &mut Seen,
+) -> Result<()> {
+    let verdict = auth::verdict(db, sub, hash, &place.id, app.now).await?;
+    let elsewhere = matches!(verdict, Verdict::Moved(_))
+        || matches!(&verdict, Verdict::Refused(r) if r.tenant_id.is_none());
+    if elsewhere {
+        let now = relocate(&app.databases(), sub).await?;
+        if let Some(p) = now.filter(|p| p != place && tried.as_ref() != Some(p)) {
+            seen.tenant = Some(p.id.clone());
+            seen.shard = Some(p.shard.clone());
+            seen.elsewhere = Some(p);
+            return Err(replaced());
+        }
+    }
+    match verdict {
+        Verdict::Open => Ok(()),
+        Verdict::Frozen => Err(auth::moving()),
+        Verdict::Refused(r) => {
+            seen.tenant = r.tenant_id;
+            if r.error.status == 401 {
+                seen.refusal = Some(Refusal::InvalidToken);
+                forget_credential(sub, hash);
+            }
+            if r.error.status != 403 {
+                limit::count_refusal(app, address, seen.tenant.as_deref()).await;
+            }
+            Err(r.error)
+        }
+        Verdict::Moved(id) => {
+            seen.tenant = Some(id);
+            Err(replaced())
+        }
+    }
+}
+
+/// The organisation moved, or its subdomain names another now: 503, which clients retry (and
+/// which the edge itself retries where it kept a copy of the request).
+fn replaced() -> Error {
+    Error::new(
+        503,
+        "this organisation was just moved, or replaced by another of the same name; retry the request",
+    )
 }
 
 /// How often, at most, an isolate reads an organisation's live token hashes while a refusal
