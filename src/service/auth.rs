@@ -94,14 +94,6 @@ pub fn presented(authorization: Option<&str>) -> Option<String> {
     authorization.and_then(token::bearer).map(token::hash)
 }
 
-/// The id of organisation `sub`, or `None` when no live organisation has that subdomain.
-pub async fn tenant_id<E: Executor>(db: &E, sub: &str) -> Result<Option<String>> {
-    if validate_subdomain(sub).is_err() {
-        return Ok(None);
-    }
-    Ok(store::get_tenant(db, sub).await?.map(|t| t.id))
-}
-
 /// The answer for `sub` when the gate stayed shut.
 #[derive(Debug)]
 pub enum Verdict {
