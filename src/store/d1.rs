@@ -79,10 +79,13 @@ fn describe(e: worker::Error) -> StoreError {
 
 /// The failures D1's "Debug D1" error list says to retry: the database object restarting or
 /// reset, its queue full ("D1 DB is overloaded"), the connection lost, an operation timing
-/// out. Everything else (a constraint, an SQL error) is not cured by retrying.
+/// out; SQLite's own "database is locked" (`SQLITE_BUSY`: another connection holds the file,
+/// as a second local process does). Everything else (a constraint, an SQL error) is not cured by retrying.
 fn is_transient(msg: &str) -> bool {
-    const MARKERS: [&str; 7] = [
+    const MARKERS: [&str; 9] = [
         "overloaded",
+        "SQLITE_BUSY",
+        "database is locked",
         "Network connection lost",
         "reset",
         "timed out",
@@ -145,6 +148,7 @@ mod tests {
             "D1_ERROR: Network connection lost.",
             "D1_ERROR: D1 DB reset because its code was updated.",
             "D1_ERROR: D1 DB storage operation exceeded timeout which caused object to be reset.",
+            "D1_ERROR: NOSENTRY database is locked: SQLITE_BUSY: NOSENTRY database is locked: SQLITE_BUSY",
         ] {
             assert!(is_transient(msg), "{msg}");
             let e = Error::from(StoreError::Unavailable(msg.into()));

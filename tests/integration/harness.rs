@@ -50,6 +50,7 @@ pub const LOW_RATE_LIMIT: u32 = 20;
 static SERVER: OnceLock<Server> = OnceLock::new();
 static LIMITED: OnceLock<Server> = OnceLock::new();
 static WORKERD: OnceLock<Server> = OnceLock::new();
+static APART: OnceLock<Server> = OnceLock::new();
 /// Process groups and work directories to remove at exit.
 static CHILDREN: Mutex<Vec<(i32, PathBuf)>> = Mutex::new(Vec::new());
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -57,6 +58,19 @@ static COUNTER: AtomicUsize = AtomicUsize::new(0);
 /// The `wrangler dev` most tests use.
 pub fn server() -> &'static Server {
     SERVER.get_or_init(|| {
+        start(Kind::Dev {
+            rate_limit: MAIN_RATE_LIMIT,
+            vars: &[],
+            operator_origin: false,
+        })
+    })
+}
+
+/// A `wrangler dev` of its own for the test that reads the databases from a second process
+/// ([`Server::count_in`]): a second workerd opening the same SQLite files makes the server's
+/// own statements meet `SQLITE_BUSY`, so no other test may be writing there meanwhile.
+pub fn apart_server() -> &'static Server {
+    APART.get_or_init(|| {
         start(Kind::Dev {
             rate_limit: MAIN_RATE_LIMIT,
             vars: &[],
@@ -679,7 +693,7 @@ fn split_response(raw: &[u8]) -> Option<(String, String)> {
 impl Server {
     /// A number one SQL statement reads from shard `binding`'s local database, straight from
     /// its file (`wrangler d1 execute`), not through the Worker: what a test checks the Worker
-    /// against.
+    /// against. Only on [`apart_server`], once its writes are done.
     pub fn count_in(&self, binding: &str, sql: &str) -> i64 {
         let out = wrangler(&self.dir)
             .args([

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use crate::harness::{d1_calls, server, unique, Server, SHARDS};
+use crate::harness::{apart_server, d1_calls, server, unique, Server, SHARDS};
 use crate::vendor::all_pages;
 use crate::{Tenant, PATCH};
 
@@ -169,7 +169,8 @@ fn move_state(s: &Server, sub: &str) -> Value {
 
 #[test]
 fn moving_an_organisation_of_2000_users_loses_and_repeats_nothing_while_it_is_written() {
-    let s = server();
+    // Its own server: it reads the shards' files from a second process at the end.
+    let s = apart_server();
     let t = tenant_on(s, "mover", "DB");
     const USERS: usize = 2_000;
     // 2,000 users, four clients at once; a group of 300 of them.
