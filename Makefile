@@ -29,7 +29,7 @@ export CLOUDFLARE_CF_FETCH_ENABLED := false
 export WRANGLER_UPDATE_CHECK := false
 
 # Every file under src/: the console's page, script and style are compiled in too.
-SOURCES := $(shell find src -type f) Cargo.toml Cargo.lock
+SOURCES := $(shell find src core -type f) Cargo.toml core/Cargo.toml Cargo.lock
 
 # Every host build shares one feature set, so the library is compiled once for all test targets:
 # `host-sqlite` gives the tests outside the crate the store's SQLite executor.
@@ -127,10 +127,10 @@ test: setup chromium lint unit fuzz-short build integration conformance deploy-c
 
 lint:
 	cargo fmt --check
-	cargo clippy --all-targets $(FEATURES) -- -D warnings
+	cargo clippy --workspace --all-targets $(FEATURES) -- -D warnings
 
 unit:
-	cargo test $(FEATURES) --lib
+	cargo test --workspace $(FEATURES) --lib
 
 # tests/fuzz: the saved regressions, then 12,000 generated inputs from a fixed seed (seconds).
 fuzz-short:

@@ -43,11 +43,10 @@
 )]
 
 pub mod http;
-pub mod scim;
 pub mod service;
 pub mod store;
-pub mod tenancy;
-pub mod time;
+
+pub use scim_edge_core::{scim, tenancy, time};
 
 use worker::{event, Context, Env, Request, Response, ScheduleContext, ScheduledEvent};
 
