@@ -37,15 +37,15 @@ use super::reply::{header, json_body, Reply};
 use super::shards::Bindings;
 use super::shards::{forget, learn, Place};
 use super::vendor;
-use crate::scim::error::{quote, Error, Result};
+use crate::http::d1::D1;
+use crate::http::meter::Meter;
 use crate::service::shards::Located;
+use crate::service::shards::Organisation;
+use crate::service::vendor::Page;
 use crate::service::{moves, shards, tenants, upkeep};
-use crate::store::d1::D1;
-use crate::store::directory::Page;
-use crate::store::meter::Meter;
-use crate::store::organisations::Organisation;
-use crate::tenancy::token;
-use crate::time::rfc3339;
+use scim_core::scim::error::{quote, Error, Result};
+use scim_core::tenancy::token;
+use scim_core::time::rfc3339;
 
 /// A parsed admin path.
 #[derive(Debug, Clone, PartialEq, Eq)]

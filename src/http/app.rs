@@ -6,14 +6,14 @@ use std::time::Duration;
 use worker::{Context, Delay, Env, Request};
 
 use super::shards::{self, Bindings};
-use crate::scim::error::{Error, Result};
+use crate::http::d1::D1;
+use crate::http::meter::Meter;
 use crate::service::shards::{Databases, DIRECTORY};
 use crate::service::upkeep::Settings;
 use crate::service::Runtime;
-use crate::store::d1::D1;
-use crate::store::meter::Meter;
-use crate::tenancy::host::{classify, tenant_url, HostKind, Origin};
-use crate::tenancy::token;
+use scim_core::scim::error::{Error, Result};
+use scim_core::tenancy::host::{classify, tenant_url, HostKind, Origin};
+use scim_core::tenancy::token;
 
 /// Deployment settings, read from `[vars]` and secrets once per request.
 pub struct Config {

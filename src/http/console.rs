@@ -24,12 +24,12 @@ use worker::{Headers, Method, Request, Response};
 use super::app::App;
 use super::reply::{header, json_body, render, Reply, Surface};
 use super::vendor::Query;
-use crate::scim::error::{quote, Error, Result};
+use crate::http::d1::D1;
+use crate::service::audit::LogQuery;
 use crate::service::console::{self, Admin};
 use crate::service::{shards, tenants, vendor as reads};
-use crate::store::d1::D1;
-use crate::store::logs::LogQuery;
-use crate::time::rfc3339;
+use scim_core::scim::error::{quote, Error, Result};
+use scim_core::time::rfc3339;
 
 const PAGE: &str = include_str!("console/page.html");
 const SCRIPT: &str = include_str!("console/console.js");

@@ -31,8 +31,8 @@ use std::collections::HashMap;
 
 use super::app::App;
 use super::isolate::remember;
-use crate::scim::error::{Error, Result};
-use crate::store::meter::Binding;
+use crate::http::meter::Binding;
+use scim_core::scim::error::{Error, Result};
 
 /// The binding's name in `wrangler.toml`.
 pub const BINDING: &str = "SCIM_RATE_LIMIT";

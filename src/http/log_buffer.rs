@@ -22,10 +22,10 @@ use worker::Delay;
 
 use super::app::App;
 use super::shards::Bindings;
+use crate::http::meter::Meter;
+use crate::service::audit::LogEntry;
+use crate::service::audit::Refusals;
 use crate::service::{audit, shards};
-use crate::store::logs::Refusals;
-use crate::store::meter::Meter;
-use crate::store::trail::LogEntry;
 
 /// How long the first entry of an organisation waits for others.
 pub const FLUSH_AFTER_MS: u64 = 250;

@@ -2,7 +2,7 @@
 //! that owns its logic ([`crate::service`]), and renders the result; no SQL and no SCIM rule
 //! lives here.
 //!
-//! Route table (hosts are classified by [`crate::tenancy::host::classify`]):
+//! Route table (hosts are classified by [`scim_core::tenancy::host::classify`]):
 //!
 //! | host | path | surface |
 //! |---|---|---|
@@ -26,9 +26,11 @@
 pub mod admin;
 pub mod app;
 pub mod console;
+pub mod d1;
 pub mod isolate;
 pub mod limit;
 pub mod log_buffer;
+pub mod meter;
 pub mod reply;
 pub mod scim;
 pub mod shards;
@@ -37,10 +39,10 @@ pub mod vendor;
 use serde_json::Value;
 use worker::{Context, Env, Request, Response};
 
-use crate::scim::error::{quote, Error, Result};
-use crate::tenancy::host::{classify, split_tenant_path, HostKind};
 use app::App;
 use reply::{header, render, Reply, Surface};
+use scim_core::scim::error::{quote, Error, Result};
+use scim_core::tenancy::host::{classify, split_tenant_path, HostKind};
 
 /// The README, compiled in, served as the service's documentation.
 const README: &str = include_str!("../../README.md");

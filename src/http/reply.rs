@@ -7,7 +7,7 @@ use serde_json::Value;
 use worker::{Headers, Request, Response};
 
 use super::limit;
-use crate::scim::error::{Error, Result, SCIM_MEDIA_TYPE};
+use scim_core::scim::error::{Error, Result, SCIM_MEDIA_TYPE};
 
 /// A successful answer, independent of the runtime: status, JSON body (or none), extra headers.
 #[derive(Debug, Clone, PartialEq)]

@@ -15,10 +15,10 @@ use worker::wasm_bindgen::JsCast;
 use worker::Env;
 
 use super::isolate::remember;
-use crate::scim::error::{Error, Result};
+use crate::http::d1::D1;
+use crate::http::meter::Meter;
 use crate::service::shards::{self, is_shard, Databases, DIRECTORY};
-use crate::store::d1::D1;
-use crate::store::meter::Meter;
+use scim_core::scim::error::{Error, Result};
 
 /// The shard bindings of `env`: `DB`, then every D1 binding named `SHARD_…`, in name order.
 pub fn bindings_of(env: &Env) -> Vec<String> {

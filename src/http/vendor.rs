@@ -22,14 +22,14 @@ use worker::Request;
 
 use super::app::App;
 use super::reply::Reply;
-use crate::scim::error::{quote, Error, Result};
+use crate::http::d1::D1;
+use crate::service::audit::LogQuery;
 use crate::service::shards::Cursor;
+use crate::service::upkeep::Purge;
 use crate::service::vendor;
-use crate::store::d1::D1;
-use crate::store::directory::{Page, UserQuery, DEFAULT_PAGE, MAX_PAGE};
-use crate::store::logs::LogQuery;
-use crate::store::upkeep::Purge;
-use crate::time::rfc3339;
+use crate::service::vendor::{Page, UserQuery, DEFAULT_PAGE, MAX_PAGE};
+use scim_core::scim::error::{quote, Error, Result};
+use scim_core::time::rfc3339;
 
 /// A request's query parameters (the last value of each name).
 pub struct Query(HashMap<String, String>);

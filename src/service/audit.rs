@@ -17,10 +17,14 @@
 
 use std::cell::{Cell, RefCell};
 
-use crate::scim::error::{cut, plain, Error, Result};
-use crate::scim::schema::{Resolved, ResourceType};
-use crate::store::logs::{self, Refusals};
-use crate::store::trail::LogEntry;
+use crate::store::logs;
+use scim_core::scim::error::{cut, plain, Error, Result};
+use scim_core::scim::schema::{Resolved, ResourceType};
+
+/// The log's shapes the edge fills and asks with: a request's entry, a minute's refusals, a
+/// query of the log.
+pub use crate::store::logs::{LogQuery, Refusals};
+pub use crate::store::trail::LogEntry;
 use crate::store::Executor;
 
 /// Write entries of one organisation on their own (after the responses), and add refusals
@@ -100,7 +104,7 @@ impl Audit {
         self.entry.borrow_mut().summary = Some(summary);
     }
 
-    /// A warning in words; what it quotes of the client ([`crate::scim::error::quote`]) is
+    /// A warning in words; what it quotes of the client ([`scim_core::scim::error::quote`]) is
     /// an id it named, kept so the admin can find it.
     pub fn warn(&self, warning: String) {
         self.warned.set(self.warned.get().saturating_add(1));
@@ -277,11 +281,11 @@ impl Refusal {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scim::schema::{GROUP_TYPE, USER_TYPE};
+    use scim_core::scim::schema::{GROUP_TYPE, USER_TYPE};
 
     #[test]
     fn values_leave_the_log_whatever_quotes_them() {
-        use crate::scim::error::{quote, quote_json};
+        use scim_core::scim::error::{quote, quote_json};
         let types = [&USER_TYPE, &GROUP_TYPE];
         let address = serde_json::json!("12 Secret Lane");
         for (err, logged) in [

@@ -17,11 +17,14 @@
 //! Chosen by measurement over a cache of grants in Workers KV in front of D1 (`make bench`,
 //! README "Performance"): the KV call cost more than the statement it saved.
 
-use crate::scim::error::{quote, Error, Result};
 use crate::store::tenants::{self as store, Access};
 use crate::store::Executor;
-use crate::tenancy::host::validate_subdomain;
-use crate::tenancy::token;
+use scim_core::scim::error::{quote, Error, Result};
+
+/// The executor that opens every batch with the gate: what the edge runs a SCIM request on.
+pub use crate::store::gate::Gated;
+use scim_core::tenancy::host::validate_subdomain;
+use scim_core::tenancy::token;
 
 /// `lastUsedAt` resolution: a token's use is recorded at most once per this interval.
 pub const TOUCH_INTERVAL_MS: i64 = 60_000;

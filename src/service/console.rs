@@ -14,13 +14,13 @@ use serde_json::Value;
 
 use super::tenants;
 use super::Runtime;
-use crate::scim::error::{quote, Error, Result};
 use crate::store::console::{self as store, NewSession};
 use crate::store::directory::Page;
 use crate::store::logs::{self, LogQuery};
 use crate::store::Executor;
-use crate::tenancy::token;
-use crate::time::DAY_MS;
+use scim_core::scim::error::{quote, Error, Result};
+use scim_core::tenancy::token;
+use scim_core::time::DAY_MS;
 
 /// How long a console session lasts: 4 hours (hours, not days).
 pub const SESSION_TTL_MS: i64 = 4 * 60 * 60 * 1000;

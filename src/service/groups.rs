@@ -25,16 +25,16 @@ use std::collections::{HashMap, HashSet};
 
 use super::resources::{self, changed_attributes, Described, Kind, Write};
 use super::{Runtime, Scope};
-use crate::scim::error::{quote, Error, Result, ScimType};
-use crate::scim::patch::{self, members, MemberOp, NewMember};
-use crate::scim::resource::{self, Data, RefType};
-use crate::scim::schema::GROUP_TYPE;
 use crate::store::groups as store;
 use crate::store::memberships::{self, Member, MemberChange};
 use crate::store::resources::Stored;
 use crate::store::table::Table;
 use crate::store::trail::{Event, Trail};
 use crate::store::{Executor, Written};
+use scim_core::scim::error::{quote, Error, Result, ScimType};
+use scim_core::scim::patch::{self, members, MemberOp, NewMember};
+use scim_core::scim::resource::{self, Data, RefType};
+use scim_core::scim::schema::GROUP_TYPE;
 
 /// Groups.
 pub struct Groups;

@@ -42,11 +42,15 @@ pub mod upkeep;
 pub mod users;
 pub mod vendor;
 
-use crate::scim::error::Result;
-use crate::scim::resource::Data;
+/// The seam the edge plugs a database into (D1 on the Worker), re-exported so that the edge
+/// names nothing of the store itself.
+pub use crate::store::{Executor, Outcome, Param, Stmt, StoreError};
+
 use crate::store::table::Table;
 use crate::store::trail::LogEntry;
 use audit::Audit;
+use scim_core::scim::error::Result;
+use scim_core::scim::resource::Data;
 
 /// Run `futures` at once (one D1 call to each shard, say) and give their outputs in order:
 /// `futures::join_all`'s job, without the weight it adds to the wasm.

@@ -31,7 +31,6 @@ use serde_json::Value;
 
 use super::shards::{self, Databases};
 use super::Runtime;
-use crate::scim::error::{quote, Error, Result};
 use crate::store::moves::{
     self as store, Table, CONSOLE_LINKS, CONSOLE_SESSIONS, EVENTS, GROUPS, LOGS, MEMBERSHIPS,
     TOKENS, USERS, USER_VALUES,
@@ -39,6 +38,7 @@ use crate::store::moves::{
 use crate::store::organisations as dir;
 use crate::store::upkeep::purge_round;
 use crate::store::{Executor, Param, StoreError};
+use scim_core::scim::error::{quote, Error, Result};
 use std::cell::Cell;
 
 /// How long the old shard refuses the organisation's writes, at most, while it switches.

@@ -11,15 +11,20 @@
 use serde_json::Value;
 
 use super::{Runtime, Scope};
-use crate::scim::error::{quote, Error, Result, ScimType};
-use crate::scim::etag;
-use crate::scim::filter::{self, Filter};
-use crate::scim::query::ListParams;
-use crate::scim::resource::Data;
-use crate::scim::schema::{AttrRef, Resolved, ResourceType};
 use crate::store::listing::ListQuery;
-use crate::store::resources::{self, Stored};
-use crate::store::table::Table;
+use crate::store::resources;
+use scim_core::scim::error::{quote, Error, Result, ScimType};
+use scim_core::scim::etag;
+use scim_core::scim::filter::{self, Filter};
+use scim_core::scim::query::ListParams;
+use scim_core::scim::resource::Data;
+use scim_core::scim::schema::{AttrRef, Resolved, ResourceType};
+
+/// The store's types this module's API hands to the edge: a stored resource, its table, and
+/// the references it carries.
+pub use crate::store::refs::Refs;
+pub use crate::store::resources::Stored;
+pub use crate::store::table::Table;
 use crate::store::trail::{Event, Trail};
 use crate::store::{Delete, Executor, Written};
 

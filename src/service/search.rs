@@ -10,10 +10,10 @@ use super::groups::Groups;
 use super::resources;
 use super::users::Users;
 use super::{Runtime, Scope};
-use crate::scim::error::{Result, ScimType};
-use crate::scim::query::ListParams;
 use crate::store::resources::Stored;
 use crate::store::Executor;
+use scim_core::scim::error::{Result, ScimType};
+use scim_core::scim::query::ListParams;
 
 /// One page across both types: users first.
 #[derive(Debug, Default)]

@@ -18,8 +18,11 @@ use base64::Engine;
 use std::collections::BTreeMap;
 
 use super::Runtime;
-use crate::scim::error::{quote, Error, Result};
-use crate::store::organisations::{self as dir, Figures, Organisation};
+use crate::store::organisations::{self as dir, Figures};
+use scim_core::scim::error::{quote, Error, Result};
+
+/// An organisation as the directory lists it.
+pub use crate::store::organisations::Organisation;
 use crate::store::Executor;
 
 /// The directory's binding, which is a shard too.

@@ -4,12 +4,12 @@
 //! revoking a token, or rotating with `revokeExisting`) takes effect with the next request:
 //! each SCIM request checks its token in its own D1 batch (`store::gate`), nothing is cached.
 
-use crate::scim::error::{quote, Error, Result};
 use crate::store::organisations::{self as dir, Organisation};
 use crate::store::tenants::{self as store, NewTenant, NewToken, Tenant, TokenInfo, TokenRefusal};
 use crate::store::Executor;
-use crate::tenancy::host::validate_subdomain;
-use crate::tenancy::token;
+use scim_core::scim::error::{quote, Error, Result};
+use scim_core::tenancy::host::validate_subdomain;
+use scim_core::tenancy::token;
 
 use super::shards::{self, Databases};
 use super::Runtime;

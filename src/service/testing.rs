@@ -4,7 +4,7 @@
 use std::cell::Cell;
 
 use super::Runtime;
-use crate::scim::error::Result;
+use scim_core::scim::error::Result;
 
 #[derive(Debug, Default)]
 pub struct TestRuntime {
@@ -100,6 +100,6 @@ impl super::shards::Databases for TestShards {
             .position(|b| b == binding)
             .and_then(|i| self.dbs.get(i))
             .cloned()
-            .ok_or_else(|| crate::scim::error::Error::internal(format!("no shard {binding}")))
+            .ok_or_else(|| scim_core::scim::error::Error::internal(format!("no shard {binding}")))
     }
 }

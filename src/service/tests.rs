@@ -13,13 +13,13 @@ use super::resources::{self, Fetched, Kind};
 use super::testing::TestRuntime;
 use super::users::Users;
 use super::{tenants, Scope};
-use crate::scim::error::Error;
 use crate::store::fixture::{directory, group_state, organisations, T};
 use crate::store::gate::Gated;
 use crate::store::sqlite::Sqlite;
 use crate::store::table::Table;
 use crate::store::trail::Trail;
 use crate::store::{self, Executor, Outcome, Stmt, StoreError};
+use scim_core::scim::error::Error;
 
 fn scope<'a, E>(db: &'a E, rt: &'a TestRuntime) -> Scope<'a, E, TestRuntime> {
     Scope {

@@ -7,12 +7,15 @@
 
 use super::shards::{self, Databases};
 use super::Runtime;
-use crate::scim::error::{quote, Error, Result};
 use crate::store::organisations as dir;
 use crate::store::tenants as tenants_store;
-use crate::store::upkeep::{self as store, Purge, CHUNK};
+use crate::store::upkeep::{self as store, CHUNK};
+use scim_core::scim::error::{quote, Error, Result};
+
+/// A deleted organisation still being purged, as the admin API lists it.
+pub use crate::store::upkeep::Purge;
 use crate::store::Executor;
-use crate::time::DAY_MS;
+use scim_core::time::DAY_MS;
 
 /// What upkeep keeps, from the Worker's settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,16 +10,16 @@ use serde_json::Value;
 
 use super::resources::{self, changed_attributes, Described, Kind, Outcome, Write};
 use super::{Runtime, Scope};
-use crate::scim::error::Result;
-use crate::scim::patch;
-use crate::scim::resource::{self, Data};
-use crate::scim::schema::USER_TYPE;
-use crate::scim::value::as_bool;
 use crate::store::resources::Stored;
 use crate::store::table::Table;
 use crate::store::trail::{Event, Trail};
 use crate::store::users as store;
 use crate::store::{Executor, Written};
+use scim_core::scim::error::Result;
+use scim_core::scim::patch;
+use scim_core::scim::resource::{self, Data};
+use scim_core::scim::schema::USER_TYPE;
+use scim_core::scim::value::as_bool;
 
 /// Users.
 pub struct Users;

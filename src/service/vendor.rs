@@ -12,13 +12,16 @@ use std::collections::{BTreeMap, VecDeque};
 
 use super::shards::{seq, Cursor, Databases};
 use super::Runtime;
-use crate::scim::error::{quote, Error, Result};
-use crate::store::directory::{self, Page, UserQuery};
+use crate::store::directory;
+use scim_core::scim::error::{quote, Error, Result};
+
+/// The page and query shapes of the host app's reads.
+pub use crate::store::directory::{Page, UserQuery, DEFAULT_PAGE, MAX_PAGE};
 use crate::store::feed::{self, Located, Pending, ShardPart};
 use crate::store::logs::{self, LogQuery};
 use crate::store::tenants as store;
 use crate::store::Executor;
-use crate::time::DAY_MS;
+use scim_core::time::DAY_MS;
 
 /// Every event type the feed carries.
 pub const EVENT_TYPES: &[&str] = &[

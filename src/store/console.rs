@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::tenants::TENANT_OF;
 use super::{Executor, Stmt};
-use crate::scim::error::Result;
+use scim_core::scim::error::Result;
 
 /// Store a link for organisation `subdomain`; `false` when there is no such organisation.
 pub async fn create_link<E: Executor>(

@@ -13,8 +13,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{Executor, Param, Stmt};
-use crate::scim::error::{Error, Result};
-use crate::scim::fold::fold;
+use scim_core::scim::error::{Error, Result};
+use scim_core::scim::fold::fold;
 
 /// An instant column (Unix milliseconds) as `YYYY-MM-DDTHH:MM:SS.mmmZ`, like `time::rfc3339`.
 /// Integer arithmetic throughout, so the milliseconds are exact.
@@ -213,8 +213,8 @@ pub async fn members<E: Executor>(
 mod tests {
     use super::*;
     use crate::store::sqlite::Sqlite;
-    use crate::time::rfc3339;
     use pollster::block_on;
+    use scim_core::time::rfc3339;
 
     #[test]
     fn sql_instants_read_like_the_workers() {

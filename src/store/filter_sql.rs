@@ -1,4 +1,4 @@
-//! Translation of a parsed filter ([`crate::scim::filter::Filter`]) into a parameterized SQL
+//! Translation of a parsed filter ([`scim_core::scim::filter::Filter`]) into a parameterized SQL
 //! condition over `users u` or `groups g`, so that filtering, counting and paging all happen in
 //! D1. Where each attribute is read from is [`super::storage`]'s map, not decided here.
 //!
@@ -8,7 +8,7 @@
 //! - The case-insensitive columns are compared through their Unicode case-folded keys
 //!   (`userName` → `u.user_name_key`, a group's `displayName` → `g.display_name_key`, a
 //!   multi-valued `value` → `v.value_key`), against the filter value folded in Rust
-//!   ([`crate::scim::fold`]): `ÄLICE@x.de` and `älice@x.de` are one userName. Attributes that
+//!   ([`scim_core::scim::fold`]): `ÄLICE@x.de` and `älice@x.de` are one userName. Attributes that
 //!   live only in the JSON document compare with `lower()`/`NOCASE`, which fold ASCII only.
 //! - Multi-valued attributes with the standard sub-attributes (emails, phoneNumbers, roles, …)
 //!   become `u.id IN (SELECT v.user_id FROM user_values v WHERE v.tenant_id = ? AND v.attr = ?
@@ -24,12 +24,12 @@ use serde_json::Value;
 use super::storage::{element, storage, Many, Storage};
 use super::table::Table;
 use super::Param;
-use crate::scim::error::{quote_json, Error, ScimType};
-use crate::scim::filter::{Filter, Op};
-use crate::scim::fold::fold;
-use crate::scim::schema::{AttrRef, Type};
-use crate::scim::value::as_bool;
-use crate::time::parse_rfc3339;
+use scim_core::scim::error::{quote_json, Error, ScimType};
+use scim_core::scim::filter::{Filter, Op};
+use scim_core::scim::fold::fold;
+use scim_core::scim::schema::{AttrRef, Type};
+use scim_core::scim::value::as_bool;
+use scim_core::time::parse_rfc3339;
 
 /// A SQL condition and its parameters, in order.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -87,7 +87,7 @@ fn single_expr(a: &AttrRef, table: Table) -> Result<Expr, Error> {
             a.display()
         )));
     }
-    if leaf.returned == crate::scim::schema::Returned::Never {
+    if leaf.returned == scim_core::scim::schema::Returned::Never {
         return Err(invalid(format!("'{}' cannot be filtered on", a.display())));
     }
     let t = table.alias();

@@ -13,9 +13,9 @@ use super::table::Table;
 use super::tenants::{create_tenant, NewTenant};
 use super::trail::Trail;
 use super::{groups, users, Executor, Outcome, Stmt, StoreError};
-use crate::scim::filter::{self, Filter};
-use crate::scim::resource::{from_request, RefType};
-use crate::scim::schema::USER_TYPE;
+use scim_core::scim::filter::{self, Filter};
+use scim_core::scim::resource::{from_request, RefType};
+use scim_core::scim::schema::USER_TYPE;
 
 /// The organisation most tests act for (subdomain `a`); the other is `ten_b` (`b`).
 pub const T: &str = "ten_a";

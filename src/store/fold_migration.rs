@@ -1,13 +1,13 @@
 //! Tests of migration `0005_case_fold_keys.sql`: its table of single-character foldings is
-//! exactly what [`crate::scim::fold`] computes, and the keys it fills for rows written before
+//! exactly what [`scim_core::scim::fold`] computes, and the keys it fills for rows written before
 //! it existed are the keys the Worker computes for new rows.
 
 use std::path::PathBuf;
 
 use super::sqlite::Sqlite;
 use super::{Executor, Stmt};
-use crate::scim::fold::fold;
 use pollster::block_on;
+use scim_core::scim::fold::fold;
 
 const MIGRATION: &str = "0005_case_fold_keys.sql";
 const BEGIN: &str = "-- BEGIN case_fold (generated; see store::fold_migration tests)\n";

@@ -16,8 +16,8 @@ use super::storage::{self, Copied};
 use super::table::Table;
 use super::trail::Trail;
 use super::{memberships, Executor, Param, Stmt, StoreError, Written};
-use crate::scim::error::{quote, Error, Result};
-use crate::scim::resource::RefType;
+use scim_core::scim::error::{quote, Error, Result};
+use scim_core::scim::resource::RefType;
 
 fn taken(row: Option<&Copied>) -> Error {
     let name = row.and_then(|r| r.text("display_name")).unwrap_or_default();
@@ -157,10 +157,6 @@ pub async fn get_with_kinds<E: Executor>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scim::error::ScimType;
-    use crate::scim::filter::parse;
-    use crate::scim::resource::MemberRef;
-    use crate::scim::schema::USER_TYPE;
     use crate::store::fixture::{self, directory, group_state, T};
     use crate::store::listing::ListQuery;
     use crate::store::refs;
@@ -168,6 +164,10 @@ mod tests {
     use crate::store::trail::Trail;
     use crate::store::Delete;
     use pollster::block_on;
+    use scim_core::scim::error::ScimType;
+    use scim_core::scim::filter::parse;
+    use scim_core::scim::resource::MemberRef;
+    use scim_core::scim::schema::USER_TYPE;
     use serde_json::json;
 
     fn ids(db: &Sqlite, filter: &str) -> Vec<String> {

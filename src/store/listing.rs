@@ -9,9 +9,9 @@ use super::filter_sql::{condition, narrows, sort_expr, Condition};
 use super::refs::Refs;
 use super::table::Table;
 use super::{Executor, Outcome, Param, Stmt};
-use crate::scim::error::{Error, Result, ScimType};
-use crate::scim::filter::Filter;
-use crate::scim::schema::AttrRef;
+use scim_core::scim::error::{Error, Result, ScimType};
+use scim_core::scim::filter::Filter;
+use scim_core::scim::schema::AttrRef;
 
 /// D1's limit on bound parameters per statement.
 pub const MAX_PARAMS: usize = 100;

@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::directory::{instant, page, Page};
 use super::trail::LogEntry;
 use super::{Executor, Param, Stmt};
-use crate::scim::error::{Error, Result};
+use scim_core::scim::error::{Error, Result};
 
 /// The statement that writes entries of one organisation, in order (they travel as one JSON
 /// array, so any number stays within D1's 100 bound parameters); `None` for no entries.

@@ -16,9 +16,9 @@ use super::directory::group_json;
 use super::filter_sql::member_condition;
 use super::listing::MAX_PARAMS;
 use super::{Executor, Outcome, Param, Stmt};
-use crate::scim::error::{Error, Result, ScimType};
-use crate::scim::filter::Filter;
-use crate::scim::resource::RefType;
+use scim_core::scim::error::{Error, Result, ScimType};
+use scim_core::scim::filter::Filter;
+use scim_core::scim::resource::RefType;
 
 /// A member ready to be written: its id, what it is, and the display the client sent.
 #[derive(Debug, Clone, PartialEq, Eq)]

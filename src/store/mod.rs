@@ -1,7 +1,7 @@
 //! The store: every SQL statement the service runs lives below this module.
 //!
 //! Statements go through a small executor seam ([`Executor`]: one statement, or a batch that
-//! commits atomically). On the Worker it is D1 ([`d1::D1`]); in host tests it is SQLite through
+//! commits atomically). On the Worker it is D1 (the edge's `http::d1`); in host tests it is SQLite through
 //! rusqlite (`sqlite::Sqlite`), so the exact SQL that D1 runs is exercised on real SQLite.
 //!
 //! Rules every statement here follows:
@@ -12,7 +12,6 @@
 //!   `INSERT … SELECT … WHERE`, unique indexes) or one `batch()`.
 
 pub mod console;
-pub mod d1;
 pub mod directory;
 pub mod feed;
 pub mod filter_sql;
@@ -25,7 +24,6 @@ pub mod groups;
 pub mod listing;
 pub mod logs;
 pub mod memberships;
-pub mod meter;
 pub mod moves;
 pub mod organisations;
 pub mod refs;
@@ -44,7 +42,7 @@ mod vendor_plans;
 use serde_json::Value;
 use std::borrow::Cow;
 
-use crate::scim::error::Error;
+use scim_core::scim::error::Error;
 
 /// A value bound to a `?` placeholder.
 #[derive(Debug, Clone, PartialEq)]

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{Executor, Param, Stmt};
-use crate::scim::error::{Error, Result};
+use scim_core::scim::error::{Error, Result};
 
 /// One table an organisation's rows are copied from, as far as copying needs to know it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::tenants::int_bool;
 use super::{Executor, Stmt, StoreError};
-use crate::scim::error::{Error, Result};
+use scim_core::scim::error::{Error, Result};
 
 /// An organisation as the directory lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

@@ -16,8 +16,8 @@ use serde::Deserialize;
 use std::collections::HashMap;
 
 use super::{Executor, Outcome, Param, Stmt};
-use crate::scim::error::Result;
-use crate::scim::resource::{MemberRef, RefType};
+use scim_core::scim::error::Result;
+use scim_core::scim::resource::{MemberRef, RefType};
 
 /// A keyset position: (owner id, referenced id) of the last row read.
 pub type Position = (String, String);

@@ -12,8 +12,8 @@ use super::refs;
 use super::table::Table;
 use super::trail::Trail;
 use super::{memberships, Delete, Executor, Stmt};
-use crate::scim::error::{Error, Result};
-use crate::scim::resource::MemberRef;
+use scim_core::scim::error::{Error, Result};
+use scim_core::scim::resource::MemberRef;
 
 /// A user or a group as stored.
 #[derive(Debug, Clone, PartialEq)]

@@ -17,9 +17,9 @@ use serde_json::{Map, Value};
 
 use super::table::Table;
 use super::Param;
-use crate::scim::fold::fold;
-use crate::scim::schema::{Attr, AttrRef, ENTERPRISE_USER_SCHEMA};
-use crate::scim::value::{as_bool, as_text};
+use scim_core::scim::fold::fold;
+use scim_core::scim::schema::{Attr, AttrRef, ENTERPRISE_USER_SCHEMA};
+use scim_core::scim::value::{as_bool, as_text};
 
 /// Where one attribute (or sub-attribute) is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -309,8 +309,8 @@ pub fn copied(table: Table, data: &Map<String, Value>) -> Copied {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scim::schema::{Resolved, GROUP_TYPE, USER_TYPE};
     use crate::store::sqlite::Sqlite;
+    use scim_core::scim::schema::{Resolved, GROUP_TYPE, USER_TYPE};
     use serde_json::json;
 
     fn at(table: Table, path: &str) -> Storage {

@@ -3,7 +3,7 @@
 //! beside it. Every other store module builds on it, so it imports none of them.
 
 use super::refs::Refs;
-use crate::scim::schema::{ResourceType, GROUP_TYPE, USER_TYPE};
+use scim_core::scim::schema::{ResourceType, GROUP_TYPE, USER_TYPE};
 
 /// The table of a resource type: `users u` or `groups g`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

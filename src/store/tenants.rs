@@ -3,7 +3,7 @@
 use serde::Deserialize;
 
 use super::{Executor, Stmt, StoreError};
-use crate::scim::error::{Error, Result};
+use scim_core::scim::error::{Error, Result};
 
 /// At most this many live tokens per tenant: one in use and one being rotated in.
 pub const MAX_ACTIVE_TOKENS: i64 = 2;

@@ -135,7 +135,7 @@ pub(crate) fn shape(table: Table) -> String {
 
 /// Characters of a resource's name that a log entry keeps (then `…`); the service cuts the
 /// names it logs to the same length.
-pub const LOGGED_NAME_CHARS: usize = crate::scim::error::QUOTE_CHARS;
+pub const LOGGED_NAME_CHARS: usize = scim_core::scim::error::QUOTE_CHARS;
 
 /// The SQL for the name in `column` as a log entry keeps it: cut to [`LOGGED_NAME_CHARS`]
 /// characters (SQLite's `length` and `substr` count characters in text).

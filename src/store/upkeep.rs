@@ -12,7 +12,7 @@
 use serde::Deserialize;
 
 use super::{Executor, Stmt};
-use crate::scim::error::Result;
+use scim_core::scim::error::Result;
 
 /// Most rows one statement deletes.
 pub const CHUNK: i64 = 1_000;

@@ -16,9 +16,9 @@ use super::storage::{self, Copied, Many};
 use super::table::Table;
 use super::trail::Trail;
 use super::{Executor, Param, Stmt, StoreError, Written};
-use crate::scim::error::{quote, Error, Result};
-use crate::scim::fold::fold;
-use crate::scim::schema::USER;
+use scim_core::scim::error::{quote, Error, Result};
+use scim_core::scim::fold::fold;
+use scim_core::scim::schema::USER;
 
 /// The indexed copies of a user's data: its row's columns and its `user_values` rows, as
 /// [`storage`] maps them.
@@ -286,9 +286,6 @@ async fn write_rows<E: Executor>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scim::error::ScimType;
-    use crate::scim::filter::parse;
-    use crate::scim::schema::{Resolved, USER_TYPE};
     use crate::store::fixture::{self, organisations, T};
     use crate::store::listing::ListQuery;
     use crate::store::resources;
@@ -296,6 +293,9 @@ mod tests {
     use crate::store::trail::Trail;
     use crate::store::Delete;
     use pollster::block_on;
+    use scim_core::scim::error::ScimType;
+    use scim_core::scim::filter::parse;
+    use scim_core::scim::schema::{Resolved, USER_TYPE};
     use serde_json::json;
 
     fn add(db: &Sqlite, tenant: &str, id: &str, data: Value, now: i64) -> Stored {

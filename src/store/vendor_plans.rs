@@ -136,7 +136,7 @@ fn a_writes_trail_never_walks_the_organisation() {
     use super::memberships::{Member, MemberChange};
     use super::trail::{Event, LogEntry, Trail};
     use super::{groups, resources, table::Table, users};
-    use crate::scim::resource::RefType;
+    use scim_core::scim::resource::RefType;
 
     let db = seeded(&serde_json::json!({"displayName": "Sales", "members": ["u1"]}));
     let r = Recorder::new(&db);

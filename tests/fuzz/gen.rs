@@ -8,7 +8,7 @@
 
 use serde_json::{json, Map, Number, Value};
 
-use scim_edge::scim::schema::{
+use scim_core::scim::schema::{
     Attr, ResourceType, Type, COMMON, ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA, GROUP_TYPE,
     USER_SCHEMA, USER_TYPE,
 };

@@ -9,12 +9,12 @@
 use pollster::block_on;
 use serde_json::{json, Map, Value};
 
-use scim_edge::scim::error::{Error, ERROR_SCHEMA};
-use scim_edge::scim::filter::{self, Filter};
-use scim_edge::scim::patch;
-use scim_edge::scim::query::ListParams;
-use scim_edge::scim::resource::{self, from_request, selectors, Data, Meta, RefType, Selection};
-use scim_edge::scim::schema::{ResourceType, GROUP_TYPE, USER_TYPE};
+use scim_core::scim::error::{Error, ERROR_SCHEMA};
+use scim_core::scim::filter::{self, Filter};
+use scim_core::scim::patch;
+use scim_core::scim::query::ListParams;
+use scim_core::scim::resource::{self, from_request, selectors, Data, Meta, RefType, Selection};
+use scim_core::scim::schema::{ResourceType, GROUP_TYPE, USER_TYPE};
 use scim_edge::service;
 use scim_edge::service::audit::Audit;
 use scim_edge::service::groups::Groups;
@@ -756,7 +756,7 @@ fn run_roundtrip(_db: &Db, input: &Value) -> Outcome {
             items.iter().any(|i| {
                 i["value"]
                     .as_str()
-                    .is_some_and(|x| scim_edge::scim::fold::eq(x, v) || x == v)
+                    .is_some_and(|x| scim_core::scim::fold::eq(x, v) || x == v)
             })
         });
     if present {

@@ -276,7 +276,7 @@ fn start(kind: Kind) -> Server {
 
     'attempt: for attempt in 1..=2 {
         let port = free_port();
-        let admin_token = scim_edge::tenancy::token::random_id("adm_").expect("randomness");
+        let admin_token = scim_core::tenancy::token::random_id("adm_").expect("randomness");
         let log =
             std::fs::File::create(dir.join(format!("server-{attempt}.log"))).expect("log file");
         let mut command = match kind {

@@ -1,5 +1,5 @@
 //! Discovery endpoints (RFC 7644 §4): `/ServiceProviderConfig`, `/ResourceTypes[/{name}]`,
-//! `/Schemas[/{urn}]`, GET only. The documents come from [`crate::scim::discovery`].
+//! `/Schemas[/{urn}]`, GET only. The documents come from [`scim_core::scim::discovery`].
 //!
 //! RFC 7644 §4: a `filter` on these endpoints SHOULD be refused with 403, so that a client
 //! cannot believe its conditions were applied.
@@ -9,12 +9,12 @@ use serde_json::Value;
 use super::render::Ctx;
 use super::routes::Route;
 use crate::http::reply::Reply;
-use crate::scim::discovery::{
+use scim_core::scim::discovery::{
     all_schemas, resource_type, schema, service_provider_config, RESOURCE_TYPES,
 };
-use crate::scim::error::{quote, Error, Result};
-use crate::scim::list::list_response;
-use crate::scim::query::ListParams;
+use scim_core::scim::error::{quote, Error, Result};
+use scim_core::scim::list::list_response;
+use scim_core::scim::query::ListParams;
 
 /// Path where the Worker serves its README (the `documentationUri`).
 pub const DOCS_PATH: &str = "/docs";

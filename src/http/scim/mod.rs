@@ -25,20 +25,20 @@ use super::limit;
 use super::log_buffer;
 use super::reply::{header, read_body, Reply};
 use super::shards::{located, relocate, remembered, Place};
-use crate::scim::error::{quote, Error, Result, ScimType};
-use crate::scim::query::ListParams;
-use crate::scim::schema::{GROUP_TYPE, USER_TYPE};
+use crate::http::d1::D1;
+use crate::service::audit::LogEntry;
 use crate::service::audit::{Audit, Refusal};
+use crate::service::auth::Gated;
 use crate::service::auth::{self, Principal, Verdict};
 use crate::service::groups::Groups;
 use crate::service::shards::{Databases, DIRECTORY};
 use crate::service::users::Users;
 use crate::service::{Runtime, Scope};
-use crate::store::d1::D1;
-use crate::store::gate::Gated;
-use crate::store::trail::LogEntry;
 use render::Ctx;
 use routes::{Endpoint, Route, PREFIX};
+use scim_core::scim::error::{quote, Error, Result, ScimType};
+use scim_core::scim::query::ListParams;
+use scim_core::scim::schema::{GROUP_TYPE, USER_TYPE};
 
 /// Largest request body accepted: room for a push of 5,000 members named by our UUIDs (a
 /// 1,600-member PATCH is 77 KB), far above any real user, and far under D1's 2 MB per value
@@ -396,7 +396,7 @@ fn learn_credential(sub: &str, hash: &str) {
 fn forget_credential(sub: &str, hash: &str) {
     CREDENTIALS.with(|m| {
         if let Some((_, hashes)) = m.borrow_mut().get_mut(sub) {
-            hashes.retain(|h| !crate::tenancy::token::hashes_equal(h, hash));
+            hashes.retain(|h| !scim_core::tenancy::token::hashes_equal(h, hash));
         }
     });
 }

@@ -5,15 +5,15 @@ use serde_json::Value;
 
 use super::super::app::Platform;
 use super::super::reply::Reply;
-use crate::scim::etag::etag;
-use crate::scim::list::list_response;
-use crate::scim::resource::{self, refs_json, Meta, Selection};
+use crate::http::d1::D1;
+use crate::service::auth::Gated;
 use crate::service::resources::Kind;
+use crate::service::resources::Refs;
+use crate::service::resources::Stored;
 use crate::service::Scope;
-use crate::store::d1::D1;
-use crate::store::gate::Gated;
-use crate::store::refs::Refs;
-use crate::store::resources::Stored;
+use scim_core::scim::etag::etag;
+use scim_core::scim::list::list_response;
+use scim_core::scim::resource::{self, refs_json, Meta, Selection};
 
 /// What a SCIM handler works with: the service scope of the request, and the organisation's
 /// SCIM root URL (`https://acme.example.com/api/scim/v2`, or the path form).

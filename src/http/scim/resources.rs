@@ -20,12 +20,12 @@ use super::render::{self, Ctx};
 use super::Op;
 use crate::http::isolate::remember;
 use crate::http::reply::Reply;
-use crate::scim::error::Result;
-use crate::scim::query::ListParams;
-use crate::scim::resource::Selection;
+use crate::service::resources::Table;
 use crate::service::resources::{self, Anchor, Fetched, Kind};
 use crate::service::Runtime;
-use crate::store::table::Table;
+use scim_core::scim::error::Result;
+use scim_core::scim::query::ListParams;
+use scim_core::scim::resource::Selection;
 
 /// How long a page's end is remembered for the next page.
 pub const ANCHOR_TTL_MS: i64 = 300_000;

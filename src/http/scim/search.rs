@@ -5,14 +5,14 @@ use serde_json::Value;
 
 use super::render::{self, Ctx};
 use crate::http::reply::Reply;
-use crate::scim::error::Result;
-use crate::scim::list::list_response;
-use crate::scim::query::ListParams;
-use crate::scim::resource::Selection;
-use crate::scim::schema::{GROUP_TYPE, USER_TYPE};
 use crate::service::groups::Groups;
 use crate::service::search::{self, Wanted};
 use crate::service::users::Users;
+use scim_core::scim::error::Result;
+use scim_core::scim::list::list_response;
+use scim_core::scim::query::ListParams;
+use scim_core::scim::resource::Selection;
+use scim_core::scim::schema::{GROUP_TYPE, USER_TYPE};
 
 pub async fn handle(ctx: &Ctx<'_>, params: &ListParams) -> Result<Reply> {
     let users = Selection::of(&USER_TYPE, params);

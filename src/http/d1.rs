@@ -9,7 +9,7 @@ use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::{D1Database, D1PreparedStatement, D1Result};
 
 use super::meter::{Binding, Meter};
-use super::{Executor, Outcome, Param, Stmt, StoreError};
+use crate::service::{Executor, Outcome, Param, Stmt, StoreError};
 
 /// A D1 database, and the meter of the request that uses it (every call is counted there).
 pub struct D1 {
@@ -139,7 +139,7 @@ impl Executor for D1 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scim::error::Error;
+    use scim_core::scim::error::Error;
 
     #[test]
     fn d1s_retryable_failures_become_503_and_sql_failures_do_not() {
