@@ -30,8 +30,8 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 
 use super::app::App;
-use super::isolate::remember;
 use crate::http::meter::Binding;
+use crate::service::isolate::remember;
 use scim_core::scim::error::{Error, Result};
 
 /// The binding's name in `wrangler.toml`.

@@ -17,17 +17,16 @@
 //! (Entra's flag for its 2020 SCIM behaviour) works as-is.
 //!
 //! What both surfaces share lives beside them, not in either: [`app`] (bindings, settings, the
-//! services' runtime), [`shards`] (which databases are shards, and where an organisation lives), [`reply`] (the one mapping of a result
-//! to a response, capped body reading), [`limit`] (the rate limit), [`isolate`] (what an isolate
-//! remembers between requests),
-//! [`log_buffer`] (log entries written after the response, gathered per organisation). The
-//! host app's reads are [`vendor`]'s.
+//! services' runtime), [`d1`] (the store's executor on D1) and [`meter`] (what a request spent
+//! on its bindings), [`shards`] (which databases are shards, and where an organisation lives),
+//! [`reply`] (the one mapping of a result to a response, capped body reading), [`limit`] (the
+//! rate limit), [`log_buffer`] (log entries written after the response, gathered per
+//! organisation). The host app's reads are [`vendor`]'s.
 
 pub mod admin;
 pub mod app;
 pub mod console;
 pub mod d1;
-pub mod isolate;
 pub mod limit;
 pub mod log_buffer;
 pub mod meter;

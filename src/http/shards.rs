@@ -14,9 +14,9 @@ use worker::js_sys::{Array, Object};
 use worker::wasm_bindgen::JsCast;
 use worker::Env;
 
-use super::isolate::remember;
 use crate::http::d1::D1;
 use crate::http::meter::Meter;
+use crate::service::isolate::remember;
 use crate::service::shards::{self, is_shard, Databases, DIRECTORY};
 use scim_core::scim::error::{Error, Result};
 

@@ -7,6 +7,7 @@
 //!
 //! | module | owns |
 //! |---|---|
+//! | [`operations`] | the `/Users` and `/Groups` operations as the edge calls them: what each tells the log, the 204 of a group PATCH, the paging anchors |
 //! | [`resources`] | what Users and Groups share: the conditional-write loop with its retries, `If-Match` and `If-None-Match`, 404 against 412 |
 //! | [`users`], [`groups`] | the `/Users` and `/Groups` operations; for groups, member resolution |
 //! | [`search`] | `POST /.search` across both resource types |
@@ -17,6 +18,7 @@
 //! | [`console`] | the organisation admin's console: one-time links, sessions, CSRF |
 //! | [`audit`] | the provisioning-log entry of a SCIM request, and what it may hold |
 //! | [`vendor`] | the host app's reads: the change feed, the directory, the log and its summary |
+//! | [`isolate`] | the bounded maps an isolate remembers between requests |
 //! | [`upkeep`] | the scheduled work: retention, and purging deleted organisations in chunks |
 //!
 //! [`Executor`]: crate::store::Executor
@@ -25,7 +27,9 @@ pub mod audit;
 pub mod auth;
 pub mod console;
 pub mod groups;
+pub mod isolate;
 pub mod moves;
+pub mod operations;
 pub mod resources;
 pub mod search;
 #[cfg(test)]

@@ -49,6 +49,47 @@ pub fn list_where(table: Table, tenant_id: &str, filter: Option<&Filter>) -> Res
     })
 }
 
+#[derive(Deserialize)]
+struct Count {
+    n: i64,
+}
+
+/// The page's ORDER BY: `sortBy` (unassigned values last either way), else the default order.
+fn order_by(q: &ListQuery<'_>, table: Table, narrow: bool) -> Result<String> {
+    let t = table.alias();
+    Ok(match q.sort_by {
+        Some(a) => {
+            let e = sort_expr(a, table)?;
+            let dir = if q.descending { "DESC" } else { "ASC" };
+            format!("({e}) IS NULL, {e} {dir}, {t}.created_at, {t}.id")
+        }
+        // `+` keeps SQLite from taking this order from `*_by_created` (see `narrows`).
+        None if narrow => format!("+{t}.created_at, {t}.id"),
+        None => format!("{t}.created_at, {t}.id"),
+    })
+}
+
+/// The page's WHERE clause and its parameters, ending with LIMIT's and OFFSET's: past the
+/// previous page's last row when the caller knows it (and its two values fit beside the
+/// filter's), else `startIndex - 1` rows skipped.
+fn seek_or_skip(q: &ListQuery<'_>, table: Table, w: Condition) -> (String, Vec<Param>) {
+    let t = table.alias();
+    let room = w.params.len().saturating_add(4) <= MAX_PARAMS;
+    let (mut page_where, mut params) = (w.sql, w.params);
+    let offset = match q.after.filter(|_| q.sort_by.is_none() && room) {
+        Some((created_at, id)) => {
+            page_where.push_str(&format!(" AND ({t}.created_at, {t}.id) > (?, ?)"));
+            params.push(Param::Int(created_at));
+            params.push(id.into());
+            0
+        }
+        None => q.start_index.saturating_sub(1).min(i64::MAX as u64) as i64,
+    };
+    params.push(Param::Int(q.count.min(i64::MAX as u64) as i64));
+    params.push(Param::Int(offset));
+    (page_where, params)
+}
+
 /// One page of rows (selected by `select`, which names the table with its alias), the total
 /// that match, and with `refs`, the first page of the rows' references, read in the same batch
 /// (`None` when the filter leaves no room for the extra statement's parameters).
@@ -72,41 +113,13 @@ pub async fn list_page<E: Executor, R: DeserializeOwned>(
         format!("SELECT COUNT(*) AS n FROM {name} {t} WHERE {}", w.sql),
         w.params.clone(),
     );
-    #[derive(Deserialize)]
-    struct Count {
-        n: i64,
-    }
     if q.count == 0 {
         let n = db.query(count).await?.first::<Count>()?.map_or(0, |c| c.n);
         return Ok((n.max(0) as u64, vec![], None));
     }
     let narrow = q.filter.is_some_and(|f| narrows(f, table));
-    let order = match q.sort_by {
-        Some(a) => {
-            let e = sort_expr(a, table)?;
-            let dir = if q.descending { "DESC" } else { "ASC" };
-            // Unassigned values sort last either way.
-            format!("({e}) IS NULL, {e} {dir}, {t}.created_at, {t}.id")
-        }
-        // `+` keeps SQLite from taking this order from `*_by_created` (see `narrows`).
-        None if narrow => format!("+{t}.created_at, {t}.id"),
-        None => format!("{t}.created_at, {t}.id"),
-    };
-    // The seek's two values must fit beside the filter's, LIMIT and OFFSET.
-    let room = w.params.len().saturating_add(4) <= MAX_PARAMS;
-    let mut params = w.params;
-    let mut page_where = w.sql.clone();
-    let offset = match q.after.filter(|_| q.sort_by.is_none() && room) {
-        Some((created_at, id)) => {
-            page_where.push_str(&format!(" AND ({t}.created_at, {t}.id) > (?, ?)"));
-            params.push(Param::Int(created_at));
-            params.push(id.into());
-            0
-        }
-        None => q.start_index.saturating_sub(1).min(i64::MAX as u64) as i64,
-    };
-    params.push(Param::Int(q.count.min(i64::MAX as u64) as i64));
-    params.push(Param::Int(offset));
+    let order = order_by(q, table, narrow)?;
+    let (page_where, params) = seek_or_skip(q, table, w);
     let tail = format!("WHERE {page_where} ORDER BY {order} LIMIT ? OFFSET ?");
     // The references' statement repeats the page's, for its ids: tenant, its parameters, and
     // its own LIMIT.

@@ -20,7 +20,6 @@ use std::collections::HashMap;
 use worker::{Method, Request};
 
 use super::app::App;
-use super::isolate::remember;
 use super::limit;
 use super::log_buffer;
 use super::reply::{header, read_body, Reply};
@@ -31,6 +30,7 @@ use crate::service::audit::{Audit, Refusal};
 use crate::service::auth::Gated;
 use crate::service::auth::{self, Principal, Verdict};
 use crate::service::groups::Groups;
+use crate::service::isolate::remember;
 use crate::service::shards::{Databases, DIRECTORY};
 use crate::service::users::Users;
 use crate::service::{Runtime, Scope};
