@@ -32,6 +32,10 @@ const RULES: [(&str, &[&str]); 3] = [
             "use worker",
             "wasm_bindgen",
             "super::super",
+            // Outcomes, not statuses: the services map a StoreError to their surface's error.
+            "ScimType",
+            "scim::error::Error",
+            "scim::error::{",
         ],
     ),
 ];

@@ -148,7 +148,7 @@ pub async fn live_hashes<E: Executor>(db: &E, sub: &str) -> Result<Vec<String>> 
     if validate_subdomain(sub).is_err() {
         return Ok(Vec::new());
     }
-    store::live_token_hashes(db, sub).await
+    Ok(store::live_token_hashes(db, sub).await?)
 }
 
 /// Whether `hash` is one of `hashes`, each compared in constant time.
@@ -161,12 +161,12 @@ pub fn among(hashes: &[String], hash: &str) -> bool {
 /// Record the token's use, unless another request already did within the interval.
 pub async fn touch<E: Executor>(db: &E, principal: &Principal, now: i64) -> Result<()> {
     let not_before = now.saturating_sub(TOUCH_INTERVAL_MS);
-    store::touch_token(
+    Ok(store::touch_token(
         db,
         &principal.tenant_id,
         &principal.token_id,
         now,
         not_before,
     )
-    .await
+    .await?)
 }

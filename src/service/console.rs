@@ -165,17 +165,17 @@ pub async fn create_token<E: Executor, R: Runtime>(
 
 /// The session's organisation's log, newest first: its id is the session's, so no lookup.
 pub async fn logs<E: Executor>(db: &E, admin: &Admin, q: &LogQuery) -> Result<Page> {
-    logs::read(db, &admin.tenant_id, q).await
+    Ok(logs::read(db, &admin.tenant_id, q).await?)
 }
 
 /// The session's organisation's summary, the last day's counts up to `now`.
 pub async fn summary<E: Executor>(db: &E, admin: &Admin, now: i64) -> Result<Value> {
-    logs::summary(db, &admin.tenant_id, now.saturating_sub(DAY_MS)).await
+    Ok(logs::summary(db, &admin.tenant_id, now.saturating_sub(DAY_MS)).await?)
 }
 
 /// Sign out: the session ends at once.
 pub async fn sign_out<E: Executor>(db: &E, secret: &str) -> Result<()> {
-    store::end_session(db, &token::hash(secret)).await
+    Ok(store::end_session(db, &token::hash(secret)).await?)
 }
 
 #[cfg(test)]

@@ -26,11 +26,12 @@ use std::collections::{HashMap, HashSet};
 use super::resources::{self, changed_attributes, Described, Kind, Write};
 use super::{Runtime, Scope};
 use crate::store::groups as store;
+use crate::store::listing::MAX_PARAMS;
 use crate::store::memberships::{self, Member, MemberChange};
 use crate::store::resources::Stored;
 use crate::store::table::Table;
 use crate::store::trail::{Event, Trail};
-use crate::store::{Executor, Written};
+use crate::store::{Executor, StoreError, Written};
 use scim_core::scim::error::{quote, Error, Result, ScimType};
 use scim_core::scim::patch::{self, members, MemberOp, NewMember};
 use scim_core::scim::resource::{self, Data, RefType};
@@ -91,7 +92,8 @@ impl Kind for Groups {
             w.write_id,
             w.trail,
         );
-        Ok(written.await?.map(|()| None))
+        let written = written.await.map_err(|e| refused(e, data))?;
+        Ok(written.map(|()| None))
     }
 
     /// The new group with its members (`[]` when none were given).
@@ -114,7 +116,9 @@ impl Kind for Groups {
         let entry = s.log_entry(&summary);
         let trail = Trail::single("created", entry.as_ref());
         let t = s.tenant_id;
-        store::insert(s.db, t, &id, &data, members, now, &write_id, &trail).await?;
+        store::insert(s.db, t, &id, &data, members, now, &write_id, &trail)
+            .await
+            .map_err(|e| refused(e, Some(&data)))?;
         s.committed();
         if had_members {
             return resources::read::<Groups, _, _>(s, &id, true).await;
@@ -301,4 +305,26 @@ fn resolved(listed: &[NewMember], kinds: &HashMap<String, RefType>) -> Vec<Membe
             })
         })
         .collect()
+}
+
+/// The store's refusals of a group write, in SCIM's words: a displayName another group of the
+/// organisation has, in any case (409 `uniqueness`, RFC 7644 §3.3); a `members[…]` filter that
+/// needs more values than a statement binds (400 `invalidPath`).
+fn refused(e: StoreError, data: Option<&Data>) -> Error {
+    match e {
+        e if e.is_unique_on("display_name_key") => {
+            let name = data
+                .and_then(|d| d.get("displayName"))
+                .and_then(Value::as_str);
+            Error::conflict(format!(
+                "a group named '{}' already exists in this organisation",
+                quote(name.unwrap_or_default())
+            ))
+        }
+        StoreError::TooManyParameters { .. } => Error::bad_request(
+            ScimType::InvalidPath,
+            format!("the members filter needs more than {MAX_PARAMS} bound values"),
+        ),
+        e => e.into(),
+    }
 }

@@ -50,11 +50,45 @@ pub mod vendor;
 /// names nothing of the store itself.
 pub use crate::store::{Executor, Outcome, Param, Stmt, StoreError};
 
+use crate::store::listing::MAX_PARAMS;
 use crate::store::table::Table;
 use crate::store::trail::LogEntry;
 use audit::Audit;
-use scim_core::scim::error::Result;
+use scim_core::scim::error::{Error, Result, ScimType};
 use scim_core::scim::resource::Data;
+
+/// The store's outcomes as SCIM errors, where a caller did not map one itself: a uniqueness
+/// refusal is still a 409 and never a 500 (a caller that knows which name was taken says so), a
+/// database briefly unavailable a 503 with `Retry-After`, which identity providers retry where
+/// a 500 counts towards Entra's quarantine of the application.
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unique { index } => Error {
+                cause: Some(index),
+                ..Error::conflict("a resource with the same unique attribute already exists")
+            },
+            StoreError::Unavailable(m) => Error {
+                cause: Some(m),
+                ..Error::new(
+                    503,
+                    "the directory's database was briefly unavailable; retry the request",
+                )
+            },
+            StoreError::TooManyParameters { needed } => Error {
+                cause: Some(format!("{needed} bound values")),
+                ..Error::bad_request(
+                    ScimType::InvalidFilter,
+                    format!("the filter needs more than {MAX_PARAMS} bound values; simplify it"),
+                )
+            },
+            StoreError::Filter(why) => Error::bad_request(ScimType::InvalidFilter, why),
+            StoreError::Sort(why) => Error::bad_request(ScimType::InvalidValue, why),
+            StoreError::Gone(what) => Error::not_found(what),
+            StoreError::Other(m) => Error::internal(m),
+        }
+    }
+}
 
 /// Run `futures` at once (one D1 call to each shard, say) and give their outputs in order:
 /// `futures::join_all`'s job, without the weight it adds to the wasm.

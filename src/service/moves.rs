@@ -199,7 +199,7 @@ pub async fn start<S: Databases, R: Runtime>(s: &S, rt: &R, sub: &str, to: &str)
     if let Err(e) = store::arrive(&at.db, &target, &at.org.id, FOREVER).await {
         let failed = Move {
             phase: "cancelled".into(),
-            error: Some(e.detail.clone()),
+            error: Some(e.detail()),
             ..m
         };
         dir::save_move(
@@ -210,7 +210,7 @@ pub async fn start<S: Databases, R: Runtime>(s: &S, rt: &R, sub: &str, to: &str)
             false,
         )
         .await?;
-        return Err(e);
+        return Err(e.into());
     }
     Ok(m)
 }
@@ -367,7 +367,7 @@ async fn save<E: Executor>(directory: &E, id: &str, m: &Move) -> Result<()> {
     } else {
         &m.from
     };
-    dir::save_move(directory, id, shard, Some(&json(m)?), true).await
+    Ok(dir::save_move(directory, id, shard, Some(&json(m)?), true).await?)
 }
 
 /// One catch-up round: every user and group whose events came since the last round (up to

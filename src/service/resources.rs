@@ -196,14 +196,14 @@ pub async fn list<K: Kind, E: Executor, R: Runtime>(
     after: Option<&Anchor>,
 ) -> Result<(u64, Vec<Stored>)> {
     let request = ListRequest::parse(K::TABLE.resource_type(), params)?;
-    resources::list(
+    Ok(resources::list(
         s.db,
         K::TABLE,
         s.tenant_id,
         &request.query(params, after),
         with_refs,
     )
-    .await
+    .await?)
 }
 
 /// One resource, with all its references when asked.

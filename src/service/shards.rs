@@ -193,7 +193,7 @@ pub async fn set_open<S: Databases>(s: &S, binding: &str, open: bool) -> Result<
     if !s.bindings().iter().any(|b| b == binding) {
         return Err(Error::not_found(format!("no shard '{}'", quote(binding))));
     }
-    dir::set_open(&s.directory()?, binding, open).await
+    Ok(dir::set_open(&s.directory()?, binding, open).await?)
 }
 
 /// A position in the change feed: for each database, the `seq` of the last event read among

@@ -6,7 +6,7 @@
 
 use crate::store::organisations::{self as dir, Organisation};
 use crate::store::tenants::{self as store, NewTenant, NewToken, Tenant, TokenInfo, TokenRefusal};
-use crate::store::Executor;
+use crate::store::{Executor, StoreError};
 use scim_core::scim::error::{quote, Error, Result};
 use scim_core::tenancy::host::validate_subdomain;
 use scim_core::tenancy::token;
@@ -63,21 +63,22 @@ pub async fn create<S: Databases, R: Runtime>(
         moving: None,
     };
     let directory = s.directory()?;
-    dir::insert(&directory, &org).await?;
+    dir::insert(&directory, &org)
+        .await
+        .map_err(|e| subdomain_taken(e, subdomain))?;
     let created = match s.shard(&org.shard) {
-        Ok(db) => {
-            store::create_tenant(
-                &db,
-                NewTenant {
-                    id: &org.id,
-                    subdomain: &org.subdomain,
-                    name: &org.name,
-                    provisioning_enabled: org.provisioning_enabled,
-                    now: org.created_at,
-                },
-            )
-            .await
-        }
+        Ok(db) => store::create_tenant(
+            &db,
+            NewTenant {
+                id: &org.id,
+                subdomain: &org.subdomain,
+                name: &org.name,
+                provisioning_enabled: org.provisioning_enabled,
+                now: org.created_at,
+            },
+        )
+        .await
+        .map_err(|e| subdomain_taken(e, subdomain)),
         Err(e) => Err(e),
     };
     if let Err(e) = created {
@@ -85,6 +86,18 @@ pub async fn create<S: Databases, R: Runtime>(
         return Err(e);
     }
     Ok(org)
+}
+
+/// A UNIQUE refusal on a subdomain: the name is another organisation's (409).
+fn subdomain_taken(e: StoreError, subdomain: &str) -> Error {
+    if e.is_unique_on("subdomain") {
+        Error::state_conflict(format!(
+            "a tenant with subdomain '{}' already exists",
+            quote(subdomain)
+        ))
+    } else {
+        e.into()
+    }
 }
 
 /// A page of organisations in subdomain order, after subdomain `after`, and the subdomain to

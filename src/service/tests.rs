@@ -105,15 +105,15 @@ fn replay_user(path: &Path) -> Result<(), String> {
                 "w0",
                 &Trail::default(),
             ))
-            .map_err(|e| e.detail)?;
+            .map_err(|e| e.detail())?;
             let r = block_on(Users::patch(&s, "u1", &f["request"], None));
             (r.map(|_| ()), "u1".to_string())
         }
         other => return Err(format!("unknown operation {other:?}")),
     };
     check_outcome(&f, &result)?;
-    let stored =
-        block_on(store::resources::get(&db, Table::Users, T, &id, false)).map_err(|e| e.detail)?;
+    let stored = block_on(store::resources::get(&db, Table::Users, T, &id, false))
+        .map_err(|e| e.detail())?;
     let want = match (f.get("error"), stored) {
         (Some(_), None) => return Ok(()),
         (Some(_), Some(u)) => (Value::Object(u.data), f["before"].clone()),

@@ -14,8 +14,8 @@ use crate::store::resources::Stored;
 use crate::store::table::Table;
 use crate::store::trail::{Event, Trail};
 use crate::store::users as store;
-use crate::store::{Executor, Written};
-use scim_core::scim::error::Result;
+use crate::store::{Executor, StoreError, Written};
+use scim_core::scim::error::{quote, Error, Result};
 use scim_core::scim::patch;
 use scim_core::scim::resource::{self, Data};
 use scim_core::scim::schema::USER_TYPE;
@@ -70,7 +70,8 @@ impl Kind for Users {
     async fn write<E: Executor>(w: Write<'_, E, Data>) -> Result<Written<Option<Stored>>> {
         let (db, t, current) = (w.db, w.tenant_id, w.current);
         let written = store::update(db, t, current, w.change, w.now, w.write_id, w.trail);
-        Ok(written.await?.map(Some))
+        let written = written.await.map_err(|e| user_name_taken(e, w.change))?;
+        Ok(written.map(Some))
     }
 
     async fn create<E: Executor, R: Runtime>(s: &Scope<'_, E, R>, body: &Value) -> Result<Stored> {
@@ -81,7 +82,9 @@ impl Kind for Users {
         let entry = s.log_entry("{} created");
         let trail = Trail::single("created", entry.as_ref());
         let now = s.rt.now();
-        let created = store::insert(s.db, s.tenant_id, &id, &data, now, &write_id, &trail).await?;
+        let created = store::insert(s.db, s.tenant_id, &id, &data, now, &write_id, &trail)
+            .await
+            .map_err(|e| user_name_taken(e, &data))?;
         s.committed();
         Ok(created)
     }
@@ -146,4 +149,17 @@ async fn update<E: Executor, R: Runtime>(
         Outcome::Unchanged(u) | Outcome::Written(Some(u)) => Ok(u),
         Outcome::Written(None) => resources::read::<Users, _, _>(s, id, true).await,
     }
+}
+
+/// A UNIQUE refusal on the userName's key: another user of the organisation has the name, in
+/// any case (409 `uniqueness`, RFC 7644 §3.3).
+fn user_name_taken(e: StoreError, data: &Data) -> Error {
+    if !e.is_unique_on("user_name_key") {
+        return e.into();
+    }
+    let name = data.get("userName").and_then(Value::as_str);
+    Error::conflict(format!(
+        "userName '{}' is already taken in this organisation",
+        quote(name.unwrap_or_default())
+    ))
 }

@@ -263,7 +263,7 @@ fn merge(
 }
 
 pub async fn users<E: Executor>(db: &E, sub: &str, q: &UserQuery) -> Result<Page> {
-    directory::users(db, &tenant_id(db, sub).await?, q).await
+    Ok(directory::users(db, &tenant_id(db, sub).await?, q).await?)
 }
 
 pub async fn groups<E: Executor>(
@@ -272,7 +272,7 @@ pub async fn groups<E: Executor>(
     after: Option<&str>,
     limit: u32,
 ) -> Result<Page> {
-    directory::groups(db, &tenant_id(db, sub).await?, after, limit).await
+    Ok(directory::groups(db, &tenant_id(db, sub).await?, after, limit).await?)
 }
 
 /// One user (`group` false) or group, 404 when the organisation has none with that id.
@@ -307,11 +307,11 @@ pub async fn members<E: Executor>(
 }
 
 pub async fn logs<E: Executor>(db: &E, sub: &str, q: &LogQuery) -> Result<Page> {
-    logs::read(db, &tenant_id(db, sub).await?, q).await
+    Ok(logs::read(db, &tenant_id(db, sub).await?, q).await?)
 }
 
 pub async fn summary<E: Executor>(db: &E, sub: &str, now: i64) -> Result<serde_json::Value> {
-    logs::summary(db, &tenant_id(db, sub).await?, now.saturating_sub(DAY_MS)).await
+    Ok(logs::summary(db, &tenant_id(db, sub).await?, now.saturating_sub(DAY_MS)).await?)
 }
 
 #[cfg(test)]

@@ -8,8 +8,7 @@
 use serde::Deserialize;
 
 use super::tenants::TENANT_OF;
-use super::{Executor, Stmt};
-use scim_core::scim::error::Result;
+use super::{Executor, Result, Stmt};
 
 /// Store a link for organisation `subdomain`; `false` when there is no such organisation.
 pub async fn create_link<E: Executor>(

@@ -12,8 +12,8 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Executor, Param, Stmt};
-use scim_core::scim::error::{Error, Result};
+use super::{Executor, Param, Result, Stmt, StoreError};
+
 use scim_core::scim::fold::fold;
 
 /// An instant column (Unix milliseconds) as `YYYY-MM-DDTHH:MM:SS.mmmZ`, like `time::rfc3339`.
@@ -103,7 +103,7 @@ pub(crate) fn page(out: super::Outcome, limit: u32) -> Result<Page> {
         .into_iter()
         .map(|r| serde_json::from_str(&r.j))
         .collect::<std::result::Result<_, _>>()
-        .map_err(|e| Error::internal(format!("JSON row: {e}")))?;
+        .map_err(|e| StoreError::Other(format!("JSON row: {e}")))?;
     Ok(Page { items, next })
 }
 

@@ -13,8 +13,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::directory::instant;
-use super::{Executor, Param, Stmt};
-use scim_core::scim::error::Result;
+use super::{Executor, Param, Result, Stmt, StoreError};
 
 /// An event as a feed page reads it: where it is in this shard (`seq`), where it was first
 /// committed (`birth`, `bseq`: its own shard and seq unless it was copied here by a move), and
@@ -42,7 +41,7 @@ fn located(out: super::Outcome) -> Result<Vec<Located>> {
     rows.into_iter()
         .map(|r| {
             let event = serde_json::from_str(&r.j)
-                .map_err(|e| scim_core::scim::error::Error::internal(format!("JSON row: {e}")))?;
+                .map_err(|e| StoreError::Other(format!("JSON row: {e}")))?;
             Ok(Located {
                 tenant_id: r.tenant_id,
                 seq: r.seq,

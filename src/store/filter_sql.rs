@@ -19,12 +19,13 @@
 //!   and `"false"` alike (Entra sends strings); dateTimes compare as instants.
 //! - `not (…)` treats an absent attribute as not matching its inner filter (`NOT COALESCE(…, 0)`).
 
+use super::{Result, StoreError};
 use serde_json::Value;
 
 use super::storage::{element, storage, Many, Storage};
 use super::table::Table;
 use super::Param;
-use scim_core::scim::error::{quote_json, Error, ScimType};
+use scim_core::scim::error::quote_json;
 use scim_core::scim::filter::{Filter, Op};
 use scim_core::scim::fold::fold;
 use scim_core::scim::schema::{AttrRef, Type};
@@ -38,8 +39,8 @@ pub struct Condition {
     pub params: Vec<Param>,
 }
 
-fn invalid(detail: impl Into<String>) -> Error {
-    Error::bad_request(ScimType::InvalidFilter, detail)
+fn invalid(detail: impl Into<String>) -> StoreError {
+    StoreError::Filter(detail.into())
 }
 
 /// A value expression and the rules that apply to it.
@@ -68,7 +69,7 @@ fn json_path(a: &AttrRef) -> String {
 }
 
 /// The expression for a single-valued attribute (or a sub-attribute of a single-valued complex).
-fn single_expr(a: &AttrRef, table: Table) -> Result<Expr, Error> {
+fn single_expr(a: &AttrRef, table: Table) -> Result<Expr> {
     let leaf = a.leaf();
     let col = |sql: &str| Expr {
         sql: sql.to_string(),
@@ -111,7 +112,7 @@ fn single_expr(a: &AttrRef, table: Table) -> Result<Expr, Error> {
 }
 
 /// The expression for a sub-attribute inside a multi-valued subquery.
-fn element_expr(a: &AttrRef, many: Many) -> Result<Expr, Error> {
+fn element_expr(a: &AttrRef, many: Many) -> Result<Expr> {
     let Some(sub) = a.sub else {
         return Err(invalid(format!(
             "'{}' needs a sub-attribute here",
@@ -134,7 +135,7 @@ fn element_expr(a: &AttrRef, many: Many) -> Result<Expr, Error> {
 }
 
 /// Build the condition for `filter` over `table`, for the tenant whose id is `tenant_id`.
-pub fn condition(filter: &Filter, tenant_id: &str, table: Table) -> Result<Condition, Error> {
+pub fn condition(filter: &Filter, tenant_id: &str, table: Table) -> Result<Condition> {
     let mut c = Condition::default();
     c.sql = Translator {
         tenant_id,
@@ -195,7 +196,7 @@ fn value_eq(inner: &Filter) -> bool {
 
 /// Build a condition over one row of `memberships m` from a `members[…]` value filter (whose
 /// attributes are sub-attributes of `members`).
-pub fn member_condition(filter: &Filter, tenant_id: &str) -> Result<Condition, Error> {
+pub fn member_condition(filter: &Filter, tenant_id: &str) -> Result<Condition> {
     let mut c = Condition::default();
     c.sql = Translator {
         tenant_id,
@@ -219,7 +220,7 @@ impl Translator<'_> {
     }
 
     /// `element` is set inside a multi-valued subquery: attributes are its sub-attributes.
-    fn filter(&mut self, f: &Filter, element: Option<Many>) -> Result<String, Error> {
+    fn filter(&mut self, f: &Filter, element: Option<Many>) -> Result<String> {
         Ok(match f {
             Filter::And(a, b) => format!(
                 "({} AND {})",
@@ -282,8 +283,8 @@ impl Translator<'_> {
     fn multi(
         &mut self,
         attr: &AttrRef,
-        inner: impl FnOnce(&mut Self, Many) -> Result<String, Error>,
-    ) -> Result<String, Error> {
+        inner: impl FnOnce(&mut Self, Many) -> Result<String>,
+    ) -> Result<String> {
         let storage = match storage(self.table, attr) {
             Storage::Many(many) => many,
             _ => Many::Json,
@@ -317,13 +318,7 @@ impl Translator<'_> {
         })
     }
 
-    fn compare(
-        &mut self,
-        e: &Expr,
-        attr: &AttrRef,
-        op: Op,
-        value: &Value,
-    ) -> Result<String, Error> {
+    fn compare(&mut self, e: &Expr, attr: &AttrRef, op: Op, value: &Value) -> Result<String> {
         let x = &e.sql;
         if value.is_null() {
             return match op {
@@ -397,13 +392,7 @@ impl Translator<'_> {
         }
     }
 
-    fn compare_text(
-        &mut self,
-        x: &str,
-        case_exact: bool,
-        op: Op,
-        text: String,
-    ) -> Result<String, Error> {
+    fn compare_text(&mut self, x: &str, case_exact: bool, op: Op, text: String) -> Result<String> {
         let collate = if case_exact { "" } else { " COLLATE NOCASE" };
         let (lx, lp) = if case_exact {
             (x.to_string(), "?")
@@ -461,13 +450,8 @@ fn present(e: &Expr) -> String {
 
 /// The ORDER BY expression for `sortBy` (RFC 7644 §3.4.2.3). A multi-valued attribute sorts by
 /// its primary (else first) value.
-pub fn sort_expr(a: &AttrRef, table: Table) -> Result<String, Error> {
-    let bad = |why: &str| {
-        Error::bad_request(
-            ScimType::InvalidValue,
-            format!("cannot sort by '{}': {why}", a.display()),
-        )
-    };
+pub fn sort_expr(a: &AttrRef, table: Table) -> Result<String> {
+    let bad = |why: &str| StoreError::Sort(format!("cannot sort by '{}': {why}", a.display()));
     if a.attr.multi_valued {
         return match storage(table, a) {
             Storage::Many(Many::Values) => {
@@ -482,7 +466,7 @@ pub fn sort_expr(a: &AttrRef, table: Table) -> Result<String, Error> {
             _ => Err(bad("not sortable")),
         };
     }
-    let e = single_expr(a, table).map_err(|e| bad(&e.marked()))?;
+    let e = single_expr(a, table).map_err(|e| bad(&e.detail()))?;
     Ok(if e.case_exact || e.folded || e.ty != Type::String {
         e.sql
     } else {

@@ -12,20 +12,11 @@ use std::collections::HashMap;
 
 pub use super::memberships::{Member, MemberChange};
 use super::resources::{self, Stored};
-use super::storage::{self, Copied};
+use super::storage::{self};
 use super::table::Table;
 use super::trail::Trail;
-use super::{memberships, Executor, Param, Stmt, StoreError, Written};
-use scim_core::scim::error::{quote, Error, Result};
+use super::{memberships, Executor, Param, Result, Stmt, Written};
 use scim_core::scim::resource::RefType;
-
-fn taken(row: Option<&Copied>) -> Error {
-    let name = row.and_then(|r| r.text("display_name")).unwrap_or_default();
-    Error::conflict(format!(
-        "a group named '{}' already exists in this organisation",
-        quote(name)
-    ))
-}
 
 /// Insert a group with its members, and what the write records, in one batch. A taken
 /// displayName is 409 `uniqueness`.
@@ -68,11 +59,7 @@ pub async fn insert<E: Executor>(
             &[MemberChange::Add(members)],
         )?);
     }
-    match db.batch(stmts).await {
-        Ok(_) => Ok(()),
-        Err(StoreError::Unique(_)) => Err(taken(Some(&row))),
-        Err(e) => Err(e.into()),
-    }
+    db.batch(stmts).await.map(|_| ())
 }
 
 /// Write a group's attributes (`data`, if given) and its member changes in one batch, on the
@@ -118,11 +105,7 @@ pub async fn write<E: Executor>(
     stmts.extend(memberships::statements(
         tenant_id, id, write_id, now, changes,
     )?);
-    let outs = match db.batch(stmts).await {
-        Ok(outs) => outs,
-        Err(StoreError::Unique(_)) => return Err(taken(row.as_ref())),
-        Err(e) => return Err(e.into()),
-    };
+    let outs = db.batch(stmts).await?;
     Ok(if outs.first().map_or(0, |o| o.changes) == 0 {
         Written::Stale
     } else {
@@ -164,7 +147,6 @@ mod tests {
     use crate::store::trail::Trail;
     use crate::store::Delete;
     use pollster::block_on;
-    use scim_core::scim::error::ScimType;
     use scim_core::scim::filter::parse;
     use scim_core::scim::resource::MemberRef;
     use scim_core::scim::schema::USER_TYPE;
@@ -309,7 +291,7 @@ mod tests {
             &Trail::default(),
         ))
         .expect_err("taken");
-        assert_eq!((e.status, e.scim_type), (409, Some(ScimType::Uniqueness)));
+        assert!(e.is_unique_on("display_name_key"), "{e:?}");
     }
 
     #[test]
@@ -328,7 +310,7 @@ mod tests {
             &Trail::default(),
         ))
         .expect_err("taken");
-        assert_eq!((e.status, e.scim_type), (409, Some(ScimType::Uniqueness)));
+        assert!(e.is_unique_on("display_name_key"), "{e:?}");
         let e = block_on(insert(
             &db,
             T,
@@ -340,7 +322,7 @@ mod tests {
             &Trail::default(),
         ))
         .expect_err("taken");
-        assert_eq!(e.status, 409);
+        assert!(e.is_unique_on("display_name_key"), "{e:?}");
     }
 
     #[test]

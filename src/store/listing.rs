@@ -8,8 +8,7 @@ use serde::Deserialize;
 use super::filter_sql::{condition, narrows, sort_expr, Condition};
 use super::refs::Refs;
 use super::table::Table;
-use super::{Executor, Outcome, Param, Stmt};
-use scim_core::scim::error::{Error, Result, ScimType};
+use super::{Executor, Outcome, Param, Result, Stmt, StoreError};
 use scim_core::scim::filter::Filter;
 use scim_core::scim::schema::AttrRef;
 
@@ -104,10 +103,9 @@ pub async fn list_page<E: Executor, R: DeserializeOwned>(
     let (name, t) = (table.name(), table.alias());
     let w = list_where(table, tenant_id, q.filter)?;
     if w.params.len().saturating_add(2) > MAX_PARAMS {
-        return Err(Error::bad_request(
-            ScimType::InvalidFilter,
-            format!("the filter needs more than {MAX_PARAMS} bound values; simplify it"),
-        ));
+        return Err(StoreError::TooManyParameters {
+            needed: w.params.len().saturating_add(2),
+        });
     }
     let count = Stmt::new(
         format!("SELECT COUNT(*) AS n FROM {name} {t} WHERE {}", w.sql),

@@ -9,8 +9,7 @@ use serde_json::Value;
 
 use super::directory::{instant, page, Page};
 use super::trail::LogEntry;
-use super::{Executor, Param, Stmt};
-use scim_core::scim::error::{Error, Result};
+use super::{Executor, Param, Result, Stmt, StoreError};
 
 /// The statement that writes entries of one organisation, in order (they travel as one JSON
 /// array, so any number stays within D1's 100 bound parameters); `None` for no entries.
@@ -206,6 +205,6 @@ pub async fn summary<E: Executor>(db: &E, tenant_id: &str, since: i64) -> Result
         .query(Stmt::new(sql, vec![tenant_id.into(), since.into()]))
         .await?
         .first::<Row>()?
-        .ok_or_else(|| Error::internal("the summary gave no row"))?;
-    serde_json::from_str(&row.j).map_err(|e| Error::internal(format!("summary: {e}")))
+        .ok_or_else(|| StoreError::Other("the summary gave no row".into()))?;
+    serde_json::from_str(&row.j).map_err(|e| StoreError::Other(format!("summary: {e}")))
 }

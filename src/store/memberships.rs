@@ -15,8 +15,7 @@ use std::collections::HashMap;
 use super::directory::group_json;
 use super::filter_sql::member_condition;
 use super::listing::MAX_PARAMS;
-use super::{Executor, Outcome, Param, Stmt};
-use scim_core::scim::error::{Error, Result, ScimType};
+use super::{Executor, Outcome, Param, Result, Stmt, StoreError};
 use scim_core::scim::filter::Filter;
 use scim_core::scim::resource::RefType;
 
@@ -86,10 +85,9 @@ pub(crate) fn statements(
 /// pass it.
 fn within_limit(params: Vec<Param>) -> Result<Vec<Param>> {
     if params.len() > MAX_PARAMS {
-        return Err(Error::bad_request(
-            ScimType::InvalidPath,
-            format!("the members filter needs more than {MAX_PARAMS} bound values"),
-        ));
+        return Err(StoreError::TooManyParameters {
+            needed: params.len(),
+        });
     }
     Ok(params)
 }

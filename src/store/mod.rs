@@ -42,8 +42,6 @@ mod vendor_plans;
 use serde_json::Value;
 use std::borrow::Cow;
 
-use scim_core::scim::error::Error;
-
 /// A value bound to a `?` placeholder.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Param {
@@ -106,17 +104,17 @@ pub struct Outcome {
 
 impl Outcome {
     /// Deserialize every row into `T`.
-    pub fn decode<T: serde::de::DeserializeOwned>(self) -> Result<Vec<T>, Error> {
+    pub fn decode<T: serde::de::DeserializeOwned>(self) -> Result<Vec<T>> {
         self.rows
             .into_iter()
             .map(|r| {
-                serde_json::from_value(r).map_err(|e| Error::internal(format!("row decode: {e}")))
+                serde_json::from_value(r).map_err(|e| StoreError::Other(format!("row decode: {e}")))
             })
             .collect()
     }
 
     /// Deserialize the first row, if any.
-    pub fn first<T: serde::de::DeserializeOwned>(self) -> Result<Option<T>, Error> {
+    pub fn first<T: serde::de::DeserializeOwned>(self) -> Result<Option<T>> {
         Ok(self.decode()?.into_iter().next())
     }
 }
@@ -147,47 +145,68 @@ pub enum Delete {
     Stale,
 }
 
-/// A database failure, classified so that constraint violations can become 4xx answers.
+/// What a store function answers: its value, or a [`StoreError`].
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// Why a store function did not give its value: outcomes in the database's own terms, never an
+/// HTTP status. The services map each to the error of their surface (SCIM, admin API, OAuth):
+/// the store cannot know whether a taken name is a SCIM `uniqueness` 409 or an admin API's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreError {
-    /// A UNIQUE constraint refused the write (the message names the index columns).
-    Unique(String),
+    /// A UNIQUE index refused the write; `index` names its columns as SQLite and D1 report
+    /// them (`users.tenant_id, users.user_name_key`).
+    Unique { index: String },
     /// The database could not run the statement this time (overloaded, restarting, the
     /// connection lost): nothing was applied, and the same request can succeed shortly.
     Unavailable(String),
+    /// The statement would bind more values than D1 allows ([`listing::MAX_PARAMS`]).
+    TooManyParameters { needed: usize },
+    /// A filter the store cannot run as SQL (RFC 7644 §3.4.2.2's operators on an attribute
+    /// they do not apply to, say): the reason, in words that quote the client briefly.
+    Filter(String),
+    /// A `sortBy` the store cannot order by, and why.
+    Sort(String),
+    /// What the statement needed is not there (an organisation no longer on its shard).
+    Gone(String),
+    /// Anything else: a bug or a schema out of step; the detail is for the log only.
     Other(String),
 }
 
 impl StoreError {
     /// Classify a driver message: SQLite and D1 both say `UNIQUE constraint failed: table.col`.
     pub fn from_message(msg: String) -> Self {
-        if msg.contains("UNIQUE constraint failed") {
-            StoreError::Unique(msg)
-        } else {
-            StoreError::Other(msg)
+        const UNIQUE: &str = "UNIQUE constraint failed: ";
+        match msg.split_once(UNIQUE) {
+            Some((_, rest)) => StoreError::Unique {
+                // D1 appends `: SQLITE_CONSTRAINT` (and may repeat the message after it).
+                index: rest
+                    .split(':')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string(),
+            },
+            None => StoreError::Other(msg),
         }
     }
-}
 
-impl From<StoreError> for Error {
-    /// A uniqueness failure that a caller did not map itself is still a 409, never a 500.
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Unique(m) => Error {
-                cause: Some(m),
-                ..Error::conflict("a resource with the same unique attribute already exists")
-            },
-            // 503 carries `Retry-After`: identity providers retry it, where a 500 counts
-            // towards Entra's quarantine of the application.
-            StoreError::Unavailable(m) => Error {
-                cause: Some(m),
-                ..Error::new(
-                    503,
-                    "the directory's database was briefly unavailable; retry the request",
-                )
-            },
-            StoreError::Other(m) => Error::internal(m),
+    /// The outcome in words (a filter's or sort's reason keeps its quoted parts marked, as
+    /// [`scim_core::scim::error::quote`] made them).
+    pub fn detail(&self) -> String {
+        match self {
+            StoreError::Unique { index } => format!("UNIQUE constraint failed: {index}"),
+            StoreError::TooManyParameters { needed } => format!("{needed} bound values"),
+            StoreError::Unavailable(m)
+            | StoreError::Filter(m)
+            | StoreError::Sort(m)
+            | StoreError::Gone(m)
+            | StoreError::Other(m) => m.clone(),
         }
+    }
+
+    /// Whether a UNIQUE refusal came from the index on `column` (`user_name_key`).
+    pub fn is_unique_on(&self, column: &str) -> bool {
+        matches!(self, StoreError::Unique { index } if index.split(", ").any(|c| c.ends_with(&format!(".{column}"))))
     }
 }
 
@@ -195,8 +214,8 @@ impl From<StoreError> for Error {
 #[allow(async_fn_in_trait)] // single-threaded runtime: futures need not be Send
 pub trait Executor {
     /// Run one statement and return its rows (if any) and change count.
-    async fn query(&self, stmt: Stmt) -> Result<Outcome, StoreError>;
+    async fn query(&self, stmt: Stmt) -> Result<Outcome>;
 
     /// Run statements in order as one transaction: all commit or none do.
-    async fn batch(&self, stmts: Vec<Stmt>) -> Result<Vec<Outcome>, StoreError>;
+    async fn batch(&self, stmts: Vec<Stmt>) -> Result<Vec<Outcome>>;
 }

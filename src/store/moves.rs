@@ -11,8 +11,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Executor, Param, Stmt};
-use scim_core::scim::error::{Error, Result};
+use super::{Executor, Param, Result, Stmt, StoreError};
 
 /// One table an organisation's rows are copied from, as far as copying needs to know it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -251,7 +250,7 @@ pub fn chunk_of(out: super::Outcome, t: &Table) -> Result<Chunk> {
     };
     let rows = row.rows.unwrap_or_else(|| "[]".into());
     let parsed: Value = serde_json::from_str(&rows)
-        .map_err(|e| Error::internal(format!("a chunk of {}: {e}", t.name)))?;
+        .map_err(|e| StoreError::Other(format!("a chunk of {}: {e}", t.name)))?;
     let last = parsed
         .as_array()
         .and_then(|a| a.last())
@@ -516,7 +515,7 @@ pub async fn arrive<E: Executor>(from: &E, to: &E, tenant_id: &str, until: i64) 
         ))
         .await?
         .first()?
-        .ok_or_else(|| Error::not_found("the organisation is no longer on its shard"))?;
+        .ok_or_else(|| StoreError::Gone("the organisation is no longer on its shard".into()))?;
     to.query(Stmt::new(
         "INSERT INTO tenants (id, subdomain, name, provisioning_enabled, created_at, updated_at, \
          frozen_until) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET \

@@ -8,8 +8,7 @@
 use serde::Deserialize;
 
 use super::tenants::int_bool;
-use super::{Executor, Stmt, StoreError};
-use scim_core::scim::error::{Error, Result};
+use super::{Executor, Result, Stmt};
 
 /// An organisation as the directory lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -47,11 +46,7 @@ pub async fn insert<E: Executor>(db: &E, o: &Organisation) -> Result<()> {
     );
     match db.query(stmt).await {
         Ok(_) => Ok(()),
-        Err(StoreError::Unique(_)) => Err(Error::state_conflict(format!(
-            "a tenant with subdomain '{}' already exists",
-            o.subdomain
-        ))),
-        Err(e) => Err(e.into()),
+        Err(e) => Err(e),
     }
 }
 
@@ -307,7 +302,7 @@ mod tests {
         block_on(insert(&db, &org("ten_1", "acme", "DB"))).unwrap();
         block_on(insert(&db, &org("ten_2", "beta", "SHARD_2"))).unwrap();
         let taken = block_on(insert(&db, &org("ten_3", "acme", "SHARD_2"))).unwrap_err();
-        assert_eq!(taken.status, 409);
+        assert!(taken.is_unique_on("subdomain"), "{taken:?}");
         let (first, more) = block_on(page(&db, "", 1)).unwrap();
         assert_eq!((first[0].subdomain.as_str(), more), ("acme", true));
         let (rest, more) = block_on(page(&db, "acme", 1)).unwrap();

@@ -15,8 +15,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use std::collections::HashMap;
 
-use super::{Executor, Outcome, Param, Stmt};
-use scim_core::scim::error::Result;
+use super::{Executor, Outcome, Param, Result, Stmt};
 use scim_core::scim::resource::{MemberRef, RefType};
 
 /// A keyset position: (owner id, referenced id) of the last row read.

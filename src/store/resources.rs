@@ -11,8 +11,8 @@ use super::listing::{list_page, ListQuery};
 use super::refs;
 use super::table::Table;
 use super::trail::Trail;
-use super::{memberships, Delete, Executor, Stmt};
-use scim_core::scim::error::{Error, Result};
+use super::{memberships, Delete, Executor, Result, Stmt, StoreError};
+
 use scim_core::scim::resource::MemberRef;
 
 /// A user or a group as stored.
@@ -48,7 +48,7 @@ impl Row {
         let data = match serde_json::from_str(&self.data) {
             Ok(Value::Object(m)) => m,
             _ => {
-                return Err(Error::internal(format!(
+                return Err(StoreError::Other(format!(
                     "{} has a corrupt data column",
                     self.id
                 )))

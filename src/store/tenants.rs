@@ -2,8 +2,7 @@
 
 use serde::Deserialize;
 
-use super::{Executor, Stmt, StoreError};
-use scim_core::scim::error::{Error, Result};
+use super::{Executor, Result, Stmt, StoreError};
 
 /// At most this many live tokens per tenant: one in use and one being rotated in.
 pub const MAX_ACTIVE_TOKENS: i64 = 2;
@@ -83,12 +82,8 @@ pub async fn create_tenant<E: Executor>(db: &E, t: NewTenant<'_>) -> Result<Tena
     match db.query(stmt).await {
         Ok(out) => out
             .first()?
-            .ok_or_else(|| Error::internal("INSERT … RETURNING gave no row")),
-        Err(StoreError::Unique(_)) => Err(Error::state_conflict(format!(
-            "a tenant with subdomain '{}' already exists",
-            t.subdomain
-        ))),
-        Err(e) => Err(e.into()),
+            .ok_or_else(|| StoreError::Other("INSERT … RETURNING gave no row".into())),
+        Err(e) => Err(e),
     }
 }
 
@@ -423,7 +418,7 @@ mod tests {
                 now: 1,
             },
         ));
-        assert_eq!(dup.unwrap_err().status, 409);
+        assert!(dup.unwrap_err().is_unique_on("subdomain"));
 
         token(&db, "piedpiper.us", "tok_1", false).unwrap();
         let updated = block_on(update_tenant(&db, "piedpiper.us", None, Some(false), 5000))

@@ -11,8 +11,7 @@
 
 use serde::Deserialize;
 
-use super::{Executor, Stmt};
-use scim_core::scim::error::Result;
+use super::{Executor, Result, Stmt};
 
 /// Most rows one statement deletes.
 pub const CHUNK: i64 = 1_000;

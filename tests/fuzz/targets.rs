@@ -335,7 +335,7 @@ fn gen_filter(g: &mut Gen) -> Value {
 fn list(db: &Db, rt: &'static ResourceType, q: &ListQuery, with_refs: bool) -> Outcome {
     match block_on(resources::list(&db.sql, table(rt), T, q, with_refs)) {
         Ok(_) => Ok(Verdict::Accepted),
-        Err(e) => refused(&e),
+        Err(e) => refused(&Error::from(e)),
     }
 }
 
@@ -506,7 +506,7 @@ fn run_query(db: &Db, input: &Value) -> Outcome {
     let refs = table(rt).refs().attribute();
     let page = match block_on(resources::list(&db.sql, table(rt), T, &q, sel.wants(refs))) {
         Ok((_, page)) => page,
-        Err(e) => return refused(&e),
+        Err(e) => return refused(&Error::from(e)),
     };
     for Stored {
         id, data, version, ..
@@ -686,7 +686,7 @@ fn run_patch(db: &Db, input: &Value) -> Outcome {
     let id = db.fresh_id();
     let none = Trail::default();
     if let Err(e) = block_on(users::insert(&db.sql, T, &id, &before, 2, "w", &none)) {
-        return refused(&e);
+        return refused(&Error::from(e));
     }
     let log = audit("PATCH");
     let patched = block_on(Users::patch(
@@ -710,7 +710,7 @@ fn run_patch(db: &Db, input: &Value) -> Outcome {
         3,
         &none,
     ))
-    .map_err(|e| format!("delete failed: {} {:?}", e.detail, e.cause))?;
+    .map_err(|e| format!("delete failed: {e:?}"))?;
     match patched {
         Ok(_) => Ok(Verdict::Accepted),
         Err(e) => refused(&e),
