@@ -30,7 +30,7 @@ use crate::store::listing::MAX_PARAMS;
 use crate::store::memberships::{self, Member, MemberChange};
 use crate::store::resources::Stored;
 use crate::store::table::Table;
-use crate::store::trail::{Event, Trail};
+use crate::store::trail::{Event, EventType, Trail};
 use crate::store::{Executor, StoreError, Written};
 use scim_core::scim::error::{quote, Error, Result, ScimType};
 use scim_core::scim::patch::{self, members, MemberOp, NewMember};
@@ -65,7 +65,7 @@ impl Kind for Groups {
             if !changed.is_empty() {
                 parts.push(format!("updated: {}", changed.join(", ")));
                 events.push(Event {
-                    action: "updated",
+                    kind: EventType::GroupUpdated,
                     changed,
                 });
             }
@@ -114,7 +114,7 @@ impl Kind for Groups {
             summary = format!("{summary}; {words}");
         }
         let entry = s.log_entry(&summary);
-        let trail = Trail::single("created", entry.as_ref());
+        let trail = Trail::single(EventType::GroupCreated, entry.as_ref());
         let t = s.tenant_id;
         store::insert(s.db, t, &id, &data, members, now, &write_id, &trail)
             .await

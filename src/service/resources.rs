@@ -25,7 +25,7 @@ use scim_core::scim::schema::{AttrRef, Resolved, ResourceType};
 pub use crate::store::refs::Refs;
 pub use crate::store::resources::Stored;
 pub use crate::store::table::Table;
-use crate::store::trail::{Event, Trail};
+use crate::store::trail::{Event, EventType, Trail};
 use crate::store::{Delete, Executor, Written};
 
 /// Attempts at a conditional write before giving up under contention.
@@ -301,7 +301,7 @@ pub async fn delete<K: Kind, E: Executor, R: Runtime>(
         None
     };
     let entry = s.log_entry("{} deleted");
-    let trail = Trail::single("deleted", entry.as_ref());
+    let trail = Trail::single(EventType::deleted(K::TABLE), entry.as_ref());
     let now = s.rt.now();
     match resources::delete(s.db, K::TABLE, s.tenant_id, id, version, now, &trail).await? {
         Delete::Deleted => {

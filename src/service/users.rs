@@ -12,7 +12,7 @@ use super::resources::{self, changed_attributes, Described, Kind, Outcome, Write
 use super::{Runtime, Scope};
 use crate::store::resources::Stored;
 use crate::store::table::Table;
-use crate::store::trail::{Event, Trail};
+use crate::store::trail::{Event, EventType, Trail};
 use crate::store::users as store;
 use crate::store::{Executor, StoreError, Written};
 use scim_core::scim::error::{quote, Error, Result};
@@ -35,14 +35,14 @@ impl Kind for Users {
     fn describe(current: &Stored, new: &Data) -> Described {
         let changed = changed_attributes(&current.data, new);
         let (was, is) = (active(&current.data), active(new));
-        let action = match (was, is) {
-            (true, false) => "deactivated",
-            (false, true) => "reactivated",
-            _ => "updated",
+        let (kind, flipped) = match (was, is) {
+            (true, false) => (EventType::UserDeactivated, Some("deactivated")),
+            (false, true) => (EventType::UserReactivated, Some("reactivated")),
+            _ => (EventType::UserUpdated, None),
         };
         let mut parts: Vec<String> = Vec::new();
-        if action != "updated" {
-            parts.push(format!("{{}} {action}"));
+        if let Some(flipped) = flipped {
+            parts.push(format!("{{}} {flipped}"));
         }
         let role = primary_role(new);
         if role != primary_role(&current.data) {
@@ -62,7 +62,7 @@ impl Kind for Users {
             summary = format!("{{}}: {summary}");
         }
         Described {
-            events: vec![Event { action, changed }],
+            events: vec![Event { kind, changed }],
             summary,
         }
     }
@@ -80,7 +80,7 @@ impl Kind for Users {
         let id = s.rt.random_uuid()?;
         let write_id = s.rt.random_id("w_")?;
         let entry = s.log_entry("{} created");
-        let trail = Trail::single("created", entry.as_ref());
+        let trail = Trail::single(EventType::UserCreated, entry.as_ref());
         let now = s.rt.now();
         let created = store::insert(s.db, s.tenant_id, &id, &data, now, &write_id, &trail)
             .await

@@ -23,19 +23,8 @@ use crate::store::tenants as store;
 use crate::store::Executor;
 use scim_core::time::DAY_MS;
 
-/// Every event type the feed carries.
-pub const EVENT_TYPES: &[&str] = &[
-    "user.created",
-    "user.updated",
-    "user.deactivated",
-    "user.reactivated",
-    "user.deleted",
-    "group.created",
-    "group.updated",
-    "group.deleted",
-    "group.members_added",
-    "group.members_removed",
-];
+/// The feed's event types, re-exported for the edge and the docs.
+pub use crate::store::trail::EventType;
 
 /// The id of organisation `sub`; 404 when there is none.
 pub async fn tenant_id<E: Executor>(db: &E, sub: &str) -> Result<String> {
@@ -60,7 +49,7 @@ fn bad_cursor(c: &str) -> Error {
     ))
 }
 
-/// Check a `types=` list against [`EVENT_TYPES`].
+/// Check a `types=` list against [`EventType::ALL`].
 pub fn parse_types(types: Option<&str>) -> Result<Vec<String>> {
     let Some(types) = types.filter(|t| !t.is_empty()) else {
         return Ok(vec![]);
@@ -69,14 +58,13 @@ pub fn parse_types(types: Option<&str>) -> Result<Vec<String>> {
         .split(',')
         .map(|t| {
             let t = t.trim();
-            if EVENT_TYPES.contains(&t) {
-                Ok(t.to_string())
-            } else {
-                Err(Error::invalid(format!(
+            match EventType::parse(t) {
+                Some(known) => Ok(known.name().to_string()),
+                None => Err(Error::invalid(format!(
                     "unknown event type '{}'; the types are {}",
                     quote(t),
-                    EVENT_TYPES.join(", ")
-                )))
+                    EventType::ALL.map(EventType::name).join(", ")
+                ))),
             }
         })
         .collect()

@@ -146,10 +146,6 @@ pub fn condition(filter: &Filter, tenant_id: &str, table: Table) -> Result<Condi
     Ok(c)
 }
 
-/// The columns an index finds by equality: `userName` and `displayName` through their unique
-/// case-folded keys, `externalId` through its own index (see the migrations).
-const SEEK_COLUMNS: [&str; 3] = ["user_name", "display_name", "external_id"];
-
 /// Whether an index seek on an equality finds every row `filter` can match: `userName`,
 /// `externalId`, `id` or a group's `displayName` eq, or eq on the `value` of a multi-valued
 /// attribute kept in rows (Entra's `emails[type eq "work"].value`, `members[value eq …]`), in
@@ -165,7 +161,7 @@ pub fn narrows(filter: &Filter, table: Table) -> bool {
         Filter::Compare {
             attr, op: Op::Eq, ..
         } => match storage(table, attr) {
-            Storage::Column(c) => SEEK_COLUMNS.contains(&c.name),
+            Storage::Column(c) => c.seeks,
             Storage::Row(sql) => sql == "{t}.id",
             Storage::Many(Many::Values | Many::Members | Many::UserGroups) => {
                 attr.sub.is_none_or(|s| s.name == "value")

@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use super::directory::group_json;
 use super::filter_sql::member_condition;
 use super::listing::MAX_PARAMS;
+use super::trail::EventType;
 use super::{Executor, Outcome, Param, Result, Stmt, StoreError};
 use scim_core::scim::filter::Filter;
 use scim_core::scim::resource::RefType;
@@ -100,8 +101,8 @@ pub const MEMBERS_PER_EVENT: u32 = 1_000;
 /// the change, and that SQL's parameters.
 type EventPart = (&'static str, String, Vec<Param>);
 
-const ADDED: &str = "group.members_added";
-const REMOVED: &str = "group.members_removed";
+const ADDED: &str = EventType::GroupMembersAdded.name();
+const REMOVED: &str = EventType::GroupMembersRemoved.name();
 
 /// The members a change adds or removes for real (an add of a member already there, or a
 /// remove of one that is not, records nothing), read before the change applies.

@@ -141,6 +141,22 @@ impl Sqlite {
             .collect()
     }
 
+    /// The columns of each index of `table`, in index order.
+    pub fn indexes(&self, table: &str) -> Vec<Vec<String>> {
+        let names = |sql: String| -> Vec<String> {
+            pollster::block_on(self.query(Stmt::new(sql, vec![])))
+                .expect("pragma")
+                .rows
+                .iter()
+                .filter_map(|r| r["name"].as_str().map(str::to_string))
+                .collect()
+        };
+        names(format!("SELECT name FROM pragma_index_list('{table}')"))
+            .into_iter()
+            .map(|index| names(format!("SELECT name FROM pragma_index_info('{index}')")))
+            .collect()
+    }
+
     /// The single integer a `SELECT COUNT(*) …` returns.
     pub fn count(&self, sql: &str) -> i64 {
         let conn = self.0.lock().expect("sqlite lock");

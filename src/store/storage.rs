@@ -45,6 +45,10 @@ pub struct Column {
     /// The column that holds the value's Unicode case folding, for a case-insensitive value.
     pub key: Option<&'static str>,
     pub holds: Holds,
+    /// An index on (`tenant_id`, the key or else the column) finds the value by equality, so a
+    /// filter `eq` on it reads a few rows (see [`super::filter_sql::narrows`]); a test checks
+    /// that the migrations made the index.
+    pub seeks: bool,
 }
 
 /// What a column holds, and what it holds when the attribute is absent.
@@ -137,7 +141,22 @@ const fn meta(table: Option<Table>, sub: &'static str, storage: Storage) -> Mapp
 }
 
 const fn column(name: &'static str, key: Option<&'static str>, holds: Holds) -> Storage {
-    Storage::Column(Column { name, key, holds })
+    Storage::Column(Column {
+        name,
+        key,
+        holds,
+        seeks: false,
+    })
+}
+
+/// A column with an index that finds it by equality.
+const fn indexed(name: &'static str, key: Option<&'static str>, holds: Holds) -> Storage {
+    Storage::Column(Column {
+        name,
+        key,
+        holds,
+        seeks: true,
+    })
 }
 
 const USERS: Option<Table> = Some(Table::Users);
@@ -147,17 +166,21 @@ const GROUPS: Option<Table> = Some(Table::Groups);
 /// or [`Many::Values`]/[`Many::Json`] by its sub-attributes: see [`storage`]).
 pub const MAP: &[Mapping] = &[
     core(None, "id", Storage::Row("{t}.id")),
-    core(None, "externalId", column("external_id", None, Holds::Text)),
+    core(
+        None,
+        "externalId",
+        indexed("external_id", None, Holds::Text),
+    ),
     core(
         USERS,
         "userName",
-        column("user_name", Some("user_name_key"), Holds::Required),
+        indexed("user_name", Some("user_name_key"), Holds::Required),
     ),
     core(USERS, "active", column("active", None, Holds::Flag)),
     core(
         GROUPS,
         "displayName",
-        column("display_name", Some("display_name_key"), Holds::Required),
+        indexed("display_name", Some("display_name_key"), Holds::Required),
     ),
     Mapping {
         table: USERS,
@@ -330,6 +353,14 @@ mod tests {
                     for col in [Some(c.name), c.key].into_iter().flatten() {
                         assert!(existing.contains(&col.to_string()), "{name}.{col}");
                     }
+                    if c.seeks {
+                        let sought = c.key.unwrap_or(c.name);
+                        assert!(
+                            db.indexes(name).iter().any(|cols| cols.get(..2)
+                                == Some(&["tenant_id".to_string(), sought.to_string()])),
+                            "an index on {name} (tenant_id, {sought})"
+                        );
+                    }
                 }
             }
         }
@@ -343,7 +374,15 @@ mod tests {
 
     #[test]
     fn the_map_decides_filters_and_writers() {
-        let c = |name, key, holds| Storage::Column(Column { name, key, holds });
+        let c = |name, key, holds| {
+            let seeks = name != "manager_id";
+            Storage::Column(Column {
+                name,
+                key,
+                holds,
+                seeks,
+            })
+        };
         assert_eq!(
             at(Table::Users, "userName"),
             c("user_name", Some("user_name_key"), Holds::Required)

@@ -1,6 +1,7 @@
 //! The tables resources live in (`users u`, `groups g`) and what differs between them at the
 //! level of SQL: names, aliases, the columns a resource is read with, the references read
-//! beside it. Every other store module builds on it, so it imports none of them.
+//! beside it. Every other store module builds on it, so it imports none of them but [`Refs`],
+//! the kind of references a table's resources carry.
 
 use super::refs::Refs;
 use scim_core::scim::schema::{ResourceType, GROUP_TYPE, USER_TYPE};

@@ -14,13 +14,79 @@ use super::directory::{group_json, user_json};
 use super::table::Table;
 use super::{Param, Stmt};
 
+/// Every type of event the change feed carries, each one name: what the writers record, what
+/// the feed's `types=` accepts and what the README's table lists (a test holds them together).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    UserCreated,
+    UserUpdated,
+    UserDeactivated,
+    UserReactivated,
+    UserDeleted,
+    GroupCreated,
+    GroupUpdated,
+    GroupDeleted,
+    GroupMembersAdded,
+    GroupMembersRemoved,
+}
+
+impl EventType {
+    pub const ALL: [EventType; 10] = [
+        EventType::UserCreated,
+        EventType::UserUpdated,
+        EventType::UserDeactivated,
+        EventType::UserReactivated,
+        EventType::UserDeleted,
+        EventType::GroupCreated,
+        EventType::GroupUpdated,
+        EventType::GroupDeleted,
+        EventType::GroupMembersAdded,
+        EventType::GroupMembersRemoved,
+    ];
+
+    /// The type's name in the feed: the table's event prefix, a dot, what happened.
+    pub const fn name(self) -> &'static str {
+        match self {
+            EventType::UserCreated => "user.created",
+            EventType::UserUpdated => "user.updated",
+            EventType::UserDeactivated => "user.deactivated",
+            EventType::UserReactivated => "user.reactivated",
+            EventType::UserDeleted => "user.deleted",
+            EventType::GroupCreated => "group.created",
+            EventType::GroupUpdated => "group.updated",
+            EventType::GroupDeleted => "group.deleted",
+            EventType::GroupMembersAdded => "group.members_added",
+            EventType::GroupMembersRemoved => "group.members_removed",
+        }
+    }
+
+    /// The type named `name`, if there is one.
+    pub fn parse(name: &str) -> Option<EventType> {
+        EventType::ALL.into_iter().find(|t| t.name() == name)
+    }
+
+    /// A resource of `table` created.
+    pub const fn created(table: Table) -> EventType {
+        match table {
+            Table::Users => EventType::UserCreated,
+            Table::Groups => EventType::GroupCreated,
+        }
+    }
+
+    /// A resource of `table` deleted.
+    pub const fn deleted(table: Table) -> EventType {
+        match table {
+            Table::Users => EventType::UserDeleted,
+            Table::Groups => EventType::GroupDeleted,
+        }
+    }
+}
+
 /// A change-feed event of the resource itself (membership events are the membership
 /// statements', [`super::memberships`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
-    /// `created`, `updated`, `deactivated`, `reactivated` or `deleted`; the type is the
-    /// table's prefix and this (`user.deactivated`).
-    pub action: &'static str,
+    pub kind: EventType,
     /// The names of the attributes that changed (empty for creations and deletions).
     pub changed: Vec<String>,
 }
@@ -67,10 +133,10 @@ pub struct Trail<'a> {
 
 impl<'a> Trail<'a> {
     /// A trail of one event without attribute names (a creation, a deletion), and the entry.
-    pub fn single(action: &'static str, log: Option<&'a LogEntry>) -> Trail<'a> {
+    pub fn single(kind: EventType, log: Option<&'a LogEntry>) -> Trail<'a> {
         Trail {
             events: vec![Event {
-                action,
+                kind,
                 changed: vec![],
             }],
             log,
@@ -169,11 +235,7 @@ fn statements(
             let names = serde_json::Value::from(event.changed.clone()).to_string();
             (", 'changed', json(?)".to_string(), vec![Param::from(names)])
         };
-        let mut all: Vec<Param> = vec![
-            tenant_id.into(),
-            format!("{key}.{}", event.action).into(),
-            now.into(),
-        ];
+        let mut all: Vec<Param> = vec![tenant_id.into(), event.kind.name().into(), now.into()];
         all.append(&mut params);
         all.extend(from_params.iter().cloned());
         stmts.push(Stmt::new(
@@ -210,4 +272,47 @@ fn statements(
         ));
     }
     stmts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EventType;
+    use crate::store::table::Table;
+
+    #[test]
+    fn every_event_type_has_one_name_that_parses_back_under_its_tables_prefix() {
+        for t in EventType::ALL {
+            assert_eq!(EventType::parse(t.name()), Some(t));
+            let prefix = t.name().split('.').next().unwrap_or_default();
+            assert!(
+                [Table::Users, Table::Groups]
+                    .iter()
+                    .any(|table| table.event_prefix() == prefix),
+                "{}",
+                t.name()
+            );
+        }
+        assert_eq!(EventType::parse("user.exploded"), None);
+    }
+
+    #[test]
+    fn the_readme_lists_exactly_the_event_types() {
+        let readme = include_str!("../../README.md");
+        let table = readme
+            .split("| type | when |")
+            .nth(1)
+            .and_then(|rest| rest.split("\n\n").next())
+            .expect("the README's table of event types");
+        let mut listed: Vec<&str> = table
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .filter(|w| w.starts_with("user.") || w.starts_with("group."))
+            .collect();
+        listed.sort_unstable();
+        listed.dedup();
+        let mut all = EventType::ALL.map(EventType::name).to_vec();
+        all.sort_unstable();
+        assert_eq!(listed, all);
+    }
 }

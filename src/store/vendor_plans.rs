@@ -134,7 +134,7 @@ fn retention_walks_the_oldest_rows_only() {
 #[test]
 fn a_writes_trail_never_walks_the_organisation() {
     use super::memberships::{Member, MemberChange};
-    use super::trail::{Event, LogEntry, Trail};
+    use super::trail::{Event, EventType, LogEntry, Trail};
     use super::{groups, resources, table::Table, users};
     use scim_core::scim::resource::RefType;
 
@@ -147,9 +147,9 @@ fn a_writes_trail_never_walks_the_organisation() {
         status: 201,
         ..LogEntry::default()
     };
-    let trail = |action| Trail {
+    let trail = |kind| Trail {
         events: vec![Event {
-            action,
+            kind,
             changed: vec!["displayName".into()],
         }],
         log: Some(&log),
@@ -158,10 +158,10 @@ fn a_writes_trail_never_walks_the_organisation() {
         let data = serde_json::json!({"userName": "n@x.org",
             "emails": [{"value": "n@x.org"}], "roles": [{"value": "Writer", "primary": true}]});
         let data = data.as_object().cloned().unwrap_or_default();
-        let u = users::insert(&r, T, "n1", &data, 5, "w1", &trail("created"))
+        let u = users::insert(&r, T, "n1", &data, 5, "w1", &trail(EventType::UserCreated))
             .await
             .expect("insert");
-        users::update(&r, T, &u, &data, 6, "w2", &trail("updated"))
+        users::update(&r, T, &u, &data, 6, "w2", &trail(EventType::UserUpdated))
             .await
             .expect("update");
         let add = vec![MemberChange::Add(vec![Member {
@@ -169,16 +169,44 @@ fn a_writes_trail_never_walks_the_organisation() {
             kind: RefType::User,
             display: None,
         }])];
-        groups::write(&r, T, "g1", Some(1), None, &add, 7, "w3", &trail("updated"))
-            .await
-            .expect("group");
+        groups::write(
+            &r,
+            T,
+            "g1",
+            Some(1),
+            None,
+            &add,
+            7,
+            "w3",
+            &trail(EventType::GroupUpdated),
+        )
+        .await
+        .expect("group");
         let set = vec![MemberChange::Set(vec![])];
-        groups::write(&r, T, "g1", None, None, &set, 8, "w4", &trail("updated"))
-            .await
-            .expect("group");
-        resources::delete(&r, Table::Users, T, "u2", None, 9, &trail("deleted"))
-            .await
-            .expect("delete");
+        groups::write(
+            &r,
+            T,
+            "g1",
+            None,
+            None,
+            &set,
+            8,
+            "w4",
+            &trail(EventType::GroupUpdated),
+        )
+        .await
+        .expect("group");
+        resources::delete(
+            &r,
+            Table::Users,
+            T,
+            "u2",
+            None,
+            9,
+            &trail(EventType::UserDeleted),
+        )
+        .await
+        .expect("delete");
     });
     let seen = r.seen.borrow();
     let mut trail_statements = 0;

@@ -1,8 +1,8 @@
 //! Attribute metadata (RFC 7643 §2, §4, §7): the one source of truth for what each attribute is.
 //!
 //! The filter parser, the PATCH engine, the request normaliser, the `attributes` projection and
-//! (later) the `/Schemas` documents all read these tables, so what the server advertises is what
-//! its engines enforce.
+//! the `/Schemas` documents ([`super::discovery`]) all read these tables, so what the server
+//! advertises is what its engines enforce.
 
 /// Attribute data types (RFC 7643 §2.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
