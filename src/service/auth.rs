@@ -17,7 +17,8 @@
 //! Chosen by measurement over a cache of grants in Workers KV in front of D1 (`make bench`,
 //! README "Performance"): the KV call cost more than the statement it saved.
 
-use crate::store::tenants::{self as store, Access};
+use crate::store::gate::{self, Condition};
+use crate::store::tenants as store;
 use crate::store::Executor;
 use scim_core::scim::error::{quote, Error, Result};
 
@@ -112,7 +113,8 @@ pub enum Verdict {
 }
 
 /// Why organisation `sub` (scoped as `tenant_id`) does not accept the token of hash `hash` at
-/// `now`, in one statement.
+/// `now`, in one statement: the first condition of the gate's own rule that fails, as the
+/// refusal the client gets.
 pub async fn verdict<E: Executor>(
     db: &E,
     sub: &str,
@@ -123,22 +125,27 @@ pub async fn verdict<E: Executor>(
     if validate_subdomain(sub).is_err() {
         return Ok(Verdict::Refused(refused(None, unknown_tenant(sub))));
     }
-    Ok(match store::authorize(db, sub, hash).await? {
-        Access::UnknownTenant => Verdict::Refused(refused(None, unknown_tenant(sub))),
-        Access::Denied(id) => Verdict::Refused(refused(Some(id), invalid_token())),
-        Access::Granted(g) if !token::hashes_equal(&g.hash, hash) => {
-            Verdict::Refused(refused(Some(g.tenant_id), invalid_token()))
-        }
-        Access::Granted(g) if !g.provisioning_enabled => Verdict::Refused(refused(
-            Some(g.tenant_id),
+    let Some(st) = gate::standing(db, sub, hash, now).await? else {
+        return Ok(Verdict::Refused(refused(None, unknown_tenant(sub))));
+    };
+    // The statement matched the hash in SQL; compare it again in constant time.
+    let matched = st
+        .token_hash
+        .as_deref()
+        .is_some_and(|h| token::hashes_equal(h, hash));
+    Ok(match st.failing {
+        Some(Condition::Token) => Verdict::Refused(refused(Some(st.tenant_id), invalid_token())),
+        _ if !matched => Verdict::Refused(refused(Some(st.tenant_id), invalid_token())),
+        Some(Condition::Enabled) => Verdict::Refused(refused(
+            Some(st.tenant_id),
             Error::forbidden(format!(
                 "provisioning is disabled for the organisation '{}'; an administrator can enable it in the admin console",
                 quote(sub)
             )),
         )),
-        Access::Granted(g) if g.tenant_id != tenant_id => Verdict::Moved(g.tenant_id),
-        Access::Granted(g) if g.frozen_until.is_some_and(|t| t > now) => Verdict::Frozen,
-        Access::Granted(_) => Verdict::Open,
+        _ if st.tenant_id != tenant_id => Verdict::Moved(st.tenant_id),
+        Some(Condition::Thawed) => Verdict::Frozen,
+        None => Verdict::Open,
     })
 }
 

@@ -10,8 +10,11 @@
 //!
 //! The gate cannot say *why* it stayed shut (SQLite has no `RAISE` outside triggers; it fails
 //! through `json('')`, "malformed JSON"), so after any failed batch the caller asks
-//! [`super::tenants::authorize`] once, which tells an unknown organisation (404), a wrong token
-//! (401) and disabled provisioning (403) apart, or that the failure was something else.
+//! [`standing`] once, which names the first condition of the same rule that fails (or none:
+//! the failure was something else), or that the organisation is unknown.
+//!
+//! The rule is written once, in [`RULE`]: the gate requires every condition, [`standing`]
+//! evaluates each. So what opens the gate and what a refusal says cannot drift apart.
 
 use serde::Deserialize;
 use std::cell::{Cell, RefCell};
@@ -25,31 +28,111 @@ pub struct Pass {
     pub last_used_at: Option<i64>,
 }
 
+/// One condition of the credential rule, over the live organisation `t` and the token `k` of
+/// the presented hash within it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition {
+    /// A live token of the organisation has the presented hash.
+    Token,
+    /// Provisioning is enabled for the organisation.
+    Enabled,
+    /// The organisation is not frozen at the request's time (a move is switching it to another
+    /// shard); only a batch that writes needs it.
+    Thawed,
+}
+
+/// The credential rule, in the order a refusal names the first condition that fails. Each
+/// SQL text binds the request's time for every `?` it has.
+pub const RULE: [(Condition, &str); 3] = [
+    (Condition::Token, "k.id IS NOT NULL"),
+    (Condition::Enabled, "t.provisioning_enabled = 1"),
+    (Condition::Thawed, "coalesce(t.frozen_until, 0) <= ?"),
+];
+
+/// The rule's conditions for a batch (`write`: one that writes) and their parameters.
+fn conditions(
+    write: bool,
+    now: i64,
+) -> impl Iterator<Item = (Condition, &'static str, Vec<Param>)> {
+    RULE.into_iter()
+        .filter(move |(c, _)| write || *c != Condition::Thawed)
+        .map(move |(c, sql)| (c, sql, vec![Param::Int(now); sql.matches('?').count()]))
+}
+
 /// The gate for `hash` on organisation `tenant_id`: one row (the token) when it opens; an error
-/// that aborts the batch when it does not. A batch that writes (`write`) also needs the
-/// organisation not to be frozen at `now` (a move is switching it to another shard).
+/// that aborts the batch when it does not. A batch that writes (`write`) needs the whole
+/// [`RULE`], one that reads all of it but [`Condition::Thawed`].
 pub fn gate(tenant_id: &str, hash: &str, write: bool, now: i64) -> Stmt {
-    let (frozen, mut params): (&str, Vec<Param>) = (
-        if write {
-            " AND coalesce(t.frozen_until, 0) <= ?"
-        } else {
-            ""
-        },
-        vec![hash.into(), tenant_id.into()],
-    );
-    if write {
-        params.push(now.into());
+    let mut params: Vec<Param> = vec![hash.into(), tenant_id.into()];
+    let mut rule = String::new();
+    for (_, sql, bound) in conditions(write, now) {
+        rule.push_str(" AND ");
+        rule.push_str(sql);
+        params.extend(bound);
     }
     Stmt::new(
         format!(
             "SELECT json(CASE WHEN g.token_id IS NULL THEN '' ELSE '0' END) AS open, \
              g.token_id, g.last_used_at FROM (SELECT 1) LEFT JOIN (\
              SELECT k.id AS token_id, k.last_used_at FROM tokens k JOIN tenants t ON t.id = k.tenant_id \
-             WHERE k.hash = ? AND k.tenant_id = ? AND t.deleted_at IS NULL \
-             AND t.provisioning_enabled = 1{frozen}) g ON 1"
+             WHERE k.hash = ? AND k.tenant_id = ? AND t.deleted_at IS NULL{rule}) g ON 1"
         ),
         params,
     )
+}
+
+/// Where a presented token stands with organisation `subdomain`: what [`standing`] reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Standing {
+    pub tenant_id: String,
+    /// The hash of the organisation's token that matched, for a constant-time comparison.
+    pub token_hash: Option<String>,
+    /// The first condition of [`RULE`] that fails at the request's time; `None`: the token
+    /// would open the gate of a write.
+    pub failing: Option<Condition>,
+}
+
+/// Why the gate of `hash` on organisation `subdomain` would stay shut at `now`, in one
+/// statement: the live organisation of that subdomain (`None`: there is none) with the first
+/// condition of [`RULE`] it fails.
+pub async fn standing<E: Executor>(
+    db: &E,
+    subdomain: &str,
+    hash: &str,
+    now: i64,
+) -> Result<Option<Standing>, StoreError> {
+    #[derive(Deserialize)]
+    struct Row {
+        tenant_id: String,
+        hash: Option<String>,
+        failing: Option<u8>,
+    }
+    let mut params = Vec::new();
+    let mut cases = String::new();
+    for (i, (_, sql, bound)) in conditions(true, now).enumerate() {
+        cases.push_str(&format!(" WHEN NOT ({sql}) THEN {i}"));
+        params.extend(bound);
+    }
+    params.extend([hash.into(), subdomain.into()]);
+    let row: Option<Row> = db
+        .query(Stmt::new(
+            format!(
+                "SELECT t.id AS tenant_id, k.hash, CASE{cases} END AS failing FROM tenants t \
+                 LEFT JOIN tokens k ON k.tenant_id = t.id AND k.hash = ? WHERE t.subdomain = ? \
+                 AND t.deleted_at IS NULL"
+            ),
+            params,
+        ))
+        .await?
+        .first()?;
+    Ok(row.map(|r| Standing {
+        tenant_id: r.tenant_id,
+        token_hash: r.hash,
+        failing: r
+            .failing
+            .and_then(|i| RULE.get(usize::from(i)))
+            .map(|(c, _)| *c),
+    }))
 }
 
 /// Whether a batch writes: any statement that is not a read.
@@ -203,5 +286,46 @@ mod tests {
         block_on(Gated::new(&db, T, "hash-a", 0).open()).expect("open again");
         block_on(delete_tenant(&db, "a", 3)).expect("delete");
         assert!(block_on(Gated::new(&db, T, "hash-a", 0).open()).is_err());
+    }
+
+    #[test]
+    fn standing_names_the_first_condition_of_the_rule_that_fails() {
+        let db = organisations();
+        token(&db, "a", "tok_a", "hash-a");
+        token(&db, "b", "tok_b", "hash-b");
+        let at = |sub: &str, hash: &str, now: i64| block_on(standing(&db, sub, hash, now)).unwrap();
+        assert_eq!(at("nope", "hash-a", 0), None);
+        let a = at("a", "hash-a", 0).expect("a");
+        assert_eq!((a.tenant_id.as_str(), a.failing), (T, None));
+        assert_eq!(a.token_hash.as_deref(), Some("hash-a"));
+        // Another organisation's token is no token of this one.
+        let b = at("a", "hash-b", 0).expect("a");
+        assert_eq!((b.failing, b.token_hash), (Some(Condition::Token), None));
+
+        block_on(update_tenant(&db, "a", None, Some(false), 1)).expect("disable");
+        assert_eq!(
+            at("a", "hash-a", 0).and_then(|s| s.failing),
+            Some(Condition::Enabled)
+        );
+        assert_eq!(
+            at("a", "hash-b", 0).and_then(|s| s.failing),
+            Some(Condition::Token)
+        );
+        block_on(update_tenant(&db, "a", None, Some(true), 2)).expect("enable");
+
+        db.execute_batch("UPDATE tenants SET frozen_until = 100 WHERE subdomain = 'a'")
+            .expect("freeze");
+        assert_eq!(
+            at("a", "hash-a", 99).and_then(|s| s.failing),
+            Some(Condition::Thawed)
+        );
+        assert_eq!(at("a", "hash-a", 100).and_then(|s| s.failing), None);
+        // The gate agrees: a read opens while frozen, a write does not.
+        let frozen = Gated::new(&db, T, "hash-a", 99);
+        block_on(frozen.query(Stmt::new("SELECT 1 AS x", vec![]))).expect("a read opens");
+        assert!(block_on(frozen.batch(vec![insert("l9")])).is_err());
+
+        block_on(delete_tenant(&db, "a", 3)).expect("delete");
+        assert_eq!(at("a", "hash-a", 200), None);
     }
 }

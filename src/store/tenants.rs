@@ -26,20 +26,6 @@ pub struct TokenInfo {
     pub last_used_at: Option<i64>,
 }
 
-/// A token row joined with its tenant: what authentication needs.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct TokenGrant {
-    pub tenant_id: String,
-    pub subdomain: String,
-    #[serde(deserialize_with = "int_bool")]
-    pub provisioning_enabled: bool,
-    pub token_id: String,
-    pub hash: String,
-    pub last_used_at: Option<i64>,
-    /// Until when its writes are refused (a move is switching it to another shard).
-    pub frozen_until: Option<i64>,
-}
-
 /// SQLite has no boolean type: 0/1 integers.
 pub(crate) fn int_bool<'de, D: serde::Deserializer<'de>>(
     d: D,
@@ -261,61 +247,6 @@ pub async fn revoke_token<E: Executor>(db: &E, subdomain: &str, id: &str) -> Res
     Ok(out.changes > 0)
 }
 
-/// What a bearer token is worth on one tenant.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Access {
-    UnknownTenant,
-    /// The tenant (this id) exists but the token is not one of its tokens.
-    Denied(String),
-    Granted(TokenGrant),
-}
-
-/// Resolve a token hash against the tenant it was presented to, in one statement: the tenant
-/// row, left-joined with the token of that hash *within that tenant*.
-pub async fn authorize<E: Executor>(db: &E, subdomain: &str, hash: &str) -> Result<Access> {
-    #[derive(Deserialize)]
-    struct Row {
-        tenant_id: String,
-        subdomain: String,
-        provisioning_enabled: i64,
-        token_id: Option<String>,
-        hash: Option<String>,
-        last_used_at: Option<i64>,
-        frozen_until: Option<i64>,
-    }
-    let row: Option<Row> = db
-        .query(Stmt::new(
-            "SELECT t.id AS tenant_id, t.subdomain, t.provisioning_enabled, t.frozen_until, \
-             k.id AS token_id, k.hash, k.last_used_at FROM tenants t \
-             LEFT JOIN tokens k ON k.tenant_id = t.id AND k.hash = ? WHERE t.subdomain = ? \
-             AND t.deleted_at IS NULL",
-            vec![hash.into(), subdomain.into()],
-        ))
-        .await?
-        .first()?;
-    Ok(match row {
-        None => Access::UnknownTenant,
-        Some(Row {
-            token_id: Some(token_id),
-            hash: Some(h),
-            tenant_id,
-            subdomain,
-            provisioning_enabled,
-            last_used_at,
-            frozen_until,
-        }) => Access::Granted(TokenGrant {
-            tenant_id,
-            subdomain,
-            provisioning_enabled: provisioning_enabled != 0,
-            token_id,
-            hash: h,
-            last_used_at,
-            frozen_until,
-        }),
-        Some(r) => Access::Denied(r.tenant_id),
-    })
-}
-
 /// The hashes of every live Secret Token of organisation `subdomain` (none when it is unknown
 /// or deleted): what lets the edge tell a valid credential from a stranger's without the gate.
 pub async fn live_token_hashes<E: Executor>(db: &E, subdomain: &str) -> Result<Vec<String>> {
@@ -504,42 +435,15 @@ mod tests {
     }
 
     #[test]
-    fn authorize_distinguishes_unknown_tenant_wrong_token_and_grant() {
+    fn a_token_s_use_is_recorded_once_per_window_and_only_by_its_organisation() {
         let db = Sqlite::migrated();
         tenant(&db, "acme");
         tenant(&db, "other");
         token(&db, "acme", "tok_a", false).unwrap();
-        assert_eq!(
-            block_on(authorize(&db, "nope", "hash_tok_a")).unwrap(),
-            Access::UnknownTenant
-        );
-        assert_eq!(
-            block_on(authorize(&db, "other", "hash_tok_a")).unwrap(),
-            Access::Denied("ten_other".into())
-        );
-        assert_eq!(
-            block_on(authorize(&db, "acme", "hash_zzz")).unwrap(),
-            Access::Denied("ten_acme".into())
-        );
-        let Access::Granted(g) = block_on(authorize(&db, "acme", "hash_tok_a")).unwrap() else {
-            panic!("expected a grant");
-        };
-        assert_eq!(
-            (g.subdomain.as_str(), g.token_id.as_str()),
-            ("acme", "tok_a")
-        );
-        assert!(g.provisioning_enabled);
-
-        block_on(touch_token(&db, &g.tenant_id, "tok_a", 10_000, 0)).unwrap();
+        let g = block_on(get_tenant(&db, "acme")).unwrap().expect("acme");
+        block_on(touch_token(&db, &g.id, "tok_a", 10_000, 0)).unwrap();
         // A second touch within the window writes nothing.
-        block_on(touch_token(
-            &db,
-            &g.tenant_id,
-            "tok_a",
-            20_000,
-            10_000 - 60_000,
-        ))
-        .unwrap();
+        block_on(touch_token(&db, &g.id, "tok_a", 20_000, 10_000 - 60_000)).unwrap();
         let live = block_on(list_tokens(&db, "acme")).unwrap().unwrap();
         assert_eq!(live[0].last_used_at, Some(10_000));
         // Another tenant's id cannot touch it.
