@@ -23,7 +23,7 @@
 //! Every list answers one page shape, `{items, next}`: `next` is what to pass as `after` for
 //! the following page (`null` on the last; the change feed's is never `null`).
 //!
-//! The host app's reads (feed, directory, log, summary, purges) are [`super::vendor`]'s.
+//! The host app's reads (feed, directory, log, summary, purges) are [`super::host_app`]'s.
 
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -33,15 +33,15 @@ use worker::{Method, Request};
 use super::app::App;
 use super::app::Platform;
 use super::console;
+use super::host_app;
 use super::reply::{header, json_body, Reply};
 use super::shards::Bindings;
 use super::shards::{forget, learn, Place};
-use super::vendor;
 use crate::http::d1::D1;
 use crate::http::meter::Meter;
+use crate::service::host_app::Page;
 use crate::service::shards::Located;
 use crate::service::shards::Organisation;
-use crate::service::vendor::Page;
 use crate::service::{moves, shards, tenants, upkeep};
 use scim_core::scim::error::{quote, Error, Result};
 use scim_core::tenancy::token;
@@ -132,7 +132,7 @@ pub async fn serve(app: &App, mut req: Request, path: &str) -> Result<Reply> {
     let route = parse(path);
     match route {
         Route::Tenants => match method {
-            Method::Get => a.list_tenants(&vendor::Query::of(&req)?).await,
+            Method::Get => a.list_tenants(&host_app::Query::of(&req)?).await,
             Method::Post => a.create_tenant(body(&mut req).await?).await,
             _ => Err(Error::method_not_allowed("GET, POST")),
         },
@@ -143,7 +143,7 @@ pub async fn serve(app: &App, mut req: Request, path: &str) -> Result<Reply> {
                 let purge = upkeep::delete_tenant(&all, &app.rt, sub, DELETE_BUDGET_MS);
                 let purge = purge.await?;
                 forget(sub);
-                Ok(Reply::json(202, vendor::purge_json(&purge)))
+                Ok(Reply::json(202, host_app::purge_json(&purge)))
             }
             _ => Err(Error::method_not_allowed("GET, PATCH, DELETE")),
         },
@@ -180,10 +180,10 @@ pub async fn serve(app: &App, mut req: Request, path: &str) -> Result<Reply> {
             }
             if route == Route::Purges {
                 let purges = upkeep::pending(&all).await?;
-                let items: Vec<Value> = purges.iter().map(vendor::purge_json).collect();
+                let items: Vec<Value> = purges.iter().map(host_app::purge_json).collect();
                 return Ok(Reply::json(200, json!({ "items": items, "next": null })));
             }
-            vendor::events(app, None, &vendor::Query::of(&req)?).await
+            host_app::events(app, None, &host_app::Query::of(&req)?).await
         }
         per_org => {
             let Some(sub) = per_org.organisation() else {
@@ -342,10 +342,10 @@ impl Admin<'_> {
     }
 
     /// `GET /admin/v1/tenants?after=&limit=`: a page in subdomain order.
-    async fn list_tenants(&self, q: &vendor::Query) -> Result<Reply> {
+    async fn list_tenants(&self, q: &host_app::Query) -> Result<Reply> {
         let (orgs, next) = tenants::list(&self.app.databases(), q.get("after"), q.limit()?).await?;
         let items: Vec<Value> = orgs.iter().map(|t| self.tenant_json(t)).collect();
-        Ok(vendor::page_json(Page { items, next }))
+        Ok(host_app::page_json(Page { items, next }))
     }
 
     async fn get_tenant(&self, sub: &str) -> Result<Reply> {
@@ -421,16 +421,16 @@ impl Admin<'_> {
                 if method != Method::Get {
                     return Err(Error::method_not_allowed("GET"));
                 }
-                let q = vendor::Query::of(&req)?;
+                let q = host_app::Query::of(&req)?;
                 match read {
-                    Route::Events(_) => vendor::events(app, Some((db, binding, sub)), &q).await,
-                    Route::Users(_) => vendor::users(db, sub, &q).await,
-                    Route::User(_, id) => vendor::one(db, sub, false, id).await,
-                    Route::Groups(_) => vendor::groups(db, sub, &q).await,
-                    Route::Group(_, id) => vendor::one(db, sub, true, id).await,
-                    Route::Members(_, id) => vendor::members(db, sub, id, &q).await,
-                    Route::Logs(_) => vendor::logs(db, sub, &q).await,
-                    _ => vendor::summary(app, db, sub).await,
+                    Route::Events(_) => host_app::events(app, Some((db, binding, sub)), &q).await,
+                    Route::Users(_) => host_app::users(db, sub, &q).await,
+                    Route::User(_, id) => host_app::one(db, sub, false, id).await,
+                    Route::Groups(_) => host_app::groups(db, sub, &q).await,
+                    Route::Group(_, id) => host_app::one(db, sub, true, id).await,
+                    Route::Members(_, id) => host_app::members(db, sub, id, &q).await,
+                    Route::Logs(_) => host_app::logs(db, sub, &q).await,
+                    _ => host_app::summary(app, db, sub).await,
                 }
             }
         }
@@ -462,7 +462,7 @@ impl Admin<'_> {
                 })
             })
             .collect();
-        Ok(vendor::page_json(Page { items, next: None }))
+        Ok(host_app::page_json(Page { items, next: None }))
     }
 }
 

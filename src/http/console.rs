@@ -22,12 +22,12 @@ use serde_json::json;
 use worker::{Headers, Method, Request, Response};
 
 use super::app::App;
+use super::host_app::Query;
 use super::reply::{header, json_body, render, Reply, Surface};
-use super::vendor::Query;
 use crate::http::d1::D1;
 use crate::service::audit::LogQuery;
 use crate::service::console::{self, Admin};
-use crate::service::{shards, tenants, vendor as reads};
+use crate::service::{host_app as reads, shards, tenants};
 use scim_core::scim::error::{quote, Error, Result};
 use scim_core::time::rfc3339;
 

@@ -21,19 +21,19 @@
 //! on its bindings), [`shards`] (which databases are shards, and where an organisation lives),
 //! [`reply`] (the one mapping of a result to a response, capped body reading), [`limit`] (the
 //! rate limit), [`log_buffer`] (log entries written after the response, gathered per
-//! organisation). The host app's reads are [`vendor`]'s.
+//! organisation). The host app's reads are [`host_app`]'s.
 
 pub mod admin;
 pub mod app;
 pub mod console;
 pub mod d1;
+pub mod host_app;
 pub mod limit;
 pub mod log_buffer;
 pub mod meter;
 pub mod reply;
 pub mod scim;
 pub mod shards;
-pub mod vendor;
 
 use serde_json::Value;
 use worker::{Context, Env, Request, Response};

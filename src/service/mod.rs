@@ -17,7 +17,7 @@
 //! | [`tenants`] | the admin API: organisations and their Secret Tokens |
 //! | [`console`] | the organisation admin's console: one-time links, sessions, CSRF |
 //! | [`audit`] | the provisioning-log entry of a SCIM request, and what it may hold |
-//! | [`vendor`] | the host app's reads: the change feed, the directory, the log and its summary |
+//! | [`host_app`] | the host app's reads: the change feed, the directory, the log and its summary |
 //! | [`isolate`] | the bounded maps an isolate remembers between requests |
 //! | [`upkeep`] | the scheduled work: retention, and purging deleted organisations in chunks |
 //!
@@ -27,6 +27,7 @@ pub mod audit;
 pub mod auth;
 pub mod console;
 pub mod groups;
+pub mod host_app;
 pub mod isolate;
 pub mod moves;
 pub mod operations;
@@ -44,7 +45,6 @@ mod tests;
 mod trail_tests;
 pub mod upkeep;
 pub mod users;
-pub mod vendor;
 
 /// The seam the edge plugs a database into (D1 on the Worker), re-exported so that the edge
 /// names nothing of the store itself.

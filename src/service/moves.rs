@@ -24,7 +24,7 @@
 //!
 //! Events keep where they were first committed (`origin`, `origin_seq`), so a feed cursor from
 //! before the move resumes after it on the new shard without a repeat or a gap
-//! ([`super::vendor::feed`]).
+//! ([`super::host_app::feed`]).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

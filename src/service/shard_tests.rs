@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use super::shards::{self, Cursor, Databases};
 use super::testing::{TestRuntime, TestShards};
-use super::{tenants, upkeep, vendor};
+use super::{host_app, tenants, upkeep};
 use crate::store::sqlite::Sqlite;
 use crate::store::Executor;
 use crate::store::Stmt;
@@ -152,7 +152,7 @@ fn the_feed_of_everything_merges_shards_and_resumes_each_exactly() {
     let mut cursor = Cursor::default();
     loop {
         let page =
-            block_on(vendor::feed_of_all(&all, &rt, cursor.clone(), vec![], 4)).expect("page");
+            block_on(host_app::feed_of_all(&all, &rt, cursor.clone(), vec![], 4)).expect("page");
         let n = page.items.len();
         if let Some(last) = page.items.last() {
             assert_eq!(last["cursor"], json!(page.next.encode()));
@@ -178,7 +178,7 @@ fn the_feed_of_everything_merges_shards_and_resumes_each_exactly() {
         assert_eq!(mine, expected);
     }
     // Nothing new: the same cursor comes back; a new event on one shard alone is read next.
-    let idle = block_on(vendor::feed_of_all(&all, &rt, cursor.clone(), vec![], 4)).expect("idle");
+    let idle = block_on(host_app::feed_of_all(&all, &rt, cursor.clone(), vec![], 4)).expect("idle");
     assert!(idle.items.is_empty());
     assert_eq!(idle.next, cursor);
     event(
@@ -187,13 +187,13 @@ fn the_feed_of_everything_merges_shards_and_resumes_each_exactly() {
         "z-late",
         99,
     );
-    let late = block_on(vendor::feed_of_all(&all, &rt, cursor.clone(), vec![], 4)).expect("late");
+    let late = block_on(host_app::feed_of_all(&all, &rt, cursor.clone(), vec![], 4)).expect("late");
     assert_eq!(late.items.len(), 1);
     assert_eq!(late.items[0]["resourceId"], json!("z-late"));
     assert_eq!(late.items[0]["organisation"]["subdomain"], json!("z"));
     // One organisation's feed reads its shard only.
     let y = block_on(shards::locate(&all, "y")).expect("y");
-    let page = block_on(vendor::feed(
+    let page = block_on(host_app::feed(
         &y.db,
         "SHARD_2",
         "y",
@@ -239,7 +239,7 @@ mod moving {
         let mut events = Vec::new();
         loop {
             let at = block_on(shards::locate(all, sub)).expect("locate");
-            let page = block_on(vendor::feed(
+            let page = block_on(host_app::feed(
                 &at.db,
                 &at.org.shard,
                 sub,
@@ -265,7 +265,8 @@ mod moving {
     ) -> (Vec<Value>, Cursor) {
         let mut events = Vec::new();
         loop {
-            let page = block_on(vendor::feed_of_all(all, rt, cursor, vec![], limit)).expect("page");
+            let page =
+                block_on(host_app::feed_of_all(all, rt, cursor, vec![], limit)).expect("page");
             let n = page.items.len();
             events.extend(page.items);
             cursor = page.next;
@@ -329,7 +330,7 @@ mod moving {
         // Consumers that read part of the feeds before the move.
         let (first, c1) = {
             let at = block_on(shards::locate(&all, "m")).expect("m");
-            let page = block_on(vendor::feed(
+            let page = block_on(host_app::feed(
                 &at.db,
                 "DB",
                 "m",
@@ -340,7 +341,7 @@ mod moving {
             .expect("page");
             (page.items, page.next)
         };
-        let page = block_on(vendor::feed_of_all(
+        let page = block_on(host_app::feed_of_all(
             &all,
             &rt,
             Cursor::default(),

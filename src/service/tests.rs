@@ -337,11 +337,11 @@ fn the_gate_opens_for_the_organisations_token_and_the_verdict_says_why_not() {
     let bearer = format!("Bearer {}", created.token.plaintext);
     let hash = auth::presented(Some(&bearer)).expect("a bearer token");
     assert_eq!(
-        block_on(super::vendor::tenant_id(&db, "a")).map_err(|e| e.status),
+        block_on(super::host_app::tenant_id(&db, "a")).map_err(|e| e.status),
         Ok(T.into())
     );
     assert_eq!(
-        block_on(super::vendor::tenant_id(&db, "nosuch")).map_err(|e| e.status),
+        block_on(super::host_app::tenant_id(&db, "nosuch")).map_err(|e| e.status),
         Err(404)
     );
     let opens = || block_on(Gated::new(&db, T, &hash, 0).open()).is_ok();

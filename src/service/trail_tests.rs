@@ -11,12 +11,12 @@ use std::cell::Cell;
 
 use super::audit::Audit;
 use super::groups::Groups;
+use super::host_app;
 use super::resources::{self, Kind};
 use super::shards::Cursor;
 use super::testing::TestRuntime;
 use super::upkeep::{self, Settings};
 use super::users::Users;
-use super::vendor;
 use super::Scope;
 use crate::store::fixture::{directory, organisations, T};
 use crate::store::listing::MAX_PARAMS;
@@ -44,7 +44,7 @@ fn feed_after(db: &Sqlite, after: i64) -> Vec<Value> {
     let mut cursor = Cursor::default();
     cursor.advance("DB", after);
     loop {
-        let page = block_on(vendor::feed(db, "DB", "a", cursor, vec![], 1_000)).expect("feed");
+        let page = block_on(host_app::feed(db, "DB", "a", cursor, vec![], 1_000)).expect("feed");
         let n = page.items.len();
         all.extend(page.items);
         cursor = page.next;
@@ -305,7 +305,7 @@ fn log_entries_name_the_resource_and_hold_no_other_value() {
         limit: 10,
         ..LogQuery::default()
     };
-    let logs = block_on(vendor::logs(&db, "a", &q)).expect("logs").items;
+    let logs = block_on(host_app::logs(&db, "a", &q)).expect("logs").items;
     let lines: Vec<(String, Option<String>, Option<String>)> = logs
         .iter()
         .map(|l| {
@@ -386,7 +386,7 @@ fn upkeep_expires_caps_and_purges_in_chunks() {
         limit: 2,
         ..LogQuery::default()
     };
-    let newest = block_on(vendor::logs(&db, "a", &q)).expect("logs").items;
+    let newest = block_on(host_app::logs(&db, "a", &q)).expect("logs").items;
     assert_eq!(newest[0]["route"], json!("/Users/29"));
     assert_eq!(newest[0]["outcome"], json!("failure"));
     assert_eq!(newest[0]["warnings"], json!(["w29"]));
@@ -413,7 +413,7 @@ fn upkeep_expires_caps_and_purges_in_chunks() {
     let purge = block_on(upkeep::delete_tenant(&all, &rt, "a", 0)).expect("delete");
     assert!(purge.remaining > 0, "a budget of 0 leaves rows: {purge:?}");
     assert_eq!(
-        block_on(vendor::tenant_id(&db, "a")).map_err(|e| e.status),
+        block_on(host_app::tenant_id(&db, "a")).map_err(|e| e.status),
         Err(404)
     );
     let pending = block_on(upkeep::pending(&all)).expect("pending");
@@ -504,7 +504,7 @@ fn refusals_aggregate_and_are_capped_apart_from_requests() {
         limit: 2,
         ..LogQuery::default()
     };
-    let newest = block_on(vendor::logs(&db, "a", &q)).expect("logs").items;
+    let newest = block_on(host_app::logs(&db, "a", &q)).expect("logs").items;
     let counts: Vec<&Value> = newest.iter().map(|e| &e["count"]).collect();
     assert_eq!(counts, [&json!(1), &json!(500)], "{newest:?}");
     assert_eq!(
@@ -512,7 +512,7 @@ fn refusals_aggregate_and_are_capped_apart_from_requests() {
         json!("Refused 500 requests from 203.0.113.9: no Secret Token was sent")
     );
     assert_eq!(newest[1]["route"], json!("/Users/{id}"));
-    let summary = block_on(vendor::summary(&db, "a", 60_000 * 113)).expect("summary");
+    let summary = block_on(host_app::summary(&db, "a", 60_000 * 113)).expect("summary");
     assert_eq!(summary["last24h"]["failures"], json!(12 * 501));
     let settings = Settings {
         log_max_entries: 3,

@@ -21,6 +21,8 @@ pub mod fixture;
 mod fold_migration;
 pub mod gate;
 pub mod groups;
+#[cfg(test)]
+mod host_app_plans;
 pub mod listing;
 pub mod logs;
 pub mod memberships;
@@ -36,8 +38,6 @@ pub mod tenants;
 pub mod trail;
 pub mod upkeep;
 pub mod users;
-#[cfg(test)]
-mod vendor_plans;
 
 use serde_json::Value;
 use std::borrow::Cow;

@@ -75,7 +75,7 @@ fn tenant_lifecycle_create_list_get_patch_delete() {
         .expect(200)
         .json();
     assert_eq!(got, body);
-    let list = crate::vendor::all_pages(s, "/admin/v1/tenants", 100);
+    let list = crate::host_app::all_pages(s, "/admin/v1/tenants", 100);
     let listed: Vec<&Value> = list
         .iter()
         .filter(|t| t["subdomain"] == sub.as_str())
@@ -119,7 +119,7 @@ fn tenant_lifecycle_create_list_get_patch_delete() {
     s.admin("GET", &format!("/admin/v1/tenants/{sub}/tokens"))
         .send()
         .admin_error(404);
-    let list = crate::vendor::all_pages(s, "/admin/v1/tenants", 100);
+    let list = crate::host_app::all_pages(s, "/admin/v1/tenants", 100);
     assert!(!list.iter().any(|t| t["subdomain"] == sub.as_str()));
     // Its SCIM endpoint is gone too, token and all.
     s.scim(&sub, "GET", "/Users")

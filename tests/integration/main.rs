@@ -6,6 +6,7 @@ mod discovery;
 mod faults;
 mod groups;
 mod harness;
+mod host_app;
 mod hostile;
 mod scim_access;
 mod security;
@@ -13,7 +14,6 @@ mod shards;
 #[path = "../support/url.rs"]
 mod url;
 mod users;
-mod vendor;
 
 use serde_json::{json, Value};
 

@@ -6,7 +6,7 @@
 use serde_json::{json, Value};
 
 use crate::harness::{d1_calls, limited_server, server, Server, LOW_LOG_MAX};
-use crate::vendor::{all_pages, logs_when, run_upkeep};
+use crate::host_app::{all_pages, logs_when, run_upkeep};
 use crate::Tenant;
 
 fn logs(s: &Server, sub: &str) -> Vec<Value> {

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use crate::harness::{apart_server, d1_calls, server, unique, Server, SHARDS};
-use crate::vendor::all_pages;
+use crate::host_app::all_pages;
 use crate::{Tenant, PATCH};
 
 fn tenant_on(s: &'static Server, prefix: &str, shard: &str) -> Tenant {
@@ -77,7 +77,7 @@ fn organisations_spread_over_the_shards_and_each_is_served_where_it_lives() {
         let feed = all_pages(s, &format!("/admin/v1/tenants/{}/events", t.sub), 10);
         assert_eq!(feed.len(), 1);
         assert_eq!(feed[0]["resourceId"], json!(id));
-        let log = crate::vendor::logs_when(s, &format!("/admin/v1/tenants/{}/logs", t.sub), 2);
+        let log = crate::host_app::logs_when(s, &format!("/admin/v1/tenants/{}/logs", t.sub), 2);
         assert!(log.len() >= 2, "{log:?}");
     }
     assert_eq!(

@@ -1,6 +1,6 @@
 //! The vendor's side of the admin API: what the host app reads (the change feed, the
 //! directory, the provisioning log and an organisation's summary), rendered as JSON, camelCase,
-//! cursor-paged. The logic is [`crate::service::vendor`]'s; this module parses the query and
+//! cursor-paged. The logic is [`crate::service::host_app`]'s; this module parses the query and
 //! renders.
 //!
 //! ```text
@@ -24,10 +24,10 @@ use super::app::App;
 use super::reply::Reply;
 use crate::http::d1::D1;
 use crate::service::audit::LogQuery;
+use crate::service::host_app;
+use crate::service::host_app::{Page, UserQuery, DEFAULT_PAGE, MAX_PAGE};
 use crate::service::shards::Cursor;
 use crate::service::upkeep::Purge;
-use crate::service::vendor;
-use crate::service::vendor::{Page, UserQuery, DEFAULT_PAGE, MAX_PAGE};
 use scim_core::scim::error::{quote, Error, Result};
 use scim_core::time::rfc3339;
 
@@ -91,11 +91,11 @@ impl Query {
 /// `cursor`, or the one given when nothing was new (a feed has no last page).
 pub async fn events(app: &App, at: Option<(&D1, &str, &str)>, q: &Query) -> Result<Reply> {
     let after = Cursor::parse(q.get("after"))?;
-    let types = vendor::parse_types(q.get("types"))?;
+    let types = host_app::parse_types(q.get("types"))?;
     let limit = q.limit()?;
     let page = match at {
-        Some((db, binding, sub)) => vendor::feed(db, binding, sub, after, types, limit).await?,
-        None => vendor::feed_of_all(&app.databases(), &app.rt, after, types, limit).await?,
+        Some((db, binding, sub)) => host_app::feed(db, binding, sub, after, types, limit).await?,
+        None => host_app::feed_of_all(&app.databases(), &app.rt, after, types, limit).await?,
     };
     Ok(Reply::json(
         200,
@@ -114,37 +114,37 @@ pub async fn users(db: &D1, sub: &str, q: &Query) -> Result<Reply> {
         after: q.get("after").map(str::to_string),
         limit: q.limit()?,
     };
-    Ok(page_json(vendor::users(db, sub, &query).await?))
+    Ok(page_json(host_app::users(db, sub, &query).await?))
 }
 
 pub async fn groups(db: &D1, sub: &str, q: &Query) -> Result<Reply> {
-    let page = vendor::groups(db, sub, q.get("after"), q.limit()?).await?;
+    let page = host_app::groups(db, sub, q.get("after"), q.limit()?).await?;
     Ok(page_json(page))
 }
 
 pub async fn one(db: &D1, sub: &str, group: bool, id: &str) -> Result<Reply> {
-    Ok(Reply::json(200, vendor::one(db, sub, group, id).await?))
+    Ok(Reply::json(200, host_app::one(db, sub, group, id).await?))
 }
 
 pub async fn members(db: &D1, sub: &str, group_id: &str, q: &Query) -> Result<Reply> {
-    let page = vendor::members(db, sub, group_id, q.get("after"), q.limit()?).await?;
+    let page = host_app::members(db, sub, group_id, q.get("after"), q.limit()?).await?;
     Ok(page_json(page))
 }
 
 /// `GET …/logs`: newest first; `next` continues with older entries.
 pub async fn logs(db: &D1, sub: &str, q: &Query) -> Result<Reply> {
-    let before = q.get("after").map(vendor::parse_log_cursor).transpose()?;
+    let before = q.get("after").map(host_app::parse_log_cursor).transpose()?;
     let query = LogQuery {
         before,
         failed: q.outcome()?,
         resource_id: q.get("resourceId").map(str::to_string),
         limit: q.limit()?,
     };
-    Ok(page_json(vendor::logs(db, sub, &query).await?))
+    Ok(page_json(host_app::logs(db, sub, &query).await?))
 }
 
 pub async fn summary(app: &App, db: &D1, sub: &str) -> Result<Reply> {
-    Ok(Reply::json(200, vendor::summary(db, sub, app.now).await?))
+    Ok(Reply::json(200, host_app::summary(db, sub, app.now).await?))
 }
 
 pub fn purge_json(p: &Purge) -> Value {
