@@ -1,6 +1,6 @@
 //! What every request on the Worker shares: its bindings and settings ([`App`]), the
 //! [`Runtime`] the services run on here (`Date.now`, getrandom, timers), and its databases
-//! (the directory, and the shards of [`super::shards`]).
+//! (the catalog, and the shards of [`super::shards`]).
 
 use std::time::Duration;
 use worker::{Context, Delay, Env, Request};
@@ -8,7 +8,7 @@ use worker::{Context, Delay, Env, Request};
 use super::shards::{self, Bindings};
 use crate::http::d1::D1;
 use crate::http::meter::Meter;
-use crate::service::shards::{Databases, DIRECTORY};
+use crate::service::shards::{Databases, CATALOG};
 use crate::service::upkeep::Settings;
 use crate::service::Runtime;
 use scim_core::scim::error::{Error, Result};
@@ -192,14 +192,14 @@ impl App {
         }
     }
 
-    /// Every database of the deployment: the directory and the shards.
+    /// Every database of the deployment: the catalog and the shards.
     pub fn databases(&self) -> Bindings<'_> {
         Bindings::of(&self.env, &self.meter)
     }
 
     /// The database that lists the organisations (`DB`).
-    pub fn directory(&self) -> Result<D1> {
-        shards::open(&self.env, &self.meter, DIRECTORY)
+    pub fn catalog(&self) -> Result<D1> {
+        shards::open(&self.env, &self.meter, CATALOG)
     }
 
     /// Shard `binding`, an organisation's own database.

@@ -192,7 +192,7 @@ async fn open(app: &App, req: &Request, secret: &str) -> worker::Result<Response
 }
 
 /// A link's or a session's secret is `<organisation id>.<secret>`: the id finds the shard
-/// that holds the link or the session (the directory, once per isolate); the secret, whose
+/// that holds the link or the session (the catalog, once per isolate); the secret, whose
 /// hash is stored there, finds the row. `None` when there is no such organisation (or the
 /// text is not of that form), which is answered as an unknown secret.
 async fn shard_of<'t>(app: &App, text: Option<&'t str>) -> Result<Option<(String, D1, &'t str)>> {

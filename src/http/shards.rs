@@ -2,10 +2,10 @@
 //! bindings, so adding one is declaring it, migrating it and deploying), the [`Databases`]
 //! the services see, and what an isolate remembers of where each organisation lives.
 //!
-//! The directory is read once per organisation per isolate ([`located`]); after that a SCIM
+//! The catalog is read once per organisation per isolate ([`located`]); after that a SCIM
 //! request goes straight to its shard, so a read stays one D1 call. A remembered shard can be
 //! wrong only after the organisation moved or was deleted and its subdomain reused: its gate
-//! then stays shut there, the SCIM surface asks the directory again ([`relocate`]) and serves
+//! then stays shut there, the SCIM surface asks the catalog again ([`relocate`]) and serves
 //! the request where the organisation is now.
 
 use std::cell::RefCell;
@@ -17,7 +17,7 @@ use worker::Env;
 use crate::http::d1::D1;
 use crate::http::meter::Meter;
 use crate::service::isolate::remember;
-use crate::service::shards::{self, is_shard, Databases, DIRECTORY};
+use crate::service::shards::{self, is_shard, Databases, CATALOG};
 use scim_core::scim::error::{Error, Result};
 
 /// The shard bindings of `env`: `DB`, then every D1 binding named `SHARD_…`, in name order.
@@ -26,10 +26,10 @@ pub fn bindings_of(env: &Env) -> Vec<String> {
     let mut others: Vec<String> = keys
         .iter()
         .filter_map(|k| k.as_string())
-        .filter(|k| k != DIRECTORY && is_shard(k) && env.d1(k).is_ok())
+        .filter(|k| k != CATALOG && is_shard(k) && env.d1(k).is_ok())
         .collect();
     others.sort();
-    let mut all = vec![DIRECTORY.to_string()];
+    let mut all = vec![CATALOG.to_string()];
     all.extend(others);
     all
 }
@@ -75,8 +75,8 @@ impl<'a> Bindings<'a> {
 impl Databases for Bindings<'_> {
     type Db = D1;
 
-    fn directory(&self) -> Result<D1> {
-        open(self.env, self.meter, DIRECTORY)
+    fn catalog(&self) -> Result<D1> {
+        open(self.env, self.meter, CATALOG)
     }
 
     fn bindings(&self) -> &[String] {
@@ -86,7 +86,7 @@ impl Databases for Bindings<'_> {
     fn shard(&self, binding: &str) -> Result<D1> {
         if !self.names.iter().any(|b| b == binding) {
             return Err(Error::internal(format!(
-                "the directory places an organisation on shard {binding}, which this Worker \
+                "the catalog places an organisation on shard {binding}, which this Worker \
                  has no D1 binding for"
             )));
         }
@@ -124,7 +124,7 @@ pub fn forget(sub: &str) {
     PLACES.with(|m| m.borrow_mut().remove(sub));
 }
 
-/// Where organisation `sub` lives: remembered, else from the directory (one statement, once
+/// Where organisation `sub` lives: remembered, else from the catalog (one statement, once
 /// per organisation per isolate); `None` when there is no such organisation.
 pub async fn located(all: &Bindings<'_>, sub: &str) -> Result<Option<Place>> {
     if let Some(p) = remembered(sub) {
@@ -133,7 +133,7 @@ pub async fn located(all: &Bindings<'_>, sub: &str) -> Result<Option<Place>> {
     relocate(all, sub).await
 }
 
-/// Where organisation `sub` lives according to the directory now, remembered for next time.
+/// Where organisation `sub` lives according to the catalog now, remembered for next time.
 pub async fn relocate(all: &Bindings<'_>, sub: &str) -> Result<Option<Place>> {
     let found = match shards::locate(all, sub).await {
         Ok(at) => Some(Place {

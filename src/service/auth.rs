@@ -7,7 +7,7 @@
 //! holds from the next statement on, everywhere.
 //!
 //! Statements are scoped by the organisation's id before the gate has run, so the edge keeps
-//! each subdomain's id and shard once looked up in the directory (`shards::locate`). When the gate stays
+//! each subdomain's id and shard once looked up in the catalog (`shards::locate`). When the gate stays
 //! shut, one more statement ([`verdict`]) says why:
 //!
 //! - unknown (or syntactically impossible) organisation: 404;

@@ -13,11 +13,11 @@
 //! | [`search`] | `POST /.search` across both resource types |
 //! | [`auth`] | authenticating a SCIM request inside its own D1 calls, and why a refused one was refused |
 //! | [`moves`] | moving an organisation to another shard online: copy, catch up, switch, clean up |
-//! | [`shards`] | organisations over several D1 databases: the directory, placement, the shard a request uses, the feed's cursor |
+//! | [`shards`] | organisations over several D1 databases: the catalog, placement, the shard a request uses, the feed's cursor |
 //! | [`tenants`] | the admin API: organisations and their Secret Tokens |
 //! | [`console`] | the organisation admin's console: one-time links, sessions, CSRF |
 //! | [`audit`] | the provisioning-log entry of a SCIM request, and what it may hold |
-//! | [`host_app`] | the host app's reads: the change feed, the directory, the log and its summary |
+//! | [`host_app`] | the host app's reads: the change feed, the catalog, the log and its summary |
 //! | [`isolate`] | the bounded maps an isolate remembers between requests |
 //! | [`upkeep`] | the scheduled work: retention, and purging deleted organisations in chunks |
 //!

@@ -1,6 +1,6 @@
 //! Moving an organisation to another shard while it keeps being served.
 //!
-//! The plan is the one of a live migration, in four phases kept in the directory (so that any
+//! The plan is the one of a live migration, in four phases kept in the catalog (so that any
 //! invocation, the request that started it or the Cron Trigger, carries it on, one at a time
 //! under a lease):
 //!
@@ -14,8 +14,8 @@
 //! 3. **switch**: the old shard refuses the organisation's writes for at most
 //!    [`FREEZE_MS`] (503 with `Retry-After`, which Entra and Okta retry; reads go on), the last
 //!    round runs, the tokens, console links and sessions and aggregated refusals are copied whole,
-//!    and the directory points at the new shard. The old shard's row then says the organisation
-//!    left; an isolate that still sends it there finds the gate shut and asks the directory.
+//!    and the catalog points at the new shard. The old shard's row then says the organisation
+//!    left; an isolate that still sends it there finds the gate shut and asks the catalog.
 //!    Should the switch take too long, it is abandoned and its freeze lapses by itself: the
 //!    organisation is never left unwritable, and nothing is lost (the next round starts again).
 //! 4. **cleanup**: after [`GRACE_MS`] (log entries written after their responses may still be
@@ -31,11 +31,11 @@ use serde_json::Value;
 
 use super::shards::{self, Databases};
 use super::Runtime;
+use crate::store::catalog;
 use crate::store::moves::{
     self as store, Table, CONSOLE_LINKS, CONSOLE_SESSIONS, EVENTS, GROUPS, LOGS, MEMBERSHIPS,
     TOKENS, USERS, USER_VALUES,
 };
-use crate::store::organisations as dir;
 use crate::store::upkeep::purge_round;
 use crate::store::{Executor, Param, StoreError};
 use scim_core::scim::error::{quote, Error, Result};
@@ -94,7 +94,7 @@ fn bulk(step: usize) -> Option<&'static Table> {
         .nth(step)
 }
 
-/// A move's state, as the directory keeps it (JSON) and the admin API shows it.
+/// A move's state, as the catalog keeps it (JSON) and the admin API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Move {
@@ -187,8 +187,8 @@ pub async fn start<S: Databases, R: Runtime>(s: &S, rt: &R, sub: &str, to: &str)
         finished_at: None,
         error: None,
     };
-    let directory = s.directory()?;
-    if !dir::start_move(&directory, &at.org.id, &json(&m)?).await? {
+    let catalog_db = s.catalog()?;
+    if !catalog::start_move(&catalog_db, &at.org.id, &json(&m)?).await? {
         return Err(Error::state_conflict(format!(
             "tenant '{}' is being moved already",
             quote(sub)
@@ -202,8 +202,8 @@ pub async fn start<S: Databases, R: Runtime>(s: &S, rt: &R, sub: &str, to: &str)
             error: Some(e.detail()),
             ..m
         };
-        dir::save_move(
-            &directory,
+        catalog::save_move(
+            &catalog_db,
             &at.org.id,
             &at.org.shard,
             Some(&json(&failed)?),
@@ -219,7 +219,7 @@ pub async fn start<S: Databases, R: Runtime>(s: &S, rt: &R, sub: &str, to: &str)
 /// so far is purged from the new shard. 409 once it has switched, or while a driver holds it.
 pub async fn cancel<S: Databases, R: Runtime>(s: &S, rt: &R, sub: &str) -> Result<Move> {
     let at = shards::locate(s, sub).await?;
-    let directory = s.directory()?;
+    let catalog_db = s.catalog()?;
     let current = of(at.org.moving.as_deref())
         .filter(Move::running)
         .ok_or_else(|| Error::state_conflict(format!("tenant '{}' is not moving", quote(sub))))?;
@@ -229,8 +229,8 @@ pub async fn cancel<S: Databases, R: Runtime>(s: &S, rt: &R, sub: &str) -> Resul
         ));
     }
     let now = rt.now();
-    let org = dir::take_lease(
-        &directory,
+    let org = catalog::take_lease(
+        &catalog_db,
         &at.org.id,
         now,
         now.saturating_add(LEASE_MARGIN_MS),
@@ -244,7 +244,7 @@ pub async fn cancel<S: Databases, R: Runtime>(s: &S, rt: &R, sub: &str) -> Resul
     store::abandon(&s.shard(&m.to)?, &org.id, now).await?;
     m.phase = "cancelled".into();
     m.finished_at = Some(now);
-    dir::save_move(&directory, &org.id, &org.shard, Some(&json(&m)?), false).await?;
+    catalog::save_move(&catalog_db, &org.id, &org.shard, Some(&json(&m)?), false).await?;
     Ok(m)
 }
 
@@ -257,16 +257,16 @@ pub async fn drive<S: Databases, R: Runtime>(
     id: &str,
     budget_ms: i64,
 ) -> Result<Option<Move>> {
-    let directory = s.directory()?;
+    let catalog_db = s.catalog()?;
     let now = rt.clock();
     let lease = now
         .saturating_add(budget_ms)
         .saturating_add(LEASE_MARGIN_MS);
-    let Some(org) = dir::take_lease(&directory, id, now, lease).await? else {
+    let Some(org) = catalog::take_lease(&catalog_db, id, now, lease).await? else {
         return Ok(None);
     };
     let Some(mut m) = of(org.moving.as_deref()).filter(Move::running) else {
-        dir::save_move(&directory, id, &org.shard, org.moving.as_deref(), false).await?;
+        catalog::save_move(&catalog_db, id, &org.shard, org.moving.as_deref(), false).await?;
         return Ok(None);
     };
     let deadline = now.saturating_add(budget_ms);
@@ -277,7 +277,7 @@ pub async fn drive<S: Databases, R: Runtime>(
         m.from.clone()
     };
     m.error = outcome.err().map(|e| e.cause.unwrap_or(e.detail));
-    dir::save_move(&directory, id, &shard, Some(&json(&m)?), false).await?;
+    catalog::save_move(&catalog_db, id, &shard, Some(&json(&m)?), false).await?;
     Ok(Some(m))
 }
 
@@ -294,7 +294,7 @@ async fn run<S: Databases, R: Runtime>(
     let calls = Cell::new(0u32);
     let from = Counted(s.shard(&m.from)?, &calls);
     let to = Counted(s.shard(&m.to)?, &calls);
-    let directory = Counted(s.directory()?, &calls);
+    let catalog_db = Counted(s.catalog()?, &calls);
     while rt.clock() < deadline && calls.get() < MAX_CALLS_PER_RUN {
         match m.phase.as_str() {
             "copy" => {
@@ -319,15 +319,15 @@ async fn run<S: Databases, R: Runtime>(
                 } else {
                     m.after = chunk.last;
                 }
-                save(&directory, id, m).await?;
+                save(&catalog_db, id, m).await?;
             }
             "catchup" => {
                 let (changed, caught_up) = catch_up(&from, &to, id, m).await?;
                 m.catchup_rounds = m.catchup_rounds.saturating_add(1);
                 if caught_up && changed <= SMALL_ROUND {
-                    switch(&from, &to, &directory, rt, id, m).await?;
+                    switch(&from, &to, &catalog_db, rt, id, m).await?;
                 } else {
-                    save(&directory, id, m).await?;
+                    save(&catalog_db, id, m).await?;
                 }
             }
             "cleanup" => {
@@ -340,7 +340,7 @@ async fn run<S: Databases, R: Runtime>(
                     rt.sleep(wait).await;
                 }
                 // The old row let go (again: the switch may have failed right before it), so that
-                // an isolate still sending requests there asks the directory, rather than read
+                // an isolate still sending requests there asks the catalog, rather than read
                 // a shard being emptied.
                 store::depart(&from, id, &m.to, rt.clock()).await?;
                 // Log entries of requests answered before the switch, written after their
@@ -361,13 +361,13 @@ async fn run<S: Databases, R: Runtime>(
     Ok(())
 }
 
-async fn save<E: Executor>(directory: &E, id: &str, m: &Move) -> Result<()> {
+async fn save<E: Executor>(catalog_db: &E, id: &str, m: &Move) -> Result<()> {
     let shard = if m.switched_at.is_some() {
         &m.to
     } else {
         &m.from
     };
-    Ok(dir::save_move(directory, id, shard, Some(&json(m)?), true).await?)
+    Ok(catalog::save_move(catalog_db, id, shard, Some(&json(m)?), true).await?)
 }
 
 /// One catch-up round: every user and group whose events came since the last round (up to
@@ -465,11 +465,11 @@ async fn copy_range<E: Executor>(
 }
 
 /// The switch: freeze the old shard's writes, copy the last changes and the tables copied whole,
-/// point the directory at the new shard, and let the old shard's row go.
+/// point the catalog at the new shard, and let the old shard's row go.
 async fn switch<E: Executor, R: Runtime>(
     from: &E,
     to: &E,
-    directory: &E,
+    catalog_db: &E,
     rt: &R,
     id: &str,
     m: &mut Move,
@@ -511,14 +511,14 @@ async fn switch<E: Executor, R: Runtime>(
     m.phase = "cleanup".into();
     m.switched_at = Some(now);
     m.frozen_ms = Some(rt.clock().saturating_sub(started));
-    save(directory, id, m).await?;
+    save(catalog_db, id, m).await?;
     store::depart(from, id, &m.to, now).await?;
     Ok(())
 }
 
 /// Carry on every unfinished move, each for an equal part of `budget_ms` (the Cron Trigger).
 pub async fn drive_all<S: Databases, R: Runtime>(s: &S, rt: &R, budget_ms: i64) -> Result<usize> {
-    let ids = dir::moving(&s.directory()?).await?;
+    let ids = catalog::moving(&s.catalog()?).await?;
     let share = i64::try_from(ids.len())
         .ok()
         .and_then(|n| budget_ms.checked_div(n.max(1)))

@@ -1,4 +1,4 @@
-//! Organisations over several shards, on SQLite: placement, the directory's list, updates and
+//! Organisations over several shards, on SQLite: placement, the catalog's list, updates and
 //! deletion reaching the right shard, and the feed of everything merged across shards.
 
 use pollster::block_on;
@@ -76,13 +76,13 @@ fn organisations_spread_over_open_shards_and_their_rows_stay_in_theirs() {
         ]
     );
 
-    // The list pages through the directory in subdomain order.
+    // The list pages through the catalog in subdomain order.
     let (first, next) = block_on(tenants::list(&all, None, 5)).expect("list");
     assert_eq!(first.len(), 5);
     let (rest, last) = block_on(tenants::list(&all, next.as_deref(), 5)).expect("list");
     assert_eq!((rest.len(), last), (3, None));
 
-    // An update reaches the organisation's shard (its gate reads it) and the directory.
+    // An update reaches the organisation's shard (its gate reads it) and the catalog.
     let a2 = block_on(shards::locate(&all, "a2")).expect("a2");
     let changed = block_on(tenants::update(
         &all,

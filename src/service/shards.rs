@@ -3,12 +3,12 @@
 //!
 //! A D1 database holds at most 10 GB and runs one query at a time, so one database serves a
 //! few hundred organisations, not thousands (Cloudflare's D1 limits; its guidance is to scale
-//! out over many smaller databases). `DB` is the **directory** (the list of organisations,
-//! [`crate::store::organisations`]) and also a **shard**; every other shard is a binding whose
+//! out over many smaller databases). `DB` is the **catalog** (the list of organisations,
+//! [`crate::store::catalog`]) and also a **shard**; every other shard is a binding whose
 //! name starts with `SHARD_`. An organisation's own rows all live in its one shard, so the gate
 //! still runs inside each of its batches: a SCIM read stays one D1 call, wherever it lives.
 //!
-//! Two handles with different jobs: [`Databases::directory`] for the list, and the shard
+//! Two handles with different jobs: [`Databases::catalog`] for the list, and the shard
 //! [`locate`] finds for an organisation. Nothing here runs a statement across shards; a read
 //! of every organisation (the feed of everything, upkeep, the shard figures) asks each shard
 //! for its own and merges.
@@ -18,35 +18,35 @@ use base64::Engine;
 use std::collections::BTreeMap;
 
 use super::Runtime;
-use crate::store::organisations::{self as dir, Figures};
+use crate::store::catalog::{self, Figures};
 use scim_core::scim::error::{quote, Error, Result};
 
-/// An organisation as the directory lists it.
-pub use crate::store::organisations::Organisation;
+/// An organisation as the catalog lists it.
+pub use crate::store::catalog::Organisation;
 use crate::store::Executor;
 
-/// The directory's binding, which is a shard too.
-pub const DIRECTORY: &str = "DB";
+/// The catalog's binding, which is a shard too.
+pub const CATALOG: &str = "DB";
 /// Every other shard's binding starts with this.
 pub const SHARD_PREFIX: &str = "SHARD_";
 
 /// Whether `binding` names a shard.
 pub fn is_shard(binding: &str) -> bool {
-    binding == DIRECTORY || binding.starts_with(SHARD_PREFIX)
+    binding == CATALOG || binding.starts_with(SHARD_PREFIX)
 }
 
 /// The databases a deployment has.
 pub trait Databases {
     type Db: Executor;
     /// `DB`: the list of organisations.
-    fn directory(&self) -> Result<Self::Db>;
+    fn catalog(&self) -> Result<Self::Db>;
     /// Every shard's binding, `DB` first, then the others in name order.
     fn bindings(&self) -> &[String];
     /// The shard of binding `binding`.
     fn shard(&self, binding: &str) -> Result<Self::Db>;
 }
 
-/// An organisation as the directory lists it, with its shard's handle.
+/// An organisation as the catalog lists it, with its shard's handle.
 pub struct Located<D> {
     pub org: Organisation,
     pub db: D,
@@ -56,9 +56,9 @@ fn not_found(sub: &str) -> Error {
     Error::not_found(format!("no tenant with subdomain '{}'", quote(sub)))
 }
 
-/// Organisation `sub` and its shard, from the directory; 404 when there is none.
+/// Organisation `sub` and its shard, from the catalog; 404 when there is none.
 pub async fn locate<S: Databases>(s: &S, sub: &str) -> Result<Located<S::Db>> {
-    let org = dir::by_subdomain(&s.directory()?, sub)
+    let org = catalog::by_subdomain(&s.catalog()?, sub)
         .await?
         .ok_or_else(|| not_found(sub))?;
     let db = s.shard(&org.shard)?;
@@ -67,7 +67,7 @@ pub async fn locate<S: Databases>(s: &S, sub: &str) -> Result<Located<S::Db>> {
 
 /// Organisation `id` and its shard, if it is listed.
 pub async fn locate_id<S: Databases>(s: &S, id: &str) -> Result<Option<Located<S::Db>>> {
-    match dir::by_id(&s.directory()?, id).await? {
+    match catalog::by_id(&s.catalog()?, id).await? {
         Some(org) => {
             let db = s.shard(&org.shard)?;
             Ok(Some(Located { org, db }))
@@ -83,7 +83,7 @@ pub struct Candidate {
     pub open: bool,
     /// Its size in bytes, when known.
     pub bytes: Option<u64>,
-    /// How many organisations the directory places on it.
+    /// How many organisations the catalog places on it.
     pub organisations: i64,
 }
 
@@ -104,18 +104,18 @@ pub fn choose(candidates: &[Candidate]) -> Option<&str> {
         .map(|c| c.binding.as_str())
 }
 
-/// Each shard's placement state: open unless the directory says closed, and its size now
+/// Each shard's placement state: open unless the catalog says closed, and its size now
 /// (one statement on each open shard, all at once).
 pub async fn candidates<S: Databases>(s: &S) -> Result<Vec<Candidate>> {
-    let directory = s.directory()?;
-    let rows = dir::shard_rows(&directory).await?;
-    let counts = dir::per_shard(&directory).await?;
+    let catalog_db = s.catalog()?;
+    let rows = catalog::shard_rows(&catalog_db).await?;
+    let counts = catalog::per_shard(&catalog_db).await?;
     let open = |b: &str| rows.iter().find(|r| r.binding == b).is_none_or(|r| r.open);
     let count = |b: &str| counts.iter().find(|(s, _)| s == b).map_or(0, |(_, n)| *n);
     let probes = s.bindings().iter().map(|b| async move {
         let open = open(b);
         let bytes = if open {
-            dir::size(&s.shard(b)?).await?
+            catalog::size(&s.shard(b)?).await?
         } else {
             None
         };
@@ -160,12 +160,12 @@ pub struct ShardView {
 }
 
 /// Every shard's figures, counted on the shards themselves (all at once); the sizes measured
-/// are remembered in the directory.
+/// are remembered in the catalog.
 pub async fn figures<S: Databases, R: Runtime>(s: &S, rt: &R) -> Result<Vec<ShardView>> {
-    let directory = s.directory()?;
-    let rows = dir::shard_rows(&directory).await?;
+    let catalog_db = s.catalog()?;
+    let rows = catalog::shard_rows(&catalog_db).await?;
     let counted = super::all_at_once(s.bindings().iter().map(|b| async move {
-        let figures = dir::figures(&s.shard(b)?).await?;
+        let figures = catalog::figures(&s.shard(b)?).await?;
         Ok::<_, Error>((b.clone(), figures))
     }))
     .await;
@@ -173,7 +173,7 @@ pub async fn figures<S: Databases, R: Runtime>(s: &S, rt: &R) -> Result<Vec<Shar
     for counted in counted {
         let (binding, figures) = counted?;
         if let Some(bytes) = figures.bytes {
-            dir::record_size(&directory, &binding, bytes, rt.now()).await?;
+            catalog::record_size(&catalog_db, &binding, bytes, rt.now()).await?;
         }
         let open = rows
             .iter()
@@ -193,7 +193,7 @@ pub async fn set_open<S: Databases>(s: &S, binding: &str, open: bool) -> Result<
     if !s.bindings().iter().any(|b| b == binding) {
         return Err(Error::not_found(format!("no shard '{}'", quote(binding))));
     }
-    Ok(dir::set_open(&s.directory()?, binding, open).await?)
+    Ok(catalog::set_open(&s.catalog()?, binding, open).await?)
 }
 
 /// A position in the change feed: for each database, the `seq` of the last event read among
@@ -252,7 +252,7 @@ impl Cursor {
         };
         if let Some(n) = seq(text) {
             return Ok(Cursor {
-                births: BTreeMap::from([(DIRECTORY.to_string(), n)]),
+                births: BTreeMap::from([(CATALOG.to_string(), n)]),
                 scan: None,
             });
         }

@@ -4,7 +4,7 @@
 //! revoking a token, or rotating with `revokeExisting`) takes effect with the next request:
 //! each SCIM request checks its token in its own D1 batch (`store::gate`), nothing is cached.
 
-use crate::store::organisations::{self as dir, Organisation};
+use crate::store::catalog::{self, Organisation};
 use crate::store::tenants::{self as store, NewTenant, NewToken, Tenant, TokenInfo, TokenRefusal};
 use crate::store::{Executor, StoreError};
 use scim_core::scim::error::{quote, Error, Result};
@@ -36,9 +36,9 @@ fn not_found(sub: &str) -> Error {
 /// Create an organisation on the shard `shard` names, or where [`shards::place`] puts it;
 /// its name defaults to the subdomain, provisioning to enabled.
 ///
-/// The directory's row comes first: it claims the subdomain across every shard (a taken one is
+/// The catalog's row comes first: it claims the subdomain across every shard (a taken one is
 /// 409 there, before anything is written to a shard). Should the shard's row then fail, the
-/// directory's is taken back, so a failure leaves no organisation half made.
+/// catalog's is taken back, so a failure leaves no organisation half made.
 pub async fn create<S: Databases, R: Runtime>(
     s: &S,
     rt: &R,
@@ -62,8 +62,8 @@ pub async fn create<S: Databases, R: Runtime>(
         updated_at: rt.now(),
         moving: None,
     };
-    let directory = s.directory()?;
-    dir::insert(&directory, &org)
+    let catalog_db = s.catalog()?;
+    catalog::insert(&catalog_db, &org)
         .await
         .map_err(|e| subdomain_taken(e, subdomain))?;
     let created = match s.shard(&org.shard) {
@@ -82,7 +82,7 @@ pub async fn create<S: Databases, R: Runtime>(
         Err(e) => Err(e),
     };
     if let Err(e) = created {
-        dir::remove(&directory, &org.id).await?;
+        catalog::remove(&catalog_db, &org.id).await?;
         return Err(e);
     }
     Ok(org)
@@ -107,7 +107,7 @@ pub async fn list<S: Databases>(
     after: Option<&str>,
     limit: u32,
 ) -> Result<(Vec<Organisation>, Option<String>)> {
-    let (orgs, more) = dir::page(&s.directory()?, after.unwrap_or(""), limit).await?;
+    let (orgs, more) = catalog::page(&s.catalog()?, after.unwrap_or(""), limit).await?;
     let next = if more {
         orgs.last().map(|o| o.subdomain.clone())
     } else {
@@ -117,13 +117,13 @@ pub async fn list<S: Databases>(
 }
 
 pub async fn get<S: Databases>(s: &S, sub: &str) -> Result<Organisation> {
-    dir::by_subdomain(&s.directory()?, sub)
+    catalog::by_subdomain(&s.catalog()?, sub)
         .await?
         .ok_or_else(|| not_found(sub))
 }
 
 /// Rename an organisation and/or switch its provisioning: in its shard first (its tokens'
-/// next requests see it there), then in the directory's list.
+/// next requests see it there), then in the catalog's list.
 pub async fn update<S: Databases, R: Runtime>(
     s: &S,
     rt: &R,
@@ -149,8 +149,8 @@ pub async fn update<S: Databases, R: Runtime>(
     )
     .await?
     .ok_or_else(|| not_found(sub))?;
-    dir::update(
-        &s.directory()?,
+    catalog::update(
+        &s.catalog()?,
         &t.id,
         &t.name,
         t.provisioning_enabled,

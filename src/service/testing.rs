@@ -59,7 +59,7 @@ impl Runtime for TestRuntime {
     }
 }
 
-/// Databases for host tests: `DB` (the directory, and a shard) and any number of further
+/// Databases for host tests: `DB` (the catalog, and a shard) and any number of further
 /// shards, each a migrated SQLite database.
 pub struct TestShards {
     bindings: Vec<String>,
@@ -69,7 +69,7 @@ pub struct TestShards {
 impl TestShards {
     /// `DB` as given, and `extra` more shards (`SHARD_2`, `SHARD_3`, …), freshly migrated.
     pub fn new(db: crate::store::sqlite::Sqlite, extra: usize) -> TestShards {
-        let mut bindings = vec![super::shards::DIRECTORY.to_string()];
+        let mut bindings = vec![super::shards::CATALOG.to_string()];
         let mut dbs = vec![db];
         for i in 0..extra {
             bindings.push(format!(
@@ -86,8 +86,8 @@ impl TestShards {
 impl super::shards::Databases for TestShards {
     type Db = crate::store::sqlite::Sqlite;
 
-    fn directory(&self) -> Result<Self::Db> {
-        self.shard(super::shards::DIRECTORY)
+    fn catalog(&self) -> Result<Self::Db> {
+        self.shard(super::shards::CATALOG)
     }
 
     fn bindings(&self) -> &[String] {

@@ -13,7 +13,7 @@ use super::resources::{self, Fetched, Kind};
 use super::testing::TestRuntime;
 use super::users::Users;
 use super::{tenants, Scope};
-use crate::store::fixture::{directory, group_state, organisations, T};
+use crate::store::fixture::{group_state, organisations, seeded, T};
 use crate::store::gate::Gated;
 use crate::store::sqlite::Sqlite;
 use crate::store::table::Table;
@@ -148,7 +148,7 @@ fn replay_group(path: &Path) -> Result<(), String> {
         .get("before")
         .cloned()
         .unwrap_or(json!({"displayName": "Sales", "members": []}));
-    let db = directory(&before);
+    let db = seeded(&before);
     let rt = TestRuntime::at(20);
     let s = scope(&db, &rt);
     let (result, id) = match f["operation"].as_str() {
@@ -219,7 +219,7 @@ impl Executor for LosesFirstRace<'_> {
 
 #[test]
 fn a_write_that_loses_the_race_is_retried_and_nothing_is_lost() {
-    let db = directory(&json!({"displayName": "Sales", "members": ["u1"]}));
+    let db = seeded(&json!({"displayName": "Sales", "members": ["u1"]}));
     let rt = TestRuntime::at(30);
     for table in ["users", "groups"] {
         let racing = LosesFirstRace {
@@ -259,7 +259,7 @@ fn a_write_that_loses_the_race_is_retried_and_nothing_is_lost() {
 
 #[test]
 fn preconditions_and_not_found() {
-    let db = directory(&json!({"displayName": "Sales", "members": []}));
+    let db = seeded(&json!({"displayName": "Sales", "members": []}));
     let rt = TestRuntime::at(40);
     let s = scope(&db, &rt);
     let replace = json!({"Operations": [{"op": "replace", "path": "displayName", "value": "X"}]});

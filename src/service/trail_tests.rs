@@ -18,7 +18,7 @@ use super::testing::TestRuntime;
 use super::upkeep::{self, Settings};
 use super::users::Users;
 use super::Scope;
-use crate::store::fixture::{directory, organisations, T};
+use crate::store::fixture::{organisations, seeded, T};
 use crate::store::listing::MAX_PARAMS;
 use crate::store::logs::LogQuery;
 use crate::store::sqlite::Sqlite;
@@ -77,7 +77,7 @@ fn member_ids(e: &Value) -> Vec<String> {
 
 #[test]
 fn every_committed_change_is_in_the_feed_once_in_order_with_its_shape() {
-    let db = directory(&json!({"displayName": "Sales", "members": ["u1"]}));
+    let db = seeded(&json!({"displayName": "Sales", "members": ["u1"]}));
     let start = block_on(crate::store::feed::latest(&db, Some(T))).expect("latest");
     assert_eq!(start, 1, "the fixture's own membership event");
     let rt = TestRuntime::at(1_764_000_000_000);
@@ -199,7 +199,7 @@ impl Executor for Strict<'_> {
 
 #[test]
 fn a_lost_race_records_nothing_and_the_retry_records_once() {
-    let db = directory(&json!({"displayName": "Sales", "members": []}));
+    let db = seeded(&json!({"displayName": "Sales", "members": []}));
     let strict = Strict {
         db: &db,
         lose_first: Cell::new(true),
@@ -266,7 +266,7 @@ fn a_push_of_1600_members_is_one_batch_and_two_events() {
 
 #[test]
 fn log_entries_name_the_resource_and_hold_no_other_value() {
-    let db = directory(&json!({"displayName": "Sales", "members": []}));
+    let db = seeded(&json!({"displayName": "Sales", "members": []}));
     let rt = TestRuntime::at(80);
     let entry = |method: &str, route: &str, status| LogEntry {
         at: 80,

@@ -7,7 +7,7 @@
 
 use super::shards::{self, Databases};
 use super::Runtime;
-use crate::store::organisations as dir;
+use crate::store::catalog;
 use crate::store::tenants as tenants_store;
 use crate::store::upkeep::{self as store, CHUNK};
 use scim_core::scim::error::{quote, Error, Result};
@@ -161,7 +161,7 @@ pub async fn run<E: Executor, R: Runtime>(
 }
 
 /// Delete organisation `sub`: unreachable at once (in its shard, its tokens deleted and its
-/// subdomain freed; then off the directory's list), then as much of its data purged as
+/// subdomain freed; then off the catalog's list), then as much of its data purged as
 /// `budget_ms` allows; the rest goes in the scheduled runs. Returns the purge as it stands.
 pub async fn delete_tenant<S: Databases, R: Runtime>(
     s: &S,
@@ -174,7 +174,7 @@ pub async fn delete_tenant<S: Databases, R: Runtime>(
     // The shard first: once its row says deleted, no request reaches the organisation, even
     // should taking it off the list fail (a retried DELETE then finishes the job).
     let deleted = tenants_store::delete_tenant(db, sub, rt.now()).await?;
-    dir::remove(&s.directory()?, &at.org.id).await?;
+    catalog::remove(&s.catalog()?, &at.org.id).await?;
     let id = deleted
         .ok_or_else(|| Error::not_found(format!("no tenant with subdomain '{}'", quote(sub))))?;
     let deadline = rt.clock().saturating_add(budget_ms);

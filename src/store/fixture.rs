@@ -24,9 +24,9 @@ pub const T: &str = "ten_a";
 pub fn organisations() -> Sqlite {
     let db = Sqlite::migrated();
     for (id, sub) in [(T, "a"), ("ten_b", "b")] {
-        block_on(super::organisations::insert(
+        block_on(super::catalog::insert(
             &db,
-            &super::organisations::Organisation {
+            &super::catalog::Organisation {
                 id: id.into(),
                 subdomain: sub.into(),
                 name: sub.into(),
@@ -56,7 +56,7 @@ pub fn organisations() -> Sqlite {
 /// [`organisations`] with users u1..u5 and groups g1 and g2 in `a`, and one user in `b`. g1
 /// is named and filled as `before` says (`{"displayName", "members": [ids]}`), g2 is
 /// "Marketing" with no members.
-pub fn directory(before: &Value) -> Sqlite {
+pub fn seeded(before: &Value) -> Sqlite {
     let db = organisations();
     let user = |tenant: &str, id: &str, name: &str, at: i64| {
         let data = from_request(&USER_TYPE, &json!({ "userName": name })).expect("user");

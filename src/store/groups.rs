@@ -140,7 +140,7 @@ pub async fn get_with_kinds<E: Executor>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::fixture::{self, directory, group_state, T};
+    use crate::store::fixture::{self, group_state, seeded, T};
     use crate::store::listing::ListQuery;
     use crate::store::refs;
     use crate::store::sqlite::Sqlite;
@@ -158,7 +158,7 @@ mod tests {
 
     #[test]
     fn entra_group_queries() {
-        let db = directory(&json!({"displayName": "Sales", "members": ["u1", "u2"]}));
+        let db = seeded(&json!({"displayName": "Sales", "members": ["u1", "u2"]}));
         assert_eq!(ids(&db, r#"displayName eq "sales""#), ["g1"]);
         assert_eq!(
             ids(&db, r#"displayName eq "7d420df3""#),
@@ -214,7 +214,7 @@ mod tests {
 
     #[test]
     fn deleting_users_and_groups_removes_their_memberships() {
-        let db = directory(&json!({"displayName": "Sales", "members": ["u1", "u2"]}));
+        let db = seeded(&json!({"displayName": "Sales", "members": ["u1", "u2"]}));
         let delete = |table, id, if_version, now| {
             block_on(resources::delete(
                 &db,
@@ -275,7 +275,7 @@ mod tests {
 
     #[test]
     fn display_names_compare_with_unicode_case_folding() {
-        let db = directory(&json!({"displayName": "Équipe Straße", "members": []}));
+        let db = seeded(&json!({"displayName": "Équipe Straße", "members": []}));
         assert_eq!(ids(&db, r#"displayName eq "ÉQUIPE STRASSE""#), ["g1"]);
         assert_eq!(ids(&db, r#"displayName sw "équipe""#), ["g1"]);
         let e = block_on(insert(
@@ -296,7 +296,7 @@ mod tests {
 
     #[test]
     fn renaming_onto_a_taken_display_name_is_409() {
-        let db = directory(&json!({"displayName": "Sales", "members": []}));
+        let db = seeded(&json!({"displayName": "Sales", "members": []}));
         let data = json!({"displayName": "MARKETING"});
         let e = block_on(write(
             &db,
@@ -327,7 +327,7 @@ mod tests {
 
     #[test]
     fn a_group_larger_than_a_page_is_read_whole() {
-        let db = directory(&json!({"displayName": "Sales", "members": []}));
+        let db = seeded(&json!({"displayName": "Sales", "members": []}));
         let n = 2 * refs::PAGE + 1234;
         pollster::block_on(db.query(Stmt::new(
             format!(
@@ -387,7 +387,7 @@ mod tests {
 
     #[test]
     fn a_page_of_groups_stops_at_the_member_budget() {
-        let db = directory(&json!({"displayName": "Sales", "members": []}));
+        let db = seeded(&json!({"displayName": "Sales", "members": []}));
         // Three more groups of 4,000 members each: 12,000 > 10,000, so a page holds two.
         for g in ["g3", "g4", "g5"] {
             block_on(db.query(Stmt::new(
@@ -427,7 +427,7 @@ mod tests {
 
     #[test]
     fn a_large_member_list_is_chunked_under_the_parameter_limit() {
-        let db = directory(&json!({"displayName": "Sales", "members": []}));
+        let db = seeded(&json!({"displayName": "Sales", "members": []}));
         let many: Vec<Member> = (0..500)
             .map(|i| Member {
                 id: format!("x{i}"),

@@ -8,7 +8,7 @@ use pollster::block_on;
 
 use super::directory::{self, UserQuery};
 use super::feed;
-use super::fixture::{directory as seeded, Recorder, T};
+use super::fixture::{seeded, Recorder, T};
 use super::logs::{self, LogQuery};
 use super::sqlite::Sqlite;
 use super::upkeep;

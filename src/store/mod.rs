@@ -11,6 +11,7 @@
 //! - D1 has no interactive transactions, so invariants are single statements (a conditional
 //!   `INSERT … SELECT … WHERE`, unique indexes) or one `batch()`.
 
+pub mod catalog;
 pub mod console;
 pub mod directory;
 pub mod feed;
@@ -27,7 +28,6 @@ pub mod listing;
 pub mod logs;
 pub mod memberships;
 pub mod moves;
-pub mod organisations;
 pub mod refs;
 pub mod resources;
 #[cfg(any(test, feature = "host-sqlite"))]

@@ -31,7 +31,7 @@ use crate::service::auth::Gated;
 use crate::service::auth::{self, Principal, Verdict};
 use crate::service::groups::Groups;
 use crate::service::isolate::remember;
-use crate::service::shards::{Databases, DIRECTORY};
+use crate::service::shards::{Databases, CATALOG};
 use crate::service::users::Users;
 use crate::service::{Runtime, Scope};
 use render::Ctx;
@@ -121,7 +121,7 @@ pub async fn serve(app: &App, req: Request, sub: &str, mount: &str, path: &str) 
                 continue;
             }
         }
-        let shard = seen.shard.as_deref().unwrap_or(DIRECTORY);
+        let shard = seen.shard.as_deref().unwrap_or(CATALOG);
         match (seen.tenant, seen.refusal) {
             (Some(tenant_id), Some(refusal)) => log_buffer::refused(
                 app,
@@ -145,7 +145,7 @@ struct Seen {
     shard: Option<String>,
     /// Why authentication refused it, if it did.
     refusal: Option<Refusal>,
-    /// The directory places the organisation elsewhere than this isolate thought: serve the
+    /// The catalog places the organisation elsewhere than this isolate thought: serve the
     /// request again there.
     elsewhere: Option<Place>,
 }
@@ -196,7 +196,7 @@ fn log_after(app: &App, shard: &str, tenant_id: String, audit: &Audit, result: &
 /// Authenticate and serve: the refusal budget, the rate limit, then the operation with the
 /// gate in each of its D1 batches (`store::gate`), then, if the gate stayed shut, why. `seen`
 /// learns the organisation as soon as it is known, and why a credential was refused.
-/// `tried`: the place a first attempt found out of date, which the directory has since given.
+/// `tried`: the place a first attempt found out of date, which the catalog has since given.
 #[allow(clippy::too_many_arguments)]
 async fn authenticated(
     app: &App,
@@ -276,7 +276,7 @@ async fn authenticated(
 
 /// Why the gate stayed shut: `Ok` when the token is valid and the failure was the operation's
 /// own; else the error to answer, with what `seen` must log. When the organisation is not (or
-/// no longer) on the shard this isolate thought, the directory says where it is now and `seen`
+/// no longer) on the shard this isolate thought, the catalog says where it is now and `seen`
 /// asks for the request to be served there (nothing of it was written: its gate stayed shut).
 #[allow(clippy::too_many_arguments)]
 async fn why_shut(

@@ -1,16 +1,16 @@
-//! SQL for the directory (`DB`): the list of organisations, each with the shard that holds
+//! SQL for the catalog (`DB`): the list of organisations, each with the shard that holds
 //! its rows (table `organisations`), and what is known of each shard (table `shards`).
 //!
-//! Every statement here runs on the directory alone; an organisation's own rows are in its
+//! Every statement here runs on the catalog alone; an organisation's own rows are in its
 //! shard ([`super::tenants`] and the rest). Subdomains are unique across every shard because
-//! the directory's UNIQUE index says so, not because anything checks first.
+//! the catalog's UNIQUE index says so, not because anything checks first.
 
 use serde::Deserialize;
 
 use super::tenants::int_bool;
 use super::{Executor, Result, Stmt};
 
-/// An organisation as the directory lists it.
+/// An organisation as the catalog lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Organisation {
     pub id: String,
@@ -184,7 +184,7 @@ pub async fn moving<E: Executor>(db: &E) -> Result<Vec<String>> {
     Ok(rows.into_iter().map(|r| r.id).collect())
 }
 
-/// What the directory knows of one shard.
+/// What the catalog knows of one shard.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct ShardRow {
     pub binding: String,
@@ -194,7 +194,7 @@ pub struct ShardRow {
     pub measured_at: Option<i64>,
 }
 
-/// Every shard the directory has a row for (a shard without one is open, size unknown).
+/// Every shard the catalog has a row for (a shard without one is open, size unknown).
 pub async fn shard_rows<E: Executor>(db: &E) -> Result<Vec<ShardRow>> {
     db.query(Stmt::new(
         "SELECT binding, open, bytes, measured_at FROM shards ORDER BY binding",
@@ -227,7 +227,7 @@ pub async fn record_size<E: Executor>(db: &E, binding: &str, bytes: u64, at: i64
     Ok(())
 }
 
-/// How many organisations the directory places on each shard.
+/// How many organisations the catalog places on each shard.
 pub async fn per_shard<E: Executor>(db: &E) -> Result<Vec<(String, i64)>> {
     #[derive(Deserialize)]
     struct Row {
