@@ -221,7 +221,7 @@ for (const n of SHARD_COUNTS) {
   console.log(`created in ${(r.created / 1000).toFixed(1)} s, seeded in ${(r.seeded / 1000).toFixed(1)} s`);
   console.log("| shard | organisations | users | MB |");
   console.log("|---|---:|---:|---:|");
-  for (const f of r.figures) console.log(`| ${f.binding} | ${f.organisations} | ${f.users.toLocaleString("en")} | ${mb(f.bytes)} |`);
+  for (const f of r.figures) console.log(`| ${f.binding} | ${f.tenants} | ${f.users.toLocaleString("en")} | ${mb(f.bytes)} |`);
   console.log("\n| workload | requests | req/s | p50 ms | p99 ms | busiest shard | utilisation per shard |");
   console.log("|---|---:|---:|---:|---:|---:|---|");
   for (const w of r.rows) {

@@ -5,7 +5,7 @@
 //! | layer | owns | imports `worker`? |
 //! |---|---|---|
 //! | [`http`] (the edge) | routing, request parsing, rendering, the rate limit, the D1 executor and the per-request meter; the SCIM routes ([`http::scim`]), the operator's admin API ([`http::admin`]), the console | yes |
-//! | [`service`] | what a request does: the write loop and its retry, preconditions, member resolution, authentication, organisations and shards, the host app's reads; generic over the store's executor and a runtime seam (clock, ids) | no |
+//! | [`service`] | what a request does: the write loop and its retry, preconditions, member resolution, authentication, tenants and shards, the host app's reads; generic over the store's executor and a runtime seam (clock, ids) | no |
 //! | [`store`] | every SQL statement, behind an executor seam (D1 at the edge, SQLite in host tests), and the map of where each attribute is stored | no |
 //! | `scim_core` (the crate in `core/`) | the pure core: SCIM schemas, filters, PATCH, resources, ETags, errors, case folding; tenant routing and token crypto; RFC 3339 timestamps | no |
 //!
@@ -23,7 +23,7 @@
 //!
 //! # No panics, by construction
 //!
-//! A panic aborts the isolate and every request in flight on it, whichever organisation sent
+//! A panic aborts the isolate and every request in flight on it, whichever tenant sent
 //! it. Outside tests the crate denies the lints that find the ways safe Rust panics:
 //! `unwrap_used`, `expect_used`, `panic`, `todo`, `unimplemented`; `string_slice` and
 //! `indexing_slicing` (text is split with `split_at_checked`/`get`, never sliced at a byte
@@ -63,7 +63,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
 }
 
 /// The Cron Trigger (`[triggers] crons` in wrangler.toml): retention of the change feed and the
-/// provisioning log, the log cap, and purging deleted organisations.
+/// provisioning log, the log cap, and purging deleted tenants.
 #[event(scheduled)]
 async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     console_error_panic_hook::set_once();

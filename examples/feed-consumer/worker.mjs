@@ -18,7 +18,7 @@ const SCHEMA = [
 
 /** The statements that apply one event to the mirror. */
 function statements(db, e) {
-  const org = e.organisation.id;
+  const org = e.tenant.id;
   const user = e.data.user;
   switch (e.type) {
     case "user.created":

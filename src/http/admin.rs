@@ -14,7 +14,7 @@
 //! GET    /admin/v1/tenants/{sub}/tokens             {items: [{id, createdAt, lastUsedAt, hint}], next}
 //! DELETE /admin/v1/tenants/{sub}/tokens/{id}        revoke
 //! POST   /admin/v1/tenants/{sub}/console-links      a one-time link to the console: 201 {url, expiresAt}
-//! GET    /admin/v1/shards                           each shard: {binding, open, organisations, users, …, bytes}
+//! GET    /admin/v1/shards                           each shard: {binding, open, tenants, users, …, bytes}
 //! PATCH  /admin/v1/shards/{binding}                 {open}: open or close it for placement
 //! POST   /admin/v1/tenants/{sub}/move               {shard}: move it there online: 202 {move}
 //! DELETE /admin/v1/tenants/{sub}/move               cancel a move that has not switched
@@ -40,8 +40,8 @@ use super::shards::{forget, learn, Place};
 use crate::http::d1::D1;
 use crate::http::meter::Meter;
 use crate::service::host_app::Page;
+use crate::service::shards::Entry;
 use crate::service::shards::Located;
-use crate::service::shards::Organisation;
 use crate::service::{moves, shards, tenants, upkeep};
 use scim_core::scim::error::{quote, Error, Result};
 use scim_core::tenancy::token;
@@ -54,7 +54,7 @@ enum Route<'a> {
     Tenant(&'a str),
     Tokens(&'a str),
     Token(&'a str, &'a str),
-    /// Every organisation's feed (`None`) or one's.
+    /// Every tenant's feed (`None`) or one's.
     Events(Option<&'a str>),
     Users(&'a str),
     User(&'a str, &'a str),
@@ -72,8 +72,8 @@ enum Route<'a> {
 }
 
 impl<'a> Route<'a> {
-    /// The organisation a route of one organisation's acts for.
-    fn organisation(&self) -> Option<&'a str> {
+    /// The tenant a route of one tenant's acts for.
+    fn tenant(&self) -> Option<&'a str> {
         match *self {
             Route::Tokens(s)
             | Route::Token(s, _)
@@ -186,11 +186,11 @@ pub async fn serve(app: &App, mut req: Request, path: &str) -> Result<Reply> {
             host_app::events(app, None, &host_app::Query::of(&req)?).await
         }
         per_org => {
-            let Some(sub) = per_org.organisation() else {
+            let Some(sub) = per_org.tenant() else {
                 return Err(Error::not_found(format!("no admin route {}", quote(path))));
             };
             let at = shards::locate(&all, sub).await?;
-            a.per_organisation(req, per_org, sub, &at).await
+            a.per_tenant(req, per_org, sub, &at).await
         }
     }
 }
@@ -199,7 +199,7 @@ pub async fn serve(app: &App, mut req: Request, path: &str) -> Result<Reply> {
 /// on from where it stops).
 const MOVE_BUDGET_MS: i64 = 25_000;
 
-/// Carry organisation `sub`'s move on after the response (`wait_until`).
+/// Carry tenant `sub`'s move on after the response (`wait_until`).
 fn drive_after(app: &App, sub: &str) {
     let env = app.env.clone();
     let sub = sub.to_string();
@@ -221,7 +221,7 @@ fn drive_after(app: &App, sub: &str) {
     });
 }
 
-/// How long a DELETE of an organisation purges before it answers; the Cron Trigger does the rest.
+/// How long a DELETE of a tenant purges before it answers; the Cron Trigger does the rest.
 const DELETE_BUDGET_MS: i64 = 2_000;
 
 fn authorize(app: &App, req: &Request) -> Result<()> {
@@ -303,7 +303,7 @@ impl Admin<'_> {
         self.app.tenant_url(sub)
     }
 
-    fn tenant_json(&self, t: &Organisation) -> Value {
+    fn tenant_json(&self, t: &Entry) -> Value {
         let mut j = json!({
             "id": t.id,
             "subdomain": t.subdomain,
@@ -374,7 +374,7 @@ impl Admin<'_> {
                 json!({
                     "binding": v.binding,
                     "open": v.open,
-                    "organisations": v.figures.organisations,
+                    "tenants": v.figures.tenants,
                     "users": v.figures.users,
                     "groups": v.figures.groups,
                     "events": v.figures.events,
@@ -386,8 +386,8 @@ impl Admin<'_> {
         Ok(Reply::json(200, json!({"items": items, "next": null})))
     }
 
-    /// A route of one organisation's, on its shard `db` (binding `binding`).
-    async fn per_organisation(
+    /// A route of one tenant's, on its shard `db` (binding `binding`).
+    async fn per_tenant(
         &self,
         mut req: Request,
         route: Route<'_>,

@@ -161,12 +161,12 @@ impl App {
         self.config.operator_origin.as_ref().unwrap_or(&self.origin)
     }
 
-    /// Organisation `sub`'s Tenant URL, in the deployment's form, from the configuration.
+    /// Tenant `sub`'s Tenant URL, in the deployment's form, from the configuration.
     pub fn tenant_url(&self, sub: &str) -> String {
         self.scim_base(sub, self.config.path_form_urls)
     }
 
-    /// The SCIM base URL of organisation `sub` as a request reached it (`path_form`: under
+    /// The SCIM base URL of tenant `sub` as a request reached it (`path_form`: under
     /// `/tenants/<sub>`), from `BASE_DOMAIN` and [`App::operator_origin`], never from `Host`.
     pub fn scim_base(&self, sub: &str, path_form: bool) -> String {
         tenant_url(
@@ -197,12 +197,12 @@ impl App {
         Bindings::of(&self.env, &self.meter)
     }
 
-    /// The database that lists the organisations (`DB`).
+    /// The database that lists the tenants (`DB`).
     pub fn catalog(&self) -> Result<D1> {
         shards::open(&self.env, &self.meter, CATALOG)
     }
 
-    /// Shard `binding`, an organisation's own database.
+    /// Shard `binding`, a tenant's own database.
     pub fn shard(&self, binding: &str) -> Result<D1> {
         self.databases().shard(binding)
     }

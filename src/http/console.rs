@@ -1,10 +1,10 @@
-//! The organisation admin's console, served by the Worker itself on the operator host:
+//! The tenant admin's console, served by the Worker itself on the operator host:
 //!
 //! ```text
 //! GET    /console/link/{secret}     open a one-time link: a session cookie, then /console
 //! GET    /console                   the page (its CSRF token in a meta tag)
 //! GET    /console/console.js|.css   the page's script and style (no inline script)
-//! GET    /console/api/overview      organisation, Tenant URL, tokens, summary
+//! GET    /console/api/overview      tenant, Tenant URL, tokens, summary
 //! POST   /console/api/tokens        "Generate new": the plaintext once
 //! DELETE /console/api/tokens/{id}   revoke
 //! GET    /console/api/logs          recent activity (?outcome=failure&after=)
@@ -191,9 +191,9 @@ async fn open(app: &App, req: &Request, secret: &str) -> worker::Result<Response
     }
 }
 
-/// A link's or a session's secret is `<organisation id>.<secret>`: the id finds the shard
+/// A link's or a session's secret is `<tenant id>.<secret>`: the id finds the shard
 /// that holds the link or the session (the catalog, once per isolate); the secret, whose
-/// hash is stored there, finds the row. `None` when there is no such organisation (or the
+/// hash is stored there, finds the row. `None` when there is no such tenant (or the
 /// text is not of that form), which is answered as an unknown secret.
 async fn shard_of<'t>(app: &App, text: Option<&'t str>) -> Result<Option<(String, D1, &'t str)>> {
     let Some((id, secret)) = text.and_then(|t| t.split_once('.')) else {
@@ -317,7 +317,7 @@ async fn overview(app: &App, db: &D1, a: &Admin) -> Result<Reply> {
     Ok(Reply::json(
         200,
         json!({
-            "organisation": {"name": a.name, "subdomain": a.subdomain,
+            "tenant": {"name": a.name, "subdomain": a.subdomain,
                              "provisioningEnabled": a.provisioning_enabled},
             "tenantUrl": url,
             "tokens": tokens,
@@ -328,7 +328,7 @@ async fn overview(app: &App, db: &D1, a: &Admin) -> Result<Reply> {
 }
 
 /// `POST /admin/v1/tenants/{sub}/console-links`: a one-time link for the vendor's app to hand
-/// the organisation's admin.
+/// the tenant's admin.
 pub async fn create_link(app: &App, db: &D1, id: &str, sub: &str) -> Result<Reply> {
     let origin = app.console_origin()?.base();
     let link = console::create_link(db, &app.rt, sub, app.config.console_link_ms).await?;

@@ -1,11 +1,11 @@
 //! The vendor's side of the admin API: what the host app reads (the change feed, the
-//! directory, the provisioning log and an organisation's summary), rendered as JSON, camelCase,
+//! directory, the provisioning log and a tenant's summary), rendered as JSON, camelCase,
 //! cursor-paged. The logic is [`crate::service::host_app`]'s; this module parses the query and
 //! renders.
 //!
 //! ```text
-//! GET /admin/v1/events?after=&limit=&types=                  every organisation's feed
-//! GET /admin/v1/tenants/{sub}/events?after=&limit=&types=    one organisation's
+//! GET /admin/v1/events?after=&limit=&types=                  every tenant's feed
+//! GET /admin/v1/tenants/{sub}/events?after=&limit=&types=    one tenant's
 //! GET /admin/v1/tenants/{sub}/users?active=&userName=&after=&limit=
 //! GET /admin/v1/tenants/{sub}/users/{id}
 //! GET /admin/v1/tenants/{sub}/groups?after=&limit=
@@ -13,7 +13,7 @@
 //! GET /admin/v1/tenants/{sub}/groups/{id}/members?after=&limit=
 //! GET /admin/v1/tenants/{sub}/logs?after=&limit=&outcome=success|failure&resourceId=
 //! GET /admin/v1/tenants/{sub}/summary
-//! GET /admin/v1/purges                                       deleted organisations still being purged
+//! GET /admin/v1/purges                                       deleted tenants still being purged
 //! ```
 
 use serde_json::{json, Value};
@@ -86,7 +86,7 @@ impl Query {
     }
 }
 
-/// `GET …/events`: a page of the feed, every organisation's (`at` `None`) or one's (its
+/// `GET …/events`: a page of the feed, every tenant's (`at` `None`) or one's (its
 /// shard and subdomain), with the opaque cursor to resume from: `next` is the last event's
 /// `cursor`, or the one given when nothing was new (a feed has no last page).
 pub async fn events(app: &App, at: Option<(&D1, &str, &str)>, q: &Query) -> Result<Reply> {

@@ -1,24 +1,24 @@
 //! Two budgets of SCIM requests, through the Workers Rate Limiting binding.
 //!
 //! **The safety valve** (`[[ratelimits]]` `SCIM_RATE_LIMIT` in `wrangler.toml`): at most so many
-//! SCIM requests per organisation and credential per period ([`check`]).
+//! SCIM requests per tenant and credential per period ([`check`]).
 //!
-//! The key is the organisation (its id) and the presented token (a prefix of its hash), checked
-//! before the operation, whose own D1 calls authenticate it: one organisation's flood cannot
+//! The key is the tenant (its id) and the presented token (a prefix of its hash), checked
+//! before the operation, whose own D1 calls authenticate it: one tenant's flood cannot
 //! refuse another's requests, and a caller without a valid token spends only its own budget,
-//! so it cannot lock an organisation out. Above the
+//! so it cannot lock a tenant out. Above the
 //! limit the answer is `429 Too Many Requests` with `Retry-After` and a SCIM Error (Entra backs
 //! off and retries on 429). The count is kept per Cloudflare location and is approximate, as
 //! the binding's documentation says: a valve, not a quota.
 //!
 //! The limit is a setting: `simple = { limit, period }` of the binding (period 10 or 60 s). The
 //! default, 1,000 requests per 10 s (100 per second), is four times what Entra's gallery asks an
-//! application to accept (25 per second per organisation). Without the binding (a deployment
+//! application to accept (25 per second per tenant). Without the binding (a deployment
 //! that removed it) or when the binding fails, requests pass: the valve fails open.
 //!
 //! **The refusal budget** (`SCIM_REFUSAL_LIMIT`): refused authentication (no credential, a
-//! wrong one) counts against the organisation and against the organisation from the client's
-//! address (`CF-Connecting-IP`); a request for an unknown organisation counts against the
+//! wrong one) counts against the tenant and against the tenant from the client's
+//! address (`CF-Connecting-IP`); a request for an unknown tenant counts against the
 //! address ([`count_refusal`]). Only refusals count, so an identity provider that
 //! authenticates never spends it. Once the binding says a budget is spent, this isolate
 //! remembers it for the binding's period ([`over_budget`]), and a request under it whose
@@ -98,9 +98,9 @@ pub fn client_address(req: &worker::Request) -> String {
         .unwrap_or_else(|| "unknown".to_string())
 }
 
-/// The budgets a refusal counts against. With the organisation known: the organisation's
-/// (a flood spread over many addresses) and the organisation's from this address. Without one
-/// (an unknown organisation): the address's own.
+/// The budgets a refusal counts against. With the tenant known: the tenant's
+/// (a flood spread over many addresses) and the tenant's from this address. Without one
+/// (an unknown tenant): the address's own.
 fn budget_keys(address: &str, tenant_id: Option<&str>) -> Vec<String> {
     match tenant_id {
         Some(t) => vec![format!("o:{t}"), format!("oa:{t}:{address}")],
@@ -108,13 +108,13 @@ fn budget_keys(address: &str, tenant_id: Option<&str>) -> Vec<String> {
     }
 }
 
-/// Whether refusals for organisation `tenant_id` (from anywhere, or from `address`), or from
-/// `address` for organisations this isolate does not know (`None`), have spent their budget,
+/// Whether refusals for tenant `tenant_id` (from anywhere, or from `address`), or from
+/// `address` for tenants this isolate does not know (`None`), have spent their budget,
 /// as this isolate last heard from the binding.
 ///
-/// Keyed by organisation, a shared address (an identity provider's egress, which serves many
+/// Keyed by tenant, a shared address (an identity provider's egress, which serves many
 /// of its customers) that one misconfigured customer makes refused spends nothing of another
-/// organisation's budget.
+/// tenant's budget.
 pub fn over_budget(now: i64, address: &str, tenant_id: Option<&str>) -> bool {
     SPENT.with(|m| {
         let m = m.borrow();

@@ -1,10 +1,10 @@
 //! The provisioning-log entries written after the response (reads, failures, refusals, writes
-//! that changed nothing), gathered per organisation in this isolate and written together: an
+//! that changed nothing), gathered per tenant in this isolate and written together: an
 //! identity provider's cycle sends requests in bursts (Entra's initial cycle is a `GET` and a
 //! `POST` per user), and one D1 statement for a burst's entries costs the database what one
 //! entry did, where one statement per read doubled the database's work for reads.
 //!
-//! The first entry of an organisation schedules its flush [`FLUSH_AFTER_MS`] later with
+//! The first entry of a tenant schedules its flush [`FLUSH_AFTER_MS`] later with
 //! `ctx.waitUntil` (the runtime keeps the request's context alive for it); a flush comes sooner
 //! once [`MAX_BUFFERED`] entries wait. An entry therefore reaches the log within a fraction of
 //! a second, and is lost only if the isolate is killed in that window, or if D1 refuses the
@@ -27,14 +27,14 @@ use crate::service::audit::LogEntry;
 use crate::service::audit::Refusals;
 use crate::service::{audit, shards};
 
-/// How long the first entry of an organisation waits for others.
+/// How long the first entry of a tenant waits for others.
 pub const FLUSH_AFTER_MS: u64 = 250;
 /// The pause before the one retry of a write that D1 refused as briefly unavailable.
 pub const RETRY_AFTER_MS: u64 = 100;
-/// Entries of one organisation that are written at once without waiting.
+/// Entries of one tenant that are written at once without waiting.
 pub const MAX_BUFFERED: usize = 100;
 
-/// What waits to be written for one organisation.
+/// What waits to be written for one tenant.
 #[derive(Default)]
 struct Waiting {
     entries: Vec<LogEntry>,
@@ -49,16 +49,16 @@ impl Waiting {
 }
 
 thread_local! {
-    /// Organisation id -> what waits to be written for it.
+    /// Tenant id -> what waits to be written for it.
     static WAITING: RefCell<HashMap<String, Waiting>> = RefCell::new(HashMap::new());
 }
 
-/// Add an entry of organisation `tenant_id` (on shard `shard`); schedule or make its write.
+/// Add an entry of tenant `tenant_id` (on shard `shard`); schedule or make its write.
 pub fn add(app: &App, shard: &str, tenant_id: &str, entry: LogEntry) {
     gather(app, shard, tenant_id, |w| w.entries.push(entry));
 }
 
-/// Add a refused request of organisation `tenant_id` to its minute's aggregated entry.
+/// Add a refused request of tenant `tenant_id` to its minute's aggregated entry.
 pub fn refused(app: &App, shard: &str, tenant_id: &str, refusal: Refusals) {
     gather(app, shard, tenant_id, |w| {
         let same = w.refusals.iter_mut().find(|r| {
@@ -76,7 +76,7 @@ pub fn refused(app: &App, shard: &str, tenant_id: &str, refusal: Refusals) {
     });
 }
 
-/// Put something in organisation `tenant_id`'s waiting list; schedule or make its write.
+/// Put something in tenant `tenant_id`'s waiting list; schedule or make its write.
 fn gather(app: &App, shard: &str, tenant_id: &str, put: impl FnOnce(&mut Waiting)) {
     let (first, full) = WAITING.with(|w| {
         let mut w = w.borrow_mut();
@@ -107,7 +107,7 @@ fn gather(app: &App, shard: &str, tenant_id: &str, put: impl FnOnce(&mut Waiting
             written = audit::record(&db, &tenant_id, &w.entries, &w.refusals).await;
         }
         if matches!(written, Ok(false)) {
-            // The organisation moved to another shard since these requests: write them there.
+            // The tenant moved to another shard since these requests: write them there.
             let meter = Meter::default();
             let all = Bindings::of(&env, &meter);
             written = match shards::locate_id(&all, &tenant_id).await {

@@ -6,10 +6,10 @@
 //!
 //! | host | path | surface |
 //! |---|---|---|
-//! | `<sub>.<BASE_DOMAIN>` | `/api/scim/v2/…` | SCIM, organisation `<sub>` ([`scim`]) |
-//! | any other host | `/tenants/<sub>/api/scim/v2/…` | SCIM, organisation `<sub>` (no wildcard DNS) |
+//! | `<sub>.<BASE_DOMAIN>` | `/api/scim/v2/…` | SCIM, tenant `<sub>` ([`scim`]) |
+//! | any other host | `/tenants/<sub>/api/scim/v2/…` | SCIM, tenant `<sub>` (no wildcard DNS) |
 //! | any other host | `/admin/v1/…` | the admin API ([`admin`]) |
-//! | any other host | `/console…` | the organisation admin's console ([`console`]) |
+//! | any other host | `/console…` | the tenant admin's console ([`console`]) |
 //! | any | `/docs` | this README |
 //! | anything else | | 404 SCIM Error |
 //!
@@ -18,10 +18,10 @@
 //!
 //! What both surfaces share lives beside them, not in either: [`app`] (bindings, settings, the
 //! services' runtime), [`d1`] (the store's executor on D1) and [`meter`] (what a request spent
-//! on its bindings), [`shards`] (which databases are shards, and where an organisation lives),
+//! on its bindings), [`shards`] (which databases are shards, and where a tenant lives),
 //! [`reply`] (the one mapping of a result to a response, capped body reading), [`limit`] (the
 //! rate limit), [`log_buffer`] (log entries written after the response, gathered per
-//! organisation). The host app's reads are [`host_app`]'s.
+//! tenant). The host app's reads are [`host_app`]'s.
 
 pub mod admin;
 pub mod app;

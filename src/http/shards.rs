@@ -1,12 +1,12 @@
 //! The edge's half of sharding: which D1 bindings are shards (read from the Worker's
 //! bindings, so adding one is declaring it, migrating it and deploying), the [`Databases`]
-//! the services see, and what an isolate remembers of where each organisation lives.
+//! the services see, and what an isolate remembers of where each tenant lives.
 //!
-//! The catalog is read once per organisation per isolate ([`located`]); after that a SCIM
+//! The catalog is read once per tenant per isolate ([`located`]); after that a SCIM
 //! request goes straight to its shard, so a read stays one D1 call. A remembered shard can be
-//! wrong only after the organisation moved or was deleted and its subdomain reused: its gate
+//! wrong only after the tenant moved or was deleted and its subdomain reused: its gate
 //! then stays shut there, the SCIM surface asks the catalog again ([`relocate`]) and serves
-//! the request where the organisation is now.
+//! the request where the tenant is now.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -94,38 +94,38 @@ impl Databases for Bindings<'_> {
     }
 }
 
-/// Where an organisation lives, as this isolate last learnt it.
+/// Where a tenant lives, as this isolate last learnt it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Place {
     pub id: String,
     pub shard: String,
 }
 
-/// Bound on the per-isolate map of organisations' places.
+/// Bound on the per-isolate map of tenants' places.
 const MAX_PLACES: usize = 10_000;
 
 thread_local! {
-    /// Subdomain -> where the organisation lives, as looked up by this isolate.
+    /// Subdomain -> where the tenant lives, as looked up by this isolate.
     static PLACES: RefCell<HashMap<String, Place>> = RefCell::new(HashMap::new());
 }
 
-/// What this isolate remembers of organisation `sub`, without asking anything.
+/// What this isolate remembers of tenant `sub`, without asking anything.
 pub fn remembered(sub: &str) -> Option<Place> {
     PLACES.with(|m| m.borrow().get(sub).cloned())
 }
 
-/// Remember where organisation `sub` lives.
+/// Remember where tenant `sub` lives.
 pub fn learn(sub: &str, place: Place) {
     PLACES.with(|m| remember(&mut m.borrow_mut(), MAX_PLACES, sub.to_string(), place));
 }
 
-/// Forget organisation `sub` (deleted, or found elsewhere).
+/// Forget tenant `sub` (deleted, or found elsewhere).
 pub fn forget(sub: &str) {
     PLACES.with(|m| m.borrow_mut().remove(sub));
 }
 
-/// Where organisation `sub` lives: remembered, else from the catalog (one statement, once
-/// per organisation per isolate); `None` when there is no such organisation.
+/// Where tenant `sub` lives: remembered, else from the catalog (one statement, once
+/// per tenant per isolate); `None` when there is no such tenant.
 pub async fn located(all: &Bindings<'_>, sub: &str) -> Result<Option<Place>> {
     if let Some(p) = remembered(sub) {
         return Ok(Some(p));
@@ -133,7 +133,7 @@ pub async fn located(all: &Bindings<'_>, sub: &str) -> Result<Option<Place>> {
     relocate(all, sub).await
 }
 
-/// Where organisation `sub` lives according to the catalog now, remembered for next time.
+/// Where tenant `sub` lives according to the catalog now, remembered for next time.
 pub async fn relocate(all: &Bindings<'_>, sub: &str) -> Result<Option<Place>> {
     let found = match shards::locate(all, sub).await {
         Ok(at) => Some(Place {

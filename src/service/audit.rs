@@ -1,4 +1,4 @@
-//! The provisioning log of one SCIM request: what an organisation's admin and the vendor's
+//! The provisioning log of one SCIM request: what a tenant's admin and the vendor's
 //! support read to learn what the identity provider did, and why a request failed.
 //!
 //! The edge opens an [`Audit`] with what it knows of the request (method, route, resource id,
@@ -27,8 +27,8 @@ pub use crate::store::logs::{LogQuery, Refusals};
 pub use crate::store::trail::LogEntry;
 use crate::store::Executor;
 
-/// Write entries of one organisation on their own (after the responses), and add refusals
-/// to their aggregated entries, in one batch. `false` when the organisation no longer lives
+/// Write entries of one tenant on their own (after the responses), and add refusals
+/// to their aggregated entries, in one batch. `false` when the tenant no longer lives
 /// in `db` (a move took it elsewhere): nothing was written.
 pub async fn record<E: Executor>(
     db: &E,
@@ -238,12 +238,12 @@ pub fn redact_quotes(detail: &str, types: &[&'static ResourceType]) -> String {
 }
 
 /// Why a request's credential was refused (a refusal the refusal budget counts and the log
-/// aggregates; a valid token of an organisation whose provisioning is off is not one).
+/// aggregates; a valid token of a tenant whose provisioning is off is not one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
     NoToken,
     InvalidToken,
-    /// Refused before any D1 call: the address's or the organisation's budget is spent.
+    /// Refused before any D1 call: the address's or the tenant's budget is spent.
     OverBudget,
 }
 

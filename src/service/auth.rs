@@ -1,18 +1,18 @@
 //! Authenticating a SCIM request inside its own D1 round trips.
 //!
 //! Every batch the request sends starts with the gate (`store::gate`): the token's hash must be
-//! a live token of the organisation, with provisioning enabled, or the batch fails and commits
+//! a live token of the tenant, with provisioning enabled, or the batch fails and commits
 //! nothing. So a read is one D1 call and a write one or two, with no call of its own for
-//! authentication, and revoking a token, disabling provisioning or deleting the organisation
+//! authentication, and revoking a token, disabling provisioning or deleting the tenant
 //! holds from the next statement on, everywhere.
 //!
-//! Statements are scoped by the organisation's id before the gate has run, so the edge keeps
+//! Statements are scoped by the tenant's id before the gate has run, so the edge keeps
 //! each subdomain's id and shard once looked up in the catalog (`shards::locate`). When the gate stays
 //! shut, one more statement ([`verdict`]) says why:
 //!
-//! - unknown (or syntactically impossible) organisation: 404;
-//! - missing, malformed, unknown, revoked or another organisation's token: 401;
-//! - provisioning disabled for the organisation: 403.
+//! - unknown (or syntactically impossible) tenant: 404;
+//! - missing, malformed, unknown, revoked or another tenant's token: 401;
+//! - provisioning disabled for the tenant: 403.
 //!
 //! Chosen by measurement over a cache of grants in Workers KV in front of D1 (`make bench`,
 //! README "Performance"): the KV call cost more than the statement it saved.
@@ -47,10 +47,10 @@ impl Principal {
     }
 }
 
-/// How long a client waits before retrying a write refused while its organisation moves.
+/// How long a client waits before retrying a write refused while its tenant moves.
 pub const MOVING_RETRY_SECONDS: u32 = 2;
 
-/// A write refused for a moment: the organisation is being switched to another shard. 503 with
+/// A write refused for a moment: the tenant is being switched to another shard. 503 with
 /// `Retry-After` (Entra and Okta retry it; a 5xx other than 503 counts towards quarantine).
 pub fn moving() -> Error {
     Error {
@@ -62,7 +62,7 @@ pub fn moving() -> Error {
     }
 }
 
-/// No live organisation has subdomain `sub`.
+/// No live tenant has subdomain `sub`.
 pub fn unknown_tenant(sub: &str) -> Error {
     Error::not_found(format!(
         "no organisation '{}' is served here; check the Tenant URL",
@@ -81,7 +81,7 @@ fn invalid_token() -> Error {
     Error::unauthorized("the Secret Token is not valid for this organisation (unknown, revoked, or another organisation's)")
 }
 
-/// A refused request: why, and the organisation when it exists (its provisioning log records
+/// A refused request: why, and the tenant when it exists (its provisioning log records
 /// the refusal).
 #[derive(Debug)]
 pub struct Refused {
@@ -102,17 +102,17 @@ pub fn presented(authorization: Option<&str>) -> Option<String> {
 #[derive(Debug)]
 pub enum Verdict {
     Refused(Refused),
-    /// The subdomain now names another organisation (this id): the one the request was scoped
+    /// The subdomain now names another tenant (this id): the one the request was scoped
     /// to was deleted and its subdomain taken again.
     Moved(String),
-    /// The organisation's writes are refused for a moment while a move switches it to
+    /// The tenant's writes are refused for a moment while a move switches it to
     /// another shard: 503, which identity providers retry.
     Frozen,
     /// The token opens the gate: whatever failed was not authentication.
     Open,
 }
 
-/// Why organisation `sub` (scoped as `tenant_id`) does not accept the token of hash `hash` at
+/// Why tenant `sub` (scoped as `tenant_id`) does not accept the token of hash `hash` at
 /// `now`, in one statement: the first condition of the gate's own rule that fails, as the
 /// refusal the client gets.
 pub async fn verdict<E: Executor>(
@@ -149,7 +149,7 @@ pub async fn verdict<E: Executor>(
     })
 }
 
-/// The hashes of organisation `sub`'s live Secret Tokens, in one statement (none when it is
+/// The hashes of tenant `sub`'s live Secret Tokens, in one statement (none when it is
 /// unknown): how the edge recognises a valid credential while a refusal budget is spent.
 pub async fn live_hashes<E: Executor>(db: &E, sub: &str) -> Result<Vec<String>> {
     if validate_subdomain(sub).is_err() {

@@ -1,5 +1,5 @@
-//! The organisation admin's console: the vendor's app asks for a one-time link (admin API),
-//! the admin follows it, and a session for that organisation alone lets the page show the
+//! The tenant admin's console: the vendor's app asks for a one-time link (admin API),
+//! the admin follows it, and a session for that tenant alone lets the page show the
 //! Tenant URL, generate and revoke Secret Tokens, and read the provisioning log.
 //!
 //! Every secret here is stored only as its SHA-256: the link and the session are 32 random
@@ -7,7 +7,7 @@
 //! ([`csrf_of`], so the page can be given it again without keeping it anywhere) and compared
 //! by hash in constant time.
 //! A link is valid once and for the time its creator gives (10 minutes by default); a session [`SESSION_TTL_MS`], until sign-out, or
-//! until its organisation is deleted. While provisioning is disabled the session can read but
+//! until its tenant is deleted. While provisioning is disabled the session can read but
 //! not mint tokens.
 
 use serde_json::Value;
@@ -39,7 +39,7 @@ pub struct Link {
     pub expires_at: i64,
 }
 
-/// A one-time link to organisation `sub`'s console, valid `ttl_ms`.
+/// A one-time link to tenant `sub`'s console, valid `ttl_ms`.
 pub async fn create_link<E: Executor, R: Runtime>(
     db: &E,
     rt: &R,
@@ -100,7 +100,7 @@ pub async fn open_link<E: Executor, R: Runtime>(db: &E, rt: &R, secret: &str) ->
     })
 }
 
-/// The organisation a console request acts for.
+/// The tenant a console request acts for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Admin {
     pub tenant_id: String,
@@ -119,7 +119,7 @@ pub fn signed_out() -> Error {
     )
 }
 
-/// The session of cookie `secret` (401 when there is none, it expired, or its organisation is
+/// The session of cookie `secret` (401 when there is none, it expired, or its tenant is
 /// gone), checked against the CSRF token the page sent when `csrf` is given.
 pub async fn session<E: Executor, R: Runtime>(
     db: &E,
@@ -163,12 +163,12 @@ pub async fn create_token<E: Executor, R: Runtime>(
     tenants::create_token(db, rt, &admin.subdomain, false).await
 }
 
-/// The session's organisation's log, newest first: its id is the session's, so no lookup.
+/// The session's tenant's log, newest first: its id is the session's, so no lookup.
 pub async fn logs<E: Executor>(db: &E, admin: &Admin, q: &LogQuery) -> Result<Page> {
     Ok(logs::read(db, &admin.tenant_id, q).await?)
 }
 
-/// The session's organisation's summary, the last day's counts up to `now`.
+/// The session's tenant's summary, the last day's counts up to `now`.
 pub async fn summary<E: Executor>(db: &E, admin: &Admin, now: i64) -> Result<Value> {
     Ok(logs::summary(db, &admin.tenant_id, now.saturating_sub(DAY_MS)).await?)
 }
@@ -182,14 +182,14 @@ pub async fn sign_out<E: Executor>(db: &E, secret: &str) -> Result<()> {
 mod tests {
     use super::*;
     use crate::service::testing::TestRuntime;
-    use crate::store::fixture::organisations;
+    use crate::store::fixture::two_tenants;
     use pollster::block_on;
 
     const MINUTE: i64 = 60_000;
 
     #[test]
     fn a_link_opens_one_session_once_and_only_in_time() {
-        let db = organisations();
+        let db = two_tenants();
         let rt = TestRuntime::at(1_000_000);
         let link = block_on(create_link(&db, &rt, "a", 10 * MINUTE)).expect("link");
         assert!(link.secret.starts_with(LINK_PREFIX) && link.secret.len() > 40);
@@ -245,7 +245,7 @@ mod tests {
 
     #[test]
     fn sign_out_deletion_and_the_switch_end_a_sessions_power() {
-        let db = organisations();
+        let db = two_tenants();
         let rt = TestRuntime::at(5_000);
         let open = |sub: &str| {
             let link = block_on(create_link(&db, &rt, sub, MINUTE)).expect("link");
@@ -270,7 +270,7 @@ mod tests {
         block_on(sign_out(&db, &a)).expect("sign out");
         let r = block_on(session(&db, &rt, Some(&a), None)).map(|_| ());
         assert_eq!(r.map_err(|e| e.status), Err(401));
-        // Deleting the organisation ends its sessions; another organisation's stays.
+        // Deleting the tenant ends its sessions; another tenant's stays.
         let b = open("b");
         let a2 = open("a");
         block_on(crate::store::tenants::delete_tenant(&db, "a", 6_000)).expect("delete");

@@ -9,7 +9,7 @@
 //! Every member a request adds (over all its operations) is resolved in the same batch that
 //! reads the group: a PATCH is one read and one write, and a PATCH or PUT of a group that does
 //! not exist is 404 before any member is judged. A member id that is not a user or group of
-//! the organisation is skipped with a warning in the request's log entry, and the rest is
+//! the tenant is skipped with a warning in the request's log entry, and the rest is
 //! applied: identity providers treat a 400 as permanent (Okta does not retry), so one stale or
 //! not-yet-provisioned user would otherwise drop a whole batch of membership changes. The
 //! group itself as its member, or a member without `value`, is still 400.
@@ -46,7 +46,7 @@ pub struct GroupChange {
     pub data: Option<Data>,
     pub members: Vec<MemberChange>,
     pub if_version: Option<i64>,
-    /// Member ids the request named that the organisation does not have (skipped).
+    /// Member ids the request named that the tenant does not have (skipped).
     pub skipped: usize,
 }
 
@@ -243,7 +243,7 @@ fn unique<'a>(listed: impl IntoIterator<Item = &'a NewMember>) -> Vec<&'a NewMem
 }
 
 /// The group cannot be its own member (400 `invalidValue`); a named id that is no user or
-/// group of this organisation is skipped with a warning. Returns how many were skipped.
+/// group of this tenant is skipped with a warning. Returns how many were skipped.
 fn check_members<E, R: Runtime>(
     s: &Scope<'_, E, R>,
     group_id: &str,
@@ -308,7 +308,7 @@ fn resolved(listed: &[NewMember], kinds: &HashMap<String, RefType>) -> Vec<Membe
 }
 
 /// The store's refusals of a group write, in SCIM's words: a displayName another group of the
-/// organisation has, in any case (409 `uniqueness`, RFC 7644 §3.3); a `members[…]` filter that
+/// tenant has, in any case (409 `uniqueness`, RFC 7644 §3.3); a `members[…]` filter that
 /// needs more values than a statement binds (400 `invalidPath`).
 fn refused(e: StoreError, data: Option<&Data>) -> Error {
     match e {

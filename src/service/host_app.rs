@@ -1,6 +1,6 @@
 //! The host app's reads (the vendor's side of the admin API): the change feed, the directory
 //! (users, groups, a group's members, in the directory shape), the provisioning log and an
-//! organisation's summary. Reads only: the identity provider stays the one writer of users and
+//! tenant's summary. Reads only: the identity provider stays the one writer of users and
 //! groups.
 //!
 //! Every page is cursor-paged: the cursor is the last row's key (the feed's and the log's
@@ -26,7 +26,7 @@ use scim_core::time::DAY_MS;
 /// The feed's event types, re-exported for the edge and the docs.
 pub use crate::store::trail::EventType;
 
-/// The id of organisation `sub`; 404 when there is none.
+/// The id of tenant `sub`; 404 when there is none.
 pub async fn tenant_id<E: Executor>(db: &E, sub: &str) -> Result<String> {
     store::get_tenant(db, sub)
         .await?
@@ -77,10 +77,10 @@ pub struct FeedPage {
     pub next: Cursor,
 }
 
-/// A page of organisation `sub`'s feed, from its shard `binding`, in that shard's commit order.
+/// A page of tenant `sub`'s feed, from its shard `binding`, in that shard's commit order.
 ///
 /// Across a move the cursor still holds: the events copied here keep where they were first
-/// committed, and those the cursor has read there are skipped (`feed::read_organisation`).
+/// committed, and those the cursor has read there are skipped (`feed::read_tenant`).
 pub async fn feed<E: Executor>(
     db: &E,
     binding: &str,
@@ -93,7 +93,7 @@ pub async fn feed<E: Executor>(
     let births = after.births_json();
     let scanned = after.scanned(binding);
     let (events, top) =
-        feed::read_organisation(db, binding, &id, &births, scanned, &types, limit).await?;
+        feed::read_tenant(db, binding, &id, &births, scanned, &types, limit).await?;
     let full = events.len() >= limit as usize;
     let mut items = Vec::with_capacity(events.len());
     for e in events {
@@ -102,7 +102,7 @@ pub async fn feed<E: Executor>(
         items.push(stamped(e.event, &after));
     }
     if !full {
-        // A short page looked at everything the organisation has here.
+        // A short page looked at everything the tenant has here.
         after.scan(binding, top.max(after.scanned(binding)));
     }
     Ok(FeedPage { items, next: after })
@@ -123,18 +123,18 @@ type Stream = (Vec<(usize, Located)>, Option<i64>);
 /// A stream's events in the order a page takes them, each with the index of its shard.
 type Queue = VecDeque<(usize, Located)>;
 
-/// A page of every organisation's feed gathered for longer than this is refused (503): a move
+/// A page of every tenant's feed gathered for longer than this is refused (503): a move
 /// purges an old copy only [`super::moves::GRACE_MS`] after the new one is in place, so a page
 /// read within this time sees every event in one place or the other.
 const GATHER_MAX_MS: i64 = 5_000;
 
-/// A page of every organisation's feed, all shards read at once and merged oldest first.
+/// A page of every tenant's feed, all shards read at once and merged oldest first.
 ///
 /// The cursor holds, for every shard, the last seq read among the events first committed
 /// there; each such stream is read in its own order, from the shard itself and from wherever
 /// moves copied its events (one call per shard), and the page takes a prefix of each stream, so
 /// the cursor resumes each exactly after its last event: nothing repeated, nothing skipped, a
-/// shard added later read from its start. An organisation's events are in one stream between
+/// shard added later read from its start. A tenant's events are in one stream between
 /// moves, in commit order.
 pub async fn feed_of_all<S: Databases, R: Runtime>(
     s: &S,
@@ -173,7 +173,7 @@ pub async fn feed_of_all<S: Databases, R: Runtime>(
 }
 
 /// Each stream's events of a page, from every shard's part: in its own order, an event seen in
-/// two places once, none past what a full read knows; with each shard's organisations that
+/// two places once, none past what a full read knows; with each shard's tenants that
 /// still have unread copies there.
 fn streams(parts: Vec<(String, ShardPart)>, limit: u32) -> (Vec<Queue>, Vec<Vec<Pending>>) {
     let mut streams: BTreeMap<String, Stream> = BTreeMap::new();
@@ -212,7 +212,7 @@ fn merge(
     after: &mut Cursor,
     limit: u32,
 ) -> Vec<Value> {
-    // An organisation's event waits while that shard holds unread copies of its events from
+    // A tenant's event waits while that shard holds unread copies of its events from
     // another origin that came before it (its events from before a move): its own order first.
     let waits = |shard: usize, e: &Located, cursor: &Cursor| {
         pending.get(shard).is_some_and(|p| {
@@ -263,7 +263,7 @@ pub async fn groups<E: Executor>(
     Ok(directory::groups(db, &tenant_id(db, sub).await?, after, limit).await?)
 }
 
-/// One user (`group` false) or group, 404 when the organisation has none with that id.
+/// One user (`group` false) or group, 404 when the tenant has none with that id.
 pub async fn one<E: Executor>(
     db: &E,
     sub: &str,

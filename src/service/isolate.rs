@@ -1,4 +1,4 @@
-//! What an isolate remembers between the requests it serves (organisation ids, recent
+//! What an isolate remembers between the requests it serves (tenant ids, recent
 //! `lastUsedAt` writes, where list pages ended): maps that only ever help, so each is bounded and
 //! simply starts over when full, and losing one (a new isolate) costs a D1 statement, never a
 //! wrong answer.

@@ -12,14 +12,14 @@
 //! | [`users`], [`groups`] | the `/Users` and `/Groups` operations; for groups, member resolution |
 //! | [`search`] | `POST /.search` across both resource types |
 //! | [`auth`] | authenticating a SCIM request inside its own D1 calls, and why a refused one was refused |
-//! | [`moves`] | moving an organisation to another shard online: copy, catch up, switch, clean up |
-//! | [`shards`] | organisations over several D1 databases: the catalog, placement, the shard a request uses, the feed's cursor |
-//! | [`tenants`] | the admin API: organisations and their Secret Tokens |
-//! | [`console`] | the organisation admin's console: one-time links, sessions, CSRF |
+//! | [`moves`] | moving a tenant to another shard online: copy, catch up, switch, clean up |
+//! | [`shards`] | tenants over several D1 databases: the catalog, placement, the shard a request uses, the feed's cursor |
+//! | [`tenants`] | the admin API: tenants and their Secret Tokens |
+//! | [`console`] | the tenant admin's console: one-time links, sessions, CSRF |
 //! | [`audit`] | the provisioning-log entry of a SCIM request, and what it may hold |
 //! | [`host_app`] | the host app's reads: the change feed, the catalog, the log and its summary |
 //! | [`isolate`] | the bounded maps an isolate remembers between requests |
-//! | [`upkeep`] | the scheduled work: retention, and purging deleted organisations in chunks |
+//! | [`upkeep`] | the scheduled work: retention, and purging deleted tenants in chunks |
 //!
 //! [`Executor`]: crate::store::Executor
 
@@ -133,7 +133,7 @@ pub trait Runtime {
     async fn sleep(&self, ms: i64);
 }
 
-/// One SCIM request's reach: its store, its runtime, the organisation it acts for, and its
+/// One SCIM request's reach: its store, its runtime, the tenant it acts for, and its
 /// provisioning-log entry (none where nothing is logged, as in most tests).
 pub struct Scope<'a, E, R> {
     pub db: &'a E,

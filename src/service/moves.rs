@@ -1,23 +1,23 @@
-//! Moving an organisation to another shard while it keeps being served.
+//! Moving a tenant to another shard while it keeps being served.
 //!
 //! The plan is the one of a live migration, in four phases kept in the catalog (so that any
 //! invocation, the request that started it or the Cron Trigger, carries it on, one at a time
 //! under a lease):
 //!
-//! 1. **copy**: every table of the organisation, chunk by chunk, to the new shard, up to the
+//! 1. **copy**: every table of the tenant, chunk by chunk, to the new shard, up to the
 //!    newest event and log entry it had when the move started. Reads and writes go on in the old
 //!    shard meanwhile.
-//! 2. **catch-up**: what changed since, read from the organisation's own change feed (every
+//! 2. **catch-up**: what changed since, read from the tenant's own change feed (every
 //!    write of a user or a group appends an event naming it): those users and groups are copied
 //!    again as they are now, and the events and log entries appended since are copied after
 //!    theirs. Rounds repeat until one finds little to do.
-//! 3. **switch**: the old shard refuses the organisation's writes for at most
+//! 3. **switch**: the old shard refuses the tenant's writes for at most
 //!    [`FREEZE_MS`] (503 with `Retry-After`, which Entra and Okta retry; reads go on), the last
 //!    round runs, the tokens, console links and sessions and aggregated refusals are copied whole,
-//!    and the catalog points at the new shard. The old shard's row then says the organisation
+//!    and the catalog points at the new shard. The old shard's row then says the tenant
 //!    left; an isolate that still sends it there finds the gate shut and asks the catalog.
 //!    Should the switch take too long, it is abandoned and its freeze lapses by itself: the
-//!    organisation is never left unwritable, and nothing is lost (the next round starts again).
+//!    tenant is never left unwritable, and nothing is lost (the next round starts again).
 //! 4. **cleanup**: after [`GRACE_MS`] (log entries written after their responses may still be
 //!    on their way to the old shard; they are copied first), the old shard's rows are purged in
 //!    chunks.
@@ -41,7 +41,7 @@ use crate::store::{Executor, Param, StoreError};
 use scim_core::scim::error::{quote, Error, Result};
 use std::cell::Cell;
 
-/// How long the old shard refuses the organisation's writes, at most, while it switches.
+/// How long the old shard refuses the tenant's writes, at most, while it switches.
 pub const FREEZE_MS: i64 = 5_000;
 /// A switch that has taken this long is abandoned (its freeze lapses unused).
 const SWITCH_MAX_MS: i64 = 4_000;
@@ -83,7 +83,7 @@ const IDS_PER_ROUND: usize = 50;
 /// Never frozen past this (the largest integer D1 binds exactly): "until the move is done".
 const FOREVER: i64 = (1 << 53) - 1;
 
-/// The table of step `step` of the bulk copy: every table of the organisation's but its users'
+/// The table of step `step` of the bulk copy: every table of the tenant's but its users'
 /// values (which travel with their users). Tokens and console rows are copied again at the
 /// switch; events and log entries up to where they stood when the move started.
 fn bulk(step: usize) -> Option<&'static Table> {
@@ -109,9 +109,9 @@ pub struct Move {
     pub after: Vec<Value>,
     /// Rows copied so far (a row changed during the move is copied again, and counted again).
     pub rows_copied: i64,
-    /// The organisation's rows when the move started.
+    /// The tenant's rows when the move started.
     pub rows_at_start: i64,
-    /// The old shard's events and log entries of the organisation copied up to (seq).
+    /// The old shard's events and log entries of the tenant copied up to (seq).
     pub events: i64,
     pub logs: i64,
     pub started_at: i64,
@@ -135,7 +135,7 @@ impl Move {
     }
 }
 
-/// The move recorded for an organisation, if any.
+/// The move recorded for a tenant, if any.
 pub fn of(moving: Option<&str>) -> Option<Move> {
     moving.and_then(|m| serde_json::from_str(m).ok())
 }
@@ -144,7 +144,7 @@ fn json(m: &Move) -> Result<String> {
     serde_json::to_string(m).map_err(|e| Error::internal(format!("move state: {e}")))
 }
 
-/// Start moving organisation `sub` to shard `to`: its rows are copied from now on (the
+/// Start moving tenant `sub` to shard `to`: its rows are copied from now on (the
 /// caller drives the copy, [`drive`]). 409 while a move runs, or while `to` still purges an
 /// earlier copy of it.
 pub async fn start<S: Databases, R: Runtime>(s: &S, rt: &R, sub: &str, to: &str) -> Result<Move> {
@@ -194,7 +194,7 @@ pub async fn start<S: Databases, R: Runtime>(s: &S, rt: &R, sub: &str, to: &str)
             quote(sub)
         )));
     }
-    // The organisation's row on its new shard comes first (the others reference it), frozen:
+    // The tenant's row on its new shard comes first (the others reference it), frozen:
     // nothing is written there but the copy until the switch.
     if let Err(e) = store::arrive(&at.db, &target, &at.org.id, FOREVER).await {
         let failed = Move {
@@ -215,7 +215,7 @@ pub async fn start<S: Databases, R: Runtime>(s: &S, rt: &R, sub: &str, to: &str)
     Ok(m)
 }
 
-/// Cancel organisation `sub`'s move while it copies: it stays where it is, and the copy made
+/// Cancel tenant `sub`'s move while it copies: it stays where it is, and the copy made
 /// so far is purged from the new shard. 409 once it has switched, or while a driver holds it.
 pub async fn cancel<S: Databases, R: Runtime>(s: &S, rt: &R, sub: &str) -> Result<Move> {
     let at = shards::locate(s, sub).await?;
@@ -248,7 +248,7 @@ pub async fn cancel<S: Databases, R: Runtime>(s: &S, rt: &R, sub: &str) -> Resul
     Ok(m)
 }
 
-/// Carry organisation `id`'s move on for at most `budget_ms`, unless another driver holds it.
+/// Carry tenant `id`'s move on for at most `budget_ms`, unless another driver holds it.
 /// Returns the move as it stands (`None`: none, or held elsewhere). A failure is recorded in the
 /// move and retried by the next driver from where it stood.
 pub async fn drive<S: Databases, R: Runtime>(
@@ -376,7 +376,7 @@ async fn save<E: Executor>(catalog_db: &E, id: &str, m: &Move) -> Result<()> {
 /// round reached the newest event.
 async fn catch_up<E: Executor>(from: &E, to: &E, id: &str, m: &mut Move) -> Result<(usize, bool)> {
     let (newest, logs) = store::newest(from, id).await?;
-    // A round takes at most this many events' changes (a busy organisation's next round takes
+    // A round takes at most this many events' changes (a busy tenant's next round takes
     // the rest), so that one round stays well within an invocation's calls.
     let events = store::nth_event_after(from, id, m.events, EVENTS_PER_ROUND)
         .await?
@@ -499,7 +499,7 @@ async fn switch<E: Executor, R: Runtime>(
             "the switch took too long; its freeze lapses and the next round tries again",
         ));
     }
-    // From here the old shard refuses the organisation's writes until it is gone from there.
+    // From here the old shard refuses the tenant's writes until it is gone from there.
     if !store::freeze(from, id, Some(FOREVER), Some(until)).await? {
         return Err(Error::new(
             503,

@@ -28,7 +28,7 @@ pub const ANCHOR_TTL_MS: i64 = 300_000;
 const MAX_ANCHORS: usize = 1_000;
 
 thread_local! {
-    /// (organisation, endpoint, filter, startIndex of the next page) -> where the page before
+    /// (tenant, endpoint, filter, startIndex of the next page) -> where the page before
     /// it ended, and when.
     static ANCHORS: RefCell<HashMap<String, (Anchor, i64)>> = RefCell::new(HashMap::new());
 }

@@ -1,4 +1,4 @@
-//! Organisations over several shards, on SQLite: placement, the catalog's list, updates and
+//! Tenants over several shards, on SQLite: placement, the catalog's list, updates and
 //! deletion reaching the right shard, and the feed of everything merged across shards.
 
 use pollster::block_on;
@@ -65,7 +65,7 @@ fn organisations_spread_over_open_shards_and_their_rows_stay_in_theirs() {
     let figures = block_on(shards::figures(&all, &rt)).expect("figures");
     let orgs: Vec<(String, bool, i64)> = figures
         .iter()
-        .map(|v| (v.binding.clone(), v.open, v.figures.organisations))
+        .map(|v| (v.binding.clone(), v.open, v.figures.tenants))
         .collect();
     assert_eq!(
         orgs,
@@ -82,7 +82,7 @@ fn organisations_spread_over_open_shards_and_their_rows_stay_in_theirs() {
     let (rest, last) = block_on(tenants::list(&all, next.as_deref(), 5)).expect("list");
     assert_eq!((rest.len(), last), (3, None));
 
-    // An update reaches the organisation's shard (its gate reads it) and the catalog.
+    // An update reaches the tenant's shard (its gate reads it) and the catalog.
     let a2 = block_on(shards::locate(&all, "a2")).expect("a2");
     let changed = block_on(tenants::update(
         &all,
@@ -135,7 +135,7 @@ fn the_feed_of_everything_merges_shards_and_resumes_each_exactly() {
     for (sub, shard) in [("x", "DB"), ("y", "SHARD_2"), ("z", "SHARD_3")] {
         orgs.push(block_on(tenants::create(&all, &rt, sub, None, None, Some(shard))).expect("org"));
     }
-    // Interleaved in time across shards; within one organisation, in commit order.
+    // Interleaved in time across shards; within one tenant, in commit order.
     let mut at = 0;
     for round in 0..7 {
         for o in &orgs {
@@ -190,8 +190,8 @@ fn the_feed_of_everything_merges_shards_and_resumes_each_exactly() {
     let late = block_on(host_app::feed_of_all(&all, &rt, cursor.clone(), vec![], 4)).expect("late");
     assert_eq!(late.items.len(), 1);
     assert_eq!(late.items[0]["resourceId"], json!("z-late"));
-    assert_eq!(late.items[0]["organisation"]["subdomain"], json!("z"));
-    // One organisation's feed reads its shard only.
+    assert_eq!(late.items[0]["tenant"]["subdomain"], json!("z"));
+    // One tenant's feed reads its shard only.
     let y = block_on(shards::locate(&all, "y")).expect("y");
     let page = block_on(host_app::feed(
         &y.db,
@@ -228,7 +228,7 @@ mod moving {
         }
     }
 
-    /// Every event of organisation `sub`'s feed after `cursor`, page by page, from wherever it
+    /// Every event of tenant `sub`'s feed after `cursor`, page by page, from wherever it
     /// lives now; and the cursor after them.
     fn org_feed(
         all: &TestShards,
@@ -280,14 +280,7 @@ mod moving {
     fn plain(events: &[Value]) -> Vec<Value> {
         events
             .iter()
-            .map(|e| {
-                json!([
-                    e["organisation"]["id"],
-                    e["type"],
-                    e["resourceId"],
-                    e["data"]
-                ])
-            })
+            .map(|e| json!([e["tenant"]["id"], e["type"], e["resourceId"], e["data"]]))
             .collect()
     }
 
@@ -354,7 +347,7 @@ mod moving {
         let started = block_on(moves::start(&all, &rt, "m", "SHARD_3")).expect("start");
         assert_eq!(started.phase, "copy");
         assert!(started.rows_at_start > 500, "{started:?}");
-        // The move goes on a little at a time, and the organisation keeps being written.
+        // The move goes on a little at a time, and the tenant keeps being written.
         rt.step.set(1);
         let mut round = 0;
         let mut phases = Vec::new();
@@ -449,10 +442,10 @@ mod moving {
             1
         );
         let _ = token;
-        // The new shard's gate opens for the organisation's token.
+        // The new shard's gate opens for the tenant's token.
         assert_eq!(new.count(&format!("SELECT count(*) FROM tenants WHERE id = '{}' AND coalesce(frozen_until, 0) = 0 AND deleted_at IS NULL", org.id)), 1);
 
-        // One organisation's feed: a consumer that kept its cursor continues exactly after it.
+        // One tenant's feed: a consumer that kept its cursor continues exactly after it.
         let (rest, _) = org_feed(&all, "m", c1, 40);
         let (whole, _) = org_feed(&all, "m", Cursor::default(), 1000);
         let mut joined = plain(&first);
@@ -466,7 +459,7 @@ mod moving {
             whole.iter().filter(|e| e["type"] == "user.created").count() as i64,
             250 + late
         );
-        // Everyone's feed likewise, with the other organisation's events among them.
+        // Everyone's feed likewise, with the other tenant's events among them.
         let (all_rest, _) = all_feed(&all, &rt, a1, 45);
         let mut everyone = plain(&all_first);
         everyone.extend(plain(&all_rest));

@@ -1,16 +1,16 @@
-//! Organisations spread over several D1 databases: which database a request uses, where a new
-//! organisation goes, what each shard holds, and the feed's cursor that names its databases.
+//! Tenants spread over several D1 databases: which database a request uses, where a new
+//! tenant goes, what each shard holds, and the feed's cursor that names its databases.
 //!
 //! A D1 database holds at most 10 GB and runs one query at a time, so one database serves a
-//! few hundred organisations, not thousands (Cloudflare's D1 limits; its guidance is to scale
-//! out over many smaller databases). `DB` is the **catalog** (the list of organisations,
+//! few hundred tenants, not thousands (Cloudflare's D1 limits; its guidance is to scale
+//! out over many smaller databases). `DB` is the **catalog** (the list of tenants,
 //! [`crate::store::catalog`]) and also a **shard**; every other shard is a binding whose
-//! name starts with `SHARD_`. An organisation's own rows all live in its one shard, so the gate
+//! name starts with `SHARD_`. A tenant's own rows all live in its one shard, so the gate
 //! still runs inside each of its batches: a SCIM read stays one D1 call, wherever it lives.
 //!
 //! Two handles with different jobs: [`Databases::catalog`] for the list, and the shard
-//! [`locate`] finds for an organisation. Nothing here runs a statement across shards; a read
-//! of every organisation (the feed of everything, upkeep, the shard figures) asks each shard
+//! [`locate`] finds for a tenant. Nothing here runs a statement across shards; a read
+//! of every tenant (the feed of everything, upkeep, the shard figures) asks each shard
 //! for its own and merges.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -21,8 +21,8 @@ use super::Runtime;
 use crate::store::catalog::{self, Figures};
 use scim_core::scim::error::{quote, Error, Result};
 
-/// An organisation as the catalog lists it.
-pub use crate::store::catalog::Organisation;
+/// A tenant as the catalog lists it.
+pub use crate::store::catalog::Entry;
 use crate::store::Executor;
 
 /// The catalog's binding, which is a shard too.
@@ -38,7 +38,7 @@ pub fn is_shard(binding: &str) -> bool {
 /// The databases a deployment has.
 pub trait Databases {
     type Db: Executor;
-    /// `DB`: the list of organisations.
+    /// `DB`: the list of tenants.
     fn catalog(&self) -> Result<Self::Db>;
     /// Every shard's binding, `DB` first, then the others in name order.
     fn bindings(&self) -> &[String];
@@ -46,9 +46,9 @@ pub trait Databases {
     fn shard(&self, binding: &str) -> Result<Self::Db>;
 }
 
-/// An organisation as the catalog lists it, with its shard's handle.
+/// A tenant as the catalog lists it, with its shard's handle.
 pub struct Located<D> {
-    pub org: Organisation,
+    pub org: Entry,
     pub db: D,
 }
 
@@ -56,7 +56,7 @@ fn not_found(sub: &str) -> Error {
     Error::not_found(format!("no tenant with subdomain '{}'", quote(sub)))
 }
 
-/// Organisation `sub` and its shard, from the catalog; 404 when there is none.
+/// Tenant `sub` and its shard, from the catalog; 404 when there is none.
 pub async fn locate<S: Databases>(s: &S, sub: &str) -> Result<Located<S::Db>> {
     let org = catalog::by_subdomain(&s.catalog()?, sub)
         .await?
@@ -65,7 +65,7 @@ pub async fn locate<S: Databases>(s: &S, sub: &str) -> Result<Located<S::Db>> {
     Ok(Located { org, db })
 }
 
-/// Organisation `id` and its shard, if it is listed.
+/// Tenant `id` and its shard, if it is listed.
 pub async fn locate_id<S: Databases>(s: &S, id: &str) -> Result<Option<Located<S::Db>>> {
     match catalog::by_id(&s.catalog()?, id).await? {
         Some(org) => {
@@ -83,24 +83,24 @@ pub struct Candidate {
     pub open: bool,
     /// Its size in bytes, when known.
     pub bytes: Option<u64>,
-    /// How many organisations the catalog places on it.
-    pub organisations: i64,
+    /// How many tenants the catalog places on it.
+    pub tenants: i64,
 }
 
 /// Shards whose sizes differ by less than this count as the same size for placement.
 pub const SAME_SIZE_BYTES: u64 = 1 << 20;
 
-/// The shard a new organisation goes to: the open one with the fewest stored bytes (an
+/// The shard a new tenant goes to: the open one with the fewest stored bytes (an
 /// unmeasured one counts as empty). Shards within [`SAME_SIZE_BYTES`] of the smallest count as
-/// equal (a new organisation fills no page yet, and a burst of creations would otherwise all go
-/// to one shard): of those, the one with the fewest organisations, then the smaller, then the
+/// equal (a new tenant fills no page yet, and a burst of creations would otherwise all go
+/// to one shard): of those, the one with the fewest tenants, then the smaller, then the
 /// first. `None` when every shard is closed.
 pub fn choose(candidates: &[Candidate]) -> Option<&str> {
     let open = || candidates.iter().filter(|c| c.open);
     let least = open().map(|c| c.bytes.unwrap_or(0)).min()?;
     open()
         .filter(|c| c.bytes.unwrap_or(0) <= least.saturating_add(SAME_SIZE_BYTES))
-        .min_by_key(|c| (c.organisations, c.bytes.unwrap_or(0)))
+        .min_by_key(|c| (c.tenants, c.bytes.unwrap_or(0)))
         .map(|c| c.binding.as_str())
 }
 
@@ -123,13 +123,13 @@ pub async fn candidates<S: Databases>(s: &S) -> Result<Vec<Candidate>> {
             binding: b.clone(),
             open,
             bytes,
-            organisations: count(b),
+            tenants: count(b),
         })
     });
     super::all_at_once(probes).await.into_iter().collect()
 }
 
-/// Where a new organisation goes: the shard `named` (any configured one, open or not: the
+/// Where a new tenant goes: the shard `named` (any configured one, open or not: the
 /// operator's choice), else [`choose`]'s.
 pub async fn place<S: Databases>(s: &S, named: Option<&str>) -> Result<String> {
     if let Some(named) = named {
@@ -197,7 +197,7 @@ pub async fn set_open<S: Databases>(s: &S, binding: &str, open: bool) -> Result<
 }
 
 /// A position in the change feed: for each database, the `seq` of the last event read among
-/// those first committed there; and, for one organisation's feed, how far its current shard
+/// those first committed there; and, for one tenant's feed, how far its current shard
 /// has been read (`scan`).
 ///
 /// Opaque to clients (base64url of `DB=12,SHARD_2=5` and `|SHARD_2=77`): it names its
@@ -286,7 +286,7 @@ impl Cursor {
         self.births.insert(binding.to_string(), seq);
     }
 
-    /// How far shard `binding` has been read in one organisation's feed (0: not yet).
+    /// How far shard `binding` has been read in one tenant's feed (0: not yet).
     pub fn scanned(&self, binding: &str) -> i64 {
         match &self.scan {
             Some((b, n)) if b == binding => *n,
@@ -294,7 +294,7 @@ impl Cursor {
         }
     }
 
-    /// One organisation's feed has been read up to `seq` in shard `binding`.
+    /// One tenant's feed has been read up to `seq` in shard `binding`.
     pub fn scan(&mut self, binding: &str, seq: i64) {
         self.scan = Some((binding.to_string(), seq));
     }
@@ -328,7 +328,7 @@ mod tests {
             binding: binding.into(),
             open,
             bytes,
-            organisations: 0,
+            tenants: 0,
         }
     }
 
@@ -347,7 +347,7 @@ mod tests {
         );
         assert_eq!(choose(&[c("DB", false, None)]), None);
         let fuller = Candidate {
-            organisations: 3,
+            tenants: 3,
             ..c("DB", true, Some(300))
         };
         assert_eq!(

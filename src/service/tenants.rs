@@ -1,10 +1,10 @@
-//! The admin API's logic: organisations (tenants) and their Secret Tokens.
+//! The admin API's logic: tenants (tenants) and their Secret Tokens.
 //!
-//! Every change that can revoke access (disabling provisioning, deleting an organisation,
+//! Every change that can revoke access (disabling provisioning, deleting a tenant,
 //! revoking a token, or rotating with `revokeExisting`) takes effect with the next request:
 //! each SCIM request checks its token in its own D1 batch (`store::gate`), nothing is cached.
 
-use crate::store::catalog::{self, Organisation};
+use crate::store::catalog::{self, Entry};
 use crate::store::tenants::{self as store, NewTenant, NewToken, Tenant, TokenInfo, TokenRefusal};
 use crate::store::{Executor, StoreError};
 use scim_core::scim::error::{quote, Error, Result};
@@ -14,7 +14,7 @@ use scim_core::tenancy::token;
 use super::shards::{self, Databases};
 use super::Runtime;
 
-/// Longest organisation name accepted.
+/// Longest tenant name accepted.
 pub const MAX_NAME_LEN: usize = 200;
 
 fn check_name(name: &str) -> Result<()> {
@@ -33,12 +33,12 @@ fn not_found(sub: &str) -> Error {
     Error::not_found(format!("no tenant with subdomain '{}'", quote(sub)))
 }
 
-/// Create an organisation on the shard `shard` names, or where [`shards::place`] puts it;
+/// Create a tenant on the shard `shard` names, or where [`shards::place`] puts it;
 /// its name defaults to the subdomain, provisioning to enabled.
 ///
 /// The catalog's row comes first: it claims the subdomain across every shard (a taken one is
 /// 409 there, before anything is written to a shard). Should the shard's row then fail, the
-/// catalog's is taken back, so a failure leaves no organisation half made.
+/// catalog's is taken back, so a failure leaves no tenant half made.
 pub async fn create<S: Databases, R: Runtime>(
     s: &S,
     rt: &R,
@@ -46,13 +46,13 @@ pub async fn create<S: Databases, R: Runtime>(
     name: Option<&str>,
     provisioning_enabled: Option<bool>,
     shard: Option<&str>,
-) -> Result<Organisation> {
+) -> Result<Entry> {
     let subdomain = subdomain.trim();
     validate_subdomain(subdomain).map_err(Error::invalid)?;
     let name = name.unwrap_or(subdomain);
     check_name(name)?;
     let binding = shards::place(s, shard).await?;
-    let org = Organisation {
+    let org = Entry {
         id: rt.random_id("ten_")?,
         subdomain: subdomain.to_string(),
         name: name.trim().to_string(),
@@ -88,7 +88,7 @@ pub async fn create<S: Databases, R: Runtime>(
     Ok(org)
 }
 
-/// A UNIQUE refusal on a subdomain: the name is another organisation's (409).
+/// A UNIQUE refusal on a subdomain: the name is another tenant's (409).
 fn subdomain_taken(e: StoreError, subdomain: &str) -> Error {
     if e.is_unique_on("subdomain") {
         Error::state_conflict(format!(
@@ -100,13 +100,13 @@ fn subdomain_taken(e: StoreError, subdomain: &str) -> Error {
     }
 }
 
-/// A page of organisations in subdomain order, after subdomain `after`, and the subdomain to
+/// A page of tenants in subdomain order, after subdomain `after`, and the subdomain to
 /// pass as `after` for the next page when there is one.
 pub async fn list<S: Databases>(
     s: &S,
     after: Option<&str>,
     limit: u32,
-) -> Result<(Vec<Organisation>, Option<String>)> {
+) -> Result<(Vec<Entry>, Option<String>)> {
     let (orgs, more) = catalog::page(&s.catalog()?, after.unwrap_or(""), limit).await?;
     let next = if more {
         orgs.last().map(|o| o.subdomain.clone())
@@ -116,13 +116,13 @@ pub async fn list<S: Databases>(
     Ok((orgs, next))
 }
 
-pub async fn get<S: Databases>(s: &S, sub: &str) -> Result<Organisation> {
+pub async fn get<S: Databases>(s: &S, sub: &str) -> Result<Entry> {
     catalog::by_subdomain(&s.catalog()?, sub)
         .await?
         .ok_or_else(|| not_found(sub))
 }
 
-/// Rename an organisation and/or switch its provisioning: in its shard first (its tokens'
+/// Rename a tenant and/or switch its provisioning: in its shard first (its tokens'
 /// next requests see it there), then in the catalog's list.
 pub async fn update<S: Databases, R: Runtime>(
     s: &S,
@@ -130,7 +130,7 @@ pub async fn update<S: Databases, R: Runtime>(
     sub: &str,
     name: Option<&str>,
     provisioning_enabled: Option<bool>,
-) -> Result<Organisation> {
+) -> Result<Entry> {
     if let Some(name) = name {
         check_name(name)?;
     }

@@ -13,7 +13,7 @@ use super::resources::{self, Fetched, Kind};
 use super::testing::TestRuntime;
 use super::users::Users;
 use super::{tenants, Scope};
-use crate::store::fixture::{group_state, organisations, seeded, T};
+use crate::store::fixture::{group_state, seeded, two_tenants, T};
 use crate::store::gate::Gated;
 use crate::store::sqlite::Sqlite;
 use crate::store::table::Table;
@@ -85,7 +85,7 @@ fn check_outcome<T>(f: &Value, result: &Result<T, Error>) -> Result<(), String> 
 /// The stored resource must be `expect` (after an error: `before`, unchanged).
 fn replay_user(path: &Path) -> Result<(), String> {
     let f = read_fixture(path);
-    let db = organisations();
+    let db = two_tenants();
     let rt = TestRuntime::at(10);
     let s = scope(&db, &rt);
     let (result, id) = match f["operation"].as_str() {
@@ -331,7 +331,7 @@ fn preconditions_and_not_found() {
 
 #[test]
 fn the_gate_opens_for_the_organisations_token_and_the_verdict_says_why_not() {
-    let db = organisations();
+    let db = two_tenants();
     let rt = TestRuntime::at(50);
     let created = block_on(tenants::create_token(&db, &rt, "a", false)).expect("token");
     let bearer = format!("Bearer {}", created.token.plaintext);
@@ -356,8 +356,8 @@ fn the_gate_opens_for_the_organisations_token_and_the_verdict_says_why_not() {
         };
     assert!(opens());
     assert_eq!(status("a", &hash, T), Ok("open".into()));
-    // Another organisation's token, an unknown token, an unknown organisation, and a subdomain
-    // that names another organisation than the one the request was scoped to.
+    // Another tenant's token, an unknown token, an unknown tenant, and a subdomain
+    // that names another tenant than the one the request was scoped to.
     assert_eq!(status("b", &hash, "ten_b"), Err(401));
     assert_eq!(status("a", "not-a-token-hash", T), Err(401));
     assert_eq!(status("nosuch", &hash, ""), Err(404));

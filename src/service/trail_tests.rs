@@ -3,7 +3,7 @@
 //! resource's directory shape; a write's log entry rides in its batch and holds no attribute
 //! value but the resource's name; unknown members are skipped with a warning; a 1,600-member
 //! push stays one batch within D1's parameter limit; retention, the log cap and an
-//! organisation's purge work in chunks.
+//! tenant's purge work in chunks.
 
 use pollster::block_on;
 use serde_json::{json, Value};
@@ -18,7 +18,7 @@ use super::testing::TestRuntime;
 use super::upkeep::{self, Settings};
 use super::users::Users;
 use super::Scope;
-use crate::store::fixture::{organisations, seeded, T};
+use crate::store::fixture::{seeded, two_tenants, T};
 use crate::store::listing::MAX_PARAMS;
 use crate::store::logs::LogQuery;
 use crate::store::sqlite::Sqlite;
@@ -38,7 +38,7 @@ fn scope<'a, E>(
     }
 }
 
-/// Every event of organisation `a` after seq `after`, in feed order, read page by page.
+/// Every event of tenant `a` after seq `after`, in feed order, read page by page.
 fn feed_after(db: &Sqlite, after: i64) -> Vec<Value> {
     let mut all: Vec<Value> = Vec::new();
     let mut cursor = Cursor::default();
@@ -224,7 +224,7 @@ fn a_lost_race_records_nothing_and_the_retry_records_once() {
 
 #[test]
 fn a_push_of_1600_members_is_one_batch_and_two_events() {
-    let db = organisations();
+    let db = two_tenants();
     let rt = TestRuntime::at(70);
     let strict = Strict {
         db: &db,
@@ -351,7 +351,7 @@ fn log_entries_name_the_resource_and_hold_no_other_value() {
 
 #[test]
 fn upkeep_expires_caps_and_purges_in_chunks() {
-    let db = organisations();
+    let db = two_tenants();
     let day = 86_400_000;
     let rt = TestRuntime::at(40 * day);
     let s = scope(&db, &rt, None);
@@ -458,7 +458,7 @@ fn upkeep_expires_caps_and_purges_in_chunks() {
 #[test]
 fn refusals_aggregate_and_are_capped_apart_from_requests() {
     use crate::store::logs::Refusals;
-    let db = organisations();
+    let db = two_tenants();
     let rt = TestRuntime::at(60_000 * 100);
     let genuine: Vec<LogEntry> = (0..3)
         .map(|i| LogEntry {

@@ -1,7 +1,7 @@
-//! Scheduled upkeep (the Worker's Cron Trigger) and deleting an organisation.
+//! Scheduled upkeep (the Worker's Cron Trigger) and deleting a tenant.
 //!
 //! Each task works in chunks ([`crate::store::upkeep`]) until it is done or the run's time
-//! budget is spent; whatever is left, the next run continues. Deleting an organisation makes
+//! budget is spent; whatever is left, the next run continues. Deleting a tenant makes
 //! it unreachable in one batch and purges what it had in rounds, here and in later runs, with
 //! what is left visible on the admin API.
 
@@ -12,7 +12,7 @@ use crate::store::tenants as tenants_store;
 use crate::store::upkeep::{self as store, CHUNK};
 use scim_core::scim::error::{quote, Error, Result};
 
-/// A deleted organisation still being purged, as the admin API lists it.
+/// A deleted tenant still being purged, as the admin API lists it.
 pub use crate::store::upkeep::Purge;
 use crate::store::Executor;
 use scim_core::time::DAY_MS;
@@ -24,9 +24,9 @@ pub struct Settings {
     pub event_retention_days: i64,
     /// `LOG_RETENTION_DAYS`, 30 by default.
     pub log_retention_days: i64,
-    /// `LOG_MAX_ENTRIES` per organisation, 20,000 by default.
+    /// `LOG_MAX_ENTRIES` per tenant, 20,000 by default.
     pub log_max_entries: i64,
-    /// `LOG_MAX_REFUSALS` per organisation, 1,000 by default: aggregated refusals (each one
+    /// `LOG_MAX_REFUSALS` per tenant, 1,000 by default: aggregated refusals (each one
     /// minute of one address's refused requests), capped apart from the entries above.
     pub log_max_refusals: i64,
 }
@@ -55,7 +55,7 @@ pub struct Report {
     pub unfinished: bool,
 }
 
-/// Organisations whose log cap one batch enforces.
+/// Tenants whose log cap one batch enforces.
 const CAP_BATCH: i64 = 50;
 
 /// One run over every shard, each given an equal part of what is left of `budget_ms` (a
@@ -90,7 +90,7 @@ pub async fn run_all<S: Databases, R: Runtime>(
 }
 
 /// One run on one shard: retention of events and log entries, the log cap, and the purge of
-/// deleted organisations, until done or `budget_ms` have passed.
+/// deleted tenants, until done or `budget_ms` have passed.
 pub async fn run<E: Executor, R: Runtime>(
     db: &E,
     rt: &R,
@@ -129,7 +129,7 @@ pub async fn run<E: Executor, R: Runtime>(
         let Some(last) = ids.last().cloned() else {
             break;
         };
-        // Capping removes at most a chunk per organisation per batch; repeat while it bites.
+        // Capping removes at most a chunk per tenant per batch; repeat while it bites.
         loop {
             let n = store::cap_logs(
                 db,
@@ -160,7 +160,7 @@ pub async fn run<E: Executor, R: Runtime>(
     Ok(report)
 }
 
-/// Delete organisation `sub`: unreachable at once (in its shard, its tokens deleted and its
+/// Delete tenant `sub`: unreachable at once (in its shard, its tokens deleted and its
 /// subdomain freed; then off the catalog's list), then as much of its data purged as
 /// `budget_ms` allows; the rest goes in the scheduled runs. Returns the purge as it stands.
 pub async fn delete_tenant<S: Databases, R: Runtime>(
@@ -171,7 +171,7 @@ pub async fn delete_tenant<S: Databases, R: Runtime>(
 ) -> Result<Purge> {
     let at = shards::locate(s, sub).await?;
     let db = &at.db;
-    // The shard first: once its row says deleted, no request reaches the organisation, even
+    // The shard first: once its row says deleted, no request reaches the tenant, even
     // should taking it off the list fail (a retried DELETE then finishes the job).
     let deleted = tenants_store::delete_tenant(db, sub, rt.now()).await?;
     catalog::remove(&s.catalog()?, &at.org.id).await?;
@@ -190,7 +190,7 @@ pub async fn delete_tenant<S: Databases, R: Runtime>(
     })
 }
 
-/// The organisations still being purged, on every shard.
+/// The tenants still being purged, on every shard.
 pub async fn pending<S: Databases>(s: &S) -> Result<Vec<Purge>> {
     let mut all = Vec::new();
     for binding in s.bindings() {

@@ -151,7 +151,7 @@ async fn update<E: Executor, R: Runtime>(
     }
 }
 
-/// A UNIQUE refusal on the userName's key: another user of the organisation has the name, in
+/// A UNIQUE refusal on the userName's key: another user of the tenant has the name, in
 /// any case (409 `uniqueness`, RFC 7644 §3.3).
 fn user_name_taken(e: StoreError, data: &Data) -> Error {
     if !e.is_unique_on("user_name_key") {

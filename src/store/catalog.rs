@@ -1,7 +1,7 @@
-//! SQL for the catalog (`DB`): the list of organisations, each with the shard that holds
+//! SQL for the catalog (`DB`): the list of tenants, each with the shard that holds
 //! its rows (table `organisations`), and what is known of each shard (table `shards`).
 //!
-//! Every statement here runs on the catalog alone; an organisation's own rows are in its
+//! Every statement here runs on the catalog alone; a tenant's own rows are in its
 //! shard ([`super::tenants`] and the rest). Subdomains are unique across every shard because
 //! the catalog's UNIQUE index says so, not because anything checks first.
 
@@ -10,9 +10,9 @@ use serde::Deserialize;
 use super::tenants::int_bool;
 use super::{Executor, Result, Stmt};
 
-/// An organisation as the catalog lists it.
+/// A tenant as the catalog lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct Organisation {
+pub struct Entry {
     pub id: String,
     pub subdomain: String,
     pub name: String,
@@ -30,8 +30,8 @@ pub struct Organisation {
 const COLUMNS: &str =
     "id, subdomain, name, provisioning_enabled, shard, created_at, updated_at, move";
 
-/// List organisation `o`; a subdomain taken on any shard is 409 (the UNIQUE index decides).
-pub async fn insert<E: Executor>(db: &E, o: &Organisation) -> Result<()> {
+/// List tenant `o`; a subdomain taken on any shard is 409 (the UNIQUE index decides).
+pub async fn insert<E: Executor>(db: &E, o: &Entry) -> Result<()> {
     let stmt = Stmt::new(
         format!("INSERT INTO organisations ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)"),
         vec![
@@ -50,29 +50,25 @@ pub async fn insert<E: Executor>(db: &E, o: &Organisation) -> Result<()> {
     }
 }
 
-/// The organisation subdomain `sub` names, if any.
-pub async fn by_subdomain<E: Executor>(db: &E, sub: &str) -> Result<Option<Organisation>> {
+/// The tenant subdomain `sub` names, if any.
+pub async fn by_subdomain<E: Executor>(db: &E, sub: &str) -> Result<Option<Entry>> {
     let sql = format!("SELECT {COLUMNS} FROM organisations WHERE subdomain = ?");
     db.query(Stmt::new(sql, vec![sub.into()])).await?.first()
 }
 
-/// The organisation of id `id`, if it is listed.
-pub async fn by_id<E: Executor>(db: &E, id: &str) -> Result<Option<Organisation>> {
+/// The tenant of id `id`, if it is listed.
+pub async fn by_id<E: Executor>(db: &E, id: &str) -> Result<Option<Entry>> {
     let sql = format!("SELECT {COLUMNS} FROM organisations WHERE id = ?");
     db.query(Stmt::new(sql, vec![id.into()])).await?.first()
 }
 
-/// Up to `limit` organisations after subdomain `after`, in subdomain order (a range seek on
+/// Up to `limit` tenants after subdomain `after`, in subdomain order (a range seek on
 /// the UNIQUE index), and whether more follow.
-pub async fn page<E: Executor>(
-    db: &E,
-    after: &str,
-    limit: u32,
-) -> Result<(Vec<Organisation>, bool)> {
+pub async fn page<E: Executor>(db: &E, after: &str, limit: u32) -> Result<(Vec<Entry>, bool)> {
     let sql = format!(
         "SELECT {COLUMNS} FROM organisations WHERE subdomain > ? ORDER BY subdomain LIMIT ?"
     );
-    let mut rows: Vec<Organisation> = db
+    let mut rows: Vec<Entry> = db
         .query(Stmt::new(
             sql,
             vec![after.into(), i64::from(limit).saturating_add(1).into()],
@@ -91,7 +87,7 @@ pub async fn update<E: Executor>(
     name: &str,
     provisioning_enabled: bool,
     now: i64,
-) -> Result<Option<Organisation>> {
+) -> Result<Option<Entry>> {
     db.query(Stmt::new(
         format!(
             "UPDATE organisations SET name = ?, provisioning_enabled = ?, updated_at = ? \
@@ -108,7 +104,7 @@ pub async fn update<E: Executor>(
     .first()
 }
 
-/// Take organisation `id` off the list (its subdomain is free again).
+/// Take tenant `id` off the list (its subdomain is free again).
 pub async fn remove<E: Executor>(db: &E, id: &str) -> Result<()> {
     db.query(Stmt::new(
         "DELETE FROM organisations WHERE id = ?",
@@ -118,14 +114,14 @@ pub async fn remove<E: Executor>(db: &E, id: &str) -> Result<()> {
     Ok(())
 }
 
-/// Take organisation `id`'s move lease until `until` unless another driver holds it at `now`;
-/// the organisation as it stands when taken.
+/// Take tenant `id`'s move lease until `until` unless another driver holds it at `now`;
+/// the tenant as it stands when taken.
 pub async fn take_lease<E: Executor>(
     db: &E,
     id: &str,
     now: i64,
     until: i64,
-) -> Result<Option<Organisation>> {
+) -> Result<Option<Entry>> {
     db.query(Stmt::new(
         format!(
             "UPDATE organisations SET move_lease = ? WHERE id = ? AND move IS NOT NULL \
@@ -137,7 +133,7 @@ pub async fn take_lease<E: Executor>(
     .first()
 }
 
-/// Record organisation `id`'s move (`None`: none), its shard, and whether the lease is kept.
+/// Record tenant `id`'s move (`None`: none), its shard, and whether the lease is kept.
 pub async fn save_move<E: Executor>(
     db: &E,
     id: &str,
@@ -154,7 +150,7 @@ pub async fn save_move<E: Executor>(
     Ok(())
 }
 
-/// Start a move of organisation `id` (state `moving`), unless one is running: whether it
+/// Start a move of tenant `id` (state `moving`), unless one is running: whether it
 /// started.
 pub async fn start_move<E: Executor>(db: &E, id: &str, moving: &str) -> Result<bool> {
     let out = db
@@ -167,7 +163,7 @@ pub async fn start_move<E: Executor>(db: &E, id: &str, moving: &str) -> Result<b
     Ok(out.changes > 0)
 }
 
-/// The organisations whose move is not finished (what upkeep drives on).
+/// The tenants whose move is not finished (what upkeep drives on).
 pub async fn moving<E: Executor>(db: &E) -> Result<Vec<String>> {
     #[derive(Deserialize)]
     struct Row {
@@ -227,7 +223,7 @@ pub async fn record_size<E: Executor>(db: &E, binding: &str, bytes: u64, at: i64
     Ok(())
 }
 
-/// How many organisations the catalog places on each shard.
+/// How many tenants the catalog places on each shard.
 pub async fn per_shard<E: Executor>(db: &E) -> Result<Vec<(String, i64)>> {
     #[derive(Deserialize)]
     struct Row {
@@ -247,7 +243,7 @@ pub async fn per_shard<E: Executor>(db: &E) -> Result<Vec<(String, i64)>> {
 /// What one shard holds, counted on the shard itself, and its size when D1 reports it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct Figures {
-    pub organisations: i64,
+    pub tenants: i64,
     pub users: i64,
     pub groups: i64,
     pub events: i64,
@@ -260,7 +256,7 @@ pub struct Figures {
 pub async fn figures<E: Executor>(shard: &E) -> Result<Figures> {
     let out = shard
         .query(Stmt::new(
-            "SELECT (SELECT count(*) FROM tenants WHERE deleted_at IS NULL) AS organisations, \
+            "SELECT (SELECT count(*) FROM tenants WHERE deleted_at IS NULL) AS tenants, \
              (SELECT count(*) FROM users) AS users, (SELECT count(*) FROM groups) AS groups, \
              (SELECT count(*) FROM events) AS events, (SELECT count(*) FROM logs) AS log_entries",
             vec![],
@@ -283,8 +279,8 @@ mod tests {
     use crate::store::sqlite::Sqlite;
     use pollster::block_on;
 
-    fn org(id: &str, sub: &str, shard: &str) -> Organisation {
-        Organisation {
+    fn org(id: &str, sub: &str, shard: &str) -> Entry {
+        Entry {
             id: id.into(),
             subdomain: sub.into(),
             name: sub.into(),

@@ -1,4 +1,4 @@
-//! SQL for the organisation admin's console: one-time links and sessions, each stored as the
+//! SQL for the tenant admin's console: one-time links and sessions, each stored as the
 //! SHA-256 of its secret (the service hashes; nothing here sees a secret).
 //!
 //! Opening a link is one batch: a session is inserted from the link's row only while the link
@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::tenants::TENANT_OF;
 use super::{Executor, Result, Stmt};
 
-/// Store a link for organisation `subdomain`; `false` when there is no such organisation.
+/// Store a link for tenant `subdomain`; `false` when there is no such tenant.
 pub async fn create_link<E: Executor>(
     db: &E,
     subdomain: &str,
@@ -45,7 +45,7 @@ pub struct NewSession<'a> {
     pub expires_at: i64,
 }
 
-/// Use link `link_hash` once: start session `s` for its organisation if the link is unexpired,
+/// Use link `link_hash` once: start session `s` for its tenant if the link is unexpired,
 /// and delete the link either way. `false` when the link is unknown, used or expired.
 pub async fn open_link<E: Executor>(db: &E, link_hash: &str, s: NewSession<'_>) -> Result<bool> {
     let outs = db
@@ -72,7 +72,7 @@ pub async fn open_link<E: Executor>(db: &E, link_hash: &str, s: NewSession<'_>) 
     Ok(outs.first().is_some_and(|o| o.changes > 0))
 }
 
-/// A live session and its organisation.
+/// A live session and its tenant.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Session {
     pub tenant_id: String,
@@ -84,7 +84,7 @@ pub struct Session {
     pub expires_at: i64,
 }
 
-/// The session of `hash`, if it is unexpired and its organisation is not deleted.
+/// The session of `hash`, if it is unexpired and its tenant is not deleted.
 pub async fn session<E: Executor>(db: &E, hash: &str, now: i64) -> Result<Option<Session>> {
     db.query(Stmt::new(
         "SELECT s.tenant_id, t.subdomain, t.name, t.provisioning_enabled, s.csrf, s.expires_at \

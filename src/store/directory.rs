@@ -27,8 +27,8 @@ pub(crate) fn instant(column: &str) -> String {
 /// The directory shape of the user row aliased `u`, as a JSON value expression.
 ///
 /// Its primary role is read through the user's own values (`INDEXED BY`): left to itself,
-/// SQLite may walk every role value of the organisation instead, which makes every user write
-/// (its event is built from this) cost in proportion to the organisation.
+/// SQLite may walk every role value of the tenant instead, which makes every user write
+/// (its event is built from this) cost in proportion to the tenant.
 pub(crate) fn user_json() -> String {
     format!(
         "json_object('id', u.id, 'externalId', u.external_id, 'userName', u.user_name, \
@@ -107,7 +107,7 @@ pub(crate) fn page(out: super::Outcome, limit: u32) -> Result<Page> {
     Ok(Page { items, next })
 }
 
-/// A page of the organisation's users in id order (a primary-key range seek).
+/// A page of the tenant's users in id order (a primary-key range seek).
 pub async fn users<E: Executor>(db: &E, tenant_id: &str, q: &UserQuery) -> Result<Page> {
     let mut sql = format!(
         "SELECT u.id, {} AS j FROM users u WHERE u.tenant_id = ? AND u.id > ?",
@@ -127,7 +127,7 @@ pub async fn users<E: Executor>(db: &E, tenant_id: &str, q: &UserQuery) -> Resul
     page(db.query(Stmt::new(sql, params)).await?, q.limit)
 }
 
-/// A page of the organisation's groups in id order.
+/// A page of the tenant's groups in id order.
 pub async fn groups<E: Executor>(
     db: &E,
     tenant_id: &str,

@@ -1,6 +1,6 @@
 //! Reading the change feed. Events are written by the changes themselves ([`super::trail`],
 //! [`super::memberships`]); this module only reads them, rendered by SQL as the API returns
-//! them (`{cursor, type, organisation, at, resourceId, data}`; the service fills `cursor`).
+//! them (`{cursor, type, tenant, at, resourceId, data}`; the service fills `cursor`).
 //!
 //! Why a cursor never misses or repeats an event: `seq` is assigned inside the write's own
 //! transaction and a D1 database runs one write at a time, so one shard's seqs become visible in
@@ -58,7 +58,7 @@ fn located(out: super::Outcome) -> Result<Vec<Located>> {
 fn located_columns() -> String {
     format!(
         "SELECT e.tenant_id, e.seq, coalesce(e.origin, ?) AS birth, coalesce(e.origin_seq, e.seq) AS bseq, \
-         json_object('cursor', '', 'type', e.type, 'organisation', json_object('id', e.tenant_id, \
+         json_object('cursor', '', 'type', e.type, 'tenant', json_object('id', e.tenant_id, \
          'subdomain', CASE WHEN t.deleted_at IS NULL THEN t.subdomain END), \
          'at', {}, 'resourceId', e.resource_id, 'data', json(e.data)) AS j \
          FROM events e LEFT JOIN tenants t ON t.id = e.tenant_id",
@@ -78,10 +78,10 @@ fn typed(sql: &mut String, params: &mut Vec<Param>, types: &[String]) {
     }
 }
 
-/// A page of organisation `tenant_id`'s events on shard `here`, in this shard's commit order,
+/// A page of tenant `tenant_id`'s events on shard `here`, in this shard's commit order,
 /// after position `scan` here, that a cursor of read positions `births` has not read; and the
-/// newest seq the organisation has here (how far a page that came back short has looked).
-pub async fn read_organisation<E: Executor>(
+/// newest seq the tenant has here (how far a page that came back short has looked).
+pub async fn read_tenant<E: Executor>(
     db: &E,
     here: &str,
     tenant_id: &str,
@@ -127,11 +127,11 @@ pub async fn read_organisation<E: Executor>(
     Ok((events, top))
 }
 
-/// An organisation with unread copies on a shard: its id, where they were first committed, the
+/// A tenant with unread copies on a shard: its id, where they were first committed, the
 /// first one's seq on this shard, and the last one's seq where first committed.
 pub type Pending = (String, String, i64, i64);
 
-/// What one shard gives a page of every organisation's feed.
+/// What one shard gives a page of every tenant's feed.
 #[derive(Debug, Default)]
 pub struct ShardPart {
     /// The events first committed here that the cursor has not read, in seq order.
@@ -139,13 +139,13 @@ pub struct ShardPart {
     /// Per shard the cursor names, the events moves copied here from it that the cursor has not
     /// read, in the order they were first committed there.
     pub copied: Vec<(String, Vec<Located>)>,
-    /// Organisations with copies here not yet read: (organisation, where first committed, the
+    /// Tenants with copies here not yet read: (tenant, where first committed, the
     /// first such copy's seq here, the last one's seq where first committed). Their later
     /// events of another origin wait for those.
     pub pending: Vec<Pending>,
 }
 
-/// One shard's part of a page of every organisation's feed, in one call: `limit + 1` events
+/// One shard's part of a page of every tenant's feed, in one call: `limit + 1` events
 /// of each stream at most (each a range seek: the events first committed here by seq, those
 /// copied from shard `b` by their seq there), for a cursor at `positions` (every shard's).
 pub async fn read_shard<E: Executor>(
@@ -180,7 +180,7 @@ pub async fn read_shard<E: Executor>(
         params.push(more.into());
         stmts.push(Stmt::new(copied, params));
     }
-    // Which organisations still have unread copies here (whatever their type), and from where.
+    // Which tenants still have unread copies here (whatever their type), and from where.
     let unread: Vec<String> = positions
         .iter()
         .map(|_| "(origin = ? AND origin_seq > ?)".to_string())

@@ -153,7 +153,7 @@ pub fn condition(filter: &Filter, tenant_id: &str, table: Table) -> Result<Condi
 ///
 /// A page of such a filter is read from the seek and its few rows sorted; otherwise SQLite
 /// may take the page's order (`created_at, id`) from `*_by_created` and walk the whole
-/// organisation in that order, testing each row, to find the one match.
+/// tenant in that order, testing each row, to find the one match.
 pub fn narrows(filter: &Filter, table: Table) -> bool {
     match filter {
         Filter::And(a, b) => narrows(a, table) || narrows(b, table),

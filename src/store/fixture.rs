@@ -1,4 +1,4 @@
-//! Databases and queries for host tests (unit tests, the fuzzer): two organisations, a small
+//! Databases and queries for host tests (unit tests, the fuzzer): two tenants, a small
 //! directory of users and groups, a first page, and the check that a filter is an index seek.
 //! Compiled only for tests and with the `host-sqlite` feature.
 #![allow(clippy::expect_used, clippy::panic)] // test support: a broken fixture ends the test
@@ -17,16 +17,16 @@ use scim_core::scim::filter::{self, Filter};
 use scim_core::scim::resource::{from_request, RefType};
 use scim_core::scim::schema::USER_TYPE;
 
-/// The organisation most tests act for (subdomain `a`); the other is `ten_b` (`b`).
+/// The tenant most tests act for (subdomain `a`); the other is `ten_b` (`b`).
 pub const T: &str = "ten_a";
 
-/// A migrated database with organisations `a` (id [`T`]) and `b` (id `ten_b`).
-pub fn organisations() -> Sqlite {
+/// A migrated database with tenants `a` (id [`T`]) and `b` (id `ten_b`).
+pub fn two_tenants() -> Sqlite {
     let db = Sqlite::migrated();
     for (id, sub) in [(T, "a"), ("ten_b", "b")] {
         block_on(super::catalog::insert(
             &db,
-            &super::catalog::Organisation {
+            &super::catalog::Entry {
                 id: id.into(),
                 subdomain: sub.into(),
                 name: sub.into(),
@@ -53,11 +53,11 @@ pub fn organisations() -> Sqlite {
     db
 }
 
-/// [`organisations`] with users u1..u5 and groups g1 and g2 in `a`, and one user in `b`. g1
+/// [`two_tenants`] with users u1..u5 and groups g1 and g2 in `a`, and one user in `b`. g1
 /// is named and filled as `before` says (`{"displayName", "members": [ids]}`), g2 is
 /// "Marketing" with no members.
 pub fn seeded(before: &Value) -> Sqlite {
-    let db = organisations();
+    let db = two_tenants();
     let user = |tenant: &str, id: &str, name: &str, at: i64| {
         let data = from_request(&USER_TYPE, &json!({ "userName": name })).expect("user");
         block_on(users::insert(
@@ -118,9 +118,9 @@ pub fn first_page(filter: Option<&Filter>) -> ListQuery<'_> {
 }
 
 /// Each filter is answered by an index seek through the named index, not by a walk of the
-/// organisation's users or groups: the count and the page statements planned exactly as a
+/// tenant's users or groups: the count and the page statements planned exactly as a
 /// first page runs them, with their ORDER BY and LIMIT (printing the plans). The ORDER BY is
-/// what once led SQLite to walk `*_by_created` for the whole organisation instead of seeking.
+/// what once led SQLite to walk `*_by_created` for the whole tenant instead of seeking.
 pub fn assert_index_seeks(db: &Sqlite, table: Table, cases: &[(&str, &str)]) {
     let rt = table.resource_type();
     let t = table.alias();

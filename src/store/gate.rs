@@ -1,17 +1,17 @@
 //! Authentication inside the request's own D1 round trips: every batch a SCIM request sends
 //! starts with the gate, a statement that fails, and so rolls the whole batch back, unless the
-//! presented token's hash is a live token of this organisation with provisioning enabled.
+//! presented token's hash is a live token of this tenant with provisioning enabled.
 //!
 //! A bad token therefore neither reads nor writes anything: its batch returns no rows and
 //! commits nothing. A valid one costs no round trip of its own: a read is still one D1 call,
 //! a create one, a PATCH two (read, conditional write), each carrying the gate. Revoking a
-//! token, disabling provisioning or deleting the organisation is seen by the very next
+//! token, disabling provisioning or deleting the tenant is seen by the very next
 //! statement, everywhere, with no cache to invalidate.
 //!
 //! The gate cannot say *why* it stayed shut (SQLite has no `RAISE` outside triggers; it fails
 //! through `json('')`, "malformed JSON"), so after any failed batch the caller asks
 //! [`standing`] once, which names the first condition of the same rule that fails (or none:
-//! the failure was something else), or that the organisation is unknown.
+//! the failure was something else), or that the tenant is unknown.
 //!
 //! The rule is written once, in [`RULE`]: the gate requires every condition, [`standing`]
 //! evaluates each. So what opens the gate and what a refusal says cannot drift apart.
@@ -28,15 +28,15 @@ pub struct Pass {
     pub last_used_at: Option<i64>,
 }
 
-/// One condition of the credential rule, over the live organisation `t` and the token `k` of
+/// One condition of the credential rule, over the live tenant `t` and the token `k` of
 /// the presented hash within it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Condition {
-    /// A live token of the organisation has the presented hash.
+    /// A live token of the tenant has the presented hash.
     Token,
-    /// Provisioning is enabled for the organisation.
+    /// Provisioning is enabled for the tenant.
     Enabled,
-    /// The organisation is not frozen at the request's time (a move is switching it to another
+    /// The tenant is not frozen at the request's time (a move is switching it to another
     /// shard); only a batch that writes needs it.
     Thawed,
 }
@@ -59,7 +59,7 @@ fn conditions(
         .map(move |(c, sql)| (c, sql, vec![Param::Int(now); sql.matches('?').count()]))
 }
 
-/// The gate for `hash` on organisation `tenant_id`: one row (the token) when it opens; an error
+/// The gate for `hash` on tenant `tenant_id`: one row (the token) when it opens; an error
 /// that aborts the batch when it does not. A batch that writes (`write`) needs the whole
 /// [`RULE`], one that reads all of it but [`Condition::Thawed`].
 pub fn gate(tenant_id: &str, hash: &str, write: bool, now: i64) -> Stmt {
@@ -81,19 +81,19 @@ pub fn gate(tenant_id: &str, hash: &str, write: bool, now: i64) -> Stmt {
     )
 }
 
-/// Where a presented token stands with organisation `subdomain`: what [`standing`] reads.
+/// Where a presented token stands with tenant `subdomain`: what [`standing`] reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Standing {
     pub tenant_id: String,
-    /// The hash of the organisation's token that matched, for a constant-time comparison.
+    /// The hash of the tenant's token that matched, for a constant-time comparison.
     pub token_hash: Option<String>,
     /// The first condition of [`RULE`] that fails at the request's time; `None`: the token
     /// would open the gate of a write.
     pub failing: Option<Condition>,
 }
 
-/// Why the gate of `hash` on organisation `subdomain` would stay shut at `now`, in one
-/// statement: the live organisation of that subdomain (`None`: there is none) with the first
+/// Why the gate of `hash` on tenant `subdomain` would stay shut at `now`, in one
+/// statement: the live tenant of that subdomain (`None`: there is none) with the first
 /// condition of [`RULE`] it fails.
 pub async fn standing<E: Executor>(
     db: &E,
@@ -159,7 +159,7 @@ pub struct Gated<'a, E> {
 }
 
 impl<'a, E: Executor> Gated<'a, E> {
-    /// The gate of `hash` on organisation `tenant_id`, for a request at `now`.
+    /// The gate of `hash` on tenant `tenant_id`, for a request at `now`.
     pub fn new(db: &'a E, tenant_id: &str, hash: &str, now: i64) -> Gated<'a, E> {
         Gated {
             db,
@@ -232,7 +232,7 @@ impl<E: Executor> Executor for Gated<'_, E> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::fixture::{organisations, T};
+    use crate::store::fixture::{two_tenants, T};
     use crate::store::tenants::{create_token, delete_tenant, update_tenant, NewToken};
     use pollster::block_on;
 
@@ -261,7 +261,7 @@ mod tests {
 
     #[test]
     fn only_a_live_token_of_the_organisation_opens_the_gate_and_a_shut_gate_commits_nothing() {
-        let db = organisations();
+        let db = two_tenants();
         token(&db, "a", "tok_a", "hash-a");
         token(&db, "b", "tok_b", "hash-b");
 
@@ -271,7 +271,7 @@ mod tests {
         assert!(!good.shut());
         assert_eq!(links(&db), 1);
 
-        // Another organisation's token, an unknown one: the write is rolled back with the gate.
+        // Another tenant's token, an unknown one: the write is rolled back with the gate.
         for hash in ["hash-b", "nope"] {
             let bad = Gated::new(&db, T, hash, 0);
             assert!(block_on(bad.batch(vec![insert(hash)])).is_err());
@@ -290,7 +290,7 @@ mod tests {
 
     #[test]
     fn standing_names_the_first_condition_of_the_rule_that_fails() {
-        let db = organisations();
+        let db = two_tenants();
         token(&db, "a", "tok_a", "hash-a");
         token(&db, "b", "tok_b", "hash-b");
         let at = |sub: &str, hash: &str, now: i64| block_on(standing(&db, sub, hash, now)).unwrap();
@@ -298,7 +298,7 @@ mod tests {
         let a = at("a", "hash-a", 0).expect("a");
         assert_eq!((a.tenant_id.as_str(), a.failing), (T, None));
         assert_eq!(a.token_hash.as_deref(), Some("hash-a"));
-        // Another organisation's token is no token of this one.
+        // Another tenant's token is no token of this one.
         let b = at("a", "hash-b", 0).expect("a");
         assert_eq!((b.failing, b.token_hash), (Some(Condition::Token), None));
 

@@ -1,6 +1,6 @@
 //! Query plans of the host app's statements, exactly as they run (recorded from the real
 //! functions, with their ORDER BY and LIMIT): every read of the feed, the directory, the log and
-//! the summary, and every chunked delete, seeks an index for its organisation instead of
+//! the summary, and every chunked delete, seeks an index for its tenant instead of
 //! scanning a table. The one exception is retention, which walks the primary key from its
 //! oldest row and stops after a chunk.
 
@@ -33,7 +33,7 @@ fn the_host_apps_statements_seek_their_organisation() {
     block_on(async {
         let types = vec!["user.created".to_string()];
         let births = r#"{"DB": 5, "SHARD_2": 9}"#;
-        feed::read_organisation(&r, "DB", T, births, 5, &types, 10)
+        feed::read_tenant(&r, "DB", T, births, 5, &types, 10)
             .await
             .expect("feed");
         let positions = [("DB".to_string(), 5), ("SHARD_2".to_string(), 9)];
@@ -93,14 +93,14 @@ fn the_host_apps_statements_seek_their_organisation() {
         let plan = db.plan(&stmt.sql, &stmt.params);
         // A bare `SCAN t` reads a whole table (aliases included); what may be scanned is a
         // JSON array, a constant row, or a subquery's own rows (`x`, `c`). And no sort of a
-        // whole organisation's rows.
+        // whole tenant's rows.
         for line in plan.lines() {
             let step = line.trim_start_matches(|c: char| !c.is_alphabetic());
             if step.starts_with("SCAN ") {
                 assert!(derived(step), "{}\n{plan}", stmt.sql);
             }
-            // Grouping the unread copies of moved organisations (the feed of everything) sorts
-            // those alone, never an organisation's rows.
+            // Grouping the unread copies of moved tenants (the feed of everything) sorts
+            // those alone, never a tenant's rows.
             let unread_copies = stmt.sql.starts_with("SELECT tenant_id, origin, min(seq)");
             assert!(
                 !step.contains("TEMP B-TREE") || unread_copies,
@@ -129,7 +129,7 @@ fn retention_walks_the_oldest_rows_only() {
 }
 
 /// Every statement a write runs, with its events and its log entry, costs the same in an
-/// organisation of 10 users as of 100,000: no step walks the organisation (a seek on
+/// tenant of 10 users as of 100,000: no step walks the tenant (a seek on
 /// `tenant_id` alone, or on `tenant_id` and an attribute name), nothing is sorted.
 #[test]
 fn a_writes_trail_never_walks_the_organisation() {
@@ -223,7 +223,7 @@ fn a_writes_trail_never_walks_the_organisation() {
                 || (step.starts_with("SCAN ") && !derived(step));
             // Removing every member of one group walks that group's members, by design; a
             // membership event sorts the members it records (the request's, or the group's
-            // that go), never the organisation's.
+            // that go), never the tenant's.
             let whole_group = plan.contains("(tenant_id=? AND group_id=?)");
             let sorts_its_members = step.contains("TEMP B-TREE")
                 && stmt.sql.starts_with("INSERT INTO events")

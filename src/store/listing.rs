@@ -25,7 +25,7 @@ pub struct ListQuery<'a> {
     pub count: u64,
     /// The default order's key (`created_at`, `id`) of the row just before `start_index`, when
     /// the caller knows it from the previous page: the page then seeks past it instead of
-    /// stepping over `start_index - 1` rows (sequential paging through a large organisation,
+    /// stepping over `start_index - 1` rows (sequential paging through a large tenant,
     /// as Okta's import does). Ignored under `sortBy`.
     pub after: Option<(i64, &'a str)>,
 }
@@ -127,7 +127,7 @@ pub async fn list_page<E: Executor, R: DeserializeOwned>(
             if narrow {
                 // Every match, unordered: a seek's few rows. Ordered and cut like the page,
                 // SQLite would take the order from `*_by_created` (which covers `id`) and walk
-                // the organisation; references of matches beyond the page are left out.
+                // the tenant; references of matches beyond the page are left out.
                 let ids = format!("SELECT {t}.id FROM {name} {t} WHERE {page_where}");
                 let n = params.len().saturating_sub(2);
                 r.page_within(

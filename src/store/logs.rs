@@ -1,7 +1,7 @@
 //! The provisioning log's other statements: entries written on their own (reads, failures,
 //! writes that changed nothing, gathered by the edge; a write's entry rides in its batch, see
 //! [`super::trail`]), refused authentication added to its aggregated entries ([`Refusals`]),
-//! pages of entries newest first, and an organisation's summary, both rendered by SQL as the
+//! pages of entries newest first, and a tenant's summary, both rendered by SQL as the
 //! API returns them.
 
 use serde::Deserialize;
@@ -11,7 +11,7 @@ use super::directory::{instant, page, Page};
 use super::trail::LogEntry;
 use super::{Executor, Param, Result, Stmt, StoreError};
 
-/// The statement that writes entries of one organisation, in order (they travel as one JSON
+/// The statement that writes entries of one tenant, in order (they travel as one JSON
 /// array, so any number stays within D1's 100 bound parameters); `None` for no entries.
 pub fn insert_stmt(tenant_id: &str, entries: &[LogEntry]) -> Option<Stmt> {
     if entries.is_empty() {
@@ -53,12 +53,12 @@ pub fn insert_stmt(tenant_id: &str, entries: &[LogEntry]) -> Option<Stmt> {
     ))
 }
 
-/// Entries written after their responses land only where their organisation still lives (one
+/// Entries written after their responses land only where their tenant still lives (one
 /// parameter, its id): on the shard it has just left, they change nothing, and the writer finds
 /// where it went (`http::log_buffer`).
 const LIVE: &str = "EXISTS (SELECT 1 FROM tenants WHERE id = ? AND deleted_at IS NULL)";
 
-/// Refused requests of one organisation from one client address, in one minute, for one
+/// Refused requests of one tenant from one client address, in one minute, for one
 /// reason: the aggregated entry that stands for all of them (`migrations/0008_refusals.sql`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusals {
@@ -143,7 +143,7 @@ pub struct LogQuery {
 const SUMMARY: &str = "CASE WHEN refusal_key IS NULL THEN summary ELSE 'Refused ' || count || \
      CASE count WHEN 1 THEN ' request' ELSE ' requests' END || summary END";
 
-/// A page of an organisation's entries, newest first, rendered by SQL as the API returns them;
+/// A page of a tenant's entries, newest first, rendered by SQL as the API returns them;
 /// `next` (the last entry's cursor) when older ones follow.
 pub async fn read<E: Executor>(db: &E, tenant_id: &str, q: &LogQuery) -> Result<Page> {
     let mut sql = format!(
@@ -174,7 +174,7 @@ pub async fn read<E: Executor>(db: &E, tenant_id: &str, q: &LogQuery) -> Result<
     page(db.query(Stmt::new(sql, params)).await?, q.limit)
 }
 
-/// What an organisation's admin sees first: users (active and inactive), groups, the last
+/// What a tenant's admin sees first: users (active and inactive), groups, the last
 /// request, success and failure, and the requests and failures since `since` (a day ago), as
 /// the API returns it.
 pub async fn summary<E: Executor>(db: &E, tenant_id: &str, since: i64) -> Result<Value> {

@@ -94,7 +94,7 @@ impl Stmt {
 
 /// What a statement returned: its rows as JSON objects (column name -> value), the number of
 /// rows it changed, and the database's size in bytes after it, when the engine reports it (D1
-/// does, in every result's `meta.size_after`: what placing organisations by size reads).
+/// does, in every result's `meta.size_after`: what placing tenants by size reads).
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Outcome {
     pub rows: Vec<Value>,
@@ -166,7 +166,7 @@ pub enum StoreError {
     Filter(String),
     /// A `sortBy` the store cannot order by, and why.
     Sort(String),
-    /// What the statement needed is not there (an organisation no longer on its shard).
+    /// What the statement needed is not there (a tenant no longer on its shard).
     Gone(String),
     /// Anything else: a bug or a schema out of step; the detail is for the log only.
     Other(String),

@@ -1,4 +1,4 @@
-//! SQL for moving an organisation's rows from one shard to another (the plan is
+//! SQL for moving a tenant's rows from one shard to another (the plan is
 //! [`crate::service::moves`]'s).
 //!
 //! Rows travel as JSON: a chunk is read from the old shard as one JSON array (one statement,
@@ -13,13 +13,13 @@ use serde_json::Value;
 
 use super::{Executor, Param, Result, Stmt, StoreError};
 
-/// One table an organisation's rows are copied from, as far as copying needs to know it.
+/// One table a tenant's rows are copied from, as far as copying needs to know it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Table {
     pub name: &'static str,
-    /// Every column but the organisation's id (and, for events and logs, `seq`).
+    /// Every column but the tenant's id (and, for events and logs, `seq`).
     pub columns: &'static [&'static str],
-    /// The chunk order (the primary key within the organisation).
+    /// The chunk order (the primary key within the tenant).
     pub key: &'static [&'static str],
     /// Rows per chunk: a few hundred KB of JSON at most.
     pub chunk: i64,
@@ -173,7 +173,7 @@ struct ChunkRow {
     count: i64,
 }
 
-/// A read of `t`'s rows of organisation `tenant_id` after key `after` (empty: from the
+/// A read of `t`'s rows of tenant `tenant_id` after key `after` (empty: from the
 /// start), at most `upto` in seq for appended tables, ordered by key, at most `limit`; `extra`
 /// narrows it further (`AND …` with its parameters).
 pub fn read_stmt(
@@ -269,7 +269,7 @@ pub fn chunk_of(out: super::Outcome, t: &Table) -> Result<Chunk> {
     })
 }
 
-/// Write a chunk's rows into the new shard, for organisation `tenant_id`.
+/// Write a chunk's rows into the new shard, for tenant `tenant_id`.
 pub fn write_stmt(t: &Table, tenant_id: &str, rows: &str) -> Stmt {
     let mut cols: Vec<&str> = vec!["tenant_id"];
     cols.extend(t.columns.iter().copied());
@@ -355,7 +355,7 @@ pub async fn copy_chunk<E: Executor>(
     })
 }
 
-/// The newest event and log entry of organisation `tenant_id` (0 when none): where a copy by
+/// The newest event and log entry of tenant `tenant_id` (0 when none): where a copy by
 /// seq range stops.
 pub async fn newest<E: Executor>(db: &E, tenant_id: &str) -> Result<(i64, i64)> {
     #[derive(Deserialize)]
@@ -374,7 +374,7 @@ pub async fn newest<E: Executor>(db: &E, tenant_id: &str) -> Result<(i64, i64)> 
     Ok(row.map_or((0, 0), |r| (r.events.unwrap_or(0), r.logs.unwrap_or(0))))
 }
 
-/// Every table of an organisation's rows besides its own row, in the order a move copies them
+/// Every table of a tenant's rows besides its own row, in the order a move copies them
 /// (its users' values travel with their users).
 pub const TABLES: [&Table; 9] = [
     &USERS,
@@ -388,7 +388,7 @@ pub const TABLES: [&Table; 9] = [
     &LOGS,
 ];
 
-/// The seq of organisation `tenant_id`'s `n`-th event after seq `after`, if it has that many.
+/// The seq of tenant `tenant_id`'s `n`-th event after seq `after`, if it has that many.
 pub async fn nth_event_after<E: Executor>(
     db: &E,
     tenant_id: &str,
@@ -413,7 +413,7 @@ pub async fn nth_event_after<E: Executor>(
     Ok(row.map(|r| r.seq))
 }
 
-/// How many rows of organisation `tenant_id` a shard holds, all tables together.
+/// How many rows of tenant `tenant_id` a shard holds, all tables together.
 pub async fn rows_of<E: Executor>(db: &E, tenant_id: &str) -> Result<i64> {
     let sum: Vec<String> = TABLES
         .iter()
@@ -433,7 +433,7 @@ pub async fn rows_of<E: Executor>(db: &E, tenant_id: &str) -> Result<i64> {
     Ok(row.map_or(0, |r| r.n))
 }
 
-/// The users and groups whose events of organisation `tenant_id` lie in seq range
+/// The users and groups whose events of tenant `tenant_id` lie in seq range
 /// `(after, upto]`: what changed there since (a group's member changes are the group's).
 pub async fn changed<E: Executor>(
     db: &E,
@@ -488,7 +488,7 @@ pub fn forget_stmts(tenant_id: &str, users: &[String], groups: &[String]) -> Vec
     .collect()
 }
 
-/// Remove an organisation's rows of a table that is copied whole at the switch.
+/// Remove a tenant's rows of a table that is copied whole at the switch.
 pub fn clear_stmt(t: &Table, tenant_id: &str, extra: &str) -> Stmt {
     Stmt::new(
         format!("DELETE FROM {} WHERE tenant_id = ?{extra}", t.name),
@@ -496,7 +496,7 @@ pub fn clear_stmt(t: &Table, tenant_id: &str, extra: &str) -> Stmt {
     )
 }
 
-/// The organisation's row as the new shard starts it: its old shard's, frozen (no write
+/// The tenant's row as the new shard starts it: its old shard's, frozen (no write
 /// reaches it) until the switch, `until` at the latest.
 pub async fn arrive<E: Executor>(from: &E, to: &E, tenant_id: &str, until: i64) -> Result<()> {
     #[derive(Deserialize)]
@@ -535,7 +535,7 @@ pub async fn arrive<E: Executor>(from: &E, to: &E, tenant_id: &str, until: i64) 
     Ok(())
 }
 
-/// Refuse the organisation's writes in this shard until `until` (`None`: accept them again).
+/// Refuse the tenant's writes in this shard until `until` (`None`: accept them again).
 /// With `if_until`, only while the freeze is still the one set then.
 pub async fn freeze<E: Executor>(
     db: &E,
@@ -565,7 +565,7 @@ pub async fn freeze<E: Executor>(
     Ok(out.changes > 0)
 }
 
-/// The old shard lets the organisation go: unreachable there (as a deleted one is: its
+/// The old shard lets the tenant go: unreachable there (as a deleted one is: its
 /// subdomain freed, its rows purged in chunks by upkeep), noting where it went.
 pub async fn depart<E: Executor>(db: &E, tenant_id: &str, to: &str, now: i64) -> Result<()> {
     db.query(Stmt::new(
@@ -578,7 +578,7 @@ pub async fn depart<E: Executor>(db: &E, tenant_id: &str, to: &str, now: i64) ->
 }
 
 /// A new shard gives up a copy that will not be used (a cancelled move): its rows are purged
-/// by upkeep as a deleted organisation's are.
+/// by upkeep as a deleted tenant's are.
 pub async fn abandon<E: Executor>(db: &E, tenant_id: &str, now: i64) -> Result<()> {
     db.query(Stmt::new(
         "UPDATE tenants SET deleted_at = ?, deleted_subdomain = subdomain, subdomain = id, \
@@ -589,7 +589,7 @@ pub async fn abandon<E: Executor>(db: &E, tenant_id: &str, now: i64) -> Result<(
     Ok(())
 }
 
-/// Whether a shard holds a row of organisation `tenant_id` (live, arriving, or being purged).
+/// Whether a shard holds a row of tenant `tenant_id` (live, arriving, or being purged).
 pub async fn present<E: Executor>(db: &E, tenant_id: &str) -> Result<bool> {
     let out = db
         .query(Stmt::new(

@@ -23,7 +23,7 @@ pub struct Stored {
     pub version: i64,
     pub created_at: i64,
     pub updated_at: i64,
-    /// Whether the enterprise `manager.value` names a user of the same organisation.
+    /// Whether the enterprise `manager.value` names a user of the same tenant.
     pub manager_exists: bool,
     /// A user's groups or a group's members; `None` when they were not read.
     pub refs: Option<Vec<MemberRef>>,

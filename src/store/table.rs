@@ -70,7 +70,7 @@ impl Table {
     }
 
     /// The columns a resource is read with. A user also says whether its enterprise
-    /// `manager` names a user of the organisation (so that `$ref` is given only then).
+    /// `manager` names a user of the tenant (so that `$ref` is given only then).
     pub(super) fn columns(self) -> &'static str {
         match self {
             Table::Users => {

@@ -37,7 +37,7 @@ const TENANT_COLUMNS: &str = "id, subdomain, name, provisioning_enabled, created
 
 /// The tenant id of a subdomain, as a sub-select, so tenant-scoped statements need no lookup first.
 ///
-/// A deleted organisation (its `subdomain` is its id until its purge ends) is no organisation
+/// A deleted tenant (its `subdomain` is its id until its purge ends) is no tenant
 /// here: every statement that finds one by subdomain says `deleted_at IS NULL`.
 pub(crate) const TENANT_OF: &str =
     "(SELECT id FROM tenants WHERE subdomain = ? AND deleted_at IS NULL)";
@@ -247,7 +247,7 @@ pub async fn revoke_token<E: Executor>(db: &E, subdomain: &str, id: &str) -> Res
     Ok(out.changes > 0)
 }
 
-/// The hashes of every live Secret Token of organisation `subdomain` (none when it is unknown
+/// The hashes of every live Secret Token of tenant `subdomain` (none when it is unknown
 /// or deleted): what lets the edge tell a valid credential from a stranger's without the gate.
 pub async fn live_token_hashes<E: Executor>(db: &E, subdomain: &str) -> Result<Vec<String>> {
     #[derive(Deserialize)]

@@ -1,13 +1,13 @@
 //! Scheduled upkeep, in chunks that stay within D1's limits: every statement here deletes at
 //! most [`CHUNK`] rows, picked by an index range with a `LIMIT`, so none runs long however large
-//! the table or the organisation.
+//! the table or the tenant.
 //!
 //! - Retention: events and log entries older than their retention go, oldest first (their
 //!   `seq` order is their time order, so the primary key finds them).
-//! - The log cap: an organisation keeps its latest entries only, so that one noisy
-//!   organisation cannot fill the database.
-//! - Purging deleted organisations ([`super::tenants::delete_tenant`] made them unreachable):
-//!   every row of theirs, table by table, then the organisation's row.
+//! - The log cap: a tenant keeps its latest entries only, so that one noisy
+//!   tenant cannot fill the database.
+//! - Purging deleted tenants ([`super::tenants::delete_tenant`] made them unreachable):
+//!   every row of theirs, table by table, then the tenant's row.
 
 use serde::Deserialize;
 
@@ -16,7 +16,7 @@ use super::{Executor, Result, Stmt};
 /// Most rows one statement deletes.
 pub const CHUNK: i64 = 1_000;
 
-/// The tables that hold an organisation's rows, in the order they are purged (rows that
+/// The tables that hold a tenant's rows, in the order they are purged (rows that
 /// reference others first; `user_values` would also go with its users by cascade).
 const PURGED: &[(&str, &str)] = &[
     ("memberships", "tenant_id, group_id, member_id"),
@@ -63,7 +63,7 @@ pub async fn expire_console<E: Executor>(db: &E, now: i64) -> Result<u64> {
     Ok(db.batch(stmts).await?.iter().map(|o| o.changes).sum())
 }
 
-/// For each of these organisations, delete up to [`CHUNK`] of its oldest log entries beyond
+/// For each of these tenants, delete up to [`CHUNK`] of its oldest log entries beyond
 /// its latest `keep`, in the log's order (the request's time, then seq), and up to [`CHUNK`]
 /// of its oldest aggregated refusals beyond its latest `keep_refusals`, in one batch; returns
 /// how many went. The two are capped apart: refusals cannot push a request's entry out.
@@ -98,7 +98,7 @@ pub async fn cap_logs<E: Executor>(
     Ok(db.batch(stmts).await?.iter().map(|o| o.changes).sum())
 }
 
-/// A page of organisation ids (live or being purged), in id order, after `after`.
+/// A page of tenant ids (live or being purged), in id order, after `after`.
 pub async fn tenant_ids<E: Executor>(db: &E, after: &str, limit: i64) -> Result<Vec<String>> {
     #[derive(Deserialize)]
     struct Row {
@@ -114,7 +114,7 @@ pub async fn tenant_ids<E: Executor>(db: &E, after: &str, limit: i64) -> Result<
     Ok(rows.into_iter().map(|r| r.id).collect())
 }
 
-/// A deleted organisation whose rows are still being purged.
+/// A deleted tenant whose rows are still being purged.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Purge {
     pub id: String,
@@ -132,7 +132,7 @@ fn remaining_sql() -> String {
         .join(" + ")
 }
 
-/// The organisations being purged, with the rows each has left.
+/// The tenants being purged, with the rows each has left.
 pub async fn pending<E: Executor>(db: &E) -> Result<Vec<Purge>> {
     db.query(Stmt::new(
         format!(
@@ -146,7 +146,7 @@ pub async fn pending<E: Executor>(db: &E) -> Result<Vec<Purge>> {
     .decode()
 }
 
-/// One round of a deleted organisation's purge (one batch): up to [`CHUNK`] rows of each of
+/// One round of a deleted tenant's purge (one batch): up to [`CHUNK`] rows of each of
 /// its tables, and its row once nothing of it is left. Returns the rows left.
 pub async fn purge_round<E: Executor>(db: &E, tenant_id: &str) -> Result<i64> {
     let mut stmts: Vec<Stmt> = PURGED

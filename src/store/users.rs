@@ -274,7 +274,7 @@ async fn write_rows<E: Executor>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::fixture::{self, organisations, T};
+    use crate::store::fixture::{self, two_tenants, T};
     use crate::store::listing::ListQuery;
     use crate::store::listing::MAX_PARAMS;
     use crate::store::resources;
@@ -305,7 +305,7 @@ mod tests {
 
     /// A small directory with every shape the filters must handle.
     fn seeded() -> Sqlite {
-        let db = organisations();
+        let db = two_tenants();
         add(
             &db,
             T,
@@ -505,7 +505,7 @@ mod tests {
     /// the page is deleted, the seek still continues where the client was, losing no one.
     #[test]
     fn seeking_past_the_previous_page_equals_stepping_over_it() {
-        let db = organisations();
+        let db = two_tenants();
         for i in 0..23 {
             // Two users share each instant: the order's tie-break on id is part of the key.
             add(
@@ -560,7 +560,7 @@ mod tests {
         assert_eq!(sought.first().map(|u| u.id.as_str()), Some("p10"));
         let (_, stepped) = list(11, None);
         assert_eq!(stepped.first().map(|u| u.id.as_str()), Some("p11"));
-        // The seek is a range of users_by_created, not a walk from the organisation's start.
+        // The seek is a range of users_by_created, not a walk from the tenant's start.
         let r = fixture::Recorder::new(&db);
         let q = ListQuery {
             after: Some((4, "p09")),
@@ -757,7 +757,7 @@ mod tests {
     /// every case-insensitive operator, and an email likewise.
     #[test]
     fn user_names_and_emails_compare_with_unicode_case_folding() {
-        let db = organisations();
+        let db = two_tenants();
         add(
             &db,
             T,
@@ -823,7 +823,7 @@ mod tests {
 
     #[test]
     fn many_values_are_chunked_under_the_parameter_limit() {
-        let db = organisations();
+        let db = two_tenants();
         let emails: Vec<Value> = (0..40)
             .map(|i| json!({"value": format!("a{i}@x.org"), "type": "other"}))
             .collect();

@@ -117,8 +117,8 @@ fn a_link_opens_a_session_for_its_organisation_only() {
     let other = new_tenant("consoleother");
     let c = Console::open(s, &t.sub);
     let o = c.call("GET", "overview").expect(200).json();
-    assert_eq!(o["organisation"]["subdomain"], json!(t.sub));
-    assert_eq!(o["organisation"]["provisioningEnabled"], json!(true));
+    assert_eq!(o["tenant"]["subdomain"], json!(t.sub));
+    assert_eq!(o["tenant"]["provisioningEnabled"], json!(true));
     assert_eq!(
         o["tenantUrl"],
         json!(format!("http://{}.localhost:{}/api/scim/v2", t.sub, s.port))
@@ -155,7 +155,7 @@ fn a_link_opens_a_session_for_its_organisation_only() {
     assert_eq!(bare.status, 403, "{}", bare.text);
     let o = c.call("GET", "overview").json();
     assert_ne!(
-        o["organisation"]["subdomain"],
+        o["tenant"]["subdomain"],
         json!(other),
         "a session is one organisation's"
     );
@@ -202,7 +202,7 @@ fn disabling_or_deleting_the_organisation_takes_the_sessions_power() {
         .send()
         .expect(200);
     let o: Value = c.call("GET", "overview").expect(200).json();
-    assert_eq!(o["organisation"]["provisioningEnabled"], json!(false));
+    assert_eq!(o["tenant"]["provisioningEnabled"], json!(false));
     c.call("POST", "tokens").admin_error(403);
     s.admin("DELETE", &format!("/admin/v1/tenants/{}", t.sub))
         .send()
@@ -265,7 +265,7 @@ fn the_console_works_on_every_shard() {
             .expect(201);
         let c = Console::open(s, &sub);
         let o: Value = c.call("GET", "overview").expect(200).json();
-        assert_eq!(o["organisation"]["subdomain"], json!(sub), "{shard}");
+        assert_eq!(o["tenant"]["subdomain"], json!(sub), "{shard}");
         let made: Value = c.call("POST", "tokens").expect(201).json();
         let token = made["token"].as_str().expect("token");
         s.scim(&sub, "GET", "/Users")

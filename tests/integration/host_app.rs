@@ -174,7 +174,7 @@ fn feed_directory_log_and_summary() {
     // Each event's cursor is its own (opaque) resume point.
     let cursors: std::collections::HashSet<String> = feed.iter().map(cursor_of).collect();
     assert_eq!(cursors.len(), feed.len(), "{cursors:?}");
-    assert_eq!(feed[0]["organisation"]["subdomain"], json!(t.sub));
+    assert_eq!(feed[0]["tenant"]["subdomain"], json!(t.sub));
     assert_eq!(feed[0]["resourceId"], json!(jid));
     let created = &feed[0]["data"]["user"];
     assert_eq!(created["role"], json!("Writer"));
@@ -231,7 +231,7 @@ fn feed_directory_log_and_summary() {
     };
     let global: Vec<Value> = all_pages(s, "/admin/v1/events", 1_000)
         .into_iter()
-        .filter(|e| e["organisation"]["subdomain"] == json!(t.sub))
+        .filter(|e| e["tenant"]["subdomain"] == json!(t.sub))
         .collect();
     assert_eq!(uncursored(global), uncursored(feed.clone()));
     for bad in ["limit=0", "limit=1001", "after=abc", "types=user.exploded"] {

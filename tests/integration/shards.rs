@@ -90,7 +90,7 @@ fn organisations_spread_over_the_shards_and_each_is_served_where_it_lives() {
     let bindings: Vec<&str> = items.iter().filter_map(|i| i["binding"].as_str()).collect();
     assert_eq!(bindings, SHARDS);
     for i in items {
-        assert!(i["organisations"].as_i64() > Some(0), "{i}");
+        assert!(i["tenants"].as_i64() > Some(0), "{i}");
         assert!(
             i["bytes"].as_i64() > Some(0),
             "D1 reports each shard's size: {i}"
@@ -401,7 +401,7 @@ fn moving_an_organisation_of_2000_users_loses_and_repeats_nothing_while_it_is_wr
     ));
     let mine: Vec<Value> = everyone
         .into_iter()
-        .filter(|e| e["organisation"]["id"] == json!(org_id))
+        .filter(|e| e["tenant"]["id"] == json!(org_id))
         .collect();
     assert_eq!(
         strip(&mine),

@@ -191,11 +191,11 @@ function explain(e) {
 
 async function load() {
   const o = await api("GET", "overview");
-  $("org-name").textContent = o.organisation.name;
+  $("org-name").textContent = o.tenant.name;
   const badge = $("provisioning");
-  badge.textContent = o.organisation.provisioningEnabled ? "provisioning enabled" : "provisioning disabled";
-  badge.className = `badge ${o.organisation.provisioningEnabled ? "on" : "off"}`;
-  $("generate").disabled = !o.organisation.provisioningEnabled;
+  badge.textContent = o.tenant.provisioningEnabled ? "provisioning enabled" : "provisioning disabled";
+  badge.className = `badge ${o.tenant.provisioningEnabled ? "on" : "off"}`;
+  $("generate").disabled = !o.tenant.provisioningEnabled;
   $("tenant-url").value = o.tenantUrl;
   for (const el of document.querySelectorAll(".tenant-url-text")) el.textContent = o.tenantUrl;
   tokens = o.tokens;

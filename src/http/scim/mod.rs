@@ -1,4 +1,4 @@
-//! The SCIM surface of one organisation, under `/api/scim/v2` ([`routes`]): count the request
+//! The SCIM surface of one tenant, under `/api/scim/v2` ([`routes`]): count the request
 //! against the rate limit, parse it into one [`Op`], call the service with every D1 call
 //! behind the token's gate (`store::gate`), render the reply.
 //!
@@ -76,10 +76,10 @@ pub enum Op {
     },
 }
 
-/// Serve `path` (which still has its [`PREFIX`]) for organisation `sub`. `mount` is what
+/// Serve `path` (which still has its [`PREFIX`]) for tenant `sub`. `mount` is what
 /// precedes the prefix in the URL (`""` on a tenant host, `/tenants/<sub>` in the path form).
 ///
-/// Every request of a known organisation gets a provisioning-log entry: a write's rides in
+/// Every request of a known tenant gets a provisioning-log entry: a write's rides in
 /// its batch; any other (reads, failures) is written after the response (`wait_until`), so no
 /// request waits for its entry. Refused authentication is logged aggregated instead
 /// ([`log_buffer::refused`]): one entry per minute, address and reason, with the route's
@@ -97,7 +97,7 @@ pub async fn serve(app: &App, req: Request, sub: &str, mount: &str, path: &str) 
     let address = limit::client_address(&req);
     // A method the runtime names (`http::handle` answered any other 405), as `entry_of` has it.
     let method = req.method().to_string();
-    // Should this isolate's idea of the organisation's shard be out of date (it moved, or
+    // Should this isolate's idea of the tenant's shard be out of date (it moved, or
     // its subdomain now names another), the request is served again where it lives now: a
     // copy of it is kept for that, where there is more than one shard to be wrong about.
     let mut spare = if app.databases().bindings().len() > 1 {
@@ -139,13 +139,13 @@ pub async fn serve(app: &App, req: Request, sub: &str, mount: &str, path: &str) 
 /// What authentication learnt of a request for its log entry.
 #[derive(Default)]
 struct Seen {
-    /// The organisation, once known (also when the request is then refused).
+    /// The tenant, once known (also when the request is then refused).
     tenant: Option<String>,
     /// The shard the request was served on.
     shard: Option<String>,
     /// Why authentication refused it, if it did.
     refusal: Option<Refusal>,
-    /// The catalog places the organisation elsewhere than this isolate thought: serve the
+    /// The catalog places the tenant elsewhere than this isolate thought: serve the
     /// request again there.
     elsewhere: Option<Place>,
 }
@@ -185,7 +185,7 @@ fn endpoint_type(e: Endpoint) -> &'static str {
 }
 
 /// Write the request's log entry after the response (gathered with others of its
-/// organisation, see [`log_buffer`]), unless its write's batch carried it.
+/// tenant, see [`log_buffer`]), unless its write's batch carried it.
 fn log_after(app: &App, shard: &str, tenant_id: String, audit: &Audit, result: &Result<Reply>) {
     let outcome = result.as_ref().map(|r| r.status);
     if let Some(entry) = audit.finish(outcome, &[&USER_TYPE, &GROUP_TYPE], app.rt.clock()) {
@@ -195,7 +195,7 @@ fn log_after(app: &App, shard: &str, tenant_id: String, audit: &Audit, result: &
 
 /// Authenticate and serve: the refusal budget, the rate limit, then the operation with the
 /// gate in each of its D1 batches (`store::gate`), then, if the gate stayed shut, why. `seen`
-/// learns the organisation as soon as it is known, and why a credential was refused.
+/// learns the tenant as soon as it is known, and why a credential was refused.
 /// `tried`: the place a first attempt found out of date, which the catalog has since given.
 #[allow(clippy::too_many_arguments)]
 async fn authenticated(
@@ -214,7 +214,7 @@ async fn authenticated(
     let cached_id = cached.as_ref().map(|p| p.id.clone());
     if limit::over_budget(app.now, address, cached_id.as_deref()) {
         // Only a credential this isolate knows to be valid goes on; it never pays for the
-        // failures of others. Everything else is refused without a D1 call (an organisation
+        // failures of others. Everything else is refused without a D1 call (a tenant
         // this isolate does not know, from an address that spent its budget on unknown ones,
         // included: telling it from an unknown one would take the lookup the budget saves).
         let valid = match (&hash, &cached) {
@@ -242,8 +242,8 @@ async fn authenticated(
         return Err(auth::missing_token());
     };
     let hash = hash.as_str();
-    // Keyed by organisation and token: a caller without a valid token spends only its own
-    // budget, never the organisation's.
+    // Keyed by tenant and token: a caller without a valid token spends only its own
+    // budget, never the tenant's.
     limit::check(
         app,
         &format!("{tenant_id}:{}", hash.get(..16).unwrap_or(hash)),
@@ -275,7 +275,7 @@ async fn authenticated(
 }
 
 /// Why the gate stayed shut: `Ok` when the token is valid and the failure was the operation's
-/// own; else the error to answer, with what `seen` must log. When the organisation is not (or
+/// own; else the error to answer, with what `seen` must log. When the tenant is not (or
 /// no longer) on the shard this isolate thought, the catalog says where it is now and `seen`
 /// asks for the request to be served there (nothing of it was written: its gate stayed shut).
 #[allow(clippy::too_many_arguments)]
@@ -322,7 +322,7 @@ async fn why_shut(
     }
 }
 
-/// The organisation moved, or its subdomain names another now: 503, which clients retry (and
+/// The tenant moved, or its subdomain names another now: 503, which clients retry (and
 /// which the edge itself retries where it kept a copy of the request).
 fn replaced() -> Error {
     Error::new(
@@ -331,7 +331,7 @@ fn replaced() -> Error {
     )
 }
 
-/// How often, at most, an isolate reads an organisation's live token hashes while a refusal
+/// How often, at most, an isolate reads a tenant's live token hashes while a refusal
 /// budget is spent (a token made since is recognised within this time).
 const RELOAD_CREDENTIALS_MS: i64 = 10_000;
 
@@ -347,7 +347,7 @@ thread_local! {
 }
 
 /// Whether `hash` is a valid credential of `sub`, as far as this isolate knows, reading the
-/// organisation's live hashes (one statement) at most once per [`RELOAD_CREDENTIALS_MS`].
+/// tenant's live hashes (one statement) at most once per [`RELOAD_CREDENTIALS_MS`].
 async fn credential_known(app: &App, db: &D1, sub: &str, hash: &str) -> Result<bool> {
     let (known, loaded_at) = CREDENTIALS.with(|m| {
         m.borrow()

@@ -15,7 +15,7 @@ use scim_core::scim::etag::etag;
 use scim_core::scim::list::list_response;
 use scim_core::scim::resource::{self, refs_json, Meta, Selection};
 
-/// What a SCIM handler works with: the service scope of the request, and the organisation's
+/// What a SCIM handler works with: the service scope of the request, and the tenant's
 /// SCIM root URL (`https://acme.example.com/api/scim/v2`, or the path form).
 pub struct Ctx<'a> {
     pub scope: Scope<'a, Gated<'a, D1>, Platform>,

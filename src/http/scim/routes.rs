@@ -1,4 +1,4 @@
-//! The SCIM routes of one organisation, below `/api/scim/v2` (RFC 7644 §3.2):
+//! The SCIM routes of one tenant, below `/api/scim/v2` (RFC 7644 §3.2):
 //!
 //! ```text
 //! /Users              GET (list/filter)   POST (create)
