@@ -23,9 +23,9 @@ use worker::Delay;
 use super::app::App;
 use super::shards::Bindings;
 use crate::http::meter::Meter;
-use crate::service::audit::LogEntry;
-use crate::service::audit::Refusals;
-use crate::service::{audit, shards};
+use crate::service::log::LogEntry;
+use crate::service::log::Refusals;
+use crate::service::{log, shards};
 
 /// How long the first entry of a tenant waits for others.
 pub const FLUSH_AFTER_MS: u64 = 250;
@@ -100,18 +100,18 @@ fn gather(app: &App, shard: &str, tenant_id: &str, put: impl FnOnce(&mut Waiting
         let w = WAITING
             .with(|w| w.borrow_mut().remove(&tenant_id))
             .unwrap_or_default();
-        let mut written = audit::record(&db, &tenant_id, &w.entries, &w.refusals).await;
+        let mut written = log::record(&db, &tenant_id, &w.entries, &w.refusals).await;
         if written.as_ref().is_err_and(|e| e.status == 503) {
             // D1 was briefly unavailable (its own answer says so): once more, a moment later.
             Delay::from(Duration::from_millis(RETRY_AFTER_MS)).await;
-            written = audit::record(&db, &tenant_id, &w.entries, &w.refusals).await;
+            written = log::record(&db, &tenant_id, &w.entries, &w.refusals).await;
         }
         if matches!(written, Ok(false)) {
             // The tenant moved to another shard since these requests: write them there.
             let meter = Meter::default();
             let all = Bindings::of(&env, &meter);
             written = match shards::locate_id(&all, &tenant_id).await {
-                Ok(Some(at)) => audit::record(&at.db, &tenant_id, &w.entries, &w.refusals).await,
+                Ok(Some(at)) => log::record(&at.db, &tenant_id, &w.entries, &w.refusals).await,
                 Ok(None) => Ok(true),
                 Err(e) => Err(e),
             };

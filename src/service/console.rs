@@ -16,7 +16,7 @@ use super::tenants;
 use super::Runtime;
 use crate::store::console::{self as store, NewSession};
 use crate::store::directory::Page;
-use crate::store::logs::{self, LogQuery};
+use crate::store::log::{self, LogQuery};
 use crate::store::Executor;
 use scim_core::scim::error::{quote, Error, Result};
 use scim_core::tenancy::token;
@@ -165,12 +165,12 @@ pub async fn create_token<E: Executor, R: Runtime>(
 
 /// The session's tenant's log, newest first: its id is the session's, so no lookup.
 pub async fn logs<E: Executor>(db: &E, admin: &Admin, q: &LogQuery) -> Result<Page> {
-    Ok(logs::read(db, &admin.tenant_id, q).await?)
+    Ok(log::read(db, &admin.tenant_id, q).await?)
 }
 
 /// The session's tenant's summary, the last day's counts up to `now`.
 pub async fn summary<E: Executor>(db: &E, admin: &Admin, now: i64) -> Result<Value> {
-    Ok(logs::summary(db, &admin.tenant_id, now.saturating_sub(DAY_MS)).await?)
+    Ok(log::summary(db, &admin.tenant_id, now.saturating_sub(DAY_MS)).await?)
 }
 
 /// Sign out: the session ends at once.

@@ -18,7 +18,7 @@ use scim_core::scim::error::{quote, Error, Result};
 /// The page and query shapes of the host app's reads.
 pub use crate::store::directory::{Page, UserQuery, DEFAULT_PAGE, MAX_PAGE};
 use crate::store::feed::{self, Located, Pending, ShardPart};
-use crate::store::logs::{self, LogQuery};
+use crate::store::log::{self, LogQuery};
 use crate::store::tenants as store;
 use crate::store::Executor;
 use scim_core::time::DAY_MS;
@@ -295,11 +295,11 @@ pub async fn members<E: Executor>(
 }
 
 pub async fn logs<E: Executor>(db: &E, sub: &str, q: &LogQuery) -> Result<Page> {
-    Ok(logs::read(db, &tenant_id(db, sub).await?, q).await?)
+    Ok(log::read(db, &tenant_id(db, sub).await?, q).await?)
 }
 
 pub async fn summary<E: Executor>(db: &E, sub: &str, now: i64) -> Result<serde_json::Value> {
-    Ok(logs::summary(db, &tenant_id(db, sub).await?, now.saturating_sub(DAY_MS)).await?)
+    Ok(log::summary(db, &tenant_id(db, sub).await?, now.saturating_sub(DAY_MS)).await?)
 }
 
 #[cfg(test)]

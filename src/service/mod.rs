@@ -16,19 +16,19 @@
 //! | [`shards`] | tenants over several D1 databases: the catalog, placement, the shard a request uses, the feed's cursor |
 //! | [`tenants`] | the admin API: tenants and their Secret Tokens |
 //! | [`console`] | the tenant admin's console: one-time links, sessions, CSRF |
-//! | [`audit`] | the provisioning-log entry of a SCIM request, and what it may hold |
-//! | [`host_app`] | the host app's reads: the change feed, the catalog, the log and its summary |
+//! | [`log`] | the provisioning-log entry of a SCIM request, and what it may hold |
+//! | [`host_app`] | the host app's reads: the change feed, the directory, the log and its summary |
 //! | [`isolate`] | the bounded maps an isolate remembers between requests |
 //! | [`upkeep`] | the scheduled work: retention, and purging deleted tenants in chunks |
 //!
 //! [`Executor`]: crate::store::Executor
 
-pub mod audit;
 pub mod auth;
 pub mod console;
 pub mod groups;
 pub mod host_app;
 pub mod isolate;
+pub mod log;
 pub mod moves;
 pub mod operations;
 pub mod resources;
@@ -51,9 +51,9 @@ pub mod users;
 pub use crate::store::{Executor, Outcome, Param, Stmt, StoreError};
 
 use crate::store::listing::MAX_PARAMS;
+use crate::store::log::LogEntry;
 use crate::store::table::Table;
-use crate::store::trail::LogEntry;
-use audit::Audit;
+use log::RequestLog;
 use scim_core::scim::error::{Error, Result, ScimType};
 use scim_core::scim::resource::Data;
 
@@ -139,18 +139,18 @@ pub struct Scope<'a, E, R> {
     pub db: &'a E,
     pub rt: &'a R,
     pub tenant_id: &'a str,
-    pub audit: Option<&'a Audit>,
+    pub log: Option<&'a RequestLog>,
 }
 
 impl<E, R: Runtime> Scope<'_, E, R> {
     /// The log entry a write's batch carries, with its summary (`{}`: the resource's name).
     pub fn log_entry(&self, summary: &str) -> Option<LogEntry> {
-        Some(self.audit?.entry(summary.to_string(), self.rt.clock()))
+        Some(self.log?.entry(summary.to_string(), self.rt.clock()))
     }
 
     /// The batch that carried [`Scope::log_entry`] committed.
     pub fn committed(&self) {
-        if let Some(a) = self.audit {
+        if let Some(a) = self.log {
             a.committed();
         }
     }
@@ -158,14 +158,14 @@ impl<E, R: Runtime> Scope<'_, E, R> {
     /// Name the resource in the request's log entry, from its data (its userName or
     /// displayName).
     pub fn name(&self, table: Table, data: &Data) {
-        if let Some(a) = self.audit {
+        if let Some(a) = self.log {
             a.name(data.get(table.name_attribute()).and_then(|v| v.as_str()));
         }
     }
 
     /// A warning for the request's log entry.
     pub fn warn(&self, warning: String) {
-        if let Some(a) = self.audit {
+        if let Some(a) = self.log {
             a.warn(warning);
         }
     }

@@ -52,7 +52,7 @@ fn with_refs<K: Kind>(sel: &Selection) -> bool {
 }
 
 fn expect<E, R>(s: &Scope<'_, E, R>, status: u16) {
-    if let Some(a) = s.audit {
+    if let Some(a) = s.log {
         a.expect_status(status);
     }
 }
@@ -80,7 +80,7 @@ pub async fn list<K: Kind, E: Executor, R: Runtime>(
     if let (Some(k), Some(end)) = (key(next), Anchor::after(&page)) {
         ANCHORS.with(|m| remember(&mut m.borrow_mut(), MAX_ANCHORS, k, (end, now)));
     }
-    if let Some(a) = s.audit {
+    if let Some(a) = s.log {
         a.summary(format!("{} of {total} found", page.len()));
     }
     Ok((total, page))
@@ -94,7 +94,7 @@ pub async fn get<K: Kind, E: Executor, R: Runtime>(
     if_none_match: Option<&str>,
 ) -> Result<Fetched<Stored>> {
     let got = resources::get::<K, _, _>(s, id, with_refs::<K>(sel), if_none_match).await?;
-    if let (Some(a), Fetched::Found(r)) = (s.audit, &got) {
+    if let (Some(a), Fetched::Found(r)) = (s.log, &got) {
         s.name(K::TABLE, &r.data);
         a.summary("{} read".into());
     }

@@ -250,7 +250,7 @@ pub async fn write<K: Kind, E: Executor, R: Runtime>(
             return Err(precondition_failed());
         }
         let Some(change) = compute(&current)? else {
-            if let Some(a) = s.audit {
+            if let Some(a) = s.log {
                 a.summary("{}: no change".into());
             }
             return Ok(Outcome::Unchanged(current));

@@ -224,7 +224,7 @@ mod moving {
             db,
             rt,
             tenant_id: id,
-            audit: None,
+            log: None,
         }
     }
 

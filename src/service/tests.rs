@@ -26,7 +26,7 @@ fn scope<'a, E>(db: &'a E, rt: &'a TestRuntime) -> Scope<'a, E, TestRuntime> {
         db,
         rt,
         tenant_id: T,
-        audit: None,
+        log: None,
     }
 }
 

@@ -9,9 +9,9 @@ use pollster::block_on;
 use serde_json::{json, Value};
 use std::cell::Cell;
 
-use super::audit::Audit;
 use super::groups::Groups;
 use super::host_app;
+use super::log::RequestLog;
 use super::resources::{self, Kind};
 use super::shards::Cursor;
 use super::testing::TestRuntime;
@@ -20,21 +20,21 @@ use super::users::Users;
 use super::Scope;
 use crate::store::fixture::{seeded, two_tenants, T};
 use crate::store::listing::MAX_PARAMS;
-use crate::store::logs::LogQuery;
+use crate::store::log::LogEntry;
+use crate::store::log::LogQuery;
 use crate::store::sqlite::Sqlite;
-use crate::store::trail::LogEntry;
 use crate::store::{Executor, Outcome, Stmt, StoreError};
 
 fn scope<'a, E>(
     db: &'a E,
     rt: &'a TestRuntime,
-    audit: Option<&'a Audit>,
+    log: Option<&'a RequestLog>,
 ) -> Scope<'a, E, TestRuntime> {
     Scope {
         db,
         rt,
         tenant_id: T,
-        audit,
+        log,
     }
 }
 
@@ -206,20 +206,20 @@ fn a_lost_race_records_nothing_and_the_retry_records_once() {
         batches: Cell::new(0),
     };
     let rt = TestRuntime::at(50);
-    let audit = Audit::new(LogEntry {
+    let log = RequestLog::new(LogEntry {
         at: 50,
         method: "PATCH".into(),
         route: "/Users/u2".into(),
         status: 200,
         ..LogEntry::default()
     });
-    let s = scope(&strict, &rt, Some(&audit));
+    let s = scope(&strict, &rt, Some(&log));
     let rename = json!({"Operations": [{"op": "replace", "path": "displayName", "value": "R"}]});
     block_on(Users::patch(&s, "u2", &rename, None)).expect("patch");
     assert_eq!(rt.pauses.get(), 1, "lost once, retried");
     assert_eq!(kinds(&feed(&db)), vec!["user.updated u2".to_string()]);
     assert_eq!(db.count("SELECT COUNT(*) FROM logs"), 1);
-    assert_eq!(audit.finish(Ok(200), &[], 60), None, "the batch carried it");
+    assert_eq!(log.finish(Ok(200), &[], 60), None, "the batch carried it");
 }
 
 #[test]
@@ -275,8 +275,8 @@ fn log_entries_name_the_resource_and_hold_no_other_value() {
         status,
         ..LogEntry::default()
     };
-    let audit = Audit::new(entry("POST", "/Users", 201));
-    let s = scope(&db, &rt, Some(&audit));
+    let log = RequestLog::new(entry("POST", "/Users", 201));
+    let s = scope(&db, &rt, Some(&log));
     let u = block_on(Users::create(
         &s,
         &json!({"userName": "jane@acme.com",
@@ -285,21 +285,21 @@ fn log_entries_name_the_resource_and_hold_no_other_value() {
             "roles": [{"value": "Reader", "primary": true}]}),
     ))
     .expect("create");
-    assert_eq!(audit.finish(Ok(201), &[], 90), None);
+    assert_eq!(log.finish(Ok(201), &[], 90), None);
 
-    let audit = Audit::new(entry("PATCH", &format!("/Users/{}", u.id), 200));
-    let s = scope(&db, &rt, Some(&audit));
+    let log = RequestLog::new(entry("PATCH", &format!("/Users/{}", u.id), 200));
+    let s = scope(&db, &rt, Some(&log));
     let promote = json!({"Operations": [
         {"op": "replace", "path": "roles", "value": [{"value": "Writer", "primary": "True"}]},
         {"op": "replace", "path": "phoneNumbers", "value": [{"value": "+44 20 7946 0000"}]}]});
     block_on(Users::patch(&s, &u.id, &promote, None)).expect("patch");
 
-    let audit = Audit::new(entry("PATCH", "/Groups/g1", 204));
-    let s = scope(&db, &rt, Some(&audit));
+    let log = RequestLog::new(entry("PATCH", "/Groups/g1", 204));
+    let s = scope(&db, &rt, Some(&log));
     let add = json!({"Operations": [{"op": "add", "path": "members",
         "value": [{"value": u.id}, {"value": "u1"}, {"value": "stale-id"}]}]});
     block_on(Groups::patch(&s, "g1", &add, None)).expect("patch");
-    assert_eq!(audit.warnings(), 1);
+    assert_eq!(log.warnings(), 1);
 
     let q = LogQuery {
         limit: 10,
@@ -381,7 +381,7 @@ fn upkeep_expires_caps_and_purges_in_chunks() {
             ..LogEntry::default()
         })
         .collect();
-    block_on(super::audit::record(&db, T, &entries, &[])).expect("log");
+    block_on(super::log::record(&db, T, &entries, &[])).expect("log");
     let q = LogQuery {
         limit: 2,
         ..LogQuery::default()
@@ -457,7 +457,7 @@ fn upkeep_expires_caps_and_purges_in_chunks() {
 /// apart: a thousand refusals push no request's entry out.
 #[test]
 fn refusals_aggregate_and_are_capped_apart_from_requests() {
-    use crate::store::logs::Refusals;
+    use crate::store::log::Refusals;
     let db = two_tenants();
     let rt = TestRuntime::at(60_000 * 100);
     let genuine: Vec<LogEntry> = (0..3)
@@ -469,7 +469,7 @@ fn refusals_aggregate_and_are_capped_apart_from_requests() {
             ..LogEntry::default()
         })
         .collect();
-    block_on(super::audit::record(&db, T, &genuine, &[])).expect("log");
+    block_on(super::log::record(&db, T, &genuine, &[])).expect("log");
     let refusal = |minute: i64, reason: &'static str, count: u64| Refusals {
         at: 60_000 * minute + 5,
         minute: 60_000 * minute,
@@ -487,8 +487,8 @@ fn refusals_aggregate_and_are_capped_apart_from_requests() {
             refusal(minute, "no-token", 400),
             refusal(minute, "invalid-token", 1),
         ];
-        block_on(super::audit::record(&db, T, &[], &batch)).expect("refusals");
-        block_on(super::audit::record(
+        block_on(super::log::record(&db, T, &[], &batch)).expect("refusals");
+        block_on(super::log::record(
             &db,
             T,
             &[],

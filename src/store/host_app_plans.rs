@@ -9,7 +9,7 @@ use pollster::block_on;
 use super::directory::{self, UserQuery};
 use super::feed;
 use super::fixture::{seeded, Recorder, T};
-use super::logs::{self, LogQuery};
+use super::log::{self, LogQuery};
 use super::sqlite::Sqlite;
 use super::upkeep;
 use super::Executor;
@@ -60,18 +60,18 @@ fn the_host_apps_statements_seek_their_organisation() {
             resource_id: None,
             limit: 10,
         };
-        logs::read(&r, T, &lq).await.expect("logs");
+        log::read(&r, T, &lq).await.expect("logs");
         let lq = LogQuery {
             failed: None,
             resource_id: Some("u1".into()),
             ..lq
         };
-        logs::read(&r, T, &lq).await.expect("logs");
-        logs::summary(&r, T, 0).await.expect("summary");
+        log::read(&r, T, &lq).await.expect("logs");
+        log::summary(&r, T, 0).await.expect("summary");
         upkeep::cap_logs(&r, &[T.to_string()], 5, 5)
             .await
             .expect("cap");
-        let refused = logs::Refusals {
+        let refused = log::Refusals {
             at: 1,
             minute: 0,
             address: "203.0.113.9".into(),
@@ -82,7 +82,7 @@ fn the_host_apps_statements_seek_their_organisation() {
             route: "/Users",
             count: 1,
         };
-        if let Some(stmt) = logs::refusals_stmt(T, &[refused]) {
+        if let Some(stmt) = log::refusals_stmt(T, &[refused]) {
             r.query(stmt).await.expect("refusals");
         }
         upkeep::purge_round(&r, "ten_b").await.expect("purge");
@@ -133,8 +133,9 @@ fn retention_walks_the_oldest_rows_only() {
 /// `tenant_id` alone, or on `tenant_id` and an attribute name), nothing is sorted.
 #[test]
 fn a_writes_trail_never_walks_the_organisation() {
+    use super::log::LogEntry;
     use super::memberships::{Member, MemberChange};
-    use super::trail::{Event, EventType, LogEntry, Trail};
+    use super::trail::{Event, EventType, Trail};
     use super::{groups, resources, table::Table, users};
     use scim_core::scim::resource::RefType;
 

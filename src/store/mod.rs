@@ -25,7 +25,7 @@ pub mod groups;
 #[cfg(test)]
 mod host_app_plans;
 pub mod listing;
-pub mod logs;
+pub mod log;
 pub mod memberships;
 pub mod moves;
 pub mod refs;

@@ -11,6 +11,7 @@
 //! name, without a read before the write.
 
 use super::directory::{group_json, user_json};
+use super::log::{LogEntry, ROW};
 use super::table::Table;
 use super::{Param, Stmt};
 
@@ -89,39 +90,6 @@ pub struct Event {
     pub kind: EventType,
     /// The names of the attributes that changed (empty for creations and deletions).
     pub changed: Vec<String>,
-}
-
-/// One provisioning-log entry. Never a token, a request body, or an attribute value other
-/// than the resource's name (userName or displayName).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LogEntry {
-    pub at: i64,
-    pub method: String,
-    /// The path below the SCIM root, with the resource id, without the query string.
-    pub route: String,
-    pub resource_type: Option<&'static str>,
-    pub resource_id: Option<String>,
-    pub resource_name: Option<String>,
-    pub status: u16,
-    pub scim_type: Option<String>,
-    pub detail: Option<String>,
-    /// One line in words; in a write's batch, `{}` stands for the resource's name as stored.
-    pub summary: Option<String>,
-    pub warnings: Vec<String>,
-    pub duration_ms: i64,
-    pub request_id: Option<String>,
-}
-
-impl LogEntry {
-    pub fn warnings_json(&self) -> Param {
-        if self.warnings.is_empty() {
-            Param::Null
-        } else {
-            serde_json::Value::from(self.warnings.clone())
-                .to_string()
-                .into()
-        }
-    }
 }
 
 /// What a write records: the resource's events and, when the request is logged, its entry.
@@ -248,25 +216,30 @@ fn statements(
         ));
     }
     if let Some(log) = trail.log {
+        // The row's own id and name, read in SQL; the summary's `{}` is that name.
         let n = logged_name(&format!("{t}.{}", table.name_column()));
-        let mut params: Vec<Param> = vec![
-            tenant_id.into(),
-            log.at.into(),
-            log.method.as_str().into(),
-            log.route.as_str().into(),
-            log.resource_type.into(),
-            i64::from(log.status).into(),
-            log.summary.clone().into(),
-            log.warnings_json(),
-            log.duration_ms.into(),
-            log.request_id.clone().into(),
-        ];
+        let mut params: Vec<Param> = vec![tenant_id.into()];
+        let mut select = Vec::with_capacity(ROW.len());
+        for ((column, _), value) in ROW.iter().zip(log.values()) {
+            match *column {
+                "resource_id" => select.push(format!("{t}.id")),
+                "resource_name" => select.push(n.clone()),
+                "summary" => {
+                    select.push(format!("replace(?, '{{}}', {n})"));
+                    params.push(value);
+                }
+                _ => {
+                    select.push("?".to_string());
+                    params.push(value);
+                }
+            }
+        }
         params.extend(from_params.iter().cloned());
+        let columns = ROW.map(|(c, _)| c).join(", ");
         stmts.push(Stmt::new(
             format!(
-                "INSERT INTO logs (tenant_id, at, method, route, resource_type, resource_id, \
-                 resource_name, status, failed, summary, warnings, duration_ms, request_id) \
-                 SELECT ?, ?, ?, ?, ?, {t}.id, {n}, ?, 0, replace(?, '{{}}', {n}), ?, ?, ? {from}"
+                "INSERT INTO logs (tenant_id, {columns}) SELECT ?, {} {from}",
+                select.join(", ")
             ),
             params,
         ));

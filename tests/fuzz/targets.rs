@@ -16,18 +16,19 @@ use scim_core::scim::query::ListParams;
 use scim_core::scim::resource::{self, from_request, selectors, Data, Meta, RefType, Selection};
 use scim_core::scim::schema::{ResourceType, GROUP_TYPE, USER_TYPE};
 use scim_edge::service;
-use scim_edge::service::audit::Audit;
 use scim_edge::service::groups::Groups;
+use scim_edge::service::log::RequestLog;
 use scim_edge::service::resources::{Kind, ListRequest};
 use scim_edge::service::testing::TestRuntime;
 use scim_edge::service::users::Users;
 use scim_edge::service::Scope;
 use scim_edge::store::listing::ListQuery;
+use scim_edge::store::log::LogEntry;
 use scim_edge::store::resources::{self, Stored};
 use scim_edge::store::sqlite::Sqlite;
 use scim_edge::store::table::Table;
 use scim_edge::store::tenants::{create_tenant, NewTenant};
-use scim_edge::store::trail::{LogEntry, Trail};
+use scim_edge::store::trail::Trail;
 use scim_edge::store::{groups, users};
 
 use crate::gen::{json_text, Gen, LIST_PARAMS};
@@ -200,7 +201,7 @@ pub fn sent(input: &Value) {
 /// A refusal must be a 4xx SCIM error with a well-formed body, whose detail as the provisioning
 /// log stores it keeps no value the input sent (the log holds attribute names, never values).
 pub fn refused(e: &Error) -> Outcome {
-    let logged = service::audit::redact(e, &[&USER_TYPE, &GROUP_TYPE]);
+    let logged = service::log::redact(e, &[&USER_TYPE, &GROUP_TYPE]);
     let kept = SENT.with(|c| {
         c.borrow().iter().find_map(|v| {
             let probe: String = v.chars().take(16).collect();
@@ -583,8 +584,8 @@ fn run_resource(db: &Db, input: &Value) -> Outcome {
 }
 
 /// A request's log entry, as the edge opens it.
-fn audit(method: &str) -> Audit {
-    Audit::new(LogEntry {
+fn log(method: &str) -> RequestLog {
+    RequestLog::new(LogEntry {
         at: 1,
         method: method.into(),
         route: "/fuzz".into(),
@@ -596,8 +597,8 @@ fn audit(method: &str) -> Audit {
 /// A committed write carried its log entry in its batch; anything else leaves the entry to be
 /// written after the response. The feed and the log are then emptied, so that they do not
 /// grow over millions of inputs.
-fn check_logged(db: &Db, audit: &Audit, committed: bool) -> Result<(), String> {
-    let after = audit.finish(Ok(200), &[&USER_TYPE, &GROUP_TYPE], 2);
+fn check_logged(db: &Db, log: &RequestLog, committed: bool) -> Result<(), String> {
+    let after = log.finish(Ok(200), &[&USER_TYPE, &GROUP_TYPE], 2);
     let rows = db.sql.count("SELECT COUNT(*) FROM logs");
     db.sql
         .execute_batch("DELETE FROM events; DELETE FROM logs;")
@@ -612,12 +613,12 @@ fn check_logged(db: &Db, audit: &Audit, committed: bool) -> Result<(), String> {
 /// resource deleted: accepted, or refused with a 4xx.
 fn create_and_delete(db: &Db, rt: &'static ResourceType, body: &Value) -> Outcome {
     let runtime = TestRuntime::at(2);
-    let log = audit("POST");
+    let log = log("POST");
     let scope = Scope {
         db: &db.sql,
         rt: &runtime,
         tenant_id: T,
-        audit: Some(&log),
+        log: Some(&log),
     };
     let created = if rt.name == "User" {
         block_on(Users::create(&scope, body)).map(|u| u.id)
@@ -669,7 +670,7 @@ fn run_patch(db: &Db, input: &Value) -> Outcome {
         db: &db.sql,
         rt: &runtime,
         tenant_id: T,
-        audit: None,
+        log: None,
     };
     let body = &input["body"];
     if rt_of(input).name == "Group" {
@@ -688,10 +689,10 @@ fn run_patch(db: &Db, input: &Value) -> Outcome {
     if let Err(e) = block_on(users::insert(&db.sql, T, &id, &before, 2, "w", &none)) {
         return refused(&Error::from(e));
     }
-    let log = audit("PATCH");
+    let log = log("PATCH");
     let patched = block_on(Users::patch(
         &Scope {
-            audit: Some(&log),
+            log: Some(&log),
             ..scope
         },
         &id,

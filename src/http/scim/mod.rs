@@ -25,12 +25,12 @@ use super::log_buffer;
 use super::reply::{header, read_body, Reply};
 use super::shards::{located, relocate, remembered, Place};
 use crate::http::d1::D1;
-use crate::service::audit::LogEntry;
-use crate::service::audit::{Audit, Refusal};
 use crate::service::auth::Gated;
 use crate::service::auth::{self, Principal, Verdict};
 use crate::service::groups::Groups;
 use crate::service::isolate::remember;
+use crate::service::log::LogEntry;
+use crate::service::log::{Refusal, RequestLog};
 use crate::service::shards::{Databases, CATALOG};
 use crate::service::users::Users;
 use crate::service::{Runtime, Scope};
@@ -108,10 +108,10 @@ pub async fn serve(app: &App, req: Request, sub: &str, mount: &str, path: &str) 
     let mut req = req;
     let mut tried: Option<Place> = None;
     loop {
-        let audit = Audit::new(entry_of(app, &req, rest));
+        let log = RequestLog::new(entry_of(app, &req, rest));
         let mut seen = Seen::default();
         let result = authenticated(
-            app, req, sub, mount, rest, &audit, &address, &mut seen, &tried,
+            app, req, sub, mount, rest, &log, &address, &mut seen, &tried,
         )
         .await;
         if let Some(place) = seen.elsewhere.take() {
@@ -129,7 +129,7 @@ pub async fn serve(app: &App, req: Request, sub: &str, mount: &str, path: &str) 
                 &tenant_id,
                 refusal.entry(app.now, &address, method, Route::parse(rest).template()),
             ),
-            (Some(tenant_id), None) => log_after(app, shard, tenant_id, &audit, &result),
+            (Some(tenant_id), None) => log_after(app, shard, tenant_id, &log, &result),
             (None, _) => {}
         }
         return result;
@@ -186,9 +186,9 @@ fn endpoint_type(e: Endpoint) -> &'static str {
 
 /// Write the request's log entry after the response (gathered with others of its
 /// tenant, see [`log_buffer`]), unless its write's batch carried it.
-fn log_after(app: &App, shard: &str, tenant_id: String, audit: &Audit, result: &Result<Reply>) {
+fn log_after(app: &App, shard: &str, tenant_id: String, log: &RequestLog, result: &Result<Reply>) {
     let outcome = result.as_ref().map(|r| r.status);
-    if let Some(entry) = audit.finish(outcome, &[&USER_TYPE, &GROUP_TYPE], app.rt.clock()) {
+    if let Some(entry) = log.finish(outcome, &[&USER_TYPE, &GROUP_TYPE], app.rt.clock()) {
         log_buffer::add(app, shard, &tenant_id, entry);
     }
 }
@@ -204,7 +204,7 @@ async fn authenticated(
     sub: &str,
     mount: &str,
     rest: &str,
-    audit: &Audit,
+    log: &RequestLog,
     address: &str,
     seen: &mut Seen,
     tried: &Option<Place>,
@@ -250,7 +250,7 @@ async fn authenticated(
     )
     .await?;
     let gated = Gated::new(&db, &tenant_id, hash, app.now);
-    let result = operate(app, req, sub, mount, rest, &gated, &tenant_id, audit).await;
+    let result = operate(app, req, sub, mount, rest, &gated, &tenant_id, log).await;
     if gated.pass().is_none() && !gated.shut_by_failure() {
         // Nothing reached D1 (discovery, or input refused before any read): the gate alone.
         if let Err(e) = gated.open().await {
@@ -411,7 +411,7 @@ async fn operate(
     rest: &str,
     gated: &Gated<'_, D1>,
     tenant_id: &str,
-    audit: &Audit,
+    log: &RequestLog,
 ) -> Result<Reply> {
     // Locations are built from the configuration, never from the request's Host.
     let base = app.scim_base(sub, !mount.is_empty());
@@ -426,7 +426,7 @@ async fn operate(
             db: gated,
             rt: &app.rt,
             tenant_id,
-            audit: Some(audit),
+            log: Some(log),
         },
         base,
     };

@@ -8,8 +8,81 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::directory::{instant, page, Page};
-use super::trail::LogEntry;
 use super::{Executor, Param, Result, Stmt, StoreError};
+
+/// One provisioning-log entry. Never a token, a request body, or an attribute value other
+/// than the resource's name (userName or displayName).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogEntry {
+    pub at: i64,
+    pub method: String,
+    /// The path below the SCIM root, with the resource id, without the query string.
+    pub route: String,
+    pub resource_type: Option<&'static str>,
+    pub resource_id: Option<String>,
+    pub resource_name: Option<String>,
+    pub status: u16,
+    pub scim_type: Option<String>,
+    pub detail: Option<String>,
+    /// One line in words; in a write's batch, `{}` stands for the resource's name as stored.
+    pub summary: Option<String>,
+    pub warnings: Vec<String>,
+    pub duration_ms: i64,
+    pub request_id: Option<String>,
+}
+
+/// The log's row, written once: each column an entry fills and the key the API shows it under,
+/// in the order [`LogEntry::values`] gives them. Both inserts (an entry in its write's batch,
+/// [`super::trail`]; entries after their responses, [`insert_stmt`]) and the read ([`read`])
+/// are built from it; aggregated refusals ([`refusals_stmt`]) add their count to some of them.
+pub const ROW: [(&str, &str); 14] = [
+    ("at", "at"),
+    ("method", "method"),
+    ("route", "route"),
+    ("resource_type", "resourceType"),
+    ("resource_id", "resourceId"),
+    ("resource_name", "resourceName"),
+    ("status", "status"),
+    ("failed", "outcome"),
+    ("scim_type", "scimType"),
+    ("detail", "detail"),
+    ("summary", "summary"),
+    ("warnings", "warnings"),
+    ("duration_ms", "durationMs"),
+    ("request_id", "requestId"),
+];
+
+impl LogEntry {
+    /// The entry's value for each column of [`ROW`], in its order.
+    pub fn values(&self) -> [Param; 14] {
+        [
+            self.at.into(),
+            self.method.as_str().into(),
+            self.route.as_str().into(),
+            self.resource_type.into(),
+            self.resource_id.clone().into(),
+            self.resource_name.clone().into(),
+            i64::from(self.status).into(),
+            (self.status >= 400).into(),
+            self.scim_type.clone().into(),
+            self.detail.clone().into(),
+            self.summary.clone().into(),
+            self.warnings_json(),
+            self.duration_ms.into(),
+            self.request_id.clone().into(),
+        ]
+    }
+
+    pub fn warnings_json(&self) -> Param {
+        if self.warnings.is_empty() {
+            Param::Null
+        } else {
+            serde_json::Value::from(self.warnings.clone())
+                .to_string()
+                .into()
+        }
+    }
+}
 
 /// The statement that writes entries of one tenant, in order (they travel as one JSON
 /// array, so any number stays within D1's 100 bound parameters); `None` for no entries.
@@ -19,31 +92,14 @@ pub fn insert_stmt(tenant_id: &str, entries: &[LogEntry]) -> Option<Stmt> {
     }
     let rows: Vec<Value> = entries
         .iter()
-        .map(|e| {
-            serde_json::json!([
-                e.at,
-                e.method,
-                e.route,
-                e.resource_type,
-                e.resource_id,
-                e.resource_name,
-                e.status,
-                e.status >= 400,
-                e.scim_type,
-                e.detail,
-                e.summary,
-                (!e.warnings.is_empty()).then(|| Value::from(e.warnings.clone()).to_string()),
-                e.duration_ms,
-                e.request_id,
-            ])
-        })
+        .map(|e| Value::Array(e.values().into_iter().map(json_of).collect()))
         .collect();
     Some(Stmt::new(
         format!(
-            "INSERT INTO logs (tenant_id, at, method, route, resource_type, resource_id, \
-             resource_name, status, failed, scim_type, detail, summary, warnings, duration_ms, \
-             request_id) SELECT ?, {} FROM json_each(?) j WHERE {LIVE} ORDER BY j.key",
-            columns(14)
+            "INSERT INTO logs (tenant_id, {}) SELECT ?, {} FROM json_each(?) j WHERE {LIVE} \
+             ORDER BY j.key",
+            ROW.map(|(c, _)| c).join(", "),
+            columns(ROW.len())
         ),
         vec![
             tenant_id.into(),
@@ -51,6 +107,15 @@ pub fn insert_stmt(tenant_id: &str, entries: &[LogEntry]) -> Option<Stmt> {
             tenant_id.into(),
         ],
     ))
+}
+
+/// A bound value as an element of a JSON array of rows (read back with `->>`).
+fn json_of(p: Param) -> Value {
+    match p {
+        Param::Null => Value::Null,
+        Param::Int(i) => Value::from(i),
+        Param::Text(s) => Value::String(s),
+    }
 }
 
 /// Entries written after their responses land only where their tenant still lives (one
@@ -143,18 +208,30 @@ pub struct LogQuery {
 const SUMMARY: &str = "CASE WHEN refusal_key IS NULL THEN summary ELSE 'Refused ' || count || \
      CASE count WHEN 1 THEN ' request' ELSE ' requests' END || summary END";
 
+/// The keys and values of an entry as the API shows it, from [`ROW`].
+fn shown() -> String {
+    ROW.iter()
+        .map(|(column, key)| {
+            let value = match *column {
+                "at" => instant("at"),
+                "failed" => "CASE WHEN failed THEN 'failure' ELSE 'success' END".to_string(),
+                "summary" => SUMMARY.to_string(),
+                "warnings" => "json(coalesce(warnings, '[]'))".to_string(),
+                c => c.to_string(),
+            };
+            format!("'{key}', {value}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A page of a tenant's entries, newest first, rendered by SQL as the API returns them;
 /// `next` (the last entry's cursor) when older ones follow.
 pub async fn read<E: Executor>(db: &E, tenant_id: &str, q: &LogQuery) -> Result<Page> {
     let mut sql = format!(
-        "SELECT at || '-' || seq AS id, json_object('cursor', at || '-' || seq, 'at', {}, \
-         'method', method, 'route', route, 'resourceType', resource_type, \
-         'resourceId', resource_id, 'resourceName', resource_name, 'status', status, \
-         'outcome', CASE WHEN failed THEN 'failure' ELSE 'success' END, 'scimType', scim_type, \
-         'detail', detail, 'summary', {SUMMARY}, 'count', coalesce(count, 1), \
-         'warnings', json(coalesce(warnings, '[]')), \
-         'durationMs', duration_ms, 'requestId', request_id) AS j FROM logs WHERE tenant_id = ?",
-        instant("at")
+        "SELECT at || '-' || seq AS id, json_object('cursor', at || '-' || seq, {}, \
+         'count', coalesce(count, 1)) AS j FROM logs WHERE tenant_id = ?",
+        shown()
     );
     let mut params: Vec<Param> = vec![tenant_id.into()];
     if let Some((at, seq)) = q.before {

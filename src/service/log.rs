@@ -1,11 +1,11 @@
 //! The provisioning log of one SCIM request: what a tenant's admin and the vendor's
 //! support read to learn what the identity provider did, and why a request failed.
 //!
-//! The edge opens an [`Audit`] with what it knows of the request (method, route, resource id,
+//! The edge opens an [`RequestLog`] with what it knows of the request (method, route, resource id,
 //! request id, the status a success will have). A write puts the entry in its own batch
-//! ([`Audit::entry`], then [`Audit::committed`] once that batch has committed), so a write
+//! ([`RequestLog::entry`], then [`RequestLog::committed`] once that batch has committed), so a write
 //! costs no extra round trip for it; everything else (reads, writes that changed nothing,
-//! failures) is written after the response by the edge, from [`Audit::finish`]. Refused
+//! failures) is written after the response by the edge, from [`RequestLog::finish`]. Refused
 //! authentication is not logged one entry each: a [`Refusal`] adds to the aggregated entry of
 //! its minute, client address and reason (`migrations/0008_refusals.sql`).
 //!
@@ -17,14 +17,14 @@
 
 use std::cell::{Cell, RefCell};
 
-use crate::store::logs;
+use crate::store::log;
 use scim_core::scim::error::{cut, plain, Error, Result};
 use scim_core::scim::schema::{Resolved, ResourceType};
 
+pub use crate::store::log::LogEntry;
 /// The log's shapes the edge fills and asks with: a request's entry, a minute's refusals, a
 /// query of the log.
-pub use crate::store::logs::{LogQuery, Refusals};
-pub use crate::store::trail::LogEntry;
+pub use crate::store::log::{LogQuery, Refusals};
 use crate::store::Executor;
 
 /// Write entries of one tenant on their own (after the responses), and add refusals
@@ -37,8 +37,8 @@ pub async fn record<E: Executor>(
     refusals: &[Refusals],
 ) -> Result<bool> {
     let mut stmts: Vec<_> = [
-        logs::insert_stmt(tenant_id, entries),
-        logs::refusals_stmt(tenant_id, refusals),
+        log::insert_stmt(tenant_id, entries),
+        log::refusals_stmt(tenant_id, refusals),
     ]
     .into_iter()
     .flatten()
@@ -65,7 +65,7 @@ pub const MAX_NAME_CHARS: usize = crate::store::trail::LOGGED_NAME_CHARS;
 
 /// The log entry of one request, filled in as the request goes.
 #[derive(Debug, Default)]
-pub struct Audit {
+pub struct RequestLog {
     entry: RefCell<LogEntry>,
     /// How many warnings there were, kept or not.
     warned: Cell<usize>,
@@ -73,12 +73,12 @@ pub struct Audit {
     logged: Cell<bool>,
 }
 
-impl Audit {
+impl RequestLog {
     /// An entry for a request, with `status` the status a success will have.
-    pub fn new(entry: LogEntry) -> Audit {
-        Audit {
+    pub fn new(entry: LogEntry) -> RequestLog {
+        RequestLog {
             entry: RefCell::new(entry),
-            ..Audit::default()
+            ..RequestLog::default()
         }
     }
 
@@ -132,7 +132,7 @@ impl Audit {
         e
     }
 
-    /// A batch carrying [`Audit::entry`] committed.
+    /// A batch carrying [`RequestLog::entry`] committed.
     pub fn committed(&self) {
         self.logged.set(true);
     }
@@ -345,31 +345,31 @@ mod tests {
 
     #[test]
     fn a_committed_entry_is_not_written_again() {
-        let audit = Audit::new(LogEntry {
+        let log = RequestLog::new(LogEntry {
             at: 1_000,
             status: 201,
             ..LogEntry::default()
         });
-        audit.name(Some("jane@acme.com"));
-        let e = audit.entry("{} created".into(), 1_040);
+        log.name(Some("jane@acme.com"));
+        let e = log.entry("{} created".into(), 1_040);
         assert_eq!(e.duration_ms, 40);
         assert_eq!(e.summary.as_deref(), Some("{} created"));
-        audit.committed();
-        assert_eq!(audit.finish(Ok(201), &[&USER_TYPE], 1_050), None);
+        log.committed();
+        assert_eq!(log.finish(Ok(201), &[&USER_TYPE], 1_050), None);
     }
 
     #[test]
     fn failures_carry_status_type_and_a_redacted_detail() {
-        let audit = Audit::new(LogEntry {
+        let log = RequestLog::new(LogEntry {
             at: 1_000,
             ..LogEntry::default()
         });
-        audit.summary("{} updated".into());
+        log.summary("{} updated".into());
         for i in 0..25 {
-            audit.warn(format!("w{i}"));
+            log.warn(format!("w{i}"));
         }
         let err = Error::conflict("userName 'x@y.z' is already taken");
-        let e = audit.finish(Err(&err), &[&USER_TYPE], 1_010).unwrap();
+        let e = log.finish(Err(&err), &[&USER_TYPE], 1_010).unwrap();
         assert_eq!(e.status, 409);
         assert_eq!(e.scim_type.as_deref(), Some("uniqueness"));
         assert_eq!(e.detail.as_deref(), Some("userName '…' is already taken"));
