@@ -1,5 +1,5 @@
 //! The host app's reads (the vendor's side of the admin API): the change feed, the directory
-//! (users, groups, a group's members, in the directory shape), the provisioning log and an
+//! (users, groups, a group's members, in the directory shape), the provisioning log and a
 //! tenant's summary. Reads only: the identity provider stays the one writer of users and
 //! groups.
 //!

@@ -2,7 +2,7 @@
 //! committed change leaves its events (and only committed ones do), in commit order, with the
 //! resource's directory shape; a write's log entry rides in its batch and holds no attribute
 //! value but the resource's name; unknown members are skipped with a warning; a 1,600-member
-//! push stays one batch within D1's parameter limit; retention, the log cap and an
+//! push stays one batch within D1's parameter limit; retention, the log cap and a
 //! tenant's purge work in chunks.
 
 use pollster::block_on;

@@ -128,7 +128,7 @@ fn retention_walks_the_oldest_rows_only() {
     assert!(stmt.sql.contains("ORDER BY seq LIMIT ?"), "{}", stmt.sql);
 }
 
-/// Every statement a write runs, with its events and its log entry, costs the same in an
+/// Every statement a write runs, with its events and its log entry, costs the same in a
 /// tenant of 10 users as of 100,000: no step walks the tenant (a seek on
 /// `tenant_id` alone, or on `tenant_id` and an attribute name), nothing is sorted.
 #[test]
