@@ -30,7 +30,7 @@ pub struct Entry {
 const COLUMNS: &str =
     "id, subdomain, name, provisioning_enabled, shard, created_at, updated_at, move";
 
-/// List tenant `o`; a subdomain taken on any shard is 409 (the UNIQUE index decides).
+/// List tenant `o`; a subdomain taken on any shard is `StoreError::Unique` on `subdomain` (the UNIQUE index decides).
 pub async fn insert<E: Executor>(db: &E, o: &Entry) -> Result<()> {
     let stmt = Stmt::new(
         format!("INSERT INTO organisations ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)"),

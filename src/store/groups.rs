@@ -19,7 +19,7 @@ use super::{memberships, Executor, Param, Result, Stmt, Written};
 use scim_core::scim::resource::RefType;
 
 /// Insert a group with its members, and what the write records, in one batch. A taken
-/// displayName is 409 `uniqueness`.
+/// displayName is `StoreError::Unique` on `display_name_key`.
 #[allow(clippy::too_many_arguments)]
 pub async fn insert<E: Executor>(
     db: &E,

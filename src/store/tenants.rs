@@ -50,7 +50,7 @@ pub struct NewTenant<'a> {
     pub now: i64,
 }
 
-/// Insert a tenant; a taken subdomain is 409 (by the UNIQUE index, not check-then-insert).
+/// Insert a tenant; a taken subdomain is `StoreError::Unique` on `subdomain` (the UNIQUE index decides, not check-then-insert).
 pub async fn create_tenant<E: Executor>(db: &E, t: NewTenant<'_>) -> Result<Tenant> {
     let stmt = Stmt::new(
         format!(

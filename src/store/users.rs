@@ -152,7 +152,7 @@ impl Columns {
     }
 }
 
-/// Insert a new user in one batch. A taken userName is 409 `uniqueness`.
+/// Insert a new user in one batch. A taken userName is `StoreError::Unique` on `user_name_key`.
 pub async fn insert<E: Executor>(
     db: &E,
     tenant_id: &str,
@@ -250,7 +250,7 @@ pub async fn update<E: Executor>(
 /// One batch: `head` (the row's INSERT or UPDATE, and what goes before its values), the
 /// user's values (guarded by `write_id` when given), what the write records (`recorded`: its
 /// events see the new values), and the manager check. Returns the rows
-/// the first statement changed, and whether the manager exists. A taken userName is 409.
+/// the first statement changed, and whether the manager exists.
 async fn write_rows<E: Executor>(
     db: &E,
     tenant_id: &str,
