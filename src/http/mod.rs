@@ -122,7 +122,7 @@ pub async fn upkeep(env: Env) {
     };
     match run.await {
         Ok(r) => worker::console_log!(
-            "upkeep: {} events and {} log entries expired, {} log entries over the cap, {} organisations purging{}",
+            "upkeep: {} events and {} log entries expired, {} log entries over the cap, {} tenants purging{}",
             r.events_expired,
             r.logs_expired,
             r.logs_capped,

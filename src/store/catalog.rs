@@ -1,5 +1,5 @@
 //! SQL for the catalog (`DB`): the list of tenants, each with the shard that holds
-//! its rows (table `organisations`), and what is known of each shard (table `shards`).
+//! its rows (table `catalog`), and what is known of each shard (table `shards`).
 //!
 //! Every statement here runs on the catalog alone; a tenant's own rows are in its
 //! shard ([`super::tenants`] and the rest). Subdomains are unique across every shard because
@@ -33,7 +33,7 @@ const COLUMNS: &str =
 /// List tenant `o`; a subdomain taken on any shard is `StoreError::Unique` on `subdomain` (the UNIQUE index decides).
 pub async fn insert<E: Executor>(db: &E, o: &Entry) -> Result<()> {
     let stmt = Stmt::new(
-        format!("INSERT INTO organisations ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)"),
+        format!("INSERT INTO catalog ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)"),
         vec![
             o.id.as_str().into(),
             o.subdomain.as_str().into(),
@@ -52,22 +52,21 @@ pub async fn insert<E: Executor>(db: &E, o: &Entry) -> Result<()> {
 
 /// The tenant subdomain `sub` names, if any.
 pub async fn by_subdomain<E: Executor>(db: &E, sub: &str) -> Result<Option<Entry>> {
-    let sql = format!("SELECT {COLUMNS} FROM organisations WHERE subdomain = ?");
+    let sql = format!("SELECT {COLUMNS} FROM catalog WHERE subdomain = ?");
     db.query(Stmt::new(sql, vec![sub.into()])).await?.first()
 }
 
 /// The tenant of id `id`, if it is listed.
 pub async fn by_id<E: Executor>(db: &E, id: &str) -> Result<Option<Entry>> {
-    let sql = format!("SELECT {COLUMNS} FROM organisations WHERE id = ?");
+    let sql = format!("SELECT {COLUMNS} FROM catalog WHERE id = ?");
     db.query(Stmt::new(sql, vec![id.into()])).await?.first()
 }
 
 /// Up to `limit` tenants after subdomain `after`, in subdomain order (a range seek on
 /// the UNIQUE index), and whether more follow.
 pub async fn page<E: Executor>(db: &E, after: &str, limit: u32) -> Result<(Vec<Entry>, bool)> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM organisations WHERE subdomain > ? ORDER BY subdomain LIMIT ?"
-    );
+    let sql =
+        format!("SELECT {COLUMNS} FROM catalog WHERE subdomain > ? ORDER BY subdomain LIMIT ?");
     let mut rows: Vec<Entry> = db
         .query(Stmt::new(
             sql,
@@ -90,7 +89,7 @@ pub async fn update<E: Executor>(
 ) -> Result<Option<Entry>> {
     db.query(Stmt::new(
         format!(
-            "UPDATE organisations SET name = ?, provisioning_enabled = ?, updated_at = ? \
+            "UPDATE catalog SET name = ?, provisioning_enabled = ?, updated_at = ? \
              WHERE id = ? RETURNING {COLUMNS}"
         ),
         vec![
@@ -107,7 +106,7 @@ pub async fn update<E: Executor>(
 /// Take tenant `id` off the list (its subdomain is free again).
 pub async fn remove<E: Executor>(db: &E, id: &str) -> Result<()> {
     db.query(Stmt::new(
-        "DELETE FROM organisations WHERE id = ?",
+        "DELETE FROM catalog WHERE id = ?",
         vec![id.into()],
     ))
     .await?;
@@ -124,7 +123,7 @@ pub async fn take_lease<E: Executor>(
 ) -> Result<Option<Entry>> {
     db.query(Stmt::new(
         format!(
-            "UPDATE organisations SET move_lease = ? WHERE id = ? AND move IS NOT NULL \
+            "UPDATE catalog SET move_lease = ? WHERE id = ? AND move IS NOT NULL \
              AND (move_lease IS NULL OR move_lease < ?) RETURNING {COLUMNS}"
         ),
         vec![until.into(), id.into(), now.into()],
@@ -143,7 +142,7 @@ pub async fn save_move<E: Executor>(
 ) -> Result<()> {
     let lease = if keep_lease { "move_lease" } else { "NULL" };
     db.query(Stmt::new(
-        format!("UPDATE organisations SET shard = ?, move = ?, move_lease = {lease} WHERE id = ?"),
+        format!("UPDATE catalog SET shard = ?, move = ?, move_lease = {lease} WHERE id = ?"),
         vec![shard.into(), moving.into(), id.into()],
     ))
     .await?;
@@ -155,7 +154,7 @@ pub async fn save_move<E: Executor>(
 pub async fn start_move<E: Executor>(db: &E, id: &str, moving: &str) -> Result<bool> {
     let out = db
         .query(Stmt::new(
-            "UPDATE organisations SET move = ?, move_lease = NULL WHERE id = ? AND (move IS NULL \
+            "UPDATE catalog SET move = ?, move_lease = NULL WHERE id = ? AND (move IS NULL \
              OR move ->> '$.phase' IN ('done', 'cancelled', 'failed'))",
             vec![moving.into(), id.into()],
         ))
@@ -171,7 +170,7 @@ pub async fn moving<E: Executor>(db: &E) -> Result<Vec<String>> {
     }
     let rows: Vec<Row> = db
         .query(Stmt::new(
-            "SELECT id FROM organisations WHERE move IS NOT NULL \
+            "SELECT id FROM catalog WHERE move IS NOT NULL \
              AND move ->> '$.phase' NOT IN ('done', 'cancelled', 'failed') ORDER BY id",
             vec![],
         ))
@@ -232,7 +231,7 @@ pub async fn per_shard<E: Executor>(db: &E) -> Result<Vec<(String, i64)>> {
     }
     let rows: Vec<Row> = db
         .query(Stmt::new(
-            "SELECT shard, count(*) AS n FROM organisations GROUP BY shard",
+            "SELECT shard, count(*) AS n FROM catalog GROUP BY shard",
             vec![],
         ))
         .await?

@@ -14,7 +14,7 @@ use scim_core::scim::filter::{self, Filter};
 use scim_core::scim::patch;
 use scim_core::scim::query::ListParams;
 use scim_core::scim::resource::{self, from_request, selectors, Data, Meta, RefType, Selection};
-use scim_core::scim::schema::{ResourceType, GROUP_TYPE, USER_TYPE};
+use scim_core::scim::schema::{Resolved, ResourceType, GROUP_TYPE, USER_TYPE};
 use scim_edge::service;
 use scim_edge::service::groups::Groups;
 use scim_edge::service::log::RequestLog;
@@ -198,14 +198,34 @@ pub fn sent(input: &Value) {
     SENT.with(|c| *c.borrow_mut() = all);
 }
 
+/// `logged` without the `'…'`-quoted attribute paths of users and groups it keeps.
+fn without_attribute_names(logged: &str) -> String {
+    logged
+        .split('\'')
+        .enumerate()
+        .filter(|(i, part)| {
+            i % 2 == 0
+                || ![&USER_TYPE, &GROUP_TYPE]
+                    .iter()
+                    .any(|t| matches!(t.resolve(part), Resolved::Attr(_)))
+        })
+        .map(|(_, part)| part)
+        .collect::<Vec<_>>()
+        .join("'")
+}
+
 /// A refusal must be a 4xx SCIM error with a well-formed body, whose detail as the provisioning
 /// log stores it keeps no value the input sent (the log holds attribute names, never values).
 pub fn refused(e: &Error) -> Outcome {
     let logged = service::log::redact(e, &[&USER_TYPE, &GROUP_TYPE]);
+    // The attribute names it quotes are kept by design, as the client spelled them: a value
+    // that happens to begin like one (a quote typed inside `x509Certificates.primary`) is not
+    // kept because the name is.
+    let outside_names = without_attribute_names(&logged);
     let kept = SENT.with(|c| {
         c.borrow().iter().find_map(|v| {
             let probe: String = v.chars().take(16).collect();
-            logged.contains(&probe).then_some(probe)
+            outside_names.contains(&probe).then_some(probe)
         })
     });
     if let Some(probe) = kept {
