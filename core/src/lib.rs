@@ -7,8 +7,8 @@
 //! | [`time`] | RFC 3339 timestamps without a date crate |
 //!
 //! A crate of its own so that the rule is the compiler's, not a convention: it depends on no
-//! Worker runtime (`worker`, `wasm-bindgen`) and on nothing of the crates above it (the store,
-//! the services, the edge), so everything here runs and is tested on the host as it is.
+//! Worker runtime (`worker`) and on nothing of the crates above it (the store, the services,
+//! the edge), so everything here runs and is tested on the host as it is.
 //!
 //! # No panics, by construction
 //!

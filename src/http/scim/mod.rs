@@ -1,6 +1,6 @@
 //! The SCIM surface of one tenant, under `/api/scim/v2` ([`routes`]): count the request
 //! against the rate limit, parse it into one [`Op`], call the service with every D1 call
-//! behind the token's gate (`store::gate`), render the reply.
+//! behind the token's gate (`service::auth::Gated`), render the reply.
 //!
 //! Authentication decides the answer before anything else does: a request whose gate stayed
 //! shut is refused as such (404, 401 or 403) whatever its route, body or filter, so an
@@ -194,7 +194,7 @@ fn log_after(app: &App, shard: &str, tenant_id: String, log: &RequestLog, result
 }
 
 /// Authenticate and serve: the refusal budget, the rate limit, then the operation with the
-/// gate in each of its D1 batches (`store::gate`), then, if the gate stayed shut, why. `seen`
+/// gate in each of its D1 batches (`service::auth::Gated`), then, if the gate stayed shut, why. `seen`
 /// learns the tenant as soon as it is known, and why a credential was refused.
 /// `tried`: the place a first attempt found out of date, which the catalog has since given.
 #[allow(clippy::too_many_arguments)]
