@@ -235,4 +235,58 @@ mod tests {
             assert_eq!(out.rows[0]["t"], Value::String(rfc3339(ms)), "{ms}");
         }
     }
+
+    /// The backticked keys of the README's sentence that starts with `intro` (up to its
+    /// closing `}`), outer keys only.
+    fn readme_keys(intro: &str) -> Vec<String> {
+        let readme = include_str!("../../README.md");
+        let text = readme
+            .split(intro)
+            .nth(1)
+            .expect("the README describes the shape");
+        let (mut depth, mut keys, mut shape) = (0, Vec::new(), String::new());
+        for c in text.chars() {
+            match c {
+                '{' | '[' => depth += 1,
+                '}' | ']' => depth -= 1,
+                _ => {}
+            }
+            if depth == 0 && c == '}' {
+                break;
+            }
+            if depth == 1 {
+                shape.push(c);
+            }
+        }
+        for (i, part) in shape.split('"').enumerate() {
+            if i % 2 == 1 {
+                keys.push(part.to_string());
+            }
+        }
+        keys.sort();
+        keys
+    }
+
+    fn keys_of(v: &Value) -> Vec<String> {
+        let mut keys: Vec<String> = v.as_object().expect("object").keys().cloned().collect();
+        keys.sort();
+        keys
+    }
+
+    #[test]
+    fn the_readme_tells_the_shapes_the_sql_makes() {
+        let db = crate::store::fixture::seeded(&serde_json::json!({
+            "displayName": "Sales", "members": ["u1"]
+        }));
+        let q = UserQuery {
+            active: None,
+            user_name: None,
+            after: None,
+            limit: 1,
+        };
+        let users = block_on(users(&db, crate::store::fixture::T, &q)).expect("users");
+        assert_eq!(keys_of(&users.items[0]), readme_keys("A user is `"));
+        let groups = block_on(groups(&db, crate::store::fixture::T, None, 1)).expect("groups");
+        assert_eq!(keys_of(&groups.items[0]), readme_keys("A\ngroup is `"));
+    }
 }
