@@ -149,6 +149,48 @@ pub async fn verdict<E: Executor>(
     })
 }
 
+/// How a request that ran behind the gate ended, as far as its credential goes.
+#[derive(Debug)]
+pub struct Settled {
+    /// The gate stayed shut on the last call (or nothing got through it): why.
+    pub shut: Option<Verdict>,
+    /// The caller, once a call got through the gate: its use of the token may be recorded
+    /// (unless the verdict refuses the request).
+    pub principal: Option<Principal>,
+}
+
+/// After an operation ran behind `gated` (the gate of `hash` on tenant `tenant_id`, at `now`):
+/// whether the token opened the gate, and if not, why (one more statement, [`verdict`]). When
+/// nothing reached D1 (discovery, or input refused before any read), the gate runs alone, so
+/// that every SCIM request is authenticated; D1 briefly unavailable then is the answer itself.
+pub async fn settle<E: Executor>(
+    gated: &Gated<'_, E>,
+    db: &E,
+    sub: &str,
+    hash: &str,
+    tenant_id: &str,
+    now: i64,
+) -> Result<Settled> {
+    if gated.pass().is_none() && !gated.shut_by_failure() {
+        if let Err(e) = gated.open().await {
+            if !gated.shut_by_failure() {
+                return Err(e.into());
+            }
+        }
+    }
+    let shut = if gated.shut() {
+        Some(verdict(db, sub, hash, tenant_id, now).await?)
+    } else {
+        None
+    };
+    let principal = gated.pass().map(|pass| Principal {
+        tenant_id: tenant_id.to_string(),
+        token_id: pass.token_id,
+        last_used_at: pass.last_used_at,
+    });
+    Ok(Settled { shut, principal })
+}
+
 /// The hashes of tenant `sub`'s live Secret Tokens, in one statement (none when it is
 /// unknown): how the edge recognises a valid credential while a refusal budget is spent.
 pub async fn live_hashes<E: Executor>(db: &E, sub: &str) -> Result<Vec<String>> {

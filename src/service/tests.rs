@@ -369,8 +369,28 @@ fn the_gate_opens_for_the_organisations_token_and_the_verdict_says_why_not() {
     assert_eq!(status("a", &hash, T), Err(403));
     block_on(tenants::update(&all, &rt, "a", None, Some(true))).expect("update");
     assert!(opens());
+    // Settling a request: a read through the gate gives its caller; nothing through it (no
+    // call made) runs the gate alone; a failed write names no refusal but keeps the caller.
+    let settle = |gated: &Gated<'_, _>| {
+        block_on(auth::settle(gated, &db, "a", &hash, T, 0)).expect("settle")
+    };
+    let read = Gated::new(&db, T, &hash, 0);
+    block_on(read.query(Stmt::new("SELECT 1 AS x", vec![]))).expect("read");
+    let s = settle(&read);
+    assert!(s.shut.is_none());
+    assert_eq!(s.principal.map(|p| p.token_id), Some(created.id.clone()));
+    let idle = Gated::new(&db, T, &hash, 0);
+    assert!(settle(&idle).principal.is_some(), "the gate ran alone");
+    let failing = Gated::new(&db, T, &hash, 0);
+    block_on(failing.query(Stmt::new("SELECT 1 AS x", vec![]))).expect("read");
+    assert!(block_on(failing.query(Stmt::new("SELECT nope", vec![]))).is_err());
+    let s = settle(&failing);
+    assert!(matches!(s.shut, Some(Verdict::Open)), "{:?}", s.shut);
+    assert!(s.principal.is_some());
     // Revoking the token: 401 at once.
     block_on(tenants::revoke_token(&db, "a", &created.id)).expect("revoke");
     assert!(!opens());
     assert_eq!(status("a", &hash, T), Err(401));
+    let s = settle(&Gated::new(&db, T, &hash, 0));
+    assert!(matches!(s.shut, Some(Verdict::Refused(_))) && s.principal.is_none());
 }

@@ -251,24 +251,12 @@ async fn authenticated(
     .await?;
     let gated = Gated::new(&db, &tenant_id, hash, app.now);
     let result = operate(app, req, sub, mount, rest, &gated, &tenant_id, log).await;
-    if gated.pass().is_none() && !gated.shut_by_failure() {
-        // Nothing reached D1 (discovery, or input refused before any read): the gate alone.
-        if let Err(e) = gated.open().await {
-            if !gated.shut_by_failure() {
-                return Err(e.into());
-            }
-        }
+    let settled = auth::settle(&gated, &db, sub, hash, &tenant_id, app.now).await?;
+    if let Some(verdict) = settled.shut {
+        why_shut(app, verdict, sub, hash, &place, tried, address, seen).await?;
     }
-    if gated.shut() {
-        why_shut(app, &db, sub, hash, &place, tried, address, seen).await?;
-    }
-    if let Some(pass) = gated.pass() {
+    if let Some(principal) = settled.principal {
         learn_credential(sub, hash);
-        let principal = Principal {
-            tenant_id,
-            token_id: pass.token_id,
-            last_used_at: pass.last_used_at,
-        };
         record_use(app, &place.shard, &principal);
     }
     result
@@ -281,7 +269,7 @@ async fn authenticated(
 #[allow(clippy::too_many_arguments)]
 async fn why_shut(
     app: &App,
-    db: &D1,
+    verdict: Verdict,
     sub: &str,
     hash: &str,
     place: &Place,
@@ -289,7 +277,6 @@ async fn why_shut(
     address: &str,
     seen: &mut Seen,
 ) -> Result<()> {
-    let verdict = auth::verdict(db, sub, hash, &place.id, app.now).await?;
     let elsewhere = matches!(verdict, Verdict::Moved(_))
         || matches!(&verdict, Verdict::Refused(r) if r.tenant_id.is_none());
     if elsewhere {
