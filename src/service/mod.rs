@@ -9,9 +9,9 @@
 //! |---|---|
 //! | [`operations`] | the `/Users` and `/Groups` operations as the edge calls them: what each tells the log, the 204 of a group PATCH, the paging anchors |
 //! | [`resources`] | what Users and Groups share: the conditional-write loop with its retries, `If-Match` and `If-None-Match`, 404 against 412 |
-//! | [`users`], [`groups`] | the `/Users` and `/Groups` operations; for groups, member resolution |
+//! | [`users`], [`groups`] | what differs between the two resource types: creation, replacement, PATCH, the events a change records, a taken name; for groups, member resolution |
 //! | [`search`] | `POST /.search` across both resource types |
-//! | [`auth`] | authenticating a SCIM request inside its own D1 calls, and why a refused one was refused |
+//! | [`auth`] | authenticating a SCIM request inside its own D1 calls: how a request behind the gate settles, and why a refused one was refused |
 //! | [`moves`] | moving a tenant to another shard online: copy, catch up, switch, clean up |
 //! | [`shards`] | tenants over several D1 databases: the catalog, placement, the shard a request uses, the feed's cursor |
 //! | [`tenants`] | the admin API: tenants and their Secret Tokens |
