@@ -18,7 +18,7 @@ pub const RESOURCE_TYPE_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Re
 pub const SCHEMA_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Schema";
 
 /// Every resource type served.
-pub const RESOURCE_TYPES: &[&ResourceType] = &[&USER_TYPE, &GROUP_TYPE];
+pub static RESOURCE_TYPES: &[&ResourceType] = &[&USER_TYPE, &GROUP_TYPE];
 
 /// The ServiceProviderConfig (RFC 7643 §5): what this server supports, truthfully.
 /// `documentation` is where the service's README is served.

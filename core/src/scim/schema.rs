@@ -203,7 +203,7 @@ macro_rules! multi_value_subs {
 }
 
 /// Attributes every resource has (RFC 7643 §3.1). `id` and `meta` are server-owned.
-pub const COMMON: &[Attr] = &[
+pub static COMMON: &[Attr] = &[
     Attr::string("id", "A unique identifier for a SCIM resource as defined by the service provider.")
         .case_exact()
         .read_only()
@@ -226,7 +226,7 @@ pub const COMMON: &[Attr] = &[
 ];
 
 /// The core User schema (RFC 7643 §4.1, §8.7.1).
-pub const USER: Schema = Schema {
+pub static USER: Schema = Schema {
     id: USER_SCHEMA,
     name: "User",
     description: "User Account",
@@ -348,7 +348,7 @@ pub const USER: Schema = Schema {
 };
 
 /// The Enterprise User extension (RFC 7643 §4.3).
-pub const ENTERPRISE_USER: Schema = Schema {
+pub static ENTERPRISE_USER: Schema = Schema {
     id: ENTERPRISE_USER_SCHEMA,
     name: "EnterpriseUser",
     description: "Enterprise User",
@@ -383,7 +383,7 @@ pub const ENTERPRISE_USER: Schema = Schema {
 
 /// The core Group schema (RFC 7643 §4.2, §8.7.1). `displayName` is unique per tenant here
 /// (Entra requires it: Microsoft's "Tutorial: Develop and plan provisioning for a SCIM endpoint").
-pub const GROUP: Schema = Schema {
+pub static GROUP: Schema = Schema {
     id: GROUP_SCHEMA,
     name: "Group",
     description: "Group",
@@ -431,14 +431,14 @@ pub struct ResourceType {
     pub extensions: &'static [&'static Schema],
 }
 
-pub const USER_TYPE: ResourceType = ResourceType {
+pub static USER_TYPE: ResourceType = ResourceType {
     name: "User",
     endpoint: "/Users",
     schema: &USER,
     extensions: &[&ENTERPRISE_USER],
 };
 
-pub const GROUP_TYPE: ResourceType = ResourceType {
+pub static GROUP_TYPE: ResourceType = ResourceType {
     name: "Group",
     endpoint: "/Groups",
     schema: &GROUP,

@@ -6,7 +6,7 @@
 //! `/tenants/<subdomain>/api/scim/v2` on any non-tenant host.
 
 /// Names no customer may take: they collide with our own hosts or paths, or look official.
-pub const RESERVED: &[&str] = &[
+pub static RESERVED: &[&str] = &[
     "admin",
     "api",
     "app",
