@@ -203,6 +203,9 @@ macro_rules! multi_value_subs {
 }
 
 /// Attributes every resource has (RFC 7643 §3.1). `id` and `meta` are server-owned.
+///
+/// The schema tables are `static`, not `const`: a `const` is instantiated again in every crate
+/// that names it, which put their text in the wasm twice once the core became a crate.
 pub static COMMON: &[Attr] = &[
     Attr::string("id", "A unique identifier for a SCIM resource as defined by the service provider.")
         .case_exact()
