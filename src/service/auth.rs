@@ -159,18 +159,12 @@ pub struct Settled {
     pub principal: Option<Principal>,
 }
 
-/// After an operation ran behind `gated` (the gate of `hash` on tenant `tenant_id`, at `now`):
-/// whether the token opened the gate, and if not, why (one more statement, [`verdict`]). When
-/// nothing reached D1 (discovery, or input refused before any read), the gate runs alone, so
-/// that every SCIM request is authenticated; D1 briefly unavailable then is the answer itself.
-pub async fn settle<E: Executor>(
-    gated: &Gated<'_, E>,
-    db: &E,
-    sub: &str,
-    hash: &str,
-    tenant_id: &str,
-    now: i64,
-) -> Result<Settled> {
+/// After an operation of tenant `sub` ran behind `gated`: whether the token opened the gate,
+/// and if not, why (one more statement, [`verdict`]). When nothing reached D1 (discovery, or
+/// input refused before any read), the gate runs alone, so that every SCIM request is
+/// authenticated; D1 briefly unavailable then is the answer itself.
+pub async fn settle<E: Executor>(gated: &Gated<'_, E>, sub: &str) -> Result<Settled> {
+    let (tenant_id, hash, now) = gated.checks();
     if gated.pass().is_none() && !gated.shut_by_failure() {
         if let Err(e) = gated.open().await {
             if !gated.shut_by_failure() {
@@ -179,7 +173,7 @@ pub async fn settle<E: Executor>(
         }
     }
     let shut = if gated.shut() {
-        Some(verdict(db, sub, hash, tenant_id, now).await?)
+        Some(verdict(gated.db(), sub, hash, tenant_id, now).await?)
     } else {
         None
     };

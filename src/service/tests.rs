@@ -371,9 +371,7 @@ fn the_gate_opens_for_the_organisations_token_and_the_verdict_says_why_not() {
     assert!(opens());
     // Settling a request: a read through the gate gives its caller; nothing through it (no
     // call made) runs the gate alone; a failed write names no refusal but keeps the caller.
-    let settle = |gated: &Gated<'_, _>| {
-        block_on(auth::settle(gated, &db, "a", &hash, T, 0)).expect("settle")
-    };
+    let settle = |gated: &Gated<'_, _>| block_on(auth::settle(gated, "a")).expect("settle");
     let read = Gated::new(&db, T, &hash, 0);
     block_on(read.query(Stmt::new("SELECT 1 AS x", vec![]))).expect("read");
     let s = settle(&read);

@@ -171,6 +171,16 @@ impl<'a, E: Executor> Gated<'a, E> {
         }
     }
 
+    /// The database behind the gate.
+    pub fn db(&self) -> &'a E {
+        self.db
+    }
+
+    /// The tenant, the presented token's hash and the request's time the gate checks.
+    pub fn checks(&self) -> (&str, &str, i64) {
+        (&self.tenant_id, &self.hash, self.now)
+    }
+
     /// The token, once a call has passed the gate.
     pub fn pass(&self) -> Option<Pass> {
         self.pass.borrow().clone()

@@ -52,6 +52,11 @@ pub const ROW: [(&str, &str); 14] = [
     ("request_id", "requestId"),
 ];
 
+/// [`ROW`]'s columns, as an INSERT names them.
+pub(crate) fn column_names() -> String {
+    ROW.map(|(c, _)| c).join(", ")
+}
+
 impl LogEntry {
     /// The entry's value for each column of [`ROW`], in its order.
     pub fn values(&self) -> [Param; 14] {
@@ -73,7 +78,7 @@ impl LogEntry {
         ]
     }
 
-    pub fn warnings_json(&self) -> Param {
+    fn warnings_json(&self) -> Param {
         if self.warnings.is_empty() {
             Param::Null
         } else {
@@ -98,7 +103,7 @@ pub fn insert_stmt(tenant_id: &str, entries: &[LogEntry]) -> Option<Stmt> {
         format!(
             "INSERT INTO logs (tenant_id, {}) SELECT ?, {} FROM json_each(?) j WHERE {LIVE} \
              ORDER BY j.key",
-            ROW.map(|(c, _)| c).join(", "),
+            column_names(),
             columns(ROW.len())
         ),
         vec![

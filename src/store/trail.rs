@@ -11,7 +11,7 @@
 //! name, without a read before the write.
 
 use super::directory::{group_json, user_json};
-use super::log::{LogEntry, ROW};
+use super::log::{column_names, LogEntry, ROW};
 use super::table::Table;
 use super::{Param, Stmt};
 
@@ -235,7 +235,7 @@ fn statements(
             }
         }
         params.extend(from_params.iter().cloned());
-        let columns = ROW.map(|(c, _)| c).join(", ");
+        let columns = column_names();
         stmts.push(Stmt::new(
             format!(
                 "INSERT INTO logs (tenant_id, {columns}) SELECT ?, {} {from}",

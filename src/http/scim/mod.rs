@@ -251,7 +251,7 @@ async fn authenticated(
     .await?;
     let gated = Gated::new(&db, &tenant_id, hash, app.now);
     let result = operate(app, req, sub, mount, rest, &gated, &tenant_id, log).await;
-    let settled = auth::settle(&gated, &db, sub, hash, &tenant_id, app.now).await?;
+    let settled = auth::settle(&gated, sub).await?;
     if let Some(verdict) = settled.shut {
         why_shut(app, verdict, sub, hash, &place, tried, address, seen).await?;
     }
