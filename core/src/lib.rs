@@ -4,6 +4,7 @@
 //! |---|---|
 //! | [`scim`] | schemas, filters, PATCH, resources, ETags, errors, case folding (RFC 7643, RFC 7644) |
 //! | [`tenancy`] | Host/path tenant routing, subdomain rules, token crypto |
+//! | [`oauth`] | the token endpoint's request and errors, JWT client assertions (RFC 6749, RFC 7523) |
 //! | [`time`] | RFC 3339 timestamps without a date crate |
 //!
 //! A crate of its own so that the rule is the compiler's, not a convention: it depends on no
@@ -32,6 +33,7 @@
     )
 )]
 
+pub mod oauth;
 pub mod scim;
 pub mod tenancy;
 pub mod time;

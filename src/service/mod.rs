@@ -15,6 +15,7 @@
 //! | [`moves`] | moving a tenant to another shard online: copy, catch up, switch, clean up |
 //! | [`shards`] | tenants over several D1 databases: the catalog, placement, the shard a request uses, the feed's cursor |
 //! | [`tenants`] | the admin API: tenants and their Secret Tokens |
+//! | [`oauth`] | OAuth 2.0 client credentials: a tenant's client, secrets and federated credential, and the token endpoint's grant |
 //! | [`console`] | the tenant admin's console: one-time links, sessions, CSRF |
 //! | [`log`] | the provisioning-log entry of a SCIM request, and what it may hold |
 //! | [`host_app`] | the host app's reads: the change feed, the directory, the log and its summary |
@@ -30,6 +31,7 @@ pub mod host_app;
 pub mod isolate;
 pub mod log;
 pub mod moves;
+pub mod oauth;
 pub mod operations;
 pub mod resources;
 pub mod search;

@@ -33,8 +33,7 @@ use super::shards::{self, Databases};
 use super::Runtime;
 use crate::store::catalog;
 use crate::store::moves::{
-    self as store, Table, CONSOLE_LINKS, CONSOLE_SESSIONS, EVENTS, GROUPS, LOGS, MEMBERSHIPS,
-    TOKENS, USERS, USER_VALUES,
+    self as store, Table, EVENTS, GROUPS, LOGS, MEMBERSHIPS, USERS, USER_VALUES,
 };
 use crate::store::upkeep::purge_round;
 use crate::store::{Executor, Param, StoreError};
@@ -84,7 +83,7 @@ const IDS_PER_ROUND: usize = 50;
 const FOREVER: i64 = (1 << 53) - 1;
 
 /// The table of step `step` of the bulk copy: every table of the tenant's but its users'
-/// values (which travel with their users). Tokens and console rows are copied again at the
+/// values (which travel with their users). Tokens, console and OAuth rows are copied again at the
 /// switch; events and log entries up to where they stood when the move started.
 fn bulk(step: usize) -> Option<&'static Table> {
     store::TABLES
@@ -483,7 +482,7 @@ async fn switch<E: Executor, R: Runtime>(
     }
     // Nothing new is written meanwhile: the rounds end.
     while !catch_up(from, to, id, m).await?.1 {}
-    for t in [&TOKENS, &CONSOLE_LINKS, &CONSOLE_SESSIONS] {
+    for t in store::SWITCHED {
         to.query(store::clear_stmt(t, id, "")).await?;
         copy_all(from, to, t, id, &m.from, None).await?;
     }

@@ -48,8 +48,9 @@ pub struct Report {
     pub events_expired: u64,
     pub logs_expired: u64,
     pub logs_capped: u64,
-    /// Expired console links and sessions removed.
-    pub console_expired: u64,
+    /// Expired console links and sessions, access tokens, client secrets and remembered
+    /// assertions removed.
+    pub lapsed: u64,
     pub purges: Vec<Purge>,
     /// Whether the time budget ran out before everything was done.
     pub unfinished: bool,
@@ -82,7 +83,7 @@ pub async fn run_all<S: Databases, R: Runtime>(
         total.events_expired = total.events_expired.saturating_add(r.events_expired);
         total.logs_expired = total.logs_expired.saturating_add(r.logs_expired);
         total.logs_capped = total.logs_capped.saturating_add(r.logs_capped);
-        total.console_expired = total.console_expired.saturating_add(r.console_expired);
+        total.lapsed = total.lapsed.saturating_add(r.lapsed);
         total.purges.extend(r.purges);
         total.unfinished |= r.unfinished;
     }
@@ -122,7 +123,7 @@ pub async fn run<E: Executor, R: Runtime>(
             }
         }
     }
-    report.console_expired = store::expire_console(db, now).await?;
+    report.lapsed = store::expire_lapsed(db, now).await?;
     let mut after = String::new();
     while !out_of_time() {
         let ids = store::tenant_ids(db, &after, CAP_BATCH).await?;

@@ -1,6 +1,7 @@
 //! Authentication inside the request's own D1 round trips: every batch a SCIM request sends
 //! starts with the gate, a statement that fails, and so rolls the whole batch back, unless the
-//! presented token's hash is a live token of this tenant with provisioning enabled.
+//! presented token's hash is a live token of this tenant with provisioning enabled: a Secret
+//! Token, or an unexpired access token of the token endpoint (`super::oauth`).
 //!
 //! A bad token therefore neither reads nor writes anything: its batch returns no rows and
 //! commits nothing. A valid one costs no round trip of its own: a read is still one D1 call,
@@ -34,6 +35,9 @@ pub struct Pass {
 pub enum Condition {
     /// A live token of the tenant has the presented hash.
     Token,
+    /// The token has not expired: an access token of the token endpoint ends; a Secret Token
+    /// does not.
+    Unexpired,
     /// Provisioning is enabled for the tenant.
     Enabled,
     /// The tenant is not frozen at the request's time (a move is switching it to another
@@ -43,8 +47,9 @@ pub enum Condition {
 
 /// The credential rule, in the order a refusal names the first condition that fails. Each
 /// SQL text binds the request's time for every `?` it has.
-pub const RULE: [(Condition, &str); 3] = [
+pub const RULE: [(Condition, &str); 4] = [
     (Condition::Token, "k.id IS NOT NULL"),
+    (Condition::Unexpired, "coalesce(k.expires_at, ? + 1) > ?"),
     (Condition::Enabled, "t.provisioning_enabled = 1"),
     (Condition::Thawed, "coalesce(t.frozen_until, 0) <= ?"),
 ];

@@ -28,6 +28,7 @@ pub mod listing;
 pub mod log;
 pub mod memberships;
 pub mod moves;
+pub mod oauth;
 pub mod refs;
 pub mod resources;
 #[cfg(any(test, feature = "host-sqlite"))]

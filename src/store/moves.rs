@@ -86,8 +86,52 @@ pub const MEMBERSHIPS: Table = Table {
 
 pub const TOKENS: Table = Table {
     name: "tokens",
-    columns: &["id", "hash", "hint", "created_at", "last_used_at"],
+    columns: &[
+        "id",
+        "hash",
+        "hint",
+        "created_at",
+        "last_used_at",
+        "expires_at",
+        "minted_by",
+    ],
     key: &["id"],
+    chunk: 100,
+};
+
+pub const OAUTH_CLIENTS: Table = Table {
+    name: "oauth_clients",
+    columns: &[
+        "client_id",
+        "issuer",
+        "subject",
+        "audience",
+        "jwks_uri",
+        "created_at",
+        "updated_at",
+    ],
+    key: &["client_id"],
+    chunk: 100,
+};
+
+pub const OAUTH_SECRETS: Table = Table {
+    name: "oauth_secrets",
+    columns: &[
+        "id",
+        "hash",
+        "hint",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+    ],
+    key: &["id"],
+    chunk: 100,
+};
+
+pub const OAUTH_ASSERTIONS: Table = Table {
+    name: "oauth_assertions",
+    columns: &["jti", "expires_at", "token_id"],
+    key: &["jti"],
     chunk: 100,
 };
 
@@ -375,8 +419,9 @@ pub async fn newest<E: Executor>(db: &E, tenant_id: &str) -> Result<(i64, i64)> 
 }
 
 /// Every table of a tenant's rows besides its own row, in the order a move copies them
-/// (its users' values travel with their users).
-pub const TABLES: [&Table; 9] = [
+/// (its users' values travel with their users). New tables go last: a move in progress keeps
+/// its step (an index here) across a deployment.
+pub const TABLES: [&Table; 12] = [
     &USERS,
     &USER_VALUES,
     &GROUPS,
@@ -386,6 +431,20 @@ pub const TABLES: [&Table; 9] = [
     &CONSOLE_SESSIONS,
     &EVENTS,
     &LOGS,
+    &OAUTH_CLIENTS,
+    &OAUTH_SECRETS,
+    &OAUTH_ASSERTIONS,
+];
+
+/// The tables copied again whole at the switch, inside its freeze: their rows change in place
+/// (a token's last use, a secret's) or come and go, and they are small.
+pub const SWITCHED: [&Table; 6] = [
+    &TOKENS,
+    &CONSOLE_LINKS,
+    &CONSOLE_SESSIONS,
+    &OAUTH_CLIENTS,
+    &OAUTH_SECRETS,
+    &OAUTH_ASSERTIONS,
 ];
 
 /// The seq of tenant `tenant_id`'s `n`-th event after seq `after`, if it has that many.

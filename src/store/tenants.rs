@@ -1,4 +1,6 @@
 //! SQL for tenants and their Secret Tokens (the admin API's data and the SCIM auth lookup).
+//! The access tokens of `super::oauth` share the `tokens` table (`minted_by` is set); every
+//! statement on Secret Tokens here leaves them alone.
 
 use serde::Deserialize;
 
@@ -172,7 +174,8 @@ pub async fn create_token<E: Executor>(
     let insert = Stmt::new(
         "INSERT INTO tokens (id, tenant_id, hash, hint, created_at) \
          SELECT ?, t.id, ?, ?, ? FROM tenants t WHERE t.subdomain = ? AND t.deleted_at IS NULL \
-         AND (SELECT COUNT(*) FROM tokens k WHERE k.tenant_id = t.id) < ? RETURNING id",
+         AND (SELECT COUNT(*) FROM tokens k WHERE k.tenant_id = t.id AND k.minted_by IS NULL) < ? \
+         RETURNING id",
         vec![
             token.id.into(),
             token.hash.into(),
@@ -184,7 +187,7 @@ pub async fn create_token<E: Executor>(
     );
     let inserted = if revoke_existing {
         let revoke = Stmt::new(
-            format!("DELETE FROM tokens WHERE tenant_id = {TENANT_OF}"),
+            format!("DELETE FROM tokens WHERE tenant_id = {TENANT_OF} AND minted_by IS NULL"),
             vec![subdomain.into()],
         );
         let outs = db.batch(vec![revoke, insert]).await?;
@@ -213,8 +216,8 @@ pub async fn list_tokens<E: Executor>(db: &E, subdomain: &str) -> Result<Option<
     let rows: Vec<Row> = db
         .query(Stmt::new(
             "SELECT k.id, k.hint, k.created_at, k.last_used_at FROM tenants t \
-             LEFT JOIN tokens k ON k.tenant_id = t.id WHERE t.subdomain = ? AND t.deleted_at IS NULL \
-             ORDER BY k.created_at, k.id",
+             LEFT JOIN tokens k ON k.tenant_id = t.id AND k.minted_by IS NULL \
+             WHERE t.subdomain = ? AND t.deleted_at IS NULL ORDER BY k.created_at, k.id",
             vec![subdomain.into()],
         ))
         .await?
@@ -240,16 +243,23 @@ pub async fn list_tokens<E: Executor>(db: &E, subdomain: &str) -> Result<Option<
 pub async fn revoke_token<E: Executor>(db: &E, subdomain: &str, id: &str) -> Result<bool> {
     let out = db
         .query(Stmt::new(
-            format!("DELETE FROM tokens WHERE id = ? AND tenant_id = {TENANT_OF}"),
+            format!(
+                "DELETE FROM tokens WHERE id = ? AND tenant_id = {TENANT_OF} AND minted_by IS NULL"
+            ),
             vec![id.into(), subdomain.into()],
         ))
         .await?;
     Ok(out.changes > 0)
 }
 
-/// The hashes of every live Secret Token of tenant `subdomain` (none when it is unknown
-/// or deleted): what lets the edge tell a valid credential from a stranger's without the gate.
-pub async fn live_token_hashes<E: Executor>(db: &E, subdomain: &str) -> Result<Vec<String>> {
+/// The hashes of every live bearer credential of tenant `subdomain` at `now` (its Secret
+/// Tokens and unexpired access tokens; none when it is unknown or deleted): what lets the
+/// edge tell a valid credential from a stranger's without the gate.
+pub async fn live_token_hashes<E: Executor>(
+    db: &E,
+    subdomain: &str,
+    now: i64,
+) -> Result<Vec<String>> {
     #[derive(Deserialize)]
     struct Row {
         hash: String,
@@ -257,8 +267,8 @@ pub async fn live_token_hashes<E: Executor>(db: &E, subdomain: &str) -> Result<V
     let rows: Vec<Row> = db
         .query(Stmt::new(
             "SELECT k.hash FROM tenants t JOIN tokens k ON k.tenant_id = t.id \
-             WHERE t.subdomain = ? AND t.deleted_at IS NULL",
-            vec![subdomain.into()],
+             WHERE t.subdomain = ? AND t.deleted_at IS NULL AND coalesce(k.expires_at, ? + 1) > ?",
+            vec![subdomain.into(), now.into(), now.into()],
         ))
         .await?
         .decode()?;

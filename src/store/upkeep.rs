@@ -28,6 +28,9 @@ const PURGED: &[(&str, &str)] = &[
     ("tokens", "rowid"),
     ("console_links", "rowid"),
     ("console_sessions", "rowid"),
+    ("oauth_clients", "rowid"),
+    ("oauth_secrets", "rowid"),
+    ("oauth_assertions", "rowid"),
 ];
 
 /// Delete up to [`CHUNK`] rows of `table` (`events` or `logs`) older than `before`; returns how
@@ -45,21 +48,28 @@ pub async fn expire<E: Executor>(db: &E, table: &'static str, before: i64) -> Re
     Ok(out.changes)
 }
 
-/// Delete up to [`CHUNK`] expired console links and sessions (each table); returns how many
-/// went.
-pub async fn expire_console<E: Executor>(db: &E, now: i64) -> Result<u64> {
-    let stmts = ["console_links", "console_sessions"]
-        .iter()
-        .map(|table| {
-            Stmt::new(
-                format!(
-                    "DELETE FROM {table} WHERE rowid IN \
+/// Delete up to [`CHUNK`] expired rows of each table of short-lived secrets (console links
+/// and sessions, access tokens, client secrets, remembered assertions); returns how many went.
+/// A Secret Token has no `expires_at`, so it never matches.
+pub async fn expire_lapsed<E: Executor>(db: &E, now: i64) -> Result<u64> {
+    let stmts = [
+        "console_links",
+        "console_sessions",
+        "tokens",
+        "oauth_secrets",
+        "oauth_assertions",
+    ]
+    .iter()
+    .map(|table| {
+        Stmt::new(
+            format!(
+                "DELETE FROM {table} WHERE rowid IN \
                      (SELECT rowid FROM {table} WHERE expires_at <= ? LIMIT ?)"
-                ),
-                vec![now.into(), CHUNK.into()],
-            )
-        })
-        .collect();
+            ),
+            vec![now.into(), CHUNK.into()],
+        )
+    })
+    .collect();
     Ok(db.batch(stmts).await?.iter().map(|o| o.changes).sum())
 }
 

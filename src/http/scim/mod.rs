@@ -347,7 +347,7 @@ async fn credential_known(app: &App, db: &D1, sub: &str, hash: &str) -> Result<b
     if app.now.saturating_sub(loaded_at) < RELOAD_CREDENTIALS_MS {
         return Ok(false);
     }
-    let hashes = auth::live_hashes(db, sub).await?;
+    let hashes = auth::live_hashes(db, sub, app.now).await?;
     let known = auth::among(&hashes, hash);
     CREDENTIALS.with(|m| {
         remember(
