@@ -271,6 +271,39 @@ fn failed(e: Error) -> Refused {
     }
 }
 
+/// A client assertion for tenant `tenant_id` read, its claims checked against the tenant's
+/// federated credential at `now`, and its signature against the credential's key set
+/// (RFC 7523 §3): the assertion and the credential it matched.
+async fn federated<E: Executor, K: KeySet>(
+    db: &E,
+    keys: &K,
+    tenant_id: &str,
+    jwt: &str,
+    now: i64,
+) -> std::result::Result<(Assertion, Federation), Refused> {
+    // An assertion never comes with Basic: its refusals carry no `WWW-Authenticate`.
+    let assertion = jwt::decode(jwt).map_err(|why| refuse(false, why))?;
+    let client = store::client(db, tenant_id)
+        .await
+        .map_err(|e| failed(e.into()))?;
+    let Some(f) = client.and_then(|c| c.federation) else {
+        return Err(refuse(
+            false,
+            "the organisation has no federated credential",
+        ));
+    };
+    let expected = Expected {
+        issuer: &f.issuer,
+        subject: &f.subject,
+        audience: &f.audience,
+    };
+    jwt::check(&assertion.claims, expected, now).map_err(|why| refuse(false, why))?;
+    if let Some(why) = keys.verify(&f.jwks_uri, &assertion).await.map_err(failed)? {
+        return Err(refuse(false, why));
+    }
+    Ok((assertion, f))
+}
+
 /// The client credentials grant (RFC 6749 §4.4) for tenant `tenant_id`: the credential
 /// checked, and an access token valid `lifetime_ms` issued, in one D1 call for a secret and
 /// two for an assertion (its credential is read first, for the key set's URL).
@@ -303,25 +336,7 @@ pub async fn grant<E: Executor, R: Runtime, K: KeySet>(
             (m.await, Some(hash), String::new())
         }
         Credential::Assertion { id, jwt } => {
-            let assertion = jwt::decode(jwt).map_err(|why| refuse(basic, why))?;
-            let client = store::client(db, tenant_id)
-                .await
-                .map_err(|e| failed(e.into()))?;
-            let Some(f) = client.and_then(|c| c.federation) else {
-                return Err(refuse(
-                    basic,
-                    "the organisation has no federated credential",
-                ));
-            };
-            let expected = Expected {
-                issuer: &f.issuer,
-                subject: &f.subject,
-                audience: &f.audience,
-            };
-            jwt::check(&assertion.claims, expected, now).map_err(|why| refuse(basic, why))?;
-            if let Some(why) = keys.verify(&f.jwks_uri, &assertion).await.map_err(failed)? {
-                return Err(refuse(basic, why));
-            }
+            let (assertion, f) = federated(db, keys, tenant_id, jwt, now).await?;
             let proof = Proof::Assertion {
                 id: &assertion.claims.id,
                 expires_at: assertion.claims.exp.saturating_add(jwt::SKEW_MS),

@@ -317,25 +317,19 @@ pub enum Minted {
     Frozen,
 }
 
-/// Issue an access token in one batch: the tenant's state and the presented secret as the
-/// batch found them, the assertion's id remembered (a replay inserts nothing, and so issues
-/// nothing), the token inserted only when everything matches, the secret's use recorded, and
-/// the tenant's expired access tokens and assertions removed.
-pub async fn mint<E: Executor>(db: &E, m: Mint<'_>) -> Result<Minted> {
-    let now = m.now;
-    let presented = match m.proof {
+/// The presented secret's hash (none for an assertion).
+fn presented<'a>(m: &Mint<'a>) -> &'a str {
+    match m.proof {
         Proof::Secret { hash } => hash,
         Proof::Assertion { .. } => "",
-    };
-    let look = Stmt::new(
-        "SELECT coalesce(t.frozen_until, 0) > ? AS frozen, c.client_id, s.id AS secret_id, \
-         s.hint AS secret_hint, s.hash AS secret_hash, s.expires_at AS secret_expires_at \
-         FROM tenants t LEFT JOIN oauth_clients c ON c.tenant_id = t.id \
-         LEFT JOIN oauth_secrets s ON s.tenant_id = t.id AND s.hash = ? \
-         WHERE t.id = ? AND t.deleted_at IS NULL",
-        vec![now.into(), presented.into(), m.tenant_id.into()],
-    );
-    // The conditions of the issue, over `t` and `c` (and `s` for a secret).
+    }
+}
+
+/// The conditions of an issue, as `FROM … WHERE …` over `t` and `c` (and `s`, the secret),
+/// with their parameters: the tenant live and thawed, the client id, the secret unexpired or
+/// the federated credential unchanged.
+fn issue_conditions(m: &Mint<'_>) -> (String, Vec<Param>) {
+    let now = m.now;
     let mut from = String::from("FROM tenants t JOIN oauth_clients c ON c.tenant_id = t.id");
     let mut params: Vec<Param> = Vec::new();
     if let Proof::Secret { hash } = m.proof {
@@ -354,23 +348,36 @@ pub async fn mint<E: Executor>(db: &E, m: Mint<'_>) -> Result<Minted> {
         m.client_id.into(),
         m.client_id.into(),
     ]);
+    if let Proof::Assertion { federation: f, .. } = &m.proof {
+        from.push_str(" AND c.issuer = ? AND c.subject = ? AND c.audience = ? AND c.jwks_uri = ?");
+        params.extend([
+            f.issuer.as_str().into(),
+            f.subject.as_str().into(),
+            f.audience.as_str().into(),
+            f.jwks_uri.as_str().into(),
+        ]);
+    }
+    (from, params)
+}
+
+/// The statements of an issue, and the index of the token's insert among them.
+fn mint_stmts(m: &Mint<'_>) -> (Vec<Stmt>, usize) {
+    let now = m.now;
+    let look = Stmt::new(
+        "SELECT coalesce(t.frozen_until, 0) > ? AS frozen, c.client_id, s.id AS secret_id, \
+         s.hint AS secret_hint, s.hash AS secret_hash, s.expires_at AS secret_expires_at \
+         FROM tenants t LEFT JOIN oauth_clients c ON c.tenant_id = t.id \
+         LEFT JOIN oauth_secrets s ON s.tenant_id = t.id AND s.hash = ? \
+         WHERE t.id = ? AND t.deleted_at IS NULL",
+        vec![now.into(), presented(m).into(), m.tenant_id.into()],
+    );
+    let (mut from, mut params) = issue_conditions(m);
     let mut stmts = vec![look];
     let minted_by = match &m.proof {
         Proof::Secret { .. } => "s.id".to_string(),
-        Proof::Assertion {
-            id,
-            expires_at,
-            federation: f,
-        } => {
-            from.push_str(
-                " AND c.issuer = ? AND c.subject = ? AND c.audience = ? AND c.jwks_uri = ?",
-            );
-            params.extend([
-                f.issuer.as_str().into(),
-                f.subject.as_str().into(),
-                f.audience.as_str().into(),
-                f.jwks_uri.as_str().into(),
-            ]);
+        Proof::Assertion { id, expires_at, .. } => {
+            // Remembered when everything else matches; a replay inserts nothing, and the
+            // token's insert then finds no row of this token's.
             let mut remember: Vec<Param> =
                 vec![(*id).into(), (*expires_at).into(), m.token_id.into()];
             remember.extend(params.iter().cloned());
@@ -410,60 +417,73 @@ pub async fn mint<E: Executor>(db: &E, m: Mint<'_>) -> Result<Minted> {
         vec![
             now.into(),
             m.tenant_id.into(),
-            presented.into(),
+            presented(m).into(),
             m.tenant_id.into(),
             m.token_id.into(),
         ],
     ));
-    for (table, by) in [("tokens", "expires_at"), ("oauth_assertions", "expires_at")] {
+    for table in ["tokens", "oauth_assertions"] {
         let mut p: Vec<Param> = vec![m.tenant_id.into(), now.into()];
         p.extend(writable(m.tenant_id, now));
         stmts.push(Stmt::new(
-            format!("DELETE FROM {table} WHERE tenant_id = ? AND {by} <= ? AND {WRITABLE}"),
+            format!("DELETE FROM {table} WHERE tenant_id = ? AND expires_at <= ? AND {WRITABLE}"),
             p,
         ));
     }
+    (stmts, issued_at)
+}
+
+/// The tenant and the presented secret as an issue's batch found them.
+#[derive(Deserialize)]
+struct Look {
+    frozen: i64,
+    client_id: Option<String>,
+    secret_id: Option<String>,
+    secret_hint: Option<String>,
+    secret_hash: Option<String>,
+    secret_expires_at: Option<i64>,
+}
+
+/// Issue an access token in one batch: the tenant's state and the presented secret as the
+/// batch found them, the assertion's id remembered (a replay inserts nothing, and so issues
+/// nothing), the token inserted only when everything matches, the secret's use recorded, and
+/// the tenant's expired access tokens and assertions removed.
+pub async fn mint<E: Executor>(db: &E, m: Mint<'_>) -> Result<Minted> {
+    let (stmts, issued_at) = mint_stmts(&m);
     let outs = db.batch(stmts).await?;
-    #[derive(Deserialize)]
-    struct Look {
-        frozen: i64,
-        client_id: Option<String>,
-        secret_id: Option<String>,
-        secret_hint: Option<String>,
-        secret_hash: Option<String>,
-        secret_expires_at: Option<i64>,
-    }
     let issued = outs.get(issued_at).is_some_and(|o| !o.rows.is_empty());
     let look: Option<Look> = outs.into_iter().next().unwrap_or_default().first()?;
-    let Some(look) = look else {
-        return Ok(Minted::Gone);
-    };
     Ok(match look {
-        l if l.frozen != 0 => Minted::Frozen,
-        l if issued => Minted::Issued {
+        None => Minted::Gone,
+        Some(l) if l.frozen != 0 => Minted::Frozen,
+        Some(l) if issued => Minted::Issued {
             secret: match (l.secret_id, l.secret_hint, l.secret_hash) {
                 (Some(id), Some(hint), Some(hash)) => Some((id, hint, hash)),
                 _ => None,
             },
         },
-        l if l.client_id.is_none() => Minted::Refused("the organisation has no OAuth client yet"),
-        l if m
-            .client_id
-            .is_some_and(|c| l.client_id.as_deref() != Some(c)) =>
-        {
-            Minted::Refused("unknown client id")
-        }
-        l => match m.proof {
-            Proof::Secret { .. } if l.secret_id.is_none() => {
-                Minted::Refused("unknown or revoked client secret")
-            }
-            Proof::Secret { .. } if l.secret_expires_at.is_some_and(|e| e <= now) => {
-                Minted::Refused("the client secret has expired")
-            }
-            Proof::Secret { .. } => Minted::Refused("the client secret was not accepted"),
-            Proof::Assertion { .. } => Minted::Refused(
-                "the assertion was already used, or the federation changed meanwhile",
-            ),
-        },
+        Some(l) => Minted::Refused(refusal(&m, &l)),
     })
+}
+
+/// Why an issue that found its tenant issued nothing.
+fn refusal(m: &Mint<'_>, l: &Look) -> &'static str {
+    if l.client_id.is_none() {
+        return "the organisation has no OAuth client yet";
+    }
+    if m.client_id
+        .is_some_and(|c| l.client_id.as_deref() != Some(c))
+    {
+        return "unknown client id";
+    }
+    match m.proof {
+        Proof::Secret { .. } if l.secret_id.is_none() => "unknown or revoked client secret",
+        Proof::Secret { .. } if l.secret_expires_at.is_some_and(|e| e <= m.now) => {
+            "the client secret has expired"
+        }
+        Proof::Secret { .. } => "the client secret was not accepted",
+        Proof::Assertion { .. } => {
+            "the assertion was already used, or the federation changed meanwhile"
+        }
+    }
 }
