@@ -13,6 +13,11 @@
 //! POST   /admin/v1/tenants/{sub}/tokens             "Generate new" {revokeExisting?}: plaintext once
 //! GET    /admin/v1/tenants/{sub}/tokens             {items: [{id, createdAt, lastUsedAt, hint}], next}
 //! DELETE /admin/v1/tenants/{sub}/tokens/{id}        revoke
+//! GET    /admin/v1/tenants/{sub}/oauth              {clientId, tokenEndpoint, secrets, federation}
+//! POST   /admin/v1/tenants/{sub}/oauth/secrets      {expiresInDays?}: 201 {id, clientId, clientSecret, …} once
+//! DELETE /admin/v1/tenants/{sub}/oauth/secrets/{id} revoke it and its access tokens
+//! PUT    /admin/v1/tenants/{sub}/oauth/federation   {issuer, subject, audience, jwksUri}
+//! DELETE /admin/v1/tenants/{sub}/oauth/federation   remove it and its access tokens
 //! POST   /admin/v1/tenants/{sub}/console-links      a one-time link to the console: 201 {url, expiresAt}
 //! GET    /admin/v1/shards                           each shard: {binding, open, tenants, users, …, bytes}
 //! PATCH  /admin/v1/shards/{binding}                 {open}: open or close it for placement
@@ -42,7 +47,7 @@ use crate::http::meter::Meter;
 use crate::service::host_app::Page;
 use crate::service::shards::Entry;
 use crate::service::shards::Located;
-use crate::service::{moves, shards, tenants, upkeep};
+use crate::service::{moves, oauth, shards, tenants, upkeep};
 use scim_core::scim::error::{quote, Error, Result};
 use scim_core::tenancy::token;
 use scim_core::time::rfc3339;
@@ -54,6 +59,10 @@ enum Route<'a> {
     Tenant(&'a str),
     Tokens(&'a str),
     Token(&'a str, &'a str),
+    OAuth(&'a str),
+    Secrets(&'a str),
+    Secret(&'a str, &'a str),
+    Federation(&'a str),
     /// Every tenant's feed (`None`) or one's.
     Events(Option<&'a str>),
     Users(&'a str),
@@ -77,6 +86,10 @@ impl<'a> Route<'a> {
         match *self {
             Route::Tokens(s)
             | Route::Token(s, _)
+            | Route::OAuth(s)
+            | Route::Secrets(s)
+            | Route::Secret(s, _)
+            | Route::Federation(s)
             | Route::Events(Some(s))
             | Route::Users(s)
             | Route::User(s, _)
@@ -107,6 +120,10 @@ fn parse(path: &str) -> Route<'_> {
         ["tenants", sub] => Route::Tenant(sub),
         ["tenants", sub, "tokens"] => Route::Tokens(sub),
         ["tenants", sub, "tokens", id] => Route::Token(sub, id),
+        ["tenants", sub, "oauth"] => Route::OAuth(sub),
+        ["tenants", sub, "oauth", "secrets"] => Route::Secrets(sub),
+        ["tenants", sub, "oauth", "secrets", id] => Route::Secret(sub, id),
+        ["tenants", sub, "oauth", "federation"] => Route::Federation(sub),
         ["tenants", sub, "events"] => Route::Events(Some(sub)),
         ["tenants", sub, "users"] => Route::Users(sub),
         ["tenants", sub, "users", id] => Route::User(sub, id),
@@ -122,7 +139,7 @@ fn parse(path: &str) -> Route<'_> {
 }
 
 /// Every method some admin route serves (for a method none does).
-pub const ALLOW: &str = "GET, POST, PATCH, DELETE";
+pub const ALLOW: &str = "GET, POST, PUT, PATCH, DELETE";
 
 pub async fn serve(app: &App, mut req: Request, path: &str) -> Result<Reply> {
     authorize(app, &req)?;
@@ -281,6 +298,21 @@ struct CreateToken {
     revoke_existing: bool,
 }
 
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct SecretOptions {
+    expires_in_days: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct FederationBody {
+    issuer: String,
+    subject: String,
+    audience: String,
+    jwks_uri: String,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct MoveTo {
@@ -413,6 +445,9 @@ impl Admin<'_> {
                 }
                 _ => Err(Error::method_not_allowed("DELETE")),
             },
+            Route::OAuth(_) | Route::Secrets(_) | Route::Secret(..) | Route::Federation(_) => {
+                self.oauth(req, route, db, sub, id).await
+            }
             Route::ConsoleLinks(_) => match method {
                 Method::Post => console::create_link(app, db, id, sub).await,
                 _ => Err(Error::method_not_allowed("POST")),
@@ -449,6 +484,64 @@ impl Admin<'_> {
         ))
     }
 
+    /// A tenant's OAuth client: its state, its secrets, its federated credential.
+    async fn oauth(
+        &self,
+        mut req: Request,
+        route: Route<'_>,
+        db: &D1,
+        sub: &str,
+        id: &str,
+    ) -> Result<Reply> {
+        let (app, method) = (self.app, req.method());
+        match (route, method) {
+            (Route::OAuth(_), Method::Get) => {
+                let status = oauth::status(db, id).await?;
+                Ok(Reply::json(200, oauth_json(app, sub, &status)))
+            }
+            (Route::Secrets(_), Method::Post) => {
+                let options: SecretOptions = maybe_body(&mut req).await?.unwrap_or_default();
+                let s = oauth::create_secret(db, &app.rt, id, options.expires_in_days).await?;
+                Ok(Reply::json(
+                    201,
+                    json!({
+                        "id": s.id,
+                        "clientId": s.client_id,
+                        "clientSecret": s.secret,
+                        "tokenEndpoint": super::oauth::token_endpoint(app, sub),
+                        "tenantUrl": self.url_of(sub),
+                        "expiresAt": rfc3339(s.expires_at),
+                    }),
+                ))
+            }
+            (Route::Secret(_, secret), Method::Delete) => {
+                oauth::revoke_secret(db, id, secret).await?;
+                Ok(Reply::no_content())
+            }
+            (Route::Federation(_), Method::Put) => {
+                let f: FederationBody = body(&mut req).await?;
+                let f = oauth::Federation {
+                    issuer: f.issuer,
+                    subject: f.subject,
+                    audience: f.audience,
+                    jwks_uri: f.jwks_uri,
+                };
+                let allow = app.config.dev_allow_loopback;
+                oauth::set_federation(db, &app.rt, id, &f, allow).await?;
+                let status = oauth::status(db, id).await?;
+                Ok(Reply::json(200, oauth_json(app, sub, &status)))
+            }
+            (Route::Federation(_), Method::Delete) => {
+                oauth::clear_federation(db, &app.rt, id).await?;
+                Ok(Reply::no_content())
+            }
+            (Route::OAuth(_), _) => Err(Error::method_not_allowed("GET")),
+            (Route::Secrets(_), _) => Err(Error::method_not_allowed("POST")),
+            (Route::Secret(..), _) => Err(Error::method_not_allowed("DELETE")),
+            _ => Err(Error::method_not_allowed("PUT, DELETE")),
+        }
+    }
+
     async fn list_tokens(&self, db: &D1, sub: &str) -> Result<Reply> {
         let items: Vec<Value> = tenants::list_tokens(db, sub)
             .await?
@@ -464,6 +557,36 @@ impl Admin<'_> {
             .collect();
         Ok(host_app::page_json(Page { items, next: None }))
     }
+}
+
+/// A tenant's OAuth set-up as the admin API and the console show it (never a secret).
+pub fn oauth_json(app: &App, sub: &str, s: &oauth::Status) -> Value {
+    let secrets: Vec<Value> = s
+        .secrets
+        .iter()
+        .map(|x| {
+            json!({
+                "id": x.id,
+                "hint": x.hint,
+                "createdAt": rfc3339(x.created_at),
+                "expiresAt": rfc3339(x.expires_at),
+                "lastUsedAt": x.last_used_at.map(rfc3339),
+            })
+        })
+        .collect();
+    let client = s.client.as_ref();
+    json!({
+        "clientId": client.map(|c| &c.client_id),
+        "tokenEndpoint": super::oauth::token_endpoint(app, sub),
+        "tenantUrl": app.tenant_url(sub),
+        "secrets": secrets,
+        "federation": client.and_then(|c| c.federation.as_ref()).map(|f| json!({
+            "issuer": f.issuer,
+            "subject": f.subject,
+            "audience": f.audience,
+            "jwksUri": f.jwks_uri,
+        })),
+    })
 }
 
 #[cfg(test)]

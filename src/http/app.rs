@@ -32,6 +32,15 @@ pub struct Config {
     /// it and `BASE_DOMAIN`, never from a request's `Host`. Unset, only a local request's own
     /// origin stands in for it (`wrangler dev`).
     pub operator_origin: Option<Origin>,
+    /// `OAUTH_TOKEN_MINUTES`: the access tokens' lifetime, as set (read, and refused when out
+    /// of bounds, by the token endpoint alone: `service::oauth::token_lifetime_ms`).
+    pub oauth_token_minutes: Option<String>,
+    /// `DEV_ALLOW_LOOPBACK = "true"`, the development setting (`.dev.vars`, never
+    /// `wrangler.toml`): a federated credential's key set may be `http` on this machine.
+    pub dev_allow_loopback: bool,
+    /// `DEV_OAUTH_TOKEN_SECONDS`, honoured only with `DEV_ALLOW_LOOPBACK`: access tokens that
+    /// end after so many seconds, for the tests of expiry.
+    pub dev_token_seconds: Option<i64>,
 }
 
 /// `OPERATOR_ORIGIN` read: an `http(s)` origin with nothing after it, on a host that is not a
@@ -101,6 +110,7 @@ impl Config {
             .filter(|s| !s.trim().is_empty())
             .ok_or_else(|| Error::internal("BASE_DOMAIN is not configured"))?;
         let defaults = Settings::default();
+        let dev_allow_loopback = var("DEV_ALLOW_LOOPBACK").is_some_and(|v| v.trim() == "true");
         // A count that is not a whole number of at least `min` keeps its default.
         let number = |name: &str, default: i64, min: i64| {
             var(name)
@@ -127,6 +137,11 @@ impl Config {
                 Some(v) => Some(operator_origin(&v, &base_domain)?),
                 None => None,
             },
+            oauth_token_minutes: var("OAUTH_TOKEN_MINUTES"),
+            dev_allow_loopback,
+            dev_token_seconds: var("DEV_OAUTH_TOKEN_SECONDS")
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .filter(|_| dev_allow_loopback),
             base_domain,
         })
     }

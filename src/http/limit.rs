@@ -42,7 +42,13 @@ pub const RETRY_AFTER_SECS: u32 = 10;
 
 /// Count one request under `key`; `429` when it is over the limit.
 pub async fn check(app: &App, key: &str) -> Result<()> {
-    let limiter = match app.env.rate_limiter(BINDING) {
+    check_with(app, BINDING, key).await
+}
+
+/// Count one request under `key` on the rate limit binding `binding`; `429` when it is over
+/// the limit, and a pass when the binding is missing or fails (the valve fails open).
+pub async fn check_with(app: &App, binding: &str, key: &str) -> Result<()> {
+    let limiter = match app.env.rate_limiter(binding) {
         Ok(l) => l,
         Err(_) => return Ok(()),
     };

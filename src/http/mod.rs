@@ -7,6 +7,8 @@
 //! | host | path | surface |
 //! |---|---|---|
 //! | `<sub>.<BASE_DOMAIN>` | `/api/scim/v2/…` | SCIM, tenant `<sub>` ([`scim`]) |
+//! | `<sub>.<BASE_DOMAIN>` | `/oauth/token`, `/.well-known/oauth-authorization-server` | tenant `<sub>`'s token endpoint and its metadata ([`oauth`]) |
+//! | any other host | `/tenants/<sub>/oauth/token`, `/tenants/<sub>/.well-known/…` | the same, in the path form |
 //! | any other host | `/tenants/<sub>/api/scim/v2/…` | SCIM, tenant `<sub>` (no wildcard DNS) |
 //! | any other host | `/admin/v1/…` | the admin API ([`admin`]) |
 //! | any other host | `/console…` | the tenant admin's console ([`console`]) |
@@ -26,11 +28,14 @@
 pub mod admin;
 pub mod app;
 pub mod console;
+pub mod credentials;
 pub mod d1;
 pub mod host_app;
+pub mod jwks;
 pub mod limit;
 pub mod log_buffer;
 pub mod meter;
+pub mod oauth;
 pub mod reply;
 pub mod scim;
 pub mod shards;
@@ -146,9 +151,19 @@ async fn route(app: &App, req: Request) -> (Surface, Result<Reply>) {
         return (Surface::Docs, docs(&req));
     }
     match classify(&host, &app.config.base_domain) {
+        HostKind::Tenant(sub) if oauth::serves(&path) => (
+            Surface::OAuth,
+            oauth::serve(app, req, &sub, "", &path).await,
+        ),
         HostKind::Tenant(sub) => (Surface::Scim, scim::serve(app, req, &sub, "", &path).await),
         HostKind::Operator => {
-            if let Some((sub, rest)) = split_tenant_path(&path) {
+            if let Some((sub, rest)) = split_tenant_path(&path).filter(|(_, r)| oauth::serves(r)) {
+                let mount = format!("/tenants/{sub}");
+                (
+                    Surface::OAuth,
+                    oauth::serve(app, req, &sub, &mount, rest).await,
+                )
+            } else if let Some((sub, rest)) = split_tenant_path(&path) {
                 let mount = format!("/tenants/{sub}");
                 (
                     Surface::Scim,

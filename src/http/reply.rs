@@ -47,6 +47,8 @@ pub enum Surface {
     Admin,
     /// The README at `/docs` (the ServiceProviderConfig's `documentationUri`).
     Docs,
+    /// A tenant's token endpoint and its metadata (`super::oauth`): RFC 6749 §5.2 errors.
+    OAuth,
 }
 
 /// The single mapping from a handler's result to an HTTP response.
@@ -58,12 +60,17 @@ pub fn render(surface: Surface, result: Result<Reply>) -> worker::Result<Respons
     let headers = Headers::new();
     let media_type = match surface {
         Surface::Scim => SCIM_MEDIA_TYPE,
-        Surface::Admin => "application/json",
+        Surface::Admin | Surface::OAuth => "application/json",
         Surface::Docs => "text/markdown; charset=utf-8",
     };
     if surface == Surface::Admin {
         // Admin responses carry tenant data and, once, a plaintext token.
         headers.set("cache-control", "no-store")?;
+    }
+    if surface == Surface::OAuth && !reply.headers.iter().any(|(n, _)| *n == "cache-control") {
+        // RFC 6749 §5.1: a token response, or its error, is never cached.
+        headers.set("cache-control", "no-store")?;
+        headers.set("pragma", "no-cache")?;
     }
     for (name, value) in &reply.headers {
         headers.append(name, value)?;
@@ -93,9 +100,16 @@ fn error_reply(surface: Surface, e: Error) -> Reply {
         // Logged with detail, answered without it.
         worker::console_error!("{} {}: {cause}", e.status, e.detail);
     }
+    if surface == Surface::OAuth {
+        let mut reply = super::oauth::error_reply(&super::oauth::from_error(&e));
+        if let Some(allow) = e.allow {
+            reply = reply.with_header("allow", allow);
+        }
+        return reply;
+    }
     let body = match surface {
         Surface::Scim | Surface::Docs => e.scim_body(),
-        Surface::Admin => e.admin_body(),
+        Surface::Admin | Surface::OAuth => e.admin_body(),
     };
     let mut reply = Reply::json(e.status, body);
     if let Some(allow) = e.allow {

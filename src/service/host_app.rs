@@ -299,7 +299,28 @@ pub async fn logs<E: Executor>(db: &E, sub: &str, q: &LogQuery) -> Result<Page> 
 }
 
 pub async fn summary<E: Executor>(db: &E, sub: &str, now: i64) -> Result<serde_json::Value> {
-    Ok(log::summary(db, &tenant_id(db, sub).await?, now.saturating_sub(DAY_MS)).await?)
+    let id = tenant_id(db, sub).await?;
+    let mut summary = log::summary(db, &id, now.saturating_sub(DAY_MS)).await?;
+    // Microsoft's gallery asks for expiring secrets: the admin must rotate before Entra's
+    // job is quarantined for an expired one.
+    let soon = now.saturating_add(super::oauth::EXPIRING_DAYS.saturating_mul(DAY_MS));
+    let expiring: Vec<serde_json::Value> = crate::store::oauth::secrets(db, &id)
+        .await?
+        .iter()
+        .filter(|s| s.expires_at < soon)
+        .map(|s| {
+            serde_json::json!({
+                "id": s.id,
+                "hint": s.hint,
+                "expiresAt": scim_core::time::rfc3339(s.expires_at),
+                "expired": s.expires_at <= now,
+            })
+        })
+        .collect();
+    if let Some(o) = summary.as_object_mut() {
+        o.insert("clientSecretsExpiring".into(), expiring.into());
+    }
+    Ok(summary)
 }
 
 #[cfg(test)]

@@ -245,6 +245,9 @@ pub enum Refusal {
     InvalidToken,
     /// Refused before any D1 call: the address's or the tenant's budget is spent.
     OverBudget,
+    /// A token request refused (a failed client authentication, or a malformed request):
+    /// why, in words.
+    InvalidClient(&'static str),
 }
 
 impl Refusal {
@@ -263,6 +266,8 @@ impl Refusal {
                 "too many refused requests, answered 429 without checking the credential",
                 429,
             ),
+            // Keyed by why: each cause of a minute's refused token requests is its own entry.
+            Refusal::InvalidClient(why) => (why, why, 401),
         };
         Refusals {
             at: now,

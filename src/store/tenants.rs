@@ -252,9 +252,9 @@ pub async fn revoke_token<E: Executor>(db: &E, subdomain: &str, id: &str) -> Res
     Ok(out.changes > 0)
 }
 
-/// The hashes of every live bearer credential of tenant `subdomain` at `now` (its Secret
-/// Tokens and unexpired access tokens; none when it is unknown or deleted): what lets the
-/// edge tell a valid credential from a stranger's without the gate.
+/// The hashes of every live credential of tenant `subdomain` at `now` (its Secret Tokens,
+/// unexpired access tokens and client secrets; none when it is unknown or deleted): what lets
+/// the edge tell a valid credential from a stranger's without the gate or the token endpoint.
 pub async fn live_token_hashes<E: Executor>(
     db: &E,
     subdomain: &str,
@@ -267,8 +267,16 @@ pub async fn live_token_hashes<E: Executor>(
     let rows: Vec<Row> = db
         .query(Stmt::new(
             "SELECT k.hash FROM tenants t JOIN tokens k ON k.tenant_id = t.id \
-             WHERE t.subdomain = ? AND t.deleted_at IS NULL AND coalesce(k.expires_at, ? + 1) > ?",
-            vec![subdomain.into(), now.into(), now.into()],
+             WHERE t.subdomain = ? AND t.deleted_at IS NULL AND coalesce(k.expires_at, ? + 1) > ? \
+             UNION ALL SELECT s.hash FROM tenants t JOIN oauth_secrets s ON s.tenant_id = t.id \
+             WHERE t.subdomain = ? AND t.deleted_at IS NULL AND s.expires_at > ?",
+            vec![
+                subdomain.into(),
+                now.into(),
+                now.into(),
+                subdomain.into(),
+                now.into(),
+            ],
         ))
         .await?
         .decode()?;

@@ -81,8 +81,8 @@ pub fn apart_server() -> &'static Server {
 
 /// A second `wrangler dev` whose limits are low: [`LOW_RATE_LIMIT`], wrangler.toml's refusal
 /// budget, upkeep that keeps no event past its next run and at most [`LOW_LOG_MAX`] log entries
-/// per organisation, and console links that expire as they are made; its `OPERATOR_ORIGIN` is
-/// its own origin.
+/// per organisation, console links that expire as they are made, and access tokens that end
+/// after two seconds; its `OPERATOR_ORIGIN` is its own origin.
 pub fn limited_server() -> &'static Server {
     LIMITED.get_or_init(|| {
         start(Kind::Dev {
@@ -91,6 +91,7 @@ pub fn limited_server() -> &'static Server {
                 ("EVENT_RETENTION_DAYS", "0"),
                 ("LOG_MAX_ENTRIES", "5"),
                 ("CONSOLE_LINK_MINUTES", "0"),
+                ("DEV_OAUTH_TOKEN_SECONDS", "2"),
             ],
             operator_origin: true,
         })
@@ -303,7 +304,10 @@ fn start(kind: Kind) -> Server {
                 .arg("-c")
                 .arg(&config)
                 .arg("--var")
-                .arg(format!("ADMIN_TOKEN:{admin_token}"));
+                .arg(format!("ADMIN_TOKEN:{admin_token}"))
+                // As `.dev.vars.example` sets it: the tests' key sets are served over http.
+                .arg("--var")
+                .arg("DEV_ALLOW_LOOPBACK:true");
                 for (name, value) in vars {
                     cmd.arg("--var").arg(format!("{name}:{value}"));
                 }

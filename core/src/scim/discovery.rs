@@ -39,6 +39,13 @@ pub fn service_provider_config(base: &str, documentation: &str) -> Value {
             "specUri": "https://www.rfc-editor.org/info/rfc6750",
             "documentationUri": documentation,
             "primary": true
+        }, {
+            "type": "oauth2",
+            "name": "OAuth 2.0 client credentials",
+            "description": "An access token from the organisation's token endpoint (<Tenant URL's origin>/oauth/token) for its client id and secret, or for a workload identity federation assertion, sent as 'Authorization: Bearer <token>'.",
+            "specUri": "https://www.rfc-editor.org/info/rfc6749",
+            "documentationUri": documentation,
+            "primary": false
         }],
         "meta": {
             "resourceType": "ServiceProviderConfig",

@@ -20,6 +20,7 @@ use std::collections::HashMap;
 use worker::{Method, Request};
 
 use super::app::App;
+use super::credentials;
 use super::limit;
 use super::log_buffer;
 use super::reply::{header, read_body, Reply};
@@ -218,7 +219,7 @@ async fn authenticated(
         // this isolate does not know, from an address that spent its budget on unknown ones,
         // included: telling it from an unknown one would take the lookup the budget saves).
         let valid = match (&hash, &cached) {
-            (Some(h), Some(p)) => credential_known(app, &app.shard(&p.shard)?, sub, h).await?,
+            (Some(h), Some(p)) => credentials::known(app, &app.shard(&p.shard)?, sub, h).await?,
             _ => false,
         };
         if !valid {
@@ -256,7 +257,7 @@ async fn authenticated(
         why_shut(app, verdict, sub, hash, &place, tried, address, seen).await?;
     }
     if let Some(principal) = settled.principal {
-        learn_credential(sub, hash);
+        credentials::learn(sub, hash);
         record_use(app, &place.shard, &principal);
     }
     result
@@ -295,7 +296,7 @@ async fn why_shut(
             seen.tenant = r.tenant_id;
             if r.error.status == 401 {
                 seen.refusal = Some(Refusal::InvalidToken);
-                forget_credential(sub, hash);
+                credentials::forget(sub, hash);
             }
             if r.error.status != 403 {
                 limit::count_refusal(app, address, seen.tenant.as_deref()).await;
@@ -316,76 +317,6 @@ fn replaced() -> Error {
         503,
         "this organisation was just moved, or replaced by another of the same name; retry the request",
     )
-}
-
-/// How often, at most, an isolate reads a tenant's live token hashes while a refusal
-/// budget is spent (a token made since is recognised within this time).
-const RELOAD_CREDENTIALS_MS: i64 = 10_000;
-
-/// Bound on the per-isolate map of valid credentials.
-const MAX_CREDENTIAL_ENTRIES: usize = 10_000;
-
-thread_local! {
-    /// Subdomain -> when its live token hashes were last read in full (`i64::MIN`: never), and
-    /// the hashes this isolate knows to be valid (read, or seen to open the gate). Used only
-    /// while a refusal budget is spent, to let a valid credential through; the gate still
-    /// checks it, so a revoked token here costs a refusal, never access.
-    static CREDENTIALS: RefCell<HashMap<String, (i64, Vec<String>)>> = RefCell::new(HashMap::new());
-}
-
-/// Whether `hash` is a valid credential of `sub`, as far as this isolate knows, reading the
-/// tenant's live hashes (one statement) at most once per [`RELOAD_CREDENTIALS_MS`].
-async fn credential_known(app: &App, db: &D1, sub: &str, hash: &str) -> Result<bool> {
-    let (known, loaded_at) = CREDENTIALS.with(|m| {
-        m.borrow()
-            .get(sub)
-            .map_or((false, i64::MIN), |(at, hs)| (auth::among(hs, hash), *at))
-    });
-    if known {
-        return Ok(true);
-    }
-    if app.now.saturating_sub(loaded_at) < RELOAD_CREDENTIALS_MS {
-        return Ok(false);
-    }
-    let hashes = auth::live_hashes(db, sub, app.now).await?;
-    let known = auth::among(&hashes, hash);
-    CREDENTIALS.with(|m| {
-        remember(
-            &mut m.borrow_mut(),
-            MAX_CREDENTIAL_ENTRIES,
-            sub.to_string(),
-            (app.now, hashes),
-        )
-    });
-    Ok(known)
-}
-
-/// `hash` opened `sub`'s gate.
-fn learn_credential(sub: &str, hash: &str) {
-    CREDENTIALS.with(|m| {
-        let mut m = m.borrow_mut();
-        if let Some((_, hashes)) = m.get_mut(sub) {
-            if !auth::among(hashes, hash) {
-                hashes.push(hash.to_string());
-            }
-        } else {
-            remember(
-                &mut m,
-                MAX_CREDENTIAL_ENTRIES,
-                sub.to_string(),
-                (i64::MIN, vec![hash.to_string()]),
-            );
-        }
-    });
-}
-
-/// `hash` was refused for `sub` (revoked since this isolate saw it).
-fn forget_credential(sub: &str, hash: &str) {
-    CREDENTIALS.with(|m| {
-        if let Some((_, hashes)) = m.borrow_mut().get_mut(sub) {
-            hashes.retain(|h| !scim_core::tenancy::token::hashes_equal(h, hash));
-        }
-    });
 }
 
 /// Parse the request into its operation and call the service, every D1 call through the gate.

@@ -1,0 +1,273 @@
+//! The token endpoint of each tenant, `<origin of the Tenant URL>/oauth/token`, and its
+//! metadata (RFC 8414) at `<origin>/.well-known/oauth-authorization-server`; in the path form
+//! both are under `/tenants/<sub>`. The tenant is the host or the path, as for SCIM.
+//!
+//! What Entra does with it ("OAuth2 client credentials grant" in its provisioning settings,
+//! or "Workload Identity Federation"): it POSTs `grant_type=client_credentials` with the
+//! client id and secret in `Authorization: Basic` (or a client assertion), expects RFC 6749
+//! §5.1's `{access_token, token_type, expires_in}`, and asks again when the token nears its
+//! end. Answers are never cached (`Cache-Control: no-store`, §5.1). Refusals are RFC 6749
+//! §5.2 errors that never say which part was wrong; they count against the same refusal
+//! budget as SCIM's (`super::limit`) and are logged aggregated; an issued token is a
+//! provisioning-log entry, never with a secret or an assertion in it. The endpoint has a rate
+//! limit of its own per tenant (`OAUTH_RATE_LIMIT`).
+
+use serde_json::json;
+use worker::{Method, Request};
+
+use super::app::App;
+use super::credentials;
+use super::jwks::EdgeKeys;
+use super::limit;
+use super::log_buffer;
+use super::reply::{header, read_body, Reply};
+use super::shards::{located, relocate, remembered, Place};
+use crate::service::log::{LogEntry, Refusal};
+use crate::service::oauth::{self, Granted};
+use crate::service::Runtime;
+use scim_core::oauth::{parse, Client, Code, OAuthError, MAX_FORM_BYTES};
+use scim_core::scim::error::{Error, Result};
+use scim_core::tenancy::token;
+
+/// The token endpoint's path below the tenant's origin.
+pub const TOKEN_PATH: &str = "/oauth/token";
+
+/// The metadata document's path (RFC 8414 §3).
+pub const METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
+
+/// The token endpoint's own rate limit binding in `wrangler.toml`.
+pub const BINDING: &str = "OAUTH_RATE_LIMIT";
+
+/// Whether `path` (below the tenant's mount) is one of this module's.
+pub fn serves(path: &str) -> bool {
+    path == TOKEN_PATH || path == METADATA_PATH
+}
+
+/// The tenant's issuer: the origin of its Tenant URL, with `/tenants/<sub>` in the path form.
+fn issuer(app: &App, sub: &str, mount: &str) -> String {
+    let base = app.scim_base(sub, !mount.is_empty());
+    let scim = format!("{mount}{}", super::scim::routes::PREFIX);
+    let origin = base.strip_suffix(&scim).unwrap_or(&base);
+    format!("{origin}{mount}")
+}
+
+/// Tenant `sub`'s token endpoint, in the deployment's form, from the configuration.
+pub fn token_endpoint(app: &App, sub: &str) -> String {
+    let mount = if app.config.path_form_urls {
+        format!("/tenants/{sub}")
+    } else {
+        String::new()
+    };
+    format!("{}{TOKEN_PATH}", issuer(app, sub, &mount))
+}
+
+/// Serve `path` of tenant `sub` (`mount`: `""` on its host, `/tenants/<sub>` in the path form).
+pub async fn serve(app: &App, req: Request, sub: &str, mount: &str, path: &str) -> Result<Reply> {
+    if path == METADATA_PATH {
+        if !matches!(req.method(), Method::Get | Method::Head) {
+            return Err(Error::method_not_allowed("GET, HEAD"));
+        }
+        if located(&app.databases(), sub).await?.is_none() {
+            return Err(Error::not_found(
+                "no organisation is served here; check the URL",
+            ));
+        }
+        return Ok(metadata(&issuer(app, sub, mount)));
+    }
+    if req.method() != Method::Post {
+        return Err(Error::method_not_allowed("POST"));
+    }
+    let address = limit::client_address(&req);
+    let mut refusal = None;
+    let answer = token(app, req, sub, &address, &mut refusal).await;
+    if let Some((place, why)) = refusal {
+        let entry = why.entry(app.now, &address, "POST".into(), TOKEN_PATH);
+        log_buffer::refused(app, &place.shard, &place.id, entry);
+    }
+    answer
+}
+
+/// RFC 8414 §2: what a client needs to find and use the token endpoint.
+fn metadata(issuer: &str) -> Reply {
+    Reply::json(
+        200,
+        json!({
+            "issuer": issuer,
+            "token_endpoint": format!("{issuer}{TOKEN_PATH}"),
+            "grant_types_supported": ["client_credentials"],
+            "token_endpoint_auth_methods_supported":
+                ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+            "token_endpoint_auth_signing_alg_values_supported":
+                scim_core::oauth::jwt::ALGORITHMS,
+            "response_types_supported": [],
+        }),
+    )
+    .with_header("cache-control", "public, max-age=3600")
+}
+
+/// An RFC 6749 §5.2 error as the reply.
+pub fn error_reply(e: &OAuthError) -> Reply {
+    let mut reply = Reply::json(
+        e.status,
+        json!({"error": e.code.as_str(), "error_description": e.description}),
+    );
+    if e.basic && e.status == 401 {
+        reply = reply.with_header(
+            "www-authenticate",
+            "Basic realm=\"oauth\", charset=\"UTF-8\"",
+        );
+    }
+    if let Some(secs) = e.retry_after {
+        reply = reply.with_header("retry-after", secs.to_string());
+    }
+    reply
+}
+
+/// The same error as any other failure of the endpoint would be: a routing or reading error
+/// becomes an RFC 6749 §5.2 body too.
+pub fn from_error(e: &Error) -> OAuthError {
+    match e.status {
+        429 | 503 => {
+            OAuthError::unavailable(e.status, e.retry_after.unwrap_or(1), e.detail.clone())
+        }
+        s if s >= 500 => OAuthError {
+            code: Code::TemporarilyUnavailable,
+            status: s,
+            description: "the token endpoint failed; retry in a moment".into(),
+            basic: false,
+            retry_after: None,
+        },
+        s => OAuthError {
+            status: s,
+            ..OAuthError::invalid_request(e.detail.clone())
+        },
+    }
+}
+
+/// The grant: the refusal budget, the tenant, the rate limit, the request, then the
+/// credential checked and the token issued (`service::oauth::grant`). A refused client
+/// leaves `refusal` set (the tenant's place and why) for the aggregated log.
+async fn token(
+    app: &App,
+    mut req: Request,
+    sub: &str,
+    address: &str,
+    refusal: &mut Option<(Place, Refusal)>,
+) -> Result<Reply> {
+    let authorization = header(&req, "authorization");
+    let content_type = header(&req, "content-type");
+    let body = read_body(&mut req, MAX_FORM_BYTES).await?;
+    let parsed = parse(content_type.as_deref(), authorization.as_deref(), &body);
+    let secret_hash = match &parsed {
+        Ok(Client::Secret { secret, .. }) => Some(token::hash(secret)),
+        _ => None,
+    };
+    let cached = remembered(sub);
+    if limit::over_budget(app.now, address, cached.as_ref().map(|p| p.id.as_str())) {
+        let valid = match (&secret_hash, &cached) {
+            (Some(h), Some(p)) => credentials::known(app, &app.shard(&p.shard)?, sub, h).await?,
+            _ => false,
+        };
+        if !valid {
+            if let Some(p) = cached {
+                *refusal = Some((p, Refusal::OverBudget));
+            }
+            let e = limit::budget_spent();
+            return Ok(error_reply(&from_error(&e)));
+        }
+    }
+    let Some(place) = located(&app.databases(), sub).await? else {
+        limit::count_refusal(app, address, None).await;
+        return Ok(error_reply(&OAuthError::invalid_client(
+            parsed.as_ref().is_ok_and(Client::basic),
+        )));
+    };
+    let key = format!("oauth:{}", place.id);
+    if let Err(e) = limit::check_with(app, BINDING, &key).await {
+        return Ok(error_reply(&from_error(&e)));
+    }
+    let client = match parsed {
+        Ok(c) => c,
+        Err(e) => {
+            return Ok(refused(app, e, place, address, refusal, "a malformed token request").await)
+        }
+    };
+    let lifetime = oauth::token_lifetime_ms(
+        app.config.oauth_token_minutes.as_deref(),
+        app.config.dev_token_seconds,
+    )?;
+    let keys = EdgeKeys { app };
+    let mut place = place;
+    let mut again = true;
+    loop {
+        let db = app.shard(&place.shard)?;
+        match oauth::grant(&db, &app.rt, &keys, &place.id, &client, lifetime).await {
+            Ok(granted) => {
+                // Both are valid now: while a refusal budget is spent they still pass.
+                if let Some(h) = &secret_hash {
+                    credentials::learn(sub, h);
+                }
+                credentials::learn(sub, &token::hash(&granted.access_token));
+                log_issued(app, &place, &granted, lifetime);
+                return Ok(Reply::json(
+                    200,
+                    json!({
+                        "access_token": granted.access_token,
+                        "token_type": "Bearer",
+                        "expires_in": granted.expires_in_seconds,
+                    }),
+                ));
+            }
+            // The tenant moved since this isolate learnt its place: ask the catalog once.
+            Err(r) if r.gone && again => {
+                again = false;
+                match relocate(&app.databases(), sub).await? {
+                    Some(p) if p != place => place = p,
+                    _ => return Ok(refused(app, r.error, place, address, refusal, r.why).await),
+                }
+            }
+            Err(r) => return Ok(refused(app, r.error, place, address, refusal, r.why).await),
+        }
+    }
+}
+
+/// A refused grant's reply; a refusal (not a moment's unavailability) counts against the
+/// refusal budgets and is logged aggregated.
+async fn refused(
+    app: &App,
+    e: OAuthError,
+    place: Place,
+    address: &str,
+    refusal: &mut Option<(Place, Refusal)>,
+    why: &'static str,
+) -> Reply {
+    if e.code != Code::TemporarilyUnavailable {
+        limit::count_refusal(app, address, Some(&place.id)).await;
+        *refusal = Some((place, Refusal::InvalidClient(why)));
+    }
+    error_reply(&e)
+}
+
+/// The log entry of an issued token: what it was issued for and for how long, never the
+/// token, the secret or the assertion.
+fn log_issued(app: &App, place: &Place, granted: &Granted, lifetime_ms: i64) {
+    let minutes = lifetime_ms / 60_000;
+    let lasting = if minutes > 0 {
+        format!("{minutes} minutes")
+    } else {
+        format!("{} seconds", lifetime_ms / 1000)
+    };
+    let entry = LogEntry {
+        at: app.now,
+        method: "POST".into(),
+        route: TOKEN_PATH.into(),
+        status: 200,
+        summary: Some(format!(
+            "access token issued for {}, valid {lasting}",
+            granted.via
+        )),
+        duration_ms: app.rt.clock().saturating_sub(app.now),
+        ..LogEntry::default()
+    };
+    log_buffer::add(app, &place.shard, &place.id, entry);
+}
