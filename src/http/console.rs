@@ -4,9 +4,13 @@
 //! GET    /console/link/{secret}     open a one-time link: a session cookie, then /console
 //! GET    /console                   the page (its CSRF token in a meta tag)
 //! GET    /console/console.js|.css   the page's script and style (no inline script)
-//! GET    /console/api/overview      tenant, Tenant URL, tokens, summary
+//! GET    /console/api/overview      tenant, Tenant URL, tokens, OAuth client, summary
 //! POST   /console/api/tokens        "Generate new": the plaintext once
 //! DELETE /console/api/tokens/{id}   revoke
+//! POST   /console/api/oauth/secrets          "Generate new" client secret: the plaintext once
+//! DELETE /console/api/oauth/secrets/{id}     revoke it and its access tokens
+//! PUT    /console/api/oauth/federation       {issuer, subject, audience, jwksUri}
+//! DELETE /console/api/oauth/federation       remove it and its access tokens
 //! GET    /console/api/logs          recent activity (?outcome=failure&after=)
 //! POST   /console/api/signout       end the session
 //! ```
@@ -21,13 +25,14 @@ use serde::Deserialize;
 use serde_json::json;
 use worker::{Headers, Method, Request, Response};
 
+use super::admin::oauth_json;
 use super::app::App;
 use super::host_app::Query;
 use super::reply::{header, json_body, render, Reply, Surface};
 use crate::http::d1::D1;
 use crate::service::console::{self, Admin};
 use crate::service::log::LogQuery;
-use crate::service::{host_app as reads, shards, tenants};
+use crate::service::{host_app as reads, oauth, shards, tenants};
 use scim_core::scim::error::{quote, Error, Result};
 use scim_core::time::rfc3339;
 
@@ -42,8 +47,8 @@ const COOKIE: &str = "scim_console";
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
                    connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-/// The methods the console serves (its pages GET, its calls also POST and DELETE).
-pub const ALLOW: &str = "GET, POST, DELETE";
+/// The methods the console serves (its pages GET, its calls also POST, PUT and DELETE).
+pub const ALLOW: &str = "GET, POST, PUT, DELETE";
 
 /// Serve a `/console` path.
 pub async fn serve(app: &App, req: Request, path: &str) -> worker::Result<Response> {
@@ -248,6 +253,16 @@ async fn page(app: &App, req: &Request) -> worker::Result<Response> {
 #[serde(deny_unknown_fields)]
 struct Nothing {}
 
+/// A federated credential as the page sends it (Entra's fields).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct Federation {
+    issuer: String,
+    subject: String,
+    audience: String,
+    jwks_uri: String,
+}
+
 /// The console's JSON calls: the session cookie and the CSRF header, always.
 async fn api(app: &App, mut req: Request, call: &str) -> Result<Reply> {
     let cookie = cookie(&req);
@@ -268,6 +283,38 @@ async fn api(app: &App, mut req: Request, call: &str) -> Result<Reply> {
                 json!({"id": generated.id, "token": generated.token.plaintext,
                        "createdAt": rfc3339(app.now)}),
             ))
+        }
+        (Method::Post, "oauth/secrets") => {
+            json_body::<Nothing>(&mut req, 1024).await?;
+            let s = oauth::create_secret(&db, &app.rt, &admin.tenant_id, None).await?;
+            Ok(Reply::json(
+                201,
+                json!({"id": s.id, "clientId": s.client_id, "clientSecret": s.secret,
+                       "expiresAt": rfc3339(s.expires_at)}),
+            ))
+        }
+        (Method::Delete, id) if id.starts_with("oauth/secrets/") => {
+            let id = id.trim_start_matches("oauth/secrets/");
+            oauth::revoke_secret(&db, &admin.tenant_id, id).await?;
+            Ok(Reply::no_content())
+        }
+        (Method::Put, "oauth/federation") => {
+            let f: Federation = json_body(&mut req, 8 * 1024)
+                .await?
+                .ok_or_else(|| Error::invalid("the federated credential's fields are required"))?;
+            let f = oauth::Federation {
+                issuer: f.issuer,
+                subject: f.subject,
+                audience: f.audience,
+                jwks_uri: f.jwks_uri,
+            };
+            let allow = app.config.dev_allow_loopback;
+            oauth::set_federation(&db, &app.rt, &admin.tenant_id, &f, allow).await?;
+            Ok(Reply::no_content())
+        }
+        (Method::Delete, "oauth/federation") => {
+            oauth::clear_federation(&db, &app.rt, &admin.tenant_id).await?;
+            Ok(Reply::no_content())
         }
         (Method::Delete, id) if id.starts_with("tokens/") => {
             let id = id.trim_start_matches("tokens/");
@@ -314,6 +361,7 @@ async fn overview(app: &App, db: &D1, a: &Admin) -> Result<Reply> {
         .collect();
     let summary = console::summary(db, a, app.now).await?;
     let url = app.tenant_url(&a.subdomain);
+    let oauth = oauth_json(app, &a.subdomain, &oauth::status(db, &a.tenant_id).await?);
     Ok(Reply::json(
         200,
         json!({
@@ -321,6 +369,7 @@ async fn overview(app: &App, db: &D1, a: &Admin) -> Result<Reply> {
                              "provisioningEnabled": a.provisioning_enabled},
             "tenantUrl": url,
             "tokens": tokens,
+            "oauth": oauth,
             "summary": summary,
             "sessionExpiresAt": rfc3339(a.expires_at),
         }),

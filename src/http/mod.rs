@@ -95,7 +95,16 @@ fn allowed(app: &App, req: &Request, path: &str) -> (Surface, &'static str) {
         return (Surface::Docs, "GET, HEAD");
     }
     let host = header(req, "host").unwrap_or_default();
-    let admin = classify(&host, &app.config.base_domain) == HostKind::Operator
+    let kind = classify(&host, &app.config.base_domain);
+    let below_tenant = match &kind {
+        HostKind::Tenant(_) => Some(path),
+        HostKind::Operator => split_tenant_path(path).map(|(_, rest)| rest),
+    };
+    if below_tenant.is_some_and(oauth::serves) {
+        let post = below_tenant == Some(oauth::TOKEN_PATH);
+        return (Surface::OAuth, if post { "POST" } else { "GET, HEAD" });
+    }
+    let admin = kind == HostKind::Operator
         && split_tenant_path(path).is_none()
         && (path == "/admin/v1" || path.starts_with("/admin/v1/"));
     if admin {

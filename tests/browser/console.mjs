@@ -149,6 +149,37 @@ try {
   assert.equal(await scim(token), 401);
   step("Revoke: SCIM with the revoked token answers 401");
 
+  // 4b. OAuth: Generate new client secret in the page; the Token Endpoint and Client
+  // Identifier it shows buy an access token that serves SCIM; Revoke stops it.
+  await page.click("#generate-secret");
+  await page.waitForSelector("#new-secret:not([hidden])");
+  const secret = await page.inputValue("#new-secret-value");
+  const clientId = await page.inputValue("#client-id");
+  const tokenEndpoint = await page.inputValue("#token-endpoint");
+  assert.match(secret, /^scim_cs_/);
+  assert.match(clientId, /^cli_/);
+  assert.match(tokenEndpoint, new RegExp(`^http://${sub.replace(".", "\\.")}\\.localhost:\\d+/oauth/token$`));
+  assert.match(await page.textContent("#new-secret-expiry"), /\d/);
+  assert.equal(await page.textContent(".client-id-text"), clientId);
+  assert.match(await page.textContent("#methods"), /OAuth2 client credentials grant: 1 client secret/);
+  // Node cannot set Host: the token endpoint through the path form.
+  const basic = Buffer.from(`${encodeURIComponent(clientId)}:${encodeURIComponent(secret)}`).toString("base64");
+  const granted = await fetch(`${origin}/tenants/${sub}/oauth/token`, {
+    method: "POST",
+    headers: { authorization: `Basic ${basic}`, "content-type": "application/x-www-form-urlencoded" },
+    body: "grant_type=client_credentials",
+  });
+  assert.equal(granted.status, 200);
+  const { access_token: access, token_type: type, expires_in: expiresIn } = await granted.json();
+  assert.equal(type, "Bearer");
+  assert.ok(expiresIn >= 3600);
+  assert.equal(await scim(access), 200);
+  const secretHint = secret.slice(-4);
+  await page.click(`button[aria-label="Revoke the client secret ending in ${secretHint}"]`);
+  await page.waitForFunction((h) => !document.querySelector(`button[aria-label="Revoke the client secret ending in ${h}"]`), secretHint);
+  assert.equal(await scim(access), 401);
+  step("Generate new client secret: the page's Token Endpoint and Client Identifier buy an access token SCIM accepts; Revoke stops it");
+
   // 5. The same link again is refused; a console call without the CSRF header is refused.
   const again = await context.newPage();
   const r = await again.goto(url);

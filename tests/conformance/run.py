@@ -1,14 +1,17 @@
 """Run the external SCIM conformance suite scim2-tester against the built Worker.
 
 Starts `wrangler dev` on a free port (a config without [build], a temporary --persist-to
-directory, migrations applied, a random ADMIN_TOKEN), creates a tenant and a Secret Token through
-the admin API, runs every scim2-tester check against the tenant's base URL, prints each result
-and the counts, and exits non-zero unless every check passed (SUCCESS, COMPLIANT or ACCEPTABLE).
+directory, migrations applied, a random ADMIN_TOKEN) and runs every scim2-tester check twice, each
+on a tenant of its own: once with a Secret Token, once with an access token obtained as Entra
+obtains it (a client secret in `Authorization: Basic` at the tenant's token endpoint). Prints each
+result and the counts, and exits non-zero unless every check of both runs passed (SUCCESS,
+COMPLIANT or ACCEPTABLE).
 A skipped check counts as not passed: nothing may be skipped for lack of a feature.
 
     .venv/bin/python tests/conformance/run.py
 """
 
+import base64
 import json
 import os
 import re
@@ -20,6 +23,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections import Counter
 from pathlib import Path
@@ -59,6 +63,25 @@ def admin(base: str, token: str, method: str, path: str, body=None) -> dict:
         return json.loads(r.read() or b"null")
 
 
+def access_token(origin: str, admin_token: str, sub: str) -> str:
+    """An access token for a new client secret of `sub`, asked for as Entra asks."""
+    created = admin(origin, admin_token, "POST", f"/admin/v1/tenants/{sub}/oauth/secrets")
+    pair = f"{urllib.parse.quote(created['clientId'], safe='')}:{urllib.parse.quote(created['clientSecret'], safe='')}"
+    req = urllib.request.Request(
+        f"{origin}/tenants/{sub}/oauth/token",
+        method="POST",
+        data=b"grant_type=client_credentials",
+        headers={
+            "Authorization": "Basic " + base64.b64encode(pair.encode()).decode(),
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
+    )
+    with urllib.request.urlopen(req, timeout=30) as r:
+        body = json.loads(r.read())
+    assert body["token_type"] == "Bearer" and body["expires_in"] >= 3600, body
+    return body["access_token"]
+
+
 def main() -> int:
     if not (ROOT / "build/index.js").exists():
         print("the Worker is not built: run `make build` first", file=sys.stderr)
@@ -92,12 +115,17 @@ def main() -> int:
                     print((work / "wrangler.log").read_text(), file=sys.stderr)
                     return 2
                 time.sleep(0.25)
-        admin(origin, admin_token, "POST", "/admin/v1/tenants", {"subdomain": "conformance", "name": "scim2-tester"})
-        token = admin(origin, admin_token, "POST", "/admin/v1/tenants/conformance/tokens")["token"]
-        # The path form of the Tenant URL: Python's resolver does not resolve *.localhost.
-        base_url = f"{origin}/tenants/conformance/api/scim/v2"
-        http = Client(base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
-        results = check_server(SyncSCIMClient(http))
+        runs = {}
+        for credential, sub in [("Secret Token", "conformance"), ("OAuth access token", "conformance-oauth")]:
+            admin(origin, admin_token, "POST", "/admin/v1/tenants", {"subdomain": sub, "name": "scim2-tester"})
+            if credential == "Secret Token":
+                token = admin(origin, admin_token, "POST", f"/admin/v1/tenants/{sub}/tokens")["token"]
+            else:
+                token = access_token(origin, admin_token, sub)
+            # The path form of the Tenant URL: Python's resolver does not resolve *.localhost.
+            base_url = f"{origin}/tenants/{sub}/api/scim/v2"
+            http = Client(base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+            runs[credential] = check_server(SyncSCIMClient(http))
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:
@@ -106,21 +134,26 @@ def main() -> int:
             os.killpg(server.pid, signal.SIGKILL)
         log.close()
 
-    counts = Counter()
-    for r in results:
-        counts[r.status.name] += 1
-        where = f"[{r.resource_type}] " if getattr(r, "resource_type", None) else ""
-        line = f"{r.status.name:<10} {where}{r.title}"
-        if r.status not in PASSING and r.reason:
-            line += f"\n           reason: {r.reason}"
-        print(line)
-    passed = sum(n for s, n in counts.items() if Status[s] in PASSING)
-    failed = len(results) - passed
-    print()
-    print("scim2-tester 0.5.2: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
-    # The plain closing line CI reads.
-    print(f"conformance: {passed} passed, {failed} failed")
-    return 0 if failed == 0 and results else 1
+    failed_any = False
+    for credential, results in runs.items():
+        print(f"## with a {credential}")
+        counts = Counter()
+        for r in results:
+            counts[r.status.name] += 1
+            where = f"[{r.resource_type}] " if getattr(r, "resource_type", None) else ""
+            line = f"{r.status.name:<10} {where}{r.title}"
+            if r.status not in PASSING and r.reason:
+                line += f"\n           reason: {r.reason}"
+            print(line)
+        passed = sum(n for s, n in counts.items() if Status[s] in PASSING)
+        failed = len(results) - passed
+        failed_any = failed_any or failed > 0 or not results
+        print()
+        print(f"scim2-tester 0.5.2 ({credential}): " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+        # The plain closing line CI reads.
+        print(f"conformance ({credential}): {passed} passed, {failed} failed")
+        print()
+    return 1 if failed_any else 0
 
 
 if __name__ == "__main__":

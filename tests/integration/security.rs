@@ -158,13 +158,22 @@ fn unknown_methods_are_405_before_any_side_effect() {
     for method in ["PROPFIND", "MKCOL", "SEARCH"] {
         let r = s.call(method, &link_path).send();
         assert_eq!(r.status, 405, "{method} {}", r.text);
-        assert_eq!(r.header("allow"), Some("GET, POST, DELETE"));
+        assert_eq!(r.header("allow"), Some("GET, POST, PUT, DELETE"));
         assert!(r.header("set-cookie").is_none());
         assert!(r.header("content-security-policy").is_some());
         let r = s.admin(method, "/admin/v1/tenants").send();
-        assert_eq!(r.header("allow"), Some("GET, POST, PATCH, DELETE"));
+        assert_eq!(r.header("allow"), Some("GET, POST, PUT, PATCH, DELETE"));
         assert!(!r.text.contains(&t.sub), "{}", r.text);
         r.admin_error(405);
+        // The token endpoint answers in its own (RFC 6749) terms.
+        let r = s
+            .call(method, "/oauth/token")
+            .host(&s.tenant_host(&t.sub))
+            .send();
+        assert_eq!(r.status, 405, "{}", r.text);
+        assert_eq!(r.header("allow"), Some("POST"));
+        assert_eq!(r.json()["error"], "invalid_request");
+        assert_eq!(d1_calls(&r), 0);
         let r = t.call(method, "/Users").send();
         assert_eq!(r.header("allow"), Some("GET, POST, PUT, PATCH, DELETE"));
         assert!(!r.text.contains("Resources"), "{}", r.text);

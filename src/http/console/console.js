@@ -116,6 +116,96 @@ async function generate() {
   await load();
 }
 
+let oauth = { secrets: [] };
+
+/** Within 30 days of its expiry a secret is flagged: Entra's job stops when it expires. */
+const expiringSoon = (iso) => new Date(iso).getTime() - Date.now() < 30 * 24 * 3600 * 1000;
+
+function renderMethods() {
+  const methods = [
+    ["Secret Token", tokens.length, `${tokens.length} active`],
+    ["OAuth2 client credentials grant", oauth.secrets.length, `${oauth.secrets.length} client secret${oauth.secrets.length === 1 ? "" : "s"}`],
+    ["Workload Identity Federation", oauth.federation ? 1 : 0, oauth.federation ? "set up" : "not set up"],
+  ];
+  $("methods").replaceChildren(
+    ...methods.map(([name, n, state]) => {
+      const li = document.createElement("li");
+      li.className = n > 0 ? "on" : "";
+      li.textContent = `${name}: ${state}`;
+      return li;
+    }),
+  );
+}
+
+function renderOAuth() {
+  $("token-endpoint").value = oauth.tokenEndpoint;
+  $("client-id").value = oauth.clientId ?? "";
+  for (const el of document.querySelectorAll(".token-endpoint-text")) el.textContent = oauth.tokenEndpoint;
+  for (const el of document.querySelectorAll(".client-id-text")) el.textContent = oauth.clientId ?? "(the Client Identifier above)";
+  const body = $("secrets");
+  body.replaceChildren();
+  if (oauth.secrets.length === 0) {
+    const tr = document.createElement("tr");
+    tr.append(cell("No client secret: generate one for the OAuth2 client credentials grant.", "muted"));
+    tr.firstChild.colSpan = 5;
+    body.append(tr);
+  }
+  for (const s of oauth.secrets) {
+    const tr = document.createElement("tr");
+    tr.dataset.secretId = s.id;
+    const revoke = document.createElement("button");
+    revoke.type = "button";
+    revoke.className = "danger";
+    revoke.textContent = "Revoke";
+    revoke.setAttribute("aria-label", `Revoke the client secret ending in ${s.hint}`);
+    revoke.addEventListener("click", () => revokeSecret(s).catch((e) => ($("oauth-message").textContent = e.message)));
+    const actions = document.createElement("td");
+    actions.append(revoke);
+    const expires = cell(when(s.expiresAt), expiringSoon(s.expiresAt) ? "expiring" : "");
+    tr.append(cell(`…${s.hint}`), cell(when(s.createdAt)), expires, cell(when(s.lastUsedAt)), actions);
+    body.append(tr);
+  }
+  const f = oauth.federation;
+  $("fed-issuer").value = f?.issuer ?? "";
+  $("fed-subject").value = f?.subject ?? "";
+  $("fed-audience").value = f?.audience ?? "";
+  $("fed-jwks").value = f?.jwksUri ?? "";
+  $("remove-federation").disabled = !f;
+}
+
+async function generateSecret() {
+  const created = await api("POST", "oauth/secrets");
+  $("new-secret-value").value = created.clientSecret;
+  $("new-secret-expiry").textContent = when(created.expiresAt);
+  $("new-secret").hidden = false;
+  $("oauth-message").textContent = "A new client secret was generated.";
+  await load();
+  $("new-secret-value").focus();
+  $("new-secret-value").select();
+}
+
+async function revokeSecret(s) {
+  if (!window.confirm(`Revoke the client secret ending in ${s.hint}? Its access tokens will be refused at once.`)) return;
+  await api("DELETE", `oauth/secrets/${encodeURIComponent(s.id)}`);
+  $("oauth-message").textContent = `The client secret ending in ${s.hint} was revoked.`;
+  await load();
+}
+
+async function saveFederation(event) {
+  event.preventDefault();
+  const form = new FormData($("federation"));
+  await api("PUT", "oauth/federation", Object.fromEntries([...form.entries()].map(([k, v]) => [k, String(v).trim()])));
+  $("federation-message").textContent = "The federated credential was saved.";
+  await load();
+}
+
+async function removeFederation() {
+  if (!window.confirm("Remove the federated credential? Access tokens issued for it will be refused at once.")) return;
+  await api("DELETE", "oauth/federation");
+  $("federation-message").textContent = "The federated credential was removed.";
+  await load();
+}
+
 function renderSummary(s) {
   const items = [
     ["Active users", s.users.active],
@@ -174,7 +264,9 @@ async function loadActivity() {
 /** A failure in words an IT admin acts on. */
 function explain(e) {
   const why = {
-    401: "Refused: the Secret Token is wrong, revoked or missing. Paste a current token into the identity provider.",
+    401: e.route === "/oauth/token"
+      ? "Refused: the client identifier, client secret or federated assertion was not accepted. Check them in the identity provider."
+      : "Refused: the Secret Token is wrong, revoked or missing. Paste a current token into the identity provider.",
     403: "Refused: provisioning is disabled for this organisation.",
     400: "The identity provider sent something this service cannot accept.",
     404: "Not found: the identity provider asked for something this organisation does not have.",
@@ -196,10 +288,14 @@ async function load() {
   badge.textContent = o.tenant.provisioningEnabled ? "provisioning enabled" : "provisioning disabled";
   badge.className = `badge ${o.tenant.provisioningEnabled ? "on" : "off"}`;
   $("generate").disabled = !o.tenant.provisioningEnabled;
+  $("generate-secret").disabled = !o.tenant.provisioningEnabled;
   $("tenant-url").value = o.tenantUrl;
   for (const el of document.querySelectorAll(".tenant-url-text")) el.textContent = o.tenantUrl;
   tokens = o.tokens;
+  oauth = o.oauth;
   renderTokens();
+  renderOAuth();
+  renderMethods();
   renderSummary(o.summary);
   await loadActivity();
 }
@@ -218,6 +314,9 @@ function copyFrom(id, button) {
 document.addEventListener("DOMContentLoaded", () => {
   for (const b of document.querySelectorAll("[data-copy]")) b.addEventListener("click", () => copyFrom(b.dataset.copy, b));
   $("generate").addEventListener("click", () => generate().catch((e) => ($("tokens-message").textContent = e.message)));
+  $("generate-secret").addEventListener("click", () => generateSecret().catch((e) => ($("oauth-message").textContent = e.message)));
+  $("federation").addEventListener("submit", (e) => saveFederation(e).catch((err) => ($("federation-message").textContent = err.message)));
+  $("remove-federation").addEventListener("click", () => removeFederation().catch((e) => ($("federation-message").textContent = e.message)));
   $("failures-only").addEventListener("change", () => loadActivity());
   $("sign-out").addEventListener("click", async () => {
     await api("POST", "signout");
