@@ -128,7 +128,10 @@ fn a_client_secret_by_basic_or_in_the_body_buys_a_token_that_serves_scim() {
         url_encode(&id),
         url_encode(&secret)
     );
-    let by_body = granted(token_call(s, &sub, &form).send());
+    let by_body = token_call(s, &sub, &form).send();
+    // The tenant's place is known: the secret is checked and the token issued in one call.
+    assert_eq!(crate::harness::d1_calls(&by_body), 1);
+    let by_body = granted(by_body);
     assert_ne!(by_body["access_token"], by_basic["access_token"]);
     // The path form: the same endpoint under /tenants/<sub>.
     granted(
