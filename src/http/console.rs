@@ -284,37 +284,8 @@ async fn api(app: &App, mut req: Request, call: &str) -> Result<Reply> {
                        "createdAt": rfc3339(app.now)}),
             ))
         }
-        (Method::Post, "oauth/secrets") => {
-            json_body::<Nothing>(&mut req, 1024).await?;
-            let s = oauth::create_secret(&db, &app.rt, &admin.tenant_id, None).await?;
-            Ok(Reply::json(
-                201,
-                json!({"id": s.id, "clientId": s.client_id, "clientSecret": s.secret,
-                       "expiresAt": rfc3339(s.expires_at)}),
-            ))
-        }
-        (Method::Delete, id) if id.starts_with("oauth/secrets/") => {
-            let id = id.trim_start_matches("oauth/secrets/");
-            oauth::revoke_secret(&db, &admin.tenant_id, id).await?;
-            Ok(Reply::no_content())
-        }
-        (Method::Put, "oauth/federation") => {
-            let f: Federation = json_body(&mut req, 8 * 1024)
-                .await?
-                .ok_or_else(|| Error::invalid("the federated credential's fields are required"))?;
-            let f = oauth::Federation {
-                issuer: f.issuer,
-                subject: f.subject,
-                audience: f.audience,
-                jwks_uri: f.jwks_uri,
-            };
-            let allow = app.config.dev_allow_loopback;
-            oauth::set_federation(&db, &app.rt, &admin.tenant_id, &f, allow).await?;
-            Ok(Reply::no_content())
-        }
-        (Method::Delete, "oauth/federation") => {
-            oauth::clear_federation(&db, &app.rt, &admin.tenant_id).await?;
-            Ok(Reply::no_content())
+        (_, oauth_call) if oauth_call.starts_with("oauth/") => {
+            oauth_api(app, req, &db, &admin, oauth_call).await
         }
         (Method::Delete, id) if id.starts_with("tokens/") => {
             let id = id.trim_start_matches("tokens/");
@@ -341,6 +312,55 @@ async fn api(app: &App, mut req: Request, call: &str) -> Result<Reply> {
                 "set-cookie",
                 format!("{COOKIE}=; {}", cookie_attributes(app, 0)),
             ))
+        }
+        (_, other) => Err(Error::not_found(format!(
+            "no console call {}",
+            quote(other)
+        ))),
+    }
+}
+
+/// The console's calls on the tenant's OAuth client: its admin manages its own secrets and
+/// federated credential, as the admin API does for the vendor.
+async fn oauth_api(
+    app: &App,
+    mut req: Request,
+    db: &D1,
+    admin: &Admin,
+    call: &str,
+) -> Result<Reply> {
+    match (req.method(), call) {
+        (Method::Post, "oauth/secrets") => {
+            json_body::<Nothing>(&mut req, 1024).await?;
+            let s = oauth::create_secret(db, &app.rt, &admin.tenant_id, None).await?;
+            Ok(Reply::json(
+                201,
+                json!({"id": s.id, "clientId": s.client_id, "clientSecret": s.secret,
+                       "expiresAt": rfc3339(s.expires_at)}),
+            ))
+        }
+        (Method::Delete, id) if id.starts_with("oauth/secrets/") => {
+            let id = id.trim_start_matches("oauth/secrets/");
+            oauth::revoke_secret(db, &admin.tenant_id, id).await?;
+            Ok(Reply::no_content())
+        }
+        (Method::Put, "oauth/federation") => {
+            let f: Federation = json_body(&mut req, 8 * 1024)
+                .await?
+                .ok_or_else(|| Error::invalid("the federated credential's fields are required"))?;
+            let f = oauth::Federation {
+                issuer: f.issuer,
+                subject: f.subject,
+                audience: f.audience,
+                jwks_uri: f.jwks_uri,
+            };
+            let allow = app.config.dev_allow_loopback;
+            oauth::set_federation(db, &app.rt, &admin.tenant_id, &f, allow).await?;
+            Ok(Reply::no_content())
+        }
+        (Method::Delete, "oauth/federation") => {
+            oauth::clear_federation(db, &app.rt, &admin.tenant_id).await?;
+            Ok(Reply::no_content())
         }
         (_, other) => Err(Error::not_found(format!(
             "no console call {}",

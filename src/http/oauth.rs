@@ -192,19 +192,41 @@ async fn token(
             return Ok(refused(app, e, place, address, refusal, "a malformed token request").await)
         }
     };
+    issue(
+        app,
+        sub,
+        place,
+        &client,
+        secret_hash.as_deref(),
+        address,
+        refusal,
+    )
+    .await
+}
+
+/// Issue a token to an authenticated-looking `client` of tenant `sub` (at `place`), asking
+/// the catalog once more should the tenant have moved since this isolate learnt its place.
+async fn issue(
+    app: &App,
+    sub: &str,
+    mut place: Place,
+    client: &Client,
+    secret_hash: Option<&str>,
+    address: &str,
+    refusal: &mut Option<(Place, Refusal)>,
+) -> Result<Reply> {
     let lifetime = oauth::token_lifetime_ms(
         app.config.oauth_token_minutes.as_deref(),
         app.config.dev_token_seconds,
     )?;
     let keys = EdgeKeys { app };
-    let mut place = place;
     let mut again = true;
     loop {
         let db = app.shard(&place.shard)?;
-        match oauth::grant(&db, &app.rt, &keys, &place.id, &client, lifetime).await {
+        match oauth::grant(&db, &app.rt, &keys, &place.id, client, lifetime).await {
             Ok(granted) => {
                 // Both are valid now: while a refusal budget is spent they still pass.
-                if let Some(h) = &secret_hash {
+                if let Some(h) = secret_hash {
                     credentials::learn(sub, h);
                 }
                 credentials::learn(sub, &token::hash(&granted.access_token));
@@ -218,7 +240,6 @@ async fn token(
                     }),
                 ));
             }
-            // The tenant moved since this isolate learnt its place: ask the catalog once.
             Err(r) if r.gone && again => {
                 again = false;
                 match relocate(&app.databases(), sub).await? {

@@ -78,6 +78,11 @@ pub const TARGETS: &[Target] = &[
         generate: gen_roundtrip,
         run: run_roundtrip,
     },
+    Target {
+        name: "token_request",
+        generate: gen_token_request,
+        run: run_token_request,
+    },
 ];
 
 /// The longest error detail accepted: errors quote the client's input, but only a bounded
@@ -127,6 +132,16 @@ impl Db {
             block_on(users::insert(&db.sql, T, &format!("u{i}"), &data, 1, "w", &none))
                 .expect("user");
         }
+        // An OAuth client with a secret and a federated credential, for the token requests.
+        let rt = TestRuntime::at(0);
+        block_on(service::oauth::create_secret(&db.sql, &rt, T, None)).expect("secret");
+        let f = service::oauth::Federation {
+            issuer: "https://i".into(),
+            subject: "s".into(),
+            audience: "a".into(),
+            jwks_uri: "https://keys".into(),
+        };
+        block_on(service::oauth::set_federation(&db.sql, &rt, T, &f, false)).expect("federation");
         let data = from_request(&GROUP_TYPE, &json!({"displayName": "Sales"})).expect("group");
         let member = groups::Member {
             id: "u0".into(),
@@ -802,4 +817,167 @@ fn run_roundtrip(_db: &Db, input: &Value) -> Outcome {
         ));
     }
     Ok(Verdict::Accepted)
+}
+
+/// The client id the fuzz tenant's OAuth client gets (the test runtime's ids count up).
+const FUZZ_CLIENT: &str = "cli_2";
+
+fn gen_token_request(g: &mut Gen) -> Value {
+    let b64 =
+        |s: &str| base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, s);
+    let std64 = |s: &str| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, s);
+    let content_type = match g.rng.below(6) {
+        0 => g.soup(10, 200),
+        1 => "application/json".to_string(),
+        _ => "application/x-www-form-urlencoded; charset=utf-8".to_string(),
+    };
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    let keys = [
+        "grant_type",
+        "client_id",
+        "client_secret",
+        "client_assertion_type",
+        "client_assertion",
+        "scope",
+    ];
+    // Half of them well formed but for their values: each parameter once, one credential.
+    let skeleton: Vec<String> = match g.rng.below(6) {
+        0 => vec!["grant_type", "client_id", "client_secret"],
+        1 => vec![
+            "grant_type",
+            "client_id",
+            "client_assertion_type",
+            "client_assertion",
+        ],
+        2 => vec![
+            "grant_type",
+            "client_assertion_type",
+            "client_assertion",
+            "scope",
+        ],
+        _ => Vec::new(),
+    }
+    .into_iter()
+    .map(str::to_string)
+    .collect();
+    let extra = if skeleton.is_empty() {
+        g.rng.len(2, 8)
+    } else {
+        0
+    };
+    let random: Vec<String> = (0..extra)
+        .map(|_| match g.rng.below(8) {
+            0 => g.soup(5, 60),
+            n => keys[(n - 1) % keys.len()].to_string(),
+        })
+        .collect();
+    for key in skeleton.into_iter().chain(random) {
+        let value = match key.as_str() {
+            "grant_type" if g.rng.chance(3, 4) => "client_credentials".to_string(),
+            "client_id" if g.rng.chance(1, 2) => FUZZ_CLIENT.to_string(),
+            "client_assertion_type" if g.rng.chance(3, 4) => {
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_string()
+            }
+            "client_assertion" => {
+                let header = match g.rng.below(3) {
+                    0 => json_text(&g.json(2)),
+                    _ => json!({"alg": "RS256", "kid": g.soup(4, 40)}).to_string(),
+                };
+                let claims = json_text(&g.json(3));
+                let sig = g.soup(20, 400);
+                g.mutate(&format!("{}.{}.{}", b64(&header), b64(&claims), b64(&sig)))
+            }
+            _ => g.soup(10, 300),
+        };
+        pairs.push((key, value));
+    }
+    let body: Vec<String> = pairs
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "{}={}",
+                crate::url::url_encode(k),
+                crate::url::url_encode(v)
+            )
+        })
+        .collect();
+    let authorization = match g.rng.below(5) {
+        0 => Value::Null,
+        1 => json!(g.soup(10, 300)),
+        2 => json!(format!("Basic {}", g.soup(10, 100))),
+        _ => json!(format!(
+            "Basic {}",
+            std64(&format!("{}:{}", g.soup(3, 40), g.soup(5, 80)))
+        )),
+    };
+    let body = if g.rng.chance(1, 10) {
+        g.mutate(&body.join("&"))
+    } else {
+        body.join("&")
+    };
+    json!({"contentType": content_type, "authorization": authorization, "body": body,
+           "keySet": if g.rng.chance(1, 4) { json_text(&g.json(3)) } else { String::new() }})
+}
+
+/// A key set that verifies nothing: nothing a generator makes is ever a valid signature.
+struct NoKeys;
+
+impl service::oauth::KeySet for NoKeys {
+    async fn verify(
+        &self,
+        _: &str,
+        _: &scim_core::oauth::jwt::Assertion,
+    ) -> scim_core::scim::error::Result<Option<&'static str>> {
+        Ok(Some("the fuzzer's key set verifies nothing"))
+    }
+}
+
+/// A token request through the core's parser, the JWT decoder and the grant on SQLite (the
+/// tenant has a client with a secret and a federated credential): a refusal is an RFC 6749
+/// error with a bounded description, and nothing generated is ever granted (accepted: it was
+/// well formed and the grant refused it).
+fn run_token_request(db: &Db, input: &Value) -> Outcome {
+    use scim_core::oauth::{jwt, parse, Client};
+    let text = |k: &str| input[k].as_str();
+    if let Some(set) = text("keySet").filter(|s| !s.is_empty()) {
+        let _ = jwt::key_set(set);
+    }
+    let parsed = parse(
+        text("contentType"),
+        text("authorization"),
+        text("body").unwrap_or_default().as_bytes(),
+    );
+    let client = match parsed {
+        Ok(c) => c,
+        Err(e) => {
+            if !(400..500).contains(&e.status) || e.description.len() > MAX_DETAIL {
+                return Err(format!("a refusal out of bounds: {e:?}"));
+            }
+            return Ok(Verdict::Refused);
+        }
+    };
+    if let Client::Assertion { jwt: token, .. } = &client {
+        if let Ok(a) = jwt::decode(token) {
+            let expected = jwt::Expected {
+                issuer: "https://i",
+                subject: "s",
+                audience: "a",
+            };
+            let _ = jwt::check(&a.claims, expected, 0);
+        }
+    }
+    let rt = TestRuntime::at(1_000);
+    match block_on(service::oauth::grant(
+        &db.sql, &rt, &NoKeys, T, &client, 3_600_000,
+    )) {
+        Ok(_) => Err("a generated credential was granted a token".into()),
+        // Accepted: the request was well formed and reached the grant, which refused it.
+        Err(r) if r.error.status == 401 && r.error.code.as_str() == "invalid_client" => {
+            Ok(Verdict::Accepted)
+        }
+        Err(r) => Err(format!(
+            "the grant failed otherwise: {:?} ({})",
+            r.error, r.why
+        )),
+    }
 }
