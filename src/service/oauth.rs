@@ -540,6 +540,38 @@ mod grant_tests {
         assert!(gone.is_err_and(|r| r.gone));
     }
 
+    #[test]
+    fn upkeep_removes_expired_access_tokens_and_secrets_but_no_secret_token() {
+        let db = two_tenants();
+        let rt = TestRuntime::at(1_000);
+        let keys = Keys::default();
+        block_on(crate::service::tenants::create_token(&db, &rt, "a", false)).expect("token");
+        let s = block_on(create_secret(&db, &rt, T, Some(365))).expect("secret");
+        grant_at(&db, &rt, &keys, T, &secret(&s.client_id, &s.secret)).expect("granted");
+        let count = |table: &str| db.count(&format!("SELECT count(*) FROM {table}"));
+        assert_eq!((count("tokens"), count("oauth_secrets")), (2, 1));
+        let lapsed = |now| block_on(crate::store::upkeep::expire_lapsed(&db, now)).expect("upkeep");
+        assert_eq!(lapsed(1_000 + HOUR - 1), 0, "nothing has expired yet");
+        assert_eq!(lapsed(1_000 + HOUR), 1, "the access token");
+        assert_eq!(lapsed(1_000 + 365 * DAY_MS), 1, "the secret");
+        assert_eq!(
+            (count("tokens"), count("oauth_secrets")),
+            (1, 0),
+            "the Secret Token stays"
+        );
+        // The summary flags a secret 30 days before it expires.
+        rt.now.set(2_000);
+        let s2 = block_on(create_secret(&db, &rt, T, Some(365))).expect("secret");
+        let soon = 2_000 + (365 - EXPIRING_DAYS) * DAY_MS;
+        let flagged = |now| {
+            let v = block_on(crate::service::host_app::summary(&db, "a", now)).expect("summary");
+            v["clientSecretsExpiring"].as_array().map_or(0, Vec::len)
+        };
+        assert_eq!(flagged(soon - 1), 0);
+        assert_eq!(flagged(soon + 1), 1);
+        let _ = s2;
+    }
+
     fn assertion(claims: serde_json::Value) -> String {
         let part = |v: serde_json::Value| URL_SAFE_NO_PAD.encode(v.to_string());
         format!(

@@ -210,10 +210,24 @@ mod moving {
     use super::*;
     use crate::service::groups::Groups;
     use crate::service::moves;
+    use crate::service::oauth;
     use crate::service::resources::{self, Kind};
     use crate::service::users::Users;
     use crate::service::Scope;
     use crate::store::moves::rows_of;
+
+    /// Key sets are not used here: the OAuth client authenticates with its secret.
+    struct NoKeys;
+
+    impl oauth::KeySet for NoKeys {
+        async fn verify(
+            &self,
+            _: &str,
+            _: &scim_core::oauth::jwt::Assertion,
+        ) -> scim_core::scim::error::Result<Option<&'static str>> {
+            Ok(Some("no key set here"))
+        }
+    }
 
     fn scope<'a>(
         db: &'a Sqlite,
@@ -293,6 +307,24 @@ mod moving {
             block_on(tenants::create(&all, &rt, "o", None, None, Some("SHARD_2"))).expect("o");
         let db = all.shard("DB").expect("DB");
         let token = block_on(tenants::create_token(&db, &rt, "m", false)).expect("token");
+        // Its OAuth client, a secret, a federated credential and an access token travel too.
+        let secret = block_on(oauth::create_secret(&db, &rt, &org.id, None)).expect("secret");
+        let f = oauth::Federation {
+            issuer: "https://login.microsoftonline.com/t/v2.0".into(),
+            subject: "s".into(),
+            audience: "a".into(),
+            jwks_uri: "https://login.microsoftonline.com/t/discovery/v2.0/keys".into(),
+        };
+        block_on(oauth::set_federation(&db, &rt, &org.id, &f, false)).expect("federation");
+        let by_secret = scim_core::oauth::Client::Secret {
+            id: secret.client_id.clone(),
+            secret: secret.secret.clone(),
+            basic: true,
+        };
+        let hour = 3_600_000;
+        let access = block_on(oauth::grant(&db, &rt, &NoKeys, &org.id, &by_secret, hour))
+            .map_err(|r| r.why)
+            .expect("access token");
         let mut ids = Vec::new();
         for i in 0..250 {
             let s = scope(&db, &rt, &org.id);
@@ -439,8 +471,25 @@ mod moving {
                 "SELECT count(*) FROM tokens WHERE tenant_id = '{}'",
                 org.id
             )),
-            1
+            2,
+            "the Secret Token and the access token"
         );
+        for table in ["oauth_clients", "oauth_secrets"] {
+            let n = new.count(&format!(
+                "SELECT count(*) FROM {table} WHERE tenant_id = '{}'",
+                org.id
+            ));
+            assert_eq!(n, 1, "{table}");
+        }
+        let gated = crate::store::gate::Gated::new(
+            &new,
+            &org.id,
+            &scim_core::tenancy::token::hash(&access.access_token),
+            rt.now.get(),
+        );
+        block_on(gated.open()).expect("the access token opens the new shard's gate");
+        let again = block_on(oauth::grant(&new, &rt, &NoKeys, &org.id, &by_secret, hour));
+        assert!(again.is_ok(), "the secret buys tokens on the new shard");
         let _ = token;
         // The new shard's gate opens for the tenant's token.
         assert_eq!(new.count(&format!("SELECT count(*) FROM tenants WHERE id = '{}' AND coalesce(frozen_until, 0) = 0 AND deleted_at IS NULL", org.id)), 1);
