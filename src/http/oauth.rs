@@ -77,11 +77,16 @@ pub async fn serve(app: &App, req: Request, sub: &str, mount: &str, path: &str) 
     if req.method() != Method::Post {
         return Err(Error::method_not_allowed("POST"));
     }
-    let address = limit::client_address(&req);
-    let mut refusal = None;
-    let answer = token(app, req, sub, &address, &mut refusal).await;
-    if let Some((place, why)) = refusal {
-        let entry = why.entry(app.now, &address, "POST".into(), TOKEN_PATH);
+    let mut asking = Asking {
+        app,
+        sub,
+        address: limit::client_address(&req),
+        secret_hash: None,
+        refusal: None,
+    };
+    let answer = asking.token(req).await;
+    if let Some((place, why)) = asking.refusal {
+        let entry = why.entry(app.now, &asking.address, "POST".into(), TOKEN_PATH);
         log_buffer::refused(app, &place.shard, &place.id, entry);
     }
     answer
@@ -144,129 +149,112 @@ pub fn from_error(e: &Error) -> OAuthError {
     }
 }
 
-/// The grant: the refusal budget, the tenant, the rate limit, the request, then the
-/// credential checked and the token issued (`service::oauth::grant`). A refused client
-/// leaves `refusal` set (the tenant's place and why) for the aggregated log.
-async fn token(
-    app: &App,
-    mut req: Request,
-    sub: &str,
-    address: &str,
-    refusal: &mut Option<(Place, Refusal)>,
-) -> Result<Reply> {
-    let authorization = header(&req, "authorization");
-    let content_type = header(&req, "content-type");
-    let body = read_body(&mut req, MAX_FORM_BYTES).await?;
-    let parsed = parse(content_type.as_deref(), authorization.as_deref(), &body);
-    let secret_hash = match &parsed {
-        Ok(Client::Secret { secret, .. }) => Some(token::hash(secret)),
-        _ => None,
-    };
-    let cached = remembered(sub);
-    if limit::over_budget(app.now, address, cached.as_ref().map(|p| p.id.as_str())) {
-        let valid = match (&secret_hash, &cached) {
-            (Some(h), Some(p)) => credentials::known(app, &app.shard(&p.shard)?, sub, h).await?,
-            _ => false,
-        };
-        if !valid {
-            if let Some(p) = cached {
-                *refusal = Some((p, Refusal::OverBudget));
+/// One token request at the edge: who asks, for which tenant, and what its log learns.
+struct Asking<'a> {
+    app: &'a App,
+    sub: &'a str,
+    address: String,
+    /// The presented client secret's hash, when a secret was presented.
+    secret_hash: Option<String>,
+    /// A refusal to log aggregated: the tenant's place and why.
+    refusal: Option<(Place, Refusal)>,
+}
+
+impl Asking<'_> {
+    /// The grant: the refusal budget, the tenant, the rate limit, the request, then the
+    /// credential checked and the token issued (`service::oauth::grant`).
+    async fn token(&mut self, mut req: Request) -> Result<Reply> {
+        let app = self.app;
+        let authorization = header(&req, "authorization");
+        let content_type = header(&req, "content-type");
+        let body = read_body(&mut req, MAX_FORM_BYTES).await?;
+        let parsed = parse(content_type.as_deref(), authorization.as_deref(), &body);
+        if let Ok(Client::Secret { secret, .. }) = &parsed {
+            self.secret_hash = Some(token::hash(secret));
+        }
+        let cached = remembered(self.sub);
+        let address = self.address.clone();
+        if limit::over_budget(app.now, &address, cached.as_ref().map(|p| p.id.as_str())) {
+            let valid = match (&self.secret_hash, &cached) {
+                (Some(h), Some(p)) => {
+                    credentials::known(app, &app.shard(&p.shard)?, self.sub, h).await?
+                }
+                _ => false,
+            };
+            if !valid {
+                self.refusal = cached.map(|p| (p, Refusal::OverBudget));
+                return Ok(error_reply(&from_error(&limit::budget_spent())));
             }
-            let e = limit::budget_spent();
+        }
+        let Some(place) = located(&app.databases(), self.sub).await? else {
+            limit::count_refusal(app, &address, None).await;
+            let basic = parsed.as_ref().is_ok_and(Client::basic);
+            return Ok(error_reply(&OAuthError::invalid_client(basic)));
+        };
+        let key = format!("oauth:{}", place.id);
+        if let Err(e) = limit::check_with(app, BINDING, &key).await {
             return Ok(error_reply(&from_error(&e)));
         }
-    }
-    let Some(place) = located(&app.databases(), sub).await? else {
-        limit::count_refusal(app, address, None).await;
-        return Ok(error_reply(&OAuthError::invalid_client(
-            parsed.as_ref().is_ok_and(Client::basic),
-        )));
-    };
-    let key = format!("oauth:{}", place.id);
-    if let Err(e) = limit::check_with(app, BINDING, &key).await {
-        return Ok(error_reply(&from_error(&e)));
-    }
-    let client = match parsed {
-        Ok(c) => c,
-        Err(e) => {
-            return Ok(refused(app, e, place, address, refusal, "a malformed token request").await)
-        }
-    };
-    issue(
-        app,
-        sub,
-        place,
-        &client,
-        secret_hash.as_deref(),
-        address,
-        refusal,
-    )
-    .await
-}
-
-/// Issue a token to an authenticated-looking `client` of tenant `sub` (at `place`), asking
-/// the catalog once more should the tenant have moved since this isolate learnt its place.
-async fn issue(
-    app: &App,
-    sub: &str,
-    mut place: Place,
-    client: &Client,
-    secret_hash: Option<&str>,
-    address: &str,
-    refusal: &mut Option<(Place, Refusal)>,
-) -> Result<Reply> {
-    let lifetime = oauth::token_lifetime_ms(
-        app.config.oauth_token_minutes.as_deref(),
-        app.config.dev_token_seconds,
-    )?;
-    let keys = EdgeKeys { app };
-    let mut again = true;
-    loop {
-        let db = app.shard(&place.shard)?;
-        match oauth::grant(&db, &app.rt, &keys, &place.id, client, lifetime).await {
-            Ok(granted) => {
-                // Both are valid now: while a refusal budget is spent they still pass.
-                if let Some(h) = secret_hash {
-                    credentials::learn(sub, h);
-                }
-                credentials::learn(sub, &token::hash(&granted.access_token));
-                log_issued(app, &place, &granted, lifetime);
-                return Ok(Reply::json(
-                    200,
-                    json!({
-                        "access_token": granted.access_token,
-                        "token_type": "Bearer",
-                        "expires_in": granted.expires_in_seconds,
-                    }),
-                ));
-            }
-            Err(r) if r.gone && again => {
-                again = false;
-                match relocate(&app.databases(), sub).await? {
-                    Some(p) if p != place => place = p,
-                    _ => return Ok(refused(app, r.error, place, address, refusal, r.why).await),
-                }
-            }
-            Err(r) => return Ok(refused(app, r.error, place, address, refusal, r.why).await),
+        match parsed {
+            Ok(client) => self.issue(place, &client).await,
+            Err(e) => Ok(self.refused(e, place, "a malformed token request").await),
         }
     }
-}
 
-/// A refused grant's reply; a refusal (not a moment's unavailability) counts against the
-/// refusal budgets and is logged aggregated.
-async fn refused(
-    app: &App,
-    e: OAuthError,
-    place: Place,
-    address: &str,
-    refusal: &mut Option<(Place, Refusal)>,
-    why: &'static str,
-) -> Reply {
-    if e.code != Code::TemporarilyUnavailable {
-        limit::count_refusal(app, address, Some(&place.id)).await;
-        *refusal = Some((place, Refusal::InvalidClient(why)));
+    /// Issue a token to `client` of the tenant at `place`, asking the catalog once more should
+    /// the tenant have moved since this isolate learnt its place.
+    async fn issue(&mut self, mut place: Place, client: &Client) -> Result<Reply> {
+        let app = self.app;
+        let lifetime = oauth::token_lifetime_ms(
+            app.config.oauth_token_minutes.as_deref(),
+            app.config.dev_token_seconds,
+        )?;
+        let keys = EdgeKeys { app };
+        let mut again = true;
+        loop {
+            let db = app.shard(&place.shard)?;
+            match oauth::grant(&db, &app.rt, &keys, &place.id, client, lifetime).await {
+                Ok(granted) => {
+                    // Both are valid now: while a refusal budget is spent they still pass.
+                    if let Some(h) = &self.secret_hash {
+                        credentials::learn(self.sub, h);
+                    }
+                    credentials::learn(self.sub, &token::hash(&granted.access_token));
+                    log_issued(app, &place, &granted, lifetime);
+                    return Ok(Reply::json(
+                        200,
+                        json!({
+                            "access_token": granted.access_token,
+                            "token_type": "Bearer",
+                            "expires_in": granted.expires_in_seconds,
+                        }),
+                    ));
+                }
+                Err(r) if r.gone && again => {
+                    again = false;
+                    match relocate(&app.databases(), self.sub).await? {
+                        Some(p) if p != place => place = p,
+                        _ => return Ok(self.refused(r.error, place, r.why).await),
+                    }
+                }
+                Err(r) => return Ok(self.refused(r.error, place, r.why).await),
+            }
+        }
     }
-    error_reply(&e)
+
+    /// A refused grant's reply; a refusal (not a moment's unavailability) counts against the
+    /// refusal budgets and is logged aggregated.
+    async fn refused(&mut self, e: OAuthError, place: Place, why: &'static str) -> Reply {
+        if e.code != Code::TemporarilyUnavailable {
+            if let Some(h) = &self.secret_hash {
+                // Revoked or expired since this isolate saw it work.
+                credentials::forget(self.sub, h);
+            }
+            limit::count_refusal(self.app, &self.address, Some(&place.id)).await;
+            self.refusal = Some((place, Refusal::InvalidClient(why)));
+        }
+        error_reply(&e)
+    }
 }
 
 /// The log entry of an issued token: what it was issued for and for how long, never the
