@@ -304,13 +304,25 @@ struct SecretOptions {
     expires_in_days: Option<i64>,
 }
 
+/// A federated credential as the admin API and the console take it (Entra's four fields).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct FederationBody {
+pub struct FederationBody {
     issuer: String,
     subject: String,
     audience: String,
     jwks_uri: String,
+}
+
+impl From<FederationBody> for oauth::Federation {
+    fn from(f: FederationBody) -> oauth::Federation {
+        oauth::Federation {
+            issuer: f.issuer,
+            subject: f.subject,
+            audience: f.audience,
+            jwks_uri: f.jwks_uri,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -520,12 +532,7 @@ impl Admin<'_> {
             }
             (Route::Federation(_), Method::Put) => {
                 let f: FederationBody = body(&mut req).await?;
-                let f = oauth::Federation {
-                    issuer: f.issuer,
-                    subject: f.subject,
-                    audience: f.audience,
-                    jwks_uri: f.jwks_uri,
-                };
+                let f = oauth::Federation::from(f);
                 let allow = app.config.dev_allow_loopback;
                 oauth::set_federation(db, &app.rt, id, &f, allow).await?;
                 let status = oauth::status(db, id).await?;

@@ -25,7 +25,7 @@ use serde::Deserialize;
 use serde_json::json;
 use worker::{Headers, Method, Request, Response};
 
-use super::admin::oauth_json;
+use super::admin::{oauth_json, FederationBody};
 use super::app::App;
 use super::host_app::Query;
 use super::reply::{header, json_body, render, Reply, Surface};
@@ -253,16 +253,6 @@ async fn page(app: &App, req: &Request) -> worker::Result<Response> {
 #[serde(deny_unknown_fields)]
 struct Nothing {}
 
-/// A federated credential as the page sends it (Entra's fields).
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct Federation {
-    issuer: String,
-    subject: String,
-    audience: String,
-    jwks_uri: String,
-}
-
 /// The console's JSON calls: the session cookie and the CSRF header, always.
 async fn api(app: &App, mut req: Request, call: &str) -> Result<Reply> {
     let cookie = cookie(&req);
@@ -345,15 +335,10 @@ async fn oauth_api(
             Ok(Reply::no_content())
         }
         (Method::Put, "oauth/federation") => {
-            let f: Federation = json_body(&mut req, 8 * 1024)
+            let f: FederationBody = json_body(&mut req, 8 * 1024)
                 .await?
                 .ok_or_else(|| Error::invalid("the federated credential's fields are required"))?;
-            let f = oauth::Federation {
-                issuer: f.issuer,
-                subject: f.subject,
-                audience: f.audience,
-                jwks_uri: f.jwks_uri,
-            };
+            let f = oauth::Federation::from(f);
             let allow = app.config.dev_allow_loopback;
             oauth::set_federation(db, &app.rt, &admin.tenant_id, &f, allow).await?;
             Ok(Reply::no_content())

@@ -29,7 +29,7 @@ fn writable(tenant_id: &str, now: i64) -> Vec<Param> {
 }
 
 /// The federated credential an assertion must match (what Entra shows for it).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Federation {
     pub issuer: String,
     pub subject: String,

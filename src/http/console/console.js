@@ -64,17 +64,20 @@ function named(text, name) {
   return [text.slice(0, at), { client: name }, text.slice(at + name.length)];
 }
 
+/** A table's one row when it has nothing to list. */
+function nothing(body, text, columns) {
+  const tr = document.createElement("tr");
+  tr.append(cell(text, "muted"));
+  tr.firstChild.colSpan = columns;
+  body.append(tr);
+}
+
 let tokens = [];
 
 function renderTokens() {
   const body = $("tokens");
   body.replaceChildren();
-  if (tokens.length === 0) {
-    const tr = document.createElement("tr");
-    tr.append(cell("No active token: generate one for your identity provider.", "muted"));
-    tr.firstChild.colSpan = 4;
-    body.append(tr);
-  }
+  if (tokens.length === 0) nothing(body, "No active token: generate one for your identity provider.", 4);
   for (const t of tokens) {
     const tr = document.createElement("tr");
     tr.dataset.tokenId = t.id;
@@ -144,12 +147,7 @@ function renderOAuth() {
   for (const el of document.querySelectorAll(".client-id-text")) el.textContent = oauth.clientId ?? "(the Client Identifier above)";
   const body = $("secrets");
   body.replaceChildren();
-  if (oauth.secrets.length === 0) {
-    const tr = document.createElement("tr");
-    tr.append(cell("No client secret: generate one for the OAuth2 client credentials grant.", "muted"));
-    tr.firstChild.colSpan = 5;
-    body.append(tr);
-  }
+  if (oauth.secrets.length === 0) nothing(body, "No client secret: generate one for the OAuth2 client credentials grant.", 5);
   for (const s of oauth.secrets) {
     const tr = document.createElement("tr");
     tr.dataset.secretId = s.id;
@@ -233,12 +231,7 @@ async function loadActivity() {
   const page = await api("GET", `logs${query}`);
   const body = $("activity");
   body.replaceChildren();
-  if (page.items.length === 0) {
-    const tr = document.createElement("tr");
-    tr.append(cell("Nothing yet.", "muted"));
-    tr.firstChild.colSpan = 4;
-    body.append(tr);
-  }
+  if (page.items.length === 0) nothing(body, "Nothing yet.", 4);
   for (const e of page.items) {
     const tr = document.createElement("tr");
     tr.className = e.outcome;
