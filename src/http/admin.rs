@@ -39,6 +39,7 @@ use super::app::App;
 use super::app::Platform;
 use super::console;
 use super::host_app;
+use super::oauth::{oauth_json, FederationBody};
 use super::reply::{header, json_body, Reply};
 use super::shards::Bindings;
 use super::shards::{forget, learn, Place};
@@ -304,27 +305,6 @@ struct SecretOptions {
     expires_in_days: Option<i64>,
 }
 
-/// A federated credential as the admin API and the console take it (Entra's four fields).
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct FederationBody {
-    issuer: String,
-    subject: String,
-    audience: String,
-    jwks_uri: String,
-}
-
-impl From<FederationBody> for oauth::Federation {
-    fn from(f: FederationBody) -> oauth::Federation {
-        oauth::Federation {
-            issuer: f.issuer,
-            subject: f.subject,
-            audience: f.audience,
-            jwks_uri: f.jwks_uri,
-        }
-    }
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct MoveTo {
@@ -564,36 +544,6 @@ impl Admin<'_> {
             .collect();
         Ok(host_app::page_json(Page { items, next: None }))
     }
-}
-
-/// A tenant's OAuth set-up as the admin API and the console show it (never a secret).
-pub fn oauth_json(app: &App, sub: &str, s: &oauth::Status) -> Value {
-    let secrets: Vec<Value> = s
-        .secrets
-        .iter()
-        .map(|x| {
-            json!({
-                "id": x.id,
-                "hint": x.hint,
-                "createdAt": rfc3339(x.created_at),
-                "expiresAt": rfc3339(x.expires_at),
-                "lastUsedAt": x.last_used_at.map(rfc3339),
-            })
-        })
-        .collect();
-    let client = s.client.as_ref();
-    json!({
-        "clientId": client.map(|c| &c.client_id),
-        "tokenEndpoint": super::oauth::token_endpoint(app, sub),
-        "tenantUrl": app.tenant_url(sub),
-        "secrets": secrets,
-        "federation": client.and_then(|c| c.federation.as_ref()).map(|f| json!({
-            "issuer": f.issuer,
-            "subject": f.subject,
-            "audience": f.audience,
-            "jwksUri": f.jwks_uri,
-        })),
-    })
 }
 
 #[cfg(test)]

@@ -25,9 +25,9 @@ use serde::Deserialize;
 use serde_json::json;
 use worker::{Headers, Method, Request, Response};
 
-use super::admin::{oauth_json, FederationBody};
 use super::app::App;
 use super::host_app::Query;
+use super::oauth::{oauth_json, FederationBody};
 use super::reply::{header, json_body, render, Reply, Surface};
 use crate::http::d1::D1;
 use crate::service::console::{self, Admin};

@@ -10,9 +10,13 @@
 //! §5.2 errors that never say which part was wrong; they count against the same refusal
 //! budget as SCIM's (`super::limit`) and are logged aggregated; an issued token is a
 //! provisioning-log entry, never with a secret or an assertion in it. The endpoint has a rate
-//! limit of its own per tenant (`OAUTH_RATE_LIMIT`).
+//! limit of its own per tenant (`OAUTH_RATE_LIMIT`). What the admin API and the console show
+//! of a tenant's client, and the federated credential they take, are here too
+//! ([`oauth_json`], [`FederationBody`]); the RFC 6749 error bodies are rendered by
+//! [`super::reply`], like every other answer.
 
-use serde_json::json;
+use serde::Deserialize;
+use serde_json::{json, Value};
 use worker::{Method, Request};
 
 use super::app::App;
@@ -20,7 +24,7 @@ use super::credentials;
 use super::jwks::EdgeKeys;
 use super::limit;
 use super::log_buffer;
-use super::reply::{header, read_body, Reply};
+use super::reply::{header, oauth_error, oauth_reply, read_body, Reply};
 use super::shards::{located, relocate, remembered, Place};
 use crate::service::log::{LogEntry, Refusal};
 use crate::service::oauth::{self, Granted};
@@ -28,6 +32,7 @@ use crate::service::Runtime;
 use scim_core::oauth::{parse, Client, Code, OAuthError, MAX_FORM_BYTES};
 use scim_core::scim::error::{Error, Result};
 use scim_core::tenancy::token;
+use scim_core::time::rfc3339;
 
 /// The token endpoint's path below the tenant's origin.
 pub const TOKEN_PATH: &str = "/oauth/token";
@@ -110,45 +115,6 @@ fn metadata(issuer: &str) -> Reply {
     .with_header("cache-control", "public, max-age=3600")
 }
 
-/// An RFC 6749 §5.2 error as the reply.
-pub fn error_reply(e: &OAuthError) -> Reply {
-    let mut reply = Reply::json(
-        e.status,
-        json!({"error": e.code.as_str(), "error_description": e.description}),
-    );
-    if e.basic && e.status == 401 {
-        reply = reply.with_header(
-            "www-authenticate",
-            "Basic realm=\"oauth\", charset=\"UTF-8\"",
-        );
-    }
-    if let Some(secs) = e.retry_after {
-        reply = reply.with_header("retry-after", secs.to_string());
-    }
-    reply
-}
-
-/// The same error as any other failure of the endpoint would be: a routing or reading error
-/// becomes an RFC 6749 §5.2 body too.
-pub fn from_error(e: &Error) -> OAuthError {
-    match e.status {
-        429 | 503 => {
-            OAuthError::unavailable(e.status, e.retry_after.unwrap_or(1), e.detail.clone())
-        }
-        s if s >= 500 => OAuthError {
-            code: Code::TemporarilyUnavailable,
-            status: s,
-            description: "the token endpoint failed; retry in a moment".into(),
-            basic: false,
-            retry_after: None,
-        },
-        s => OAuthError {
-            status: s,
-            ..OAuthError::invalid_request(e.detail.clone())
-        },
-    }
-}
-
 /// One token request at the edge: who asks, for which tenant, and what its log learns.
 struct Asking<'a> {
     app: &'a App,
@@ -183,17 +149,17 @@ impl Asking<'_> {
             };
             if !valid {
                 self.refusal = cached.map(|p| (p, Refusal::OverBudget));
-                return Ok(error_reply(&from_error(&limit::budget_spent())));
+                return Ok(oauth_reply(&oauth_error(&limit::budget_spent())));
             }
         }
         let Some(place) = located(&app.databases(), self.sub).await? else {
             limit::count_refusal(app, &address, None).await;
             let basic = parsed.as_ref().is_ok_and(Client::basic);
-            return Ok(error_reply(&OAuthError::invalid_client(basic)));
+            return Ok(oauth_reply(&OAuthError::invalid_client(basic)));
         };
         let key = format!("oauth:{}", place.id);
         if let Err(e) = limit::check_with(app, BINDING, &key).await {
-            return Ok(error_reply(&from_error(&e)));
+            return Ok(oauth_reply(&oauth_error(&e)));
         }
         match parsed {
             Ok(client) => self.issue(place, &client).await,
@@ -253,7 +219,7 @@ impl Asking<'_> {
             limit::count_refusal(self.app, &self.address, Some(&place.id)).await;
             self.refusal = Some((place, Refusal::InvalidClient(why)));
         }
-        error_reply(&e)
+        oauth_reply(&e)
     }
 }
 
@@ -279,4 +245,55 @@ fn log_issued(app: &App, place: &Place, granted: &Granted, lifetime_ms: i64) {
         ..LogEntry::default()
     };
     log_buffer::add(app, &place.shard, &place.id, entry);
+}
+
+/// A federated credential as the admin API and the console take it (Entra's four fields).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FederationBody {
+    issuer: String,
+    subject: String,
+    audience: String,
+    jwks_uri: String,
+}
+
+impl From<FederationBody> for oauth::Federation {
+    fn from(f: FederationBody) -> oauth::Federation {
+        oauth::Federation {
+            issuer: f.issuer,
+            subject: f.subject,
+            audience: f.audience,
+            jwks_uri: f.jwks_uri,
+        }
+    }
+}
+
+/// A tenant's OAuth set-up as the admin API and the console show it (never a secret).
+pub fn oauth_json(app: &App, sub: &str, s: &oauth::Status) -> Value {
+    let secrets: Vec<Value> = s
+        .secrets
+        .iter()
+        .map(|x| {
+            json!({
+                "id": x.id,
+                "hint": x.hint,
+                "createdAt": rfc3339(x.created_at),
+                "expiresAt": rfc3339(x.expires_at),
+                "lastUsedAt": x.last_used_at.map(rfc3339),
+            })
+        })
+        .collect();
+    let client = s.client.as_ref();
+    json!({
+        "clientId": client.map(|c| &c.client_id),
+        "tokenEndpoint": token_endpoint(app, sub),
+        "tenantUrl": app.tenant_url(sub),
+        "secrets": secrets,
+        "federation": client.and_then(|c| c.federation.as_ref()).map(|f| json!({
+            "issuer": f.issuer,
+            "subject": f.subject,
+            "audience": f.audience,
+            "jwksUri": f.jwks_uri,
+        })),
+    })
 }

@@ -3,10 +3,11 @@
 
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde_json::{json, Value};
 use worker::{Headers, Request, Response};
 
 use super::limit;
+use scim_core::oauth::{Code, OAuthError};
 use scim_core::scim::error::{Error, Result, SCIM_MEDIA_TYPE};
 
 /// A successful answer, independent of the runtime: status, JSON body (or none), extra headers.
@@ -101,7 +102,7 @@ fn error_reply(surface: Surface, e: Error) -> Reply {
         worker::console_error!("{} {}: {cause}", e.status, e.detail);
     }
     if surface == Surface::OAuth {
-        let mut reply = super::oauth::error_reply(&super::oauth::from_error(&e));
+        let mut reply = oauth_reply(&oauth_error(&e));
         if let Some(allow) = e.allow {
             reply = reply.with_header("allow", allow);
         }
@@ -128,6 +129,45 @@ fn error_reply(surface: Surface, e: Error) -> Reply {
         reply = reply.with_header("www-authenticate", "Bearer realm=\"scim-edge\"");
     }
     reply
+}
+
+/// An RFC 6749 §5.2 error as the reply.
+pub fn oauth_reply(e: &OAuthError) -> Reply {
+    let mut reply = Reply::json(
+        e.status,
+        json!({"error": e.code.as_str(), "error_description": e.description}),
+    );
+    if e.basic && e.status == 401 {
+        reply = reply.with_header(
+            "www-authenticate",
+            "Basic realm=\"oauth\", charset=\"UTF-8\"",
+        );
+    }
+    if let Some(secs) = e.retry_after {
+        reply = reply.with_header("retry-after", secs.to_string());
+    }
+    reply
+}
+
+/// The same error as any other failure of the endpoint would be: a routing or reading error
+/// becomes an RFC 6749 §5.2 body too.
+pub fn oauth_error(e: &Error) -> OAuthError {
+    match e.status {
+        429 | 503 => {
+            OAuthError::unavailable(e.status, e.retry_after.unwrap_or(1), e.detail.clone())
+        }
+        s if s >= 500 => OAuthError {
+            code: Code::TemporarilyUnavailable,
+            status: s,
+            description: "the token endpoint failed; retry in a moment".into(),
+            basic: false,
+            retry_after: None,
+        },
+        s => OAuthError {
+            status: s,
+            ..OAuthError::invalid_request(e.detail.clone())
+        },
+    }
 }
 
 /// Read a request body of at most `cap` bytes. A `Content-Length` above the cap is refused with
