@@ -1,6 +1,7 @@
 //! The credentials an isolate knows to be valid, per tenant: used only while a refusal budget
 //! is spent (`super::limit`), so that a valid credential (a Secret Token, an access token, a
-//! client secret at the token endpoint) is never refused for the failures of others. The gate
+//! client secret at the token endpoint, an assertion its federated credential accepts) is
+//! never refused for the failures of others. The gate
 //! and the token endpoint still check it: a revoked credential here costs a refusal, never
 //! access.
 
@@ -11,6 +12,7 @@ use super::app::App;
 use crate::http::d1::D1;
 use crate::service::auth;
 use crate::service::isolate::remember;
+use crate::service::oauth::{self, Federation};
 use scim_core::scim::error::Result;
 
 /// How often, at most, an isolate reads a tenant's live token hashes while a refusal
@@ -81,4 +83,36 @@ pub fn forget(sub: &str, hash: &str) {
             hashes.retain(|h| !scim_core::tenancy::token::hashes_equal(h, hash));
         }
     });
+}
+
+thread_local! {
+    /// Subdomain -> the federated credential an assertion last matched there. Used only while
+    /// a refusal budget is spent: an assertion that verifies against it (claims and signature,
+    /// no D1 call) goes on to the grant, which checks it again against the stored credential,
+    /// so one remembered after it changed lets a request reach D1, never a token.
+    static FEDERATED: RefCell<HashMap<String, Federation>> = RefCell::new(HashMap::new());
+}
+
+/// An assertion matched `sub`'s federated credential `f`.
+pub fn learn_federation(sub: &str, f: Federation) {
+    FEDERATED.with(|m| {
+        remember(
+            &mut m.borrow_mut(),
+            MAX_CREDENTIAL_ENTRIES,
+            sub.to_string(),
+            f,
+        )
+    });
+}
+
+/// Whether `jwt` is an assertion `sub`'s remembered federated credential accepts (its
+/// claims and its signature; a replay is the grant's to refuse): no D1 call.
+pub async fn assertion_known(app: &App, sub: &str, jwt: &str) -> bool {
+    let Some(f) = FEDERATED.with(|m| m.borrow().get(sub).cloned()) else {
+        return false;
+    };
+    let keys = super::jwks::EdgeKeys { app };
+    oauth::assertion_valid(&keys, &f, jwt, app.now)
+        .await
+        .is_ok()
 }

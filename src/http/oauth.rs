@@ -141,9 +141,12 @@ impl Asking<'_> {
         let cached = remembered(self.sub);
         let address = self.address.clone();
         if limit::over_budget(app.now, &address, cached.as_ref().map(|p| p.id.as_str())) {
-            let valid = match (&self.secret_hash, &cached) {
-                (Some(h), Some(p)) => {
+            let valid = match (&parsed, &self.secret_hash, &cached) {
+                (_, Some(h), Some(p)) => {
                     credentials::known(app, &app.shard(&p.shard)?, self.sub, h).await?
+                }
+                (Ok(Client::Assertion { jwt, .. }), _, Some(_)) => {
+                    credentials::assertion_known(app, self.sub, jwt).await
                 }
                 _ => false,
             };
@@ -186,6 +189,9 @@ impl Asking<'_> {
                         credentials::learn(self.sub, h);
                     }
                     credentials::learn(self.sub, &token::hash(&granted.access_token));
+                    if let Some(f) = &granted.federation {
+                        credentials::learn_federation(self.sub, f.clone());
+                    }
                     log_issued(app, &place, &granted, lifetime);
                     return Ok(Reply::json(
                         200,

@@ -240,6 +240,8 @@ pub struct Granted {
     pub expires_in_seconds: i64,
     /// What it was issued for, in words, for the log ("client secret …abcd").
     pub via: String,
+    /// The federated credential an assertion matched.
+    pub federation: Option<Federation>,
 }
 
 /// A grant refused: the answer, and why, for the log only.
@@ -271,27 +273,18 @@ fn failed(e: Error) -> Refused {
     }
 }
 
-/// A client assertion for tenant `tenant_id` read, its claims checked against the tenant's
-/// federated credential at `now`, and its signature against the credential's key set
-/// (RFC 7523 §3): the assertion and the credential it matched.
-async fn federated<E: Executor, K: KeySet>(
-    db: &E,
+/// A client assertion read, its claims checked against federated credential `f` at `now`,
+/// and its signature against the credential's key set (RFC 7523 §3), with no D1 call: why
+/// not, if not. (The edge also uses it, from a credential it remembers, to let a valid
+/// assertion through while a refusal budget is spent.)
+pub async fn assertion_valid<K: KeySet>(
     keys: &K,
-    tenant_id: &str,
+    f: &Federation,
     jwt: &str,
     now: i64,
-) -> std::result::Result<(Assertion, Federation), Refused> {
+) -> std::result::Result<Assertion, Refused> {
     // An assertion never comes with Basic: its refusals carry no `WWW-Authenticate`.
     let assertion = jwt::decode(jwt).map_err(|why| refuse(false, why))?;
-    let client = store::client(db, tenant_id)
-        .await
-        .map_err(|e| failed(e.into()))?;
-    let Some(f) = client.and_then(|c| c.federation) else {
-        return Err(refuse(
-            false,
-            "the organisation has no federated credential",
-        ));
-    };
     let expected = Expected {
         issuer: &f.issuer,
         subject: &f.subject,
@@ -301,7 +294,28 @@ async fn federated<E: Executor, K: KeySet>(
     if let Some(why) = keys.verify(&f.jwks_uri, &assertion).await.map_err(failed)? {
         return Err(refuse(false, why));
     }
-    Ok((assertion, f))
+    Ok(assertion)
+}
+
+/// A client assertion for tenant `tenant_id`, checked against the tenant's federated
+/// credential (read first: one D1 call): the assertion and the credential it matched.
+async fn federated<E: Executor, K: KeySet>(
+    db: &E,
+    keys: &K,
+    tenant_id: &str,
+    jwt: &str,
+    now: i64,
+) -> std::result::Result<(Assertion, Federation), Refused> {
+    let client = store::client(db, tenant_id)
+        .await
+        .map_err(|e| failed(e.into()))?;
+    let Some(f) = client.and_then(|c| c.federation) else {
+        return Err(refuse(
+            false,
+            "the organisation has no federated credential",
+        ));
+    };
+    Ok((assertion_valid(keys, &f, jwt, now).await?, f))
 }
 
 /// The client credentials grant (RFC 6749 §4.4) for tenant `tenant_id`: the credential
@@ -329,6 +343,7 @@ pub async fn grant<E: Executor, R: Runtime, K: KeySet>(
         now,
         expires_at: now.saturating_add(lifetime_ms),
     };
+    let mut federation = None;
     let (minted, presented, via) = match credential {
         Credential::Secret { id, secret, .. } => {
             let hash = token::hash(secret);
@@ -343,7 +358,9 @@ pub async fn grant<E: Executor, R: Runtime, K: KeySet>(
                 federation: &f,
             };
             let via = format!("a federated assertion of subject '{}'", f.subject);
-            (store::mint(db, mint(id.as_deref(), proof)).await, None, via)
+            let minted = store::mint(db, mint(id.as_deref(), proof)).await;
+            federation = Some(f.clone());
+            (minted, None, via)
         }
     };
     let via = match minted.map_err(|e| failed(e.into()))? {
@@ -368,6 +385,7 @@ pub async fn grant<E: Executor, R: Runtime, K: KeySet>(
         access_token: access,
         expires_in_seconds: lifetime_ms / 1000,
         via,
+        federation,
     })
 }
 

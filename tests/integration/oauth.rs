@@ -657,3 +657,43 @@ fn a_federated_assertion_buys_a_token_once_and_only_as_configured() {
     assert_eq!(after["federation"], Value::Null);
     assert_eq!(after["clientId"], client_id.as_str());
 }
+
+#[test]
+fn a_valid_assertion_still_gets_a_token_while_strangers_spend_the_refusal_budget() {
+    let s = limited_server();
+    let sub = new_tenant_on(s, "wifb");
+    let [k1, _, k3] = keys();
+    let set = KeyServer::start(&[("k1", k1)]);
+    let issuer = "https://login.microsoftonline.com/t/v2.0";
+    let (subject, audience) = (unique("sub-"), format!("api://{sub}"));
+    let client_id = s
+        .admin("PUT", &format!("/admin/v1/tenants/{sub}/oauth/federation"))
+        .json(&json!({"issuer": issuer, "subject": subject, "audience": audience, "jwksUri": set.uri()}))
+        .send()
+        .expect(200)
+        .json()["clientId"]
+        .as_str()
+        .expect("client id")
+        .to_string();
+    let good = || sign(k1, "k1", &claims(issuer, &subject, &audience));
+    granted(token_call(s, &sub, &assertion_form(&client_id, &good())).send());
+    // A stranger's assertions, signed by a key of its own: refused, until the budget is spent.
+    let mut statuses = Vec::new();
+    for _ in 0..25 {
+        let forged = sign(k3, "k1", &claims(issuer, &subject, &audience));
+        statuses.push(
+            token_call(s, &sub, &assertion_form(&client_id, &forged))
+                .send()
+                .status,
+        );
+    }
+    assert_eq!(statuses.first(), Some(&401));
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    // Entra's next assertion verifies against the credential this isolate remembers.
+    let r = token_call(s, &sub, &assertion_form(&client_id, &good())).send();
+    let token = granted(r)["access_token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    assert_eq!(scim_status(s, &sub, &token), 200);
+}
