@@ -10,7 +10,7 @@
 //! §5.2 errors that never say which part was wrong; they count against the same refusal
 //! budget as SCIM's (`super::limit`) and are logged aggregated; an issued token is a
 //! provisioning-log entry, never with a secret or an assertion in it. The endpoint has a rate
-//! limit of its own per tenant (`OAUTH_RATE_LIMIT`). What the admin API and the console show
+//! limit of its own per tenant and credential (`OAUTH_RATE_LIMIT`). What the admin API and the console show
 //! of a tenant's client, and the federated credential they take, are here too
 //! ([`oauth_json`], [`FederationBody`]); the RFC 6749 error bodies are rendered by
 //! [`super::reply`], like every other answer.
@@ -160,7 +160,16 @@ impl Asking<'_> {
             let basic = parsed.as_ref().is_ok_and(Client::basic);
             return Ok(oauth_reply(&OAuthError::invalid_client(basic)));
         };
-        let key = format!("oauth:{}", place.id);
+        // Keyed by tenant and credential, as SCIM's valve: a stranger's requests spend its
+        // own count (and the refusal budget), never the one of the tenant's real client.
+        let credential = match (&self.secret_hash, &parsed) {
+            (Some(h), _) => h.clone(),
+            (None, Ok(Client::Assertion { jwt, .. })) => scim_core::oauth::jwt::decode(jwt)
+                .map(|a| token::hash(&format!("{}|{}", a.claims.iss, a.claims.sub)))
+                .unwrap_or_default(),
+            _ => String::new(),
+        };
+        let key = format!("oauth:{}:{}", place.id, credential.get(..16).unwrap_or(""));
         if let Err(e) = limit::check_with(app, BINDING, &key).await {
             return Ok(oauth_reply(&oauth_error(&e)));
         }
