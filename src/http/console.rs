@@ -322,7 +322,7 @@ async fn oauth_api(
     match (req.method(), call) {
         (Method::Post, "oauth/secrets") => {
             json_body::<Nothing>(&mut req, 1024).await?;
-            let s = oauth::create_secret(db, &app.rt, &admin.tenant_id, None).await?;
+            let s = console::create_secret(db, &app.rt, admin).await?;
             Ok(Reply::json(
                 201,
                 json!({"id": s.id, "clientId": s.client_id, "clientSecret": s.secret,
@@ -340,7 +340,7 @@ async fn oauth_api(
                 .ok_or_else(|| Error::invalid("the federated credential's fields are required"))?;
             let f = oauth::Federation::from(f);
             let allow = app.config.dev_allow_loopback;
-            oauth::set_federation(db, &app.rt, &admin.tenant_id, &f, allow).await?;
+            console::set_federation(db, &app.rt, admin, &f, allow).await?;
             Ok(Reply::no_content())
         }
         (Method::Delete, "oauth/federation") => {

@@ -79,7 +79,7 @@ pub fn missing_token() -> Error {
 }
 
 fn invalid_token() -> Error {
-    Error::unauthorized("the Secret Token is not valid for this organisation (unknown, revoked, or another organisation's)")
+    Error::unauthorized("the Secret Token or access token is not valid for this organisation (unknown, revoked, or another organisation's)")
 }
 
 /// An access token of the token endpoint past its `expires_in`.

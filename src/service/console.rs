@@ -1,19 +1,20 @@
 //! The tenant admin's console: the vendor's app asks for a one-time link (admin API),
 //! the admin follows it, and a session for that tenant alone lets the page show the
-//! Tenant URL, generate and revoke Secret Tokens, and read the provisioning log.
+//! Tenant URL, generate and revoke Secret Tokens and client secrets, set the federated
+//! credential, and read the provisioning log.
 //!
 //! Every secret here is stored only as its SHA-256: the link and the session are 32 random
 //! bytes (getrandom), found by their hash; the CSRF token is derived from the session's secret
 //! ([`csrf_of`], so the page can be given it again without keeping it anywhere) and compared
 //! by hash in constant time.
 //! A link is valid once and for the time its creator gives (10 minutes by default); a session [`SESSION_TTL_MS`], until sign-out, or
-//! until its tenant is deleted. While provisioning is disabled the session can read but
-//! not mint tokens.
+//! until its tenant is deleted. While provisioning is disabled the session can read and revoke
+//! but not mint credentials.
 
 use serde_json::Value;
 
-use super::tenants;
 use super::Runtime;
+use super::{oauth, tenants};
 use crate::store::console::{self as store, NewSession};
 use crate::store::directory::Page;
 use crate::store::log::{self, LogQuery};
@@ -155,12 +156,44 @@ pub async fn create_token<E: Executor, R: Runtime>(
     rt: &R,
     admin: &Admin,
 ) -> Result<tenants::Generated> {
-    if !admin.provisioning_enabled {
-        return Err(Error::forbidden(
-            "provisioning is disabled for this organisation; the vendor can enable it",
-        ));
-    }
+    enabled(admin)?;
     tenants::create_token(db, rt, &admin.subdomain, false).await
+}
+
+/// While provisioning is disabled the console mints no credential (it may still revoke).
+fn enabled(admin: &Admin) -> Result<()> {
+    if admin.provisioning_enabled {
+        return Ok(());
+    }
+    Err(Error::forbidden(
+        "provisioning is disabled for this organisation; the vendor can enable it",
+    ))
+}
+
+/// "Generate new" client secret, as the admin API's (two years), refused while provisioning
+/// is disabled.
+pub async fn create_secret<E: Executor, R: Runtime>(
+    db: &E,
+    rt: &R,
+    admin: &Admin,
+) -> Result<oauth::NewSecret> {
+    enabled(admin)?;
+    oauth::create_secret(db, rt, &admin.tenant_id, None).await
+}
+
+/// Set the tenant's federated credential, as the admin API does, refused while provisioning
+/// is disabled.
+pub async fn set_federation<E: Executor, R: Runtime>(
+    db: &E,
+    rt: &R,
+    admin: &Admin,
+    f: &oauth::Federation,
+    allow_loopback: bool,
+) -> Result<()> {
+    enabled(admin)?;
+    oauth::set_federation(db, rt, &admin.tenant_id, f, allow_loopback)
+        .await
+        .map(|_| ())
 }
 
 /// The session's tenant's log, newest first: its id is the session's, so no lookup.

@@ -258,7 +258,7 @@ impl Refusal {
             Refusal::NoToken => ("no-token", "no Secret Token was sent", 401),
             Refusal::InvalidToken => (
                 "invalid-token",
-                "the Secret Token sent is not one of this organisation's (unknown, revoked, or another organisation's)",
+                "the Secret Token or access token sent is not one of this organisation's (unknown, revoked, expired, or another organisation's)",
                 401,
             ),
             Refusal::OverBudget => (

@@ -197,6 +197,12 @@ fn disabling_or_deleting_the_organisation_takes_the_sessions_power() {
     let s = server();
     let t = Tenant::new("consoleoff");
     let c = Console::open(s, &t.sub);
+    // A client secret made in the console is the tenant's, as the admin API shows it.
+    let secret: Value = c.call("POST", "oauth/secrets").expect(201).json();
+    let o: Value = c.call("GET", "overview").expect(200).json();
+    assert_eq!(o["oauth"]["clientId"], secret["clientId"]);
+    assert_eq!(o["oauth"]["secrets"][0]["id"], secret["id"]);
+    assert!(o["oauth"]["secrets"][0].get("clientSecret").is_none());
     s.admin("PATCH", &format!("/admin/v1/tenants/{}", t.sub))
         .json(&json!({"provisioningEnabled": false}))
         .send()
@@ -204,6 +210,10 @@ fn disabling_or_deleting_the_organisation_takes_the_sessions_power() {
     let o: Value = c.call("GET", "overview").expect(200).json();
     assert_eq!(o["tenant"]["provisioningEnabled"], json!(false));
     c.call("POST", "tokens").admin_error(403);
+    c.call("POST", "oauth/secrets").admin_error(403);
+    // Revoking stays possible.
+    let id = secret["id"].as_str().expect("id");
+    c.call("DELETE", &format!("oauth/secrets/{id}")).expect(204);
     s.admin("DELETE", &format!("/admin/v1/tenants/{}", t.sub))
         .send()
         .expect(202);
@@ -224,8 +234,8 @@ fn an_expired_link_is_refused() {
 /// The page in Debian's Chromium (tests/browser/console.mjs, playwright-core): a link clicked on
 /// another site's page opens it signed in, Generate new makes a token SCIM accepts, its use and
 /// a failure show, a 10 KB name wraps and a right-to-left one is isolated, Revoke ends the
-/// token, a client secret generated in the page buys an access token (and Revoke ends it), a used link and a call without the CSRF header are refused; it writes
-/// docs/console.png.
+/// token, a client secret generated in the page buys an access token (and Revoke ends it), a
+/// used link and a call without the CSRF header are refused; it writes docs/console.png.
 #[test]
 fn the_console_works_in_chromium() {
     let s = server();

@@ -282,6 +282,7 @@ async function load() {
   badge.className = `badge ${o.tenant.provisioningEnabled ? "on" : "off"}`;
   $("generate").disabled = !o.tenant.provisioningEnabled;
   $("generate-secret").disabled = !o.tenant.provisioningEnabled;
+  $("save-federation").disabled = !o.tenant.provisioningEnabled;
   $("tenant-url").value = o.tenantUrl;
   for (const el of document.querySelectorAll(".tenant-url-text")) el.textContent = o.tenantUrl;
   tokens = o.tokens;
