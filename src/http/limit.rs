@@ -142,7 +142,7 @@ pub fn budget_spent() -> Error {
             429,
             format!(
                 "too many requests with a missing or invalid credential from this address or for \
-                 this organisation; retry after {REFUSAL_PERIOD_SECS} seconds with a valid Secret Token"
+                 this organisation; retry after {REFUSAL_PERIOD_SECS} seconds with a valid credential"
             ),
         )
     }

@@ -10,10 +10,11 @@
 //! §5.2 errors that never say which part was wrong; they count against the same refusal
 //! budget as SCIM's (`super::limit`) and are logged aggregated; an issued token is a
 //! provisioning-log entry, never with a secret or an assertion in it. The endpoint has a rate
-//! limit of its own per tenant and credential (`OAUTH_RATE_LIMIT`). What the admin API and the console show
-//! of a tenant's client, and the federated credential they take, are here too
-//! ([`oauth_json`], [`FederationBody`]); the RFC 6749 error bodies are rendered by
-//! [`super::reply`], like every other answer.
+//! limit of its own per tenant and credential (`OAUTH_RATE_LIMIT`).
+//!
+//! What the admin API and the console show of a tenant's client, and the federated credential
+//! they take, are here too ([`oauth_json`], [`FederationBody`]); the RFC 6749 error bodies are
+//! rendered by [`super::reply`], like every other answer.
 
 use serde::Deserialize;
 use serde_json::{json, Value};

@@ -177,7 +177,8 @@ thread_local! {
 }
 
 /// Note the values `input` sends before it runs: its JSON strings, except that of a filter, a
-/// path or an attribute list (syntax naming attributes) only the quoted literals count. Short
+/// path or an attribute list (syntax naming attributes) only the quoted literals count, and of
+/// a raw query string only its parameters' values. Short
 /// ones, URNs and those made of the characters of attribute paths alone (which could be an
 /// attribute's name, or a word of a detail's own wording) are left out.
 pub fn sent(input: &Value) {
@@ -192,6 +193,15 @@ pub fn sent(input: &Value) {
     ];
     fn walk(key: &str, v: &Value, out: &mut Vec<String>) {
         match v {
+            // A raw query string: its parameters' values, each as its parameter says (the
+            // names are ours, and a detail may well say "filter ").
+            Value::String(q) if key == "query" => {
+                if let Ok(url) = worker::Url::parse(&format!("http://a.localhost/?{q}")) {
+                    for (k, x) in url.query_pairs() {
+                        walk(&k, &Value::String(x.into_owned()), out);
+                    }
+                }
+            }
             Value::String(s) if SYNTAX.iter().any(|k| k.eq_ignore_ascii_case(key)) => {
                 out.extend(s.split('"').skip(1).step_by(2).map(str::to_string));
             }
