@@ -161,7 +161,8 @@ try {
   assert.match(tokenEndpoint, new RegExp(`^http://${sub.replace(".", "\\.")}\\.localhost:\\d+/oauth/token$`));
   assert.match(await page.textContent("#new-secret-expiry"), /\d/);
   assert.equal(await page.textContent(".client-id-text"), clientId);
-  assert.match(await page.textContent("#methods"), /OAuth2 client credentials grant: 1 client secret/);
+  // The list and the methods follow from the reload the generation starts.
+  await page.waitForFunction(() => /OAuth2 client credentials grant: 1 client secret/.test(document.querySelector("#methods").textContent));
   // Node cannot set Host: the token endpoint through the path form.
   const basic = Buffer.from(`${encodeURIComponent(clientId)}:${encodeURIComponent(secret)}`).toString("base64");
   const granted = await fetch(`${origin}/tenants/${sub}/oauth/token`, {
@@ -178,6 +179,7 @@ try {
   await page.click(`button[aria-label="Revoke the client secret ending in ${secretHint}"]`);
   await page.waitForFunction((h) => !document.querySelector(`button[aria-label="Revoke the client secret ending in ${h}"]`), secretHint);
   assert.equal(await scim(access), 401);
+  assert.equal(await page.isHidden("#new-secret"), true, "a revoked secret is no longer offered for copying");
   step("Generate new client secret: the page's Token Endpoint and Client Identifier buy an access token SCIM accepts; Revoke stops it");
 
   // 5. The same link again is refused; a console call without the CSRF header is refused.

@@ -94,9 +94,19 @@ function renderTokens() {
   }
 }
 
+/** A revealed credential that was just revoked is no longer worth copying: hide it. */
+function unreveal(notice, hint) {
+  const value = $(`${notice}-value`);
+  if (value.value.endsWith(hint)) {
+    value.value = "";
+    $(notice).hidden = true;
+  }
+}
+
 async function revokeToken(t) {
   if (!window.confirm(`Revoke the token ending in ${t.hint}? Requests with it will be refused at once.`)) return;
   await api("DELETE", `tokens/${encodeURIComponent(t.id)}`);
+  unreveal("new-token", t.hint);
   $("tokens-message").textContent = `The token ending in ${t.hint} was revoked.`;
   await load();
 }
@@ -175,6 +185,10 @@ async function generateSecret() {
   const created = await api("POST", "oauth/secrets");
   $("new-secret-value").value = created.clientSecret;
   $("new-secret-expiry").textContent = when(created.expiresAt);
+  // The secret is shown once: reveal it with its Client Identifier before the reload,
+  // which may fail and must not lose either.
+  $("client-id").value = created.clientId;
+  for (const el of document.querySelectorAll(".client-id-text")) el.textContent = created.clientId;
   $("new-secret").hidden = false;
   $("oauth-message").textContent = "A new client secret was generated.";
   await load();
@@ -185,6 +199,7 @@ async function generateSecret() {
 async function revokeSecret(s) {
   if (!window.confirm(`Revoke the client secret ending in ${s.hint}? Its access tokens will be refused at once.`)) return;
   await api("DELETE", `oauth/secrets/${encodeURIComponent(s.id)}`);
+  unreveal("new-secret", s.hint);
   $("oauth-message").textContent = `The client secret ending in ${s.hint} was revoked.`;
   await load();
 }
