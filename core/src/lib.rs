@@ -3,6 +3,7 @@
 //! | module | owns |
 //! |---|---|
 //! | [`scim`] | schemas, filters, PATCH, resources, ETags, errors, case folding (RFC 7643, RFC 7644) |
+//! | [`host_app`] | the host app's contract: API key scopes |
 //! | [`tenancy`] | Host/path tenant routing, subdomain rules, token crypto |
 //! | [`oauth`] | the token endpoint's request and errors, JWT client assertions (RFC 6749, RFC 7523) |
 //! | [`time`] | RFC 3339 timestamps without a date crate |
@@ -33,6 +34,7 @@
     )
 )]
 
+pub mod host_app;
 pub mod oauth;
 pub mod scim;
 pub mod tenancy;

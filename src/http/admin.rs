@@ -1,7 +1,9 @@
 //! The admin API (`/admin/v1`): the operator's and the admin console's side.
 //!
-//! Served only on non-tenant hosts and authenticated with `Authorization: Bearer <ADMIN_TOKEN>`
-//! (compared in constant time). JSON in and out, camelCase; errors are
+//! Served only on non-tenant hosts and authenticated with `Authorization: Bearer <key>`: the
+//! bootstrap `ADMIN_TOKEN` (every scope) or an API key ([`super::keys`]), whose scopes must
+//! include the one the route needs ([`needs`]) and whose tenant, if it is bound to one, must be
+//! the route's (any other is 404). JSON in and out, camelCase; errors are
 //! `{"status", "error", "message"}`.
 //!
 //! ```text
@@ -23,6 +25,8 @@
 //! PATCH  /admin/v1/shards/{binding}                 {open}: open or close it for placement
 //! POST   /admin/v1/tenants/{sub}/move               {shard}: move it there online: 202 {move}
 //! DELETE /admin/v1/tenants/{sub}/move               cancel a move that has not switched
+//! POST   /admin/v1/keys, GET /admin/v1/keys, DELETE /admin/v1/keys/{id}   API keys
+//! GET    /admin/v1/openapi.json                     this API, as an OpenAPI 3.1 document
 //! ```
 //!
 //! Every list answers one page shape, `{items, next}`: `next` is what to pass as `after` for
@@ -39,18 +43,20 @@ use super::app::App;
 use super::app::Platform;
 use super::console;
 use super::host_app;
+use super::keys;
 use super::oauth::{oauth_json, FederationBody};
-use super::reply::{header, json_body, Reply};
+use super::reply::{json_body, Reply};
 use super::shards::Bindings;
 use super::shards::{forget, learn, Place};
 use crate::http::d1::D1;
 use crate::http::meter::Meter;
 use crate::service::host_app::Page;
+use crate::service::keys::Principal;
 use crate::service::shards::Entry;
 use crate::service::shards::Located;
 use crate::service::{moves, oauth, shards, tenants, upkeep};
+use scim_core::host_app::scope::Scope;
 use scim_core::scim::error::{quote, Error, Result};
-use scim_core::tenancy::token;
 use scim_core::time::rfc3339;
 
 /// A parsed admin path.
@@ -78,6 +84,9 @@ enum Route<'a> {
     Shards,
     Shard(&'a str),
     Move(&'a str),
+    Keys,
+    Key(&'a str),
+    OpenApi,
     Unknown,
 }
 
@@ -103,12 +112,57 @@ impl<'a> Route<'a> {
             _ => None,
         }
     }
+
+    /// The tenant any route of one tenant's names, the tenant's own and its move included.
+    fn named(&self) -> Option<&'a str> {
+        match *self {
+            Route::Tenant(s) | Route::Move(s) => Some(s),
+            _ => self.tenant(),
+        }
+    }
+}
+
+/// The scope `route` needs for `method`: `None` where none is asked (the document, or a
+/// method the route does not serve, which is answered 405).
+fn needs(route: &Route, method: &Method) -> Option<Scope> {
+    use Method::{Delete, Get, Patch, Post, Put};
+    let scope = match (route, method) {
+        (
+            Route::Tenants
+            | Route::Tenant(_)
+            | Route::Tokens(_)
+            | Route::OAuth(_)
+            | Route::Shards
+            | Route::Purges,
+            Get,
+        ) => Scope::TenantsRead,
+        (Route::Tenants, Post)
+        | (Route::Tenant(_), Patch | Delete)
+        | (Route::Move(_), Post | Delete)
+        | (Route::Shard(_), Patch) => Scope::TenantsWrite,
+        (Route::Tokens(_) | Route::Secrets(_) | Route::ConsoleLinks(_), Post)
+        | (Route::Token(..) | Route::Secret(..), Delete)
+        | (Route::Federation(_), Put | Delete) => Scope::CredentialsWrite,
+        (
+            Route::Users(_)
+            | Route::User(..)
+            | Route::Groups(_)
+            | Route::Group(..)
+            | Route::Members(..),
+            Get,
+        ) => Scope::DirectoryRead,
+        (Route::Events(_), Get) => Scope::EventsRead,
+        (Route::Logs(_) | Route::Summary(_), Get) => Scope::LogsRead,
+        (Route::Keys, Get | Post) | (Route::Key(_), Delete) => Scope::KeysWrite,
+        _ => return None,
+    };
+    Some(scope)
 }
 
 fn parse(path: &str) -> Route<'_> {
     let rest = path.trim_start_matches("/admin/v1").trim_matches('/');
     let segments: Vec<&str> = rest.split('/').collect();
-    let whole = ["tenants", "events", "shards"];
+    let whole = ["tenants", "events", "shards", "keys"];
     if segments.iter().any(|s| s.is_empty()) && !whole.contains(&rest) {
         return Route::Unknown;
     }
@@ -117,6 +171,9 @@ fn parse(path: &str) -> Route<'_> {
         ["events"] => Route::Events(None),
         ["purges"] => Route::Purges,
         ["shards"] => Route::Shards,
+        ["keys"] => Route::Keys,
+        ["keys", id] => Route::Key(id),
+        ["openapi.json"] => Route::OpenApi,
         ["shards", binding] => Route::Shard(binding),
         ["tenants", sub] => Route::Tenant(sub),
         ["tenants", sub, "tokens"] => Route::Tokens(sub),
@@ -142,72 +199,28 @@ fn parse(path: &str) -> Route<'_> {
 /// Every method some admin route serves (for a method none does).
 pub const ALLOW: &str = "GET, POST, PUT, PATCH, DELETE";
 
-pub async fn serve(app: &App, mut req: Request, path: &str) -> Result<Reply> {
-    authorize(app, &req)?;
-    let a = Admin { app };
-    let all = app.databases();
-    let method = req.method();
+pub async fn serve(app: &App, req: Request, path: &str) -> Result<Reply> {
+    let me = keys::authorize(app, &req).await?;
     let route = parse(path);
+    if let Some(scope) = needs(&route, &req.method()) {
+        me.require(scope)?;
+    }
+    if let Some(sub) = route.named() {
+        me.may_see(sub)?;
+    }
+    let a = Admin { app, me: &me };
     match route {
-        Route::Tenants => match method {
-            Method::Get => a.list_tenants(&host_app::Query::of(&req)?).await,
-            Method::Post => a.create_tenant(body(&mut req).await?).await,
-            _ => Err(Error::method_not_allowed("GET, POST")),
-        },
-        Route::Tenant(sub) => match method {
-            Method::Get => a.get_tenant(sub).await,
-            Method::Patch => a.update_tenant(sub, body(&mut req).await?).await,
-            Method::Delete => {
-                let purge = upkeep::delete_tenant(&all, &app.rt, sub, DELETE_BUDGET_MS);
-                let purge = purge.await?;
-                forget(sub);
-                Ok(Reply::json(202, host_app::purge_json(&purge)))
-            }
-            _ => Err(Error::method_not_allowed("GET, PATCH, DELETE")),
-        },
-        Route::Move(sub) => match method {
-            Method::Post => {
-                let to: MoveTo = body(&mut req).await?;
-                let m = moves::start(&all, &app.rt, sub, &to.shard).await?;
-                drive_after(app, sub);
-                Ok(Reply::json(202, json!({ "move": m }))
-                    .with_header("location", format!("/admin/v1/tenants/{sub}")))
-            }
-            Method::Delete => {
-                let m = moves::cancel(&all, &app.rt, sub).await?;
-                Ok(Reply::json(200, json!({ "move": m })))
-            }
-            _ => Err(Error::method_not_allowed("POST, DELETE")),
-        },
-        Route::Shards => match method {
-            Method::Get => a.list_shards().await,
-            _ => Err(Error::method_not_allowed("GET")),
-        },
-        Route::Shard(binding) => match method {
-            Method::Patch => {
-                let change: UpdateShard = body(&mut req).await?;
-                shards::set_open(&all, binding, change.open).await?;
-                a.list_shards().await
-            }
-            _ => Err(Error::method_not_allowed("PATCH")),
-        },
-        Route::Unknown => Err(Error::not_found(format!("no admin route {}", quote(path)))),
-        Route::Purges | Route::Events(None) => {
-            if method != Method::Get {
-                return Err(Error::method_not_allowed("GET"));
-            }
-            if route == Route::Purges {
-                let purges = upkeep::pending(&all).await?;
-                let items: Vec<Value> = purges.iter().map(host_app::purge_json).collect();
-                return Ok(Reply::json(200, json!({ "items": items, "next": null })));
-            }
-            host_app::events(app, None, &host_app::Query::of(&req)?).await
+        Route::Tenants | Route::Tenant(_) | Route::Move(_) => a.tenants(req, route).await,
+        Route::Keys | Route::Key(_) | Route::OpenApi => a.keys(req, route).await,
+        Route::Shards | Route::Shard(_) | Route::Purges | Route::Events(None) => {
+            a.deployment(req, route).await
         }
+        Route::Unknown => Err(Error::not_found(format!("no admin route {}", quote(path)))),
         per_org => {
             let Some(sub) = per_org.tenant() else {
                 return Err(Error::not_found(format!("no admin route {}", quote(path))));
             };
-            let at = shards::locate(&all, sub).await?;
+            let at = shards::locate(&app.databases(), sub).await?;
             a.per_tenant(req, per_org, sub, &at).await
         }
     }
@@ -242,23 +255,15 @@ fn drive_after(app: &App, sub: &str) {
 /// How long a DELETE of a tenant purges before it answers; the Cron Trigger does the rest.
 const DELETE_BUDGET_MS: i64 = 2_000;
 
-fn authorize(app: &App, req: &Request) -> Result<()> {
-    if app.config.admin_token.is_empty() {
-        return Err(Error::unauthorized(
-            "the admin API is closed: no ADMIN_TOKEN is configured",
-        ));
-    }
-    match header(req, "authorization")
-        .as_deref()
-        .and_then(token::bearer)
-    {
-        Some(presented) if token::secrets_equal(presented, &app.config.admin_token) => Ok(()),
-        Some(_) => Err(Error::unauthorized("invalid admin token")),
-        None => Err(Error::unauthorized(
-            "missing or malformed Authorization header; expected 'Bearer <ADMIN_TOKEN>'",
-        )),
-    }
+/// The admin API as an OpenAPI 3.1 document, kept beside the code (`openapi.json`); the
+/// integration tests check every admin response they receive against it.
+fn openapi() -> Result<Reply> {
+    let doc: Value =
+        serde_json::from_str(OPENAPI).map_err(|e| Error::internal(format!("openapi.json: {e}")))?;
+    Ok(Reply::json(200, doc))
 }
+
+const OPENAPI: &str = include_str!("openapi.json");
 
 /// Largest admin request body: its bodies are a few hundred bytes.
 pub const MAX_BODY_BYTES: usize = 8 * 1024;
@@ -317,12 +322,104 @@ struct UpdateShard {
     open: bool,
 }
 
-/// One admin request.
+/// One admin request, and who makes it.
 struct Admin<'a> {
     app: &'a App,
+    me: &'a Principal,
 }
 
 impl Admin<'_> {
+    /// The tenants themselves: list, create, read, update, delete, move.
+    async fn tenants(&self, mut req: Request, route: Route<'_>) -> Result<Reply> {
+        let (app, me, method) = (self.app, self.me, req.method());
+        let all = app.databases();
+        match route {
+            Route::Tenants => match method {
+                Method::Get => self.list_tenants(&host_app::Query::of(&req)?).await,
+                Method::Post => {
+                    me.unbound("create tenants")?;
+                    self.create_tenant(body(&mut req).await?).await
+                }
+                _ => Err(Error::method_not_allowed("GET, POST")),
+            },
+            Route::Tenant(sub) => match method {
+                Method::Get => self.get_tenant(sub).await,
+                Method::Patch => self.update_tenant(sub, body(&mut req).await?).await,
+                Method::Delete => {
+                    let purge = upkeep::delete_tenant(&all, &app.rt, sub, DELETE_BUDGET_MS);
+                    let purge = purge.await?;
+                    forget(sub);
+                    Ok(Reply::json(202, host_app::purge_json(&purge)))
+                }
+                _ => Err(Error::method_not_allowed("GET, PATCH, DELETE")),
+            },
+            Route::Move(sub) => match method {
+                Method::Post => {
+                    let to: MoveTo = body(&mut req).await?;
+                    let m = moves::start(&all, &app.rt, sub, &to.shard).await?;
+                    drive_after(app, sub);
+                    Ok(Reply::json(202, json!({ "move": m }))
+                        .with_header("location", format!("/admin/v1/tenants/{sub}")))
+                }
+                Method::Delete => {
+                    let m = moves::cancel(&all, &app.rt, sub).await?;
+                    Ok(Reply::json(200, json!({ "move": m })))
+                }
+                _ => Err(Error::method_not_allowed("POST, DELETE")),
+            },
+            _ => Err(Error::not_found("no such admin route")),
+        }
+    }
+
+    /// The API keys, and the document that describes this API.
+    async fn keys(&self, mut req: Request, route: Route<'_>) -> Result<Reply> {
+        let (app, me, method) = (self.app, self.me, req.method());
+        match (route, method) {
+            (Route::Keys, Method::Get) => keys::list(app, me, &host_app::Query::of(&req)?).await,
+            (Route::Keys, Method::Post) => keys::create(app, me, body(&mut req).await?).await,
+            (Route::Key(id), Method::Delete) => keys::revoke(app, me, id).await,
+            (Route::OpenApi, Method::Get) => openapi(),
+            (Route::Keys, _) => Err(Error::method_not_allowed("GET, POST")),
+            (Route::Key(_), _) => Err(Error::method_not_allowed("DELETE")),
+            _ => Err(Error::method_not_allowed("GET")),
+        }
+    }
+
+    /// What is no one tenant's: shards, purges, the feed of everything (a bound key's is
+    /// its own tenant's).
+    async fn deployment(&self, mut req: Request, route: Route<'_>) -> Result<Reply> {
+        let (app, me, method) = (self.app, self.me, req.method());
+        let all = app.databases();
+        match (route, method) {
+            (Route::Shards, Method::Get) => {
+                me.unbound("list shards")?;
+                self.list_shards().await
+            }
+            (Route::Shard(binding), Method::Patch) => {
+                me.unbound("change shards")?;
+                let change: UpdateShard = body(&mut req).await?;
+                shards::set_open(&all, binding, change.open).await?;
+                self.list_shards().await
+            }
+            (Route::Purges, Method::Get) => {
+                me.unbound("list other tenants' purges")?;
+                let purges = upkeep::pending(&all).await?;
+                let items: Vec<Value> = purges.iter().map(host_app::purge_json).collect();
+                Ok(Reply::json(200, json!({ "items": items, "next": null })))
+            }
+            (Route::Events(None), Method::Get) => {
+                let q = host_app::Query::of(&req)?;
+                let Some(sub) = me.bound_to() else {
+                    return host_app::events(app, None, &q).await;
+                };
+                let at = shards::locate(&all, sub).await?;
+                host_app::events(app, Some((&at.db, at.org.shard.as_str(), sub)), &q).await
+            }
+            (Route::Shard(_), _) => Err(Error::method_not_allowed("PATCH")),
+            _ => Err(Error::method_not_allowed("GET")),
+        }
+    }
+
     fn url_of(&self, sub: &str) -> String {
         self.app.tenant_url(sub)
     }
@@ -367,6 +464,16 @@ impl Admin<'_> {
 
     /// `GET /admin/v1/tenants?after=&limit=`: a page in subdomain order.
     async fn list_tenants(&self, q: &host_app::Query) -> Result<Reply> {
+        if let Some(own) = self.me.bound_to() {
+            // A bound key's list is its own tenant, on the page that would hold it.
+            let after = q.get("after").unwrap_or("");
+            q.limit()?;
+            let items = match after < own {
+                true => vec![self.tenant_json(&tenants::get(&self.app.databases(), own).await?)],
+                false => Vec::new(),
+            };
+            return Ok(host_app::page_json(Page { items, next: None }));
+        }
         let (orgs, next) = tenants::list(&self.app.databases(), q.get("after"), q.limit()?).await?;
         let items: Vec<Value> = orgs.iter().map(|t| self.tenant_json(t)).collect();
         Ok(host_app::page_json(Page { items, next }))
@@ -574,8 +681,61 @@ mod tests {
             Route::Members("acme", "g1")
         );
         assert_eq!(parse("/admin/v1/events"), Route::Events(None));
+        assert_eq!(parse("/admin/v1/keys"), Route::Keys);
+        assert_eq!(parse("/admin/v1/keys/"), Route::Keys);
+        assert_eq!(parse("/admin/v1/keys/key_1"), Route::Key("key_1"));
+        assert_eq!(parse("/admin/v1/openapi.json"), Route::OpenApi);
         assert_eq!(parse("/admin/v1/tenants/acme/bogus"), Route::Unknown);
         assert_eq!(parse("/admin/v1/tenants//tokens"), Route::Unknown);
+    }
+
+    #[test]
+    fn every_served_route_needs_a_scope_and_reads_need_no_write() {
+        use Method::{Delete, Get, Patch, Post};
+        let needs_of = |path: &str, m: Method| needs(&parse(path), &m).map(Scope::name);
+        assert_eq!(needs_of("/admin/v1/tenants", Get), Some("tenants:read"));
+        assert_eq!(needs_of("/admin/v1/tenants", Post), Some("tenants:write"));
+        assert_eq!(
+            needs_of("/admin/v1/tenants/a/move", Delete),
+            Some("tenants:write")
+        );
+        assert_eq!(
+            needs_of("/admin/v1/shards/DB", Patch),
+            Some("tenants:write")
+        );
+        assert_eq!(
+            needs_of("/admin/v1/tenants/a/tokens", Get),
+            Some("tenants:read")
+        );
+        assert_eq!(
+            needs_of("/admin/v1/tenants/a/tokens", Post),
+            Some("credentials:write")
+        );
+        assert_eq!(
+            needs_of("/admin/v1/tenants/a/console-links", Post),
+            Some("credentials:write")
+        );
+        assert_eq!(
+            needs_of("/admin/v1/tenants/a/groups/g/members", Get),
+            Some("directory:read")
+        );
+        assert_eq!(needs_of("/admin/v1/events", Get), Some("events:read"));
+        assert_eq!(
+            needs_of("/admin/v1/tenants/a/summary", Get),
+            Some("logs:read")
+        );
+        assert_eq!(needs_of("/admin/v1/keys", Get), Some("keys:write"));
+        assert_eq!(needs_of("/admin/v1/keys/k", Delete), Some("keys:write"));
+        // A method no route serves asks no scope: it is answered 405, whoever asks.
+        assert_eq!(needs_of("/admin/v1/tenants/a/users", Post), None);
+        assert_eq!(needs_of("/admin/v1/openapi.json", Get), None);
+        assert_eq!(needs_of("/admin/v1/nothing", Get), None);
+    }
+
+    #[test]
+    fn the_document_is_json_of_openapi_3_1() {
+        let doc: Value = serde_json::from_str(OPENAPI).expect("openapi.json parses");
+        assert_eq!(doc["openapi"], "3.1.0");
     }
 
     #[test]

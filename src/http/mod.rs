@@ -32,6 +32,7 @@ pub mod credentials;
 pub mod d1;
 pub mod host_app;
 pub mod jwks;
+pub mod keys;
 pub mod limit;
 pub mod log_buffer;
 pub mod meter;

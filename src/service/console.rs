@@ -30,10 +30,6 @@ pub const SESSION_TTL_MS: i64 = 4 * 60 * 60 * 1000;
 const LINK_PREFIX: &str = "scl_";
 const SESSION_PREFIX: &str = "scs_";
 
-fn random(prefix: &str) -> Result<String> {
-    token::secret(prefix).map_err(|e| Error::internal(format!("getrandom: {}", e.0)))
-}
-
 /// A new link: its secret (shown once, in the URL) and when it expires.
 pub struct Link {
     pub secret: String,
@@ -47,7 +43,7 @@ pub async fn create_link<E: Executor, R: Runtime>(
     sub: &str,
     ttl_ms: i64,
 ) -> Result<Link> {
-    let secret = random(LINK_PREFIX)?;
+    let secret = super::new_secret(LINK_PREFIX)?;
     let expires_at = rt.now().saturating_add(ttl_ms);
     if !store::create_link(db, sub, &token::hash(&secret), rt.now(), expires_at).await? {
         return Err(Error::not_found(format!(
@@ -78,7 +74,7 @@ pub const LINK_UNUSABLE: &str =
 /// Open link `secret`: a session, or 410 when the link is unknown, used or expired (which of
 /// them is not said).
 pub async fn open_link<E: Executor, R: Runtime>(db: &E, rt: &R, secret: &str) -> Result<Started> {
-    let session = random(SESSION_PREFIX)?;
+    let session = super::new_secret(SESSION_PREFIX)?;
     let csrf = token::hash(&csrf_of(&session));
     let expires_at = rt.now().saturating_add(SESSION_TTL_MS);
     let started = store::open_link(

@@ -15,6 +15,7 @@
 //! | [`moves`] | moving a tenant to another shard online: copy, catch up, switch, clean up |
 //! | [`shards`] | tenants over several D1 databases: the catalog, placement, the shard a request uses, the feed's cursor |
 //! | [`tenants`] | the admin API: tenants and their Secret Tokens |
+//! | [`keys`] | the admin API's keys: scopes, a tenant they may be bound to, authenticating a request |
 //! | [`oauth`] | OAuth 2.0 client credentials: a tenant's client, secrets and federated credential, and the token endpoint's grant |
 //! | [`console`] | the tenant admin's console: one-time links, sessions, CSRF |
 //! | [`log`] | the provisioning-log entry of a SCIM request, and what it may hold |
@@ -29,6 +30,7 @@ pub mod console;
 pub mod groups;
 pub mod host_app;
 pub mod isolate;
+pub mod keys;
 pub mod log;
 pub mod moves;
 pub mod oauth;
@@ -113,6 +115,12 @@ pub(crate) async fn all_at_once<F: std::future::Future>(
         Poll::Ready(slots.iter_mut().filter_map(|(_, out)| out.take()).collect())
     })
     .await
+}
+
+/// A new secret (`prefix` and 32 random bytes from getrandom): shown once, stored as its hash.
+pub fn new_secret(prefix: &str) -> Result<String> {
+    scim_core::tenancy::token::secret(prefix)
+        .map_err(|e| Error::internal(format!("getrandom: {}", e.0)))
 }
 
 /// What a request needs of the platform besides the store: time, randomness, and waiting.

@@ -118,7 +118,7 @@ pub async fn create_secret<E: Executor, R: Runtime>(
             ),
         ));
     }
-    let secret = token::secret("scim_cs_").map_err(|e| Error::internal(e.0))?;
+    let secret = super::new_secret("scim_cs_")?;
     let id = rt.random_id("sec_")?;
     let now = rt.now();
     let expires_at = now.saturating_add(days.saturating_mul(DAY_MS));

@@ -52,7 +52,9 @@ pub struct Located<D> {
     pub db: D,
 }
 
-fn not_found(sub: &str) -> Error {
+/// 404 for a tenant the catalog does not list (and, in the same words, for one a key bound
+/// to another tenant may not see).
+pub fn not_found(sub: &str) -> Error {
     Error::not_found(format!("no tenant with subdomain '{}'", quote(sub)))
 }
 

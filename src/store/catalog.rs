@@ -103,12 +103,13 @@ pub async fn update<E: Executor>(
     .first()
 }
 
-/// Take tenant `id` off the list (its subdomain is free again).
+/// Take tenant `id` off the list (its subdomain is free again), and the API keys bound to
+/// it with it, in one batch: no key outlives its tenant to see a namesake created later.
 pub async fn remove<E: Executor>(db: &E, id: &str) -> Result<()> {
-    db.query(Stmt::new(
-        "DELETE FROM catalog WHERE id = ?",
-        vec![id.into()],
-    ))
+    db.batch(vec![
+        Stmt::new("DELETE FROM catalog WHERE id = ?", vec![id.into()]),
+        super::keys::delete_of_tenant(id),
+    ])
     .await?;
     Ok(())
 }

@@ -24,6 +24,7 @@ pub mod gate;
 pub mod groups;
 #[cfg(test)]
 mod host_app_plans;
+pub mod keys;
 pub mod listing;
 pub mod log;
 pub mod memberships;
