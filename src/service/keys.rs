@@ -93,8 +93,12 @@ pub async fn authenticate<S: Databases, R: Runtime>(
     let hash = token::hash(presented);
     let found = store::by_hash(&s.catalog()?, &hash, rt.now()).await?;
     Ok(found
-        .filter(|(_, stored)| token::hashes_equal(stored, &hash))
-        .map(|(k, _)| Principal {
+        .filter(|k| {
+            k.hash
+                .as_deref()
+                .is_some_and(|h| token::hashes_equal(h, &hash))
+        })
+        .map(|k| Principal {
             key_id: Some(k.id),
             scopes: Scopes::from_stored(&k.scopes),
             tenant: k.tenant_id.zip(k.tenant_subdomain),
@@ -164,6 +168,7 @@ pub async fn create<S: Databases, R: Runtime>(
         tenant_subdomain: tenant.map(|(_, sub)| sub),
         created_at: rt.now(),
         last_used_at: None,
+        hash: None,
     };
     if !store::insert(&s.catalog()?, &key, &token::hash(&plaintext)).await? {
         return Err(shards::not_found(req.tenant.unwrap_or_default()));

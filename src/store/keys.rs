@@ -20,6 +20,9 @@ pub struct Key {
     pub tenant_subdomain: Option<String>,
     pub created_at: i64,
     pub last_used_at: Option<i64>,
+    /// Read only to authenticate ([`by_hash`]); lists leave it out.
+    #[serde(default)]
+    pub hash: Option<String>,
 }
 
 const COLUMNS: &str =
@@ -52,13 +55,7 @@ pub async fn insert<E: Executor>(db: &E, k: &Key, hash: &str) -> Result<bool> {
 
 /// The key whose hash is `hash`, with that hash (for the constant-time comparison); its last
 /// use becomes `now` unless it was recorded within [`TOUCH_EVERY_MS`].
-pub async fn by_hash<E: Executor>(db: &E, hash: &str, now: i64) -> Result<Option<(Key, String)>> {
-    #[derive(Deserialize)]
-    struct Row {
-        #[serde(flatten)]
-        key: Key,
-        hash: String,
-    }
+pub async fn by_hash<E: Executor>(db: &E, hash: &str, now: i64) -> Result<Option<Key>> {
     let touch = Stmt::new(
         "UPDATE api_keys SET last_used_at = ?1 WHERE hash = ?2 \
          AND coalesce(last_used_at, 0) <= ?1 - ?3",
@@ -68,9 +65,8 @@ pub async fn by_hash<E: Executor>(db: &E, hash: &str, now: i64) -> Result<Option
         format!("SELECT {COLUMNS}, hash FROM api_keys WHERE hash = ?"),
         vec![hash.into()],
     );
-    let mut out = db.batch(vec![touch, read]).await?;
-    match out.pop() {
-        Some(rows) => Ok(rows.first::<Row>()?.map(|r| (r.key, r.hash))),
+    match db.batch(vec![touch, read]).await?.pop() {
+        Some(rows) => rows.first(),
         None => Ok(None),
     }
 }

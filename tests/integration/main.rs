@@ -8,6 +8,7 @@ mod groups;
 mod harness;
 mod host_app;
 mod hostile;
+mod keys;
 mod oauth;
 mod scim_access;
 mod security;
