@@ -35,6 +35,10 @@ SOURCES := $(shell find src core -type f) Cargo.toml core/Cargo.toml Cargo.lock
 # `host-sqlite` gives the tests outside the crate the store's SQLite executor.
 FEATURES := --features host-sqlite
 FUZZ_INPUTS ?= 10000000
+# scim2-tester and the OpenAPI checker (PyPI, pinned with their dependencies) in a git-ignored
+# virtual environment.
+VENV := .venv
+REQUIREMENTS := tests/conformance/requirements.txt tests/openapi/requirements.txt
 
 .PHONY: help setup toolchain chromium dev migrate-local migrate-remote build test lint unit fuzz-short fuzz integration conformance deploy-check bench bench-shards clean
 
@@ -143,15 +147,15 @@ fuzz:
 
 # The harness (tests/integration) starts `wrangler dev` on a free port with a temporary
 # --persist-to directory and a config without [build], against the build made above.
-integration: build
+# Then every admin response they received is checked against the OpenAPI document
+# (tests/openapi/check.py: openapi-spec-validator and openapi-core, from PyPI).
+integration: build $(VENV)/.installed
 	cargo test $(FEATURES) --test integration
+	$(VENV)/bin/python tests/openapi/check.py target/admin-responses.jsonl
 
-# scim2-tester (PyPI, pinned with its dependencies) in a git-ignored virtual environment.
-VENV := .venv
-
-$(VENV)/.installed: tests/conformance/requirements.txt
+$(VENV)/.installed: $(REQUIREMENTS)
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/conformance/requirements.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(addprefix -r ,$(REQUIREMENTS))
 	@touch $@
 
 # Starts the Worker, creates a tenant and token through the admin API, runs every scim2-tester

@@ -389,3 +389,42 @@ fn generated_tokens_differ_between_calls() {
     assert_ne!(a["token"], b["token"]);
     assert_ne!(a["id"], b["id"]);
 }
+
+#[test]
+fn the_admin_api_describes_itself_with_the_document_beside_the_code() {
+    let s = server();
+    s.get("/admin/v1/openapi.json").send().admin_error(401);
+    let served = s.admin("GET", "/admin/v1/openapi.json").send().expect(200);
+    assert_eq!(served.header("content-type"), Some("application/json"));
+    let file: Value = serde_json::from_str(include_str!("../../src/http/openapi.json"))
+        .expect("the document parses");
+    assert_eq!(served.json(), file);
+    assert_eq!(file["openapi"], "3.1.0");
+    // Any key may read it, whatever its scopes.
+    let key = s
+        .admin("POST", "/admin/v1/keys")
+        .json(&json!({"name": "reader", "scopes": ["logs:read"]}))
+        .send()
+        .expect(201)
+        .json();
+    let key = key["key"].as_str().expect("key");
+    s.get("/admin/v1/openapi.json")
+        .bearer(key)
+        .send()
+        .expect(200);
+    // Every scope an operation names is one the keys know.
+    let known: Value = file["components"]["schemas"]["Scope"]["enum"].clone();
+    for (path, item) in file["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("item") {
+            if method == "parameters" {
+                continue;
+            }
+            for scope in op["security"][0]["bearer"].as_array().expect("security") {
+                assert!(
+                    known.as_array().expect("enum").contains(scope),
+                    "{method} {path}: {scope}"
+                );
+            }
+        }
+    }
+}

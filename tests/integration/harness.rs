@@ -481,10 +481,50 @@ impl Call<'_> {
     }
 
     pub fn send(self) -> Resp {
-        self.send_raw()
-            .unwrap_or_else(|| panic!("{} {}: no HTTP answer", self.method, self.path))
+        let resp = self
+            .send_raw()
+            .unwrap_or_else(|| panic!("{} {}: no HTTP answer", self.method, self.path));
+        self.record(&resp);
+        resp
+    }
+
+    /// Keep an admin API response for the check against the OpenAPI document
+    /// (`tests/openapi/check.py`, run by `make integration` after these tests): every one
+    /// served on the admin host, whatever the test made of it.
+    fn record(&self, resp: &Resp) {
+        let on_tenant_host = self
+            .headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("host"));
+        if !self.path.starts_with("/admin/v1") || on_tenant_host {
+            return;
+        }
+        let line = serde_json::json!({
+            "method": self.method,
+            "path": self.path,
+            "request": self.body,
+            "status": resp.status,
+            "contentType": resp.header("content-type"),
+            "body": resp.text,
+        });
+        if let Ok(mut file) = RECORD.lock() {
+            let file = file.get_or_insert_with(|| {
+                let path = std::env::var("ADMIN_RESPONSES").unwrap_or_else(|_| {
+                    format!(
+                        "{}/target/admin-responses.jsonl",
+                        env!("CARGO_MANIFEST_DIR")
+                    )
+                });
+                std::fs::File::create(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+            });
+            use std::io::Write;
+            writeln!(file, "{line}").expect("record an admin response");
+        }
     }
 }
+
+/// Where the admin responses go, created (emptied) by the first one of this run.
+static RECORD: Mutex<Option<std::fs::File>> = Mutex::new(None);
 
 #[derive(Debug)]
 pub struct Resp {
