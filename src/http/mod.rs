@@ -133,6 +133,15 @@ pub async fn upkeep(env: Env) {
         if let Err(e) = moving {
             worker::console_error!("moves: {}", e.cause.unwrap_or(e.detail));
         }
+        // A declaration of the app's roles the request that made it could not apply to every
+        // tenant in its budget.
+        match crate::service::roles::apply_pending(&all, &rt, ROLES_BUDGET_MS).await {
+            Ok(0) => {}
+            Ok(left) => {
+                worker::console_log!("roles: {left} tenants still apply an earlier declaration")
+            }
+            Err(e) => worker::console_error!("roles: {}", e.cause.unwrap_or(e.detail)),
+        }
         crate::service::upkeep::run_all(&all, &rt, settings, UPKEEP_BUDGET_MS).await
     };
     match run.await {
@@ -150,6 +159,9 @@ pub async fn upkeep(env: Env) {
 
 /// Time a scheduled run carries moves on before its upkeep.
 const MOVES_BUDGET_MS: i64 = 20_000;
+
+/// Time a scheduled run applies a declaration of the app's roles to tenants.
+const ROLES_BUDGET_MS: i64 = 5_000;
 
 /// Time a scheduled run works before it leaves the rest to the next.
 const UPKEEP_BUDGET_MS: i64 = 20_000;

@@ -16,6 +16,7 @@
 //! | [`shards`] | tenants over several D1 databases: the catalog, placement, the shard a request uses, the feed's cursor |
 //! | [`tenants`] | the admin API: tenants and their Secret Tokens |
 //! | [`keys`] | the admin API's keys: scopes, a tenant they may be bound to, authenticating a request |
+//! | [`roles`] | roles from groups: the app's declared roles, each tenant's mappings and default role |
 //! | [`oauth`] | OAuth 2.0 client credentials: a tenant's client, secrets and federated credential, and the token endpoint's grant |
 //! | [`console`] | the tenant admin's console: one-time links, sessions, CSRF |
 //! | [`log`] | the provisioning-log entry of a SCIM request, and what it may hold |
@@ -36,6 +37,9 @@ pub mod moves;
 pub mod oauth;
 pub mod operations;
 pub mod resources;
+#[cfg(test)]
+mod role_tests;
+pub mod roles;
 pub mod search;
 #[cfg(test)]
 mod shard_tests;

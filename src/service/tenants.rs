@@ -85,6 +85,8 @@ pub async fn create<S: Databases, R: Runtime>(
         catalog::remove(&catalog_db, &org.id).await?;
         return Err(e);
     }
+    // It starts with the app's declared roles (the Cron Trigger would apply them otherwise).
+    super::roles::adopt(s, rt, &s.shard(&org.shard)?, &org.id).await?;
     Ok(org)
 }
 

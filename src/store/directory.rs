@@ -3,9 +3,11 @@
 //! directory API's reads and the change feed, whose events are written by `INSERT … SELECT` in
 //! the batch of the change itself (see [`super::trail`]).
 //!
-//! A user: `{id, externalId, userName, displayName, name, emails, active, role, roles,
-//! groups: [{id, displayName}], createdAt, updatedAt}`, where `role` is the value of the
-//! primary role (what an app maps from Entra's `roles[primary eq "True"].value`) or null.
+//! A user: `{id, externalId, userName, displayName, name, emails, active, role, roleSource,
+//! roles, groups: [{id, displayName}], createdAt, updatedAt}`, where `role` is the user's
+//! effective role ([`super::roles`]) or null, and `roleSource` says where it came from:
+//! `{"type": "attribute"}` (the primary `roles` value, what an app maps from Entra's
+//! `roles[primary eq "True"].value`), `{"type": "group", "groupId"}` or `{"type": "default"}`.
 //! A group: `{id, externalId, displayName, createdAt, updatedAt}`; its members are read page by
 //! page ([`members`]), never inlined, so that a group of 100,000 stays cheap.
 
@@ -24,20 +26,18 @@ pub(crate) fn instant(column: &str) -> String {
     )
 }
 
-/// The directory shape of the user row aliased `u`, as a JSON value expression.
-///
-/// Its primary role is read through the user's own values (`INDEXED BY`): left to itself,
-/// SQLite may walk every role value of the tenant instead, which makes every user write
-/// (its event is built from this) cost in proportion to the tenant.
+/// The directory shape of the user row aliased `u`, as a JSON value expression. Its role is
+/// the stored effective role, which every cause of a change brings up to date in its own batch.
 pub(crate) fn user_json() -> String {
     format!(
         "json_object('id', u.id, 'externalId', u.external_id, 'userName', u.user_name, \
          'displayName', u.data ->> '$.displayName', 'name', u.data -> '$.name', \
          'emails', coalesce(u.data -> '$.emails', json('[]')), \
          'active', json(CASE WHEN u.active THEN 'true' ELSE 'false' END), \
-         'role', (SELECT v.value FROM user_values v INDEXED BY user_values_by_user \
-           WHERE v.tenant_id = u.tenant_id AND v.user_id = u.id AND v.attr = 'roles' \
-           AND v.is_primary = 1 LIMIT 1), \
+         'role', u.role, \
+         'roleSource', json(CASE WHEN u.role_source = 'group' \
+           THEN json_object('type', 'group', 'groupId', u.role_group) \
+           WHEN u.role_source IS NOT NULL THEN json_object('type', u.role_source) END), \
          'roles', coalesce(u.data -> '$.roles', json('[]')), \
          'groups', (SELECT json_group_array(json_object('id', x.id, 'displayName', x.display_name)) \
            FROM (SELECT gm.id, gm.display_name FROM memberships m JOIN groups gm \

@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use super::directory::group_json;
 use super::filter_sql::member_condition;
 use super::listing::MAX_PARAMS;
+use super::roles;
 use super::trail::EventType;
 use super::{Executor, Outcome, Param, Result, Stmt, StoreError};
 use scim_core::scim::filter::Filter;
@@ -65,6 +66,20 @@ pub(crate) fn statements(
             within_limit(all)?,
         ))
     };
+    // Roles from groups: the users these changes may re-role, before and after them.
+    let mut named: Vec<&str> = Vec::new();
+    let mut whole = false;
+    for change in changes {
+        match change {
+            MemberChange::Add(ms) => named.extend(ms.iter().map(|m| m.id.as_str())),
+            MemberChange::Remove(ids) => named.extend(ids.iter().map(String::as_str)),
+            MemberChange::Set(_) | MemberChange::RemoveAll | MemberChange::RemoveWhere(_) => {
+                whole = true
+            }
+        }
+    }
+    let (before, after) = roles::around_members(tenant_id, group_id, write_id, &named, whole, now);
+    stmts.extend(before);
     for change in changes {
         for (kind, candidates, params) in events(change, tenant_id, group_id)? {
             let mut all: Vec<Param> = vec![tenant_id.into(), now.into()];
@@ -79,6 +94,7 @@ pub(crate) fn statements(
             stmts.push(guard(sql, params, tail)?);
         }
     }
+    stmts.extend(after);
     Ok(stmts)
 }
 

@@ -32,6 +32,7 @@ pub mod moves;
 pub mod oauth;
 pub mod refs;
 pub mod resources;
+pub mod roles;
 #[cfg(any(test, feature = "host-sqlite"))]
 pub mod sqlite;
 pub mod storage;

@@ -39,6 +39,10 @@ pub const USERS: Table = Table {
         "created_at",
         "updated_at",
         "user_name_key",
+        "role",
+        "role_source",
+        "role_group",
+        "role_tag",
     ],
     key: &["id"],
     chunk: 100,
@@ -133,6 +137,13 @@ pub const OAUTH_ASSERTIONS: Table = Table {
     columns: &["jti", "expires_at", "token_id"],
     key: &["jti"],
     chunk: 100,
+};
+
+pub const ROLE_MAPPINGS: Table = Table {
+    name: "role_mappings",
+    columns: &["group_id", "role"],
+    key: &["group_id"],
+    chunk: 500,
 };
 
 pub const CONSOLE_LINKS: Table = Table {
@@ -421,7 +432,7 @@ pub async fn newest<E: Executor>(db: &E, tenant_id: &str) -> Result<(i64, i64)> 
 /// Every table of a tenant's rows besides its own row, in the order a move copies them
 /// (its users' values travel with their users). New tables go last: a move in progress keeps
 /// its step (an index here) across a deployment.
-pub const TABLES: [&Table; 12] = [
+pub const TABLES: [&Table; 13] = [
     &USERS,
     &USER_VALUES,
     &GROUPS,
@@ -434,17 +445,19 @@ pub const TABLES: [&Table; 12] = [
     &OAUTH_CLIENTS,
     &OAUTH_SECRETS,
     &OAUTH_ASSERTIONS,
+    &ROLE_MAPPINGS,
 ];
 
 /// The tables copied again whole at the switch, inside its freeze: their rows change in place
 /// (a token's last use, a secret's) or come and go, and they are small.
-pub const SWITCHED: [&Table; 6] = [
+pub const SWITCHED: [&Table; 7] = [
     &TOKENS,
     &CONSOLE_LINKS,
     &CONSOLE_SESSIONS,
     &OAUTH_CLIENTS,
     &OAUTH_SECRETS,
     &OAUTH_ASSERTIONS,
+    &ROLE_MAPPINGS,
 ];
 
 /// The seq of tenant `tenant_id`'s `n`-th event after seq `after`, if it has that many.
@@ -565,11 +578,14 @@ pub async fn arrive<E: Executor>(from: &E, to: &E, tenant_id: &str, until: i64) 
         provisioning_enabled: i64,
         created_at: i64,
         updated_at: i64,
+        roles: String,
+        roles_version: i64,
+        default_role: Option<String>,
     }
     let row: Row = from
         .query(Stmt::new(
-            "SELECT subdomain, name, provisioning_enabled, created_at, updated_at FROM tenants \
-             WHERE id = ? AND deleted_at IS NULL",
+            "SELECT subdomain, name, provisioning_enabled, created_at, updated_at, roles, \
+             roles_version, default_role FROM tenants WHERE id = ? AND deleted_at IS NULL",
             vec![tenant_id.into()],
         ))
         .await?
@@ -577,9 +593,12 @@ pub async fn arrive<E: Executor>(from: &E, to: &E, tenant_id: &str, until: i64) 
         .ok_or_else(|| StoreError::Gone("the organisation is no longer on its shard".into()))?;
     to.query(Stmt::new(
         "INSERT INTO tenants (id, subdomain, name, provisioning_enabled, created_at, updated_at, \
-         frozen_until) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET \
+         frozen_until, roles, roles_version, default_role) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (id) DO UPDATE SET \
          name = excluded.name, provisioning_enabled = excluded.provisioning_enabled, \
-         updated_at = excluded.updated_at, frozen_until = excluded.frozen_until",
+         updated_at = excluded.updated_at, frozen_until = excluded.frozen_until, \
+         roles = excluded.roles, roles_version = excluded.roles_version, \
+         default_role = excluded.default_role",
         vec![
             tenant_id.into(),
             row.subdomain.as_str().into(),
@@ -588,6 +607,9 @@ pub async fn arrive<E: Executor>(from: &E, to: &E, tenant_id: &str, until: i64) 
             row.created_at.into(),
             row.updated_at.into(),
             until.into(),
+            row.roles.into(),
+            row.roles_version.into(),
+            row.default_role.into(),
         ],
     ))
     .await?;

@@ -167,8 +167,17 @@ pub async fn delete<E: Executor>(
         Table::Users => "DELETE FROM user_values WHERE tenant_id = ? AND user_id = ?",
         Table::Groups => "DELETE FROM memberships WHERE tenant_id = ? AND group_id = ?",
     };
+    // A deleted group's users may lose the role it gave them: noted while its members are
+    // there, re-roled once it is gone.
+    let (noted, re_role) = match table {
+        Table::Groups => {
+            super::roles::around_group_delete(tenant_id, id, &format!("d_{id}_{now}"), now)
+        }
+        Table::Users => (vec![], vec![]),
+    };
     // What the delete records goes first: it reads the row the delete removes.
-    let mut stmts = trail.before_delete(table, tenant_id, id, now, if_version);
+    let mut stmts = noted;
+    stmts.extend(trail.before_delete(table, tenant_id, id, now, if_version));
     stmts.push(memberships::forget_member_events(
         tenant_id, id, name, now, if_version,
     ));
@@ -191,6 +200,7 @@ pub async fn delete<E: Executor>(
         ),
     ]);
     stmts.extend(memberships::forget_member(tenant_id, id, name, now));
+    stmts.extend(re_role);
     stmts.push(Stmt::new(
         format!("SELECT EXISTS (SELECT 1 FROM {name} WHERE tenant_id = ? AND id = ?) AS e"),
         vec![tenant_id.into(), id.into()],

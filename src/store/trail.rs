@@ -197,11 +197,22 @@ fn statements(
     let mut stmts = Vec::with_capacity(trail.events.len().saturating_add(1));
     for event in &trail.events {
         let key = table.event_prefix();
-        let (changed, mut params) = if event.changed.is_empty() {
-            (String::new(), vec![])
-        } else {
-            let names = serde_json::Value::from(event.changed.clone()).to_string();
-            (", 'changed', json(?)".to_string(), vec![Param::from(names)])
+        let (changed, mut params) = match (event.changed.is_empty(), table, guard) {
+            (true, _, _) => (String::new(), vec![]),
+            // A user's write that changed its effective role says so ([`super::roles`]).
+            (false, Table::Users, Guard::Written(w)) => {
+                let names = serde_json::Value::from(event.changed.clone()).to_string();
+                (
+                    ", 'changed', CASE WHEN u.role_tag = ? THEN json_insert(json(?), '$[#]', 'role') \
+                     ELSE json(?) END"
+                        .to_string(),
+                    vec![Param::from(w), names.clone().into(), names.into()],
+                )
+            }
+            (false, _, _) => {
+                let names = serde_json::Value::from(event.changed.clone()).to_string();
+                (", 'changed', json(?)".to_string(), vec![Param::from(names)])
+            }
         };
         let mut all: Vec<Param> = vec![tenant_id.into(), event.kind.name().into(), now.into()];
         all.append(&mut params);

@@ -31,6 +31,8 @@ const PURGED: &[(&str, &str)] = &[
     ("oauth_clients", "rowid"),
     ("oauth_secrets", "rowid"),
     ("oauth_assertions", "rowid"),
+    ("role_mappings", "rowid"),
+    ("role_pending", "rowid"),
 ];
 
 /// Delete up to [`CHUNK`] rows of `table` (`events` or `logs`) older than `before`; returns how

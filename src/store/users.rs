@@ -152,6 +152,14 @@ impl Columns {
     }
 }
 
+/// What a user's write records after its values: its effective role brought up to date
+/// first ([`super::roles`]), so that the write's events show it.
+fn recorded(tenant_id: &str, id: &str, now: i64, write_id: &str, trail: &Trail<'_>) -> Vec<Stmt> {
+    let mut stmts = vec![super::roles::of_user(tenant_id, id, write_id)];
+    stmts.extend(trail.after(Table::Users, tenant_id, id, now, write_id));
+    stmts
+}
+
 /// Insert a new user in one batch. A taken userName is `StoreError::Unique` on `user_name_key`.
 pub async fn insert<E: Executor>(
     db: &E,
@@ -175,7 +183,7 @@ pub async fn insert<E: Executor>(
         ),
         params,
     );
-    let recorded = trail.after(Table::Users, tenant_id, id, now, write_id);
+    let recorded = recorded(tenant_id, id, now, write_id, trail);
     let (_, manager_exists) = write_rows(db, tenant_id, id, &c, vec![row], None, recorded).await?;
     Ok(Stored {
         id: id.to_string(),
@@ -229,7 +237,7 @@ pub async fn update<E: Executor>(
             ],
         ),
     ];
-    let recorded = trail.after(Table::Users, tenant_id, id, now, write_id);
+    let recorded = recorded(tenant_id, id, now, write_id, trail);
     let (changed, manager_exists) =
         write_rows(db, tenant_id, id, &c, stmts, Some(write_id), recorded).await?;
     // D1 counts rows changed by foreign-key actions too: "changed anything" is the test.
