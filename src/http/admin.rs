@@ -27,6 +27,7 @@
 //! DELETE /admin/v1/tenants/{sub}/move               cancel a move that has not switched
 //! POST   /admin/v1/keys, GET /admin/v1/keys, DELETE /admin/v1/keys/{id}   API keys
 //! GET    /admin/v1/openapi.json                     this API, as an OpenAPI 3.1 document
+//! GET, PUT /admin/v1/roles; GET, PUT …/{sub}/role-mappings; PUT …/{sub}/default-role  roles
 //! ```
 //!
 //! Every list answers one page shape, `{items, next}`: `next` is what to pass as `after` for
@@ -46,6 +47,7 @@ use super::host_app;
 use super::keys;
 use super::oauth::{oauth_json, FederationBody};
 use super::reply::{json_body, Reply};
+use super::roles;
 use super::shards::Bindings;
 use super::shards::{forget, learn, Place};
 use crate::http::d1::D1;
@@ -87,6 +89,9 @@ enum Route<'a> {
     Keys,
     Key(&'a str),
     OpenApi,
+    Roles,
+    RoleMappings(&'a str),
+    DefaultRole(&'a str),
     Unknown,
 }
 
@@ -108,6 +113,8 @@ impl<'a> Route<'a> {
             | Route::Members(s, _)
             | Route::Logs(s)
             | Route::Summary(s)
+            | Route::RoleMappings(s)
+            | Route::DefaultRole(s)
             | Route::ConsoleLinks(s) => Some(s),
             _ => None,
         }
@@ -133,7 +140,9 @@ fn needs(route: &Route, method: &Method) -> Option<Scope> {
             | Route::Tokens(_)
             | Route::OAuth(_)
             | Route::Shards
-            | Route::Purges,
+            | Route::Purges
+            | Route::Roles
+            | Route::RoleMappings(_),
             Get,
         ) => Scope::TenantsRead,
         (Route::Tenants, Post)
@@ -154,6 +163,7 @@ fn needs(route: &Route, method: &Method) -> Option<Scope> {
         (Route::Events(_), Get) => Scope::EventsRead,
         (Route::Logs(_) | Route::Summary(_), Get) => Scope::LogsRead,
         (Route::Keys, Get | Post) | (Route::Key(_), Delete) => Scope::KeysWrite,
+        (Route::Roles | Route::RoleMappings(_) | Route::DefaultRole(_), Put) => Scope::RolesWrite,
         _ => return None,
     };
     Some(scope)
@@ -174,6 +184,7 @@ fn parse(path: &str) -> Route<'_> {
         ["keys"] => Route::Keys,
         ["keys", id] => Route::Key(id),
         ["openapi.json"] => Route::OpenApi,
+        ["roles"] => Route::Roles,
         ["shards", binding] => Route::Shard(binding),
         ["tenants", sub] => Route::Tenant(sub),
         ["tenants", sub, "tokens"] => Route::Tokens(sub),
@@ -192,6 +203,8 @@ fn parse(path: &str) -> Route<'_> {
         ["tenants", sub, "summary"] => Route::Summary(sub),
         ["tenants", sub, "console-links"] => Route::ConsoleLinks(sub),
         ["tenants", sub, "move"] => Route::Move(sub),
+        ["tenants", sub, "role-mappings"] => Route::RoleMappings(sub),
+        ["tenants", sub, "default-role"] => Route::DefaultRole(sub),
         _ => Route::Unknown,
     }
 }
@@ -212,7 +225,7 @@ pub async fn serve(app: &App, req: Request, path: &str) -> Result<Reply> {
     match route {
         Route::Tenants | Route::Tenant(_) | Route::Move(_) => a.tenants(req, route).await,
         Route::Keys | Route::Key(_) | Route::OpenApi => a.keys(req, route).await,
-        Route::Shards | Route::Shard(_) | Route::Purges | Route::Events(None) => {
+        Route::Shards | Route::Shard(_) | Route::Purges | Route::Events(None) | Route::Roles => {
             a.deployment(req, route).await
         }
         Route::Unknown => Err(Error::not_found(format!("no admin route {}", quote(path)))),
@@ -415,6 +428,12 @@ impl Admin<'_> {
                 let at = shards::locate(&all, sub).await?;
                 host_app::events(app, Some((&at.db, at.org.shard.as_str(), sub)), &q).await
             }
+            (Route::Roles, Method::Get) => roles::declared(app).await,
+            (Route::Roles, Method::Put) => {
+                me.unbound("declare the app's roles")?;
+                roles::declare(app, body(&mut req).await?).await
+            }
+            (Route::Roles, _) => Err(Error::method_not_allowed("GET, PUT")),
             (Route::Shard(_), _) => Err(Error::method_not_allowed("PATCH")),
             _ => Err(Error::method_not_allowed("GET")),
         }
@@ -547,6 +566,15 @@ impl Admin<'_> {
             Route::OAuth(_) | Route::Secrets(_) | Route::Secret(..) | Route::Federation(_) => {
                 self.oauth(req, route, db, sub, id).await
             }
+            Route::RoleMappings(_) => match method {
+                Method::Get => roles::of_tenant(db, id).await,
+                Method::Put => roles::set_mappings(app, db, id, body(&mut req).await?).await,
+                _ => Err(Error::method_not_allowed("GET, PUT")),
+            },
+            Route::DefaultRole(_) => match method {
+                Method::Put => roles::set_default(app, db, id, body(&mut req).await?).await,
+                _ => Err(Error::method_not_allowed("PUT")),
+            },
             Route::ConsoleLinks(_) => match method {
                 Method::Post => console::create_link(app, db, id, sub).await,
                 _ => Err(Error::method_not_allowed("POST")),

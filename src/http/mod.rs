@@ -38,6 +38,7 @@ pub mod log_buffer;
 pub mod meter;
 pub mod oauth;
 pub mod reply;
+pub mod roles;
 pub mod scim;
 pub mod shards;
 

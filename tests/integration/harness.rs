@@ -51,6 +51,7 @@ static SERVER: OnceLock<Server> = OnceLock::new();
 static LIMITED: OnceLock<Server> = OnceLock::new();
 static WORKERD: OnceLock<Server> = OnceLock::new();
 static APART: OnceLock<Server> = OnceLock::new();
+static DEPLOYMENT: OnceLock<Server> = OnceLock::new();
 /// Process groups and work directories to remove at exit.
 static CHILDREN: Mutex<Vec<(i32, PathBuf)>> = Mutex::new(Vec::new());
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -71,6 +72,18 @@ pub fn server() -> &'static Server {
 /// own statements meet `SQLITE_BUSY`, so no other test may be writing there meanwhile.
 pub fn apart_server() -> &'static Server {
     APART.get_or_init(|| {
+        start(Kind::Dev {
+            rate_limit: MAIN_RATE_LIMIT,
+            vars: &[],
+            operator_origin: false,
+        })
+    })
+}
+
+/// A `wrangler dev` for the tests that change what is the whole deployment's (the app's
+/// declared roles), so that no other test meets their settings.
+pub fn deployment_server() -> &'static Server {
+    DEPLOYMENT.get_or_init(|| {
         start(Kind::Dev {
             rate_limit: MAIN_RATE_LIMIT,
             vars: &[],

@@ -171,6 +171,27 @@ fn routes(t: &Tenant, user: &str, group: &str, shard: &str, whole: bool) -> Vec<
         ),
         row("GET", format!("{base}/logs"), None, "logs:read", 200),
         row("GET", format!("{base}/summary"), None, "logs:read", 200),
+        row(
+            "GET",
+            format!("{base}/role-mappings"),
+            None,
+            "tenants:read",
+            200,
+        ),
+        row(
+            "PUT",
+            format!("{base}/role-mappings"),
+            Some(json!([])),
+            "roles:write",
+            200,
+        ),
+        row(
+            "PUT",
+            format!("{base}/default-role"),
+            Some(json!({"role": null})),
+            "roles:write",
+            200,
+        ),
     ];
     if whole {
         let new = json!({"subdomain": unique("keyed")});
@@ -193,6 +214,9 @@ fn routes(t: &Tenant, user: &str, group: &str, shard: &str, whole: bool) -> Vec<
             ),
             row("GET", "/admin/v1/purges".into(), None, "tenants:read", 200),
             row("GET", "/admin/v1/events".into(), None, "events:read", 200),
+            // Declaring roles is the whole deployment's: tests/integration/roles.rs, on a
+            // server of its own.
+            row("GET", "/admin/v1/roles".into(), None, "tenants:read", 200),
             row("GET", "/admin/v1/keys".into(), None, "keys:write", 200),
             row(
                 "POST",

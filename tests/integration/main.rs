@@ -10,6 +10,7 @@ mod host_app;
 mod hostile;
 mod keys;
 mod oauth;
+mod roles;
 mod scim_access;
 mod security;
 mod shards;
