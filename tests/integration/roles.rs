@@ -167,7 +167,7 @@ fn roles_come_from_attributes_nested_groups_and_the_default_and_the_feed_says_so
         (json!("Admin"), json!({"type": "attribute"})),
         "the attribute wins"
     );
-    assert_eq!(re_roled(&feed(s, &sub), mark), [alice.clone()]);
+    assert_eq!(re_roled(&feed(s, &sub), mark), vec![alice.clone()]);
 
     // The default reaches whoever has no other role; a role not declared is refused.
     s.admin("PUT", &format!("{base}/default-role"))
@@ -183,7 +183,7 @@ fn roles_come_from_attributes_nested_groups_and_the_default_and_the_feed_says_so
         directory_role(s, &sub, &carol),
         (json!("Reader"), json!({"type": "default"}))
     );
-    assert_eq!(re_roled(&feed(s, &sub), mark), [carol.clone()]);
+    assert_eq!(re_roled(&feed(s, &sub), mark), vec![carol.clone()]);
 
     // SCIM membership changes: the higher-precedence group wins; leaving it, the next.
     let mark = feed(s, &sub).len();
@@ -205,7 +205,7 @@ fn roles_come_from_attributes_nested_groups_and_the_default_and_the_feed_says_so
             json!({"type": "group", "groupId": contractors})
         )
     );
-    assert_eq!(re_roled(&feed(s, &sub), mark), [alice.clone()]);
+    assert_eq!(re_roled(&feed(s, &sub), mark), vec![alice.clone()]);
     // A user's own write: its one event names the role among what changed.
     let mark = feed(s, &sub).len();
     let ops =
@@ -217,7 +217,7 @@ fn roles_come_from_attributes_nested_groups_and_the_default_and_the_feed_says_so
     );
     let events = feed(s, &sub);
     assert_eq!(events.len(), mark + 1, "one event for the write");
-    assert_eq!(re_roled(&events, mark), [carol.clone()]);
+    assert_eq!(re_roled(&events, mark), vec![carol.clone()]);
     // A group deleted: its members lose its role, and its mapping goes.
     let mark = feed(s, &sub).len();
     t.call("DELETE", &format!("/Groups/{contractors}"))
@@ -227,7 +227,7 @@ fn roles_come_from_attributes_nested_groups_and_the_default_and_the_feed_says_so
         directory_role(s, &sub, &alice),
         (json!("Reader"), json!({"type": "default"}))
     );
-    assert_eq!(re_roled(&feed(s, &sub), mark), [alice.clone()]);
+    assert_eq!(re_roled(&feed(s, &sub), mark), vec![alice.clone()]);
     let left = s
         .admin("GET", &format!("{base}/role-mappings"))
         .send()
@@ -243,7 +243,7 @@ fn roles_come_from_attributes_nested_groups_and_the_default_and_the_feed_says_so
         .send()
         .expect(200);
     assert_eq!(directory_role(s, &sub, &alice), (Value::Null, Value::Null));
-    assert_eq!(re_roled(&feed(s, &sub), mark), [alice.clone()]);
+    assert_eq!(re_roled(&feed(s, &sub), mark), vec![alice.clone()]);
 
     // The feed and the directory agree on every user.
     let events = feed(s, &sub);
