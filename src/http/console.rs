@@ -32,7 +32,7 @@ use super::reply::{header, json_body, render, Reply, Surface};
 use crate::http::d1::D1;
 use crate::service::console::{self, Admin};
 use crate::service::log::LogQuery;
-use crate::service::{host_app as reads, oauth, shards, tenants};
+use crate::service::{host_app as reads, oauth, roles, shards, tenants};
 use scim_core::scim::error::{quote, Error, Result};
 use scim_core::time::rfc3339;
 
@@ -277,6 +277,7 @@ async fn api(app: &App, mut req: Request, call: &str) -> Result<Reply> {
         (_, oauth_call) if oauth_call.starts_with("oauth/") => {
             oauth_api(app, req, &db, &admin, oauth_call).await
         }
+        (_, "roles") => roles_api(app, req, &db, &admin).await,
         (Method::Delete, id) if id.starts_with("tokens/") => {
             let id = id.trim_start_matches("tokens/");
             tenants::revoke_token(&db, &admin.subdomain, id).await?;
@@ -352,6 +353,41 @@ async fn oauth_api(
             quote(other)
         ))),
     }
+}
+
+/// Groups the console lists for mapping to roles, at most.
+const ROLE_GROUPS: u32 = 500;
+
+/// What the console's Roles section saves: the mappings and the default, together.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RolesBody {
+    mappings: Vec<super::roles::MappingBody>,
+    default_role: Option<String>,
+}
+
+/// The console's roles from groups: the app's roles, the organisation's groups (the first
+/// [`ROLE_GROUPS`] by id) with the role each gives, and the default role.
+async fn roles_api(app: &App, mut req: Request, db: &D1, admin: &Admin) -> Result<Reply> {
+    if req.method() == Method::Put {
+        let body: RolesBody = json_body(&mut req, 64 * 1024)
+            .await?
+            .ok_or_else(|| Error::invalid("the mappings and the default role are required"))?;
+        super::roles::set_mappings(app, db, &admin.tenant_id, body.mappings).await?;
+        let default = super::roles::DefaultBody {
+            role: body.default_role,
+        };
+        super::roles::set_default(app, db, &admin.tenant_id, default).await?;
+    } else if req.method() != Method::Get {
+        return Err(Error::method_not_allowed("GET, PUT"));
+    }
+    let mut j = super::roles::tenant_json(&roles::of_tenant(db, &admin.tenant_id).await?);
+    let groups = reads::groups(db, &admin.subdomain, None, ROLE_GROUPS).await?;
+    if let Some(o) = j.as_object_mut() {
+        o.insert("groups".into(), json!(groups.items));
+        o.insert("moreGroups".into(), json!(groups.next.is_some()));
+    }
+    Ok(Reply::json(200, j))
 }
 
 /// What the page shows first.

@@ -60,7 +60,7 @@ pub struct MappingBody {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DefaultBody {
-    role: Option<String>,
+    pub role: Option<String>,
 }
 
 pub async fn of_tenant<E: Executor>(db: &E, tenant_id: &str) -> Result<Reply> {

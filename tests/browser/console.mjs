@@ -182,6 +182,24 @@ try {
   assert.equal(await page.isHidden("#new-secret"), true, "a revoked secret is no longer offered for copying");
   step("Generate new client secret: the page's Token Endpoint and Client Identifier buy an access token SCIM accepts; Revoke stops it");
 
+  // 4c. Roles from groups: map the group to a role and choose a default; the directory
+  // follows (the vendor declared Admin, Writer, Reader; the tenant has a group Engineers).
+  await page.waitForSelector('select[aria-label="Role of group Engineers"]');
+  await page.selectOption('select[aria-label="Role of group Engineers"]', "Writer");
+  await page.selectOption("#default-role", "Reader");
+  await page.click("#save-roles");
+  await page.waitForFunction(() => document.querySelector("#roles-message").textContent.includes("saved"));
+  const mapped = await admin("GET", `/tenants/${sub}/role-mappings`);
+  assert.deepEqual(mapped.items.map((m) => [m.displayName, m.role]), [["Engineers", "Writer"]]);
+  assert.equal(mapped.defaultRole, "Reader");
+  const users = await admin("GET", `/tenants/${sub}/users`);
+  assert.ok(users.items.length > 0 && users.items.every((u) => u.role === "Reader" && u.roleSource?.type === "default"), JSON.stringify(users.items.map((u) => [u.role, u.roleSource])));
+  await page.reload();
+  await page.waitForSelector('select[aria-label="Role of group Engineers"]');
+  assert.equal(await page.inputValue('select[aria-label="Role of group Engineers"]'), "Writer");
+  assert.equal(await page.inputValue("#default-role"), "Reader");
+  step("Roles from groups: a group mapped to a role and a default saved in the page reach the directory");
+
   // 5. The same link again is refused; a console call without the CSRF header is refused.
   const again = await context.newPage();
   const r = await again.goto(url);

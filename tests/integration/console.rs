@@ -235,11 +235,19 @@ fn an_expired_link_is_refused() {
 /// another site's page opens it signed in, Generate new makes a token SCIM accepts, its use and
 /// a failure show, a 10 KB name wraps and a right-to-left one is isolated, Revoke ends the
 /// token, a client secret generated in the page buys an access token (and Revoke ends it), a
-/// used link and a call without the CSRF header are refused; it writes docs/console.png.
+/// group mapped to a role and a default saved in the page reach the directory, a used link and
+/// a call without the CSRF header are refused; it writes docs/console.png.
 #[test]
 fn the_console_works_in_chromium() {
-    let s = server();
-    let t = Tenant::new("browser");
+    // A server of its own: the page maps a group to one of the app's roles, and the app's
+    // roles are the whole deployment's.
+    let s = crate::harness::own_server();
+    let t = Tenant::on(s, "browser");
+    s.admin("PUT", "/admin/v1/roles")
+        .json(&json!(["Admin", "Writer", "Reader"]))
+        .send()
+        .expect(200);
+    t.create_group("Engineers");
     let root = env!("CARGO_MANIFEST_DIR");
     let out = std::process::Command::new("node")
         .arg(format!("{root}/tests/browser/console.mjs"))
@@ -257,7 +265,7 @@ fn the_console_works_in_chromium() {
     );
     assert_eq!(
         said.lines().filter(|l| l.starts_with("ok: ")).count(),
-        10,
+        11,
         "{said}"
     );
 }

@@ -51,7 +51,6 @@ static SERVER: OnceLock<Server> = OnceLock::new();
 static LIMITED: OnceLock<Server> = OnceLock::new();
 static WORKERD: OnceLock<Server> = OnceLock::new();
 static APART: OnceLock<Server> = OnceLock::new();
-static DEPLOYMENT: OnceLock<Server> = OnceLock::new();
 /// Process groups and work directories to remove at exit.
 static CHILDREN: Mutex<Vec<(i32, PathBuf)>> = Mutex::new(Vec::new());
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -80,16 +79,14 @@ pub fn apart_server() -> &'static Server {
     })
 }
 
-/// A `wrangler dev` for the tests that change what is the whole deployment's (the app's
-/// declared roles), so that no other test meets their settings.
-pub fn deployment_server() -> &'static Server {
-    DEPLOYMENT.get_or_init(|| {
-        start(Kind::Dev {
-            rate_limit: MAIN_RATE_LIMIT,
-            vars: &[],
-            operator_origin: false,
-        })
-    })
+/// A `wrangler dev` of its own for a test that changes what is the whole deployment's (the
+/// app's declared roles), so that no other test meets its settings: a new one at each call.
+pub fn own_server() -> &'static Server {
+    Box::leak(Box::new(start(Kind::Dev {
+        rate_limit: MAIN_RATE_LIMIT,
+        vars: &[],
+        operator_origin: false,
+    })))
 }
 
 /// A second `wrangler dev` whose limits are low: [`LOW_RATE_LIMIT`], wrangler.toml's refusal

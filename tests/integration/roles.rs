@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value};
 
-use crate::harness::{deployment_server, Server};
+use crate::harness::{own_server, Server};
 use crate::host_app::all_pages;
 use crate::{Tenant, PATCH};
 
@@ -53,7 +53,7 @@ fn user(t: &Tenant, name: &str, role: Option<&str>) -> String {
 
 #[test]
 fn roles_come_from_attributes_nested_groups_and_the_default_and_the_feed_says_so() {
-    let s = deployment_server();
+    let s = own_server();
     let t = Tenant::on(s, "roles");
     let sub = t.sub.clone();
     // Nothing declared: the primary roles value is the role, as always.

@@ -306,7 +306,54 @@ async function load() {
   renderOAuth();
   renderMethods();
   renderSummary(o.summary);
+  await loadRoles();
   await loadActivity();
+}
+
+/** A role picker: "no role" first, then the app's roles in their order. */
+function rolePicker(roles, chosen, label) {
+  const select = document.createElement("select");
+  select.setAttribute("aria-label", label);
+  for (const r of ["", ...roles]) {
+    const o = document.createElement("option");
+    o.value = r;
+    o.textContent = r || "(no role)";
+    o.selected = r === (chosen ?? "");
+    select.append(o);
+  }
+  return select;
+}
+
+async function loadRoles() {
+  const r = await api("GET", "roles");
+  const declared = r.roles.length > 0;
+  $("roles-none").hidden = declared;
+  $("roles").hidden = !declared;
+  $("more-groups").hidden = !r.moreGroups;
+  const mapped = new Map(r.items.map((m) => [m.groupId, m.role]));
+  const body = $("role-groups");
+  body.replaceChildren();
+  if (r.groups.length === 0) nothing(body, "No groups yet: your identity provider has not pushed any.", 2);
+  for (const g of r.groups) {
+    const tr = document.createElement("tr");
+    tr.dataset.group = g.id;
+    const td = document.createElement("td");
+    td.append(rolePicker(r.roles, mapped.get(g.id), `Role of group ${g.displayName}`));
+    tr.append(cell(g.displayName), td);
+    body.append(tr);
+  }
+  $("default-role").replaceChildren(...rolePicker(r.roles, r.defaultRole, "Default role").children);
+}
+
+async function saveRoles(event) {
+  event.preventDefault();
+  const mappings = [...$("role-groups").querySelectorAll("tr[data-group]")]
+    .map((tr) => ({ groupId: tr.dataset.group, role: tr.querySelector("select").value }))
+    .filter((m) => m.role);
+  const defaultRole = $("default-role").value || null;
+  await api("PUT", "roles", { mappings, defaultRole });
+  $("roles-message").textContent = "The roles were saved.";
+  await loadRoles();
 }
 
 function copyFrom(id, button) {
@@ -327,6 +374,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("federation").addEventListener("submit", (e) => saveFederation(e).catch((err) => ($("federation-message").textContent = err.message)));
   $("remove-federation").addEventListener("click", () => removeFederation().catch((e) => ($("federation-message").textContent = e.message)));
   $("failures-only").addEventListener("change", () => loadActivity());
+  $("roles").addEventListener("submit", (e) => saveRoles(e).catch((err) => ($("roles-message").textContent = err.message)));
   $("sign-out").addEventListener("click", async () => {
     await api("POST", "signout");
     window.location.replace("/console");
