@@ -346,6 +346,18 @@ mod moving {
             &json!({"displayName": "Sales", "members": members}),
         ))
         .expect("group");
+        // Its roles travel too: the declaration it applied, its default, its mappings.
+        let declared: Vec<String> = vec!["Writer".into(), "Reader".into()];
+        block_on(super::super::roles::declare(&all, &rt, &declared, 10_000)).expect("declare");
+        let pairs = vec![(g.id.clone(), "Writer".to_string())];
+        block_on(super::super::roles::set_mappings(&db, &rt, &org.id, &pairs)).expect("mapped");
+        block_on(super::super::roles::set_default(
+            &db,
+            &rt,
+            &org.id,
+            Some("Reader"),
+        ))
+        .expect("default");
         let o2 = all.shard("SHARD_2").expect("SHARD_2");
         block_on(Users::create(
             &scope(&o2, &rt, &other.id),
@@ -491,6 +503,28 @@ mod moving {
         let again = block_on(oauth::grant(&new, &rt, &NoKeys, &org.id, &by_secret, hour));
         assert!(again.is_ok(), "the secret buys tokens on the new shard");
         let _ = token;
+        let moved = block_on(super::super::roles::of_tenant(&new, &org.id)).expect("roles");
+        assert_eq!(moved.roles, declared);
+        assert_eq!(moved.default_role.as_deref(), Some("Reader"));
+        assert_eq!(
+            moved
+                .mappings
+                .iter()
+                .map(|m| (m.group_id.clone(), m.role.clone()))
+                .collect::<Vec<_>>(),
+            pairs
+        );
+        assert_eq!(
+            new.count(&format!(
+                "SELECT count(*) FROM users WHERE tenant_id = '{}' AND role = 'Writer' AND role_group = '{}'",
+                org.id, g.id
+            )),
+            new.count(&format!(
+                "SELECT count(*) FROM memberships WHERE tenant_id = '{}' AND group_id = '{}' AND member_type = 'User'",
+                org.id, g.id
+            )),
+            "every member of the mapped group has its role on the new shard, those added meanwhile too"
+        );
         // The new shard's gate opens for the tenant's token.
         assert_eq!(new.count(&format!("SELECT count(*) FROM tenants WHERE id = '{}' AND coalesce(frozen_until, 0) = 0 AND deleted_at IS NULL", org.id)), 1);
 
