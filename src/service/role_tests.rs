@@ -404,3 +404,79 @@ fn the_directory_and_the_feed_agree_on_every_role_after_any_mix_of_causes() {
         }
     }
 }
+
+/// A mapping that re-roles the 100,000 members of a group (nested one level): one batch of a
+/// few statements, each within D1's 100 bound parameters, and each member's event exactly once;
+/// then removing the inner group from the outer re-roles them all back, once each again.
+#[test]
+fn a_group_of_100000_is_re_roled_in_one_batch_with_one_event_each() {
+    const N: i64 = 100_000;
+    let all = TestShards::new(Sqlite::migrated(), 0);
+    let rt = TestRuntime::at(1_000);
+    let declared: Vec<String> = ["Admin", "Writer"].map(String::from).to_vec();
+    block_on(roles::declare(&all, &rt, &declared, 10_000)).expect("declare");
+    let org = block_on(tenants::create(&all, &rt, "big", None, None, None)).expect("tenant");
+    let db = {
+        use super::shards::Databases;
+        all.shard("DB").expect("db")
+    };
+    let t = org.id.as_str();
+    let run = |sql: &str| {
+        block_on(db.query(Stmt::new(sql.to_string(), vec![t.into()]))).expect(sql);
+    };
+    // Rows straight in SQL: 100,000 users in `inner`, `inner` in `outer`.
+    run(&format!(
+        "INSERT INTO users (tenant_id, id, user_name, user_name_key, active, data, version, write_id, created_at, updated_at) \
+         WITH RECURSIVE n(value) AS (SELECT 1 UNION ALL SELECT value + 1 FROM n WHERE value < {N}) \
+         SELECT ?1, 'u' || value, 'u' || value, 'u' || value, 1, '{{}}', 1, 'w', 0, 0 FROM n"
+    ));
+    for g in ["inner", "outer"] {
+        run(&format!(
+            "INSERT INTO groups (tenant_id, id, display_name, display_name_key, data, version, write_id, created_at, updated_at) \
+             VALUES (?1, '{g}', '{g}', '{g}', '{{}}', 1, 'w', 0, 0)"
+        ));
+    }
+    run(&format!(
+        "INSERT INTO memberships (tenant_id, group_id, member_id, member_type) \
+         WITH RECURSIVE n(value) AS (SELECT 1 UNION ALL SELECT value + 1 FROM n WHERE value < {N}) \
+         SELECT ?1, 'inner', 'u' || value, 'User' FROM n"
+    ));
+    run("INSERT INTO memberships (tenant_id, group_id, member_id, member_type) VALUES (?1, 'outer', 'inner', 'Group')");
+    let events = |kind: &str| {
+        rows(
+            &db,
+            &format!(
+                "SELECT count(*) AS n, count(DISTINCT resource_id) AS d FROM events WHERE tenant_id = ? AND type = 'user.updated' AND data ->> '$.user.role' IS {kind}"
+            ),
+            vec![t.into()],
+        )[0]
+        .clone()
+    };
+    let started = std::time::Instant::now();
+    let pairs = vec![("outer".to_string(), "Writer".to_string())];
+    block_on(roles::set_mappings(&db, &rt, t, &pairs)).expect("mapped");
+    let mapped = started.elapsed();
+    assert_eq!(
+        events("'Writer'"),
+        json!({"n": N, "d": N}),
+        "one event per member"
+    );
+    let writers = rows(&db, "SELECT count(*) AS n FROM users WHERE tenant_id = ? AND role = 'Writer' AND role_group = 'outer'", vec![t.into()]);
+    assert_eq!(writers[0]["n"], N);
+    // The inner group leaves the outer one: everybody loses the role, one event each.
+    let tag = "w_out";
+    let change = [MemberChange::Remove(vec!["inner".to_string()])];
+    let trail = Trail::single(EventType::GroupUpdated, None);
+    let started = std::time::Instant::now();
+    block_on(groups::write(
+        &db, t, "outer", None, None, &change, 2_000, tag, &trail,
+    ))
+    .expect("removed");
+    let removed = started.elapsed();
+    assert_eq!(
+        events("NULL"),
+        json!({"n": N, "d": N}),
+        "one event per member, again"
+    );
+    println!("re-roled {N} members: by a mapping in {mapped:?}, by a member removed in {removed:?} (SQLite on this machine)");
+}

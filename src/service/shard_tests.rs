@@ -348,10 +348,13 @@ mod moving {
         .expect("group");
         // Its roles travel too: the declaration it applied, its default, its mappings.
         let declared: Vec<String> = vec!["Writer".into(), "Reader".into()];
-        block_on(super::super::roles::declare(&all, &rt, &declared, 10_000)).expect("declare");
+        block_on(crate::service::roles::declare(&all, &rt, &declared, 10_000)).expect("declare");
         let pairs = vec![(g.id.clone(), "Writer".to_string())];
-        block_on(super::super::roles::set_mappings(&db, &rt, &org.id, &pairs)).expect("mapped");
-        block_on(super::super::roles::set_default(
+        block_on(crate::service::roles::set_mappings(
+            &db, &rt, &org.id, &pairs,
+        ))
+        .expect("mapped");
+        block_on(crate::service::roles::set_default(
             &db,
             &rt,
             &org.id,
@@ -503,7 +506,7 @@ mod moving {
         let again = block_on(oauth::grant(&new, &rt, &NoKeys, &org.id, &by_secret, hour));
         assert!(again.is_ok(), "the secret buys tokens on the new shard");
         let _ = token;
-        let moved = block_on(super::super::roles::of_tenant(&new, &org.id)).expect("roles");
+        let moved = block_on(crate::service::roles::of_tenant(&new, &org.id)).expect("roles");
         assert_eq!(moved.roles, declared);
         assert_eq!(moved.default_role.as_deref(), Some("Reader"));
         assert_eq!(
