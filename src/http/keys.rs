@@ -13,6 +13,7 @@ use worker::Request;
 
 use super::app::App;
 use super::host_app::{page_json, Query};
+use super::limit;
 use super::reply::{header, Reply};
 use crate::service::host_app::Page;
 use crate::service::keys::{self, Key, Principal};
@@ -35,9 +36,21 @@ pub async fn authorize(app: &App, req: &Request) -> Result<Principal> {
     if !closed && token::secrets_equal(presented, &app.config.admin_token) {
         return Ok(Principal::bootstrap());
     }
+    // Looking a key up costs a D1 call: refused ones spend the client address's refusal
+    // budget, as SCIM's do, and past it the answer is 429 with no call at all.
+    let address = limit::client_address(req);
+    let is_key = presented.starts_with(keys::PREFIX);
+    if is_key && limit::over_budget(app.now, &address, None) {
+        return Err(limit::budget_spent());
+    }
     match keys::authenticate(&app.databases(), &app.rt, presented).await? {
         Some(p) => Ok(p),
-        None => Err(refused(closed, "invalid admin token or API key")),
+        None => {
+            if is_key {
+                limit::count_refusal(app, &address, None).await;
+            }
+            Err(refused(closed, "invalid admin token or API key"))
+        }
     }
 }
 

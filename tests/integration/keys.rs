@@ -4,23 +4,7 @@
 use serde_json::{json, Value};
 
 use crate::harness::{server, unique, Resp, Server};
-use crate::Tenant;
-
-/// A new key with `scopes` (bound to `tenant` if given): its plaintext and its 201 body.
-fn key_with(s: &Server, scopes: &[&str], tenant: Option<&str>) -> (String, Value) {
-    let mut ask = json!({"name": unique("key"), "scopes": scopes});
-    if let Some(t) = tenant {
-        ask["tenant"] = json!(t);
-    }
-    let body = s
-        .admin("POST", "/admin/v1/keys")
-        .json(&ask)
-        .send()
-        .expect(201)
-        .json();
-    let key = body["key"].as_str().expect("key").to_string();
-    (key, body)
-}
+use crate::{key_with, Tenant};
 
 const EVERY: [&str; 8] = [
     "tenants:read",
@@ -468,4 +452,44 @@ fn a_key_is_shown_once_listed_by_its_hint_and_revoked_at_once() {
         .send()
         .expect(202);
     ask(s, &bound, "GET", "/admin/v1/tenants", &None).admin_error(401);
+}
+
+/// Looking a key up costs a D1 call, so wrong keys spend the address's refusal budget
+/// (wrangler.toml's, on the limited server): past it, 429 with no D1 call, while the right key
+/// from elsewhere, and `ADMIN_TOKEN`, still work.
+#[test]
+fn wrong_keys_spend_the_refusal_budget_and_then_cost_no_d1_call() {
+    let s = crate::harness::limited_server();
+    let (good, _) = key_with(s, &["tenants:read"], None);
+    let address = "198.51.100.77";
+    let mut last = None;
+    for i in 0..40 {
+        let r = s
+            .get("/admin/v1/tenants")
+            .bearer(&format!("scim_ak_wrong{i}"))
+            .header("CF-Connecting-IP", address)
+            .send();
+        if r.status == 429 {
+            last = Some(r);
+            break;
+        }
+        assert_eq!(r.status, 401, "{}", r.text);
+        assert_eq!(
+            crate::harness::d1_calls(&r),
+            1,
+            "a wrong key is looked up once"
+        );
+    }
+    let spent = last.expect("the budget runs out");
+    assert_eq!(
+        crate::harness::d1_calls(&spent),
+        0,
+        "no D1 call past the budget"
+    );
+    assert!(spent.header("retry-after").is_some());
+    s.get("/admin/v1/tenants").bearer(&good).send().expect(200);
+    s.admin("GET", "/admin/v1/tenants")
+        .header("CF-Connecting-IP", address)
+        .send()
+        .expect(200);
 }

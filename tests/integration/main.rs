@@ -39,6 +39,23 @@ pub fn new_tenant_on(s: &Server, prefix: &str) -> String {
     sub
 }
 
+/// A new admin API key of server `s` with `scopes` (bound to `tenant` if given): its plaintext
+/// and its 201 body.
+pub fn key_with(s: &Server, scopes: &[&str], tenant: Option<&str>) -> (String, Value) {
+    let mut ask = json!({"name": unique("key"), "scopes": scopes});
+    if let Some(t) = tenant {
+        ask["tenant"] = json!(t);
+    }
+    let body = s
+        .admin("POST", "/admin/v1/keys")
+        .json(&ask)
+        .send()
+        .expect(201)
+        .json();
+    let key = body["key"].as_str().expect("key").to_string();
+    (key, body)
+}
+
 /// Generate a Secret Token for a tenant and return its plaintext.
 pub fn new_token(sub: &str) -> String {
     token_response(server(), sub)["token"]

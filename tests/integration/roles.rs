@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use crate::harness::{own_server, Server};
 use crate::host_app::all_pages;
-use crate::{Tenant, PATCH};
+use crate::{key_with, Tenant, PATCH};
 
 fn directory_role(s: &Server, sub: &str, id: &str) -> (Value, Value) {
     let u = s
@@ -72,20 +72,7 @@ fn roles_come_from_attributes_nested_groups_and_the_default_and_the_feed_says_so
         .send()
         .admin_error(400);
     // It needs roles:write, and a key bound to one tenant may not.
-    let key = |scopes: Value, tenant: Option<&str>| {
-        let mut ask = json!({"name": "roles", "scopes": scopes});
-        if let Some(t) = tenant {
-            ask["tenant"] = json!(t);
-        }
-        let k = s
-            .admin("POST", "/admin/v1/keys")
-            .json(&ask)
-            .send()
-            .expect(201)
-            .json();
-        k["key"].as_str().expect("key").to_string()
-    };
-    let reader = key(json!(["tenants:read"]), None);
+    let (reader, _) = key_with(s, &["tenants:read"], None);
     let refused = s
         .call("PUT", "/admin/v1/roles")
         .bearer(&reader)
@@ -99,13 +86,13 @@ fn roles_come_from_attributes_nested_groups_and_the_default_and_the_feed_says_so
             .contains("'roles:write'"),
         "{refused}"
     );
-    let bound = key(json!(["roles:write"]), Some(&sub));
+    let (bound, _) = key_with(s, &["roles:write"], Some(&sub));
     s.call("PUT", "/admin/v1/roles")
         .bearer(&bound)
         .json(&json!(["A"]))
         .send()
         .admin_error(403);
-    let writer = key(json!(["roles:write"]), None);
+    let (writer, _) = key_with(s, &["roles:write"], None);
     let d = s
         .call("PUT", "/admin/v1/roles")
         .bearer(&writer)
