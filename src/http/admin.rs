@@ -268,7 +268,7 @@ fn drive_after(app: &App, sub: &str) {
 /// How long a DELETE of a tenant purges before it answers; the Cron Trigger does the rest.
 const DELETE_BUDGET_MS: i64 = 2_000;
 
-/// The admin API as an OpenAPI 3.1 document, kept beside the code (`openapi.json`); the
+/// The admin API as an OpenAPI 3.1 document, kept beside the code (`host_app/openapi.json`); the
 /// integration tests check every admin response they receive against it.
 fn openapi() -> Result<Reply> {
     let doc: Value =
@@ -276,7 +276,7 @@ fn openapi() -> Result<Reply> {
     Ok(Reply::json(200, doc))
 }
 
-const OPENAPI: &str = include_str!("openapi.json");
+const OPENAPI: &str = include_str!("host_app/openapi.json");
 
 /// Largest admin request body: its bodies are a few hundred bytes.
 pub const MAX_BODY_BYTES: usize = 8 * 1024;

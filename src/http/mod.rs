@@ -31,14 +31,14 @@ pub mod console;
 pub mod credentials;
 pub mod d1;
 pub mod host_app;
+/// The host app's keys and roles, by their names here too.
+pub use host_app::{keys, roles};
 pub mod jwks;
-pub mod keys;
 pub mod limit;
 pub mod log_buffer;
 pub mod meter;
 pub mod oauth;
 pub mod reply;
-pub mod roles;
 pub mod scim;
 pub mod shards;
 

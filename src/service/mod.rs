@@ -30,16 +30,14 @@ pub mod auth;
 pub mod console;
 pub mod groups;
 pub mod host_app;
+/// The host app's keys and roles, by their names here too.
+pub use host_app::{keys, roles};
 pub mod isolate;
-pub mod keys;
 pub mod log;
 pub mod moves;
 pub mod oauth;
 pub mod operations;
 pub mod resources;
-#[cfg(test)]
-mod role_tests;
-pub mod roles;
 pub mod search;
 #[cfg(test)]
 mod shard_tests;

@@ -12,9 +12,9 @@
 //!   `INSERT … SELECT … WHERE`, unique indexes) or one `batch()`.
 
 pub mod catalog;
+/// The host app's modules, by their names here too: every layer reaches them as `store::trail`, …
+pub use host_app::{directory, feed, keys, log, roles, trail};
 pub mod console;
-pub mod directory;
-pub mod feed;
 pub mod filter_sql;
 #[cfg(any(test, feature = "host-sqlite"))]
 pub mod fixture;
@@ -22,23 +22,18 @@ pub mod fixture;
 mod fold_migration;
 pub mod gate;
 pub mod groups;
-#[cfg(test)]
-mod host_app_plans;
-pub mod keys;
+pub mod host_app;
 pub mod listing;
-pub mod log;
 pub mod memberships;
 pub mod moves;
 pub mod oauth;
 pub mod refs;
 pub mod resources;
-pub mod roles;
 #[cfg(any(test, feature = "host-sqlite"))]
 pub mod sqlite;
 pub mod storage;
 pub mod table;
 pub mod tenants;
-pub mod trail;
 pub mod upkeep;
 pub mod users;
 

@@ -1,11 +1,11 @@
 //! The directory shape: users and groups as the host app reads them (plain JSON, camelCase, no
 //! SCIM envelope), built by SQL from the stored row so that one definition serves both the
 //! directory API's reads and the change feed, whose events are written by `INSERT … SELECT` in
-//! the batch of the change itself (see [`super::trail`]).
+//! the batch of the change itself (see [`crate::store::trail`]).
 //!
 //! A user: `{id, externalId, userName, displayName, name, emails, active, role, roleSource,
 //! roles, groups: [{id, displayName}], createdAt, updatedAt}`, where `role` is the user's
-//! effective role ([`super::roles`]) or null, and `roleSource` says where it came from:
+//! effective role ([`crate::store::roles`]) or null, and `roleSource` says where it came from:
 //! `{"type": "attribute"}` (the primary `roles` value, what an app maps from Entra's
 //! `roles[primary eq "True"].value`), `{"type": "group", "groupId"}` or `{"type": "default"}`.
 //! A group: `{id, externalId, displayName, createdAt, updatedAt}`; its members are read page by
@@ -14,7 +14,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Executor, Param, Result, Stmt, StoreError};
+use crate::store::{Executor, Param, Result, Stmt, StoreError};
 
 use scim_core::scim::fold::fold;
 
@@ -90,7 +90,7 @@ struct Row {
 }
 
 /// Decode rows `(id, j)` read with one row more than `limit`: the JSON items, and the cursor.
-pub(crate) fn page(out: super::Outcome, limit: u32) -> Result<Page> {
+pub(crate) fn page(out: crate::store::Outcome, limit: u32) -> Result<Page> {
     let mut rows: Vec<Row> = out.decode()?;
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
@@ -239,7 +239,7 @@ mod tests {
     /// The backticked keys of the README's sentence that starts with `intro` (up to its
     /// closing `}`), outer keys only.
     fn readme_keys(intro: &str) -> Vec<String> {
-        let readme = include_str!("../../README.md");
+        let readme = include_str!("../../../README.md");
         let text = readme
             .split(intro)
             .nth(1)

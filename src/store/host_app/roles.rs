@@ -20,8 +20,8 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::directory::user_json;
-use super::{Executor, Param, Result, Stmt};
+use crate::store::directory::user_json;
+use crate::store::{Executor, Param, Result, Stmt};
 
 /// Which users a refresh considers (a superset of those whose role may have changed is
 /// harmless: only a changed role is written and recorded).
@@ -152,7 +152,7 @@ fn events(tenant_id: &str, tag: &str, affected: Affected<'_>, now: i64) -> Stmt 
 
 /// Bring user `id`'s role up to date within its own write (tagged `write_id`): no event of its
 /// own, the write's `user.created`/`user.updated` carries the role (and names `role` among
-/// what changed, see [`super::trail`]).
+/// what changed, see [`crate::store::trail`]).
 pub(crate) fn of_user(tenant_id: &str, id: &str, write_id: &str) -> Stmt {
     update(tenant_id, write_id, Affected::User(id), "1", &[])
 }
@@ -234,7 +234,7 @@ fn frozen_stmt(tenant_id: &str, now: i64) -> Stmt {
     )
 }
 
-fn was_frozen(out: Option<super::Outcome>) -> Result<bool> {
+fn was_frozen(out: Option<crate::store::Outcome>) -> Result<bool> {
     #[derive(Deserialize)]
     struct Row {
         frozen: i64,

@@ -11,10 +11,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use worker::Request;
 
-use super::app::App;
-use super::host_app::{page_json, Query};
-use super::limit;
-use super::reply::{header, Reply};
+use crate::http::app::App;
+use crate::http::host_app::{page_json, Query};
+use crate::http::limit;
+use crate::http::reply::{header, Reply};
 use crate::service::host_app::Page;
 use crate::service::keys::{self, Key, Principal};
 use scim_core::host_app::scope::Scopes;

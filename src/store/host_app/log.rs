@@ -1,14 +1,14 @@
 //! The provisioning log's other statements: entries written on their own (reads, failures,
 //! writes that changed nothing, gathered by the edge; a write's entry rides in its batch, see
-//! [`super::trail`]), refused authentication added to its aggregated entries ([`Refusals`]),
+//! [`crate::store::trail`]), refused authentication added to its aggregated entries ([`Refusals`]),
 //! pages of entries newest first, and a tenant's summary, both rendered by SQL as the
 //! API returns them.
 
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::directory::{instant, page, Page};
-use super::{Executor, Param, Result, Stmt, StoreError};
+use crate::store::directory::{instant, page, Page};
+use crate::store::{Executor, Param, Result, Stmt, StoreError};
 
 /// One provisioning-log entry. Never a token, a request body, or an attribute value other
 /// than the resource's name (userName or displayName).
@@ -33,7 +33,7 @@ pub struct LogEntry {
 
 /// The log's row, written once: each column an entry fills and the key the API shows it under,
 /// in the order [`LogEntry::values`] gives them. Both inserts (an entry in its write's batch,
-/// [`super::trail`]; entries after their responses, [`insert_stmt`]) and the read ([`read`])
+/// [`crate::store::trail`]; entries after their responses, [`insert_stmt`]) and the read ([`read`])
 /// are built from it; aggregated refusals ([`refusals_stmt`]) add their count to some of them.
 pub const ROW: [(&str, &str); 14] = [
     ("at", "at"),

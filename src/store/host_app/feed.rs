@@ -1,5 +1,5 @@
-//! Reading the change feed. Events are written by the changes themselves ([`super::trail`],
-//! [`super::memberships`]); this module only reads them, rendered by SQL as the API returns
+//! Reading the change feed. Events are written by the changes themselves ([`crate::store::trail`],
+//! [`crate::store::memberships`]); this module only reads them, rendered by SQL as the API returns
 //! them (`{cursor, type, tenant, at, resourceId, data}`; the service fills `cursor`).
 //!
 //! Why a cursor never misses or repeats an event: `seq` is assigned inside the write's own
@@ -12,8 +12,8 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::directory::instant;
-use super::{Executor, Param, Result, Stmt, StoreError};
+use crate::store::directory::instant;
+use crate::store::{Executor, Param, Result, Stmt, StoreError};
 
 /// An event as a feed page reads it: where it is in this shard (`seq`), where it was first
 /// committed (`birth`, `bseq`: its own shard and seq unless it was copied here by a move), and
@@ -36,7 +36,7 @@ struct LocatedRow {
     j: String,
 }
 
-fn located(out: super::Outcome) -> Result<Vec<Located>> {
+fn located(out: crate::store::Outcome) -> Result<Vec<Located>> {
     let rows: Vec<LocatedRow> = out.decode()?;
     rows.into_iter()
         .map(|r| {

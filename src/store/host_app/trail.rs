@@ -7,13 +7,13 @@
 //! race inserts nothing); before a delete, "the row exists at the version the delete is
 //! conditional on", which holds exactly when the delete that follows removes it. Reading the
 //! row in SQL gives the event the resource as it is after the change (before it, for a
-//! deletion) in the directory shape ([`super::directory`]) and the log entry the resource's
+//! deletion) in the directory shape ([`crate::store::directory`]) and the log entry the resource's
 //! name, without a read before the write.
 
-use super::directory::{group_json, user_json};
-use super::log::{column_names, LogEntry, ROW};
-use super::table::Table;
-use super::{Param, Stmt};
+use crate::store::directory::{group_json, user_json};
+use crate::store::log::{column_names, LogEntry, ROW};
+use crate::store::table::Table;
+use crate::store::{Param, Stmt};
 
 /// Every type of event the change feed carries, each one name: what the writers record, what
 /// the feed's `types=` accepts and what the README's table lists (a test holds them together).
@@ -84,7 +84,7 @@ impl EventType {
 }
 
 /// A change-feed event of the resource itself (membership events are the membership
-/// statements', [`super::memberships`]).
+/// statements', [`crate::store::memberships`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     pub kind: EventType,
@@ -199,7 +199,7 @@ fn statements(
         let key = table.event_prefix();
         let (changed, mut params) = match (event.changed.is_empty(), table, guard) {
             (true, _, _) => (String::new(), vec![]),
-            // A user's write that changed its effective role says so ([`super::roles`]).
+            // A user's write that changed its effective role says so ([`crate::store::roles`]).
             (false, Table::Users, Guard::Written(w)) => {
                 let names = serde_json::Value::from(event.changed.clone()).to_string();
                 (
@@ -281,7 +281,7 @@ mod tests {
 
     #[test]
     fn the_readme_lists_exactly_the_event_types() {
-        let readme = include_str!("../../README.md");
+        let readme = include_str!("../../../README.md");
         let table = readme
             .split("| type | when |")
             .nth(1)

@@ -12,8 +12,8 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::app::App;
-use super::reply::Reply;
+use crate::http::app::App;
+use crate::http::reply::Reply;
 use crate::service::roles::{self, Declared, TenantRoles};
 use crate::service::Executor;
 use scim_core::scim::error::Result;

@@ -6,7 +6,7 @@
 
 use serde::Deserialize;
 
-use super::{Executor, Param, Result, Stmt};
+use crate::store::{Executor, Param, Result, Stmt};
 
 /// A key as stored, without its hash.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

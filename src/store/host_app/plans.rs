@@ -6,13 +6,13 @@
 
 use pollster::block_on;
 
-use super::directory::{self, UserQuery};
-use super::feed;
-use super::fixture::{seeded, Recorder, T};
-use super::log::{self, LogQuery};
-use super::sqlite::Sqlite;
-use super::upkeep;
-use super::Executor;
+use crate::store::directory::{self, UserQuery};
+use crate::store::feed;
+use crate::store::fixture::{seeded, Recorder, T};
+use crate::store::log::{self, LogQuery};
+use crate::store::sqlite::Sqlite;
+use crate::store::upkeep;
+use crate::store::Executor;
 
 /// A scan step that reads no table: a JSON array (`json_each`, aliased `j`), a constant row, or
 /// a subquery's own rows (`x`, `c`).
@@ -133,10 +133,10 @@ fn retention_walks_the_oldest_rows_only() {
 /// `tenant_id` alone, or on `tenant_id` and an attribute name), nothing is sorted.
 #[test]
 fn a_writes_trail_never_walks_the_organisation() {
-    use super::log::LogEntry;
-    use super::memberships::{Member, MemberChange};
-    use super::trail::{Event, EventType, Trail};
-    use super::{groups, resources, table::Table, users};
+    use crate::store::log::LogEntry;
+    use crate::store::memberships::{Member, MemberChange};
+    use crate::store::trail::{Event, EventType, Trail};
+    use crate::store::{groups, resources, table::Table, users};
     use scim_core::scim::resource::RefType;
 
     let db = seeded(&serde_json::json!({"displayName": "Sales", "members": ["u1"]}));

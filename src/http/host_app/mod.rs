@@ -1,7 +1,8 @@
-//! The vendor's side of the admin API: what the host app reads (the change feed, the
-//! directory, the provisioning log and a tenant's summary), rendered as JSON, camelCase,
-//! cursor-paged. The logic is [`crate::service::host_app`]'s; this module parses the query and
-//! renders.
+//! The host app's side of the admin API, in one folder: what it reads (the change feed, the
+//! directory, the provisioning log and a tenant's summary, here), its API keys ([`keys`]),
+//! roles from groups ([`roles`]), and the OpenAPI document of the whole admin API
+//! (`openapi.json`); rendered as JSON, camelCase, cursor-paged. The logic is
+//! [`crate::service::host_app`]'s; this module parses the query and renders.
 //!
 //! ```text
 //! GET /admin/v1/events?after=&limit=&types=                  every tenant's feed
@@ -16,13 +17,16 @@
 //! GET /admin/v1/purges                                       deleted tenants still being purged
 //! ```
 
+pub mod keys;
+pub mod roles;
+
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use worker::Request;
 
-use super::app::App;
-use super::reply::Reply;
+use crate::http::app::App;
 use crate::http::d1::D1;
+use crate::http::reply::Reply;
 use crate::service::host_app;
 use crate::service::host_app::{Page, UserQuery, DEFAULT_PAGE, MAX_PAGE};
 use crate::service::log::LogQuery;

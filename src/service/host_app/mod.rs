@@ -1,17 +1,22 @@
-//! The host app's reads (the vendor's side of the admin API): the change feed, the directory
-//! (users, groups, a group's members, in the directory shape), the provisioning log and a
-//! tenant's summary. Reads only: the identity provider stays the one writer of users and
-//! groups.
+//! The host app's side, in one folder: its reads here (the change feed, the directory of
+//! users, groups and a group's members, the provisioning log and a tenant's summary), its API
+//! keys ([`keys`]) and roles from groups ([`roles`]). Reads only: the identity provider stays
+//! the one writer of users and groups.
 //!
 //! Every page is cursor-paged: the cursor is the last row's key (the feed's and the log's
 //! `seq`, the directory's id), so a page costs one index range seek wherever it starts, and a
 //! group of 100,000 members is read page by page.
 
+pub mod keys;
+#[cfg(test)]
+mod role_tests;
+pub mod roles;
+
 use serde_json::Value;
 use std::collections::{BTreeMap, VecDeque};
 
-use super::shards::{seq, Cursor, Databases};
-use super::Runtime;
+use crate::service::shards::{seq, Cursor, Databases};
+use crate::service::Runtime;
 use crate::store::directory;
 use scim_core::scim::error::{quote, Error, Result};
 
@@ -124,7 +129,7 @@ type Stream = (Vec<(usize, Located)>, Option<i64>);
 type Queue = VecDeque<(usize, Located)>;
 
 /// A page of every tenant's feed gathered for longer than this is refused (503): a move
-/// purges an old copy only [`super::moves::GRACE_MS`] after the new one is in place, so a page
+/// purges an old copy only [`crate::service::moves::GRACE_MS`] after the new one is in place, so a page
 /// read within this time sees every event in one place or the other.
 const GATHER_MAX_MS: i64 = 5_000;
 
@@ -157,7 +162,7 @@ pub async fn feed_of_all<S: Databases, R: Runtime>(
             Ok::<_, Error>((b.clone(), part))
         }
     });
-    let parts = super::all_at_once(reads)
+    let parts = crate::service::all_at_once(reads)
         .await
         .into_iter()
         .collect::<Result<Vec<_>>>()?;
@@ -303,7 +308,7 @@ pub async fn summary<E: Executor>(db: &E, sub: &str, now: i64) -> Result<serde_j
     let mut summary = log::summary(db, &id, now.saturating_sub(DAY_MS)).await?;
     // Microsoft's gallery asks for expiring secrets: the admin must rotate before Entra's
     // job is quarantined for an expired one.
-    let soon = now.saturating_add(super::oauth::EXPIRING_DAYS.saturating_mul(DAY_MS));
+    let soon = now.saturating_add(crate::service::oauth::EXPIRING_DAYS.saturating_mul(DAY_MS));
     let expiring: Vec<serde_json::Value> = crate::store::oauth::secrets(db, &id)
         .await?
         .iter()

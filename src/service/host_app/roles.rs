@@ -10,8 +10,8 @@
 
 use std::collections::HashSet;
 
-use super::shards::Databases;
-use super::Runtime;
+use crate::service::shards::Databases;
+use crate::service::Runtime;
 use crate::store::roles as store;
 use crate::store::Executor;
 use scim_core::scim::error::{quote, Error, Result};
@@ -214,7 +214,7 @@ pub async fn set_mappings<E: Executor, R: Runtime>(
     let tag = rt.random_id("w_")?;
     store::set_mappings(db, tenant_id, pairs, &tag, rt.now())
         .await?
-        .ok_or_else(super::auth::moving)?;
+        .ok_or_else(crate::service::auth::moving)?;
     of_tenant(db, tenant_id).await
 }
 
@@ -232,7 +232,7 @@ pub async fn set_default<E: Executor, R: Runtime>(
     }
     let tag = rt.random_id("w_")?;
     if !store::set_default(db, tenant_id, role, &tag, rt.now()).await? {
-        return Err(super::auth::moving());
+        return Err(crate::service::auth::moving());
     }
     of_tenant(db, tenant_id).await
 }

@@ -9,8 +9,8 @@
 //! A key never makes a key stronger than itself: the scopes it grants are a subset of its own,
 //! and a bound key makes keys bound to its own tenant only.
 
-use super::shards::{self, Databases};
-use super::Runtime;
+use crate::service::shards::{self, Databases};
+use crate::service::Runtime;
 use crate::store::keys as store;
 /// A key as stored, without its hash.
 pub use crate::store::keys::Key;
@@ -158,7 +158,7 @@ pub async fn create<S: Databases, R: Runtime>(
             Some((at.org.id, at.org.subdomain))
         }
     };
-    let plaintext = super::new_secret(PREFIX)?;
+    let plaintext = crate::service::new_secret(PREFIX)?;
     let key = Key {
         id: rt.random_id("key_")?,
         name: name.to_string(),

@@ -8,9 +8,9 @@ use pollster::block_on;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use super::roles;
-use super::testing::{TestRuntime, TestShards};
-use super::{tenants, Runtime};
+use crate::service::roles;
+use crate::service::testing::{TestRuntime, TestShards};
+use crate::service::{tenants, Runtime};
 use crate::store::directory::{self, UserQuery};
 use crate::store::memberships::{Member, MemberChange};
 use crate::store::resources;
@@ -184,7 +184,7 @@ struct World {
 
 impl World {
     fn db(&self) -> Sqlite {
-        use super::shards::Databases;
+        use crate::service::shards::Databases;
         self.all.shard("DB").expect("db")
     }
 
@@ -417,7 +417,7 @@ fn a_group_of_100000_is_re_roled_in_one_batch_with_one_event_each() {
     block_on(roles::declare(&all, &rt, &declared, 10_000)).expect("declare");
     let org = block_on(tenants::create(&all, &rt, "big", None, None, None)).expect("tenant");
     let db = {
-        use super::shards::Databases;
+        use crate::service::shards::Databases;
         all.shard("DB").expect("db")
     };
     let t = org.id.as_str();
