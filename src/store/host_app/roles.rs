@@ -106,15 +106,17 @@ fn computed(filter: &str) -> String {
          OR v.value IN (SELECT value FROM json_each(t.roles))) LIMIT 1)";
     let default =
         "(SELECT t.default_role WHERE t.default_role IN (SELECT value FROM json_each(t.roles)))";
+    // MATERIALIZED: each user's three lookups run once; flattened into the expressions that
+    // read them, SQLite would run the group walk once per reference (a dozen times a user).
     format!(
-        "SELECT x.id, \
+        "WITH x AS MATERIALIZED (SELECT u.id, {attr} AS attr, {pair} AS pair, {default} AS dflt \
+         FROM users u JOIN tenants t ON t.id = u.tenant_id WHERE u.tenant_id = ?1 AND {filter}) \
+         SELECT x.id, \
          coalesce(x.attr, substr(x.pair, 1, instr(x.pair, char(31)) - 1), x.dflt) AS role, \
          CASE WHEN x.attr IS NOT NULL THEN 'attribute' WHEN x.pair IS NOT NULL THEN 'group' \
          WHEN x.dflt IS NOT NULL THEN 'default' END AS source, \
          CASE WHEN x.attr IS NULL AND x.pair IS NOT NULL \
-         THEN substr(x.pair, instr(x.pair, char(31)) + 1) END AS grp \
-         FROM (SELECT u.id, {attr} AS attr, {pair} AS pair, {default} AS dflt \
-         FROM users u JOIN tenants t ON t.id = u.tenant_id WHERE u.tenant_id = ?1 AND {filter}) x"
+         THEN substr(x.pair, instr(x.pair, char(31)) + 1) END AS grp FROM x"
     )
 }
 
@@ -181,21 +183,11 @@ pub(crate) fn around_members(
 ) -> (Vec<Stmt>, Vec<Stmt>) {
     let guard = mapped("4");
     let extra = [Param::from(group)];
-    let note = |when: &str| {
-        Stmt::new(
-            format!(
-                "INSERT OR IGNORE INTO role_pending (tenant_id, tag, user_id) \
-                 SELECT ?1, ?2, u.id FROM users u WHERE u.tenant_id = ?1 AND u.id IN {} AND {when}",
-                under("3")
-            ),
-            vec![tenant_id.into(), tag.into(), ids(&[group]), group.into()],
-        )
-    };
     let mut before = Vec::new();
     let mut after = Vec::new();
     if whole {
-        before.push(note(&guard));
-        after.push(note(&guard));
+        before.push(note_group(tenant_id, group, tag));
+        after.push(note_group(tenant_id, group, tag));
     }
     if !added_or_removed.is_empty() {
         let (filter, p) = Affected::Under(added_or_removed).sql();
@@ -215,6 +207,19 @@ pub(crate) fn around_members(
     after.extend(refresh(tenant_id, tag, Affected::Pending, now));
     after.push(clear(tenant_id, tag));
     (before, after)
+}
+
+/// Note the users under group `group` (nested) under `tag`, if it or a group it is in is mapped.
+fn note_group(tenant_id: &str, group: &str, tag: &str) -> Stmt {
+    Stmt::new(
+        format!(
+            "INSERT OR IGNORE INTO role_pending (tenant_id, tag, user_id) \
+             SELECT ?1, ?2, u.id FROM users u WHERE u.tenant_id = ?1 AND u.id IN {} AND {}",
+            under("3"),
+            mapped("4")
+        ),
+        vec![tenant_id.into(), tag.into(), ids(&[group]), group.into()],
+    )
 }
 
 /// SQL: tenant `?1` is live in this shard and not frozen by a move at `?{now}` (a setting
@@ -260,10 +265,8 @@ pub(crate) fn around_group_delete(
     tag: &str,
     now: i64,
 ) -> (Vec<Stmt>, Vec<Stmt>) {
-    let (mut before, mut after) = around_members(tenant_id, group, tag, &[], true, now);
-    before.truncate(1);
-    after.clear();
-    after.push(Stmt::new(
+    let before = vec![note_group(tenant_id, group, tag)];
+    let mut after = vec![Stmt::new(
         "DELETE FROM role_mappings WHERE tenant_id = ? AND group_id = ? \
          AND NOT EXISTS (SELECT 1 FROM groups WHERE tenant_id = ? AND id = ?)",
         vec![
@@ -272,7 +275,7 @@ pub(crate) fn around_group_delete(
             tenant_id.into(),
             group.into(),
         ],
-    ));
+    )];
     after.extend(refresh(tenant_id, tag, Affected::Pending, now));
     after.push(clear(tenant_id, tag));
     (before, after)
