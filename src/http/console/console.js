@@ -72,26 +72,37 @@ function nothing(body, text, columns) {
   body.append(tr);
 }
 
+/** Fill table body `id` with a row per item (`row` makes it), or one row saying `empty`. */
+function fill(id, items, empty, columns, row) {
+  const body = $(id);
+  body.replaceChildren();
+  if (items.length === 0) nothing(body, empty, columns);
+  for (const item of items) body.append(row(item));
+}
+
+/** A cell holding a Revoke button, labelled for screen readers and the tests. */
+function revokeCell(label, onClick) {
+  const revoke = document.createElement("button");
+  revoke.type = "button";
+  revoke.className = "danger";
+  revoke.textContent = "Revoke";
+  revoke.setAttribute("aria-label", label);
+  revoke.addEventListener("click", onClick);
+  const actions = document.createElement("td");
+  actions.append(revoke);
+  return actions;
+}
+
 let tokens = [];
 
 function renderTokens() {
-  const body = $("tokens");
-  body.replaceChildren();
-  if (tokens.length === 0) nothing(body, "No active token: generate one for your identity provider.", 4);
-  for (const t of tokens) {
+  fill("tokens", tokens, "No active token: generate one for your identity provider.", 4, (t) => {
     const tr = document.createElement("tr");
     tr.dataset.tokenId = t.id;
-    const revoke = document.createElement("button");
-    revoke.type = "button";
-    revoke.className = "danger";
-    revoke.textContent = "Revoke";
-    revoke.setAttribute("aria-label", `Revoke the token ending in ${t.hint}`);
-    revoke.addEventListener("click", () => revokeToken(t));
-    const actions = document.createElement("td");
-    actions.append(revoke);
+    const actions = revokeCell(`Revoke the token ending in ${t.hint}`, () => revokeToken(t));
     tr.append(cell(`…${t.hint}`), cell(when(t.createdAt)), cell(when(t.lastUsedAt), "last-used"), actions);
-    body.append(tr);
-  }
+    return tr;
+  });
 }
 
 /** A revealed credential that was just revoked is no longer worth copying: hide it. */
@@ -155,24 +166,16 @@ function renderOAuth() {
   $("client-id").value = oauth.clientId ?? "";
   for (const el of document.querySelectorAll(".token-endpoint-text")) el.textContent = oauth.tokenEndpoint;
   for (const el of document.querySelectorAll(".client-id-text")) el.textContent = oauth.clientId ?? "(the Client Identifier above)";
-  const body = $("secrets");
-  body.replaceChildren();
-  if (oauth.secrets.length === 0) nothing(body, "No client secret: generate one for the OAuth2 client credentials grant.", 5);
-  for (const s of oauth.secrets) {
+  fill("secrets", oauth.secrets, "No client secret: generate one for the OAuth2 client credentials grant.", 5, (s) => {
     const tr = document.createElement("tr");
     tr.dataset.secretId = s.id;
-    const revoke = document.createElement("button");
-    revoke.type = "button";
-    revoke.className = "danger";
-    revoke.textContent = "Revoke";
-    revoke.setAttribute("aria-label", `Revoke the client secret ending in ${s.hint}`);
-    revoke.addEventListener("click", () => revokeSecret(s).catch((e) => ($("oauth-message").textContent = e.message)));
-    const actions = document.createElement("td");
-    actions.append(revoke);
+    const actions = revokeCell(`Revoke the client secret ending in ${s.hint}`, () =>
+      revokeSecret(s).catch((e) => ($("oauth-message").textContent = e.message)),
+    );
     const expires = cell(when(s.expiresAt), expiringSoon(s.expiresAt) ? "expiring" : "");
     tr.append(cell(`…${s.hint}`), cell(when(s.createdAt)), expires, cell(when(s.lastUsedAt)), actions);
-    body.append(tr);
-  }
+    return tr;
+  });
   const f = oauth.federation;
   $("fed-issuer").value = f?.issuer ?? "";
   $("fed-subject").value = f?.subject ?? "";
@@ -244,10 +247,7 @@ function renderSummary(s) {
 async function loadActivity() {
   const query = $("failures-only").checked ? "?outcome=failure" : "";
   const page = await api("GET", `logs${query}`);
-  const body = $("activity");
-  body.replaceChildren();
-  if (page.items.length === 0) nothing(body, "Nothing yet.", 4);
-  for (const e of page.items) {
+  fill("activity", page.items, "Nothing yet.", 4, (e) => {
     const tr = document.createElement("tr");
     tr.className = e.outcome;
     // Refusals come aggregated (a minute of one address's refused requests): their summary
@@ -265,8 +265,8 @@ async function loadActivity() {
       cell(String(e.status), "status"),
       mixed([...what, ...warn]),
     );
-    body.append(tr);
-  }
+    return tr;
+  });
 }
 
 /** A failure in words an IT admin acts on. */
@@ -331,17 +331,14 @@ async function loadRoles() {
   $("roles").hidden = !declared;
   $("more-groups").hidden = !r.moreGroups;
   const mapped = new Map(r.items.map((m) => [m.groupId, m.role]));
-  const body = $("role-groups");
-  body.replaceChildren();
-  if (r.groups.length === 0) nothing(body, "No groups yet: your identity provider has not pushed any.", 2);
-  for (const g of r.groups) {
+  fill("role-groups", r.groups, "No groups yet: your identity provider has not pushed any.", 2, (g) => {
     const tr = document.createElement("tr");
     tr.dataset.group = g.id;
     const td = document.createElement("td");
     td.append(rolePicker(r.roles, mapped.get(g.id), `Role of group ${g.displayName}`));
     tr.append(cell(g.displayName), td);
-    body.append(tr);
-  }
+    return tr;
+  });
   $("default-role").replaceChildren(...rolePicker(r.roles, r.defaultRole, "Default role").children);
 }
 
