@@ -369,19 +369,20 @@ struct RolesBody {
 /// The console's roles from groups: the app's roles, the organisation's groups (the first
 /// [`ROLE_GROUPS`] by id) with the role each gives, and the default role.
 async fn roles_api(app: &App, mut req: Request, db: &D1, admin: &Admin) -> Result<Reply> {
-    if req.method() == Method::Put {
-        let body: RolesBody = json_body(&mut req, 64 * 1024)
-            .await?
-            .ok_or_else(|| Error::invalid("the mappings and the default role are required"))?;
-        super::roles::set_mappings(app, db, &admin.tenant_id, body.mappings).await?;
-        let default = super::roles::DefaultBody {
-            role: body.default_role,
-        };
-        super::roles::set_default(app, db, &admin.tenant_id, default).await?;
-    } else if req.method() != Method::Get {
-        return Err(Error::method_not_allowed("GET, PUT"));
-    }
-    let mut j = super::roles::tenant_json(&roles::of_tenant(db, &admin.tenant_id).await?);
+    let id = &admin.tenant_id;
+    let now = match req.method() {
+        Method::Put => {
+            let body: RolesBody = json_body(&mut req, 64 * 1024)
+                .await?
+                .ok_or_else(|| Error::invalid("the mappings and the default role are required"))?;
+            let pairs = super::roles::pairs(body.mappings);
+            roles::set_mappings(db, &app.rt, id, &pairs).await?;
+            roles::set_default(db, &app.rt, id, body.default_role.as_deref()).await?
+        }
+        Method::Get => roles::of_tenant(db, id).await?,
+        _ => return Err(Error::method_not_allowed("GET, PUT")),
+    };
+    let mut j = super::roles::tenant_json(&now);
     let groups = reads::groups(db, &admin.subdomain, None, ROLE_GROUPS).await?;
     if let Some(o) = j.as_object_mut() {
         o.insert("groups".into(), json!(groups.items));

@@ -56,11 +56,16 @@ pub struct MappingBody {
     role: String,
 }
 
+/// The mappings as (group id, role) pairs.
+pub fn pairs(body: Vec<MappingBody>) -> Vec<(String, String)> {
+    body.into_iter().map(|m| (m.group_id, m.role)).collect()
+}
+
 /// A default role as a client sends it (`null`: none).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DefaultBody {
-    pub role: Option<String>,
+    role: Option<String>,
 }
 
 pub async fn of_tenant<E: Executor>(db: &E, tenant_id: &str) -> Result<Reply> {
@@ -76,8 +81,7 @@ pub async fn set_mappings<E: Executor>(
     tenant_id: &str,
     body: Vec<MappingBody>,
 ) -> Result<Reply> {
-    let pairs: Vec<(String, String)> = body.into_iter().map(|m| (m.group_id, m.role)).collect();
-    let t = roles::set_mappings(db, &app.rt, tenant_id, &pairs).await?;
+    let t = roles::set_mappings(db, &app.rt, tenant_id, &pairs(body)).await?;
     Ok(Reply::json(200, tenant_json(&t)))
 }
 

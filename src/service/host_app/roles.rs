@@ -101,12 +101,19 @@ pub async fn apply_pending<S: Databases, R: Runtime>(
     budget_ms: i64,
 ) -> Result<usize> {
     let (roles, version) = store::declared(&s.catalog()?).await?;
+    if version == 0 {
+        // Nothing declared yet: no tenant can be behind (every scheduled run asks).
+        return Ok(0);
+    }
     let deadline = rt.clock().saturating_add(budget_ms);
     let mut left: usize = 0;
     for b in s.bindings() {
         let db = s.shard(b)?;
         loop {
             let behind = store::behind(&db, version, ROUND).await?;
+            if behind.is_empty() {
+                break;
+            }
             let mut applied: usize = 0;
             for id in &behind {
                 if rt.clock() >= deadline {
@@ -151,14 +158,21 @@ pub struct TenantRoles {
 }
 
 pub async fn of_tenant<E: Executor>(db: &E, tenant_id: &str) -> Result<TenantRoles> {
+    let (roles, default_role) = settings(db, tenant_id).await?;
+    Ok(TenantRoles {
+        roles,
+        default_role,
+        mappings: store::mappings(db, tenant_id).await?,
+    })
+}
+
+/// The tenant's declared roles as it applies them, and its default role.
+async fn settings<E: Executor>(db: &E, tenant_id: &str) -> Result<(Vec<String>, Option<String>)> {
     let settings = store::settings(db, tenant_id)
         .await?
         .ok_or_else(|| Error::not_found("the tenant is no longer here"))?;
-    Ok(TenantRoles {
-        roles: serde_json::from_str(&settings.roles).unwrap_or_default(),
-        default_role: settings.default_role,
-        mappings: store::mappings(db, tenant_id).await?,
-    })
+    let roles = serde_json::from_str(&settings.roles).unwrap_or_default();
+    Ok((roles, settings.default_role))
 }
 
 /// 409 unless `role` is one of the tenant's declared roles.
@@ -189,10 +203,10 @@ pub async fn set_mappings<E: Executor, R: Runtime>(
     if pairs.len() > MAX_MAPPINGS {
         return Err(Error::invalid(format!("at most {MAX_MAPPINGS} mappings")));
     }
-    let current = of_tenant(db, tenant_id).await?;
+    let (declared, _) = settings(db, tenant_id).await?;
     let mut groups = HashSet::new();
     for (group, role) in pairs {
-        check_declared(&current.roles, role)?;
+        check_declared(&declared, role)?;
         if !groups.insert(group.as_str()) {
             return Err(Error::invalid(format!(
                 "group '{}' is mapped twice",
@@ -226,9 +240,8 @@ pub async fn set_default<E: Executor, R: Runtime>(
     tenant_id: &str,
     role: Option<&str>,
 ) -> Result<TenantRoles> {
-    let current = of_tenant(db, tenant_id).await?;
     if let Some(r) = role {
-        check_declared(&current.roles, r)?;
+        check_declared(&settings(db, tenant_id).await?.0, r)?;
     }
     let tag = rt.random_id("w_")?;
     if !store::set_default(db, tenant_id, role, &tag, rt.now()).await? {

@@ -121,20 +121,18 @@ fn computed(filter: &str) -> String {
 }
 
 /// The statement that writes the effective role of the `affected` users of `tenant_id` where
-/// it changed, tagging them with `tag`; `when` (SQL over `?1`, `?2`, `?4`…) must hold too.
-fn update(tenant_id: &str, tag: &str, affected: Affected<'_>, when: &str, extra: &[Param]) -> Stmt {
+/// it changed, tagging them with `tag`.
+fn update(tenant_id: &str, tag: &str, affected: Affected<'_>) -> Stmt {
     let (filter, p) = affected.sql();
-    let mut params: Vec<Param> = vec![tenant_id.into(), tag.into(), p];
-    params.extend_from_slice(extra);
     Stmt::new(
         format!(
             "UPDATE users SET role = c.role, role_source = c.source, role_group = c.grp, \
              role_tag = ?2 FROM ({}) c WHERE users.tenant_id = ?1 AND users.id = c.id \
              AND (users.role IS NOT c.role OR users.role_source IS NOT c.source \
-             OR users.role_group IS NOT c.grp) AND {when}",
+             OR users.role_group IS NOT c.grp)",
             computed(&filter)
         ),
-        params,
+        vec![tenant_id.into(), tag.into(), p],
     )
 }
 
@@ -156,14 +154,14 @@ fn events(tenant_id: &str, tag: &str, affected: Affected<'_>, now: i64) -> Stmt 
 /// own, the write's `user.created`/`user.updated` carries the role (and names `role` among
 /// what changed, see [`crate::store::trail`]).
 pub(crate) fn of_user(tenant_id: &str, id: &str, write_id: &str) -> Stmt {
-    update(tenant_id, write_id, Affected::User(id), "1", &[])
+    update(tenant_id, write_id, Affected::User(id))
 }
 
 /// Re-role the `affected` users and record each one re-roled, under `tag`: the statements to
 /// append to a batch once the cause has been written.
 pub(crate) fn refresh(tenant_id: &str, tag: &str, affected: Affected<'_>, now: i64) -> Vec<Stmt> {
     vec![
-        update(tenant_id, tag, affected, "1", &[]),
+        update(tenant_id, tag, affected),
         events(tenant_id, tag, affected, now),
     ]
 }
@@ -181,45 +179,44 @@ pub(crate) fn around_members(
     whole: bool,
     now: i64,
 ) -> (Vec<Stmt>, Vec<Stmt>) {
-    let guard = mapped("4");
-    let extra = [Param::from(group)];
     let mut before = Vec::new();
     let mut after = Vec::new();
     if whole {
-        before.push(note_group(tenant_id, group, tag));
-        after.push(note_group(tenant_id, group, tag));
+        before.push(note(tenant_id, tag, &[group], group));
+        after.push(note(tenant_id, tag, &[group], group));
     }
     if !added_or_removed.is_empty() {
-        let (filter, p) = Affected::Under(added_or_removed).sql();
-        let mut params: Vec<Param> = vec![tenant_id.into(), tag.into(), p];
-        params.extend_from_slice(&extra);
-        after.push(Stmt::new(
-            format!(
-                "INSERT OR IGNORE INTO role_pending (tenant_id, tag, user_id) \
-                 SELECT ?1, ?2, u.id FROM users u WHERE u.tenant_id = ?1 AND {filter} AND {guard}"
-            ),
-            params,
-        ));
+        after.push(note(tenant_id, tag, added_or_removed, group));
     }
-    if before.is_empty() && after.is_empty() {
-        return (before, after);
+    if !after.is_empty() {
+        after.extend(settle(tenant_id, tag, now));
     }
-    after.extend(refresh(tenant_id, tag, Affected::Pending, now));
-    after.push(clear(tenant_id, tag));
     (before, after)
 }
 
-/// Note the users under group `group` (nested) under `tag`, if it or a group it is in is mapped.
-fn note_group(tenant_id: &str, group: &str, tag: &str) -> Stmt {
+/// Note under `tag` the users under `members` (users, or groups nested), if group `group` or a
+/// group it is in is mapped to a role.
+fn note(tenant_id: &str, tag: &str, members: &[&str], group: &str) -> Stmt {
+    let (filter, p) = Affected::Under(members).sql();
     Stmt::new(
         format!(
             "INSERT OR IGNORE INTO role_pending (tenant_id, tag, user_id) \
-             SELECT ?1, ?2, u.id FROM users u WHERE u.tenant_id = ?1 AND u.id IN {} AND {}",
-            under("3"),
+             SELECT ?1, ?2, u.id FROM users u WHERE u.tenant_id = ?1 AND {filter} AND {}",
             mapped("4")
         ),
-        vec![tenant_id.into(), tag.into(), ids(&[group]), group.into()],
+        vec![tenant_id.into(), tag.into(), p, group.into()],
     )
+}
+
+/// Re-role the users noted under `tag`, record them, and clear the notes: what ends a batch
+/// that noted users.
+fn settle(tenant_id: &str, tag: &str, now: i64) -> Vec<Stmt> {
+    let mut stmts = refresh(tenant_id, tag, Affected::Pending, now);
+    stmts.push(Stmt::new(
+        "DELETE FROM role_pending WHERE tenant_id = ? AND tag = ?",
+        vec![tenant_id.into(), tag.into()],
+    ));
+    stmts
 }
 
 /// SQL: tenant `?1` is live in this shard and not frozen by a move at `?{now}` (a setting
@@ -250,13 +247,6 @@ fn was_frozen(out: Option<crate::store::Outcome>) -> Result<bool> {
     })
 }
 
-fn clear(tenant_id: &str, tag: &str) -> Stmt {
-    Stmt::new(
-        "DELETE FROM role_pending WHERE tenant_id = ? AND tag = ?",
-        vec![tenant_id.into(), tag.into()],
-    )
-}
-
 /// The statements around deleting group `group`: note its users (nested) before, while its
 /// memberships are there; after, drop its mapping and re-role them.
 pub(crate) fn around_group_delete(
@@ -265,7 +255,7 @@ pub(crate) fn around_group_delete(
     tag: &str,
     now: i64,
 ) -> (Vec<Stmt>, Vec<Stmt>) {
-    let before = vec![note_group(tenant_id, group, tag)];
+    let before = vec![note(tenant_id, tag, &[group], group)];
     let mut after = vec![Stmt::new(
         "DELETE FROM role_mappings WHERE tenant_id = ? AND group_id = ? \
          AND NOT EXISTS (SELECT 1 FROM groups WHERE tenant_id = ? AND id = ?)",
@@ -276,8 +266,7 @@ pub(crate) fn around_group_delete(
             group.into(),
         ],
     )];
-    after.extend(refresh(tenant_id, tag, Affected::Pending, now));
-    after.push(clear(tenant_id, tag));
+    after.extend(settle(tenant_id, tag, now));
     (before, after)
 }
 
@@ -345,8 +334,7 @@ pub async fn set_mappings<E: Executor>(
             vec![tenant_id.into(), pairs_json.into(), now.into()],
         ),
     ];
-    all.extend(refresh(tenant_id, tag, Affected::Pending, now));
-    all.push(clear(tenant_id, tag));
+    all.extend(settle(tenant_id, tag, now));
     all.push(frozen_stmt(tenant_id, now));
     let mut outs = db.batch(all).await?;
     let stored = outs.get(2).map_or(0, |o| o.changes);

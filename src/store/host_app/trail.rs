@@ -197,22 +197,17 @@ fn statements(
     let mut stmts = Vec::with_capacity(trail.events.len().saturating_add(1));
     for event in &trail.events {
         let key = table.event_prefix();
+        let names = || Param::from(serde_json::Value::from(event.changed.clone()).to_string());
         let (changed, mut params) = match (event.changed.is_empty(), table, guard) {
             (true, _, _) => (String::new(), vec![]),
             // A user's write that changed its effective role says so ([`crate::store::roles`]).
-            (false, Table::Users, Guard::Written(w)) => {
-                let names = serde_json::Value::from(event.changed.clone()).to_string();
-                (
-                    ", 'changed', CASE WHEN u.role_tag = ? THEN json_insert(json(?), '$[#]', 'role') \
-                     ELSE json(?) END"
-                        .to_string(),
-                    vec![Param::from(w), names.clone().into(), names.into()],
-                )
-            }
-            (false, _, _) => {
-                let names = serde_json::Value::from(event.changed.clone()).to_string();
-                (", 'changed', json(?)".to_string(), vec![Param::from(names)])
-            }
+            (false, Table::Users, Guard::Written(w)) => (
+                ", 'changed', CASE WHEN u.role_tag = ? THEN json_insert(json(?), '$[#]', 'role') \
+                 ELSE json(?) END"
+                    .to_string(),
+                vec![Param::from(w), names(), names()],
+            ),
+            (false, _, _) => (", 'changed', json(?)".to_string(), vec![names()]),
         };
         let mut all: Vec<Param> = vec![tenant_id.into(), event.kind.name().into(), now.into()];
         all.append(&mut params);
