@@ -187,6 +187,9 @@ try {
   await page.waitForSelector('select[aria-label="Role of group Engineers"]');
   await page.selectOption('select[aria-label="Role of group Engineers"]', "Writer");
   await page.selectOption("#default-role", "Reader");
+  // A reload another action starts (here, directly) keeps the choices not yet saved.
+  await page.evaluate(() => load());
+  assert.equal(await page.inputValue('select[aria-label="Role of group Engineers"]'), "Writer");
   await page.click("#save-roles");
   await page.waitForFunction(() => document.querySelector("#roles-message").textContent.includes("saved"));
   const mapped = await admin("GET", `/tenants/${sub}/role-mappings`);
@@ -198,7 +201,7 @@ try {
   await page.waitForSelector('select[aria-label="Role of group Engineers"]');
   assert.equal(await page.inputValue('select[aria-label="Role of group Engineers"]'), "Writer");
   assert.equal(await page.inputValue("#default-role"), "Reader");
-  step("Roles from groups: a group mapped to a role and a default saved in the page reach the directory");
+  step("Roles from groups: a group mapped to a role and a default saved in the page reach the directory; a reload before saving keeps them");
 
   // 5. The same link again is refused; a console call without the CSRF header is refused.
   const again = await context.newPage();

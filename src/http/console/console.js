@@ -324,8 +324,16 @@ function rolePicker(roles, chosen, label) {
   return select;
 }
 
+/** Choices made in the roles form and not yet saved: a reload that another action starts
+ * (a revoke, a new secret) must not put the saved values back over them; and only the
+ * latest of overlapping reloads renders, so an older answer cannot undo a save. */
+let rolesEdited = false;
+let rolesTicket = 0;
+
 async function loadRoles() {
+  const ticket = ++rolesTicket;
   const r = await api("GET", "roles");
+  if (rolesEdited || ticket !== rolesTicket) return;
   const declared = r.roles.length > 0;
   $("roles-none").hidden = declared;
   $("roles").hidden = !declared;
@@ -349,6 +357,7 @@ async function saveRoles(event) {
     .filter((m) => m.role);
   const defaultRole = $("default-role").value || null;
   await api("PUT", "roles", { mappings, defaultRole });
+  rolesEdited = false;
   $("roles-message").textContent = "The roles were saved.";
   await loadRoles();
 }
@@ -371,6 +380,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("federation").addEventListener("submit", (e) => saveFederation(e).catch((err) => ($("federation-message").textContent = err.message)));
   $("remove-federation").addEventListener("click", () => removeFederation().catch((e) => ($("federation-message").textContent = e.message)));
   $("failures-only").addEventListener("change", () => loadActivity());
+  $("roles").addEventListener("change", () => (rolesEdited = true));
   $("roles").addEventListener("submit", (e) => saveRoles(e).catch((err) => ($("roles-message").textContent = err.message)));
   $("sign-out").addEventListener("click", async () => {
     await api("POST", "signout");
