@@ -31,7 +31,7 @@ pub mod console;
 pub mod groups;
 pub mod host_app;
 /// The host app's keys and roles, by their names here too.
-pub use host_app::{keys, roles};
+pub use host_app::{keys, roles, webhooks};
 pub mod isolate;
 pub mod log;
 pub mod moves;

@@ -103,14 +103,16 @@ pub async fn update<E: Executor>(
     .first()
 }
 
-/// Take tenant `id` off the list (its subdomain is free again), and the API keys bound to
-/// it with it, in one batch: no key outlives its tenant to see a namesake created later.
+/// Take tenant `id` off the list (its subdomain is free again), and the API keys and
+/// webhooks limited to it with it, in one batch: neither outlives its tenant to see a namesake
+/// created later.
 pub async fn remove<E: Executor>(db: &E, id: &str) -> Result<()> {
-    db.batch(vec![
+    let mut batch = vec![
         Stmt::new("DELETE FROM catalog WHERE id = ?", vec![id.into()]),
         super::keys::delete_of_tenant(id),
-    ])
-    .await?;
+    ];
+    batch.extend(super::host_app::webhooks::delete_of_tenant(id));
+    db.batch(batch).await?;
     Ok(())
 }
 

@@ -23,11 +23,13 @@ pub enum Scope {
     RolesWrite,
     /// API keys themselves.
     KeysWrite,
+    /// Webhook endpoints: create, change, rotate, test, replay; their deliveries.
+    WebhooksWrite,
 }
 
 impl Scope {
     /// Every scope, in the order they are listed.
-    pub const ALL: [Scope; 8] = [
+    pub const ALL: [Scope; 9] = [
         Scope::TenantsRead,
         Scope::TenantsWrite,
         Scope::CredentialsWrite,
@@ -36,6 +38,7 @@ impl Scope {
         Scope::LogsRead,
         Scope::RolesWrite,
         Scope::KeysWrite,
+        Scope::WebhooksWrite,
     ];
 
     pub fn name(self) -> &'static str {
@@ -48,6 +51,7 @@ impl Scope {
             Scope::LogsRead => "logs:read",
             Scope::RolesWrite => "roles:write",
             Scope::KeysWrite => "keys:write",
+            Scope::WebhooksWrite => "webhooks:write",
         }
     }
 

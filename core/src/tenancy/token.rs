@@ -27,7 +27,7 @@ pub struct NewToken {
 #[derive(Debug)]
 pub struct RandomnessUnavailable(pub String);
 
-fn random_bytes<const N: usize>() -> Result<[u8; N], RandomnessUnavailable> {
+pub fn random_bytes<const N: usize>() -> Result<[u8; N], RandomnessUnavailable> {
     let mut buf = [0u8; N];
     getrandom::fill(&mut buf).map_err(|e| RandomnessUnavailable(e.to_string()))?;
     Ok(buf)

@@ -11,6 +11,9 @@ pub mod keys;
 #[cfg(test)]
 mod role_tests;
 pub mod roles;
+#[cfg(test)]
+mod webhook_tests;
+pub mod webhooks;
 
 use serde_json::Value;
 use std::collections::{BTreeMap, VecDeque};
@@ -90,27 +93,58 @@ pub async fn feed<E: Executor>(
     db: &E,
     binding: &str,
     sub: &str,
-    mut after: Cursor,
+    after: Cursor,
     types: Vec<String>,
     limit: u32,
 ) -> Result<FeedPage> {
     let id = tenant_id(db, sub).await?;
+    tenant_feed(db, binding, &id, after, &types, 0, limit).await
+}
+
+/// A page of tenant `id`'s feed on shard `binding`, of the events committed at or after
+/// `since` (Unix ms), each event with its [`Located`] place, `after` moving along.
+pub async fn tenant_events<E: Executor>(
+    db: &E,
+    binding: &str,
+    id: &str,
+    after: &mut Cursor,
+    types: &[String],
+    since: i64,
+    limit: u32,
+) -> Result<Vec<(Located, Value)>> {
     let births = after.births_json();
     let scanned = after.scanned(binding);
     let (events, top) =
-        feed::read_tenant(db, binding, &id, &births, scanned, &types, limit).await?;
+        feed::read_tenant(db, binding, id, &births, scanned, types, since, limit).await?;
     let full = events.len() >= limit as usize;
     let mut items = Vec::with_capacity(events.len());
-    for e in events {
+    for mut e in events {
         after.advance(&e.birth, e.bseq);
         after.scan(binding, e.seq);
-        items.push(stamped(e.event, &after));
+        let event = stamped(std::mem::take(&mut e.event), after);
+        items.push((e, event));
     }
     if !full {
         // A short page looked at everything the tenant has here.
         after.scan(binding, top.max(after.scanned(binding)));
     }
-    Ok(FeedPage { items, next: after })
+    Ok(items)
+}
+
+async fn tenant_feed<E: Executor>(
+    db: &E,
+    binding: &str,
+    id: &str,
+    mut after: Cursor,
+    types: &[String],
+    since: i64,
+    limit: u32,
+) -> Result<FeedPage> {
+    let items = tenant_events(db, binding, id, &mut after, types, since, limit).await?;
+    Ok(FeedPage {
+        items: items.into_iter().map(|(_, e)| e).collect(),
+        next: after,
+    })
 }
 
 fn stamped(mut event: Value, cursor: &Cursor) -> Value {

@@ -79,7 +79,8 @@ fn typed(sql: &mut String, params: &mut Vec<Param>, types: &[String]) {
 }
 
 /// A page of tenant `tenant_id`'s events on shard `here`, in this shard's commit order,
-/// after position `scan` here, that a cursor of read positions `births` has not read; and the
+/// after position `scan` here, that a cursor of read positions `births` has not read, of
+/// those committed at or after `since` (Unix ms; a webhook sends those after its creation); and the
 /// newest seq the tenant has here (how far a page that came back short has looked).
 pub async fn read_tenant<E: Executor>(
     db: &E,
@@ -88,10 +89,11 @@ pub async fn read_tenant<E: Executor>(
     births: &str,
     scan: i64,
     types: &[String],
+    since: i64,
     limit: u32,
 ) -> Result<(Vec<Located>, i64)> {
     let mut sql = format!(
-        "{} WHERE e.tenant_id = ? AND e.seq > ? AND {UNREAD}",
+        "{} WHERE e.tenant_id = ? AND e.seq > ? AND {UNREAD} AND e.at >= ?",
         located_columns()
     );
     let mut params: Vec<Param> = vec![
@@ -100,6 +102,7 @@ pub async fn read_tenant<E: Executor>(
         scan.into(),
         births.into(),
         here.into(),
+        since.into(),
     ];
     typed(&mut sql, &mut params, types);
     sql.push_str(" ORDER BY e.seq LIMIT ?");

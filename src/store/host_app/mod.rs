@@ -9,6 +9,7 @@
 //! | [`log`] | the provisioning log's row, written and read |
 //! | [`roles`] | roles from groups: the effective-role rule and the statements that keep it (and the feed) up to date |
 //! | [`keys`] | the admin API's keys |
+//! | [`webhooks`] | webhook endpoints, their lanes (one per endpoint and organisation), attempts and dead letters |
 //!
 //! `plans` (tests) checks that each of their reads and chunked deletes seeks an index.
 
@@ -20,3 +21,4 @@ pub mod log;
 mod plans;
 pub mod roles;
 pub mod trail;
+pub mod webhooks;

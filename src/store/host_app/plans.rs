@@ -33,7 +33,7 @@ fn the_host_apps_statements_seek_their_organisation() {
     block_on(async {
         let types = vec!["user.created".to_string()];
         let births = r#"{"DB": 5, "SHARD_2": 9}"#;
-        feed::read_tenant(&r, "DB", T, births, 5, &types, 10)
+        feed::read_tenant(&r, "DB", T, births, 5, &types, 0, 10)
             .await
             .expect("feed");
         let positions = [("DB".to_string(), 5), ("SHARD_2".to_string(), 9)];
