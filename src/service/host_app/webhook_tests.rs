@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use std::cell::RefCell;
 use std::collections::VecDeque;
 
-use super::webhooks::{self, Answer, Courier, Message, NewHook, Sealer, Settings};
+use super::webhooks::{self, Answer, Courier, Message, NewHook, Push, Sealer, Settings};
 use crate::service::keys::Principal;
 use crate::service::resources::Kind;
 use crate::service::testing::{TestRuntime, TestShards};
@@ -69,6 +69,21 @@ impl Courier for Script {
     async fn send(&self, m: &Message, delay_s: i64) -> Result<()> {
         self.sent.borrow_mut().push((m.clone(), delay_s));
         Ok(())
+    }
+}
+
+fn push<'a>(
+    all: &'a TestShards,
+    rt: &'a TestRuntime,
+    script: &'a Script,
+    settings: &'a Settings,
+) -> Push<'a, TestShards, TestRuntime, Plain, Script> {
+    Push {
+        s: all,
+        rt,
+        sealer: &Plain,
+        courier: script,
+        settings,
     }
 }
 
@@ -140,7 +155,7 @@ fn each_organisation_in_order_a_failure_holding_back_only_its_own() {
         user(&all, &rt, &a.id, "DB", &format!("{n}@acme"));
     }
     let wake =
-        |t: &str| block_on(webhooks::wake(&all, &rt, &Plain, &script, &settings, t)).expect("wake");
+        |t: &str| block_on(webhooks::wake(&push(&all, &rt, &script, &settings), t)).expect("wake");
     wake(&a.id);
     assert_eq!(
         names(&script),
@@ -183,11 +198,7 @@ fn each_organisation_in_order_a_failure_holding_back_only_its_own() {
     script.answers.borrow_mut().push_back(503);
     let run = || {
         block_on(webhooks::run_lane(
-            &all,
-            &rt,
-            &Plain,
-            &script,
-            &settings,
+            &push(&all, &rt, &script, &settings),
             &made.hook.id,
             &a.id,
         ))
@@ -263,17 +274,13 @@ fn a_spent_schedule_dead_letters_the_event_replay_sends_it_and_410_disables() {
     user(&all, &rt, &a.id, "DB", "next@acme");
     let run = || {
         block_on(webhooks::run_lane(
-            &all,
-            &rt,
-            &Plain,
-            &script,
-            &settings,
+            &push(&all, &rt, &script, &settings),
             &made.hook.id,
             &a.id,
         ))
         .unwrap()
     };
-    block_on(webhooks::wake(&all, &rt, &Plain, &script, &settings, &a.id)).unwrap();
+    block_on(webhooks::wake(&push(&all, &rt, &script, &settings), &a.id)).unwrap();
     rt.now.set(rt.now.get() + 1_000);
     run();
     assert_eq!(
@@ -285,11 +292,7 @@ fn a_spent_schedule_dead_letters_the_event_replay_sends_it_and_410_disables() {
     let (list, _) = block_on(webhooks::deliveries(&all, &root, &made.hook.id, None, 100)).unwrap();
     assert_eq!(list[1]["outcome"], "failed");
     let replayed = block_on(webhooks::replay(
-        &all,
-        &rt,
-        &Plain,
-        &script,
-        &settings,
+        &push(&all, &rt, &script, &settings),
         &root,
         &made.hook.id,
         &dead_id,
@@ -302,11 +305,7 @@ fn a_spent_schedule_dead_letters_the_event_replay_sends_it_and_410_disables() {
         "the replay keeps the event's id"
     );
     let unknown = block_on(webhooks::replay(
-        &all,
-        &rt,
-        &Plain,
-        &script,
-        &settings,
+        &push(&all, &rt, &script, &settings),
         &root,
         &made.hook.id,
         "evt_db_999",
@@ -317,11 +316,7 @@ fn a_spent_schedule_dead_letters_the_event_replay_sends_it_and_410_disables() {
     let (new_secret, _) =
         block_on(webhooks::rotate(&all, &rt, &Plain, &root, &made.hook.id)).unwrap();
     let test = block_on(webhooks::test(
-        &all,
-        &rt,
-        &Plain,
-        &script,
-        &settings,
+        &push(&all, &rt, &script, &settings),
         &root,
         &made.hook.id,
     ))
@@ -329,11 +324,7 @@ fn a_spent_schedule_dead_letters_the_event_replay_sends_it_and_410_disables() {
     assert_eq!(test["delivered"], true, "the old secret still verifies");
     *script.secret.borrow_mut() = new_secret;
     block_on(webhooks::test(
-        &all,
-        &rt,
-        &Plain,
-        &script,
-        &settings,
+        &push(&all, &rt, &script, &settings),
         &root,
         &made.hook.id,
     ))

@@ -87,6 +87,15 @@ pub trait Courier {
     async fn send(&self, m: &Message, delay_s: i64) -> Result<()>;
 }
 
+/// What delivering needs: the databases, the runtime, the sealer, the courier, the settings.
+pub struct Push<'a, S, R, K, C> {
+    pub s: &'a S,
+    pub rt: &'a R,
+    pub sealer: &'a K,
+    pub courier: &'a C,
+    pub settings: &'a Settings,
+}
+
 /// The deployment's settings for deliveries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -336,14 +345,17 @@ async fn post<R: Runtime, K: Sealer, C: Courier>(
 
 /// A signed `webhook.test` to endpoint `id` now (recorded among its attempts); the answer.
 pub async fn test<S: Databases, R: Runtime, K: Sealer, C: Courier>(
-    s: &S,
-    rt: &R,
-    sealer: &K,
-    courier: &C,
-    settings: &Settings,
+    p: &Push<'_, S, R, K, C>,
     by: &Principal,
     id: &str,
 ) -> Result<Value> {
+    let Push {
+        s,
+        rt,
+        sealer,
+        courier,
+        settings,
+    } = *p;
     let h = get(s, by, id).await?;
     check_url(&h.url, settings)?;
     let message = rt.random_id("msg_")?;
@@ -375,15 +387,18 @@ pub async fn test<S: Databases, R: Runtime, K: Sealer, C: Courier>(
 /// Send dead letter `event` of endpoint `id` again, now, once; the answer. It stays listed as
 /// failed unless this attempt is delivered.
 pub async fn replay<S: Databases, R: Runtime, K: Sealer, C: Courier>(
-    s: &S,
-    rt: &R,
-    sealer: &K,
-    courier: &C,
-    settings: &Settings,
+    p: &Push<'_, S, R, K, C>,
     by: &Principal,
     id: &str,
     event: &str,
 ) -> Result<Value> {
+    let Push {
+        s,
+        rt,
+        sealer,
+        courier,
+        settings,
+    } = *p;
     let h = get(s, by, id).await?;
     check_url(&h.url, settings)?;
     let cat = s.catalog()?;
@@ -500,14 +515,10 @@ const RUN_EVENTS: usize = 50;
 
 /// Run tenant `tenant`'s lanes of every endpoint that receives its events (a `Wake`).
 pub async fn wake<S: Databases, R: Runtime, K: Sealer, C: Courier>(
-    s: &S,
-    rt: &R,
-    sealer: &K,
-    courier: &C,
-    settings: &Settings,
+    p: &Push<'_, S, R, K, C>,
     tenant: &str,
 ) -> Result<()> {
-    let cat = s.catalog()?;
+    let cat = p.s.catalog()?;
     let hooks = store::receiving(&cat, tenant).await?;
     if hooks.is_empty() {
         return Ok(());
@@ -515,7 +526,7 @@ pub async fn wake<S: Databases, R: Runtime, K: Sealer, C: Courier>(
     let ids: Vec<String> = hooks.iter().map(|h| h.id.clone()).collect();
     let lanes = store::lanes(&cat, &ids, tenant, &Cursor::default().encode()).await?;
     for lane in lanes {
-        run_lane(s, rt, sealer, courier, settings, &lane.webhook_id, tenant).await?;
+        run_lane(p, &lane.webhook_id, tenant).await?;
     }
     Ok(())
 }
@@ -524,14 +535,11 @@ pub async fn wake<S: Databases, R: Runtime, K: Sealer, C: Courier>(
 /// for a retry, or [`RUN_EVENTS`] went (then a `Lane` message carries on). Another consumer
 /// holding the lane: nothing to do.
 pub async fn run_lane<S: Databases, R: Runtime, K: Sealer, C: Courier>(
-    s: &S,
-    rt: &R,
-    sealer: &K,
-    courier: &C,
-    settings: &Settings,
+    p: &Push<'_, S, R, K, C>,
     webhook: &str,
     tenant: &str,
 ) -> Result<()> {
+    let Push { s, rt, courier, .. } = *p;
     let cat = s.catalog()?;
     let Some(mut hook) = store::get(&cat, webhook, None).await? else {
         return Ok(());
@@ -575,8 +583,8 @@ pub async fn run_lane<S: Databases, R: Runtime, K: Sealer, C: Courier>(
             release(&cat, &lane, until).await?;
             return courier.send(&lane_message(&lane), 0).await;
         }
-        sent += 1;
-        match attempt(s, rt, sealer, courier, settings, &hook, &lane, &head, until).await? {
+        sent = sent.saturating_add(1);
+        match attempt(p, &hook, &lane, &head, until).await? {
             Some((next, updated)) => {
                 lane = next;
                 hook = updated;
@@ -643,22 +651,21 @@ async fn next_event<S: Databases>(s: &S, hook: &Hook, lane: &Lane) -> Result<Nex
 
 /// One attempt of `head` and its record; the lane and endpoint after it, or `None` when this
 /// run stops (a retry is scheduled, the endpoint disabled, or the lease lost).
-#[allow(clippy::too_many_arguments)]
 async fn attempt<S: Databases, R: Runtime, K: Sealer, C: Courier>(
-    s: &S,
-    rt: &R,
-    sealer: &K,
-    courier: &C,
-    settings: &Settings,
+    p: &Push<'_, S, R, K, C>,
     hook: &Hook,
     lane: &Lane,
     head: &Head,
     until: i64,
 ) -> Result<Option<(Lane, Hook)>> {
+    let Push {
+        s,
+        rt,
+        sealer,
+        courier,
+        settings,
+    } = *p;
     let cat = s.catalog()?;
-    let (webhook, tenant) = (hook.id.as_str(), lane.tenant_id.as_str());
-    let number = lane.attempt.saturating_add(1);
-    let head_json = serde_json::to_string(head).unwrap_or_default();
     // The URL is checked again before each delivery: a rule added since it was saved applies.
     let answer = match wh::check_url(&hook.url, settings.allow_loopback) {
         Ok(()) => post(rt, sealer, courier, hook, &head.id, &head.body).await?,
@@ -668,127 +675,143 @@ async fn attempt<S: Databases, R: Runtime, K: Sealer, C: Courier>(
         },
     };
     let now = rt.clock();
-    let mut batch = vec![];
-    let (outcome, step, next) = match wh::verdict(answer.status) {
+    let plan = settle(settings, hook, lane, head, &answer, now);
+    let step = Step {
+        cursor: &plan.cursor,
+        head: plan.head.as_deref(),
+        attempt: plan.attempt,
+        next_at: plan.next_at,
+        keep: plan.keep,
+    };
+    let mut batch = plan.statements;
+    batch.push(store::step(&hook.id, &lane.tenant_id, until, &step));
+    let outs = cat.batch(batch).await?;
+    if outs.last().is_none_or(|o| o.changes != 1) {
+        // The lease ran out meanwhile: whoever holds the lane now carries on.
+        return Ok(None);
+    }
+    if let Some(delay) = plan.delay {
+        courier.send(&lane_message(lane), delay).await?;
+        return Ok(None);
+    }
+    if !plan.keep {
+        return Ok(None);
+    }
+    let lane = Lane {
+        cursor: plan.cursor,
+        head: None,
+        attempt: 0,
+        next_at: None,
+        ..lane.clone()
+    };
+    let hook = store::get(&cat, &hook.id, None)
+        .await?
+        .ok_or_else(|| missing(&hook.id))?;
+    Ok(Some((lane, hook)))
+}
+
+fn dead_letter(webhook: &str, tenant: &str, head: &Head, now: i64) -> crate::store::Stmt {
+    store::bury(&Dead {
+        webhook_id: webhook.to_string(),
+        event_id: head.id.clone(),
+        tenant_id: Some(tenant.to_string()),
+        event_type: head.kind.clone(),
+        body: head.body.clone(),
+        failed_at: now,
+        replayed_at: None,
+    })
+}
+
+/// What an attempt's answer does: the statements that record it (the attempt, the endpoint's
+/// run of failures, a dead letter, disabling), and the lane's next state.
+struct Plan {
+    statements: Vec<crate::store::Stmt>,
+    cursor: String,
+    head: Option<String>,
+    attempt: i64,
+    next_at: Option<i64>,
+    /// The lane stays held: the next event follows at once.
+    keep: bool,
+    /// Seconds until a retry's message.
+    delay: Option<i64>,
+}
+
+fn settle(
+    settings: &Settings,
+    hook: &Hook,
+    lane: &Lane,
+    head: &Head,
+    answer: &Answer,
+    now: i64,
+) -> Plan {
+    let (webhook, tenant) = (hook.id.as_str(), lane.tenant_id.as_str());
+    let number = lane.attempt.saturating_add(1);
+    let held = serde_json::to_string(head).ok();
+    let mut plan = Plan {
+        statements: vec![],
+        cursor: head.cursor.clone(),
+        head: None,
+        attempt: 0,
+        next_at: None,
+        keep: true,
+        delay: None,
+    };
+    let outcome = match wh::verdict(answer.status) {
         Verdict::Delivered => {
-            batch.push(store::failing(webhook, None));
-            (
-                "delivered",
-                Step {
-                    cursor: &head.cursor,
-                    head: None,
-                    attempt: 0,
-                    next_at: None,
-                    keep: true,
-                },
-                None,
-            )
+            plan.statements.push(store::failing(webhook, None));
+            "delivered"
         }
         Verdict::Gone => {
-            batch.push(store::disable(
+            plan.statements.push(store::disable(
                 webhook,
                 "the receiver answered 410 Gone",
                 now,
             ));
-            (
-                "gone",
-                Step {
-                    cursor: &lane.cursor,
-                    head: Some(&head_json),
-                    attempt: number,
-                    next_at: Some(now),
-                    keep: false,
-                },
-                None,
-            )
+            (plan.cursor, plan.head, plan.attempt) = (lane.cursor.clone(), held, number);
+            (plan.next_at, plan.keep) = (Some(now), false);
+            "gone"
         }
         Verdict::Failed => {
-            batch.push(store::failing(webhook, Some(now)));
-            let asked = wh::retry_after(answer.status, answer.retry_after.as_deref(), now);
-            let attempts = u32::try_from(number).unwrap_or(u32::MAX);
+            plan.statements.push(store::failing(webhook, Some(now)));
             let long = hook
                 .failing_since
                 .is_some_and(|f| now.saturating_sub(f) >= DISABLE_AFTER_MS);
             if long {
-                batch.push(store::disable(webhook, "deliveries failed for 5 days", now));
+                plan.statements
+                    .push(store::disable(webhook, "deliveries failed for 5 days", now));
+                plan.keep = false;
             }
+            let asked = wh::retry_after(answer.status, answer.retry_after.as_deref(), now);
+            let attempts = u32::try_from(number).unwrap_or(u32::MAX);
             match wh::next_delay(&settings.schedule, attempts, asked) {
                 Some(delay) => {
-                    let at = now.saturating_add(delay.saturating_mul(1000));
-                    (
-                        "retrying",
-                        Step {
-                            cursor: &lane.cursor,
-                            head: Some(&head_json),
-                            attempt: number,
-                            next_at: Some(at),
-                            keep: false,
-                        },
-                        Some(delay),
-                    )
+                    (plan.cursor, plan.head, plan.attempt) = (lane.cursor.clone(), held, number);
+                    plan.next_at = Some(now.saturating_add(delay.saturating_mul(1000)));
+                    (plan.keep, plan.delay) = (false, Some(delay));
+                    "retrying"
                 }
                 None => {
-                    batch.push(store::bury(&Dead {
-                        webhook_id: webhook.to_string(),
-                        event_id: head.id.clone(),
-                        tenant_id: Some(tenant.to_string()),
-                        event_type: head.kind.clone(),
-                        body: head.body.clone(),
-                        failed_at: now,
-                        replayed_at: None,
-                    }));
-                    (
-                        "failed",
-                        Step {
-                            cursor: &head.cursor,
-                            head: None,
-                            attempt: 0,
-                            next_at: None,
-                            keep: !long,
-                        },
-                        None,
-                    )
+                    plan.statements
+                        .push(dead_letter(webhook, tenant, head, now));
+                    "failed"
                 }
             }
         }
     };
-    let next_at = next.map(|d| now.saturating_add(d.saturating_mul(1000)));
+    let next_at = plan.delay.and(plan.next_at);
     let a = attempt_row(
         hook,
         Some(tenant),
         &head.id,
         &head.kind,
         number,
-        &answer,
+        answer,
         outcome,
         next_at,
         now,
     );
-    batch.push(store::record(&a));
-    batch.push(store::step(webhook, tenant, until, &step));
-    let outs = cat.batch(batch).await?;
-    if outs.last().is_none_or(|o| o.changes != 1) {
-        // The lease ran out meanwhile: whoever holds the lane now carries on.
-        return Ok(None);
-    }
-    if let Some(delay) = next {
-        courier.send(&lane_message(lane), delay).await?;
-        return Ok(None);
-    }
-    if !step.keep {
-        return Ok(None);
-    }
-    let lane = Lane {
-        cursor: step.cursor.to_string(),
-        head: None,
-        attempt: 0,
-        next_at: None,
-        ..lane.clone()
-    };
-    let hook = store::get(&cat, webhook, None)
-        .await?
-        .ok_or_else(|| missing(webhook))?;
-    Ok(Some((lane, hook)))
+    plan.statements.push(store::record(&a));
+    plan
 }
 
 /// Events a Cron run looks back over, per shard, for tenants whose wake was lost.

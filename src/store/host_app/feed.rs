@@ -82,6 +82,7 @@ fn typed(sql: &mut String, params: &mut Vec<Param>, types: &[String]) {
 /// after position `scan` here, that a cursor of read positions `births` has not read, of
 /// those committed at or after `since` (Unix ms; a webhook sends those after its creation); and the
 /// newest seq the tenant has here (how far a page that came back short has looked).
+#[allow(clippy::too_many_arguments)]
 pub async fn read_tenant<E: Executor>(
     db: &E,
     here: &str,
