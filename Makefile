@@ -38,7 +38,7 @@ FUZZ_INPUTS ?= 10000000
 # scim2-tester and the OpenAPI checker (PyPI, pinned with their dependencies) in a git-ignored
 # virtual environment.
 VENV := .venv
-REQUIREMENTS := tests/conformance/requirements.txt tests/openapi/requirements.txt
+REQUIREMENTS := tests/conformance/requirements.txt tests/openapi/requirements.txt tests/webhooks/requirements.txt
 
 .PHONY: help setup toolchain chromium dev migrate-local migrate-remote build test lint unit fuzz-short fuzz integration conformance deploy-check bench bench-shards clean
 

@@ -52,7 +52,9 @@ mod layers;
 pub mod service;
 pub mod store;
 
-use worker::{event, Context, Env, Request, Response, ScheduleContext, ScheduledEvent};
+use worker::{
+    event, Context, Env, MessageBatch, Request, Response, ScheduleContext, ScheduledEvent,
+};
 
 /// The Worker's fetch handler: every request, on every host.
 #[event(fetch)]
@@ -68,4 +70,16 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
 async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     console_error_panic_hook::set_once();
     http::upkeep(env).await;
+}
+
+/// The webhook Queue's consumer (`[[queues.consumers]]` in wrangler.toml), and its
+/// dead-letter queue's.
+#[event(queue)]
+async fn queue(
+    batch: MessageBatch<serde_json::Value>,
+    env: Env,
+    _ctx: Context,
+) -> worker::Result<()> {
+    console_error_panic_hook::set_once();
+    http::host_app::webhooks::consume(batch, env).await
 }

@@ -28,6 +28,7 @@
 //! POST   /admin/v1/keys, GET /admin/v1/keys, DELETE /admin/v1/keys/{id}   API keys
 //! GET    /admin/v1/openapi.json                     this API, as an OpenAPI 3.1 document
 //! GET, PUT /admin/v1/roles; GET, PUT …/{sub}/role-mappings; PUT …/{sub}/default-role  roles
+//! /admin/v1/webhooks…                        endpoints, rotation, tests, deliveries, replay (`host_app::webhooks`)
 //! ```
 //!
 //! Every list answers one page shape, `{items, next}`: `next` is what to pass as `after` for
@@ -44,6 +45,7 @@ use super::app::App;
 use super::app::Platform;
 use super::console;
 use super::host_app;
+use super::host_app::webhooks;
 use super::keys;
 use super::oauth::{oauth_json, FederationBody};
 use super::reply::{json_body, Reply};
@@ -92,6 +94,7 @@ enum Route<'a> {
     Roles,
     RoleMappings(&'a str),
     DefaultRole(&'a str),
+    Webhooks(webhooks::At<'a>),
     Unknown,
 }
 
@@ -164,6 +167,9 @@ fn needs(route: &Route, method: &Method) -> Option<Scope> {
         (Route::Logs(_) | Route::Summary(_), Get) => Scope::LogsRead,
         (Route::Keys, Get | Post) | (Route::Key(_), Delete) => Scope::KeysWrite,
         (Route::Roles | Route::RoleMappings(_) | Route::DefaultRole(_), Put) => Scope::RolesWrite,
+        (Route::Webhooks(at), m) if at.allows().split(", ").any(|a| a == m.as_ref()) => {
+            Scope::WebhooksWrite
+        }
         _ => return None,
     };
     Some(scope)
@@ -172,7 +178,7 @@ fn needs(route: &Route, method: &Method) -> Option<Scope> {
 fn parse(path: &str) -> Route<'_> {
     let rest = path.trim_start_matches("/admin/v1").trim_matches('/');
     let segments: Vec<&str> = rest.split('/').collect();
-    let whole = ["tenants", "events", "shards", "keys"];
+    let whole = ["tenants", "events", "shards", "keys", "webhooks"];
     if segments.iter().any(|s| s.is_empty()) && !whole.contains(&rest) {
         return Route::Unknown;
     }
@@ -181,6 +187,7 @@ fn parse(path: &str) -> Route<'_> {
         ["events"] => Route::Events(None),
         ["purges"] => Route::Purges,
         ["shards"] => Route::Shards,
+        ["webhooks", ..] => webhooks::At::parse(&segments).map_or(Route::Unknown, Route::Webhooks),
         ["keys"] => Route::Keys,
         ["keys", id] => Route::Key(id),
         ["openapi.json"] => Route::OpenApi,
@@ -228,6 +235,7 @@ pub async fn serve(app: &App, req: Request, path: &str) -> Result<Reply> {
         Route::Shards | Route::Shard(_) | Route::Purges | Route::Events(None) | Route::Roles => {
             a.deployment(req, route).await
         }
+        Route::Webhooks(at) => webhooks::serve(app, &me, req, at).await,
         Route::Unknown => Err(Error::not_found(format!("no admin route {}", quote(path)))),
         per_org => {
             let Some(sub) = per_org.tenant() else {

@@ -41,6 +41,10 @@ pub struct Config {
     /// `DEV_OAUTH_TOKEN_SECONDS`, honoured only with `DEV_ALLOW_LOOPBACK`: access tokens that
     /// end after so many seconds, for the tests of expiry.
     pub dev_token_seconds: Option<i64>,
+    /// `WEBHOOK_RETRY_SCHEDULE` and `DEV_ALLOW_LOOPBACK`, as deliveries use them.
+    pub webhooks: crate::service::webhooks::Settings,
+    /// `WEBHOOK_KEY` (a secret): what webhook secrets are sealed under. Empty: no webhooks.
+    pub webhook_key: String,
 }
 
 /// `OPERATOR_ORIGIN` read: an `http(s)` origin with nothing after it, on a host that is not a
@@ -142,6 +146,16 @@ impl Config {
             dev_token_seconds: var("DEV_OAUTH_TOKEN_SECONDS")
                 .and_then(|v| v.trim().parse::<i64>().ok())
                 .filter(|_| dev_allow_loopback),
+            webhooks: crate::service::webhooks::Settings {
+                schedule: match var("WEBHOOK_RETRY_SCHEDULE").filter(|v| !v.trim().is_empty()) {
+                    Some(v) => {
+                        scim_core::host_app::webhook::parse_schedule(&v).map_err(Error::internal)?
+                    }
+                    None => scim_core::host_app::webhook::DEFAULT_SCHEDULE.to_vec(),
+                },
+                allow_loopback: dev_allow_loopback,
+            },
+            webhook_key: var("WEBHOOK_KEY").unwrap_or_default(),
             base_domain,
         })
     }

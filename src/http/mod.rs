@@ -143,6 +143,8 @@ pub async fn upkeep(env: Env) {
             }
             Err(e) => worker::console_error!("roles: {}", e.cause.unwrap_or(e.detail)),
         }
+        // Webhook lanes whose Queue message was lost.
+        host_app::webhooks::backstop(&env).await;
         crate::service::upkeep::run_all(&all, &rt, settings, UPKEEP_BUDGET_MS).await
     };
     match run.await {

@@ -217,6 +217,13 @@ fn wrangler(dir: &Path) -> Command {
     cmd
 }
 
+/// Stop process group `pgid` (a helper a test started, in a group of its own) at exit.
+pub fn stop_at_exit(pgid: i32) {
+    if let Ok(mut children) = CHILDREN.lock() {
+        children.push((pgid, PathBuf::new()));
+    }
+}
+
 extern "C" fn stop_servers() {
     let children = match CHILDREN.lock() {
         Ok(c) => c.clone(),
@@ -317,7 +324,12 @@ fn start(kind: Kind) -> Server {
                 .arg(format!("ADMIN_TOKEN:{admin_token}"))
                 // As `.dev.vars.example` sets it: the tests' key sets are served over http.
                 .arg("--var")
-                .arg("DEV_ALLOW_LOOPBACK:true");
+                .arg("DEV_ALLOW_LOOPBACK:true")
+                .arg("--var")
+                .arg(format!("WEBHOOK_KEY:{admin_token}-webhooks"))
+                // Retries a test can wait for: the third attempt 3 s after the first.
+                .arg("--var")
+                .arg("WEBHOOK_RETRY_SCHEDULE:1,2");
                 for (name, value) in vars {
                     cmd.arg("--var").arg(format!("{name}:{value}"));
                 }

@@ -17,6 +17,7 @@ mod shards;
 #[path = "../support/url.rs"]
 mod url;
 mod users;
+mod webhooks;
 
 use serde_json::{json, Value};
 

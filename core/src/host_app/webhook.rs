@@ -34,6 +34,16 @@ pub fn new_secret() -> Result<String, crate::tenancy::token::RandomnessUnavailab
     >()?))
 }
 
+/// The AES-GCM key webhook secrets are sealed under, from the Worker secret `WEBHOOK_KEY`
+/// (any long random text): SHA-256 of it, with a label that keeps the key to this one use.
+pub fn sealing_key(material: &str) -> [u8; 32] {
+    use sha2::Digest;
+    let mut h = Sha256::new();
+    h.update(b"scim-edge webhook secrets v1\0");
+    h.update(material.as_bytes());
+    h.finalize().into()
+}
+
 /// The signing key of a secret in its text form; `None` if it is not one.
 pub fn secret_key(secret: &str) -> Option<Vec<u8>> {
     STANDARD.decode(secret.strip_prefix(SECRET_PREFIX)?).ok()

@@ -19,6 +19,7 @@
 
 pub mod keys;
 pub mod roles;
+pub mod webhooks;
 
 use serde_json::{json, Value};
 use std::collections::HashMap;

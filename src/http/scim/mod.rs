@@ -130,7 +130,16 @@ pub async fn serve(app: &App, req: Request, sub: &str, mount: &str, path: &str) 
                 &tenant_id,
                 refusal.entry(app.now, &address, method, Route::parse(rest).template()),
             ),
-            (Some(tenant_id), None) => log_after(app, shard, tenant_id, &log, &result),
+            (Some(tenant_id), None) => {
+                let wrote = method != "GET"
+                    && !rest.ends_with("/.search")
+                    && result.as_ref().is_ok_and(|r| r.status < 300);
+                if wrote {
+                    // Webhooks read the feed this write just committed to.
+                    crate::http::host_app::webhooks::after_write(app, &tenant_id);
+                }
+                log_after(app, shard, tenant_id, &log, &result)
+            }
             (None, _) => {}
         }
         return result;
