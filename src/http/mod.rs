@@ -143,6 +143,21 @@ pub async fn upkeep(env: Env) {
             }
             Err(e) => worker::console_error!("roles: {}", e.cause.unwrap_or(e.detail)),
         }
+        // Alerts first, so that the backstop below wakes their webhooks in the same run.
+        let alert_settings = crate::service::host_app::alerts::Settings::default();
+        let alerting = crate::service::host_app::alerts::evaluate(
+            &all,
+            &rt,
+            &alert_settings,
+            ALERTS_BUDGET_MS,
+        );
+        match alerting.await {
+            Ok(r) if r.raised > 0 || r.cleared > 0 => {
+                worker::console_log!("alerts: {} raised, {} cleared", r.raised, r.cleared)
+            }
+            Ok(_) => {}
+            Err(e) => worker::console_error!("alerts: {}", e.cause.unwrap_or(e.detail)),
+        }
         // Webhook lanes whose Queue message was lost.
         host_app::webhooks::backstop(&env).await;
         crate::service::upkeep::run_all(&all, &rt, settings, UPKEEP_BUDGET_MS).await
@@ -165,6 +180,9 @@ const MOVES_BUDGET_MS: i64 = 20_000;
 
 /// Time a scheduled run applies a declaration of the app's roles to tenants.
 const ROLES_BUDGET_MS: i64 = 5_000;
+
+/// Time a scheduled run decides alerts.
+const ALERTS_BUDGET_MS: i64 = 5_000;
 
 /// Time a scheduled run works before it leaves the rest to the next.
 const UPKEEP_BUDGET_MS: i64 = 20_000;

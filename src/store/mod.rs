@@ -13,7 +13,7 @@
 
 pub mod catalog;
 /// The host app's modules, by their names here too: every layer reaches them as `store::trail`, …
-pub use host_app::{directory, feed, keys, log, roles, trail, webhooks};
+pub use host_app::{alerts, directory, feed, keys, log, roles, trail, webhooks};
 pub mod console;
 pub mod filter_sql;
 #[cfg(any(test, feature = "host-sqlite"))]

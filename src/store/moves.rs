@@ -146,6 +146,14 @@ pub const ROLE_MAPPINGS: Table = Table {
     chunk: 500,
 };
 
+/// Alerts raised: their events travel with the feed; the rows say they are raised.
+pub const ALERTS: Table = Table {
+    name: "alerts",
+    columns: &["kind", "raised_at", "detail"],
+    key: &["kind"],
+    chunk: 100,
+};
+
 pub const CONSOLE_LINKS: Table = Table {
     name: "console_links",
     columns: &["hash", "created_at", "expires_at"],
@@ -432,7 +440,7 @@ pub async fn newest<E: Executor>(db: &E, tenant_id: &str) -> Result<(i64, i64)> 
 /// Every table of a tenant's rows besides its own row, in the order a move copies them
 /// (its users' values travel with their users). New tables go last: a move in progress keeps
 /// its step (an index here) across a deployment.
-pub const TABLES: [&Table; 13] = [
+pub const TABLES: [&Table; 14] = [
     &USERS,
     &USER_VALUES,
     &GROUPS,
@@ -446,11 +454,12 @@ pub const TABLES: [&Table; 13] = [
     &OAUTH_SECRETS,
     &OAUTH_ASSERTIONS,
     &ROLE_MAPPINGS,
+    &ALERTS,
 ];
 
 /// The tables copied again whole at the switch, inside its freeze: their rows change in place
 /// (a token's last use, a secret's) or come and go, and they are small.
-pub const SWITCHED: [&Table; 7] = [
+pub const SWITCHED: [&Table; 8] = [
     &TOKENS,
     &CONSOLE_LINKS,
     &CONSOLE_SESSIONS,
@@ -458,6 +467,7 @@ pub const SWITCHED: [&Table; 7] = [
     &OAUTH_SECRETS,
     &OAUTH_ASSERTIONS,
     &ROLE_MAPPINGS,
+    &ALERTS,
 ];
 
 /// The seq of tenant `tenant_id`'s `n`-th event after seq `after`, if it has that many.

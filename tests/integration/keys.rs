@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use crate::harness::{server, unique, Resp, Server};
 use crate::{key_with, Tenant};
 
-const EVERY: [&str; 8] = [
+const EVERY: [&str; 9] = [
     "tenants:read",
     "tenants:write",
     "credentials:write",
@@ -15,6 +15,7 @@ const EVERY: [&str; 8] = [
     "logs:read",
     "roles:write",
     "keys:write",
+    "webhooks:write",
 ];
 
 /// A request a table row makes, with `key`.
@@ -214,6 +215,28 @@ fn routes(t: &Tenant, user: &str, group: &str, shard: &str, whole: bool) -> Vec<
                 "/admin/v1/keys/key_nope".into(),
                 None,
                 "keys:write",
+                404,
+            ),
+            // Creating one is tests/integration/webhooks.rs's (to a receiver of its own).
+            row(
+                "GET",
+                "/admin/v1/webhooks".into(),
+                None,
+                "webhooks:write",
+                200,
+            ),
+            row(
+                "POST",
+                "/admin/v1/webhooks/wh_nope/test".into(),
+                None,
+                "webhooks:write",
+                404,
+            ),
+            row(
+                "GET",
+                "/admin/v1/webhooks/wh_nope/deliveries".into(),
+                None,
+                "webhooks:write",
                 404,
             ),
         ]);

@@ -291,7 +291,9 @@ fn gone_disables_and_a_dead_receivers_event_is_dead_lettered_then_replayed() {
 fn a_rotation_signs_with_both_secrets_and_private_urls_are_refused() {
     let (s, r) = (server(), receiver());
     let name = unique("rotate");
-    let made = hook(s, &r.url("ok", &name), None);
+    // Bound to a quiet tenant: the only delivery is the test's.
+    let quiet = Tenant::new("quiet");
+    let made = hook(s, &r.url("ok", &name), Some(&quiet.sub));
     let id = made["id"].as_str().expect("id");
     let old = made["secret"].as_str().expect("secret").to_string();
     let rotated = s

@@ -7,6 +7,7 @@
 //! `seq`, the directory's id), so a page costs one index range seek wherever it starts, and a
 //! group of 100,000 members is read page by page.
 
+pub mod alerts;
 pub mod keys;
 #[cfg(test)]
 mod role_tests;
@@ -356,8 +357,10 @@ pub async fn summary<E: Executor>(db: &E, sub: &str, now: i64) -> Result<serde_j
             })
         })
         .collect();
+    let alerts = alerts::of(db, &id).await?;
     if let Some(o) = summary.as_object_mut() {
         o.insert("clientSecretsExpiring".into(), expiring.into());
+        o.insert("alerts".into(), alerts.into());
     }
     Ok(summary)
 }

@@ -3,6 +3,7 @@
 //!
 //! | module | owns |
 //! |---|---|
+//! | [`alerts`] | alerts raised per organisation (failing, stalled, a credential expiring): what decides them, and raising or clearing one with its event |
 //! | [`directory`] | the user and group shapes (one definition for the directory API and the feed's events) |
 //! | [`trail`] | the events and log entry a write records in its own batch; every event type |
 //! | [`feed`] | reading the change feed |
@@ -13,6 +14,7 @@
 //!
 //! `plans` (tests) checks that each of their reads and chunked deletes seeks an index.
 
+pub mod alerts;
 pub mod directory;
 pub mod feed;
 pub mod keys;

@@ -29,10 +29,18 @@ pub enum EventType {
     GroupDeleted,
     GroupMembersAdded,
     GroupMembersRemoved,
+    /// Alerts ([`crate::store::host_app::alerts`]): each raised once, cleared by its
+    /// `…_recovered` event.
+    ProvisioningFailing,
+    ProvisioningFailingRecovered,
+    ProvisioningStalled,
+    ProvisioningStalledRecovered,
+    CredentialExpiring,
+    CredentialExpiringRecovered,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 10] = [
+    pub const ALL: [EventType; 16] = [
         EventType::UserCreated,
         EventType::UserUpdated,
         EventType::UserDeactivated,
@@ -43,6 +51,12 @@ impl EventType {
         EventType::GroupDeleted,
         EventType::GroupMembersAdded,
         EventType::GroupMembersRemoved,
+        EventType::ProvisioningFailing,
+        EventType::ProvisioningFailingRecovered,
+        EventType::ProvisioningStalled,
+        EventType::ProvisioningStalledRecovered,
+        EventType::CredentialExpiring,
+        EventType::CredentialExpiringRecovered,
     ];
 
     /// The type's name in the feed: the table's event prefix, a dot, what happened.
@@ -58,6 +72,16 @@ impl EventType {
             EventType::GroupDeleted => "group.deleted",
             EventType::GroupMembersAdded => "group.members_added",
             EventType::GroupMembersRemoved => "group.members_removed",
+            EventType::ProvisioningFailing => "organisation.provisioning_failing",
+            EventType::ProvisioningFailingRecovered => {
+                "organisation.provisioning_failing_recovered"
+            }
+            EventType::ProvisioningStalled => "organisation.provisioning_stalled",
+            EventType::ProvisioningStalledRecovered => {
+                "organisation.provisioning_stalled_recovered"
+            }
+            EventType::CredentialExpiring => "organisation.credential_expiring",
+            EventType::CredentialExpiringRecovered => "organisation.credential_expiring_recovered",
         }
     }
 
@@ -263,10 +287,12 @@ mod tests {
         for t in EventType::ALL {
             assert_eq!(EventType::parse(t.name()), Some(t));
             let prefix = t.name().split('.').next().unwrap_or_default();
+            // An alert's event is the organisation's, not a table's.
             assert!(
-                [Table::Users, Table::Groups]
-                    .iter()
-                    .any(|table| table.event_prefix() == prefix),
+                prefix == "organisation"
+                    || [Table::Users, Table::Groups]
+                        .iter()
+                        .any(|table| table.event_prefix() == prefix),
                 "{}",
                 t.name()
             );
@@ -286,7 +312,11 @@ mod tests {
             .split('`')
             .skip(1)
             .step_by(2)
-            .filter(|w| w.starts_with("user.") || w.starts_with("group."))
+            .filter(|w| {
+                ["user.", "group.", "organisation."]
+                    .iter()
+                    .any(|p| w.starts_with(p))
+            })
             .collect();
         listed.sort_unstable();
         listed.dedup();
