@@ -350,11 +350,7 @@ pub async fn test<S: Databases, R: Runtime, K: Sealer, C: Courier>(
     id: &str,
 ) -> Result<Value> {
     let Push {
-        s,
-        rt,
-        sealer,
-        courier,
-        settings,
+        s, rt, settings, ..
     } = *p;
     let h = get(s, by, id).await?;
     check_url(&h.url, settings)?;
@@ -365,20 +361,40 @@ pub async fn test<S: Databases, R: Runtime, K: Sealer, C: Courier>(
         "data": {"webhook": h.id},
     })
     .to_string();
-    let answer = post(rt, sealer, courier, &h, &message, &body).await?;
+    let sent = Sent {
+        tenant: None,
+        id: &message,
+        kind: "webhook.test",
+        body: &body,
+        outcome: "test",
+    };
+    once(p, &h, &sent, None).await
+}
+
+/// One message sent now, outside any lane (a test, a replay).
+struct Sent<'a> {
+    tenant: Option<&'a str>,
+    id: &'a str,
+    kind: &'a str,
+    body: &'a str,
+    outcome: &'a str,
+}
+
+/// Send `m` to `h` once, record the attempt (with `if_delivered` when it was), and answer
+/// what the receiver said.
+async fn once<S: Databases, R: Runtime, K: Sealer, C: Courier>(
+    p: &Push<'_, S, R, K, C>,
+    h: &Hook,
+    m: &Sent<'_>,
+    if_delivered: Option<crate::store::Stmt>,
+) -> Result<Value> {
+    let answer = post(p.rt, p.sealer, p.courier, h, m.id, m.body).await?;
     let delivered = wh::verdict(answer.status) == Verdict::Delivered;
-    let a = attempt_row(
-        &h,
-        None,
-        &message,
-        "webhook.test",
-        1,
-        &answer,
-        "test",
-        None,
-        rt.now(),
-    );
-    s.catalog()?.query(store::record(&a)).await?;
+    let now = p.rt.now();
+    let a = attempt_row(h, m.tenant, m.id, m.kind, 1, &answer, m.outcome, None, now);
+    let mut batch = vec![store::record(&a)];
+    batch.extend(if_delivered.filter(|_| delivered));
+    p.s.catalog()?.batch(batch).await?;
     Ok(
         json!({"delivered": delivered, "status": answer.status, "durationMs": answer.duration_ms, "error": answer.error}),
     )
@@ -393,11 +409,7 @@ pub async fn replay<S: Databases, R: Runtime, K: Sealer, C: Courier>(
     event: &str,
 ) -> Result<Value> {
     let Push {
-        s,
-        rt,
-        sealer,
-        courier,
-        settings,
+        s, rt, settings, ..
     } = *p;
     let h = get(s, by, id).await?;
     check_url(&h.url, settings)?;
@@ -408,27 +420,14 @@ pub async fn replay<S: Databases, R: Runtime, K: Sealer, C: Courier>(
             quote(event)
         ))
     })?;
-    let answer = post(rt, sealer, courier, &h, &dead.event_id, &dead.body).await?;
-    let delivered = wh::verdict(answer.status) == Verdict::Delivered;
-    let a = attempt_row(
-        &h,
-        dead.tenant_id.as_deref(),
-        &dead.event_id,
-        &dead.event_type,
-        1,
-        &answer,
-        "replayed",
-        None,
-        rt.now(),
-    );
-    let mut batch = vec![store::record(&a)];
-    if delivered {
-        batch.push(store::replayed(id, event, rt.now()));
-    }
-    cat.batch(batch).await?;
-    Ok(
-        json!({"delivered": delivered, "status": answer.status, "durationMs": answer.duration_ms, "error": answer.error}),
-    )
+    let sent = Sent {
+        tenant: dead.tenant_id.as_deref(),
+        id: &dead.event_id,
+        kind: &dead.event_type,
+        body: &dead.body,
+        outcome: "replayed",
+    };
+    once(p, &h, &sent, Some(store::replayed(id, event, rt.now()))).await
 }
 
 /// A page of endpoint `id`'s attempts after seq `after`, oldest first, and the next cursor.
