@@ -566,7 +566,7 @@ impl Admin<'_> {
             },
             Route::Token(_, id) => match method {
                 Method::Delete => {
-                    tenants::revoke_token(db, sub, id).await?;
+                    tenants::revoke_token(db, sub, id, app.now).await?;
                     Ok(Reply::no_content())
                 }
                 _ => Err(Error::method_not_allowed("DELETE")),
@@ -650,7 +650,7 @@ impl Admin<'_> {
                 ))
             }
             (Route::Secret(_, secret), Method::Delete) => {
-                oauth::revoke_secret(db, id, secret).await?;
+                oauth::revoke_secret(db, id, secret, app.now).await?;
                 Ok(Reply::no_content())
             }
             (Route::Federation(_), Method::Put) => {

@@ -45,6 +45,9 @@ pub struct Config {
     pub webhooks: crate::service::webhooks::Settings,
     /// `WEBHOOK_KEY` (a secret): what webhook secrets are sealed under. Empty: no webhooks.
     pub webhook_key: String,
+    /// `ALERT_STALLED_MINUTES` (and `DEV_ALERT_STALLED_SECONDS`, honoured only with
+    /// `DEV_ALLOW_LOOPBACK`, for the tests): what the Cron decides alerts with.
+    pub alerts: crate::service::host_app::alerts::Settings,
 }
 
 /// `OPERATOR_ORIGIN` read: an `http(s)` origin with nothing after it, on a host that is not a
@@ -156,6 +159,18 @@ impl Config {
                 allow_loopback: dev_allow_loopback,
             },
             webhook_key: var("WEBHOOK_KEY").unwrap_or_default(),
+            alerts: {
+                let defaults = crate::service::host_app::alerts::Settings::default();
+                let minutes = number("ALERT_STALLED_MINUTES", defaults.stalled_ms / 60_000, 1);
+                let dev = var("DEV_ALERT_STALLED_SECONDS")
+                    .and_then(|v| v.trim().parse::<i64>().ok())
+                    .filter(|s| dev_allow_loopback && *s >= 1);
+                crate::service::host_app::alerts::Settings {
+                    stalled_ms: dev
+                        .map_or(minutes.saturating_mul(60_000), |s| s.saturating_mul(1_000)),
+                    ..defaults
+                }
+            },
             base_domain,
         })
     }

@@ -280,7 +280,7 @@ async fn api(app: &App, mut req: Request, call: &str) -> Result<Reply> {
         (_, "roles") => roles_api(app, req, &db, &admin).await,
         (Method::Delete, id) if id.starts_with("tokens/") => {
             let id = id.trim_start_matches("tokens/");
-            tenants::revoke_token(&db, &admin.subdomain, id).await?;
+            tenants::revoke_token(&db, &admin.subdomain, id, app.now).await?;
             Ok(Reply::no_content())
         }
         (Method::Get, "logs") => {
@@ -332,7 +332,7 @@ async fn oauth_api(
         }
         (Method::Delete, id) if id.starts_with("oauth/secrets/") => {
             let id = id.trim_start_matches("oauth/secrets/");
-            oauth::revoke_secret(db, &admin.tenant_id, id).await?;
+            oauth::revoke_secret(db, &admin.tenant_id, id, app.now).await?;
             Ok(Reply::no_content())
         }
         (Method::Put, "oauth/federation") => {

@@ -66,11 +66,7 @@ pub fn refused(app: &App, shard: &str, tenant_id: &str, refusal: Refusals) {
                 == (refusal.minute, refusal.address.as_str(), refusal.reason)
         });
         match same {
-            Some(r) => {
-                r.count = r.count.saturating_add(refusal.count);
-                r.method = refusal.method;
-                r.route = refusal.route;
-            }
+            Some(r) => r.absorb(refusal),
             None => w.refusals.push(refusal),
         }
     });

@@ -125,7 +125,8 @@ fn is_operator(app: &App, req: &Request) -> bool {
 /// [`crate::service::upkeep`], each within a time budget, its report in the Worker's log.
 pub async fn upkeep(env: Env) {
     let run = async {
-        let settings = app::Config::of(&env)?.upkeep;
+        let config = app::Config::of(&env)?;
+        let settings = config.upkeep;
         let meter = Default::default();
         let all = shards::Bindings::of(&env, &meter);
         let rt = app::Platform::at_start();
@@ -144,13 +145,8 @@ pub async fn upkeep(env: Env) {
             Err(e) => worker::console_error!("roles: {}", e.cause.unwrap_or(e.detail)),
         }
         // Alerts first, so that the backstop below wakes their webhooks in the same run.
-        let alert_settings = crate::service::host_app::alerts::Settings::default();
-        let alerting = crate::service::host_app::alerts::evaluate(
-            &all,
-            &rt,
-            &alert_settings,
-            ALERTS_BUDGET_MS,
-        );
+        let alerting =
+            crate::service::host_app::alerts::evaluate(&all, &rt, &config.alerts, ALERTS_BUDGET_MS);
         match alerting.await {
             Ok(r) if r.raised > 0 || r.cleared > 0 => {
                 worker::console_log!("alerts: {} raised, {} cleared", r.raised, r.cleared)

@@ -92,7 +92,8 @@ pub async fn serve(app: &App, req: Request, sub: &str, mount: &str, path: &str) 
     };
     let answer = asking.token(req).await;
     if let Some((place, why)) = asking.refusal {
-        let entry = why.entry(app.now, &asking.address, "POST".into(), TOKEN_PATH);
+        let mut entry = why.entry(app.now, &asking.address, "POST".into(), TOKEN_PATH);
+        entry.presented.extend(asking.secret_hash);
         log_buffer::refused(app, &place.shard, &place.id, entry);
     }
     answer

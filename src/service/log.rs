@@ -36,13 +36,8 @@ pub async fn record<E: Executor>(
     entries: &[LogEntry],
     refusals: &[Refusals],
 ) -> Result<bool> {
-    let mut stmts: Vec<_> = [
-        log::insert_stmt(tenant_id, entries),
-        log::refusals_stmt(tenant_id, refusals),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
+    let mut stmts: Vec<_> = log::insert_stmt(tenant_id, entries).into_iter().collect();
+    stmts.extend(log::refusals_stmts(tenant_id, refusals));
     let outs = if stmts.len() > 1 {
         db.batch(stmts).await?
     } else if let Some(stmt) = stmts.pop() {
@@ -279,6 +274,7 @@ impl Refusal {
             method,
             route,
             count: 1,
+            presented: vec![],
         }
     }
 }

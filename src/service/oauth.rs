@@ -145,9 +145,9 @@ pub async fn create_secret<E: Executor, R: Runtime>(
     })
 }
 
-/// Revoke a client secret: it and every access token issued for it stop at once.
-pub async fn revoke_secret<E: Executor>(db: &E, tenant_id: &str, id: &str) -> Result<()> {
-    if store::revoke_secret(db, tenant_id, id).await? {
+/// Revoke a client secret at `now`: it and every access token issued for it stop at once.
+pub async fn revoke_secret<E: Executor>(db: &E, tenant_id: &str, id: &str, now: i64) -> Result<()> {
+    if store::revoke_secret(db, tenant_id, id, now).await? {
         return Ok(());
     }
     Err(Error::not_found(format!(
@@ -523,12 +523,12 @@ mod grant_tests {
 
         // Revoking the secret stops its tokens at once; the other secret's live on.
         let g2 = grant_at(&db, &rt, &keys, T, &secret(&s2.client_id, &s2.secret)).expect("g2");
-        block_on(revoke_secret(&db, T, &s1.id)).expect("revoke");
+        block_on(revoke_secret(&db, T, &s1.id, 0)).expect("revoke");
         assert!(!opens(&db, T, &g.access_token, 1_000));
         assert!(opens(&db, T, &g2.access_token, 1_000));
         assert!(grant_at(&db, &rt, &keys, T, &secret(&s1.client_id, &s1.secret)).is_err());
         assert_eq!(
-            block_on(revoke_secret(&db, T, &s1.id)).map_err(|e| e.status),
+            block_on(revoke_secret(&db, T, &s1.id, 0)).map_err(|e| e.status),
             Err(404)
         );
 

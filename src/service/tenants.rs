@@ -207,9 +207,10 @@ pub async fn list_tokens<E: Executor>(db: &E, sub: &str) -> Result<Vec<TokenInfo
         .ok_or_else(|| not_found(sub))
 }
 
-/// Revoke one token: the next request that presents it is refused, everywhere.
-pub async fn revoke_token<E: Executor>(db: &E, sub: &str, id: &str) -> Result<()> {
-    if store::revoke_token(db, sub, id).await? {
+/// Revoke one token at `now`: the next request that presents it is refused, everywhere (and
+/// counts toward the provisioning_failing alert, as its hash is kept as retired).
+pub async fn revoke_token<E: Executor>(db: &E, sub: &str, id: &str, now: i64) -> Result<()> {
+    if store::revoke_token(db, sub, id, now).await? {
         return Ok(());
     }
     Err(Error::not_found(format!(

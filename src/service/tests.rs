@@ -386,7 +386,7 @@ fn the_gate_opens_for_the_organisations_token_and_the_verdict_says_why_not() {
     assert!(matches!(s.shut, Some(Verdict::Open)), "{:?}", s.shut);
     assert!(s.principal.is_some());
     // Revoking the token: 401 at once.
-    block_on(tenants::revoke_token(&db, "a", &created.id)).expect("revoke");
+    block_on(tenants::revoke_token(&db, "a", &created.id, 0)).expect("revoke");
     assert!(!opens());
     assert_eq!(status("a", &hash, T), Err(401));
     let s = settle(&Gated::new(&db, T, &hash, 0));

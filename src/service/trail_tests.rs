@@ -480,6 +480,7 @@ fn refusals_aggregate_and_are_capped_apart_from_requests() {
         method: "GET".into(),
         route: "/Users/{id}",
         count,
+        presented: vec![],
     };
     for minute in 101..=112 {
         // Two isolates' flushes of the same minute, and another reason.

@@ -154,6 +154,15 @@ pub const ALERTS: Table = Table {
     chunk: 100,
 };
 
+/// Retired credentials' hashes: a request presenting one after the move still raises the
+/// provisioning_failing alert.
+pub const RETIRED_CREDENTIALS: Table = Table {
+    name: "retired_credentials",
+    columns: &["hash", "retired_at", "expires_at", "seen_at"],
+    key: &["hash"],
+    chunk: 100,
+};
+
 pub const CONSOLE_LINKS: Table = Table {
     name: "console_links",
     columns: &["hash", "created_at", "expires_at"],
@@ -440,7 +449,7 @@ pub async fn newest<E: Executor>(db: &E, tenant_id: &str) -> Result<(i64, i64)> 
 /// Every table of a tenant's rows besides its own row, in the order a move copies them
 /// (its users' values travel with their users). New tables go last: a move in progress keeps
 /// its step (an index here) across a deployment.
-pub const TABLES: [&Table; 14] = [
+pub const TABLES: [&Table; 15] = [
     &USERS,
     &USER_VALUES,
     &GROUPS,
@@ -455,11 +464,12 @@ pub const TABLES: [&Table; 14] = [
     &OAUTH_ASSERTIONS,
     &ROLE_MAPPINGS,
     &ALERTS,
+    &RETIRED_CREDENTIALS,
 ];
 
 /// The tables copied again whole at the switch, inside its freeze: their rows change in place
 /// (a token's last use, a secret's) or come and go, and they are small.
-pub const SWITCHED: [&Table; 8] = [
+pub const SWITCHED: [&Table; 9] = [
     &TOKENS,
     &CONSOLE_LINKS,
     &CONSOLE_SESSIONS,
@@ -468,6 +478,7 @@ pub const SWITCHED: [&Table; 8] = [
     &OAUTH_ASSERTIONS,
     &ROLE_MAPPINGS,
     &ALERTS,
+    &RETIRED_CREDENTIALS,
 ];
 
 /// The seq of tenant `tenant_id`'s `n`-th event after seq `after`, if it has that many.

@@ -10,6 +10,7 @@
 
 use serde::Deserialize;
 
+use super::tenants::retire;
 use super::{Executor, Param, Result, Stmt};
 
 /// At most this many live client secrets per tenant: one in use and one being rotated in
@@ -201,19 +202,23 @@ pub async fn create_secret<E: Executor>(
     Ok(wrote(before, after.and_then(|a| a.client_id), done))
 }
 
-/// Revoke a client secret and every access token issued for it; `false` if the tenant has
-/// no such secret.
-pub async fn revoke_secret<E: Executor>(db: &E, tenant_id: &str, id: &str) -> Result<bool> {
+/// Revoke a client secret and every access token issued for it at `now`, keeping their
+/// hashes as retired; `false` if the tenant has no such secret.
+pub async fn revoke_secret<E: Executor>(
+    db: &E,
+    tenant_id: &str,
+    id: &str,
+    now: i64,
+) -> Result<bool> {
+    let tokens = "FROM tokens WHERE tenant_id = ? AND minted_by = ?";
+    let secret = "FROM oauth_secrets WHERE tenant_id = ? AND id = ?";
+    let params = || vec![tenant_id.into(), id.into()];
     let outs = db
         .batch(vec![
-            Stmt::new(
-                "DELETE FROM tokens WHERE tenant_id = ? AND minted_by = ?",
-                vec![tenant_id.into(), id.into()],
-            ),
-            Stmt::new(
-                "DELETE FROM oauth_secrets WHERE tenant_id = ? AND id = ?",
-                vec![tenant_id.into(), id.into()],
-            ),
+            retire(tokens, now, params()),
+            retire(secret, now, params()),
+            Stmt::new(format!("DELETE {tokens}"), params()),
+            Stmt::new(format!("DELETE {secret}"), params()),
         ])
         .await?;
     Ok(outs.last().is_some_and(|o| o.changes > 0))

@@ -4,7 +4,8 @@
 
 use serde::Deserialize;
 
-use super::{Executor, Result, Stmt, StoreError};
+use super::{Executor, Param, Result, Stmt, StoreError};
+use scim_core::time::DAY_MS;
 
 /// At most this many live tokens per tenant: one in use and one being rotated in.
 pub const MAX_ACTIVE_TOKENS: i64 = 2;
@@ -36,6 +37,24 @@ pub(crate) fn int_bool<'de, D: serde::Deserializer<'de>>(
 }
 
 const TENANT_COLUMNS: &str = "id, subdomain, name, provisioning_enabled, created_at, updated_at";
+
+/// How long a retired credential's hash is kept (`migrations/0015_retired_credentials.sql`).
+pub const RETIRED_KEEP_MS: i64 = 30 * DAY_MS;
+
+/// The statement that keeps, as retired at `now`, the hashes of the credentials `from` selects
+/// (`FROM <table with tenant_id and hash> WHERE …`, bound by `params`): put before the
+/// statement that deletes them, in its batch.
+pub(crate) fn retire(from: &str, now: i64, params: Vec<Param>) -> Stmt {
+    let mut all: Vec<Param> = vec![now.into(), now.saturating_add(RETIRED_KEEP_MS).into()];
+    all.extend(params);
+    Stmt::new(
+        format!(
+            "INSERT OR IGNORE INTO retired_credentials (tenant_id, hash, retired_at, expires_at) \
+             SELECT tenant_id, hash, ?, ? {from}"
+        ),
+        all,
+    )
+}
 
 /// The tenant id of a subdomain, as a sub-select, so tenant-scoped statements need no lookup first.
 ///
@@ -186,11 +205,10 @@ pub async fn create_token<E: Executor>(
         ],
     );
     let inserted = if revoke_existing {
-        let revoke = Stmt::new(
-            format!("DELETE FROM tokens WHERE tenant_id = {TENANT_OF} AND minted_by IS NULL"),
-            vec![subdomain.into()],
-        );
-        let outs = db.batch(vec![revoke, insert]).await?;
+        let mine = format!("FROM tokens WHERE tenant_id = {TENANT_OF} AND minted_by IS NULL");
+        let kept = retire(&mine, token.now, vec![subdomain.into()]);
+        let revoke = Stmt::new(format!("DELETE {mine}"), vec![subdomain.into()]);
+        let outs = db.batch(vec![kept, revoke, insert]).await?;
         outs.last().is_some_and(|o| !o.rows.is_empty())
     } else {
         !db.query(insert).await?.rows.is_empty()
@@ -239,17 +257,23 @@ pub async fn list_tokens<E: Executor>(db: &E, subdomain: &str) -> Result<Option<
     ))
 }
 
-/// Revoke (delete) one token of a tenant; `false` if the tenant has no such token.
-pub async fn revoke_token<E: Executor>(db: &E, subdomain: &str, id: &str) -> Result<bool> {
-    let out = db
-        .query(Stmt::new(
-            format!(
-                "DELETE FROM tokens WHERE id = ? AND tenant_id = {TENANT_OF} AND minted_by IS NULL"
-            ),
-            vec![id.into(), subdomain.into()],
-        ))
+/// Revoke (delete) one token of a tenant at `now`, keeping its hash as retired; `false` if the
+/// tenant has no such token.
+pub async fn revoke_token<E: Executor>(
+    db: &E,
+    subdomain: &str,
+    id: &str,
+    now: i64,
+) -> Result<bool> {
+    let it = format!("FROM tokens WHERE id = ? AND tenant_id = {TENANT_OF} AND minted_by IS NULL");
+    let params = || vec![id.into(), subdomain.into()];
+    let outs = db
+        .batch(vec![
+            retire(&it, now, params()),
+            Stmt::new(format!("DELETE {it}"), params()),
+        ])
         .await?;
-    Ok(out.changes > 0)
+    Ok(outs.last().is_some_and(|o| o.changes > 0))
 }
 
 /// The hashes of every live credential of tenant `subdomain` at `now` (its Secret Tokens,
@@ -447,9 +471,9 @@ mod tests {
         tenant(&db, "acme");
         tenant(&db, "other");
         token(&db, "acme", "tok_a", false).unwrap();
-        assert!(!block_on(revoke_token(&db, "other", "tok_a")).unwrap());
-        assert!(block_on(revoke_token(&db, "acme", "tok_a")).unwrap());
-        assert!(!block_on(revoke_token(&db, "acme", "tok_a")).unwrap());
+        assert!(!block_on(revoke_token(&db, "other", "tok_a", 0)).unwrap());
+        assert!(block_on(revoke_token(&db, "acme", "tok_a", 0)).unwrap());
+        assert!(!block_on(revoke_token(&db, "acme", "tok_a", 0)).unwrap());
     }
 
     #[test]

@@ -33,6 +33,7 @@ const PURGED: &[(&str, &str)] = &[
     ("oauth_assertions", "rowid"),
     ("role_mappings", "rowid"),
     ("role_pending", "rowid"),
+    ("retired_credentials", "rowid"),
 ];
 
 /// Delete up to [`CHUNK`] rows of `table` (`events` or `logs`) older than `before`; returns how
@@ -51,15 +52,23 @@ pub async fn expire<E: Executor>(db: &E, table: &'static str, before: i64) -> Re
 }
 
 /// Delete up to [`CHUNK`] expired rows of each table of short-lived secrets (console links
-/// and sessions, access tokens, client secrets, remembered assertions); returns how many went.
-/// A Secret Token has no `expires_at`, so it never matches.
+/// and sessions, access tokens, client secrets, remembered assertions, retired credentials'
+/// hashes); returns how many went. A Secret Token has no `expires_at`, so it never matches.
+/// An expired client secret is kept as retired first: an identity provider still presenting
+/// it is failing.
 pub async fn expire_lapsed<E: Executor>(db: &E, now: i64) -> Result<u64> {
+    let retired = super::tenants::retire(
+        "FROM oauth_secrets WHERE expires_at <= ?",
+        now,
+        vec![now.into()],
+    );
     let stmts = [
         "console_links",
         "console_sessions",
         "tokens",
         "oauth_secrets",
         "oauth_assertions",
+        "retired_credentials",
     ]
     .iter()
     .map(|table| {
@@ -71,8 +80,9 @@ pub async fn expire_lapsed<E: Executor>(db: &E, now: i64) -> Result<u64> {
             vec![now.into(), CHUNK.into()],
         )
     })
-    .collect();
-    Ok(db.batch(stmts).await?.iter().map(|o| o.changes).sum())
+    .collect::<Vec<_>>();
+    let outs = db.batch([vec![retired], stmts].concat()).await?;
+    Ok(outs.iter().skip(1).map(|o| o.changes).sum())
 }
 
 /// For each of these tenants, delete up to [`CHUNK`] of its oldest log entries beyond

@@ -124,12 +124,12 @@ pub async fn serve(app: &App, req: Request, sub: &str, mount: &str, path: &str) 
         }
         let shard = seen.shard.as_deref().unwrap_or(CATALOG);
         match (seen.tenant, seen.refusal) {
-            (Some(tenant_id), Some(refusal)) => log_buffer::refused(
-                app,
-                shard,
-                &tenant_id,
-                refusal.entry(app.now, &address, method, Route::parse(rest).template()),
-            ),
+            (Some(tenant_id), Some(refusal)) => {
+                let mut entry =
+                    refusal.entry(app.now, &address, method, Route::parse(rest).template());
+                entry.presented.extend(seen.presented);
+                log_buffer::refused(app, shard, &tenant_id, entry)
+            }
             (Some(tenant_id), None) => {
                 let wrote = method != "GET"
                     && !rest.ends_with("/.search")
@@ -155,6 +155,9 @@ struct Seen {
     shard: Option<String>,
     /// Why authentication refused it, if it did.
     refusal: Option<Refusal>,
+    /// The hash of the credential the gate refused: one the tenant retired is its own
+    /// identity provider's, and raises an alert.
+    presented: Option<String>,
     /// The catalog places the tenant elsewhere than this isolate thought: serve the
     /// request again there.
     elsewhere: Option<Place>,
@@ -305,6 +308,7 @@ async fn why_shut(
             seen.tenant = r.tenant_id;
             if r.error.status == 401 {
                 seen.refusal = Some(Refusal::InvalidToken);
+                seen.presented = Some(hash.to_string());
                 credentials::forget(sub, hash);
             }
             if r.error.status != 403 {

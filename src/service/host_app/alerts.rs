@@ -8,12 +8,14 @@
 //!
 //! | alert | raised when | cleared when |
 //! |---|---|---|
-//! | `organisation.provisioning_failing` | of its latest [`Settings::window`] authenticated requests (at least [`Settings::min_requests`]), more than half failed | half or fewer did |
+//! | `organisation.provisioning_failing` | of its latest [`Settings::window`] authenticated requests (at least [`Settings::min_requests`]), more than half failed; or a request presented a credential it retired (a revoked Secret Token or client secret, an expired client secret) after its latest success | half or fewer did, and a request succeeded since |
 //! | `organisation.provisioning_stalled` | provisioning is on, it succeeded before, and not once for [`Settings::stalled_ms`] (Entra's incremental cycle runs about every 40 minutes) | a request succeeds |
 //! | `organisation.credential_expiring` | it has OAuth client secrets and the last of them expires within [`Settings::expiring_ms`] | a later one is made, or none is left |
 //!
-//! Refused credentials never count: a stranger's random tokens are aggregated refusals, not
-//! the organisation's requests. Secret Tokens do not expire, so only client secrets can.
+//! Refused credentials never count, but for the organisation's own retired ones: a stranger's
+//! random tokens are aggregated refusals, not the organisation's requests, while a revoked
+//! Secret Token still presented is its identity provider's (Entra keeps the old one until its
+//! admin pastes the new one). Secret Tokens do not expire, so only client secrets can.
 
 use serde_json::{json, Value};
 
@@ -87,11 +89,22 @@ impl Kind {
 pub fn wanted(s: &Signals, settings: &Settings, now: i64) -> Vec<(Kind, Value)> {
     let mut out = vec![];
     let failing = s.recent >= settings.min_requests && s.failed.saturating_mul(2) > s.recent;
+    let retired = s
+        .retired_seen_at
+        .filter(|seen| *seen > s.last_success.unwrap_or(i64::MIN));
     if failing {
         let words = format!("{} of its latest {} requests failed", s.failed, s.recent);
         out.push((
             Kind::Failing,
             json!({"reason": words, "failed": s.failed, "requests": s.recent}),
+        ));
+    } else if let Some(seen) = retired {
+        let words = "a revoked or expired credential of this organisation was presented after \
+                     its latest successful request: update the Secret Token or client secret in \
+                     the identity provider";
+        out.push((
+            Kind::Failing,
+            json!({"reason": words, "retiredCredentialAt": rfc3339(seen)}),
         ));
     }
     if let Some(last) = s.last_success {
@@ -282,5 +295,67 @@ mod tests {
                 "organisation.provisioning_stalled_recovered"
             ]
         );
+    }
+
+    /// A refusal presenting `hash`, as the edge adds it to the log.
+    fn refused(db: &Sqlite, tenant: &str, at: i64, hash: &str) {
+        let mut r = crate::service::log::Refusal::InvalidToken.entry(
+            at,
+            "203.0.113.9",
+            "GET".into(),
+            "/Users",
+        );
+        r.presented.push(hash.to_string());
+        block_on(crate::service::log::record(db, tenant, &[], &[r])).expect("refusal");
+    }
+
+    #[test]
+    fn a_revoked_token_still_presented_is_failing_until_a_request_succeeds() {
+        let all = TestShards::new(Sqlite::migrated(), 0);
+        let rt = TestRuntime::at(1_000_000);
+        let t = block_on(tenants::create(&all, &rt, "acme", None, None, None)).expect("acme");
+        let db = all.shard("DB").expect("DB");
+        let settings = Settings::default();
+        let run = |rt: &TestRuntime| block_on(evaluate(&all, rt, &settings, 60_000)).expect("run");
+        let old = block_on(tenants::create_token(&db, &rt, "acme", false)).expect("token");
+        log(&db, &t.id, 1_000_000, false);
+        // A stranger's guess is no signal; neither is a live token refused nowhere.
+        refused(&db, &t.id, 1_000_010, &"0".repeat(64));
+        assert_eq!(run(&rt).raised, 0);
+        // Revoked (by a rotation that retires the others), then still presented.
+        block_on(tenants::create_token(&db, &rt, "acme", true)).expect("rotate");
+        refused(&db, &t.id, 1_000_020, &old.token.hash);
+        assert_eq!(run(&rt).raised, 1);
+        assert_eq!(run(&rt).raised, 0, "raised once");
+        let summary = block_on(host_app::summary(&db, "acme", rt.now())).expect("summary");
+        let reason = summary["alerts"][0]["reason"].as_str().unwrap_or_default();
+        assert!(
+            reason.contains("revoked or expired credential"),
+            "{summary}"
+        );
+        // The new token works: the episode ends.
+        log(&db, &t.id, 1_000_030, false);
+        assert_eq!(run(&rt).cleared, 1);
+        assert_eq!(
+            types(&db),
+            [
+                "organisation.provisioning_failing",
+                "organisation.provisioning_failing_recovered"
+            ]
+        );
+        // Kept 30 days, then upkeep forgets the hash.
+        let left = |db: &Sqlite| {
+            block_on(db.query(Stmt::new(
+                "SELECT count(*) AS n FROM retired_credentials",
+                vec![],
+            )))
+            .expect("count")
+            .rows[0]["n"]
+                .as_i64()
+        };
+        assert_eq!(left(&db), Some(1));
+        let later = 1_000_000 + crate::store::tenants::RETIRED_KEEP_MS;
+        block_on(crate::store::upkeep::expire_lapsed(&db, later)).expect("upkeep");
+        assert_eq!(left(&db), Some(0));
     }
 }

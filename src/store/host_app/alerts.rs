@@ -20,6 +20,9 @@ pub struct Signals {
     pub last_success: Option<i64>,
     /// When the last of its live OAuth client secrets expires (none: no secret).
     pub secrets_end: Option<i64>,
+    /// The latest refused request that presented a credential it retired (a revoked Secret
+    /// Token or client secret, an expired client secret).
+    pub retired_seen_at: Option<i64>,
     /// The kinds raised now, as a JSON array.
     pub raised: String,
 }
@@ -44,6 +47,7 @@ pub async fn signals<E: Executor>(
             ORDER BY at DESC, seq DESC LIMIT 1) AS last_success, \
          (SELECT max(expires_at) FROM oauth_secrets WHERE tenant_id = t.id AND expires_at > ?4) \
             AS secrets_end, \
+         (SELECT max(seen_at) FROM retired_credentials WHERE tenant_id = t.id) AS retired_seen_at, \
          (SELECT json_group_array(kind) FROM alerts WHERE tenant_id = t.id) AS raised \
          FROM t ORDER BY t.id";
     db.query(Stmt::new(

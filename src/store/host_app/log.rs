@@ -147,14 +147,48 @@ pub struct Refusals {
     pub method: String,
     pub route: &'static str,
     pub count: u64,
+    /// The hashes of the credentials the refused requests presented (at most
+    /// [`MAX_PRESENTED`], never written to the log): those of a credential the tenant retired
+    /// mark it as seen (`migrations/0015_retired_credentials.sql`).
+    pub presented: Vec<String>,
 }
 
-/// The statement that adds refusals to their aggregated entries, creating each entry on its
-/// minute's first refusal (a JSON array, like [`insert_stmt`]); `None` for no refusals.
-pub fn refusals_stmt(tenant_id: &str, all: &[Refusals]) -> Option<Stmt> {
-    if all.is_empty() {
-        return None;
+/// Hashes of presented credentials an aggregated entry carries to its statement.
+pub const MAX_PRESENTED: usize = 8;
+
+impl Refusals {
+    /// Add what `other`, a later refusal of the same entry, stands for.
+    pub fn absorb(&mut self, other: Refusals) {
+        self.count = self.count.saturating_add(other.count);
+        self.method = other.method;
+        self.route = other.route;
+        for h in other.presented {
+            if self.presented.len() < MAX_PRESENTED && !self.presented.contains(&h) {
+                self.presented.push(h);
+            }
+        }
     }
+}
+
+/// The statements that add refusals to their aggregated entries, creating each entry on its
+/// minute's first refusal (a JSON array, like [`insert_stmt`]), and mark the retired
+/// credentials they presented as seen at the latest of them; none for no refusals.
+pub fn refusals_stmts(tenant_id: &str, all: &[Refusals]) -> Vec<Stmt> {
+    let Some(latest) = all.iter().map(|r| r.at).max() else {
+        return vec![];
+    };
+    let presented: Vec<&String> = all.iter().flat_map(|r| &r.presented).collect();
+    let seen = (!presented.is_empty()).then(|| {
+        Stmt::new(
+            "UPDATE retired_credentials SET seen_at = max(coalesce(seen_at, 0), ?) \
+             WHERE tenant_id = ? AND hash IN (SELECT value FROM json_each(?))",
+            vec![
+                latest.into(),
+                tenant_id.into(),
+                serde_json::json!(presented).to_string().into(),
+            ],
+        )
+    });
     let rows: Vec<Value> = all
         .iter()
         .map(|r| {
@@ -172,7 +206,7 @@ pub fn refusals_stmt(tenant_id: &str, all: &[Refusals]) -> Option<Stmt> {
         .collect();
     // A WHERE (here {LIVE}) is what SQLite's parser needs between a SELECT and an upsert's
     // ON CONFLICT.
-    Some(Stmt::new(
+    let entries = Stmt::new(
         format!(
             "INSERT INTO logs (tenant_id, at, method, route, status, detail, summary, \
              refusal_key, count, failed, duration_ms) SELECT ?, {}, 1, 0 FROM json_each(?) j \
@@ -186,7 +220,8 @@ pub fn refusals_stmt(tenant_id: &str, all: &[Refusals]) -> Option<Stmt> {
             Value::Array(rows).to_string().into(),
             tenant_id.into(),
         ],
-    ))
+    );
+    [Some(entries), seen].into_iter().flatten().collect()
 }
 
 /// The first `n` elements of each row of a JSON array of rows (`j`, from `json_each`), as

@@ -81,8 +81,9 @@ fn the_host_apps_statements_seek_their_organisation() {
             method: "GET".into(),
             route: "/Users",
             count: 1,
+            presented: vec!["a1b2".into()],
         };
-        if let Some(stmt) = log::refusals_stmt(T, &[refused]) {
+        for stmt in log::refusals_stmts(T, &[refused]) {
             r.query(stmt).await.expect("refusals");
         }
         upkeep::purge_round(&r, "ten_b").await.expect("purge");
