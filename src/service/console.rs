@@ -197,9 +197,15 @@ pub async fn logs<E: Executor>(db: &E, admin: &Admin, q: &LogQuery) -> Result<Pa
     Ok(log::read(db, &admin.tenant_id, q).await?)
 }
 
-/// The session's tenant's summary, the last day's counts up to `now`.
+/// The session's tenant's summary, the last day's counts up to `now`, and its alerts raised.
 pub async fn summary<E: Executor>(db: &E, admin: &Admin, now: i64) -> Result<Value> {
-    Ok(log::summary(db, &admin.tenant_id, now.saturating_sub(DAY_MS)).await?)
+    let mut summary = log::summary(db, &admin.tenant_id, now.saturating_sub(DAY_MS)).await?;
+    // The page shows them as a banner: the admin is the one who can fix the credential.
+    let alerts = crate::service::host_app::alerts::of(db, &admin.tenant_id).await?;
+    if let Some(o) = summary.as_object_mut() {
+        o.insert("alerts".into(), alerts.into());
+    }
+    Ok(summary)
 }
 
 /// Sign out: the session ends at once.

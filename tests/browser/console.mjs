@@ -149,6 +149,19 @@ try {
   assert.equal(await scim(token), 401);
   step("Revoke: SCIM with the revoked token answers 401");
 
+  // 4a. That request is the organisation's own identity provider still using a credential it
+  // was told to stop using: once the Cron has run, the page shows the failing alert.
+  let banner = "";
+  for (let i = 0; i < 40 && !banner.includes("revoked"); i++) {
+    await new Promise((r) => setTimeout(r, 250));
+    assert.equal((await fetch(`${origin}/__scheduled`)).status, 200);
+    await page.reload();
+    await page.waitForFunction(() => document.getElementById("tenant-url").value !== "");
+    banner = (await page.$eval("#alerts", (el) => (el.hidden ? "" : el.textContent))) ?? "";
+  }
+  assert.match(banner, /^Provisioning is failing since .*revoked or expired credential/);
+  step("a revoked token still presented raises the failing alert, shown as a banner");
+
   // 4b. OAuth: Generate new client secret in the page; the Token Endpoint and Client
   // Identifier it shows buy an access token that serves SCIM; Revoke stops it.
   await page.click("#generate-secret");

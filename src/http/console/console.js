@@ -289,6 +289,28 @@ function explain(e) {
   return `${why ?? "The request failed."}${detail}`;
 }
 
+/** What each alert the Cron raised means to the organisation's admin. */
+const ALERT_TITLES = {
+  provisioning_failing: "Provisioning is failing",
+  provisioning_stalled: "Provisioning has stopped",
+  credential_expiring: "A client secret expires soon",
+};
+
+/** The alerts raised now, one banner each above the page. */
+function renderAlerts(list) {
+  const box = $("alerts");
+  box.replaceChildren(
+    ...list.map((a) => {
+      const p = document.createElement("p");
+      const title = document.createElement("strong");
+      title.textContent = ALERT_TITLES[a.kind] ?? a.kind;
+      p.append(title, ` since ${when(a.raisedAt)}: ${a.reason ?? ""}`);
+      return p;
+    }),
+  );
+  box.hidden = list.length === 0;
+}
+
 async function load() {
   const o = await api("GET", "overview");
   $("org-name").textContent = o.tenant.name;
@@ -306,6 +328,7 @@ async function load() {
   renderOAuth();
   renderMethods();
   renderSummary(o.summary);
+  renderAlerts(o.summary.alerts ?? []);
   await loadRoles();
   await loadActivity();
 }

@@ -34,7 +34,7 @@ pub struct LogEntry {
 /// The log's row, written once: each column an entry fills and the key the API shows it under,
 /// in the order [`LogEntry::values`] gives them. Both inserts (an entry in its write's batch,
 /// [`crate::store::trail`]; entries after their responses, [`insert_stmt`]) and the read ([`read`])
-/// are built from it; aggregated refusals ([`refusals_stmt`]) add their count to some of them.
+/// are built from it; aggregated refusals ([`refusals_stmts`]) add their count to some of them.
 pub const ROW: [(&str, &str); 14] = [
     ("at", "at"),
     ("method", "method"),
