@@ -82,9 +82,15 @@ pub fn apart_server() -> &'static Server {
 /// A `wrangler dev` of its own for a test that changes what is the whole deployment's (the
 /// app's declared roles), so that no other test meets its settings: a new one at each call.
 pub fn own_server() -> &'static Server {
+    own_server_with(&[])
+}
+
+/// A `wrangler dev` of its own with these settings besides the harness's (a new one at each
+/// call), for a test whose Cron runs must not reach other tests' organisations.
+pub fn own_server_with(vars: &'static [(&'static str, &'static str)]) -> &'static Server {
     Box::leak(Box::new(start(Kind::Dev {
         rate_limit: MAIN_RATE_LIMIT,
-        vars: &[],
+        vars,
         operator_origin: false,
     })))
 }

@@ -1,6 +1,7 @@
 //! Integration tests over HTTP against a real `wrangler dev` (see `harness`).
 
 mod admin;
+mod alerts;
 mod console;
 mod discovery;
 mod faults;

@@ -17,12 +17,12 @@ use crate::harness::{server, unique, Server};
 use crate::{key_with, Tenant};
 
 /// The receiver, started once for this test binary.
-struct Receiver {
+pub(crate) struct Receiver {
     port: u16,
     _child: Child,
 }
 
-fn receiver() -> &'static Receiver {
+pub(crate) fn receiver() -> &'static Receiver {
     static R: OnceLock<Receiver> = OnceLock::new();
     R.get_or_init(|| {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -46,11 +46,11 @@ fn receiver() -> &'static Receiver {
 }
 
 impl Receiver {
-    fn url(&self, behaviour: &str, name: &str) -> String {
+    pub(crate) fn url(&self, behaviour: &str, name: &str) -> String {
         format!("http://127.0.0.1:{}/{behaviour}/{name}", self.port)
     }
 
-    fn secrets(&self, name: &str, secrets: &[&str]) {
+    pub(crate) fn secrets(&self, name: &str, secrets: &[&str]) {
         let r = ureq::put(&format!("http://127.0.0.1:{}/_secrets/{name}", self.port))
             .send_json(json!({ "secrets": secrets }))
             .expect("receiver");
@@ -58,7 +58,7 @@ impl Receiver {
     }
 
     /// Deliveries to `name`, once there are at least `n` (within 30 s).
-    fn wait(&self, name: &str, n: usize) -> Vec<Value> {
+    pub(crate) fn wait(&self, name: &str, n: usize) -> Vec<Value> {
         let started = Instant::now();
         loop {
             let log: Vec<Value> = ureq::get(&format!("http://127.0.0.1:{}/_log", self.port))
