@@ -160,9 +160,10 @@ pub async fn upkeep(env: Env) {
     };
     match run.await {
         Ok(r) => worker::console_log!(
-            "upkeep: {} events and {} log entries expired, {} log entries over the cap, {} tenants purging{}",
+            "upkeep: {} events, {} log entries and {} webhook deliveries expired, {} log entries over the cap, {} tenants purging{}",
             r.events_expired,
             r.logs_expired,
+            r.deliveries_expired,
             r.logs_capped,
             r.purges.iter().filter(|p| p.remaining > 0).count(),
             if r.unfinished { " (continues next run)" } else { "" }

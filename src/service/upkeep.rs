@@ -52,6 +52,8 @@ pub struct Report {
     /// assertions removed.
     pub lapsed: u64,
     pub purges: Vec<Purge>,
+    /// Webhook delivery attempts and dead letters (in the catalog) past the events' retention.
+    pub deliveries_expired: u64,
     /// Whether the time budget ran out before everything was done.
     pub unfinished: bool,
 }
@@ -86,6 +88,18 @@ pub async fn run_all<S: Databases, R: Runtime>(
         total.lapsed = total.lapsed.saturating_add(r.lapsed);
         total.purges.extend(r.purges);
         total.unfinished |= r.unfinished;
+    }
+    // A delivery's record lives as long as its event: replaying a dead letter needs the event.
+    let catalog = s.catalog()?;
+    let before = rt
+        .now()
+        .saturating_sub(settings.event_retention_days.saturating_mul(DAY_MS));
+    loop {
+        let n = crate::store::webhooks::expire(&catalog, before, CHUNK).await?;
+        total.deliveries_expired = total.deliveries_expired.saturating_add(n);
+        if n < CHUNK as u64 || rt.clock() >= deadline {
+            break;
+        }
     }
     Ok(total)
 }

@@ -14,6 +14,7 @@ use crate::service::testing::{TestRuntime, TestShards};
 use crate::service::users::Users;
 use crate::service::{tenants, Scope};
 use crate::store::sqlite::Sqlite;
+use crate::store::Executor;
 use scim_core::host_app::webhook as wh;
 use scim_core::scim::error::Result;
 
@@ -361,11 +362,39 @@ fn a_spent_schedule_dead_letters_the_event_replay_sends_it_and_410_disables() {
     ))
     .unwrap();
     assert_eq!(wake.len(), 1);
+    let catalog = crate::service::shards::Databases::catalog(&all).unwrap();
+    let lane = |field: &str| {
+        let out = block_on(catalog.query(crate::store::Stmt::new(
+            format!("SELECT {field} AS v FROM webhook_lanes WHERE webhook_id = ?"),
+            vec![made.hook.id.as_str().into()],
+        )))
+        .unwrap();
+        out.rows[0]["v"].clone()
+    };
+    assert_eq!(lane("attempt"), json!(0), "the schedule starts afresh");
+    assert_eq!(lane("next_at"), json!(rt.now.get()), "and at once");
     run();
     assert_eq!(
         names(&script).split_off(before),
         ["gone@acme", "after@acme"]
     );
+
+    // Upkeep keeps the attempts and dead letters as long as the events they sent.
+    let upkeep = |rt: &TestRuntime| {
+        block_on(crate::service::upkeep::run_all(
+            &all,
+            rt,
+            Default::default(),
+            60_000,
+        ))
+        .unwrap()
+    };
+    assert_eq!(upkeep(&rt).deliveries_expired, 0);
+    rt.now.set(rt.now.get() + 31 * scim_core::time::DAY_MS);
+    let r = upkeep(&rt);
+    let (left, _) = block_on(webhooks::deliveries(&all, &root, &made.hook.id, None, 100)).unwrap();
+    assert!(left.is_empty(), "{left:?}");
+    assert!(r.deliveries_expired >= 8, "{r:?}");
 }
 
 #[test]

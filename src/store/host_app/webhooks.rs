@@ -138,7 +138,19 @@ pub async fn update<E: Executor>(
         enabled.into(),
         now.into(),
     ];
-    Ok(db.query(Stmt::new(sql, params)).await?.changes == 1)
+    let stmt = Stmt::new(sql, params);
+    if enabled != Some(true) {
+        return Ok(db.query(stmt).await?.changes == 1);
+    }
+    // Enabled again (after a 410, five failing days, or by hand): each held event starts
+    // the retry schedule afresh, now, rather than on its last step.
+    let fresh = Stmt::new(
+        "UPDATE webhook_lanes SET attempt = 0, next_at = ?2 WHERE webhook_id = ?1 \
+         AND head IS NOT NULL",
+        vec![id.into(), now.into()],
+    );
+    let outs = db.batch(vec![stmt, fresh]).await?;
+    Ok(outs.first().is_some_and(|o| o.changes == 1))
 }
 
 /// Endpoint `id` signs with `sealed` from now on, and with its current secret until
