@@ -169,31 +169,28 @@ pub async fn evaluate<S: Databases, R: Runtime>(
                 for kind in Kind::ALL {
                     let (event, recovered) = kind.events();
                     let had = raised.iter().any(|r| r == kind.name());
-                    match (want.iter().find(|(k, _)| *k == kind), had) {
-                        (Some((_, data)), false) => {
-                            let data = json!({"alert": {"kind": kind.name(), "detail": data}});
-                            batch.extend(store::raise(
-                                &sig.tenant_id,
-                                kind.name(),
-                                event.name(),
-                                &data,
-                                now,
-                            ));
-                            report.raised = report.raised.saturating_add(1);
-                        }
+                    let change = match (want.iter().find(|(k, _)| *k == kind), had) {
+                        (Some((_, detail)), false) => Some((
+                            event,
+                            json!({"alert": {"kind": kind.name(), "detail": detail}}),
+                            true,
+                        )),
                         (None, true) => {
-                            let data = json!({"alert": {"kind": kind.name()}});
-                            batch.extend(store::clear(
-                                &sig.tenant_id,
-                                kind.name(),
-                                recovered.name(),
-                                &data,
-                                now,
-                            ));
-                            report.cleared = report.cleared.saturating_add(1);
+                            Some((recovered, json!({"alert": {"kind": kind.name()}}), false))
                         }
-                        _ => {}
-                    }
+                        _ => None,
+                    };
+                    let Some((event, data, raise)) = change else {
+                        continue;
+                    };
+                    let ev = (event.name(), &data);
+                    batch.extend(store::change(&sig.tenant_id, kind.name(), ev, now, raise));
+                    let count = if raise {
+                        &mut report.raised
+                    } else {
+                        &mut report.cleared
+                    };
+                    *count = count.saturating_add(1);
                 }
             }
             if !batch.is_empty() {

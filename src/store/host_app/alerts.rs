@@ -63,22 +63,18 @@ pub async fn signals<E: Executor>(
     .decode()
 }
 
-/// Raise alert `kind` of tenant `tenant_id` (its row and its feed event `event`, with `data`),
-/// unless it is raised already: the event is written only by the statement that adds the row.
-pub fn raise(tenant_id: &str, kind: &str, event: &str, data: &Value, now: i64) -> Vec<Stmt> {
-    vec![
-        Stmt::new(
-            "INSERT INTO events (tenant_id, type, resource_id, at, data) \
-             SELECT ?1, ?2, ?1, ?3, ?4 \
-             WHERE NOT EXISTS (SELECT 1 FROM alerts WHERE tenant_id = ?1 AND kind = ?5)",
-            vec![
-                tenant_id.into(),
-                event.into(),
-                now.into(),
-                data.to_string().into(),
-                kind.into(),
-            ],
-        ),
+/// Raise (`raise`) or clear alert `kind` of tenant `tenant_id`, with its feed event `event`
+/// (`data`): the event is written only if the row changes (added when raising, there to
+/// delete when clearing), so two runs at once write it once.
+pub fn change(
+    tenant_id: &str,
+    kind: &str,
+    (event, data): (&str, &Value),
+    now: i64,
+    raise: bool,
+) -> Vec<Stmt> {
+    let unless = if raise { "NOT EXISTS" } else { "EXISTS" };
+    let row = if raise {
         Stmt::new(
             "INSERT OR IGNORE INTO alerts (tenant_id, kind, raised_at, detail) VALUES (?, ?, ?, ?)",
             vec![
@@ -87,17 +83,20 @@ pub fn raise(tenant_id: &str, kind: &str, event: &str, data: &Value, now: i64) -
                 now.into(),
                 data.to_string().into(),
             ],
-        ),
-    ]
-}
-
-/// Clear alert `kind` of tenant `tenant_id` with its `…_recovered` event `event`, if raised.
-pub fn clear(tenant_id: &str, kind: &str, event: &str, data: &Value, now: i64) -> Vec<Stmt> {
+        )
+    } else {
+        Stmt::new(
+            "DELETE FROM alerts WHERE tenant_id = ? AND kind = ?",
+            vec![tenant_id.into(), kind.into()],
+        )
+    };
     vec![
         Stmt::new(
-            "INSERT INTO events (tenant_id, type, resource_id, at, data) \
-             SELECT ?1, ?2, ?1, ?3, ?4 \
-             WHERE EXISTS (SELECT 1 FROM alerts WHERE tenant_id = ?1 AND kind = ?5)",
+            format!(
+                "INSERT INTO events (tenant_id, type, resource_id, at, data) \
+                 SELECT ?1, ?2, ?1, ?3, ?4 \
+                 WHERE {unless} (SELECT 1 FROM alerts WHERE tenant_id = ?1 AND kind = ?5)"
+            ),
             vec![
                 tenant_id.into(),
                 event.into(),
@@ -106,10 +105,7 @@ pub fn clear(tenant_id: &str, kind: &str, event: &str, data: &Value, now: i64) -
                 kind.into(),
             ],
         ),
-        Stmt::new(
-            "DELETE FROM alerts WHERE tenant_id = ? AND kind = ?",
-            vec![tenant_id.into(), kind.into()],
-        ),
+        row,
     ]
 }
 
