@@ -180,6 +180,7 @@ bench: build bench/floor/build/index.js
 	node bench/compare.mjs --sizes $(BENCH_SIZES) --edge
 	node bench/groups.mjs
 	node bench/feed.mjs
+	node bench/webhooks.mjs
 
 # The scale of sharding by simulation (one writer per database), and a move of 10,000 users.
 bench-shards: build

@@ -14,8 +14,22 @@ export function shardDatabases(shards = 1) {
   return dbs;
 }
 
-export function workerOptions({ port, persist, adminToken, build = join(root, "build"), shards = 1 }) {
+/** The Queues of wrangler.toml, as Miniflare takes them: webhooks' wake-ups and their
+ * dead-letter queue. */
+const queues = {
+  queueProducers: { WEBHOOKS: { queueName: "scim-edge-webhooks" } },
+  queueConsumers: {
+    "scim-edge-webhooks": { maxBatchSize: 10, maxBatchTimeout: 1, maxRetries: 10, deadLetterQueue: "scim-edge-webhooks-dead" },
+    "scim-edge-webhooks-dead": { maxBatchSize: 10, maxBatchTimeout: 5 },
+  },
+};
+
+/** `vars`: more settings (strings); `webhooks`: the Queues and a WEBHOOK_KEY, with deliveries
+ * allowed to this machine (DEV_ALLOW_LOOPBACK). */
+export function workerOptions({ port, persist, adminToken, build = join(root, "build"), shards = 1, vars = {}, webhooks = false }) {
+  const hooks = webhooks ? { WEBHOOK_KEY: `${adminToken}-webhooks`, DEV_ALLOW_LOOPBACK: "true" } : {};
   return {
+    ...(webhooks ? queues : {}),
     host: "127.0.0.1",
     port,
     modulesRoot: build,
@@ -26,7 +40,7 @@ export function workerOptions({ port, persist, adminToken, build = join(root, "b
     compatibilityDate: "2025-09-01",
     d1Databases: shardDatabases(shards),
     d1Persist: join(persist, "v3/d1"),
-    bindings: { BASE_DOMAIN: "localhost", TENANT_URL_FORM: "subdomain", ADMIN_TOKEN: adminToken },
+    bindings: { BASE_DOMAIN: "localhost", TENANT_URL_FORM: "subdomain", ADMIN_TOKEN: adminToken, ...hooks, ...vars },
     // GET /cdn-cgi/handler/scheduled runs the Cron Trigger's handler (as `wrangler dev
     // --test-scheduled` does at /__scheduled).
     unsafeTriggerHandlers: true,
