@@ -83,6 +83,11 @@ pub const TARGETS: &[Target] = &[
         generate: gen_token_request,
         run: run_token_request,
     },
+    Target {
+        name: "webhook_input",
+        generate: gen_webhook_input,
+        run: run_webhook_input,
+    },
 ];
 
 /// The longest error detail accepted: errors quote the client's input, but only a bounded
@@ -990,4 +995,253 @@ fn run_token_request(db: &Db, input: &Value) -> Outcome {
             r.error, r.why
         )),
     }
+}
+
+/// Addresses that must never receive a webhook, and public ones, for [`gen_webhook_input`].
+const V4: [u32; 12] = [
+    0x7f00_0001, // 127.0.0.1
+    0x0a00_0008, // 10.0.0.8
+    0xc0a8_0101, // 192.168.1.1
+    0xac10_0504, // 172.16.5.4
+    0xa9fe_a9fe, // 169.254.169.254
+    0x6440_0001, // 100.64.0.1
+    0,           // 0.0.0.0
+    0xffff_ffff, // 255.255.255.255
+    0xe000_0001, // 224.0.0.1
+    0xc000_0201, // 192.0.2.1
+    0x0808_0808, // 8.8.8.8
+    0x5db8_d822, // 93.184.216.34
+];
+
+const V6: [&str; 12] = [
+    "::1",
+    "::",
+    "::ffff:127.0.0.1",
+    "::ffff:7f00:1",
+    "::127.0.0.1",
+    "64:ff9b::7f00:1",
+    "fd00::1",
+    "fe80::1",
+    "ff02::1",
+    "2001:db8::1",
+    "2606:4700::1111",
+    "2a00:1450:4001::200e",
+];
+
+const NAMES: [&str; 10] = [
+    "hooks.example.com",
+    "example.com.",
+    "xn--bcher-kva.example",
+    "localhost",
+    "app.localhost",
+    "printer.local",
+    "metadata.google.internal",
+    "intranet",
+    "LOCALHOST.",
+    "a.b.c.d.example.org",
+];
+
+/// An IPv4 address as a URL may spell it: one to four parts, each in decimal, hex or octal.
+fn spell_v4(g: &mut Gen, a: u32) -> String {
+    let bytes = a.to_be_bytes();
+    let parts: Vec<u64> = match g.rng.below(4) {
+        0 => vec![u64::from(a)],
+        1 => vec![u64::from(bytes[0]), u64::from(a & 0x00ff_ffff)],
+        2 => vec![
+            u64::from(bytes[0]),
+            u64::from(bytes[1]),
+            u64::from(a & 0xffff),
+        ],
+        _ => bytes.iter().map(|b| u64::from(*b)).collect(),
+    };
+    parts
+        .iter()
+        .map(|p| match g.rng.below(4) {
+            0 => format!("0x{p:x}"),
+            1 => format!("0X{p:X}"),
+            2 => format!("0{p:o}"),
+            _ => p.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// What a URL parser decodes back: some characters percent-encoded, or mapped to full width.
+fn disguise(g: &mut Gen, host: &str) -> String {
+    match g.rng.below(6) {
+        0 => host
+            .chars()
+            .map(|c| {
+                if g.rng.chance(1, 3) {
+                    format!("%{:02X}", c as u32 & 0xff)
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+        1 => host
+            .chars()
+            .map(|c| match c {
+                '0'..='9' if g.rng.chance(1, 2) => {
+                    char::from_u32(0xff10 + (c as u32 - '0' as u32)).unwrap_or(c)
+                }
+                '.' if g.rng.chance(1, 2) => *g.rng.pick(&['\u{3002}', '\u{ff0e}', '\u{ff61}']),
+                'a'..='z' if g.rng.chance(1, 4) => {
+                    char::from_u32(0xff41 + (c as u32 - 'a' as u32)).unwrap_or(c)
+                }
+                _ => c,
+            })
+            .collect(),
+        2 => host.to_ascii_uppercase(),
+        _ => host.to_string(),
+    }
+}
+
+fn gen_webhook_input(g: &mut Gen) -> Value {
+    let scheme = *g.rng.pick(&[
+        "https://",
+        "https://",
+        "https://",
+        "http://",
+        "HTTPS://",
+        "https:/",
+        "https:\\\\",
+        "ftp://",
+        "",
+    ]);
+    let user = if g.rng.chance(1, 10) { "user:pw@" } else { "" };
+    let host = match g.rng.below(4) {
+        0 => g.rng.pick(&NAMES).to_string(),
+        1 => {
+            let a = if g.rng.chance(1, 4) {
+                g.rng.next_u64() as u32
+            } else {
+                *g.rng.pick(&V4)
+            };
+            spell_v4(g, a)
+        }
+        2 => format!("[{}]", g.rng.pick(&V6)),
+        _ => g.soup(5, 40),
+    };
+    let host = disguise(g, &host);
+    let port = *g
+        .rng
+        .pick(&["", "", "", ":443", ":8443", ":99999", ":", ":x"]);
+    let path = *g
+        .rng
+        .pick(&["/hook", "", "/a?b=1#c", "\\@127.0.0.1/", "@127.0.0.1/"]);
+    let mut url = format!("{scheme}{user}{host}{port}{path}");
+    if g.rng.chance(1, 4) {
+        url = g.mutate(&url);
+    }
+    let retry = match g.rng.below(5) {
+        0 => (g.rng.next_u64() % 100_000).to_string(),
+        1 => "Wed, 21 Oct 2015 07:28:00 GMT".to_string(),
+        2 => "Sun, 06 Nov 2033 08:49:37 GMT".to_string(),
+        3 => format!("-{}", g.rng.below(100)),
+        _ => g.soup(5, 60),
+    };
+    let schedule = if g.rng.chance(1, 2) {
+        (0..g.rng.len(1, 12))
+            .map(|_| (g.rng.next_u64() % 60_000).to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    } else {
+        g.soup(5, 60)
+    };
+    json!({
+        "url": url,
+        "loopback": g.rng.chance(1, 4),
+        "status": *g.rng.pick(&[200_u16, 301, 410, 429, 500, 503]),
+        "retryAfter": retry,
+        "schedule": schedule,
+    })
+}
+
+/// A public IPv4 address, by the standard library's own tests (an oracle apart from the core's).
+fn public_v4(a: std::net::Ipv4Addr) -> bool {
+    let [first, second, ..] = a.octets();
+    !(a.is_private()
+        || a.is_loopback()
+        || a.is_link_local()
+        || a.is_unspecified()
+        || a.is_broadcast()
+        || a.is_documentation()
+        || a.is_multicast()
+        || first == 0
+        || first >= 240
+        || (first == 100 && (second & 0xc0) == 64))
+}
+
+fn public_v6(a: std::net::Ipv6Addr) -> bool {
+    let s = a.segments();
+    let embedded = a.to_ipv4().or_else(|| {
+        (s[..6] == [0x64, 0xff9b, 0, 0, 0, 0]).then(|| {
+            std::net::Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8)
+        })
+    });
+    if let Some(v4) = embedded {
+        return public_v4(v4);
+    }
+    !(a.is_loopback()
+        || a.is_unspecified()
+        || a.is_multicast()
+        || (s[0] & 0xfe00) == 0xfc00
+        || (s[0] & 0xffc0) == 0xfe80
+        || (s[0] == 0x2001 && s[1] == 0xdb8))
+}
+
+/// A webhook URL, a receiver's `Retry-After` and a retry schedule through the core. A URL the
+/// core accepts is read by a WHATWG URL parser (the `url` crate, as fetch reads it: percent
+/// decoding, IDNA, every IPv4 spelling) and must be `https` (or, with `loopback`, plain
+/// `http` to 127.0.0.1, `[::1]` or localhost), carry no credentials, and name a public host: no
+/// private, loopback, link-local, shared, documentation or multicast address, no single-label
+/// or `.local`/`.localhost`/`.internal` name. A delay is never negative nor above the
+/// maximum, and only 429 and 503 have one; a schedule read is non-empty and in range.
+fn run_webhook_input(_: &Db, input: &Value) -> Outcome {
+    use scim_core::host_app::webhook::{check_url, parse_schedule, retry_after, MAX_DELAY_S};
+    let status = input["status"].as_u64().and_then(|s| u16::try_from(s).ok());
+    match retry_after(status, input["retryAfter"].as_str(), 1_765_000_000_000) {
+        Some(d) if !(0..=MAX_DELAY_S).contains(&d) => return Err(format!("a delay of {d} s")),
+        Some(_) if !matches!(status, Some(429 | 503)) => {
+            return Err(format!("a delay after a {status:?}"))
+        }
+        _ => {}
+    }
+    if let Ok(v) = parse_schedule(input["schedule"].as_str().unwrap_or_default()) {
+        if v.is_empty() || v.iter().any(|d| !(0..=MAX_DELAY_S).contains(d)) {
+            return Err(format!("a schedule read as {v:?}"));
+        }
+    }
+    let text = input["url"].as_str().unwrap_or_default();
+    let loopback = input["loopback"].as_bool() == Some(true);
+    if check_url(text, loopback).is_err() {
+        return Ok(Verdict::Refused);
+    }
+    let url = ::url::Url::parse(text).map_err(|e| format!("accepted, but unreadable: {e}"))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("accepted with credentials".into());
+    }
+    let https = url.scheme() == "https";
+    let fine = match url.host() {
+        _ if !(https || (loopback && url.scheme() == "http")) => false,
+        Some(::url::Host::Domain(d)) if !https => d.trim_end_matches('.') == "localhost",
+        Some(::url::Host::Ipv4(a)) if !https => a == std::net::Ipv4Addr::LOCALHOST,
+        Some(::url::Host::Ipv6(a)) if !https => a.is_loopback(),
+        Some(::url::Host::Domain(d)) => {
+            let d = d.trim_end_matches('.');
+            d.contains('.')
+                && d != "localhost"
+                && ![".localhost", ".local", ".internal"]
+                    .iter()
+                    .any(|s| d.ends_with(s))
+        }
+        Some(::url::Host::Ipv4(a)) => public_v4(a),
+        Some(::url::Host::Ipv6(a)) => public_v6(a),
+        None => false,
+    };
+    if !fine {
+        return Err(format!("accepted, but fetch would reach {:?}", url.host()));
+    }
+    Ok(Verdict::Accepted)
 }

@@ -105,32 +105,59 @@ pub fn check_url(url: &str, allow_loopback: bool) -> Result<(), Refused> {
         return Err("the URL must not carry credentials");
     }
     let host = host_of(authority).ok_or("the URL has no host")?;
+    // A URL parser percent-decodes a host and maps it through IDNA (full-width digits and
+    // dots become ASCII ones) before it reads an address: a host in anything but the letters,
+    // digits, dots and hyphens of a DNS name (punycode for an international one), or an IPv6
+    // literal, could hide an address from the checks below.
+    let literal = host.starts_with('[');
+    let allowed = |b: u8| {
+        b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || (literal && b"[]:%".contains(&b))
+    };
+    if !host.bytes().all(allowed) {
+        return Err("the URL's host must be a DNS name in ASCII (punycode for an international name) or an IP address");
+    }
     if !https {
         let loopback = matches!(host, "127.0.0.1" | "localhost" | "[::1]");
-        return if allow_loopback && loopback {
-            Ok(())
-        } else {
-            Err("the URL must be https")
-        };
+        if !(allow_loopback && loopback) {
+            return Err("the URL must be https");
+        }
+    } else if internal_name(host) || internal_address(host) {
+        return Err(INTERNAL);
     }
-    if internal_name(host) || internal_address(host) {
-        return Err("the URL must not point at a private, loopback or link-local address or an internal name");
+    // What passed is read once more as fetch will read it: a URL it cannot read (a punycode
+    // label that decodes to nothing) is refused now rather than failing every delivery, and
+    // the host it finds is checked again.
+    let parsed = url::Url::parse(url).map_err(|_| "the URL is not one a URL parser can read")?;
+    let public = match parsed.host() {
+        _ if !https => true,
+        Some(url::Host::Domain(d)) => !internal_name(d.trim_end_matches('.')),
+        Some(url::Host::Ipv4(a)) => public_v4(a),
+        Some(url::Host::Ipv6(a)) => public_v6(a),
+        None => false,
+    };
+    if !public {
+        return Err(INTERNAL);
     }
     Ok(())
 }
 
-/// The host of an authority, without its port; `None` if empty or the port is not a number.
+const INTERNAL: Refused =
+    "the URL must not point at a private, loopback or link-local address or an internal name";
+
+/// The host of an authority, without its port; `None` if empty or the port is not a port
+/// number (at most 65535, as a URL parser reads it).
 fn host_of(authority: &str) -> Option<&str> {
+    let port_ok = |p: &str| all_digits(p) && p.parse::<u16>().is_ok();
     let host = if authority.starts_with('[') {
         let end = authority.find(']')?;
         let (host, port) = authority.split_at(end.checked_add(1)?);
-        if !(port.is_empty() || port.strip_prefix(':').is_some_and(all_digits)) {
+        if !(port.is_empty() || port.strip_prefix(':').is_some_and(port_ok)) {
             return None;
         }
         host
     } else {
         match authority.rsplit_once(':') {
-            Some((h, port)) if all_digits(port) => h,
+            Some((h, port)) if port_ok(port) => h,
             Some(_) => return None,
             None => authority,
         }
@@ -411,7 +438,15 @@ mod tests {
             "https://256.1.1.1/",
             "https:///nohost",
             "https://example.com:port/",
+            "https://example.com:99999/",
             "https://exa mple.com/",
+            // What a URL parser decodes or maps into one of the above: percent-encoding and
+            // IDNA's full-width digits and dots.
+            "https://0x7f.0.0.%31/",
+            "https://evil.%6c%6fcal/",
+            "https://\u{ff11}\u{ff12}\u{ff17}.0.0.1/",
+            "https://127\u{3002}0.0.1/",
+            "https://xn--nxasmq6b.local/",
         ] {
             assert!(check_url(bad, false).is_err(), "{bad}");
         }
