@@ -294,6 +294,33 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_last_client_secret_near_its_end_is_expiring_until_a_later_one_is_made() {
+        let all = TestShards::new(Sqlite::migrated(), 0);
+        let rt = TestRuntime::at(1_000_000);
+        let t = block_on(tenants::create(&all, &rt, "acme", None, None, None)).expect("acme");
+        let db = all.shard("DB").expect("DB");
+        let settings = Settings::default();
+        let run = |rt: &TestRuntime| block_on(evaluate(&all, rt, &settings, 60_000)).expect("run");
+        let oauth = crate::service::oauth::create_secret;
+        let first = block_on(oauth(&db, &rt, &t.id, Some(365))).expect("secret");
+        assert_eq!(run(&rt).raised, 0, "a year left");
+        rt.now.set(first.expires_at - settings.expiring_ms + 1);
+        assert_eq!(run(&rt).raised, 1);
+        assert_eq!(run(&rt).raised, 0, "raised once");
+        let summary = block_on(host_app::summary(&db, "acme", rt.now())).expect("summary");
+        assert_eq!(summary["alerts"][0]["kind"], "credential_expiring", "{summary}");
+        block_on(oauth(&db, &rt, &t.id, Some(365))).expect("a later secret");
+        assert_eq!(run(&rt).cleared, 1);
+        assert_eq!(
+            types(&db),
+            [
+                "organisation.credential_expiring",
+                "organisation.credential_expiring_recovered"
+            ]
+        );
+    }
+
     /// A refusal presenting `hash`, as the edge adds it to the log.
     fn refused(db: &Sqlite, tenant: &str, at: i64, hash: &str) {
         let mut r = crate::service::log::Refusal::InvalidToken.entry(
