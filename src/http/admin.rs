@@ -175,6 +175,18 @@ fn needs(route: &Route, method: &Method) -> Option<Scope> {
     Some(scope)
 }
 
+/// The segments after which an admin path names one of many (`{id}` in its template).
+const COLLECTIONS: [&str; 8] = [
+    "shards",
+    "keys",
+    "tokens",
+    "secrets",
+    "users",
+    "groups",
+    "webhooks",
+    "deliveries",
+];
+
 fn parse(path: &str) -> Route<'_> {
     let rest = path.trim_start_matches("/admin/v1").trim_matches('/');
     let segments: Vec<&str> = rest.split('/').collect();
@@ -220,8 +232,20 @@ fn parse(path: &str) -> Route<'_> {
 pub const ALLOW: &str = "GET, POST, PUT, PATCH, DELETE";
 
 pub async fn serve(app: &App, req: Request, path: &str) -> Result<Reply> {
-    let me = keys::authorize(app, &req).await?;
     let route = parse(path);
+    app.trace.borrow_mut().route = Some(match route {
+        Route::Unknown => "/admin/v1/(unknown)".to_string(),
+        _ => super::trace::template(path, &COLLECTIONS),
+    });
+    let me = keys::authorize(app, &req).await?;
+    {
+        let mut t = app.trace.borrow_mut();
+        t.credential = Some(match me.key_id {
+            Some(_) => super::trace::Credential::ApiKey,
+            None => super::trace::Credential::AdminToken,
+        });
+        t.key_id.clone_from(&me.key_id);
+    }
     if let Some(scope) = needs(&route, &req.method()) {
         me.require(scope)?;
     }
@@ -242,6 +266,11 @@ pub async fn serve(app: &App, req: Request, path: &str) -> Result<Reply> {
                 return Err(Error::not_found(format!("no admin route {}", quote(path))));
             };
             let at = shards::locate(&app.databases(), sub).await?;
+            {
+                let mut t = app.trace.borrow_mut();
+                t.tenant = Some(at.org.id.clone());
+                t.shard = Some(at.org.shard.clone());
+            }
             a.per_tenant(req, per_org, sub, &at).await
         }
     }

@@ -95,6 +95,8 @@ pub struct App {
     pub rt: Platform,
     /// The request's binding calls, reported in its `Server-Timing` header.
     pub meter: Meter,
+    /// What the operator's line of the request says ([`super::trace`]).
+    pub trace: super::trace::Shared,
 }
 
 /// The [`Runtime`] on the Worker: the request's time, `Date.now` as the clock, getrandom, timers.
@@ -196,6 +198,7 @@ impl App {
             origin,
             rt,
             meter: Meter::default(),
+            trace: Default::default(),
         })
     }
 

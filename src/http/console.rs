@@ -70,6 +70,15 @@ pub async fn serve(app: &App, req: Request, path: &str) -> worker::Result<Respon
             },
         },
     }?;
+    // The route's words, or none: a link's secret and an unknown call's words are not ours.
+    let route = if path.starts_with("/console/link/") {
+        "/console/link/{secret}".to_string()
+    } else if response.status_code() == 404 {
+        "/console/(unknown)".to_string()
+    } else {
+        super::trace::template(path.trim_end_matches('/'), &["tokens", "secrets"])
+    };
+    app.trace.borrow_mut().route = Some(route);
     secure(response)
 }
 
@@ -261,6 +270,11 @@ async fn api(app: &App, mut req: Request, call: &str) -> Result<Reply> {
         .await?
         .ok_or_else(console::signed_out)?;
     let admin = console::session(&db, &app.rt, Some(secret), Some(csrf.as_deref())).await?;
+    {
+        let mut t = app.trace.borrow_mut();
+        t.tenant = Some(admin.tenant_id.clone());
+        t.credential = Some(super::trace::Credential::ConsoleSession);
+    }
     let method = req.method();
     match (method, call) {
         (Method::Get, "overview") => overview(app, &db, &admin).await,

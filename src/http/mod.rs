@@ -41,6 +41,7 @@ pub mod oauth;
 pub mod reply;
 pub mod scim;
 pub mod shards;
+pub mod trace;
 
 use serde_json::Value;
 use worker::{Context, Env, Request, Response};
@@ -70,19 +71,31 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> worker::Result<Resp
         Ok(app) => app,
         Err(e) => return render(Surface::Scim, Err(e)),
     };
+    let request_id = header(&req, "cf-ray");
+    let method = req.method().to_string();
+    let response = respond(&app, req).await?;
+    trace::emit(&app, request_id.as_deref(), &method, response.status_code());
+    Ok(response)
+}
+
+/// The response to `req`, with its `Server-Timing`.
+async fn respond(app: &App, req: Request) -> worker::Result<Response> {
     let path = req.path();
-    let console = (path == "/console" || path.starts_with("/console/")) && is_operator(&app, &req);
+    let console = (path == "/console" || path.starts_with("/console/")) && is_operator(app, &req);
     let mut response = if console {
         // The console answers pages as well as JSON: it renders its own responses (and
         // refuses a method it does not serve itself, with its security headers).
-        console::serve(&app, req, &path).await?
+        console::serve(app, req, &path).await?
     } else if reply::method(&req).is_none() {
         // A method the runtime would read as GET: refused before routing, so before any
         // side effect (a log entry, a D1 call).
-        let (surface, allow) = allowed(&app, &req, &path);
+        let (surface, allow) = allowed(app, &req, &path);
         render(surface, Err(Error::method_not_allowed(allow)))?
     } else {
-        let (surface, result) = route(&app, req).await;
+        let (surface, result) = route(app, req).await;
+        if let Err(e) = &result {
+            app.trace.borrow_mut().scim_type = e.scim_type.map(|t| t.as_str());
+        }
         render(surface, result)?
     };
     response

@@ -69,6 +69,8 @@ pub fn token_endpoint(app: &App, sub: &str) -> String {
 
 /// Serve `path` of tenant `sub` (`mount`: `""` on its host, `/tenants/<sub>` in the path form).
 pub async fn serve(app: &App, req: Request, sub: &str, mount: &str, path: &str) -> Result<Reply> {
+    // One of the two paths `serves` knows: ours, not the client's.
+    app.trace.borrow_mut().route = Some(path.to_string());
     if path == METADATA_PATH {
         if !matches!(req.method(), Method::Get | Method::Head) {
             return Err(Error::method_not_allowed("GET, HEAD"));
@@ -162,6 +164,12 @@ impl Asking<'_> {
             let basic = parsed.as_ref().is_ok_and(Client::basic);
             return Ok(oauth_reply(&OAuthError::invalid_client(basic)));
         };
+        {
+            let mut t = app.trace.borrow_mut();
+            t.tenant = Some(place.id.clone());
+            t.shard = Some(place.shard.clone());
+            t.credential = Some(super::trace::Credential::OAuthClient);
+        }
         // Keyed by tenant and credential, as SCIM's valve: a stranger's requests spend its
         // own count (and the refusal budget), never the one of the tenant's real client.
         let credential = match (&self.secret_hash, &parsed) {

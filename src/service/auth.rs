@@ -38,6 +38,8 @@ pub struct Principal {
     pub token_id: String,
     /// When the token's use was last recorded, as far as this request knows.
     pub last_used_at: Option<i64>,
+    /// An access token of the token endpoint (else a Secret Token).
+    pub oauth: bool,
 }
 
 impl Principal {
@@ -192,6 +194,7 @@ pub async fn settle<E: Executor>(gated: &Gated<'_, E>, sub: &str) -> Result<Sett
         tenant_id: tenant_id.to_string(),
         token_id: pass.token_id,
         last_used_at: pass.last_used_at,
+        oauth: pass.oauth == 1,
     });
     Ok(Settled { shut, principal })
 }

@@ -27,6 +27,8 @@ use super::{Executor, Outcome, Param, Stmt, StoreError};
 pub struct Pass {
     pub token_id: String,
     pub last_used_at: Option<i64>,
+    /// 1 for an access token of the token endpoint, 0 for a Secret Token.
+    pub oauth: i64,
 }
 
 /// One condition of the credential rule, over the live tenant `t` and the token `k` of
@@ -78,8 +80,9 @@ pub fn gate(tenant_id: &str, hash: &str, write: bool, now: i64) -> Stmt {
     Stmt::new(
         format!(
             "SELECT json(CASE WHEN g.token_id IS NULL THEN '' ELSE '0' END) AS open, \
-             g.token_id, g.last_used_at FROM (SELECT 1) LEFT JOIN (\
-             SELECT k.id AS token_id, k.last_used_at FROM tokens k JOIN tenants t ON t.id = k.tenant_id \
+             g.token_id, g.last_used_at, g.oauth FROM (SELECT 1) LEFT JOIN (\
+             SELECT k.id AS token_id, k.last_used_at, k.minted_by IS NOT NULL AS oauth \
+             FROM tokens k JOIN tenants t ON t.id = k.tenant_id \
              WHERE k.hash = ? AND k.tenant_id = ? AND t.deleted_at IS NULL{rule}) g ON 1"
         ),
         params,

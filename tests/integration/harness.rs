@@ -763,6 +763,15 @@ fn split_response(raw: &[u8]) -> Option<(String, String)> {
 
 /// The `Server-Timing` header's count of D1 calls.
 impl Server {
+    /// What the server has printed so far (`wrangler dev`'s output: the Worker's `console.log`
+    /// lines among its own).
+    pub fn output(&self) -> String {
+        (1..=2)
+            .filter_map(|n| std::fs::read_to_string(self.dir.join(format!("server-{n}.log"))).ok())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     /// A number one SQL statement reads from shard `binding`'s local database, straight from
     /// its file (`wrangler d1 execute`), not through the Worker: what a test checks the Worker
     /// against. Only on [`apart_server`], once its writes are done.

@@ -11,6 +11,7 @@ mod host_app;
 mod hostile;
 mod keys;
 mod oauth;
+mod operator;
 mod roles;
 mod scim_access;
 mod security;

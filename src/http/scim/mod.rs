@@ -25,6 +25,7 @@ use super::limit;
 use super::log_buffer;
 use super::reply::{header, read_body, Reply};
 use super::shards::{located, relocate, remembered, Place};
+use super::trace::Credential;
 use crate::http::d1::D1;
 use crate::service::auth::Gated;
 use crate::service::auth::{self, Principal, Verdict};
@@ -123,6 +124,12 @@ pub async fn serve(app: &App, req: Request, sub: &str, mount: &str, path: &str) 
             }
         }
         let shard = seen.shard.as_deref().unwrap_or(CATALOG);
+        {
+            let mut t = app.trace.borrow_mut();
+            t.route = Some(format!("{PREFIX}{}", Route::parse(rest).template()));
+            t.tenant.clone_from(&seen.tenant);
+            t.shard.clone_from(&seen.shard);
+        }
         match (seen.tenant, seen.refusal) {
             (Some(tenant_id), Some(refusal)) => {
                 let mut entry =
@@ -269,6 +276,11 @@ async fn authenticated(
         why_shut(app, verdict, sub, hash, &place, tried, address, seen).await?;
     }
     if let Some(principal) = settled.principal {
+        app.trace.borrow_mut().credential = Some(if principal.oauth {
+            Credential::OAuthToken
+        } else {
+            Credential::SecretToken
+        });
         credentials::learn(sub, hash);
         record_use(app, &place.shard, &principal);
     }

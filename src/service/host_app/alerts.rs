@@ -309,7 +309,10 @@ mod tests {
         assert_eq!(run(&rt).raised, 1);
         assert_eq!(run(&rt).raised, 0, "raised once");
         let summary = block_on(host_app::summary(&db, "acme", rt.now())).expect("summary");
-        assert_eq!(summary["alerts"][0]["kind"], "credential_expiring", "{summary}");
+        assert_eq!(
+            summary["alerts"][0]["kind"], "credential_expiring",
+            "{summary}"
+        );
         block_on(oauth(&db, &rt, &t.id, Some(365))).expect("a later secret");
         assert_eq!(run(&rt).cleared, 1);
         assert_eq!(
