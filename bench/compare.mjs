@@ -18,7 +18,9 @@
 // Then, serially, how each lookup grows from the smallest organisation to the largest, and a
 // page deep in the list against the first page. `--edge` runs everything again with the
 // bindings delayed as at the edge (bench/edge.mjs: D1 40 ms, KV 1 ms hot, 25 ms cold).
-// Figures only; nothing is asserted.
+// Figures only, but every measured write is a real change, and checked: POST creates a user
+// each time, the disable row turns a different active user inactive each time and the member
+// row adds a different non-member each time (their counts read back after the row).
 
 import { Miniflare } from "miniflare";
 import { execFileSync } from "node:child_process";
@@ -27,7 +29,7 @@ import { createHash } from "node:crypto";
 import { cpus } from "node:os";
 import { join } from "node:path";
 import { workerOptions } from "../tests/integration/worker.mjs";
-import { closedLoop, edgeModule, entraUser, migrated, root } from "./common.mjs";
+import { closedLoop, edgeModule, entraUser, migrated, quiet, root } from "./common.mjs";
 
 const args = process.argv.slice(2);
 const opt = (name, dflt) => {
@@ -107,7 +109,7 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function run(size, edge) {
   const dir = migrated();
-  const mf = new Miniflare(options(dir, edge));
+  const mf = new Miniflare({ ...options(dir, edge), ...quiet });
   const started = performance.now();
   const url = await mf.ready;
   const ready = performance.now() - started;
@@ -178,6 +180,10 @@ async function run(size, edge) {
   const group = JSON.parse((await scim("POST", "/Groups", { schemas: ["urn:ietf:params:scim:schemas:core:2.0:Group"], displayName: "Bench Group" }, 201)).body_).id;
 
   const pick = (i) => (i * 7919 + 13) % size;
+  // The ids a write row changes, one per request (taken from the end).
+  let pool = [];
+  const column = async (sql, limit) => (await db.prepare(sql).bind(tenantId, limit).all()).results.map((r) => r.id);
+  const count = async (sql) => (await db.prepare(sql).bind(tenantId).first()).n;
   const floor = (mode, m, p, body) => send(m, `/${mode}${p}`, token, body);
   const light = edge.d1Ms ? 0.1 : 1;
   const N = (x) => Math.max(40, Math.round(x * light));
@@ -198,16 +204,35 @@ async function run(size, edge) {
     },
     { label: "POST /Users", kind: "write", n: N(1500), scim: () => scim("POST", "/Users", entraUser(10_000_000 + created++), 201) },
     {
+      // Each request disables a user that is active (a different one every time): a real
+      // change, checked by the count of inactive users afterwards.
       label: "PATCH active False (Entra disable)",
       kind: "write",
       n: N(1500),
-      scim: (i) => scim("PATCH", `/Users/${ids[i % ids.length]}`, { schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], Operations: [{ op: "Replace", path: "active", value: i % 2 ? "True" : "False" }] }, 200),
+      prepare: async (total) => {
+        pool = await column("SELECT id FROM users WHERE tenant_id = ? AND active = 1 ORDER BY id LIMIT ?", total);
+        return count("SELECT COUNT(*) AS n FROM users WHERE tenant_id = ? AND active = 0");
+      },
+      scim: () => scim("PATCH", `/Users/${pool.pop()}`, { schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], Operations: [{ op: "Replace", path: "active", value: "False" }] }, 200),
+      verify: async (total, before) => {
+        const after = await count("SELECT COUNT(*) AS n FROM users WHERE tenant_id = ? AND active = 0");
+        return [after - before === total, `${after - before} of ${total} users disabled`];
+      },
     },
     {
+      // Each request adds a user that is not yet a member: checked by the group's size.
       label: "PATCH group add member",
       kind: "write",
       n: N(1500),
-      scim: (i) => scim("PATCH", `/Groups/${group}`, { schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], Operations: [{ op: i % 2 ? "Remove" : "Add", path: "members", value: [{ value: ids[i % ids.length] }] }] }, 204),
+      prepare: async (total) => {
+        pool = await column("SELECT id FROM users WHERE tenant_id = ? ORDER BY id LIMIT ?", total);
+        return count(`SELECT COUNT(*) AS n FROM memberships WHERE tenant_id = ? AND group_id = '${group}'`);
+      },
+      scim: () => scim("PATCH", `/Groups/${group}`, { schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], Operations: [{ op: "Add", path: "members", value: [{ value: pool.pop() }] }] }, 204),
+      verify: async (total, before) => {
+        const after = await count(`SELECT COUNT(*) AS n FROM memberships WHERE tenant_id = ? AND group_id = '${group}'`);
+        return [after - before === total, `${after - before} of ${total} members added`];
+      },
     },
     {
       label: "GET /Groups?excludedAttributes=members&filter",
@@ -232,6 +257,9 @@ async function run(size, edge) {
   for (const op of GROWTH_ONLY ? [] : ops) {
     const runs = { ...(floorDone[op.kind] ? {} : floors[op.kind]), "scim-edge": op.scim };
     const got = Object.fromEntries(Object.keys(runs).map((k) => [k, []]));
+    const total = op.n * ROUNDS;
+    const before = op.prepare ? await op.prepare(total) : 0;
+    if (op.prepare && pool.length < total) throw new Error(`${op.label}: ${pool.length} users for ${total} requests`);
     for (let r = 0; r < ROUNDS; r++) {
       const names = Object.keys(runs);
       for (const name of names.slice(r % names.length).concat(names.slice(0, r % names.length))) {
@@ -240,6 +268,11 @@ async function run(size, edge) {
         res.cpu = (cpuMs(pids) - c0) / op.n;
         got[name].push(res);
       }
+    }
+    if (op.verify) {
+      const [ok, said] = await op.verify(total, before);
+      console.log(`checked ${op.label}: ${said}`);
+      if (!ok) throw new Error(`${op.label} did not change what it measured: ${said}`);
     }
     for (const [name, rs] of Object.entries(got)) {
       const row = {

@@ -14,7 +14,7 @@ import { Miniflare } from "miniflare";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { workerOptions } from "../tests/integration/worker.mjs";
-import { edgeModule, migrated, root } from "./common.mjs";
+import { edgeModule, migrated, quiet, root } from "./common.mjs";
 
 const args = process.argv.slice(2);
 const opt = (name, dflt) => {
@@ -32,7 +32,7 @@ const dir = migrated("scim-edge-faults-");
 const options = workerOptions({ port: 0, persist: dir, adminToken: ADMIN, build: BUILD });
 options.modules = [edgeModule(BUILD), ...options.modules];
 options.bindings.EDGE = JSON.stringify({ d1Fault: RATE, seed: SEED });
-const mf = new Miniflare(options);
+const mf = new Miniflare({ ...options, ...quiet });
 const url = await mf.ready;
 
 const statuses = {};

@@ -16,14 +16,14 @@ import { execFileSync } from "node:child_process";
 import { readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { workerOptions } from "../tests/integration/worker.mjs";
-import { closedLoop, entraUser, migrated, root } from "./common.mjs";
+import { closedLoop, entraUser, migrated, quiet, root } from "./common.mjs";
 
 const USERS = Number(process.argv[2] ?? 10_000);
 const build = process.argv[3] ?? join(root, "build");
 const dir = migrated("scim-edge-bench-feed-");
 
 const ADMIN = "bench-admin-token";
-const mf = new Miniflare(workerOptions({ port: 0, persist: dir, adminToken: ADMIN, build }));
+const mf = new Miniflare({ ...workerOptions({ port: 0, persist: dir, adminToken: ADMIN, build }), ...quiet });
 const url = await mf.ready;
 
 async function call(method, path, { token, body } = {}) {

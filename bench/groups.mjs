@@ -11,14 +11,14 @@
 import { Miniflare } from "miniflare";
 import { rmSync } from "node:fs";
 import { workerOptions } from "../tests/integration/worker.mjs";
-import { migrated } from "./common.mjs";
+import { migrated, quiet } from "./common.mjs";
 
 const BIG = Number(process.argv[2] ?? 100_000);
 const SAMPLES = Number(process.argv[3] ?? 200);
 const dir = migrated();
 
 const ADMIN = "bench-admin-token";
-const mf = new Miniflare(workerOptions({ port: 0, persist: dir, adminToken: ADMIN }));
+const mf = new Miniflare({ ...workerOptions({ port: 0, persist: dir, adminToken: ADMIN }), ...quiet });
 const url = await mf.ready;
 const db = await mf.getD1Database("DB");
 

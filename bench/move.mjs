@@ -15,7 +15,7 @@ import { Miniflare } from "miniflare";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { workerOptions } from "../tests/integration/worker.mjs";
-import { closedLoop, edgeModule, entraUser, migrated, root } from "./common.mjs";
+import { closedLoop, edgeModule, entraUser, migrated, quiet, root } from "./common.mjs";
 
 const args = process.argv.slice(2);
 const USERS = Number(args[args.indexOf("--users") + 1] || 10000) || 10000;
@@ -28,6 +28,7 @@ const TEMPLATES = Math.min(USERS, 1000);
 const dir = migrated("scim-edge-bench-move-", 2);
 const base = workerOptions({ port: 0, persist: dir, adminToken: ADMIN, build: BUILD, shards: 2 });
 const mf = new Miniflare({
+  ...quiet,
   ...base,
   modules: [edgeModule(BUILD), ...base.modules],
   bindings: { ...base.bindings, EDGE: JSON.stringify(EDGE) },

@@ -18,7 +18,7 @@
 import { Miniflare } from "miniflare";
 import { rmSync } from "node:fs";
 import { workerOptions } from "../tests/integration/worker.mjs";
-import { edgeModule, entraUser, migrated, root } from "./common.mjs";
+import { edgeModule, entraUser, migrated, quiet, root } from "./common.mjs";
 import { join } from "node:path";
 
 const args = process.argv.slice(2);
@@ -51,6 +51,7 @@ async function run(shards) {
   const dir = migrated("scim-edge-bench-shards-", shards);
   const base = workerOptions({ port: 0, persist: dir, adminToken: ADMIN, build: BUILD, shards });
   const mf = new Miniflare({
+    ...quiet,
     ...base,
     modules: [edgeModule(BUILD), ...base.modules],
     bindings: { ...base.bindings, EDGE: JSON.stringify(EDGE) },

@@ -16,7 +16,7 @@ import { rmSync } from "node:fs";
 import { join } from "node:path";
 import assert from "node:assert/strict";
 import { workerOptions } from "../tests/integration/worker.mjs";
-import { closedLoop, entraUser, migrated, root } from "./common.mjs";
+import { closedLoop, entraUser, migrated, quiet, root } from "./common.mjs";
 
 const N = Number(process.argv[2] ?? 2_000);
 const build = process.argv[3] ?? join(root, "build");
@@ -38,7 +38,7 @@ const receiver = createServer((req, res) => {
 await new Promise((r) => receiver.listen(0, "127.0.0.1", r));
 const hookUrl = (name) => `http://127.0.0.1:${receiver.address().port}/${name}`;
 
-const mf = new Miniflare(workerOptions({ port: 0, persist: dir, adminToken: ADMIN, build, webhooks: true }));
+const mf = new Miniflare({ ...workerOptions({ port: 0, persist: dir, adminToken: ADMIN, build, webhooks: true }), ...quiet });
 const url = await mf.ready;
 
 async function call(method, path, { token = ADMIN, body } = {}) {

@@ -46,7 +46,7 @@ impl Reply {
 pub enum Surface {
     Scim,
     Admin,
-    /// The README at `/docs` (the ServiceProviderConfig's `documentationUri`).
+    /// The documentation page at `/docs` (the ServiceProviderConfig's `documentationUri`).
     Docs,
     /// A tenant's token endpoint and its metadata (`super::oauth`): RFC 6749 §5.2 errors.
     OAuth,
@@ -77,7 +77,7 @@ pub fn render(surface: Surface, result: Result<Reply>) -> worker::Result<Respons
         headers.append(name, value)?;
     }
     let response = match reply.body {
-        // The README is the only text body; everything else is JSON.
+        // The documentation page is the only text body; everything else is JSON.
         Some(Value::String(text)) if surface == Surface::Docs && reply.status == 200 => {
             headers.set("content-type", media_type)?;
             Response::from_bytes(text.into_bytes())?

@@ -45,7 +45,7 @@ fn service_provider_config_tells_the_truth() {
     assert_eq!(spc["sort"]["supported"], true);
     assert_eq!(spc["etag"]["supported"], true);
     assert_eq!(spc["authenticationSchemes"][0]["type"], "oauthbearertoken");
-    // documentationUri points at the README, which the Worker serves.
+    // documentationUri points at the documentation page, which the Worker serves.
     let doc = spc["documentationUri"].as_str().expect("documentationUri");
     let path = doc
         .split_once("://")
@@ -57,6 +57,7 @@ fn service_provider_config_tells_the_truth() {
         Some("text/markdown; charset=utf-8")
     );
     assert!(readme.text.starts_with("# scim-edge"));
+    assert!(readme.text.contains("/oauth/token"), "{}", readme.text);
     // Facts the engines enforce: maxResults caps a page; etag; sort.
     for i in 0..3 {
         t.create(json!({"userName": format!("spc{i}@x.org")}));

@@ -16,7 +16,7 @@ use scim_core::scim::error::{quote, Error, Result};
 use scim_core::scim::list::list_response;
 use scim_core::scim::query::ListParams;
 
-/// Path where the Worker serves its README (the `documentationUri`).
+/// Path where the Worker serves its documentation page (the `documentationUri`).
 pub const DOCS_PATH: &str = "/docs";
 
 pub fn serve(ctx: &Ctx<'_>, route: &Route, params: &ListParams, docs: &str) -> Result<Reply> {
