@@ -505,6 +505,7 @@ async fn switch<E: Executor, R: Runtime>(
             "the switch's freeze was lost; trying again",
         ));
     }
+    to.batch(store::recount(id)).await?;
     store::arrive(from, to, id, 0).await?;
     let now = rt.now().max(rt.clock());
     m.phase = "cleanup".into();

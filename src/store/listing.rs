@@ -107,10 +107,19 @@ pub async fn list_page<E: Executor, R: DeserializeOwned>(
             needed: w.params.len().saturating_add(2),
         });
     }
-    let count = Stmt::new(
-        format!("SELECT COUNT(*) AS n FROM {name} {t} WHERE {}", w.sql),
-        w.params.clone(),
-    );
+    // Unfiltered: the row the tables' triggers keep (migrations/0016_resource_counts.sql), a
+    // seek whatever the tenant's size; filtered: the matches, counted.
+    let count = match q.filter {
+        None => Stmt::new(
+            "SELECT coalesce((SELECT n FROM resource_counts WHERE tenant_id = ? AND kind = ?), 0) \
+             AS n",
+            vec![tenant_id.into(), name.into()],
+        ),
+        Some(_) => Stmt::new(
+            format!("SELECT COUNT(*) AS n FROM {name} {t} WHERE {}", w.sql),
+            w.params.clone(),
+        ),
+    };
     if q.count == 0 {
         let n = db.query(count).await?.first::<Count>()?.map_or(0, |c| c.n);
         return Ok((n.max(0) as u64, vec![], None));

@@ -163,6 +163,34 @@ pub const RETIRED_CREDENTIALS: Table = Table {
     chunk: 100,
 };
 
+/// The tenant's counts of users and groups: copied for completeness (and so removed from the
+/// old shard with the rest); the switch counts them again ([`recount`]).
+pub const RESOURCE_COUNTS: Table = Table {
+    name: "resource_counts",
+    columns: &["kind", "n"],
+    key: &["kind"],
+    chunk: 100,
+};
+
+/// The statements that set tenant `tenant_id`'s counts of users and groups to what this shard
+/// holds: at the switch, inside its freeze, after the last copy (a chunk copied again after a
+/// failed round is `INSERT OR REPLACE`d, whose replaced rows fire no delete trigger, and would
+/// be counted twice).
+pub fn recount(tenant_id: &str) -> Vec<Stmt> {
+    ["users", "groups"]
+        .iter()
+        .map(|table| {
+            Stmt::new(
+                format!(
+                    "INSERT OR REPLACE INTO resource_counts (tenant_id, kind, n) \
+                     SELECT ?1, '{table}', count(*) FROM {table} WHERE tenant_id = ?1"
+                ),
+                vec![tenant_id.into()],
+            )
+        })
+        .collect()
+}
+
 pub const CONSOLE_LINKS: Table = Table {
     name: "console_links",
     columns: &["hash", "created_at", "expires_at"],
@@ -449,7 +477,7 @@ pub async fn newest<E: Executor>(db: &E, tenant_id: &str) -> Result<(i64, i64)> 
 /// Every table of a tenant's rows besides its own row, in the order a move copies them
 /// (its users' values travel with their users). New tables go last: a move in progress keeps
 /// its step (an index here) across a deployment.
-pub const TABLES: [&Table; 15] = [
+pub const TABLES: [&Table; 16] = [
     &USERS,
     &USER_VALUES,
     &GROUPS,
@@ -465,6 +493,7 @@ pub const TABLES: [&Table; 15] = [
     &ROLE_MAPPINGS,
     &ALERTS,
     &RETIRED_CREDENTIALS,
+    &RESOURCE_COUNTS,
 ];
 
 /// The tables copied again whole at the switch, inside its freeze: their rows change in place

@@ -34,6 +34,7 @@ const PURGED: &[(&str, &str)] = &[
     ("role_mappings", "rowid"),
     ("role_pending", "rowid"),
     ("retired_credentials", "rowid"),
+    ("resource_counts", "tenant_id, kind"),
 ];
 
 /// Delete up to [`CHUNK`] rows of `table` (`events` or `logs`) older than `before`; returns how
