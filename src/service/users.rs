@@ -4,7 +4,8 @@
 //! D1 round trips: GET by id 1 (the user and its groups in one batch); list 1 (+1 to read
 //! groups when a user of the page has any and the response keeps them); POST 1; DELETE 1 (2
 //! with a specific `If-Match`); PUT and PATCH 2 (read, then one conditional batch), plus one
-//! read and one write per retry when a concurrent write won the race.
+//! read and one write per retry when a concurrent write won the race; a PATCH that only sets
+//! `active` (Entra's disable, Okta's) 1, without `If-Match` ([`set_active`]).
 
 use serde_json::Value;
 
@@ -109,12 +110,51 @@ impl Kind for Users {
         if_match: Option<&str>,
     ) -> Result<Option<Stored>> {
         let ops = patch::parse(&USER_TYPE, body)?;
+        if let (None, Some(to)) = (if_match, patch::only_active(&ops)) {
+            return set_active(s, id, to).await.map(Some);
+        }
         update(s, id, if_match, |current| {
             patch::apply(&USER_TYPE, &current.data, &ops)
         })
         .await
         .map(Some)
     }
+}
+
+/// Set user `id`'s `active`, in one D1 call: the write is conditional on the value differing
+/// and reads nothing first (it commutes with every other write), records
+/// `user.deactivated`/`user.reactivated` and its log entry only if it changed the user, and
+/// reads the user back in the same batch (404 when there is none).
+async fn set_active<E: Executor, R: Runtime>(
+    s: &Scope<'_, E, R>,
+    id: &str,
+    to: bool,
+) -> Result<Stored> {
+    let (kind, summary) = if to {
+        (EventType::UserReactivated, "{} reactivated")
+    } else {
+        (EventType::UserDeactivated, "{} deactivated")
+    };
+    let write_id = s.rt.random_id("w_")?;
+    let entry = s.log_entry(summary);
+    let trail = Trail {
+        events: vec![Event {
+            kind,
+            changed: vec!["active".to_string()],
+        }],
+        log: entry.as_ref(),
+    };
+    let now = s.rt.now();
+    let (changed, user) =
+        store::set_active(s.db, s.tenant_id, id, to, now, &write_id, &trail).await?;
+    let user = user.ok_or_else(|| resources::not_found::<Users>(id))?;
+    s.name(Table::Users, &user.data);
+    if changed {
+        s.committed();
+    } else if let Some(a) = s.log {
+        a.summary("{}: no change".into());
+    }
+    Ok(user)
 }
 
 /// Whether the user is active (a user without `active` is, as SCIM clients assume).

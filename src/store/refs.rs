@@ -180,20 +180,39 @@ pub async fn row_with_refs<E: Executor, R: DeserializeOwned>(
     tenant_id: &str,
     id: &str,
 ) -> Result<Option<(R, Vec<MemberRef>)>> {
-    let owners = vec![id.to_string()];
-    let mut outs = db
-        .batch(vec![row, refs.page(tenant_id, &owners, None)])
+    Ok(row_with_refs_after(db, vec![], row, refs, tenant_id, id)
         .await?
-        .into_iter();
+        .1)
+}
+
+/// [`row_with_refs`] after `before` in the same batch (a write the row then shows): the
+/// outcomes of `before`, and the row with its references.
+pub async fn row_with_refs_after<E: Executor, R: DeserializeOwned>(
+    db: &E,
+    before: Vec<Stmt>,
+    row: Stmt,
+    refs: Refs,
+    tenant_id: &str,
+    id: &str,
+) -> Result<(Vec<Outcome>, Option<(R, Vec<MemberRef>)>)> {
+    let owners = vec![id.to_string()];
+    let n = before.len();
+    let mut stmts = before;
+    stmts.extend([row, refs.page(tenant_id, &owners, None)]);
+    let mut all = db.batch(stmts).await?;
+    let mut outs = all.split_off(n.min(all.len())).into_iter();
     let Some(found) = outs.next().map(|o| o.first::<R>()).transpose()?.flatten() else {
-        return Ok(None);
+        return Ok((all, None));
     };
     let (mut rows, next) = match outs.next() {
         Some(o) => decode_page(o)?,
         None => (vec![], None),
     };
     read_rest(db, refs, tenant_id, &owners, next, &mut rows).await?;
-    Ok(Some((found, by_owner(rows).remove(id).unwrap_or_default())))
+    Ok((
+        all,
+        Some((found, by_owner(rows).remove(id).unwrap_or_default())),
+    ))
 }
 
 /// Read all references of `owners`. `first` is their first page if it was read already

@@ -149,6 +149,26 @@ pub async fn get<E: Executor>(
     Ok(Some(stored))
 }
 
+/// [`get`] with references, after `before` in the same batch (a write it then shows): the
+/// outcomes of `before`, and the resource (`None`: there is none).
+pub async fn get_after<E: Executor>(
+    db: &E,
+    table: Table,
+    tenant_id: &str,
+    id: &str,
+    before: Vec<Stmt>,
+) -> Result<(Vec<super::Outcome>, Option<Stored>)> {
+    let row = row_stmt(table, tenant_id, id);
+    let (outs, found) =
+        refs::row_with_refs_after::<_, Row>(db, before, row, table.refs(), tenant_id, id).await?;
+    let Some((row, references)) = found else {
+        return Ok((outs, None));
+    };
+    let mut stored = row.into_stored()?;
+    stored.refs = Some(references);
+    Ok((outs, Some(stored)))
+}
+
 /// Delete a resource, only at `if_version` when given, with what hangs on it (a user's values,
 /// a group's members), and remove it from every group it was in; and tell from the same batch
 /// whether it was deleted, missing, or at another version.

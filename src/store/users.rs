@@ -255,6 +255,39 @@ pub async fn update<E: Executor>(
     }))
 }
 
+/// Set user `id`'s `active` to `active` in one batch that also reads it back with its
+/// groups: the UPDATE changes the row only if `active` differs (so it commutes with any other
+/// write: there is nothing to read first, and no lost update), what the write records
+/// (`trail`, its role) is guarded by `write_id` as after any write, and the read shows the
+/// result. Returns whether it changed, and the user (`None`: there is no such user).
+pub async fn set_active<E: Executor>(
+    db: &E,
+    tenant_id: &str,
+    id: &str,
+    active: bool,
+    now: i64,
+    write_id: &str,
+    trail: &Trail<'_>,
+) -> Result<(bool, Option<Stored>)> {
+    let update = Stmt::new(
+        "UPDATE users SET active = ?1, data = json_set(data, '$.active', \
+         json(CASE ?1 WHEN 1 THEN 'true' ELSE 'false' END)), version = version + 1, \
+         write_id = ?2, updated_at = ?3 WHERE tenant_id = ?4 AND id = ?5 AND active != ?1",
+        vec![
+            active.into(),
+            write_id.into(),
+            now.into(),
+            tenant_id.into(),
+            id.into(),
+        ],
+    );
+    let mut before = vec![update];
+    before.extend(recorded(tenant_id, id, now, write_id, trail));
+    let (outs, user) = super::resources::get_after(db, Table::Users, tenant_id, id, before).await?;
+    let changed = outs.first().is_some_and(|o| o.changes > 0);
+    Ok((changed, user))
+}
+
 /// One batch: `head` (the row's INSERT or UPDATE, and what goes before its values), the
 /// user's values (guarded by `write_id` when given), what the write records (`recorded`: its
 /// events see the new values), and the manager check. Returns the rows

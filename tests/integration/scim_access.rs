@@ -265,13 +265,55 @@ fn one_d1_call_per_read_and_a_bad_token_reads_and_writes_nothing() {
     }
     let disable = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
         "Operations": [{"op": "Replace", "path": "active", "value": "False"}]});
+    let before = s
+        .scim(&sub, "GET", &format!("/Users/{id}"))
+        .bearer(&token)
+        .send();
     let r = s
         .scim(&sub, "PATCH", &format!("/Users/{id}"))
         .bearer(&token)
         .json(&disable)
         .send()
         .expect(200);
-    assert!(d1_calls(&r) <= 2, "Entra's disable");
+    assert_eq!(
+        d1_calls(&r),
+        1,
+        "Entra's disable: one conditional batch that reads back"
+    );
+    let body = r.json();
+    assert_eq!(body["active"], false, "{body}");
+    assert_eq!(body["userName"], "gate@example.com");
+    assert_ne!(r.header("etag"), before.header("etag"), "a new version");
+    // Again: still one call, nothing changes, no second event.
+    let again = s
+        .scim(&sub, "PATCH", &format!("/Users/{id}"))
+        .bearer(&token)
+        .json(&disable)
+        .send()
+        .expect(200);
+    assert_eq!(d1_calls(&again), 1);
+    assert_eq!(again.header("etag"), r.header("etag"), "unchanged");
+    let events = s
+        .admin(
+            "GET",
+            &format!("/admin/v1/tenants/{sub}/events?types=user.deactivated"),
+        )
+        .send()
+        .expect(200)
+        .json();
+    assert_eq!(
+        events["items"].as_array().map(Vec::len),
+        Some(1),
+        "{events}"
+    );
+    assert_eq!(events["items"][0]["data"]["changed"], json!(["active"]), "{events}");
+    assert_eq!(events["items"][0]["data"]["user"]["active"], false, "{events}");
+    let missing = s
+        .scim(&sub, "PATCH", "/Users/00000000-0000-4000-8000-000000000000")
+        .bearer(&token)
+        .json(&disable)
+        .send();
+    assert_eq!(missing.status, 404);
     let r = s
         .scim(&sub, "POST", "/Groups")
         .bearer(&token)

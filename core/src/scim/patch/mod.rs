@@ -77,6 +77,34 @@ pub struct Operation {
     pub value: Option<Value>,
 }
 
+/// The value `ops` set `active` to, when that is all they do: one `replace` (or `add`) of
+/// `active` by its path (Entra's disable: `{"op": "Replace", "path": "active", "value":
+/// "False"}`) or by a value object with only `active` (Okta's). Such a change commutes with
+/// any other write, so the store can make it without reading the user first.
+pub fn only_active(ops: &[Operation]) -> Option<bool> {
+    let [op] = ops else {
+        return None;
+    };
+    if op.action == Action::Remove {
+        return None;
+    }
+    let value = op.value.as_ref()?;
+    match &op.target {
+        Target::Attr {
+            attr,
+            filter: None,
+            sub: None,
+        } if !attr.extension && attr.sub.is_none() && attr.attr.name == "active" => {
+            super::value::as_bool(value)
+        }
+        Target::Resource => match value.as_object()?.iter().collect::<Vec<_>>()[..] {
+            [(key, v)] if key.eq_ignore_ascii_case("active") => super::value::as_bool(v),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 fn syntax(detail: impl Into<String>) -> Error {
     Error::bad_request(ScimType::InvalidSyntax, detail)
 }

@@ -386,3 +386,36 @@ fn member_operations_are_separated_from_attribute_operations() {
         assert_eq!(e.status, 400, "{bad}");
     }
 }
+
+#[test]
+fn only_a_change_of_active_alone_is_read_as_one() {
+    use super::only_active;
+    let ops = |body: serde_json::Value| parse(&USER_TYPE, &body).expect("ops");
+    let of = |list: serde_json::Value| only_active(&ops(json!({"Operations": list})));
+    assert_eq!(
+        of(json!([{"op": "Replace", "path": "active", "value": "False"}])),
+        Some(false)
+    );
+    assert_eq!(
+        of(json!([{"op": "replace", "path": "active", "value": true}])),
+        Some(true)
+    );
+    assert_eq!(
+        of(json!([{"op": "replace", "value": {"active": false}}])),
+        Some(false)
+    );
+    assert_eq!(
+        of(json!([{"op": "add", "path": "active", "value": "True"}])),
+        Some(true)
+    );
+    for other in [
+        json!([{"op": "Replace", "path": "active", "value": "maybe"}]),
+        json!([{"op": "Remove", "path": "active"}]),
+        json!([{"op": "replace", "value": {"active": false, "displayName": "x"}}]),
+        json!([{"op": "Replace", "path": "displayName", "value": "x"}]),
+        json!([{"op": "Replace", "path": "active", "value": "False"},
+               {"op": "Replace", "path": "displayName", "value": "x"}]),
+    ] {
+        assert_eq!(of(other.clone()), None, "{other}");
+    }
+}
