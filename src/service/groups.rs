@@ -16,7 +16,10 @@
 //!
 //! D1 round trips: GET by id 1; list 1 (+1 to read members when the page has any and the
 //! response keeps them); POST 1 (+1 to resolve members, +1 to read back members when any were
-//! given); PATCH 2; PUT 3 (read and resolve, write, read back); DELETE 1 (2 with a specific
+//! given); PATCH 2, but 1 for one that only adds members or only removes them by id and has
+//! no `If-Match` ([`members_only`]: Entra's and Okta's pushes; 2 when it skips an unknown
+//! member, whose warning its log entry then carries); PUT 3 (read and resolve, write, read
+//! back); DELETE 1 (2 with a specific
 //! `If-Match`). Reading a group's members takes one more round trip per 5,000 members past the
 //! first page.
 
@@ -27,7 +30,7 @@ use super::resources::{self, changed_attributes, Described, Kind, Write};
 use super::{Runtime, Scope};
 use crate::store::groups as store;
 use crate::store::listing::MAX_PARAMS;
-use crate::store::memberships::{self, Member, MemberChange};
+use crate::store::memberships::{self, Member, MemberChange, Named};
 use crate::store::resources::Stored;
 use crate::store::table::Table;
 use crate::store::trail::{Event, EventType, Trail};
@@ -164,6 +167,11 @@ impl Kind for Groups {
     ) -> Result<Option<Stored>> {
         let ops = patch::parse(&GROUP_TYPE, body)?;
         let (attr_ops, member_ops) = patch::take_members(ops, "members")?;
+        if attr_ops.is_empty() && if_match.is_none() {
+            if let Some(change) = commuting(&member_ops) {
+                return members_only(s, id, change).await.map(|()| None);
+            }
+        }
         let (current, members, skipped) = prepare(s, id, member_ops).await?;
         resources::write::<Groups, _, _>(s, id, if_match, Some(current), |current| {
             let data = if attr_ops.is_empty() {
@@ -188,6 +196,106 @@ impl Kind for Groups {
         .await?;
         Ok(None)
     }
+}
+
+/// The one member change of operations that only add members, or only remove members by
+/// id (Entra's and Okta's group pushes): such a change commutes with every other write of the
+/// group, so it needs no read of the group before its batch. `None` for anything else.
+fn commuting(ops: &[MemberOp]) -> Option<MemberChange> {
+    if ops.is_empty() {
+        return None;
+    }
+    if ops.iter().all(|op| matches!(op, MemberOp::Add(_))) {
+        let listed: Vec<&NewMember> = ops
+            .iter()
+            .flat_map(|op| match op {
+                MemberOp::Add(listed) => listed.as_slice(),
+                _ => &[],
+            })
+            .collect();
+        let named = unique(listed)
+            .into_iter()
+            .map(|m| Named {
+                id: m.id.clone(),
+                display: m.display.clone(),
+            })
+            .collect();
+        return Some(MemberChange::AddNamed(named));
+    }
+    let mut ids: Vec<String> = Vec::new();
+    for op in ops {
+        match op {
+            MemberOp::Remove(listed) => ids.extend(listed.iter().cloned()),
+            _ => return None,
+        }
+    }
+    Some(MemberChange::Remove(ids))
+}
+
+/// A commuting member change ([`commuting`]) in one D1 call: 404 when the group does not
+/// exist (nothing is written or judged), 400 for the group as its own member; members that
+/// are no user or group of the tenant are skipped with a warning, and then the log entry
+/// (its warnings known only once the batch has run) is written after the response.
+async fn members_only<E: Executor, R: Runtime>(
+    s: &Scope<'_, E, R>,
+    id: &str,
+    change: MemberChange,
+) -> Result<()> {
+    let added = match &change {
+        MemberChange::AddNamed(named) => named.clone(),
+        _ => vec![],
+    };
+    if added.iter().any(|m| m.id == id) {
+        return Err(Error::bad_request(
+            ScimType::InvalidValue,
+            "a group cannot be a member of itself",
+        ));
+    }
+    let write_id = s.rt.random_id("w_")?;
+    let entry = s.log_entry(&format!("{{}}: {}", member_words(&change)));
+    let trail = Trail {
+        events: vec![],
+        log: entry.as_ref(),
+    };
+    let now = s.rt.now();
+    let written = store::write_members(
+        s.db,
+        s.tenant_id,
+        id,
+        change,
+        &added,
+        now,
+        &write_id,
+        &trail,
+    );
+    let (name, skipped) = written
+        .await
+        .map_err(|e| refused(e, None))?
+        .ok_or_else(|| resources::not_found::<Groups>(id))?;
+    if skipped.is_empty() {
+        s.committed();
+        return Ok(());
+    }
+    let Some(a) = s.log else {
+        return Ok(());
+    };
+    a.name(Some(&name));
+    for m in &skipped {
+        s.warn(format!(
+            "member '{}' skipped: no user or group of this organisation has this id",
+            quote(m)
+        ));
+    }
+    let resolved = added.len().saturating_sub(skipped.len());
+    let words = skipped_words(skipped.len()).unwrap_or_default();
+    a.summary(format!("{{}}: {} added; {words}", members_n(resolved)));
+    // Rare (a stale or not yet provisioned id): the entry, now with its warnings, in a
+    // second call before the response, so that a committed change always has its entry.
+    if let Some(entry) = a.succeeded(&[&GROUP_TYPE], s.rt.clock()) {
+        crate::service::log::record(s.db, s.tenant_id, &[entry], &[]).await?;
+        a.committed();
+    }
+    Ok(())
 }
 
 /// Split a create/replace body into the group's attributes and its members.
@@ -267,17 +375,21 @@ fn check_members<E, R: Runtime>(
     Ok(skipped)
 }
 
+/// `k` members, in words.
+fn members_n(k: usize) -> String {
+    if k == 1 {
+        "1 member".to_string()
+    } else {
+        format!("{k} members")
+    }
+}
+
 /// A member change in words, for the log.
 fn member_words(change: &MemberChange) -> String {
-    let n = |k: usize| {
-        if k == 1 {
-            "1 member".to_string()
-        } else {
-            format!("{k} members")
-        }
-    };
+    let n = members_n;
     match change {
         MemberChange::Add(m) => format!("{} added", n(m.len())),
+        MemberChange::AddNamed(m) => format!("{} added", n(m.len())),
         MemberChange::Set(m) => format!("members set to {}", n(m.len())),
         MemberChange::Remove(ids) => format!("{} removed", n(ids.len())),
         MemberChange::RemoveAll => "all members removed".to_string(),

@@ -127,6 +127,13 @@ impl RequestLog {
         e
     }
 
+    /// The entry of a request that succeeded with the status it expected, at `clock`, unless a
+    /// batch already carried it: for a service that writes it itself.
+    pub fn succeeded(&self, types: &[&'static ResourceType], clock: i64) -> Option<LogEntry> {
+        let status = self.entry.borrow().status;
+        self.finish(Ok(status), types, clock)
+    }
+
     /// A batch carrying [`RequestLog::entry`] committed.
     pub fn committed(&self) {
         self.logged.set(true);

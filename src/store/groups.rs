@@ -10,7 +10,7 @@
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 
-pub use super::memberships::{Member, MemberChange};
+pub use super::memberships::{Member, MemberChange, Named};
 use super::resources::{self, Stored};
 use super::storage::{self};
 use super::table::Table;
@@ -111,6 +111,71 @@ pub async fn write<E: Executor>(
     } else {
         Written::Done(())
     })
+}
+
+/// A member change of group `id` that reads nothing first (member changes commute): the
+/// group's version bumped, the members' rows, their feed events and roles, and the log entry
+/// (`trail`, only when every added member resolved), with the group's displayName and the ids
+/// of `added` that are no user or group of the tenant read in the same batch. `None` when
+/// there is no such group: then nothing was written, since every statement is guarded by the
+/// bump's `write_id`.
+#[allow(clippy::too_many_arguments)]
+pub async fn write_members<E: Executor>(
+    db: &E,
+    tenant_id: &str,
+    id: &str,
+    change: MemberChange,
+    added: &[Named],
+    now: i64,
+    write_id: &str,
+    trail: &Trail<'_>,
+) -> Result<Option<(String, Vec<String>)>> {
+    let bump = Stmt::new(
+        "UPDATE groups SET version = version + 1, write_id = ?, updated_at = ? \
+         WHERE tenant_id = ? AND id = ?",
+        vec![write_id.into(), now.into(), tenant_id.into(), id.into()],
+    );
+    let (resolved, params) = memberships::all_resolved(tenant_id, added);
+    let mut stmts = vec![bump];
+    stmts.extend(trail.after_if(
+        Table::Groups,
+        tenant_id,
+        id,
+        now,
+        write_id,
+        &resolved,
+        &params,
+    ));
+    stmts.extend(memberships::statements(
+        tenant_id,
+        id,
+        write_id,
+        now,
+        &[change],
+    )?);
+    stmts.push(Stmt::new(
+        "SELECT display_name AS id FROM groups WHERE tenant_id = ? AND id = ?",
+        vec![tenant_id.into(), id.into()],
+    ));
+    stmts.push(memberships::unresolved_stmt(tenant_id, added));
+    let mut outs = db.batch(stmts).await?;
+    if outs.first().map_or(0, |o| o.changes) == 0 {
+        return Ok(None);
+    }
+    #[derive(serde::Deserialize)]
+    struct Id {
+        id: String,
+    }
+    let skipped: Vec<Id> = outs
+        .pop()
+        .map(|o| o.decode())
+        .transpose()?
+        .unwrap_or_default();
+    let name: Option<Id> = outs.pop().map(|o| o.first()).transpose()?.flatten();
+    Ok(Some((
+        name.map(|n| n.id).unwrap_or_default(),
+        skipped.into_iter().map(|i| i.id).collect(),
+    )))
 }
 
 /// A group (without its members) and which of `ids` are users or groups of the tenant, in one

@@ -29,10 +29,22 @@ pub struct Member {
     pub display: Option<String>,
 }
 
-/// A change to a group's member set, with members already resolved.
+/// A member named by its id only: what it is (a user or a group of the tenant) is resolved in
+/// the batch that writes it, and an id that is neither is skipped ([`unresolved_stmt`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Named {
+    pub id: String,
+    pub display: Option<String>,
+}
+
+/// A change to a group's member set, with members already resolved (or, for
+/// [`MemberChange::AddNamed`], resolved in its own batch).
 #[derive(Debug, Clone)]
 pub enum MemberChange {
     Add(Vec<Member>),
+    /// Add these members, each resolved in the statement that adds it: a member add that needs
+    /// no read before its batch.
+    AddNamed(Vec<Named>),
     /// Make the member set exactly these (a PUT, or a PATCH `replace` of `members`): members
     /// not listed are removed, listed ones added; members in both stay untouched.
     Set(Vec<Member>),
@@ -72,6 +84,7 @@ pub(crate) fn statements(
     for change in changes {
         match change {
             MemberChange::Add(ms) => named.extend(ms.iter().map(|m| m.id.as_str())),
+            MemberChange::AddNamed(ms) => named.extend(ms.iter().map(|m| m.id.as_str())),
             MemberChange::Remove(ids) => named.extend(ids.iter().map(String::as_str)),
             MemberChange::Set(_) | MemberChange::RemoveAll | MemberChange::RemoveWhere(_) => {
                 whole = true
@@ -147,8 +160,25 @@ fn events(change: &MemberChange, tenant_id: &str, group_id: &str) -> Result<Vec<
     };
     Ok(match change {
         MemberChange::Add(members) if members.is_empty() => vec![],
+        MemberChange::AddNamed(named) if named.is_empty() => vec![],
         MemberChange::Remove(ids) if ids.is_empty() => vec![],
         MemberChange::Add(members) => vec![not_present(members)],
+        MemberChange::AddNamed(named) => vec![(
+            ADDED,
+            format!(
+                "SELECT r.id, r.kind FROM ({}) r WHERE r.kind IS NOT NULL AND NOT EXISTS \
+                 (SELECT 1 FROM memberships p WHERE p.tenant_id = ? AND p.group_id = ? \
+                 AND p.member_id = r.id)",
+                resolving()
+            ),
+            vec![
+                tenant_id.into(),
+                tenant_id.into(),
+                named_json(named).into(),
+                tenant_id.into(),
+                group_id.into(),
+            ],
+        )],
         MemberChange::Set(members) => vec![
             present(
                 " AND m.member_id NOT IN (SELECT json_extract(value, '$.id') FROM json_each(?))"
@@ -185,6 +215,47 @@ fn event_insert(kind: &str, candidates: &str) -> String {
     )
 }
 
+/// The members of a JSON array `j` of [`Named`] with what each is: `id`, `display`, and
+/// `kind` (`User`, `Group`, or NULL for an id that is neither). Parameters: the tenant twice,
+/// then the array.
+fn resolving() -> &'static str {
+    "SELECT json_extract(j.value, '$.id') AS id, json_extract(j.value, '$.display') AS display, \
+     CASE WHEN EXISTS (SELECT 1 FROM users u WHERE u.tenant_id = ? \
+       AND u.id = json_extract(j.value, '$.id')) THEN 'User' \
+     WHEN EXISTS (SELECT 1 FROM groups h WHERE h.tenant_id = ? \
+       AND h.id = json_extract(j.value, '$.id')) THEN 'Group' END AS kind \
+     FROM json_each(?) j"
+}
+
+fn named_json(named: &[Named]) -> String {
+    let rows: Vec<Value> = named
+        .iter()
+        .map(|m| serde_json::json!({"id": m.id, "display": m.display}))
+        .collect();
+    Value::Array(rows).to_string()
+}
+
+/// The ids of `named` that are no user or group of the tenant (skipped by the statements of
+/// [`MemberChange::AddNamed`]), read in the same batch.
+pub(crate) fn unresolved_stmt(tenant_id: &str, named: &[Named]) -> Stmt {
+    Stmt::new(
+        format!("SELECT r.id FROM ({}) r WHERE r.kind IS NULL", resolving()),
+        vec![tenant_id.into(), tenant_id.into(), named_json(named).into()],
+    )
+}
+
+/// The condition (and its parameters) that no id of `named` is unresolved: what guards the
+/// log entry a member add writes in its batch (one that skips members logs its warnings after).
+pub(crate) fn all_resolved(tenant_id: &str, named: &[Named]) -> (String, Vec<Param>) {
+    (
+        format!(
+            "NOT EXISTS (SELECT 1 FROM ({}) r WHERE r.kind IS NULL)",
+            resolving()
+        ),
+        vec![tenant_id.into(), tenant_id.into(), named_json(named).into()],
+    )
+}
+
 fn members_json(members: &[Member]) -> String {
     let rows: Vec<Value> = members
         .iter()
@@ -207,7 +278,21 @@ const INSERT_MEMBERS: &str =
 fn statement(change: &MemberChange, tenant_id: &str) -> Result<Vec<Parts>> {
     Ok(match change {
         MemberChange::Add(members) if members.is_empty() => vec![],
+        MemberChange::AddNamed(named) if named.is_empty() => vec![],
         MemberChange::Remove(ids) if ids.is_empty() => vec![],
+        MemberChange::AddNamed(named) => vec![(
+            format!(
+                "INSERT INTO memberships (tenant_id, group_id, member_id, member_type, display) \
+                 SELECT ?, ?, r.id, r.kind, r.display FROM ({}) r WHERE r.kind IS NOT NULL",
+                resolving()
+            ),
+            vec![
+                tenant_id.into(),
+                tenant_id.into(),
+                named_json(named).into(),
+            ],
+            " ON CONFLICT DO NOTHING",
+        )],
         // `WHERE 1` gives the guard an AND to follow; SQLite needs a WHERE before an upsert
         // clause on INSERT … SELECT anyway.
         MemberChange::Add(members) => vec![(

@@ -148,6 +148,22 @@ impl<'a> Trail<'a> {
         statements(table, tenant_id, id, now, Guard::Written(write_id), self)
     }
 
+    /// [`Trail::after`], written only if `condition` (SQL, with its `params`) also holds.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn after_if(
+        &self,
+        table: Table,
+        tenant_id: &str,
+        id: &str,
+        now: i64,
+        write_id: &str,
+        condition: &str,
+        params: &[Param],
+    ) -> Vec<Stmt> {
+        let guard = Guard::WrittenIf(write_id, condition, params);
+        statements(table, tenant_id, id, now, guard, self)
+    }
+
     /// The statements that record the deletion of resource `id` at `if_version` (any version
     /// when `None`): placed before the delete in its batch, while the row is there to read.
     pub(crate) fn before_delete(
@@ -167,6 +183,8 @@ impl<'a> Trail<'a> {
 pub enum Guard<'a> {
     /// After a write: the row carries this `write_id`.
     Written(&'a str),
+    /// After a write, and only if this condition (with its parameters) holds too.
+    WrittenIf(&'a str, &'a str, &'a [Param]),
     /// Before a delete conditional on this version (any version when `None`): the row is there.
     Deleting(Option<i64>),
 }
@@ -175,6 +193,11 @@ impl Guard<'_> {
     fn sql(self, alias: &str) -> (String, Vec<Param>) {
         match self {
             Guard::Written(w) => (format!("{alias}.write_id = ?"), vec![w.into()]),
+            Guard::WrittenIf(w, condition, params) => {
+                let mut all: Vec<Param> = vec![w.into()];
+                all.extend(params.iter().cloned());
+                (format!("{alias}.write_id = ? AND {condition}"), all)
+            }
             Guard::Deleting(v) => (
                 format!("(? IS NULL OR {alias}.version = ?)"),
                 vec![v.into(), v.into()],
