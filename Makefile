@@ -57,9 +57,10 @@ toolchain:
 	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 	@worker-build --version 2>/dev/null | grep -qF "$(WORKER_BUILD_VERSION)" || \
 		cargo install worker-build --version $(WORKER_BUILD_VERSION) --locked
+	@grep -qF '"=$(WASM_BINDGEN_VERSION)"' tools/wasm-bindgen/Cargo.toml || { \
+		echo "tools/wasm-bindgen pins another wasm-bindgen-cli than Cargo.lock's $(WASM_BINDGEN_VERSION)"; exit 1; }
 	@wasm-bindgen --version 2>/dev/null | grep -qF " $(WASM_BINDGEN_VERSION)" || \
-		cargo install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION) --locked || \
-		cargo install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION)
+		cargo install --path tools/wasm-bindgen --locked
 
 # Debian's Chromium, for the console's browser test (tests/browser, driven by playwright-core
 # from the npm registry). Installed as root, as CI runs; otherwise say how.
