@@ -251,7 +251,11 @@ fn a_push_of_1600_members_is_one_batch_and_two_events() {
         None,
     ))
     .expect("patch");
-    assert_eq!(strict.batches.get() - before, 1, "one batch: no read before it");
+    assert_eq!(
+        strict.batches.get() - before,
+        1,
+        "one batch: no read before it"
+    );
     let added: Vec<Value> = feed(&db)
         .into_iter()
         .filter(|e| e["type"] == "group.members_added")

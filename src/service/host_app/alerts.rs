@@ -255,36 +255,61 @@ mod tests {
             .collect()
     }
 
+    /// Tenant acme on one database at 1,000,000 ms, with the default settings.
+    struct World {
+        all: TestShards,
+        rt: TestRuntime,
+        tenant: crate::store::catalog::Entry,
+        db: Sqlite,
+        settings: Settings,
+    }
+
+    impl World {
+        fn new() -> World {
+            let all = TestShards::new(Sqlite::migrated(), 0);
+            let rt = TestRuntime::at(1_000_000);
+            let tenant = block_on(tenants::create(&all, &rt, "acme", None, None, None));
+            let db = all.shard("DB").expect("DB");
+            World {
+                tenant: tenant.expect("acme"),
+                all,
+                rt,
+                db,
+                settings: Settings::default(),
+            }
+        }
+
+        fn run(&self) -> Report {
+            block_on(evaluate(&self.all, &self.rt, &self.settings, 60_000)).expect("run")
+        }
+    }
+
     #[test]
     fn each_alert_is_raised_once_and_cleared_once() {
-        let all = TestShards::new(Sqlite::migrated(), 0);
-        let rt = TestRuntime::at(1_000_000);
-        let t = block_on(tenants::create(&all, &rt, "acme", None, None, None)).expect("acme");
-        let db = all.shard("DB").expect("DB");
-        let settings = Settings::default();
-        let run = |rt: &TestRuntime| block_on(evaluate(&all, rt, &settings, 60_000)).expect("run");
-        log(&db, &t.id, 1_000_000, false);
+        let w = World::new();
+        let (rt, db, t, settings) = (&w.rt, &w.db, &w.tenant, w.settings);
+        log(db, &t.id, 1_000_000, false);
         for i in 0..6 {
-            log(&db, &t.id, 1_000_001 + i, true);
+            log(db, &t.id, 1_000_001 + i, true);
         }
-        assert_eq!(run(&rt).raised, 1);
-        assert_eq!(run(&rt).raised, 0, "raised once");
-        assert_eq!(types(&db), ["organisation.provisioning_failing"]);
-        let summary = block_on(host_app::summary(&db, "acme", rt.now())).expect("summary");
+        assert_eq!(w.run().raised, 1);
+        assert_eq!(w.run().raised, 0, "raised once");
+        assert_eq!(types(db), ["organisation.provisioning_failing"]);
+        let summary = block_on(host_app::summary(db, "acme", rt.now())).expect("summary");
         assert_eq!(summary["alerts"][0]["kind"], "provisioning_failing");
         for i in 0..10 {
-            log(&db, &t.id, 1_000_100 + i, false);
+            log(db, &t.id, 1_000_100 + i, false);
         }
-        assert_eq!(run(&rt).cleared, 1);
-        assert_eq!(run(&rt).cleared, 0, "cleared once");
+        assert_eq!(w.run().cleared, 1);
+        assert_eq!(w.run().cleared, 0, "cleared once");
         // Two quiet hours: stalled; a success clears it.
         rt.now.set(1_000_200 + settings.stalled_ms + 1);
-        assert_eq!(run(&rt).raised, 1);
-        assert_eq!(run(&rt).raised, 0);
-        log(&db, &t.id, rt.now(), false);
-        assert_eq!(run(&rt).cleared, 1);
+        assert_eq!(w.run().raised, 1);
+        assert_eq!(w.run().raised, 0);
+        log(db, &t.id, rt.now(), false);
+        assert_eq!(w.run().cleared, 1);
         assert_eq!(
-            types(&db),
+            types(db),
             [
                 "organisation.provisioning_failing",
                 "organisation.provisioning_failing_recovered",
@@ -296,27 +321,23 @@ mod tests {
 
     #[test]
     fn a_last_client_secret_near_its_end_is_expiring_until_a_later_one_is_made() {
-        let all = TestShards::new(Sqlite::migrated(), 0);
-        let rt = TestRuntime::at(1_000_000);
-        let t = block_on(tenants::create(&all, &rt, "acme", None, None, None)).expect("acme");
-        let db = all.shard("DB").expect("DB");
-        let settings = Settings::default();
-        let run = |rt: &TestRuntime| block_on(evaluate(&all, rt, &settings, 60_000)).expect("run");
+        let w = World::new();
+        let (rt, db, t, settings) = (&w.rt, &w.db, &w.tenant, w.settings);
         let oauth = crate::service::oauth::create_secret;
-        let first = block_on(oauth(&db, &rt, &t.id, Some(365))).expect("secret");
-        assert_eq!(run(&rt).raised, 0, "a year left");
+        let first = block_on(oauth(db, rt, &t.id, Some(365))).expect("secret");
+        assert_eq!(w.run().raised, 0, "a year left");
         rt.now.set(first.expires_at - settings.expiring_ms + 1);
-        assert_eq!(run(&rt).raised, 1);
-        assert_eq!(run(&rt).raised, 0, "raised once");
-        let summary = block_on(host_app::summary(&db, "acme", rt.now())).expect("summary");
+        assert_eq!(w.run().raised, 1);
+        assert_eq!(w.run().raised, 0, "raised once");
+        let summary = block_on(host_app::summary(db, "acme", rt.now())).expect("summary");
         assert_eq!(
             summary["alerts"][0]["kind"], "credential_expiring",
             "{summary}"
         );
-        block_on(oauth(&db, &rt, &t.id, Some(365))).expect("a later secret");
-        assert_eq!(run(&rt).cleared, 1);
+        block_on(oauth(db, rt, &t.id, Some(365))).expect("a later secret");
+        assert_eq!(w.run().cleared, 1);
         assert_eq!(
-            types(&db),
+            types(db),
             [
                 "organisation.credential_expiring",
                 "organisation.credential_expiring_recovered"
@@ -338,33 +359,29 @@ mod tests {
 
     #[test]
     fn a_revoked_token_still_presented_is_failing_until_a_request_succeeds() {
-        let all = TestShards::new(Sqlite::migrated(), 0);
-        let rt = TestRuntime::at(1_000_000);
-        let t = block_on(tenants::create(&all, &rt, "acme", None, None, None)).expect("acme");
-        let db = all.shard("DB").expect("DB");
-        let settings = Settings::default();
-        let run = |rt: &TestRuntime| block_on(evaluate(&all, rt, &settings, 60_000)).expect("run");
-        let old = block_on(tenants::create_token(&db, &rt, "acme", false)).expect("token");
-        log(&db, &t.id, 1_000_000, false);
+        let w = World::new();
+        let (rt, db, t) = (&w.rt, &w.db, &w.tenant);
+        let old = block_on(tenants::create_token(db, rt, "acme", false)).expect("token");
+        log(db, &t.id, 1_000_000, false);
         // A stranger's guess is no signal; neither is a live token refused nowhere.
-        refused(&db, &t.id, 1_000_010, &"0".repeat(64));
-        assert_eq!(run(&rt).raised, 0);
+        refused(db, &t.id, 1_000_010, &"0".repeat(64));
+        assert_eq!(w.run().raised, 0);
         // Revoked (by a rotation that retires the others), then still presented.
-        block_on(tenants::create_token(&db, &rt, "acme", true)).expect("rotate");
-        refused(&db, &t.id, 1_000_020, &old.token.hash);
-        assert_eq!(run(&rt).raised, 1);
-        assert_eq!(run(&rt).raised, 0, "raised once");
-        let summary = block_on(host_app::summary(&db, "acme", rt.now())).expect("summary");
+        block_on(tenants::create_token(db, rt, "acme", true)).expect("rotate");
+        refused(db, &t.id, 1_000_020, &old.token.hash);
+        assert_eq!(w.run().raised, 1);
+        assert_eq!(w.run().raised, 0, "raised once");
+        let summary = block_on(host_app::summary(db, "acme", rt.now())).expect("summary");
         let reason = summary["alerts"][0]["reason"].as_str().unwrap_or_default();
         assert!(
             reason.contains("revoked or expired credential"),
             "{summary}"
         );
         // The new token works: the episode ends.
-        log(&db, &t.id, 1_000_030, false);
-        assert_eq!(run(&rt).cleared, 1);
+        log(db, &t.id, 1_000_030, false);
+        assert_eq!(w.run().cleared, 1);
         assert_eq!(
-            types(&db),
+            types(db),
             [
                 "organisation.provisioning_failing",
                 "organisation.provisioning_failing_recovered"
@@ -380,9 +397,9 @@ mod tests {
             .rows[0]["n"]
                 .as_i64()
         };
-        assert_eq!(left(&db), Some(1));
+        assert_eq!(left(db), Some(1));
         let later = 1_000_000 + crate::store::tenants::RETIRED_KEEP_MS;
-        block_on(crate::store::upkeep::expire_lapsed(&db, later)).expect("upkeep");
-        assert_eq!(left(&db), Some(0));
+        block_on(crate::store::upkeep::expire_lapsed(db, later)).expect("upkeep");
+        assert_eq!(left(db), Some(0));
     }
 }
