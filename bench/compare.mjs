@@ -1,7 +1,7 @@
 // `make bench`: scim-edge beside the platform floor (bench/floor, a Rust Worker that only
 // authenticates and makes one indexed D1 call), in the same workerd, on the same seeded data.
 //
-//   node bench/compare.mjs [--sizes 1000,10000,100000] [--edge] [--rounds 3] [--build dir]
+//   node bench/compare.mjs [--sizes 1000,10000,100000] [--edge] [--rounds 3] [--build dir] [--shards 3]
 //
 // For each organisation size: the first 1,000 users are created over SCIM the way Entra's
 // initial cycle sends them; beyond that they are copies made with SQL (same shape, their own
@@ -28,7 +28,7 @@ import { readFileSync, rmSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { cpus } from "node:os";
 import { join } from "node:path";
-import { workerOptions } from "../tests/integration/worker.mjs";
+import { shardDatabases, workerOptions } from "../tests/integration/worker.mjs";
 import { closedLoop, edgeModule, entraUser, migrated, quiet, root } from "./common.mjs";
 
 const args = process.argv.slice(2);
@@ -41,6 +41,9 @@ const ROUNDS = Number(opt("rounds", 3));
 const BUILD = opt("build", join(root, "build"));
 const FLOOR = join(root, "bench/floor/build");
 const EDGE_TOO = args.includes("--edge");
+// `--shards N`: N shards, the organisation on the last one (the floor reads that database).
+const SHARDS = Number(opt("shards", 1));
+const HOME = SHARDS > 1 ? `SHARD_${SHARDS}` : "DB";
 // Only the serial growth tables, not the operations beside the floor.
 const GROWTH_ONLY = args.includes("--growth-only");
 const CONCURRENCY = 8;
@@ -50,7 +53,7 @@ const TEMPLATES = 1000;
 
 /** scim-edge and the floor in one workerd, both behind the edge wrapper, sharing D1 and KV. */
 function options(dir, edge) {
-  const scim = workerOptions({ port: 0, persist: dir, adminToken: ADMIN, build: BUILD });
+  const scim = workerOptions({ port: 0, persist: dir, adminToken: ADMIN, build: BUILD, shards: SHARDS });
   const bindings = { ...scim.bindings, EDGE: JSON.stringify(edge) };
   // KV only for floor-kv: scim-edge has no KV binding.
   const shared = { compatibilityDate: scim.compatibilityDate, d1Databases: scim.d1Databases, kvNamespaces: { KV: "bench" } };
@@ -64,6 +67,7 @@ function options(dir, edge) {
       {
         name: "floor",
         ...shared,
+        d1Databases: { DB: shardDatabases(SHARDS)[HOME] },
         routes: ["*/kv/*", "*/d1/*"],
         modulesRoot: FLOOR,
         modules: [
@@ -108,7 +112,7 @@ const extOf = (k) => (k < TEMPLATES ? `ext-${k}` : `ext-${k % TEMPLATES}-${Math.
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function run(size, edge) {
-  const dir = migrated();
+  const dir = migrated("scim-edge-bench-", SHARDS);
   const mf = new Miniflare({ ...options(dir, edge), ...quiet });
   const started = performance.now();
   const url = await mf.ready;
@@ -128,10 +132,10 @@ async function run(size, edge) {
   const t0 = performance.now();
   const first = await send("GET", "/admin/v1/tenants", ADMIN, undefined, 200);
   const firstMs = performance.now() - t0;
-  await send("POST", "/admin/v1/tenants", ADMIN, { subdomain: "bench" }, 201);
+  await send("POST", "/admin/v1/tenants", ADMIN, { subdomain: "bench", shard: HOME }, 201);
   const { token } = JSON.parse((await send("POST", "/admin/v1/tenants/bench/tokens", ADMIN, undefined, 201)).body_);
   const scim = (m, p, body, expect) => send(m, `/tenants/bench/api/scim/v2${p}`, token, body, expect);
-  const db = await mf.getD1Database("DB");
+  const db = await mf.getD1Database(HOME);
   const kv = await mf.getKVNamespace("KV");
   const { id: tenantId } = await db.prepare("SELECT id FROM tenants WHERE subdomain = 'bench'").first();
   const hash = createHash("sha256").update(token).digest("hex");
@@ -336,7 +340,7 @@ for (const [name, d] of [["scim-edge", BUILD], ["floor", FLOOR]]) {
   const gz = execFileSync("gzip", ["-9c"], { input: bytes }).length;
   console.log(`${name}: wasm ${bytes.length.toLocaleString("en")} B (${gz.toLocaleString("en")} B gzip)`);
 }
-console.log(`machine: ${cpus().length} × ${cpus()[0].model}; ${CONCURRENCY} connections, ${ROUNDS} rotated rounds, medians`);
+console.log(`machine: ${cpus().length} × ${cpus()[0].model}; ${CONCURRENCY} connections, ${ROUNDS} rotated rounds, medians; ${SHARDS} shard(s), the organisation on ${HOME}`);
 
 for (const edge of EDGE_TOO ? [{}, EDGE] : [{}]) {
   const growth = {};
