@@ -315,8 +315,8 @@ fn openapi() -> Result<Reply> {
 
 const OPENAPI: &str = include_str!("host_app/openapi.json");
 
-/// Largest admin request body: its bodies are a few hundred bytes.
-pub const MAX_BODY_BYTES: usize = 8 * 1024;
+/// Largest admin request body.
+pub const MAX_BODY_BYTES: usize = super::reply::ADMIN_BODY_BYTES;
 
 async fn body<T: DeserializeOwned>(req: &mut Request) -> Result<T> {
     maybe_body(req)

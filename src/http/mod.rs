@@ -75,7 +75,13 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> worker::Result<Resp
     let request_id = header(&req, "cf-ray");
     let method = req.method().to_string();
     let response = respond(&app, req).await?;
-    trace::emit(&app, request_id.as_deref(), &method, response.status_code());
+    let answered = trace::Answered {
+        at: app.now,
+        request_id: request_id.as_deref(),
+        method: &method,
+        status: response.status_code(),
+    };
+    trace::emit(&answered, &app.trace, &app.meter);
     Ok(response)
 }
 

@@ -199,6 +199,10 @@ pub async fn read_body(req: &mut Request, cap: usize) -> Result<Vec<u8>> {
     Ok(body)
 }
 
+/// Largest admin API request body (webhooks' routes included): its bodies are a few hundred
+/// bytes.
+pub const ADMIN_BODY_BYTES: usize = 8 * 1024;
+
 /// A JSON body of at most `cap` bytes (the admin API's and the console's), or `None` when
 /// there is none.
 pub async fn json_body<T: DeserializeOwned>(req: &mut Request, cap: usize) -> Result<Option<T>> {

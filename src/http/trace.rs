@@ -6,15 +6,14 @@
 //! credential (with an API key's id). Never a token, a secret, a body, a userName or any
 //! attribute value: each field is one of ours, not the client's text.
 //!
-//! The layers that learn a field fill it in ([`Trace`], in the request's [`super::app::App`]);
-//! [`emit`] writes the line once the response is made.
+//! The layers that learn a field fill it in ([`Trace`], in the request's `App`); [`emit`]
+//! writes the line once the response is made.
 
 use std::cell::RefCell;
 
 use serde_json::json;
 
-use super::app::App;
-use super::meter::Binding;
+use super::meter::{Binding, Meter};
 use scim_core::time::rfc3339;
 
 /// Which credential a request presented (and was accepted or refused with).
@@ -82,21 +81,29 @@ pub fn template(path: &str, collections: &[&str]) -> String {
     out
 }
 
-/// Write the request's line: `method` and `status` as answered.
-pub fn emit(app: &App, request_id: Option<&str>, method: &str, status: u16) {
-    let t = app.trace.borrow();
+/// What a request's line says besides its trace: when it came, its id, method and status.
+pub struct Answered<'a> {
+    pub at: i64,
+    pub request_id: Option<&'a str>,
+    pub method: &'a str,
+    pub status: u16,
+}
+
+/// Write the request's line.
+pub fn emit(a: &Answered<'_>, trace: &Shared, meter: &Meter) {
+    let t = trace.borrow();
     let now = worker::Date::now().as_millis() as i64;
     let line = json!({
-        "at": rfc3339(app.now),
-        "requestId": request_id,
+        "at": rfc3339(a.at),
+        "requestId": a.request_id,
         "tenant": t.tenant,
         "shard": t.shard,
-        "method": method,
+        "method": a.method,
         "route": t.route.as_deref().unwrap_or("(none)"),
-        "status": status,
+        "status": a.status,
         "scimType": t.scim_type,
-        "durationMs": now.saturating_sub(app.now),
-        "d1Calls": app.meter.calls(Binding::D1),
+        "durationMs": now.saturating_sub(a.at),
+        "d1Calls": meter.calls(Binding::D1),
         "credential": t.credential.map(Credential::name),
         "keyId": t.key_id,
     });

@@ -179,7 +179,7 @@ pub async fn serve(app: &App, me: &Principal, mut req: Request, at: At<'_>) -> R
 }
 
 async fn required<T: serde::de::DeserializeOwned>(req: &mut Request) -> Result<T> {
-    json_body(req, crate::http::admin::MAX_BODY_BYTES)
+    json_body(req, crate::http::reply::ADMIN_BODY_BYTES)
         .await?
         .ok_or_else(|| Error::invalid("a JSON request body is required"))
 }
