@@ -17,12 +17,13 @@ fn lines(s: &Server, field: &str, value: &Value) -> Vec<Value> {
         .collect()
 }
 
-/// Wait until there are at least `n` such lines (the output is written as the server runs).
-fn wait(s: &Server, field: &str, value: &Value, n: usize) -> Vec<Value> {
+/// Wait until such lines satisfy `done` (the output is written as the server runs, and not
+/// always in the order the requests ended).
+fn wait(s: &Server, field: &str, value: &Value, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
     let started = Instant::now();
     loop {
         let got = lines(s, field, value);
-        if got.len() >= n || started.elapsed() > Duration::from_secs(20) {
+        if done(&got) || started.elapsed() > Duration::from_secs(20) {
             return got;
         }
         std::thread::sleep(Duration::from_millis(200));
@@ -66,7 +67,22 @@ fn each_request_logs_one_line_with_its_fields_and_none_of_the_clients_values() {
         .send()
         .expect(200);
 
-    let mine = wait(s, "tenant", &tenant_id, 6);
+    let scim_lines = |ls: &[Value]| {
+        ls.iter()
+            .filter(|l| {
+                l["route"]
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with("/api/scim/v2")
+            })
+            .count()
+    };
+    let mine = wait(s, "tenant", &tenant_id, |ls| {
+        scim_lines(ls) >= 5
+            && ls
+                .iter()
+                .any(|l| l["route"] == "/admin/v1/tenants/{sub}/users/{id}")
+    });
     let scim: Vec<&Value> = mine
         .iter()
         .filter(|l| {
