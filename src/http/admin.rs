@@ -266,11 +266,7 @@ pub async fn serve(app: &App, req: Request, path: &str) -> Result<Reply> {
                 return Err(Error::not_found(format!("no admin route {}", quote(path))));
             };
             let at = shards::locate(&app.databases(), sub).await?;
-            {
-                let mut t = app.trace.borrow_mut();
-                t.tenant = Some(at.org.id.clone());
-                t.shard = Some(at.org.shard.clone());
-            }
+            app.trace.borrow_mut().place(&at.org.id, &at.org.shard);
             a.per_tenant(req, per_org, sub, &at).await
         }
     }

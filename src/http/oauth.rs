@@ -166,8 +166,7 @@ impl Asking<'_> {
         };
         {
             let mut t = app.trace.borrow_mut();
-            t.tenant = Some(place.id.clone());
-            t.shard = Some(place.shard.clone());
+            t.place(&place.id, &place.shard);
             t.credential = Some(super::trace::Credential::OAuthClient);
         }
         // Keyed by tenant and credential, as SCIM's valve: a stranger's requests spend its

@@ -55,6 +55,14 @@ pub struct Trace {
     pub scim_type: Option<&'static str>,
 }
 
+impl Trace {
+    /// The request is tenant `tenant`'s, on shard `shard`.
+    pub fn place(&mut self, tenant: &str, shard: &str) {
+        self.tenant = Some(tenant.to_string());
+        self.shard = Some(shard.to_string());
+    }
+}
+
 /// A request's trace, shared by the layers that serve it.
 pub type Shared = RefCell<Trace>;
 

@@ -235,15 +235,15 @@ fn commuting(ops: &[MemberOp]) -> Option<MemberChange> {
 /// A commuting member change ([`commuting`]) in one D1 call: 404 when the group does not
 /// exist (nothing is written or judged), 400 for the group as its own member; members that
 /// are no user or group of the tenant are skipped with a warning, and then the log entry
-/// (its warnings known only once the batch has run) is written after the response.
+/// (its warnings known only once the batch has run) is written in a second call.
 async fn members_only<E: Executor, R: Runtime>(
     s: &Scope<'_, E, R>,
     id: &str,
     change: MemberChange,
 ) -> Result<()> {
-    let added = match &change {
-        MemberChange::AddNamed(named) => named.clone(),
-        _ => vec![],
+    let added: &[Named] = match &change {
+        MemberChange::AddNamed(named) => named,
+        _ => &[],
     };
     if added.iter().any(|m| m.id == id) {
         return Err(Error::bad_request(
@@ -258,16 +258,7 @@ async fn members_only<E: Executor, R: Runtime>(
         log: entry.as_ref(),
     };
     let now = s.rt.now();
-    let written = store::write_members(
-        s.db,
-        s.tenant_id,
-        id,
-        change,
-        &added,
-        now,
-        &write_id,
-        &trail,
-    );
+    let written = store::write_members(s.db, s.tenant_id, id, &change, now, &write_id, &trail);
     let (name, skipped) = written
         .await
         .map_err(|e| refused(e, None))?
@@ -281,10 +272,7 @@ async fn members_only<E: Executor, R: Runtime>(
     };
     a.name(Some(&name));
     for m in &skipped {
-        s.warn(format!(
-            "member '{}' skipped: no user or group of this organisation has this id",
-            quote(m)
-        ));
+        s.warn(skipped_warning(m));
     }
     let resolved = added.len().saturating_sub(skipped.len());
     let words = skipped_words(skipped.len()).unwrap_or_default();
@@ -367,12 +355,17 @@ fn check_members<E, R: Runtime>(
     let mut skipped = 0usize;
     for m in named.iter().filter(|m| !kinds.contains_key(&m.id)) {
         skipped = skipped.saturating_add(1);
-        s.warn(format!(
-            "member '{}' skipped: no user or group of this organisation has this id",
-            quote(&m.id)
-        ));
+        s.warn(skipped_warning(&m.id));
     }
     Ok(skipped)
+}
+
+/// The log's warning for member id `id`, skipped.
+fn skipped_warning(id: &str) -> String {
+    format!(
+        "member '{}' skipped: no user or group of this organisation has this id",
+        quote(id)
+    )
 }
 
 /// `k` members, in words.
@@ -386,12 +379,11 @@ fn members_n(k: usize) -> String {
 
 /// A member change in words, for the log.
 fn member_words(change: &MemberChange) -> String {
-    let n = members_n;
     match change {
-        MemberChange::Add(m) => format!("{} added", n(m.len())),
-        MemberChange::AddNamed(m) => format!("{} added", n(m.len())),
-        MemberChange::Set(m) => format!("members set to {}", n(m.len())),
-        MemberChange::Remove(ids) => format!("{} removed", n(ids.len())),
+        MemberChange::Add(m) => format!("{} added", members_n(m.len())),
+        MemberChange::AddNamed(m) => format!("{} added", members_n(m.len())),
+        MemberChange::Set(m) => format!("members set to {}", members_n(m.len())),
+        MemberChange::Remove(ids) => format!("{} removed", members_n(ids.len())),
         MemberChange::RemoveAll => "all members removed".to_string(),
         MemberChange::RemoveWhere(_) => "members removed by filter".to_string(),
     }

@@ -115,21 +115,23 @@ pub async fn write<E: Executor>(
 
 /// A member change of group `id` that reads nothing first (member changes commute): the
 /// group's version bumped, the members' rows, their feed events and roles, and the log entry
-/// (`trail`, only when every added member resolved), with the group's displayName and the ids
-/// of `added` that are no user or group of the tenant read in the same batch. `None` when
-/// there is no such group: then nothing was written, since every statement is guarded by the
-/// bump's `write_id`.
-#[allow(clippy::too_many_arguments)]
+/// (`trail`, only when every member an [`MemberChange::AddNamed`] names resolved), with the
+/// group's displayName and the named ids that are no user or group of the tenant read in the
+/// same batch. `None` when there is no such group: then nothing was written, since every
+/// statement is guarded by the bump's `write_id`.
 pub async fn write_members<E: Executor>(
     db: &E,
     tenant_id: &str,
     id: &str,
-    change: MemberChange,
-    added: &[Named],
+    change: &MemberChange,
     now: i64,
     write_id: &str,
     trail: &Trail<'_>,
 ) -> Result<Option<(String, Vec<String>)>> {
+    let added: &[Named] = match change {
+        MemberChange::AddNamed(named) => named,
+        _ => &[],
+    };
     let bump = Stmt::new(
         "UPDATE groups SET version = version + 1, write_id = ?, updated_at = ? \
          WHERE tenant_id = ? AND id = ?",
@@ -151,10 +153,10 @@ pub async fn write_members<E: Executor>(
         id,
         write_id,
         now,
-        &[change],
+        std::slice::from_ref(change),
     )?);
     stmts.push(Stmt::new(
-        "SELECT display_name AS id FROM groups WHERE tenant_id = ? AND id = ?",
+        "SELECT display_name FROM groups WHERE tenant_id = ? AND id = ?",
         vec![tenant_id.into(), id.into()],
     ));
     stmts.push(memberships::unresolved_stmt(tenant_id, added));
@@ -166,14 +168,18 @@ pub async fn write_members<E: Executor>(
     struct Id {
         id: String,
     }
+    #[derive(serde::Deserialize)]
+    struct Name {
+        display_name: String,
+    }
     let skipped: Vec<Id> = outs
         .pop()
         .map(|o| o.decode())
         .transpose()?
         .unwrap_or_default();
-    let name: Option<Id> = outs.pop().map(|o| o.first()).transpose()?.flatten();
+    let name: Option<Name> = outs.pop().map(|o| o.first()).transpose()?.flatten();
     Ok(Some((
-        name.map(|n| n.id).unwrap_or_default(),
+        name.map(|n| n.display_name).unwrap_or_default(),
         skipped.into_iter().map(|i| i.id).collect(),
     )))
 }

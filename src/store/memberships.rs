@@ -171,13 +171,11 @@ fn events(change: &MemberChange, tenant_id: &str, group_id: &str) -> Result<Vec<
                  AND p.member_id = r.id)",
                 resolving()
             ),
-            vec![
-                tenant_id.into(),
-                tenant_id.into(),
-                named_json(named).into(),
-                tenant_id.into(),
-                group_id.into(),
-            ],
+            [
+                resolving_params(tenant_id, named),
+                vec![tenant_id.into(), group_id.into()],
+            ]
+            .concat(),
         )],
         MemberChange::Set(members) => vec![
             present(
@@ -227,33 +225,40 @@ fn resolving() -> &'static str {
      FROM json_each(?) j"
 }
 
-fn named_json(named: &[Named]) -> String {
+/// [`resolving`]'s parameters for `named`.
+fn resolving_params(tenant_id: &str, named: &[Named]) -> Vec<Param> {
     let rows: Vec<Value> = named
         .iter()
         .map(|m| serde_json::json!({"id": m.id, "display": m.display}))
         .collect();
-    Value::Array(rows).to_string()
+    vec![
+        tenant_id.into(),
+        tenant_id.into(),
+        Value::Array(rows).to_string().into(),
+    ]
 }
 
-/// The ids of `named` that are no user or group of the tenant (skipped by the statements of
-/// [`MemberChange::AddNamed`]), read in the same batch.
-pub(crate) fn unresolved_stmt(tenant_id: &str, named: &[Named]) -> Stmt {
-    Stmt::new(
+/// The SQL selecting the ids of `named` that are no user or group of the tenant (skipped by
+/// the statements of [`MemberChange::AddNamed`]), and its parameters.
+fn unresolved(tenant_id: &str, named: &[Named]) -> (String, Vec<Param>) {
+    (
         format!("SELECT r.id FROM ({}) r WHERE r.kind IS NULL", resolving()),
-        vec![tenant_id.into(), tenant_id.into(), named_json(named).into()],
+        resolving_params(tenant_id, named),
     )
+}
+
+/// [`unresolved`] as a statement, read in the same batch as the add.
+pub(crate) fn unresolved_stmt(tenant_id: &str, named: &[Named]) -> Stmt {
+    let (sql, params) = unresolved(tenant_id, named);
+    Stmt::new(sql, params)
 }
 
 /// The condition (and its parameters) that no id of `named` is unresolved: what guards the
-/// log entry a member add writes in its batch (one that skips members logs its warnings after).
+/// log entry a member add writes in its batch (one that skips members writes its entry, with
+/// the warnings, in a second call).
 pub(crate) fn all_resolved(tenant_id: &str, named: &[Named]) -> (String, Vec<Param>) {
-    (
-        format!(
-            "NOT EXISTS (SELECT 1 FROM ({}) r WHERE r.kind IS NULL)",
-            resolving()
-        ),
-        vec![tenant_id.into(), tenant_id.into(), named_json(named).into()],
-    )
+    let (sql, params) = unresolved(tenant_id, named);
+    (format!("NOT EXISTS ({sql})"), params)
 }
 
 fn members_json(members: &[Member]) -> String {
@@ -286,11 +291,7 @@ fn statement(change: &MemberChange, tenant_id: &str) -> Result<Vec<Parts>> {
                  SELECT ?, ?, r.id, r.kind, r.display FROM ({}) r WHERE r.kind IS NOT NULL",
                 resolving()
             ),
-            vec![
-                tenant_id.into(),
-                tenant_id.into(),
-                named_json(named).into(),
-            ],
+            resolving_params(tenant_id, named),
             " ON CONFLICT DO NOTHING",
         )],
         // `WHERE 1` gives the guard an AND to follow; SQLite needs a WHERE before an upsert

@@ -171,23 +171,10 @@ pub async fn read_rest<E: Executor>(
 }
 
 /// A resource's row (the first row of `row`, decoded as `R`) and all its references: the row
-/// and the first page of references in one batch, so a GET is one round trip unless the
-/// resource has more than [`PAGE`] references.
+/// and the first page of references in one batch, after the statements `before` (a write the
+/// row then shows; none for a plain read), so a GET is one round trip unless the resource has
+/// more than [`PAGE`] references. Returns the outcomes of `before`, and the row with them.
 pub async fn row_with_refs<E: Executor, R: DeserializeOwned>(
-    db: &E,
-    row: Stmt,
-    refs: Refs,
-    tenant_id: &str,
-    id: &str,
-) -> Result<Option<(R, Vec<MemberRef>)>> {
-    Ok(row_with_refs_after(db, vec![], row, refs, tenant_id, id)
-        .await?
-        .1)
-}
-
-/// [`row_with_refs`] after `before` in the same batch (a write the row then shows): the
-/// outcomes of `before`, and the row with its references.
-pub async fn row_with_refs_after<E: Executor, R: DeserializeOwned>(
     db: &E,
     before: Vec<Stmt>,
     row: Stmt,

@@ -135,18 +135,10 @@ pub async fn get<E: Executor>(
     id: &str,
     with_refs: bool,
 ) -> Result<Option<Stored>> {
-    let row = row_stmt(table, tenant_id, id);
     if !with_refs {
-        return decode_row(db.query(row).await?);
+        return decode_row(db.query(row_stmt(table, tenant_id, id)).await?);
     }
-    let Some((row, references)) =
-        refs::row_with_refs::<_, Row>(db, row, table.refs(), tenant_id, id).await?
-    else {
-        return Ok(None);
-    };
-    let mut stored = row.into_stored()?;
-    stored.refs = Some(references);
-    Ok(Some(stored))
+    Ok(get_after(db, table, tenant_id, id, vec![]).await?.1)
 }
 
 /// [`get`] with references, after `before` in the same batch (a write it then shows): the
@@ -160,7 +152,7 @@ pub async fn get_after<E: Executor>(
 ) -> Result<(Vec<super::Outcome>, Option<Stored>)> {
     let row = row_stmt(table, tenant_id, id);
     let (outs, found) =
-        refs::row_with_refs_after::<_, Row>(db, before, row, table.refs(), tenant_id, id).await?;
+        refs::row_with_refs::<_, Row>(db, before, row, table.refs(), tenant_id, id).await?;
     let Some((row, references)) = found else {
         return Ok((outs, None));
     };
