@@ -12,7 +12,7 @@ use crate::service::shards::{Databases, CATALOG};
 use crate::service::upkeep::Settings;
 use crate::service::Runtime;
 use scim_core::scim::error::{Error, Result};
-use scim_core::tenancy::host::{classify, tenant_url, HostKind, Origin};
+use scim_core::tenancy::host::{classify, tenant_url, HostKind, Origin, RequestUrl};
 use scim_core::tenancy::token;
 
 /// Deployment settings, read from `[vars]` and secrets once per request.
@@ -59,20 +59,13 @@ fn operator_origin(value: &str, base_domain: &str) -> Result<Origin> {
              a tenant's (<subdomain>.{base_domain}); it is '{value}'"
         ))
     };
-    let url = worker::Url::parse(value.trim()).map_err(|_| bad())?;
-    let host = url.host_str().filter(|h| !h.is_empty()).ok_or_else(bad)?;
-    let bare = url.path() == "/" && url.query().is_none() && url.username().is_empty();
-    if !matches!(url.scheme(), "http" | "https") || !bare {
+    let value = value.trim();
+    let url = RequestUrl::parse(value).ok_or_else(bad)?;
+    let bare = url.path == "/" && !value.contains(['?', '#']);
+    if !bare || classify(&url.origin.host, base_domain) != HostKind::Operator {
         return Err(bad());
     }
-    if classify(host, base_domain) != HostKind::Operator {
-        return Err(bad());
-    }
-    Ok(Origin {
-        scheme: url.scheme().to_string(),
-        host: host.to_string(),
-        port: url.port(),
-    })
+    Ok(url.origin)
 }
 
 /// Whether `host` is this machine (`wrangler dev`), where the request's origin may stand in
@@ -178,17 +171,18 @@ impl Config {
     }
 }
 
+/// What `read` takes from the request's URL, as the runtime serialised it.
+pub fn request_url<T>(req: &Request, read: impl FnOnce(RequestUrl<'_>) -> T) -> Result<T> {
+    let url = req.inner().url();
+    RequestUrl::parse(&url)
+        .map(read)
+        .ok_or_else(|| Error::internal(format!("request url: not an http(s) URL: {url}")))
+}
+
 impl App {
     pub fn new(env: Env, ctx: Context, req: &Request) -> Result<App> {
         let config = Config::of(&env)?;
-        let url = req
-            .url()
-            .map_err(|e| Error::internal(format!("request url: {e}")))?;
-        let origin = Origin {
-            scheme: url.scheme().to_string(),
-            host: url.host_str().unwrap_or_default().to_string(),
-            port: url.port(),
-        };
+        let origin = request_url(req, |u| u.origin)?;
         let rt = Platform::at_start();
         Ok(App {
             env,

@@ -145,6 +145,82 @@ impl Origin {
     }
 }
 
+/// An absolute `http`/`https` URL as the runtime serialises a request's (the WHATWG URL
+/// Standard: scheme and host in lower case, the default port left out, `?` and `#` inside the
+/// path percent-encoded), cut into its origin, its path and its query, without a URL parser's
+/// tables: a serialised URL needs none. `None` for anything else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestUrl<'a> {
+    pub origin: Origin,
+    /// From the first `/` after the host (`/` when there is none), up to `?` or `#`.
+    pub path: &'a str,
+    /// After the `?`, up to any `#`; empty when there is none.
+    pub query: &'a str,
+}
+
+impl<'a> RequestUrl<'a> {
+    pub fn parse(url: &'a str) -> Option<RequestUrl<'a>> {
+        let (scheme, rest) = url.split_once("://")?;
+        let scheme = scheme.to_ascii_lowercase();
+        if !matches!(scheme.as_str(), "http" | "https") {
+            return None;
+        }
+        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let (authority, rest) = rest.split_at_checked(end)?;
+        let (host, port) = host_and_port(authority)?;
+        let rest = rest.split('#').next().unwrap_or_default();
+        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let default = if scheme == "https" { 443 } else { 80 };
+        Some(RequestUrl {
+            origin: Origin {
+                scheme,
+                host: host.to_ascii_lowercase(),
+                port: port.filter(|p| *p != default),
+            },
+            path: if path.is_empty() { "/" } else { path },
+            query,
+        })
+    }
+}
+
+/// `host[:port]`, or `[v6][:port]`: a host of DNS-name characters or an IPv6 literal, a port
+/// of digits up to 65535. No credentials (`@`), no empty host.
+fn host_and_port(authority: &str) -> Option<(&str, Option<u16>)> {
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => {
+            let close = v6.find(']')?;
+            let (inside, after) = v6.split_at_checked(close)?;
+            if inside.is_empty()
+                || !inside
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() || b".:".contains(&b))
+            {
+                return None;
+            }
+            let host = authority.get(..close.checked_add(2)?)?;
+            (host, after.get(1..)?)
+        }
+        None => {
+            let host = authority.split(':').next().unwrap_or_default();
+            let dns = |b: u8| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_';
+            if host.is_empty() || !host.bytes().all(dns) {
+                return None;
+            }
+            (host, authority.get(host.len()..)?)
+        }
+    };
+    let port = match port {
+        "" | ":" => None,
+        p => {
+            let digits = p
+                .strip_prefix(':')
+                .filter(|d| d.bytes().all(|b| b.is_ascii_digit()))?;
+            Some(digits.parse().ok()?)
+        }
+    };
+    Some((host, port))
+}
+
 /// The Tenant URL an admin pastes into the identity provider: `<scheme>://<sub>.<base>/api/scim/v2`,
 /// or `<origin>/tenants/<sub>/api/scim/v2` where the deployment has no wildcard DNS.
 pub fn tenant_url(sub: &str, base_domain: &str, origin: &Origin, path_form: bool) -> String {
@@ -263,5 +339,45 @@ mod tests {
             tenant_url("acme", "example.com", &wd, true),
             "https://scim.acct.workers.dev/tenants/acme/api/scim/v2"
         );
+    }
+    #[test]
+    fn request_urls_cut_as_a_url_parser_cuts_them() {
+        let u = RequestUrl::parse(
+            "https://acme.example.com/api/scim/v2/Users?filter=userName%20eq%20%22a%22&count=2",
+        )
+        .unwrap();
+        assert_eq!(
+            u.origin,
+            Origin {
+                scheme: "https".into(),
+                host: "acme.example.com".into(),
+                port: None
+            }
+        );
+        assert_eq!(u.path, "/api/scim/v2/Users");
+        assert_eq!(u.query, "filter=userName%20eq%20%22a%22&count=2");
+        let u = RequestUrl::parse("http://localhost:8787").unwrap();
+        assert_eq!((u.origin.port, u.path, u.query), (Some(8787), "/", ""));
+        let u = RequestUrl::parse("HTTPS://Example.COM:443/a%3Fb?x#frag?y").unwrap();
+        assert_eq!(u.origin.base(), "https://example.com");
+        assert_eq!((u.path, u.query), ("/a%3Fb", "x"));
+        let u = RequestUrl::parse("http://[::1]:8080/x").unwrap();
+        assert_eq!(
+            (u.origin.host.as_str(), u.origin.port),
+            ("[::1]", Some(8080))
+        );
+        for bad in [
+            "ftp://example.com/",
+            "https://",
+            "https://user@example.com/",
+            "https://example.com:99999/",
+            "https://example.com:8a/",
+            "https://exa mple.com/",
+            "https://[::1/",
+            "https://[zz]/",
+            "/relative",
+        ] {
+            assert_eq!(RequestUrl::parse(bad), None, "{bad}");
+        }
     }
 }

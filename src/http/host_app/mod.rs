@@ -25,7 +25,7 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use worker::Request;
 
-use crate::http::app::App;
+use crate::http::app::{request_url, App};
 use crate::http::d1::D1;
 use crate::http::reply::Reply;
 use crate::service::host_app;
@@ -41,10 +41,13 @@ pub struct Query(HashMap<String, String>);
 
 impl Query {
     pub fn of(req: &Request) -> Result<Query> {
-        let url = req
-            .url()
-            .map_err(|e| Error::internal(format!("request url: {e}")))?;
-        Ok(Query(url.query_pairs().into_owned().collect()))
+        request_url(req, |u| {
+            Query(
+                form_urlencoded::parse(u.query.as_bytes())
+                    .into_owned()
+                    .collect(),
+            )
+        })
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {

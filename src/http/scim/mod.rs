@@ -19,7 +19,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use worker::{Method, Request};
 
-use super::app::App;
+use super::app::{request_url, App};
 use super::credentials;
 use super::limit;
 use super::log_buffer;
@@ -453,13 +453,11 @@ async fn operation(req: &mut Request, method: Method, route: Route) -> Result<Op
 
 /// The list parameters of the query string (RFC 7644 §3.4.2).
 fn query(req: &Request) -> Result<ListParams> {
-    let url = req
-        .url()
-        .map_err(|e| Error::internal(format!("request url: {e}")))?;
-    let pairs: Vec<(String, String)> = url
-        .query_pairs()
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
+    let pairs: Vec<(String, String)> = request_url(req, |u| {
+        form_urlencoded::parse(u.query.as_bytes())
+            .into_owned()
+            .collect()
+    })?;
     ListParams::from_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
 }
 
