@@ -19,8 +19,9 @@
 // page deep in the list against the first page. `--edge` runs everything again with the
 // bindings delayed as at the edge (bench/edge.mjs: D1 40 ms, KV 1 ms hot, 25 ms cold).
 // Figures only, but every measured write is a real change, and checked: POST creates a user
-// each time, the disable row turns a different active user inactive each time and the member
-// row adds a different non-member each time (their counts read back after the row).
+// each time, the disable row turns a different active user inactive each time, the update row
+// gives a different user values no user had, and the member row adds a different non-member
+// each time (their counts read back after the row).
 
 import { Miniflare } from "miniflare";
 import { execFileSync } from "node:child_process";
@@ -192,6 +193,7 @@ async function run(size, edge) {
   const light = edge.d1Ms ? 0.1 : 1;
   const N = (x) => Math.max(40, Math.round(x * light));
   let created = 0;
+  let updated = 0;
   const ops = [
     {
       label: "GET userName eq",
@@ -221,6 +223,32 @@ async function run(size, edge) {
       verify: async (total, before) => {
         const after = await count("SELECT COUNT(*) AS n FROM users WHERE tenant_id = ? AND active = 0");
         return [after - before === total, `${after - before} of ${total} users disabled`];
+      },
+    },
+    {
+      // Entra's attribute update: each request gives a different user a new displayName, title
+      // and department (values no user had): checked by the count of users holding them.
+      label: "PATCH attributes (Entra update)",
+      kind: "write",
+      n: N(1500),
+      prepare: async (total) => {
+        pool = await column("SELECT id FROM users WHERE tenant_id = ? ORDER BY id DESC LIMIT ?", total);
+        return count("SELECT COUNT(*) AS n FROM users WHERE tenant_id = ? AND json_extract(data, '$.displayName') LIKE 'Updated %'");
+      },
+      scim: () => {
+        const k = updated++;
+        return scim("PATCH", `/Users/${pool.pop()}`, {
+          schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+          Operations: [
+            { op: "Replace", path: "displayName", value: `Updated ${k}` },
+            { op: "Replace", path: "title", value: `Title ${k}` },
+            { op: "Add", path: "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department", value: `Dept ${k}` },
+          ],
+        }, 200);
+      },
+      verify: async (total, before) => {
+        const after = await count("SELECT COUNT(*) AS n FROM users WHERE tenant_id = ? AND json_extract(data, '$.displayName') LIKE 'Updated %'");
+        return [after - before === total, `${after - before} of ${total} users updated`];
       },
     },
     {

@@ -214,7 +214,10 @@ fn a_lost_race_records_nothing_and_the_retry_records_once() {
         ..LogEntry::default()
     });
     let s = scope(&strict, &rt, Some(&log));
-    let rename = json!({"Operations": [{"op": "replace", "path": "displayName", "value": "R"}]});
+    // A whole complex attribute: read first, then the conditional write (a leaf alone would be
+    // one blind write, which loses no race).
+    let rename =
+        json!({"Operations": [{"op": "replace", "path": "name", "value": {"givenName": "R"}}]});
     block_on(Users::patch(&s, "u2", &rename, None)).expect("patch");
     assert_eq!(rt.pauses.get(), 1, "lost once, retried");
     assert_eq!(kinds(&feed(&db)), vec!["user.updated u2".to_string()]);
@@ -534,5 +537,141 @@ fn refusals_aggregate_and_are_capped_apart_from_requests() {
         db.count("SELECT COUNT(*) FROM logs WHERE refusal_key IS NOT NULL"),
         10,
         "the newest refusals stay"
+    );
+}
+
+/// Entra's attribute updates without If-Match are one batch that reads nothing first; with
+/// `If-Match: *` the same PATCH takes the read-then-write path. From the same directory both
+/// leave the same user, version, events (with the same `changed`), and log summaries; a
+/// repeated PATCH is no write in either; an unknown user is 404 in both.
+#[test]
+fn a_leaf_patch_is_one_batch_and_records_what_read_then_write_records() {
+    const ENT: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+    let ops = |list: Value| json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": list});
+    let steps = [
+        // Through the read first on both: a starting point with values to change or keep.
+        (
+            ops(
+                json!([{"op": "replace", "path": "name", "value": {"givenName": "G", "familyName": "F"}},
+                    {"op": "add", "path": ENT, "value": {"department": "D"}},
+                    {"op": "add", "path": "emails", "value": [{"value": "a@x.org", "type": "work"}]}]),
+            ),
+            false,
+        ),
+        (
+            ops(
+                json!([{"op": "Replace", "path": "displayName", "value": "Ann"},
+                    {"op": "Replace", "path": "name.givenName", "value": "Gina"},
+                    {"op": "Replace", "path": "name.familyName", "value": "F"},
+                    {"op": "Add", "path": format!("{ENT}:department"), "value": "D"},
+                    {"op": "Add", "path": format!("{ENT}:costCenter"), "value": "42"},
+                    {"op": "Replace", "path": "title", "value": "Eng"}]),
+            ),
+            true,
+        ),
+        // The same again: nothing differs.
+        (
+            ops(
+                json!([{"op": "Replace", "path": "displayName", "value": "Ann"},
+                    {"op": "Replace", "path": "title", "value": "Eng"}]),
+            ),
+            true,
+        ),
+        // Path-less, Okta's way, one value differing; an unknown key ignored.
+        (
+            ops(
+                json!([{"op": "replace", "value": {"title": "Eng", "nickName": "A",
+                    "urn:example:unknown:x": "y"}}]),
+            ),
+            true,
+        ),
+        (
+            ops(json!([{"op": "replace", "path": "name.givenName", "value": "G\u{e4}"}])),
+            true,
+        ),
+    ];
+    let run = |blind: bool| {
+        let db = seeded(&json!({"displayName": "Sales", "members": ["u1"]}));
+        let strict = Strict {
+            db: &db,
+            lose_first: Cell::new(false),
+            batches: Cell::new(0),
+        };
+        let rt = TestRuntime::at(90);
+        let mut seen = Vec::new();
+        for (body, leaf) in &steps {
+            let log = RequestLog::new(LogEntry {
+                at: 90,
+                method: "PATCH".into(),
+                route: "/Users/u1".into(),
+                status: 200,
+                ..LogEntry::default()
+            });
+            let s = scope(&strict, &rt, Some(&log));
+            let before = strict.batches.get();
+            let if_match = (!(blind && *leaf)).then_some("*");
+            let u = block_on(Users::patch(&s, "u1", body, if_match))
+                .expect("patch")
+                .expect("a user");
+            if blind && *leaf {
+                assert_eq!(strict.batches.get() - before, 1, "one batch: {body}");
+            }
+            seen.push((Value::Object(u.data.clone()), u.version));
+            if let Some(entry) = log.finish(Ok(200), &[], 95) {
+                let stmt = crate::store::log::insert_stmt(T, &[entry]).expect("a statement");
+                block_on(db.query(stmt)).expect("log");
+            }
+        }
+        // A user without the extension: the extension is what changed.
+        let s = scope(&strict, &rt, None);
+        let if_match = (!blind).then_some("*");
+        let u2 = block_on(Users::patch(&s, "u2", &steps[1].0, if_match)).expect("patch");
+        seen.push((Value::Object(u2.expect("u2").data), 0));
+        let missing = block_on(Users::patch(&s, "nobody", &steps[1].0, None)).expect_err("404");
+        assert_eq!(missing.status, 404);
+        let q = LogQuery {
+            limit: 100,
+            ..LogQuery::default()
+        };
+        let logs = block_on(host_app::logs(&db, "a", &q)).expect("logs").items;
+        let summaries: Vec<Value> = logs.iter().map(|l| l["summary"].clone()).collect();
+        (seen, feed(&db), summaries)
+    };
+    let (blind, read_first) = (run(true), run(false));
+    assert_eq!(
+        blind.0, read_first.0,
+        "the same user and version after each step"
+    );
+    assert_eq!(blind.1, read_first.1, "the same events");
+    assert_eq!(blind.2, read_first.2, "the same log summaries");
+    let changed: Vec<Value> = blind
+        .1
+        .iter()
+        .filter(|e| e["type"] == "user.updated")
+        .map(|e| e["data"]["changed"].clone())
+        .collect();
+    let cost = format!("{ENT}:costCenter");
+    assert_eq!(
+        changed,
+        [
+            // The extension was new: it changed as a whole.
+            json!(["emails", "name", ENT]),
+            // `name.familyName` and the department were set to what they were.
+            json!(["displayName", "name", "title", cost]),
+            json!(["nickName"]),
+            json!(["name"]),
+            json!(["displayName", "name", "title", ENT]),
+        ],
+        "{:#?}",
+        blind.1
+    );
+    assert_eq!(blind.0[1].1, blind.0[2].1, "the repeat is no new version");
+    assert!(
+        blind
+            .2
+            .iter()
+            .any(|s| s.as_str().is_some_and(|s| s.ends_with(": no change"))),
+        "{:?}",
+        blind.2
     );
 }

@@ -4,8 +4,10 @@
 //! D1 round trips: GET by id 1 (the user and its groups in one batch); list 1 (+1 to read
 //! groups when a user of the page has any and the response keeps them); POST 1; DELETE 1 (2
 //! with a specific `If-Match`); PUT and PATCH 2 (read, then one conditional batch), plus one
-//! read and one write per retry when a concurrent write won the race; a PATCH that only sets
-//! `active` (Entra's disable, Okta's) 1, without `If-Match` ([`set_active`]).
+//! read and one write per retry when a concurrent write won the race. Without `If-Match`, 1:
+//! a PATCH that only sets `active` (Entra's disable, Okta's: [`set_active`]), and one that only
+//! sets single-valued leaves stored in `data` (Entra's attribute updates, `displayName`,
+//! `name.givenName`, `urn:…:User:department`: [`set_leaves`]).
 
 use serde_json::Value;
 
@@ -110,8 +112,14 @@ impl Kind for Users {
         if_match: Option<&str>,
     ) -> Result<Option<Stored>> {
         let ops = patch::parse(&USER_TYPE, body)?;
-        if let (None, Some(to)) = (if_match, patch::only_active(&ops)) {
-            return set_active(s, id, to).await.map(Some);
+        if if_match.is_none() {
+            if let Some(to) = patch::only_active(&ops) {
+                return set_active(s, id, to).await.map(Some);
+            }
+            let leaves = patch::leaf_sets(&USER_TYPE, &ops).and_then(|l| store::leaves(&l));
+            if let Some(leaves) = leaves {
+                return set_leaves(s, id, &leaves).await.map(Some);
+            }
         }
         update(s, id, if_match, |current| {
             patch::apply(&USER_TYPE, &current.data, &ops)
@@ -145,8 +153,39 @@ async fn set_active<E: Executor, R: Runtime>(
         log: entry.as_ref(),
     };
     let now = s.rt.now();
-    let (changed, user) =
-        store::set_active(s.db, s.tenant_id, id, to, now, &write_id, &trail).await?;
+    let written = store::set_active(s.db, s.tenant_id, id, to, now, &write_id, &trail).await?;
+    answered(s, id, written)
+}
+
+/// Set leaves of user `id`'s data, in one D1 call: as [`set_active`], the write is conditional
+/// on a value differing and reads nothing first; its `user.updated` event and log entry name
+/// the attributes that really changed, worked out by the write itself.
+async fn set_leaves<E: Executor, R: Runtime>(
+    s: &Scope<'_, E, R>,
+    id: &str,
+    leaves: &[store::Leaf],
+) -> Result<Stored> {
+    let write_id = s.rt.random_id("w_")?;
+    let entry = s.log_entry("{}: updated: {changed}");
+    let trail = Trail {
+        events: vec![Event {
+            kind: EventType::UserUpdated,
+            changed: vec![],
+        }],
+        log: entry.as_ref(),
+    };
+    let now = s.rt.now();
+    let written = store::set_leaves(s.db, s.tenant_id, id, leaves, now, &write_id, &trail);
+    answered(s, id, written.await?)
+}
+
+/// What a write that read nothing first answers: the user it read back (404: none), named in
+/// the request's log entry, which its batch carried if it changed the user.
+fn answered<E: Executor, R: Runtime>(
+    s: &Scope<'_, E, R>,
+    id: &str,
+    (changed, user): (bool, Option<Stored>),
+) -> Result<Stored> {
     let user = user.ok_or_else(|| resources::not_found::<Users>(id))?;
     s.name(Table::Users, &user.data);
     if changed {

@@ -43,6 +43,7 @@ pub const USERS: Table = Table {
         "role_source",
         "role_group",
         "role_tag",
+        "write_changes",
     ],
     key: &["id"],
     chunk: 100,

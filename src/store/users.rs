@@ -12,11 +12,12 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::resources::Stored;
-use super::storage::{self, Copied, Many};
+use super::storage::{self, Copied, Many, Storage};
 use super::table::Table;
 use super::trail::Trail;
 use super::{Executor, Param, Result, Stmt, Written};
 use scim_core::scim::fold::fold;
+use scim_core::scim::patch::LeafSet;
 use scim_core::scim::schema::USER;
 
 /// The indexed copies of a user's data: its row's columns and its `user_values` rows, as
@@ -283,6 +284,128 @@ pub async fn set_active<E: Executor>(
     );
     let mut before = vec![update];
     before.extend(recorded(tenant_id, id, now, write_id, trail));
+    let (outs, user) = super::resources::get_after(db, Table::Users, tenant_id, id, before).await?;
+    let changed = outs.first().is_some_and(|o| o.changes > 0);
+    Ok((changed, user))
+}
+
+/// One leaf of a user's `data` set by [`set_leaves`]: its SQLite JSON path, the name its
+/// change has in the feed (`changed`), and its value. An extension's leaf has its change named
+/// inside the extension only if the user had the extension: else the extension is new, and
+/// it is the extension that changed (as [`crate::service::resources::changed_attributes`]
+/// names changes).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Leaf {
+    pub path: String,
+    pub name: String,
+    /// The extension's path and name, for an extension's leaf.
+    pub extension: Option<(String, String)>,
+    pub value: Value,
+}
+
+/// The leaves of `sets` as [`set_leaves`] writes them, if every one is stored in `data`
+/// alone (not `userName`, `externalId` or `active`, which have columns) and there are at most
+/// [`MAX_LEAVES`]. A change's name is its attribute's, as the feed names changes
+/// (`name` for `name.givenName`, `urn:…:User:department` inside an extension).
+pub fn leaves(sets: &[LeafSet]) -> Option<Vec<Leaf>> {
+    if sets.len() > MAX_LEAVES {
+        return None;
+    }
+    sets.iter()
+        .map(|set| {
+            let a = &set.attr;
+            if storage::storage(Table::Users, a) != Storage::Json {
+                return None;
+            }
+            let mut path = String::from("$");
+            let mut name = String::new();
+            let mut extension = None;
+            if a.extension {
+                path.push_str(&format!(".\"{}\"", a.schema.id));
+                extension = Some((path.clone(), a.schema.id.to_string()));
+                name = format!("{}:", a.schema.id);
+            }
+            path.push_str(&format!(".\"{}\"", a.attr.name));
+            name.push_str(a.attr.name);
+            if let Some(sub) = a.sub {
+                path.push_str(&format!(".\"{}\"", sub.name));
+            }
+            Some(Leaf {
+                path,
+                name,
+                extension,
+                value: set.value.clone(),
+            })
+        })
+        .collect()
+}
+
+/// Most leaves [`set_leaves`] sets at once: two bound parameters each, within D1's 100 per
+/// statement.
+pub const MAX_LEAVES: usize = 40;
+
+/// Set leaves of user `id`'s `data` (none of them copied to a column or to `user_values`) in
+/// one batch that reads nothing first and reads the user back: the UPDATE changes the row only
+/// if some leaf's value differs (a repeated PATCH is no write, and no event), and works out
+/// against the row as it was which attributes did differ, into `write_changes`, for the
+/// events and the log entry of `trail` ([`Trail::after_computed`]), guarded by `write_id` as
+/// after any write. Setting leaves commutes with every other write but one of the same leaf,
+/// where the later wins as it would after a read: there is no lost update. Returns whether it
+/// changed, and the user (`None`: there is no such user).
+pub async fn set_leaves<E: Executor>(
+    db: &E,
+    tenant_id: &str,
+    id: &str,
+    leaves: &[Leaf],
+    now: i64,
+    write_id: &str,
+    trail: &Trail<'_>,
+) -> Result<(bool, Option<Stored>)> {
+    let list: Vec<Value> = leaves
+        .iter()
+        .map(|l| {
+            let (e, w) = l.extension.clone().unzip();
+            serde_json::json!({"p": l.path, "n": l.name, "e": e, "w": w, "v": l.value})
+        })
+        .collect();
+    let mut params: Vec<Param> = Vec::new();
+    for leaf in leaves {
+        params.push(leaf.path.as_str().into());
+        params.push(leaf.value.to_string().into());
+    }
+    // Numbered after the leaves' pairs: the list of leaves is bound once and read twice.
+    let n = params.len();
+    let at = |k: usize| n.saturating_add(k);
+    params.extend([
+        Value::Array(list).to_string().into(),
+        write_id.into(),
+        now.into(),
+        tenant_id.into(),
+        id.into(),
+    ]);
+    let sets = vec!["?, json(?)"; leaves.len()].join(", ");
+    let differs = format!(
+        "FROM json_each(?{}) j WHERE json_extract(users.data, json_extract(j.value, '$.p')) \
+         IS NOT json_extract(j.value, '$.v')",
+        at(1)
+    );
+    let update = Stmt::new(
+        format!(
+            "UPDATE users SET data = json_set(data, {sets}), write_changes = (SELECT \
+             json_group_array(n) FROM (SELECT DISTINCT CASE WHEN json_extract(j.value, '$.e') IS NULL \
+             OR json_type(users.data, json_extract(j.value, '$.e')) = 'object' THEN \
+             json_extract(j.value, '$.n') ELSE json_extract(j.value, '$.w') END AS n {differs} \
+             ORDER BY n)), version = version + 1, write_id = ?{}, updated_at = ?{} \
+             WHERE tenant_id = ?{} AND id = ?{} AND EXISTS (SELECT 1 {differs})",
+            at(2),
+            at(3),
+            at(4),
+            at(5),
+        ),
+        params,
+    );
+    let mut before = vec![update, super::roles::of_user(tenant_id, id, write_id)];
+    before.extend(trail.after_computed(tenant_id, id, now, write_id));
     let (outs, user) = super::resources::get_after(db, Table::Users, tenant_id, id, before).await?;
     let changed = outs.first().is_some_and(|o| o.changes > 0);
     Ok((changed, user))

@@ -1,7 +1,7 @@
 //! Reaching a tenant's SCIM endpoint: routing by Host and by path prefix, authentication,
 //! the provisioning switch, and the shape of every error.
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::harness::{d1_calls, server};
 use crate::{new_tenant, new_token};
@@ -228,7 +228,7 @@ fn revoked_token_is_refused_at_once_and_stays_refused() {
 }
 
 /// Authentication rides in each operation's own D1 call: a read is one call, a create one, an
-/// Entra disable (a PATCH of `active`) one, a member add two (read, conditional write), and a
+/// Entra disable (a PATCH of `active`) one, an attribute update one, a member add one, and a
 /// request that reaches no resource one (the gate alone); the first request an isolate serves
 /// for an organisation also looks up its id. A bad token gets 401 whatever the request, before
 /// any validation, and writes nothing.
@@ -321,6 +321,69 @@ fn one_d1_call_per_read_and_a_bad_token_reads_and_writes_nothing() {
         .json(&disable)
         .send();
     assert_eq!(missing.status, 404);
+    // Entra's attribute update (single-valued leaves by path): one call too, and what it says
+    // changed is what did.
+    let ent = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+    let update = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [
+            {"op": "Replace", "path": "displayName", "value": "Gate Keeper"},
+            {"op": "Replace", "path": "name.givenName", "value": "Gate"},
+            {"op": "Add", "path": format!("{ent}:department"), "value": "Security"}]});
+    let r = s
+        .scim(&sub, "PATCH", &format!("/Users/{id}"))
+        .bearer(&token)
+        .json(&update)
+        .send()
+        .expect(200);
+    assert_eq!(d1_calls(&r), 1, "Entra's attribute update: one batch");
+    let body = r.json();
+    assert_eq!(
+        (
+            &body["displayName"],
+            &body["name"]["givenName"],
+            &body[ent]["department"]
+        ),
+        (&json!("Gate Keeper"), &json!("Gate"), &json!("Security")),
+        "{body}"
+    );
+    assert_eq!(body["active"], false, "the disable stays: {body}");
+    let read = s
+        .scim(&sub, "GET", &format!("/Users/{id}"))
+        .bearer(&token)
+        .send()
+        .expect(200);
+    assert_eq!(read.json(), body, "read back");
+    assert_eq!(read.header("etag"), r.header("etag"));
+    let again = s
+        .scim(&sub, "PATCH", &format!("/Users/{id}"))
+        .bearer(&token)
+        .json(&update)
+        .send()
+        .expect(200);
+    assert_eq!(
+        again.header("etag"),
+        r.header("etag"),
+        "unchanged: no new version"
+    );
+    let events = s
+        .admin(
+            "GET",
+            &format!("/admin/v1/tenants/{sub}/events?types=user.updated"),
+        )
+        .send()
+        .expect(200)
+        .json();
+    let changed: Vec<&Value> = events["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| &e["data"]["changed"])
+        .collect();
+    assert_eq!(
+        changed,
+        [&json!(["displayName", "name", ent])],
+        "one event, naming what changed: {events}"
+    );
     let r = s
         .scim(&sub, "POST", "/Groups")
         .bearer(&token)
@@ -382,7 +445,10 @@ fn one_d1_call_per_read_and_a_bad_token_reads_and_writes_nothing() {
     assert_eq!(users["totalResults"], 1);
     assert_eq!(users["Resources"][0]["userName"], "gate@example.com");
     assert_eq!(users["Resources"][0]["active"], false);
-    assert!(users["Resources"][0].get("displayName").is_none());
+    assert_eq!(
+        users["Resources"][0]["displayName"], "Gate Keeper",
+        "not the intruder's"
+    );
 }
 
 #[test]

@@ -145,7 +145,38 @@ impl<'a> Trail<'a> {
         now: i64,
         write_id: &str,
     ) -> Vec<Stmt> {
-        statements(table, tenant_id, id, now, Guard::Written(write_id), self)
+        statements(
+            table,
+            tenant_id,
+            id,
+            now,
+            Guard::Written(write_id),
+            self,
+            Changed::Listed,
+        )
+    }
+
+    /// [`Trail::after`] for a user's write that worked out in SQL which attributes it changed
+    /// ([`crate::store::users::set_leaves`]), into the row's `write_changes`: each event's
+    /// `changed` is read from there, and so is the log summary's `{changed}` (the names, with
+    /// commas). The trail's own lists of names are not used.
+    pub(crate) fn after_computed(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        now: i64,
+        write_id: &str,
+    ) -> Vec<Stmt> {
+        let guard = Guard::Written(write_id);
+        statements(
+            Table::Users,
+            tenant_id,
+            id,
+            now,
+            guard,
+            self,
+            Changed::InRow,
+        )
     }
 
     /// [`Trail::after`], written only if `condition` (SQL, with its `params`) also holds.
@@ -161,7 +192,7 @@ impl<'a> Trail<'a> {
         params: &[Param],
     ) -> Vec<Stmt> {
         let guard = Guard::WrittenIf(write_id, condition, params);
-        statements(table, tenant_id, id, now, guard, self)
+        statements(table, tenant_id, id, now, guard, self, Changed::Listed)
     }
 
     /// The statements that record the deletion of resource `id` at `if_version` (any version
@@ -174,7 +205,8 @@ impl<'a> Trail<'a> {
         now: i64,
         if_version: Option<i64>,
     ) -> Vec<Stmt> {
-        statements(table, tenant_id, id, now, Guard::Deleting(if_version), self)
+        let guard = Guard::Deleting(if_version);
+        statements(table, tenant_id, id, now, guard, self, Changed::Listed)
     }
 }
 
@@ -227,6 +259,15 @@ pub(crate) fn logged_name(column: &str) -> String {
     )
 }
 
+/// Where an event's changed attribute names come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Changed {
+    /// The event's own list.
+    Listed,
+    /// The user row's `write_changes`, a JSON array its write computed.
+    InRow,
+}
+
 /// The statements of a trail for resource `id` of `table`.
 fn statements(
     table: Table,
@@ -235,6 +276,7 @@ fn statements(
     now: i64,
     guard: Guard<'_>,
     trail: &Trail<'_>,
+    source: Changed,
 ) -> Vec<Stmt> {
     let (name, t) = (table.name(), table.alias());
     let (guard_sql, guard_params) = guard.sql(t);
@@ -244,18 +286,7 @@ fn statements(
     let mut stmts = Vec::with_capacity(trail.events.len().saturating_add(1));
     for event in &trail.events {
         let key = table.event_prefix();
-        let names = || Param::from(serde_json::Value::from(event.changed.clone()).to_string());
-        let (changed, mut params) = match (event.changed.is_empty(), table, guard) {
-            (true, _, _) => (String::new(), vec![]),
-            // A user's write that changed its effective role says so ([`crate::store::roles`]).
-            (false, Table::Users, Guard::Written(w)) => (
-                ", 'changed', CASE WHEN u.role_tag = ? THEN json_insert(json(?), '$[#]', 'role') \
-                 ELSE json(?) END"
-                    .to_string(),
-                vec![Param::from(w), names(), names()],
-            ),
-            (false, _, _) => (", 'changed', json(?)".to_string(), vec![names()]),
-        };
+        let (changed, mut params) = changed_sql(event, table, guard, source);
         let mut all: Vec<Param> = vec![tenant_id.into(), event.kind.name().into(), now.into()];
         all.append(&mut params);
         all.extend(from_params.iter().cloned());
@@ -278,7 +309,7 @@ fn statements(
                 "resource_id" => select.push(format!("{t}.id")),
                 "resource_name" => select.push(n.clone()),
                 "summary" => {
-                    select.push(format!("replace(?, '{{}}', {n})"));
+                    select.push(summary_sql(&n, source));
                     params.push(value);
                 }
                 _ => {
@@ -298,6 +329,47 @@ fn statements(
         ));
     }
     stmts
+}
+
+/// The SQL for an event's `, 'changed', [...]` (nothing for a creation or a deletion), and
+/// its parameters.
+fn changed_sql(
+    event: &Event,
+    table: Table,
+    guard: Guard<'_>,
+    source: Changed,
+) -> (String, Vec<Param>) {
+    let names = || Param::from(serde_json::Value::from(event.changed.clone()).to_string());
+    match (event.changed.is_empty(), table, guard) {
+        // The names the write worked out, and `role` if it changed the effective role.
+        (_, Table::Users, Guard::Written(w)) if source == Changed::InRow => (
+            ", 'changed', CASE WHEN u.role_tag = ? THEN json_insert(u.write_changes, '$[#]', \
+             'role') ELSE json(u.write_changes) END"
+                .to_string(),
+            vec![Param::from(w)],
+        ),
+        (true, _, _) => (String::new(), vec![]),
+        // A user's write that changed its effective role says so ([`crate::store::roles`]).
+        (false, Table::Users, Guard::Written(w)) => (
+            ", 'changed', CASE WHEN u.role_tag = ? THEN json_insert(json(?), '$[#]', 'role') \
+             ELSE json(?) END"
+                .to_string(),
+            vec![Param::from(w), names(), names()],
+        ),
+        (false, _, _) => (", 'changed', json(?)".to_string(), vec![names()]),
+    }
+}
+
+/// The SQL for a log entry's summary (its text bound once): `{}` is the resource's `name`; for
+/// a write that worked out its changes in SQL, `{changed}` is their names, with commas.
+fn summary_sql(name: &str, source: Changed) -> String {
+    match source {
+        Changed::Listed => format!("replace(?, '{{}}', {name})"),
+        Changed::InRow => format!(
+            "replace(replace(?, '{{}}', {name}), '{{changed}}', \
+             (SELECT group_concat(c.value, ', ') FROM json_each(u.write_changes) c))"
+        ),
+    }
 }
 
 #[cfg(test)]

@@ -34,7 +34,8 @@ use serde_json::{Map, Value};
 
 use super::error::{Error, ScimType};
 use super::filter::Filter;
-use super::schema::{Attr, AttrRef, Schema};
+use super::resource::normalize;
+use super::schema::{Attr, AttrRef, Mutability, ResourceType, Schema};
 
 pub use apply::apply;
 pub use members::{members, take_members, MemberOp, NewMember};
@@ -102,6 +103,91 @@ pub fn only_active(ops: &[Operation]) -> Option<bool> {
             _ => None,
         },
         _ => None,
+    }
+}
+
+/// One single-valued leaf a PATCH sets, and its normalised value: what [`leaf_sets`] finds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeafSet {
+    pub attr: AttrRef,
+    pub value: Value,
+}
+
+/// The single-valued leaves `ops` set, each to a value, when that is all they do (operations
+/// on attributes this server does not have aside): `replace` or `add` of `displayName`,
+/// `name.givenName` or `urn:…:User:department`, by its path or as a key of a path-less value
+/// object (Entra's attribute updates; Okta's), the last value of a leaf kept. Setting a leaf to
+/// a value does not depend on anything else the resource holds, so such a PATCH can be one
+/// conditional write with no read before it (RFC 7644 §3.5.2.1 and §3.5.2.3 give it the same
+/// result as [`apply`] on whatever the resource is then).
+///
+/// `None` for everything else, which [`apply`] runs on the resource read first: a removal or
+/// a value that unassigns (null, `""`), a value filter, a multi-valued or complex attribute as
+/// a whole, the manager (an id, stored as one), a read-only or write-only leaf, a value
+/// [`apply`] would refuse (it gives the error), or nothing at all to set.
+pub fn leaf_sets(rt: &'static ResourceType, ops: &[Operation]) -> Option<Vec<LeafSet>> {
+    let mut sets: Vec<LeafSet> = Vec::new();
+    let mut push = |set: LeafSet| {
+        sets.retain(|s| s.attr != set.attr);
+        sets.push(set);
+    };
+    for op in ops {
+        if op.action == Action::Remove {
+            return None;
+        }
+        let value = op.value.as_ref()?;
+        match &op.target {
+            Target::Unknown(_) => {}
+            Target::Attr {
+                attr,
+                filter: None,
+                sub,
+            } => push(leaf_set(AttrRef { sub: *sub, ..*attr }, value)?),
+            Target::Resource => {
+                for (key, v) in value.as_object()? {
+                    if key.eq_ignore_ascii_case("schemas") {
+                        continue;
+                    }
+                    match parse_path(rt, key).ok()? {
+                        Target::Unknown(_) => {}
+                        // A read-only attribute echoed back in a path-less value is ignored.
+                        Target::Attr { attr, .. }
+                            if attr.attr.mutability == Mutability::ReadOnly => {}
+                        Target::Attr {
+                            attr,
+                            filter: None,
+                            sub,
+                        } => push(leaf_set(AttrRef { sub, ..attr }, v)?),
+                        _ => return None,
+                    }
+                }
+            }
+            _ => return None,
+        }
+    }
+    (!sets.is_empty()).then_some(sets)
+}
+
+/// `a` set to `value`, if `a` is a single-valued leaf a client writes and `value` assigns it.
+fn leaf_set(a: AttrRef, value: &Value) -> Option<LeafSet> {
+    let leaf = a.leaf();
+    let parent_ok = a.sub.is_none() || (a.attr.is_complex() && !a.attr.multi_valued);
+    // What `apply` writes as given ([`crate::scim::resource::set`]): not read-only (refused
+    // or ignored), not write-only (ignored), not the manager (stored as its id).
+    let written = |m: Mutability| matches!(m, Mutability::ReadWrite | Mutability::Immutable);
+    if !parent_ok
+        || a.attr.name == "manager"
+        || a.attr.multi_valued
+        || leaf.is_complex()
+        || leaf.multi_valued
+        || !written(a.attr.mutability)
+        || !written(leaf.mutability)
+    {
+        return None;
+    }
+    match normalize(leaf, value.clone(), &a.display()).ok()?? {
+        Value::Array(_) | Value::Object(_) | Value::Null => None,
+        value => Some(LeafSet { attr: a, value }),
     }
 }
 

@@ -419,3 +419,99 @@ fn only_a_change_of_active_alone_is_read_as_one() {
         assert_eq!(of(other.clone()), None, "{other}");
     }
 }
+
+/// `set` written into `data` as the store's `json_set` writes it: the leaf at its path, its
+/// parent object (`name`, the extension's) created when missing.
+fn set_leaf(data: &mut Data, set: &LeafSet) {
+    let mut at = data;
+    if set.attr.extension {
+        at = at
+            .entry(set.attr.schema.id.to_string())
+            .or_insert_with(|| json!({}))
+            .as_object_mut()
+            .expect("an extension is an object");
+    }
+    let mut key = set.attr.attr.name;
+    if let Some(sub) = set.attr.sub {
+        at = at
+            .entry(key.to_string())
+            .or_insert_with(|| json!({}))
+            .as_object_mut()
+            .expect("a complex attribute is an object");
+        key = sub.name;
+    }
+    at.insert(key.to_string(), set.value.clone());
+}
+
+#[test]
+fn leaf_sets_are_what_apply_does_whatever_the_user_holds() {
+    const ENT: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+    let users = [
+        json!({"userName": "a"}),
+        json!({"userName": "b", "displayName": "B", "title": "T", "active": false,
+               "name": {"givenName": "G", "familyName": "F"},
+               "emails": [{"value": "b@x.org", "type": "work", "primary": true}],
+               ENT: {"department": "D", "manager": {"value": "m1"}}}),
+        json!({"userName": "c", "name": {"formatted": "C C"}, ENT: {"employeeNumber": "7"}}),
+    ];
+    let bodies = [
+        // Entra's attribute updates: each by its path.
+        json!([{"op": "Replace", "path": "displayName", "value": "New"},
+               {"op": "Replace", "path": "name.givenName", "value": "Gabe"},
+               {"op": "Add", "path": format!("{ENT}:department"), "value": "R&D"}]),
+        // The same leaf twice: the last value counts.
+        json!([{"op": "replace", "path": "title", "value": "one"},
+               {"op": "replace", "path": "title", "value": "two"}]),
+        // Path-less (Okta's, Entra's), with an unknown key and a read-only one echoed back.
+        json!([{"op": "replace", "value": {"displayName": "X", "name.familyName": "Y",
+               "urn:example:unknown:attr": 1, "id": "ignored", "schemas": []}}]),
+        // Unchanged values are still sets.
+        json!([{"op": "replace", "path": "displayName", "value": "B"}]),
+        json!([{"op": "replace", "path": "locale", "value": "nb-NO"},
+               {"op": "replace", "path": "fooBar", "value": "unknown, ignored"}]),
+    ];
+    for body in &bodies {
+        let ops = parse(&USER_TYPE, &json!({ "Operations": body })).expect("ops");
+        let sets = leaf_sets(&USER_TYPE, &ops).unwrap_or_else(|| panic!("leaf sets: {body}"));
+        for user in &users {
+            let data = from_request(&USER_TYPE, user).expect("user");
+            let applied = apply(&USER_TYPE, &data, &ops).expect("applies");
+            let mut written = data.clone();
+            for set in &sets {
+                set_leaf(&mut written, set);
+            }
+            assert_eq!(
+                Value::Object(written),
+                Value::Object(applied),
+                "{body} on {user}"
+            );
+        }
+    }
+    let ops = parse(&USER_TYPE, &json!({ "Operations": &bodies[1] })).expect("ops");
+    assert_eq!(leaf_sets(&USER_TYPE, &ops).map(|s| s.len()), Some(1));
+}
+
+#[test]
+fn anything_but_leaf_sets_reads_first() {
+    const ENT: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+    for body in [
+        json!([{"op": "Remove", "path": "title"}]),
+        json!([{"op": "Replace", "path": "title", "value": ""}]),
+        json!([{"op": "Replace", "path": "title", "value": null}]),
+        json!([{"op": "Add", "path": "emails[type eq \"work\"].value", "value": "a@b.c"}]),
+        json!([{"op": "Add", "path": "emails", "value": [{"value": "a@b.c"}]}]),
+        json!([{"op": "Replace", "path": "name", "value": {"givenName": "G"}}]),
+        json!([{"op": "Replace", "path": format!("{ENT}:manager"), "value": "m2"}]),
+        json!([{"op": "Replace", "path": format!("{ENT}:manager.value"), "value": "m2"}]),
+        json!([{"op": "Replace", "path": ENT, "value": {"department": "D"}}]),
+        json!([{"op": "Replace", "path": "id", "value": "x"}]),
+        json!([{"op": "Replace", "path": "password", "value": "secret"}]),
+        json!([{"op": "Replace", "path": "active", "value": "maybe"}]),
+        json!([{"op": "replace", "value": {"displayName": "X", "emails": [{"value": "a@b.c"}]}}]),
+        json!([{"op": "replace", "path": "fooBar", "value": "only unknown"}]),
+        json!([{"op": "replace", "path": "displayName", "value": "X"}, {"op": "remove", "path": "title"}]),
+    ] {
+        let ops = parse(&USER_TYPE, &json!({ "Operations": body })).expect("ops");
+        assert_eq!(leaf_sets(&USER_TYPE, &ops), None, "{body}");
+    }
+}
