@@ -17,7 +17,8 @@ export function migrated(prefix = "scim-edge-bench-", shards = 1) {
   const migrations = join(root, "migrations");
   let text = readFileSync(join(root, "wrangler.toml"), "utf8")
     .replace(/\[build\][\s\S]*?\n\n/, "")
-    .replace(/^migrations_dir = .*$/m, `migrations_dir = "${migrations}"`);
+    .replace(/^migrations_dir = .*$/m, `migrations_dir = "${migrations}"`)
+    .replace(/^directory = .*$/m, `directory = "${join(root, "assets")}"`);
   for (let n = 2; n <= shards; n++) {
     const id = `00000000-0000-0000-0000-${String(n).padStart(12, "0")}`;
     text += `\n[[d1_databases]]\nbinding = "SHARD_${n}"\ndatabase_name = "scim-edge-shard-${n}"\ndatabase_id = "${id}"\nmigrations_dir = "${migrations}"\n`;

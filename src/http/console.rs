@@ -26,6 +26,7 @@ use serde_json::json;
 use worker::{Headers, Method, Request, Response};
 
 use super::app::App;
+use super::assets;
 use super::host_app::Query;
 use super::oauth::{oauth_json, FederationBody};
 use super::reply::{header, json_body, render, Reply, Surface};
@@ -36,9 +37,10 @@ use crate::service::{host_app as reads, oauth, roles, shards, tenants};
 use scim_core::scim::error::{quote, Error, Result};
 use scim_core::time::rfc3339;
 
-const PAGE: &str = include_str!("console/page.html");
-const SCRIPT: &str = include_str!("console/console.js");
-const STYLE: &str = include_str!("console/console.css");
+/// The page, its script and its style, among the static assets ([`super::assets`]).
+const PAGE: &str = "/console/page.html";
+const SCRIPT: &str = "/console/console.js";
+const STYLE: &str = "/console/console.css";
 
 /// The session cookie's name.
 const COOKIE: &str = "scim_console";
@@ -59,8 +61,8 @@ pub async fn serve(app: &App, req: Request, path: &str) -> worker::Result<Respon
         return secure(r);
     }
     let response = match path.trim_end_matches('/') {
-        "/console/console.js" => text(200, "text/javascript; charset=utf-8", SCRIPT.into()),
-        "/console/console.css" => text(200, "text/css; charset=utf-8", STYLE.into()),
+        "/console/console.js" => file(app, SCRIPT, "text/javascript; charset=utf-8").await,
+        "/console/console.css" => file(app, STYLE, "text/css; charset=utf-8").await,
         "/console" => page(app, &req).await,
         p => match p.strip_prefix("/console/link/") {
             Some(secret) => open(app, &req, secret).await,
@@ -103,6 +105,14 @@ fn text(status: u16, content_type: &str, body: String) -> worker::Result<Respons
     Ok(Response::from_bytes(body.into_bytes())?
         .with_status(status)
         .with_headers(headers))
+}
+
+/// A static file (the script, the style) as the console serves it.
+async fn file(app: &App, path: &str, content_type: &str) -> worker::Result<Response> {
+    match assets::text(app, path).await {
+        Ok(body) => text(200, content_type, body),
+        Err(e) => failure(e, "console", "Reload the page in a moment."),
+    }
 }
 
 /// A plain page that says one thing.
@@ -243,7 +253,11 @@ async fn page(app: &App, req: &Request) -> worker::Result<Response> {
     };
     match admin {
         Ok(a) => {
-            let html = PAGE
+            let page = match assets::text(app, PAGE).await {
+                Ok(page) => page,
+                Err(e) => return failure(e, "console", "Reload the page in a moment."),
+            };
+            let html = page
                 .replace("{{csrf}}", &escape(&a.csrf))
                 .replace("{{name}}", &escape(&a.name))
                 .replace("{{subdomain}}", &escape(&a.subdomain));

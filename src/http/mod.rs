@@ -27,6 +27,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod assets;
 pub mod console;
 pub mod credentials;
 pub mod d1;

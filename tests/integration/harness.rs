@@ -168,6 +168,11 @@ fn test_config(dir: &Path, rate_limit: u32) -> PathBuf {
                 "main = \"{}\"\n",
                 root.join("build/index.js").display()
             ));
+        } else if trimmed.starts_with("directory =") {
+            out.push_str(&format!(
+                "directory = \"{}\"\n",
+                root.join("assets").display()
+            ));
         } else if trimmed.starts_with("migrations_dir =") {
             out.push_str(&format!(
                 "migrations_dir = \"{}\"\n",

@@ -1,7 +1,7 @@
 """Check the admin API's OpenAPI document, and every admin response the integration tests got
 against it.
 
-1. The document (src/http/host_app/openapi.json) is valid OpenAPI 3.1 (openapi-spec-validator).
+1. The document (assets/openapi.json) is valid OpenAPI 3.1 (openapi-spec-validator).
 2. Each response the tests recorded (tests/integration/harness.rs writes one JSON line per admin
    response) validates against the document's schema for its route and status (openapi-core):
    a field the document does not name fails (every object says `additionalProperties: false`),
@@ -39,7 +39,7 @@ UNREACHED = {
     # `Move` is checked in every GET of a moving tenant.
     ("/admin/v1/tenants/{sub}/move", "delete"),
 }
-DOCUMENT = ROOT / "src" / "http" / "host_app" / "openapi.json"
+DOCUMENT = ROOT / "assets" / "openapi.json"
 
 
 def main() -> int:
