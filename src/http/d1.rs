@@ -3,10 +3,18 @@
 //! `batch()` is D1's transaction: the statements run in order and roll back together.
 //! Integers are bound as JS numbers (exact up to 2^53, enough for millisecond timestamps) and come
 //! back as `i64` when they are safe integers.
+//!
+//! Results cross from JavaScript as one JSON text each (`JSON.stringify` of D1's result, parsed
+//! by `serde_json`) rather than value by value: a row of a dozen columns is one call into the
+//! runtime instead of dozens, and the wasm carries no second deserializer for rows.
 
+use serde::Deserialize;
 use serde_json::Value;
+use worker::js_sys::{Array, JSON};
 use worker::wasm_bindgen::{JsCast, JsValue};
-use worker::{D1Database, D1PreparedStatement, D1Result};
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::worker_sys::types::{D1Database as Database, D1PreparedStatement as Prepared};
+use worker::D1Database;
 
 use super::meter::{Binding, Meter};
 use crate::service::{Executor, Outcome, Param, Stmt, StoreError};
@@ -25,8 +33,12 @@ impl D1 {
         D1 { db, meter }
     }
 
-    fn prepare(&self, stmt: &Stmt) -> Result<D1PreparedStatement, StoreError> {
-        let params: Vec<JsValue> = stmt
+    fn database(&self) -> &Database {
+        self.db.as_ref().unchecked_ref()
+    }
+
+    fn prepare(&self, stmt: &Stmt) -> Result<Prepared, StoreError> {
+        let params: Array = stmt
             .params
             .iter()
             .map(|p| match p {
@@ -40,36 +52,44 @@ impl D1 {
                 Param::Text(s) => Ok(JsValue::from_str(s)),
             })
             .collect::<Result<_, _>>()?;
-        self.db
+        let prepared = self
+            .database()
             .prepare(stmt.sql.as_ref())
-            .bind(&params)
-            .map_err(describe)
+            .map_err(failure)?;
+        prepared.bind(params).map_err(failure)
     }
 }
 
-fn outcome(result: D1Result) -> Result<Outcome, StoreError> {
-    let rows = result.results::<Value>().map_err(describe)?;
-    let meta = result.meta().map_err(describe)?;
-    let changes = meta.as_ref().and_then(|m| m.changes).unwrap_or(0) as u64;
-    let size_after = meta.and_then(|m| m.size_after).map(|n| n as u64);
+/// One D1 result as its JSON text reads: the rows, and what the statement changed.
+#[derive(Deserialize)]
+struct Raw {
+    #[serde(default)]
+    results: Vec<Value>,
+    #[serde(default)]
+    meta: Meta,
+}
+
+#[derive(Deserialize, Default)]
+struct Meta {
+    changes: Option<u64>,
+    size_after: Option<u64>,
+}
+
+fn outcome(result: &JsValue) -> Result<Outcome, StoreError> {
+    let text: String = JSON::stringify(result).map_err(failure)?.into();
+    let raw: Raw =
+        serde_json::from_str(&text).map_err(|e| StoreError::Other(format!("D1 result: {e}")))?;
     Ok(Outcome {
-        rows,
-        changes,
-        size_after,
+        rows: raw.results,
+        changes: raw.meta.changes.unwrap_or(0),
+        size_after: raw.meta.size_after,
     })
 }
 
 /// D1 reports failures as JS `Error`s whose `cause` carries SQLite's message; keep both so that
 /// `UNIQUE constraint failed` is recognised and the log shows the real cause.
-///
-/// Never format a `worker::D1Error` with `Display`: in worker 0.8.7 it casts the `cause` (an
-/// `Error` object) to a JS string unchecked, which traps in wasm and leaves the request hanging.
-fn describe(e: worker::Error) -> StoreError {
-    let msg = match &e {
-        worker::Error::Internal(v) => js_error_text(v),
-        worker::Error::D1(d) => js_error_text(d.as_ref()),
-        other => other.to_string(),
-    };
+fn failure(e: JsValue) -> StoreError {
+    let msg = js_error_text(&e);
     if is_transient(&msg) {
         StoreError::Unavailable(msg)
     } else {
@@ -112,27 +132,20 @@ fn js_error_text(v: &JsValue) -> String {
 
 impl Executor for D1 {
     async fn query(&self, stmt: Stmt) -> Result<Outcome, StoreError> {
-        let prepared = self.prepare(&stmt)?;
-        outcome(
-            self.meter
-                .timed(Binding::D1, prepared.all())
-                .await
-                .map_err(describe)?,
-        )
+        let promise = self.prepare(&stmt)?.all().map_err(failure)?;
+        let result = self.meter.timed(Binding::D1, JsFuture::from(promise));
+        outcome(&result.await.map_err(failure)?)
     }
 
     async fn batch(&self, stmts: Vec<Stmt>) -> Result<Vec<Outcome>, StoreError> {
         let prepared = stmts
             .iter()
-            .map(|s| self.prepare(s))
-            .collect::<Result<Vec<_>, _>>()?;
-        self.meter
-            .timed(Binding::D1, self.db.batch(prepared))
-            .await
-            .map_err(describe)?
-            .into_iter()
-            .map(outcome)
-            .collect()
+            .map(|s| self.prepare(s).map(JsValue::from))
+            .collect::<Result<Array, _>>()?;
+        let promise = self.database().batch(prepared).map_err(failure)?;
+        let results = self.meter.timed(Binding::D1, JsFuture::from(promise));
+        let results: Array = results.await.map_err(failure)?.unchecked_into();
+        results.iter().map(|r| outcome(&r)).collect()
     }
 }
 

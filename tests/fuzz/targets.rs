@@ -29,7 +29,7 @@ use scim_edge::store::sqlite::Sqlite;
 use scim_edge::store::table::Table;
 use scim_edge::store::tenants::{create_tenant, NewTenant};
 use scim_edge::store::trail::Trail;
-use scim_edge::store::{groups, users};
+use scim_edge::store::{groups, users, Executor, Stmt};
 
 use crate::gen::{json_text, Gen, LIST_PARAMS};
 
@@ -751,21 +751,57 @@ fn run_patch(db: &Db, input: &Value) -> Outcome {
     ));
     // The entry is in the batch exactly when the PATCH wrote (a no-op writes nothing).
     let wrote = db.sql.count("SELECT COUNT(*) FROM events") > 0;
+    let changed = changed_of(db, &id)?;
     check_logged(db, &log, wrote)?;
-    block_on(resources::delete(
-        &db.sql,
-        Table::Users,
-        T,
-        &id,
-        None,
-        3,
-        &none,
-    ))
-    .map_err(|e| format!("delete failed: {e:?}"))?;
+    let delete = |id: &str| {
+        block_on(resources::delete(
+            &db.sql,
+            Table::Users,
+            T,
+            id,
+            None,
+            3,
+            &none,
+        ))
+        .map_err(|e| format!("delete failed: {e:?}"))
+    };
+    delete(&id)?;
+    // The same PATCH on a copy, with `If-Match: *`: read first, then the conditional write.
+    // Where the PATCH went without a read (`active` alone, single-valued leaves), both must
+    // agree: the answer, the user, its version, what the feed says changed.
+    let copy = db.fresh_id();
+    if let Err(e) = block_on(users::insert(&db.sql, T, &copy, &before, 2, "w", &none)) {
+        return refused(&Error::from(e));
+    }
+    let read_first = block_on(Users::patch(&scope, &copy, body, Some("*")));
+    let same = match (&patched, &read_first) {
+        (Ok(Some(a)), Ok(Some(b))) => a.data == b.data && a.version == b.version,
+        (Err(a), Err(b)) => a.status == b.status && a.scim_type == b.scim_type,
+        _ => false,
+    };
+    if !same || changed != changed_of(db, &copy)? {
+        return Err(format!(
+            "without a read and read first differ: {patched:?} / {read_first:?}"
+        ));
+    }
+    db.sql
+        .execute_batch("DELETE FROM events; DELETE FROM logs;")
+        .map_err(|e| e.to_string())?;
+    delete(&copy)?;
     match patched {
         Ok(_) => Ok(Verdict::Accepted),
         Err(e) => refused(&e),
     }
+}
+
+/// What the feed's events of user `id` say changed, in order.
+fn changed_of(db: &Db, id: &str) -> Result<Vec<Value>, String> {
+    let stmt = Stmt::new(
+        "SELECT json_extract(data, '$.changed') AS c FROM events WHERE resource_id = ? ORDER BY seq",
+        vec![id.into()],
+    );
+    let out = block_on(db.sql.query(stmt)).map_err(|e| format!("events: {e:?}"))?;
+    Ok(out.rows.into_iter().map(|r| r["c"].clone()).collect())
 }
 
 /// The multi-valued attributes whose values a filter on `value` selects.
