@@ -64,6 +64,31 @@ fn the_requests_that_crashed_the_worker_are_answered() {
     t.get("/Users").expect(200);
 }
 
+/// Host headers a client may send that name no tenant, in the spellings the runtime lets
+/// through (it answers a host it cannot serialise, such as `a!b`, itself): the Worker cuts the
+/// request's URL on its own, and each is answered as a request to no tenant, never with a 500.
+#[test]
+fn odd_host_headers_are_answered_not_failed() {
+    let s = server();
+    let port = s.port;
+    for host in [
+        format!("UPPER.LocalHost:{port}"),
+        format!("under_score.localhost:{port}"),
+        format!("nobody.localhost.:{port}"),
+        format!("xn--bcher-kva.localhost:{port}"),
+        "127.0.0.1".to_string(),
+        format!("[::1]:{port}"),
+    ] {
+        let r = s.call("GET", "/api/scim/v2/Users").host(&host).send();
+        assert!(
+            matches!(r.status, 401 | 404),
+            "{host}: {} {}",
+            r.status,
+            r.text
+        );
+    }
+}
+
 #[test]
 fn numbers_past_every_limit_are_clamped_not_overflowed() {
     let t = Tenant::new("numbers");

@@ -183,8 +183,8 @@ impl<'a> RequestUrl<'a> {
     }
 }
 
-/// `host[:port]`, or `[v6][:port]`: a host of DNS-name characters or an IPv6 literal, a port
-/// of digits up to 65535. No credentials (`@`), no empty host.
+/// `host[:port]`, or `[v6][:port]`: a host, or an IPv6 literal, and a port of digits up to
+/// 65535. No credentials (`@`), no empty host.
 fn host_and_port(authority: &str) -> Option<(&str, Option<u16>)> {
     let (host, port) = match authority.strip_prefix('[') {
         Some(v6) => {
@@ -202,8 +202,11 @@ fn host_and_port(authority: &str) -> Option<(&str, Option<u16>)> {
         }
         None => {
             let host = authority.split(':').next().unwrap_or_default();
-            let dns = |b: u8| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_';
-            if host.is_empty() || !host.bytes().all(dns) {
+            // What the URL Standard lets through a host (`a!b` is one) the runtime has already
+            // let through; refused is only what cannot be a host at all: credentials, spaces,
+            // controls, brackets outside a literal.
+            let hostile = |b: u8| b <= b' ' || b == 0x7f || b"@[]\\%".contains(&b);
+            if host.is_empty() || host.bytes().any(hostile) {
                 return None;
             }
             (host, authority.get(host.len()..)?)
@@ -361,6 +364,11 @@ mod tests {
         let u = RequestUrl::parse("HTTPS://Example.COM:443/a%3Fb?x#frag?y").unwrap();
         assert_eq!(u.origin.base(), "https://example.com");
         assert_eq!((u.path, u.query), ("/a%3Fb", "x"));
+        let u = RequestUrl::parse("http://a!b.localhost/x").unwrap();
+        assert_eq!(
+            u.origin.host, "a!b.localhost",
+            "a host the URL Standard allows"
+        );
         let u = RequestUrl::parse("http://[::1]:8080/x").unwrap();
         assert_eq!(
             (u.origin.host.as_str(), u.origin.port),
