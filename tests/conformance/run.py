@@ -47,6 +47,7 @@ def test_config(work: Path) -> Path:
     text = re.sub(r"\[build\][^\[]*", "", text)
     text = re.sub(r"^main = .*$", f'main = "{ROOT / "build/index.js"}"', text, flags=re.M)
     text = re.sub(r"^migrations_dir = .*$", f'migrations_dir = "{ROOT / "migrations"}"', text, flags=re.M)
+    text = re.sub(r"^directory = .*$", f'directory = "{ROOT / "assets"}"', text, flags=re.M)
     path = work / "wrangler.toml"
     path.write_text(text)
     return path
