@@ -144,7 +144,11 @@ impl Executor for D1 {
             .collect::<Result<Array, _>>()?;
         let promise = self.database().batch(prepared).map_err(failure)?;
         let results = self.meter.timed(Binding::D1, JsFuture::from(promise));
-        let results: Array = results.await.map_err(failure)?.unchecked_into();
+        let results: Array = results
+            .await
+            .map_err(failure)?
+            .dyn_into()
+            .map_err(|_| StoreError::Other("D1 batch: its results are not an array".into()))?;
         results.iter().map(|r| outcome(&r)).collect()
     }
 }
