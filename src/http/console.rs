@@ -251,12 +251,13 @@ async fn page(app: &App, req: &Request) -> worker::Result<Response> {
         Ok(None) => Err(console::signed_out()),
         Err(e) => Err(e),
     };
-    match admin {
-        Ok(a) => {
-            let page = match assets::text(app, PAGE).await {
-                Ok(page) => page,
-                Err(e) => return failure(e, "console", "Reload the page in a moment."),
-            };
+    // The page's file is read only for a session; failing to read it fails as a session would.
+    let ready = match admin {
+        Ok(a) => assets::text(app, PAGE).await.map(|page| (a, page)),
+        Err(e) => Err(e),
+    };
+    match ready {
+        Ok((a, page)) => {
             let html = page
                 .replace("{{csrf}}", &escape(&a.csrf))
                 .replace("{{name}}", &escape(&a.name))

@@ -18,7 +18,7 @@ use super::trail::Trail;
 use super::{Executor, Param, Result, Stmt, Written};
 use scim_core::scim::fold::fold;
 use scim_core::scim::patch::LeafSet;
-use scim_core::scim::schema::USER;
+use scim_core::scim::schema::{AttrRef, USER};
 
 /// The indexed copies of a user's data: its row's columns and its `user_values` rows, as
 /// [`storage`] maps them.
@@ -282,8 +282,21 @@ pub async fn set_active<E: Executor>(
             id.into(),
         ],
     );
+    let recorded = recorded(tenant_id, id, now, write_id, trail);
+    written_and_read(db, tenant_id, id, update, recorded).await
+}
+
+/// One batch: a conditional `update` that read nothing first, what it records, and the user
+/// read back. Returns whether the update changed the row, and the user (`None`: none).
+async fn written_and_read<E: Executor>(
+    db: &E,
+    tenant_id: &str,
+    id: &str,
+    update: Stmt,
+    recorded: Vec<Stmt>,
+) -> Result<(bool, Option<Stored>)> {
     let mut before = vec![update];
-    before.extend(recorded(tenant_id, id, now, write_id, trail));
+    before.extend(recorded);
     let (outs, user) = super::resources::get_after(db, Table::Users, tenant_id, id, before).await?;
     let changed = outs.first().is_some_and(|o| o.changes > 0);
     Ok((changed, user))
@@ -298,8 +311,8 @@ pub async fn set_active<E: Executor>(
 pub struct Leaf {
     pub path: String,
     pub name: String,
-    /// The extension's path and name, for an extension's leaf.
-    pub extension: Option<(String, String)>,
+    /// The extension's URN, for an extension's leaf.
+    pub extension: Option<&'static str>,
     pub value: Value,
 }
 
@@ -317,27 +330,26 @@ pub fn leaves(sets: &[LeafSet]) -> Option<Vec<Leaf>> {
             if storage::storage(Table::Users, a) != Storage::Json {
                 return None;
             }
-            let mut path = String::from("$");
-            let mut name = String::new();
-            let mut extension = None;
-            if a.extension {
-                path.push_str(&format!(".\"{}\"", a.schema.id));
-                extension = Some((path.clone(), a.schema.id.to_string()));
-                name = format!("{}:", a.schema.id);
-            }
+            let extension = a.extension.then_some(a.schema.id);
+            let mut path = extension.map_or("$".to_string(), json_key);
             path.push_str(&format!(".\"{}\"", a.attr.name));
-            name.push_str(a.attr.name);
             if let Some(sub) = a.sub {
                 path.push_str(&format!(".\"{}\"", sub.name));
             }
             Some(Leaf {
                 path,
-                name,
+                // The feed names the attribute, not the sub-attribute.
+                name: AttrRef { sub: None, ..*a }.display(),
                 extension,
                 value: set.value.clone(),
             })
         })
         .collect()
+}
+
+/// The SQLite JSON path of a top-level key: `$."urn:…:User"`.
+fn json_key(key: &str) -> String {
+    format!("$.\"{key}\"")
 }
 
 /// Most leaves [`set_leaves`] sets at once: two bound parameters each, within D1's 100 per
@@ -364,8 +376,8 @@ pub async fn set_leaves<E: Executor>(
     let list: Vec<Value> = leaves
         .iter()
         .map(|l| {
-            let (e, w) = l.extension.clone().unzip();
-            serde_json::json!({"p": l.path, "n": l.name, "e": e, "w": w, "v": l.value})
+            let e = l.extension.map(json_key);
+            serde_json::json!({"p": l.path, "n": l.name, "e": e, "w": l.extension, "v": l.value})
         })
         .collect();
     let mut params: Vec<Param> = Vec::new();
@@ -404,11 +416,9 @@ pub async fn set_leaves<E: Executor>(
         ),
         params,
     );
-    let mut before = vec![update, super::roles::of_user(tenant_id, id, write_id)];
-    before.extend(trail.after_computed(tenant_id, id, now, write_id));
-    let (outs, user) = super::resources::get_after(db, Table::Users, tenant_id, id, before).await?;
-    let changed = outs.first().is_some_and(|o| o.changes > 0);
-    Ok((changed, user))
+    let mut recorded = vec![super::roles::of_user(tenant_id, id, write_id)];
+    recorded.extend(trail.after_computed(tenant_id, id, now, write_id));
+    written_and_read(db, tenant_id, id, update, recorded).await
 }
 
 /// One batch: `head` (the row's INSERT or UPDATE, and what goes before its values), the
