@@ -5,27 +5,25 @@
 //! shard ([`super::tenants`] and the rest). Subdomains are unique across every shard because
 //! the catalog's UNIQUE index says so, not because anything checks first.
 
-use serde::Deserialize;
+use crate::store::row::from_row;
 
-use super::tenants::int_bool;
 use super::{Executor, Result, Stmt};
 
 /// A tenant as the catalog lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     pub id: String,
     pub subdomain: String,
     pub name: String,
-    #[serde(deserialize_with = "int_bool")]
     pub provisioning_enabled: bool,
     /// The binding of the shard that holds its rows.
     pub shard: String,
     pub created_at: i64,
     pub updated_at: i64,
     /// Its move to another shard, as JSON, while one runs (and the last one's outcome).
-    #[serde(rename = "move", default)]
     pub moving: Option<String>,
 }
+from_row!(Entry { id, subdomain, name, provisioning_enabled, shard, created_at, updated_at, moving = "move" });
 
 const COLUMNS: &str =
     "id, subdomain, name, provisioning_enabled, shard, created_at, updated_at, move";
@@ -167,10 +165,10 @@ pub async fn start_move<E: Executor>(db: &E, id: &str, moving: &str) -> Result<b
 
 /// The tenants whose move is not finished (what upkeep drives on).
 pub async fn moving<E: Executor>(db: &E) -> Result<Vec<String>> {
-    #[derive(Deserialize)]
     struct Row {
         id: String,
     }
+    from_row!(Row { id });
     let rows: Vec<Row> = db
         .query(Stmt::new(
             "SELECT id FROM catalog WHERE move IS NOT NULL \
@@ -183,14 +181,19 @@ pub async fn moving<E: Executor>(db: &E) -> Result<Vec<String>> {
 }
 
 /// What the catalog knows of one shard.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShardRow {
     pub binding: String,
-    #[serde(deserialize_with = "int_bool")]
     pub open: bool,
     pub bytes: Option<i64>,
     pub measured_at: Option<i64>,
 }
+from_row!(ShardRow {
+    binding,
+    open,
+    bytes,
+    measured_at
+});
 
 /// Every shard the catalog has a row for (a shard without one is open, size unknown).
 pub async fn shard_rows<E: Executor>(db: &E) -> Result<Vec<ShardRow>> {
@@ -227,11 +230,11 @@ pub async fn record_size<E: Executor>(db: &E, binding: &str, bytes: u64, at: i64
 
 /// How many tenants the catalog places on each shard.
 pub async fn per_shard<E: Executor>(db: &E) -> Result<Vec<(String, i64)>> {
-    #[derive(Deserialize)]
     struct Row {
         shard: String,
         n: i64,
     }
+    from_row!(Row { shard, n });
     let rows: Vec<Row> = db
         .query(Stmt::new(
             "SELECT shard, count(*) AS n FROM catalog GROUP BY shard",
@@ -243,16 +246,16 @@ pub async fn per_shard<E: Executor>(db: &E) -> Result<Vec<(String, i64)>> {
 }
 
 /// What one shard holds, counted on the shard itself, and its size when D1 reports it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Figures {
     pub tenants: i64,
     pub users: i64,
     pub groups: i64,
     pub events: i64,
     pub log_entries: i64,
-    #[serde(skip)]
     pub bytes: Option<u64>,
 }
+from_row!(Figures { tenants, users, groups, events, log_entries; default bytes });
 
 /// Count a shard's rows (run on the shard: a statement of counts, each over one table).
 pub async fn figures<E: Executor>(shard: &E) -> Result<Figures> {

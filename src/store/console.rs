@@ -5,7 +5,7 @@
 //! is unexpired, and the link is deleted. D1 runs one write at a time, so of two requests that
 //! race with the same link exactly one finds it.
 
-use serde::Deserialize;
+use crate::store::row::from_row;
 
 use super::tenants::TENANT_OF;
 use super::{Executor, Result, Stmt};
@@ -73,7 +73,7 @@ pub async fn open_link<E: Executor>(db: &E, link_hash: &str, s: NewSession<'_>) 
 }
 
 /// A live session and its tenant.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
     pub tenant_id: String,
     pub subdomain: String,
@@ -83,6 +83,14 @@ pub struct Session {
     pub csrf: String,
     pub expires_at: i64,
 }
+from_row!(Session {
+    tenant_id,
+    subdomain,
+    name,
+    provisioning_enabled,
+    csrf,
+    expires_at
+});
 
 /// The session of `hash`, if it is unexpired and its tenant is not deleted.
 pub async fn session<E: Executor>(db: &E, hash: &str, now: i64) -> Result<Option<Session>> {

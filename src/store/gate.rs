@@ -17,19 +17,24 @@
 //! The rule is written once, in [`RULE`]: the gate requires every condition, [`standing`]
 //! evaluates each. So what opens the gate and what a refusal says cannot drift apart.
 
-use serde::Deserialize;
+use crate::store::row::from_row;
 use std::cell::{Cell, RefCell};
 
 use super::{Executor, Outcome, Param, Stmt, StoreError};
 
 /// The token that opened the gate, as the batch saw it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pass {
     pub token_id: String,
     pub last_used_at: Option<i64>,
     /// 1 for an access token of the token endpoint, 0 for a Secret Token.
     pub oauth: i64,
 }
+from_row!(Pass {
+    token_id,
+    last_used_at,
+    oauth
+});
 
 /// One condition of the credential rule, over the live tenant `t` and the token `k` of
 /// the presented hash within it.
@@ -109,12 +114,16 @@ pub async fn standing<E: Executor>(
     hash: &str,
     now: i64,
 ) -> Result<Option<Standing>, StoreError> {
-    #[derive(Deserialize)]
     struct Row {
         tenant_id: String,
         hash: Option<String>,
-        failing: Option<u8>,
+        failing: Option<i64>,
     }
+    from_row!(Row {
+        tenant_id,
+        hash,
+        failing
+    });
     let mut params = Vec::new();
     let mut cases = String::new();
     for (i, (_, sql, bound)) in conditions(true, now).enumerate() {
@@ -138,7 +147,7 @@ pub async fn standing<E: Executor>(
         token_hash: r.hash,
         failing: r
             .failing
-            .and_then(|i| RULE.get(usize::from(i)))
+            .and_then(|i| RULE.get(usize::try_from(i).ok()?))
             .map(|(c, _)| *c),
     }))
 }

@@ -7,6 +7,7 @@
 //! guarded by the `write_id` it set (as for users), so a write that lost a version race changes
 //! nothing.
 
+use crate::store::row::from_row;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 
@@ -168,10 +169,12 @@ pub async fn write_members<E: Executor>(
     struct Id {
         id: String,
     }
+    from_row!(Id { id });
     #[derive(serde::Deserialize)]
     struct Name {
         display_name: String,
     }
+    from_row!(Name { display_name });
     let skipped: Vec<Id> = outs
         .pop()
         .map(|o| o.decode())

@@ -2,8 +2,8 @@
 //! filter, the ORDER BY, and the count and the page run as one batch (one round trip), so
 //! `totalResults` is counted by exactly the WHERE clause that selects the page.
 
-use serde::de::DeserializeOwned;
-use serde::Deserialize;
+use crate::store::row::from_row;
+use crate::store::row::FromRow;
 
 use super::filter_sql::{condition, narrows, sort_expr, Condition};
 use super::refs::Refs;
@@ -48,10 +48,10 @@ pub fn list_where(table: Table, tenant_id: &str, filter: Option<&Filter>) -> Res
     })
 }
 
-#[derive(Deserialize)]
 struct Count {
     n: i64,
 }
+from_row!(Count { n });
 
 /// The page's ORDER BY: `sortBy` (unassigned values last either way), else the default order.
 fn order_by(q: &ListQuery<'_>, table: Table, narrow: bool) -> Result<String> {
@@ -92,7 +92,7 @@ fn seek_or_skip(q: &ListQuery<'_>, table: Table, w: Condition) -> (String, Vec<P
 /// One page of rows (selected by `select`, which names the table with its alias), the total
 /// that match, and with `refs`, the first page of the rows' references, read in the same batch
 /// (`None` when the filter leaves no room for the extra statement's parameters).
-pub async fn list_page<E: Executor, R: DeserializeOwned>(
+pub async fn list_page<E: Executor, R: FromRow>(
     db: &E,
     table: Table,
     select: &str,

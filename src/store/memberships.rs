@@ -8,7 +8,7 @@
 //! undo each other, and one member costs the same in a group of 10 or 100,000. The types here
 //! are the store's own: the service turns a request's member operations into them.
 
-use serde::Deserialize;
+use crate::store::row::from_row;
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -411,11 +411,11 @@ pub(crate) fn kinds_stmt(tenant_id: &str, ids: &[&str]) -> Stmt {
 }
 
 pub(crate) fn decode_kinds(out: Outcome) -> Result<HashMap<String, RefType>> {
-    #[derive(Deserialize)]
     struct Found {
         id: String,
         kind: String,
     }
+    from_row!(Found { id, kind });
     Ok(out
         .decode::<Found>()?
         .into_iter()

@@ -29,6 +29,7 @@ pub mod moves;
 pub mod oauth;
 pub mod refs;
 pub mod resources;
+pub mod row;
 #[cfg(any(test, feature = "host-sqlite"))]
 pub mod sqlite;
 pub mod storage;
@@ -101,19 +102,20 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// Deserialize every row into `T`.
-    pub fn decode<T: serde::de::DeserializeOwned>(self) -> Result<Vec<T>> {
+    /// Every row read into `T`.
+    pub fn decode<T: row::FromRow>(self) -> Result<Vec<T>> {
         self.rows
             .into_iter()
-            .map(|r| {
-                serde_json::from_value(r).map_err(|e| StoreError::Other(format!("row decode: {e}")))
-            })
+            .map(|r| T::from_row(&mut row::Row::new(r)?))
             .collect()
     }
 
-    /// Deserialize the first row, if any.
-    pub fn first<T: serde::de::DeserializeOwned>(self) -> Result<Option<T>> {
-        Ok(self.decode()?.into_iter().next())
+    /// The first row read into `T`, if any.
+    pub fn first<T: row::FromRow>(self) -> Result<Option<T>> {
+        match self.rows.into_iter().next() {
+            Some(r) => T::from_row(&mut row::Row::new(r)?).map(Some),
+            None => Ok(None),
+        }
     }
 }
 

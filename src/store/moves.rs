@@ -8,7 +8,7 @@
 //! copied event or log entry is unique by where it was first committed), so a chunk copied
 //! twice, after a crash or by a retried driver, leaves one copy.
 
-use serde::Deserialize;
+use crate::store::row::from_row;
 use serde_json::Value;
 
 use super::{Executor, Param, Result, Stmt, StoreError};
@@ -268,11 +268,11 @@ pub struct Chunk {
     pub last: Vec<Value>,
 }
 
-#[derive(Deserialize)]
 struct ChunkRow {
     rows: Option<String>,
     count: i64,
 }
+from_row!(ChunkRow { rows, count });
 
 /// A read of `t`'s rows of tenant `tenant_id` after key `after` (empty: from the
 /// start), at most `upto` in seq for appended tables, ordered by key, at most `limit`; `extra`
@@ -459,11 +459,11 @@ pub async fn copy_chunk<E: Executor>(
 /// The newest event and log entry of tenant `tenant_id` (0 when none): where a copy by
 /// seq range stops.
 pub async fn newest<E: Executor>(db: &E, tenant_id: &str) -> Result<(i64, i64)> {
-    #[derive(Deserialize)]
     struct Row {
         events: Option<i64>,
         logs: Option<i64>,
     }
+    from_row!(Row { events, logs });
     let row: Option<Row> = db
         .query(Stmt::new(
             "SELECT (SELECT max(seq) FROM events WHERE tenant_id = ?) AS events, \
@@ -518,10 +518,10 @@ pub async fn nth_event_after<E: Executor>(
     after: i64,
     n: i64,
 ) -> Result<Option<i64>> {
-    #[derive(Deserialize)]
     struct Row {
         seq: i64,
     }
+    from_row!(Row { seq });
     let row: Option<Row> = db
         .query(Stmt::new(
             "SELECT seq FROM events WHERE tenant_id = ? AND seq > ? ORDER BY seq LIMIT 1 OFFSET ?",
@@ -542,10 +542,10 @@ pub async fn rows_of<E: Executor>(db: &E, tenant_id: &str) -> Result<i64> {
         .iter()
         .map(|t| format!("(SELECT count(*) FROM {} WHERE tenant_id = ?1)", t.name))
         .collect();
-    #[derive(Deserialize)]
     struct Row {
         n: i64,
     }
+    from_row!(Row { n });
     let row: Option<Row> = db
         .query(Stmt::new(
             format!("SELECT {} AS n", sum.join(" + ")),
@@ -564,11 +564,11 @@ pub async fn changed<E: Executor>(
     after: i64,
     upto: i64,
 ) -> Result<(Vec<String>, Vec<String>)> {
-    #[derive(Deserialize)]
     struct Row {
         resource_id: String,
         kind: String,
     }
+    from_row!(Row { resource_id, kind });
     let rows: Vec<Row> = db
         .query(Stmt::new(
             "SELECT DISTINCT resource_id, substr(type, 1, instr(type, '.') - 1) AS kind \
@@ -622,7 +622,6 @@ pub fn clear_stmt(t: &Table, tenant_id: &str, extra: &str) -> Stmt {
 /// The tenant's row as the new shard starts it: its old shard's, frozen (no write
 /// reaches it) until the switch, `until` at the latest.
 pub async fn arrive<E: Executor>(from: &E, to: &E, tenant_id: &str, until: i64) -> Result<()> {
-    #[derive(Deserialize)]
     struct Row {
         subdomain: String,
         name: String,
@@ -633,6 +632,16 @@ pub async fn arrive<E: Executor>(from: &E, to: &E, tenant_id: &str, until: i64) 
         roles_version: i64,
         default_role: Option<String>,
     }
+    from_row!(Row {
+        subdomain,
+        name,
+        provisioning_enabled,
+        created_at,
+        updated_at,
+        roles,
+        roles_version,
+        default_role
+    });
     let row: Row = from
         .query(Stmt::new(
             "SELECT subdomain, name, provisioning_enabled, created_at, updated_at, roles, \

@@ -8,7 +8,7 @@
 //! statement. Every write here is conditional on the tenant being live in this shard and not
 //! frozen by a move (a row written during a move's switch could miss its copy).
 
-use serde::Deserialize;
+use crate::store::row::from_row;
 
 use super::tenants::retire;
 use super::{Executor, Param, Result, Stmt};
@@ -46,7 +46,7 @@ pub struct Client {
 }
 
 /// A client secret as listed (never its hash).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecretInfo {
     pub id: String,
     pub hint: String,
@@ -54,10 +54,16 @@ pub struct SecretInfo {
     pub expires_at: i64,
     pub last_used_at: Option<i64>,
 }
+from_row!(SecretInfo {
+    id,
+    hint,
+    created_at,
+    expires_at,
+    last_used_at
+});
 
 /// The tenant's client, if it has one yet.
 pub async fn client<E: Executor>(db: &E, tenant_id: &str) -> Result<Option<Client>> {
-    #[derive(Deserialize)]
     struct Row {
         client_id: String,
         issuer: Option<String>,
@@ -65,6 +71,13 @@ pub async fn client<E: Executor>(db: &E, tenant_id: &str) -> Result<Option<Clien
         audience: Option<String>,
         jwks_uri: Option<String>,
     }
+    from_row!(Row {
+        client_id,
+        issuer,
+        subject,
+        audience,
+        jwks_uri
+    });
     let row: Option<Row> = db
         .query(Stmt::new(
             "SELECT client_id, issuer, subject, audience, jwks_uri FROM oauth_clients \
@@ -121,11 +134,12 @@ fn state(tenant_id: &str, now: i64) -> Stmt {
     )
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug)]
 struct State {
     frozen: i64,
     client_id: Option<String>,
 }
+from_row!(State { frozen, client_id });
 
 /// How a write of the tenant's client went.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -264,10 +278,10 @@ pub async fn set_federation<E: Executor>(
         ),
     ]);
     let outs = db.batch(stmts).await?;
-    #[derive(Deserialize)]
     struct Updated {
         client_id: String,
     }
+    from_row!(Updated { client_id });
     let updated = outs.len().saturating_sub(2);
     let mut outs = outs.into_iter();
     let before: Option<State> = outs.next().unwrap_or_default().first()?;
@@ -439,7 +453,6 @@ fn mint_stmts(m: &Mint<'_>) -> (Vec<Stmt>, usize) {
 }
 
 /// The tenant and the presented secret as an issue's batch found them.
-#[derive(Deserialize)]
 struct Look {
     frozen: i64,
     client_id: Option<String>,
@@ -448,6 +461,14 @@ struct Look {
     secret_hash: Option<String>,
     secret_expires_at: Option<i64>,
 }
+from_row!(Look {
+    frozen,
+    client_id,
+    secret_id,
+    secret_hint,
+    secret_hash,
+    secret_expires_at
+});
 
 /// Issue an access token in one batch: the tenant's state and the presented secret as the
 /// batch found them, the assertion's id remembered (a replay inserts nothing, and so issues

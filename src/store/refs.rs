@@ -11,8 +11,8 @@
 //! The owners of a page travel as one JSON array parameter (`json_each`), so a page of 200
 //! resources is one statement, whatever D1's 100-parameter limit.
 
-use serde::de::DeserializeOwned;
-use serde::Deserialize;
+use crate::store::row::from_row;
+use crate::store::row::FromRow;
 use std::collections::HashMap;
 
 use super::{Executor, Outcome, Param, Result, Stmt};
@@ -126,18 +126,24 @@ impl Refs {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug)]
 pub struct RefRow {
     owner: String,
     value: String,
-    #[serde(deserialize_with = "ref_type")]
     kind: RefType,
     display: Option<String>,
 }
+from_row!(RefRow {
+    owner,
+    value,
+    kind,
+    display
+});
 
-fn ref_type<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<RefType, D::Error> {
-    let s = String::deserialize(d)?;
-    RefType::parse(&s).ok_or_else(|| serde::de::Error::custom(format!("reference type {s}")))
+impl crate::store::row::Column for RefType {
+    fn read(v: serde_json::Value) -> Option<Self> {
+        v.as_str().and_then(RefType::parse)
+    }
 }
 
 /// Decode one page, and where the next starts if it was full.
@@ -174,7 +180,7 @@ pub async fn read_rest<E: Executor>(
 /// and the first page of references in one batch, after the statements `before` (a write the
 /// row then shows; none for a plain read), so a GET is one round trip unless the resource has
 /// more than [`PAGE`] references. Returns the outcomes of `before`, and the row with them.
-pub async fn row_with_refs<E: Executor, R: DeserializeOwned>(
+pub async fn row_with_refs<E: Executor, R: FromRow>(
     db: &E,
     before: Vec<Stmt>,
     row: Stmt,

@@ -4,7 +4,7 @@
 //! A resource's references (a user's `groups`, a group's `members`) are rows of `memberships`
 //! read beside it ([`super::refs`]); which they are is the table's ([`Table::refs`]).
 
-use serde::Deserialize;
+use crate::store::row::from_row;
 use serde_json::{Map, Value};
 
 use super::listing::{list_page, ListQuery};
@@ -29,19 +29,17 @@ pub struct Stored {
     pub refs: Option<Vec<MemberRef>>,
 }
 
-#[derive(Deserialize)]
 struct Row {
     id: String,
     data: String,
     version: i64,
     created_at: i64,
     updated_at: i64,
-    #[serde(default)]
     manager_exists: i64,
     /// The resource's reference count, when the query asked for it (a list page with them).
-    #[serde(default)]
     ref_count: i64,
 }
+from_row!(Row { id, data, version, created_at, updated_at; default manager_exists, ref_count });
 
 impl Row {
     fn into_stored(self) -> Result<Stored> {
@@ -221,10 +219,10 @@ pub async fn delete<E: Executor>(
     if outs.get(first).map_or(0, |o| o.changes) > 0 {
         return Ok(Delete::Deleted);
     }
-    #[derive(Deserialize)]
     struct Exists {
         e: i64,
     }
+    from_row!(Exists { e });
     let still = match outs.into_iter().last() {
         Some(o) => o.first::<Exists>()?.is_some_and(|x| x.e != 0),
         None => false,

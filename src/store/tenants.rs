@@ -2,7 +2,7 @@
 //! The access tokens of `super::oauth` share the `tokens` table (`minted_by` is set); every
 //! statement on Secret Tokens here leaves them alone.
 
-use serde::Deserialize;
+use crate::store::row::from_row;
 
 use super::{Executor, Param, Result, Stmt, StoreError};
 use scim_core::time::DAY_MS;
@@ -10,31 +10,37 @@ use scim_core::time::DAY_MS;
 /// At most this many live tokens per tenant: one in use and one being rotated in.
 pub const MAX_ACTIVE_TOKENS: i64 = 2;
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tenant {
     pub id: String,
     pub subdomain: String,
     pub name: String,
-    #[serde(deserialize_with = "int_bool")]
     pub provisioning_enabled: bool,
     pub created_at: i64,
     pub updated_at: i64,
 }
+from_row!(Tenant {
+    id,
+    subdomain,
+    name,
+    provisioning_enabled,
+    created_at,
+    updated_at
+});
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenInfo {
     pub id: String,
     pub hint: String,
     pub created_at: i64,
     pub last_used_at: Option<i64>,
 }
-
-/// SQLite has no boolean type: 0/1 integers.
-pub(crate) fn int_bool<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> std::result::Result<bool, D::Error> {
-    Ok(i64::deserialize(d)? != 0)
-}
+from_row!(TokenInfo {
+    id,
+    hint,
+    created_at,
+    last_used_at
+});
 
 const TENANT_COLUMNS: &str = "id, subdomain, name, provisioning_enabled, created_at, updated_at";
 
@@ -157,10 +163,10 @@ pub async fn delete_tenant<E: Executor>(
         ),
     ];
     let outs = db.batch(stmts).await?;
-    #[derive(Deserialize)]
     struct Row {
         id: String,
     }
+    from_row!(Row { id });
     Ok(match outs.into_iter().last() {
         Some(o) => o.first::<Row>()?.map(|r| r.id),
         None => None,
@@ -224,13 +230,18 @@ pub async fn create_token<E: Executor>(
 
 /// The tenant's live tokens, oldest first; `None` for an unknown tenant.
 pub async fn list_tokens<E: Executor>(db: &E, subdomain: &str) -> Result<Option<Vec<TokenInfo>>> {
-    #[derive(Deserialize)]
     struct Row {
         id: Option<String>,
         hint: Option<String>,
         created_at: Option<i64>,
         last_used_at: Option<i64>,
     }
+    from_row!(Row {
+        id,
+        hint,
+        created_at,
+        last_used_at
+    });
     let rows: Vec<Row> = db
         .query(Stmt::new(
             "SELECT k.id, k.hint, k.created_at, k.last_used_at FROM tenants t \
@@ -284,10 +295,10 @@ pub async fn live_token_hashes<E: Executor>(
     subdomain: &str,
     now: i64,
 ) -> Result<Vec<String>> {
-    #[derive(Deserialize)]
     struct Row {
         hash: String,
     }
+    from_row!(Row { hash });
     let rows: Vec<Row> = db
         .query(Stmt::new(
             "SELECT k.hash FROM tenants t JOIN tokens k ON k.tenant_id = t.id \

@@ -9,7 +9,7 @@
 //! - Purging deleted tenants ([`super::tenants::delete_tenant`] made them unreachable):
 //!   every row of theirs, table by table, then the tenant's row.
 
-use serde::Deserialize;
+use crate::store::row::from_row;
 
 use super::{Executor, Result, Stmt};
 
@@ -123,10 +123,10 @@ pub async fn cap_logs<E: Executor>(
 
 /// A page of tenant ids (live or being purged), in id order, after `after`.
 pub async fn tenant_ids<E: Executor>(db: &E, after: &str, limit: i64) -> Result<Vec<String>> {
-    #[derive(Deserialize)]
     struct Row {
         id: String,
     }
+    from_row!(Row { id });
     let rows: Vec<Row> = db
         .query(Stmt::new(
             "SELECT id FROM tenants WHERE id > ? ORDER BY id LIMIT ?",
@@ -138,7 +138,7 @@ pub async fn tenant_ids<E: Executor>(db: &E, after: &str, limit: i64) -> Result<
 }
 
 /// A deleted tenant whose rows are still being purged.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Purge {
     pub id: String,
     pub subdomain: String,
@@ -146,6 +146,12 @@ pub struct Purge {
     /// Rows left: users, groups, memberships, values, events, log entries.
     pub remaining: i64,
 }
+from_row!(Purge {
+    id,
+    subdomain,
+    deleted_at,
+    remaining
+});
 
 fn remaining_sql() -> String {
     PURGED
@@ -193,10 +199,10 @@ pub async fn purge_round<E: Executor>(db: &E, tenant_id: &str) -> Result<i64> {
         format!("SELECT coalesce({left}, 0) AS remaining"),
         vec![tenant_id.into()],
     ));
-    #[derive(Deserialize)]
     struct Row {
         remaining: i64,
     }
+    from_row!(Row { remaining });
     let outs = db.batch(stmts).await?;
     Ok(match outs.into_iter().last() {
         Some(o) => o.first::<Row>()?.map_or(0, |r| r.remaining),

@@ -8,7 +8,7 @@
 //! act `WHERE EXISTS (… write_id = ?)`, so a losing writer changes nothing and retries from a
 //! fresh read. Uniqueness of `userName` is the unique index's job.
 
-use serde::Deserialize;
+use crate::store::row::from_row;
 use serde_json::{Map, Value};
 
 use super::resources::Stored;
@@ -129,10 +129,10 @@ fn manager_check(tenant_id: &str, c: &Columns) -> Option<Stmt> {
 }
 
 fn manager_exists(out: Option<super::Outcome>) -> Result<bool> {
-    #[derive(Deserialize)]
     struct E {
         e: i64,
     }
+    from_row!(E { e });
     Ok(match out {
         Some(o) => o.first::<E>()?.is_some_and(|e| e.e != 0),
         None => false,

@@ -2,13 +2,13 @@
 //! decide them, from what the provisioning log already keeps (its indexes seek the latest
 //! entries), and the batch that raises or clears one with its feed event.
 
-use serde::Deserialize;
+use crate::store::row::from_row;
 use serde_json::Value;
 
 use crate::store::{Executor, Result, Stmt};
 
 /// What a tenant's alerts are decided from.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Signals {
     pub tenant_id: String,
     pub provisioning_enabled: i64,
@@ -26,6 +26,16 @@ pub struct Signals {
     /// The kinds raised now, as a JSON array.
     pub raised: String,
 }
+from_row!(Signals {
+    tenant_id,
+    provisioning_enabled,
+    recent,
+    failed,
+    last_success,
+    secrets_end,
+    retired_seen_at,
+    raised
+});
 
 /// Up to `limit` live tenants of this shard after id `after`, in id order, with their
 /// signals: the latest `window` authenticated requests each.
@@ -110,12 +120,17 @@ pub fn change(
 }
 
 /// An alert as the summary and the console show it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Raised {
     pub kind: String,
     pub raised_at: i64,
     pub detail: String,
 }
+from_row!(Raised {
+    kind,
+    raised_at,
+    detail
+});
 
 /// Tenant `tenant_id`'s alerts raised now.
 pub async fn of<E: Executor>(db: &E, tenant_id: &str) -> Result<Vec<Raised>> {

@@ -11,7 +11,7 @@
 //! A group: `{id, externalId, displayName, createdAt, updatedAt}`; its members are read page by
 //! page ([`members`]), never inlined, so that a group of 100,000 stays cheap.
 
-use serde::Deserialize;
+use crate::store::row::from_row;
 use serde_json::Value;
 
 use crate::store::{Executor, Param, Result, Stmt, StoreError};
@@ -83,11 +83,11 @@ pub struct Page {
     pub next: Option<String>,
 }
 
-#[derive(Deserialize)]
 struct Row {
     id: String,
     j: String,
 }
+from_row!(Row { id, j });
 
 /// Decode rows `(id, j)` read with one row more than `limit`: the JSON items, and the cursor.
 pub(crate) fn page(out: crate::store::Outcome, limit: u32) -> Result<Page> {

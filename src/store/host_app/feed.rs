@@ -9,7 +9,7 @@
 //! (`origin`, `origin_seq`), so a cursor that holds "read up to seq `n` of shard A", for every
 //! shard, says the same of it wherever it now is.
 
-use serde::Deserialize;
+use crate::store::row::from_row;
 use serde_json::Value;
 
 use crate::store::directory::instant;
@@ -27,7 +27,6 @@ pub struct Located {
     pub event: Value,
 }
 
-#[derive(Deserialize)]
 struct LocatedRow {
     tenant_id: String,
     seq: i64,
@@ -35,6 +34,13 @@ struct LocatedRow {
     bseq: i64,
     j: String,
 }
+from_row!(LocatedRow {
+    tenant_id,
+    seq,
+    birth,
+    bseq,
+    j
+});
 
 fn located(out: crate::store::Outcome) -> Result<Vec<Located>> {
     let rows: Vec<LocatedRow> = out.decode()?;
@@ -117,10 +123,10 @@ pub async fn read_tenant<E: Executor>(
             ),
         ])
         .await?;
-    #[derive(Deserialize)]
     struct Top {
         top: i64,
     }
+    from_row!(Top { top });
     let mut outs = outs.into_iter();
     let events = located(outs.next().unwrap_or_default())?;
     let top = outs
@@ -148,6 +154,20 @@ pub struct ShardPart {
     /// events of another origin wait for those.
     pub pending: Vec<Pending>,
 }
+
+/// A [`Pending`] as its row reads.
+struct PendingRow {
+    tenant_id: String,
+    origin: String,
+    first: i64,
+    last: i64,
+}
+from_row!(PendingRow {
+    tenant_id,
+    origin,
+    first,
+    last
+});
 
 /// One shard's part of a page of every tenant's feed, in one call: `limit + 1` events
 /// of each stream at most (each a range seek: the events first committed here by seq, those
@@ -213,14 +233,7 @@ pub async fn read_shard<E: Executor>(
     for (b, _) in positions {
         copied.push((b.clone(), located(outs.next().unwrap_or_default())?));
     }
-    #[derive(Deserialize)]
-    struct Pending {
-        tenant_id: String,
-        origin: String,
-        first: i64,
-        last: i64,
-    }
-    let pending: Vec<Pending> = outs.next().unwrap_or_default().decode()?;
+    let pending: Vec<PendingRow> = outs.next().unwrap_or_default().decode()?;
     Ok(ShardPart {
         native,
         copied,
@@ -234,10 +247,10 @@ pub async fn read_shard<E: Executor>(
 /// The newest seq, or 0 when there are none (where a new consumer that wants only what comes
 /// next starts).
 pub async fn latest<E: Executor>(db: &E, tenant_id: Option<&str>) -> Result<i64> {
-    #[derive(Deserialize)]
     struct Row {
         seq: Option<i64>,
     }
+    from_row!(Row { seq });
     let stmt = match tenant_id {
         Some(t) => Stmt::new(
             "SELECT max(seq) AS seq FROM events WHERE tenant_id = ?",

@@ -4,12 +4,12 @@
 //! batch, at most once a minute, so that authenticating a request stays one D1 call and a busy
 //! key does not make every read a write.
 
-use serde::Deserialize;
+use crate::store::row::from_row;
 
 use crate::store::{Executor, Param, Result, Stmt};
 
 /// A key as stored, without its hash.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Key {
     pub id: String,
     pub name: String,
@@ -21,9 +21,19 @@ pub struct Key {
     pub created_at: i64,
     pub last_used_at: Option<i64>,
     /// Read only to authenticate ([`by_hash`]); lists leave it out.
-    #[serde(default)]
     pub hash: Option<String>,
 }
+from_row!(Key {
+    id,
+    name,
+    hint,
+    scopes,
+    tenant_id,
+    tenant_subdomain,
+    created_at,
+    last_used_at,
+    hash
+});
 
 const COLUMNS: &str =
     "id, name, hint, scopes, tenant_id, tenant_subdomain, created_at, last_used_at";

@@ -4,7 +4,7 @@
 //! pages of entries newest first, and a tenant's summary, both rendered by SQL as the
 //! API returns them.
 
-use serde::Deserialize;
+use crate::store::row::from_row;
 use serde_json::Value;
 
 use crate::store::directory::{instant, page, Page};
@@ -314,10 +314,10 @@ pub async fn summary<E: Executor>(db: &E, tenant_id: &str, since: i64) -> Result
         last(" AND failed = 0"),
         last(" AND failed = 1"),
     );
-    #[derive(Deserialize)]
     struct Row {
         j: String,
     }
+    from_row!(Row { j });
     let row = db
         .query(Stmt::new(sql, vec![tenant_id.into(), since.into()]))
         .await?

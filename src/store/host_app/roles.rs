@@ -17,7 +17,7 @@
 //! array), so a change that re-roles 100,000 users is still a few statements within D1's 100
 //! bound parameters.
 
-use serde::Deserialize;
+use crate::store::row::from_row;
 use serde_json::Value;
 
 use crate::store::directory::user_json;
@@ -237,10 +237,10 @@ fn frozen_stmt(tenant_id: &str, now: i64) -> Stmt {
 }
 
 fn was_frozen(out: Option<crate::store::Outcome>) -> Result<bool> {
-    #[derive(Deserialize)]
     struct Row {
         frozen: i64,
     }
+    from_row!(Row { frozen });
     Ok(match out {
         Some(o) => o.first::<Row>()?.is_some_and(|r| r.frozen != 0),
         None => false,
@@ -271,13 +271,18 @@ pub(crate) fn around_group_delete(
 }
 
 /// A group → role mapping.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mapping {
     pub group_id: String,
     pub role: String,
     /// The group's displayName.
     pub display_name: String,
 }
+from_row!(Mapping {
+    group_id,
+    role,
+    display_name
+});
 
 /// Tenant `tenant_id`'s mappings, by group id.
 pub async fn mappings<E: Executor>(db: &E, tenant_id: &str) -> Result<Vec<Mapping>> {
@@ -397,13 +402,18 @@ pub async fn apply_declared<E: Executor>(
 }
 
 /// A tenant's role settings as its shard holds them.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     /// JSON array.
     pub roles: String,
     pub roles_version: i64,
     pub default_role: Option<String>,
 }
+from_row!(Settings {
+    roles,
+    roles_version,
+    default_role
+});
 
 pub async fn settings<E: Executor>(db: &E, tenant_id: &str) -> Result<Option<Settings>> {
     db.query(Stmt::new(
@@ -416,10 +426,10 @@ pub async fn settings<E: Executor>(db: &E, tenant_id: &str) -> Result<Option<Set
 
 /// Tenants of this shard that have not applied declaration `version` yet, at most `limit`.
 pub async fn behind<E: Executor>(db: &E, version: i64, limit: i64) -> Result<Vec<String>> {
-    #[derive(Deserialize)]
     struct Row {
         id: String,
     }
+    from_row!(Row { id });
     let rows: Vec<Row> = db
         .query(Stmt::new(
             "SELECT id FROM tenants WHERE roles_version < ? AND deleted_at IS NULL LIMIT ?",
@@ -432,10 +442,10 @@ pub async fn behind<E: Executor>(db: &E, version: i64, limit: i64) -> Result<Vec
 
 /// How many tenants of this shard have not applied declaration `version` yet.
 pub async fn count_behind<E: Executor>(db: &E, version: i64) -> Result<usize> {
-    #[derive(Deserialize)]
     struct Row {
         n: i64,
     }
+    from_row!(Row { n });
     let row: Option<Row> = db
         .query(Stmt::new(
             "SELECT count(*) AS n FROM tenants WHERE roles_version < ? AND deleted_at IS NULL",
@@ -448,11 +458,11 @@ pub async fn count_behind<E: Executor>(db: &E, version: i64) -> Result<usize> {
 
 /// The deployment's declared roles and their version (in `DB`); `([], 0)` before any.
 pub async fn declared<E: Executor>(catalog: &E) -> Result<(Vec<String>, i64)> {
-    #[derive(Deserialize)]
     struct Row {
         roles: String,
         version: i64,
     }
+    from_row!(Row { roles, version });
     let row: Option<Row> = catalog
         .query(Stmt::new(
             "SELECT roles, version FROM app_roles WHERE id = 1",
@@ -471,10 +481,10 @@ pub async fn declared<E: Executor>(catalog: &E) -> Result<(Vec<String>, i64)> {
 
 /// Declare the app's roles (in `DB`): the new version.
 pub async fn declare<E: Executor>(catalog: &E, roles: &[String]) -> Result<i64> {
-    #[derive(Deserialize)]
     struct Row {
         version: i64,
     }
+    from_row!(Row { version });
     let row: Option<Row> = catalog
         .query(Stmt::new(
             "INSERT INTO app_roles (id, roles, version) VALUES (1, ?1, 1) \

@@ -6,13 +6,13 @@
 //! so two consumers woken for the same lane, or a retried Queue message, never deliver one
 //! event twice at once nor move a cursor past an event not settled.
 
-use serde::Deserialize;
+use crate::store::row::from_row;
 use serde_json::Value;
 
 use crate::store::{Executor, Param, Result, Stmt};
 
 /// An endpoint as stored (its secrets sealed).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hook {
     pub id: String,
     pub url: String,
@@ -29,6 +29,21 @@ pub struct Hook {
     pub created_at: i64,
     pub updated_at: i64,
 }
+from_row!(Hook {
+    id,
+    url,
+    events,
+    tenant_id,
+    tenant_subdomain,
+    secret,
+    old_secret,
+    old_until,
+    enabled,
+    disabled_reason,
+    failing_since,
+    created_at,
+    updated_at
+});
 
 const COLUMNS: &str = "id, url, events, tenant_id, tenant_subdomain, secret, old_secret, \
      old_until, enabled, disabled_reason, failing_since, created_at, updated_at";
@@ -101,10 +116,10 @@ pub async fn receiving<E: Executor>(db: &E, tenant_id: &str) -> Result<Vec<Hook>
 
 /// Which tenants enabled endpoints listen to: `None` in the list for every tenant.
 pub async fn listened<E: Executor>(db: &E) -> Result<Vec<Option<String>>> {
-    #[derive(Deserialize)]
     struct Row {
         tenant_id: Option<String>,
     }
+    from_row!(Row { tenant_id });
     let rows: Vec<Row> = db
         .query(Stmt::new(
             "SELECT DISTINCT tenant_id FROM webhooks WHERE enabled = 1",
@@ -217,7 +232,7 @@ pub fn delete_of_tenant(id: &str) -> Vec<Stmt> {
 }
 
 /// One endpoint's lane for one tenant.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lane {
     pub webhook_id: String,
     pub tenant_id: String,
@@ -228,6 +243,15 @@ pub struct Lane {
     pub next_at: Option<i64>,
     pub lease_until: Option<i64>,
 }
+from_row!(Lane {
+    webhook_id,
+    tenant_id,
+    cursor,
+    head,
+    attempt,
+    next_at,
+    lease_until
+});
 
 const LANE: &str = "webhook_id, tenant_id, cursor, head, attempt, next_at, lease_until";
 
@@ -317,9 +341,8 @@ pub fn step(webhook_id: &str, tenant_id: &str, until: i64, s: &Step) -> Stmt {
 }
 
 /// One attempt, as the deliveries list shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attempt {
-    #[serde(default)]
     pub seq: i64,
     pub webhook_id: String,
     pub tenant_id: Option<String>,
@@ -333,6 +356,7 @@ pub struct Attempt {
     pub next_at: Option<i64>,
     pub at: i64,
 }
+from_row!(Attempt { webhook_id, tenant_id, event_id, event_type, attempt, status, outcome, duration_ms, error, next_at, at; default seq });
 
 pub fn record(a: &Attempt) -> Stmt {
     Stmt::new(
@@ -374,7 +398,7 @@ pub fn disable(id: &str, reason: &str, now: i64) -> Stmt {
 }
 
 /// A dead letter: the event whose schedule was spent, as it was sent.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dead {
     pub webhook_id: String,
     pub event_id: String,
@@ -384,6 +408,15 @@ pub struct Dead {
     pub failed_at: i64,
     pub replayed_at: Option<i64>,
 }
+from_row!(Dead {
+    webhook_id,
+    event_id,
+    tenant_id,
+    event_type,
+    body,
+    failed_at,
+    replayed_at
+});
 
 pub fn bury(d: &Dead) -> Stmt {
     Stmt::new(
@@ -442,11 +475,14 @@ pub async fn attempts<E: Executor>(
 /// Lanes of enabled endpoints whose event in flight is due (its Queue message lost, or its
 /// consumer gone mid-attempt), up to `limit`.
 pub async fn due<E: Executor>(db: &E, now: i64, limit: u32) -> Result<Vec<(String, String)>> {
-    #[derive(Deserialize)]
     struct Row {
         webhook_id: String,
         tenant_id: String,
     }
+    from_row!(Row {
+        webhook_id,
+        tenant_id
+    });
     let rows: Vec<Row> = db
         .query(Stmt::new(
             "SELECT l.webhook_id, l.tenant_id FROM webhook_lanes l \
@@ -465,10 +501,10 @@ pub async fn due<E: Executor>(db: &E, now: i64, limit: u32) -> Result<Vec<(Strin
 
 /// Lanes of endpoint `id` with an event waiting (to wake when it is enabled again).
 pub async fn held<E: Executor>(db: &E, id: &str) -> Result<Vec<String>> {
-    #[derive(Deserialize)]
     struct Row {
         tenant_id: String,
     }
+    from_row!(Row { tenant_id });
     let rows: Vec<Row> = db
         .query(Stmt::new(
             "SELECT tenant_id FROM webhook_lanes WHERE webhook_id = ? AND head IS NOT NULL",
@@ -482,10 +518,10 @@ pub async fn held<E: Executor>(db: &E, id: &str) -> Result<Vec<String>> {
 /// The tenants with events at or after `since` on this shard, among its latest `window`
 /// events (a bounded range of the primary key, whatever the shard holds).
 pub async fn recently_written<E: Executor>(db: &E, since: i64, window: i64) -> Result<Vec<String>> {
-    #[derive(Deserialize)]
     struct Row {
         tenant_id: String,
     }
+    from_row!(Row { tenant_id });
     let rows: Vec<Row> = db
         .query(Stmt::new(
             "SELECT DISTINCT tenant_id FROM events \
