@@ -124,7 +124,7 @@ impl Kind for Groups {
             .map_err(|e| refused(e, Some(&data)))?;
         s.committed();
         if had_members {
-            return resources::read::<Groups, _, _>(s, &id, true).await;
+            return resources::read(s, Table::Groups, &id, true).await;
         }
         Ok(Stored {
             id,
@@ -155,7 +155,7 @@ impl Kind for Groups {
             }))
         })
         .await?;
-        resources::read::<Groups, _, _>(s, id, true).await
+        resources::read(s, Table::Groups, id, true).await
     }
 
     /// Attribute operations run on the group's data, member operations become row changes.

@@ -15,8 +15,10 @@ use serde_json::Value;
 use std::cell::RefCell;
 use std::collections::HashMap;
 
+use super::groups::Groups;
 use super::isolate::remember;
 use super::resources::{self, Anchor, Fetched, Kind, Stored, Table};
+use super::users::Users;
 use super::{Executor, Runtime, Scope};
 use scim_core::scim::error::Result;
 use scim_core::scim::query::ListParams;
@@ -47,8 +49,8 @@ fn anchor_key(tenant_id: &str, table: Table, params: &ListParams, start: u64) ->
 
 /// Whether the reply shows references (a user's `groups`, a group's `members`): they are read
 /// only then, since Entra sends `excludedAttributes=members` on every group query.
-fn with_refs<K: Kind>(sel: &Selection) -> bool {
-    sel.wants(K::TABLE.refs().attribute())
+fn with_refs(table: Table, sel: &Selection) -> bool {
+    sel.wants(table.refs().attribute())
 }
 
 fn expect<E, R>(s: &Scope<'_, E, R>, status: u16) {
@@ -59,13 +61,17 @@ fn expect<E, R>(s: &Scope<'_, E, R>, status: u16) {
 
 /// A page of a list and the total that match, seeking past the page before it when this
 /// isolate remembers where that one ended.
-pub async fn list<K: Kind, E: Executor, R: Runtime>(
+///
+/// Each operation takes the endpoint's table, not its [`Kind`]: what does not differ between
+/// users and groups is compiled once, and the edge's handler with it.
+pub async fn list<E: Executor, R: Runtime>(
     s: &Scope<'_, E, R>,
+    table: Table,
     params: &ListParams,
     sel: &Selection,
 ) -> Result<(u64, Vec<Stored>)> {
     let now = s.rt.now();
-    let key = |start| anchor_key(s.tenant_id, K::TABLE, params, start);
+    let key = |start| anchor_key(s.tenant_id, table, params, start);
     let after = key(params.start_index).and_then(|k| {
         ANCHORS.with(|m| {
             m.borrow()
@@ -75,7 +81,7 @@ pub async fn list<K: Kind, E: Executor, R: Runtime>(
         })
     });
     let (total, page) =
-        resources::list::<K, _, _>(s, params, with_refs::<K>(sel), after.as_ref()).await?;
+        resources::list(s, table, params, with_refs(table, sel), after.as_ref()).await?;
     let next = params.start_index.saturating_add(page.len() as u64);
     if let (Some(k), Some(end)) = (key(next), Anchor::after(&page)) {
         ANCHORS.with(|m| remember(&mut m.borrow_mut(), MAX_ANCHORS, k, (end, now)));
@@ -87,68 +93,83 @@ pub async fn list<K: Kind, E: Executor, R: Runtime>(
 }
 
 /// `GET /…/{id}` under `If-None-Match`, named in the log when found.
-pub async fn get<K: Kind, E: Executor, R: Runtime>(
+pub async fn get<E: Executor, R: Runtime>(
     s: &Scope<'_, E, R>,
+    table: Table,
     id: &str,
     sel: &Selection,
     if_none_match: Option<&str>,
 ) -> Result<Fetched<Stored>> {
-    let got = resources::get::<K, _, _>(s, id, with_refs::<K>(sel), if_none_match).await?;
+    let got = resources::get(s, table, id, with_refs(table, sel), if_none_match).await?;
     if let (Some(a), Fetched::Found(r)) = (s.log, &got) {
-        s.name(K::TABLE, &r.data);
+        s.name(table, &r.data);
         a.summary("{} read".into());
     }
     Ok(got)
 }
 
 /// `POST /…`: 201 with the created resource.
-pub async fn create<K: Kind, E: Executor, R: Runtime>(
+pub async fn create<E: Executor, R: Runtime>(
     s: &Scope<'_, E, R>,
+    table: Table,
     body: &Value,
 ) -> Result<Stored> {
     expect(s, 201);
-    K::create(s, body).await
+    match table {
+        Table::Users => Users::create(s, body).await,
+        Table::Groups => Groups::create(s, body).await,
+    }
 }
 
 /// `PUT /…/{id}`: 200 with the resource as replaced.
-pub async fn replace<K: Kind, E: Executor, R: Runtime>(
+pub async fn replace<E: Executor, R: Runtime>(
     s: &Scope<'_, E, R>,
+    table: Table,
     id: &str,
     body: &Value,
     if_match: Option<&str>,
 ) -> Result<Stored> {
     expect(s, 200);
-    K::replace(s, id, body, if_match).await
+    match table {
+        Table::Users => Users::replace(s, id, body, if_match).await,
+        Table::Groups => Groups::replace(s, id, body, if_match).await,
+    }
 }
 
 /// `PATCH /…/{id}`: the resource to answer 200 with, or `None` for 204 No Content. A group
 /// PATCH answers 204, as Entra prefers, unless the query asks for attributes
 /// (`attributes` / `excludedAttributes`): then 200 with the resource, read again if the write
 /// did not return it.
-pub async fn patch<K: Kind, E: Executor, R: Runtime>(
+pub async fn patch<E: Executor, R: Runtime>(
     s: &Scope<'_, E, R>,
+    table: Table,
     id: &str,
     body: &Value,
     if_match: Option<&str>,
     sel: &Selection,
 ) -> Result<Option<Stored>> {
-    let no_content = K::TABLE == Table::Groups && sel.is_empty();
+    let no_content = table == Table::Groups && sel.is_empty();
     expect(s, if no_content { 204 } else { 200 });
-    match K::patch(s, id, body, if_match).await? {
+    let patched = match table {
+        Table::Users => Users::patch(s, id, body, if_match).await?,
+        Table::Groups => Groups::patch(s, id, body, if_match).await?,
+    };
+    match patched {
         Some(r) => Ok(Some(r)),
         None if sel.is_empty() => Ok(None),
         None => Ok(Some(
-            resources::read::<K, _, _>(s, id, with_refs::<K>(sel)).await?,
+            resources::read(s, table, id, with_refs(table, sel)).await?,
         )),
     }
 }
 
 /// `DELETE /…/{id}`: 204.
-pub async fn delete<K: Kind, E: Executor, R: Runtime>(
+pub async fn delete<E: Executor, R: Runtime>(
     s: &Scope<'_, E, R>,
+    table: Table,
     id: &str,
     if_match: Option<&str>,
 ) -> Result<()> {
     expect(s, 204);
-    resources::delete::<K, _, _>(s, id, if_match).await
+    resources::delete(s, table, id, if_match).await
 }

@@ -119,9 +119,14 @@ pub fn changed_attributes(old: &Data, new: &Data) -> Vec<String> {
 }
 
 pub fn not_found<K: Kind>(id: &str) -> Error {
+    not_found_in(K::TABLE, id)
+}
+
+/// 404 for resource `id` of `table`.
+pub fn not_found_in(table: Table, id: &str) -> Error {
     Error::not_found(format!(
         "{} '{}' not found",
-        K::TABLE.resource_type().name,
+        table.resource_type().name,
         quote(id)
     ))
 }
@@ -189,16 +194,20 @@ impl Anchor {
 /// One page of resources and the total that match (RFC 7644 §3.4.2); references are read
 /// only when the response keeps them. `after` is the end of the page before this one, when
 /// known.
-pub async fn list<K: Kind, E: Executor, R: Runtime>(
+///
+/// Of a table, not a [`Kind`]: what does not differ between users and groups is compiled
+/// once (the wasm's size), as are [`read`], [`get`] and [`delete`].
+pub async fn list<E: Executor, R: Runtime>(
     s: &Scope<'_, E, R>,
+    table: Table,
     params: &ListParams,
     with_refs: bool,
     after: Option<&Anchor>,
 ) -> Result<(u64, Vec<Stored>)> {
-    let request = ListRequest::parse(K::TABLE.resource_type(), params)?;
+    let request = ListRequest::parse(table.resource_type(), params)?;
     Ok(resources::list(
         s.db,
-        K::TABLE,
+        table,
         s.tenant_id,
         &request.query(params, after),
         with_refs,
@@ -207,24 +216,26 @@ pub async fn list<K: Kind, E: Executor, R: Runtime>(
 }
 
 /// One resource, with all its references when asked.
-pub async fn read<K: Kind, E: Executor, R: Runtime>(
+pub async fn read<E: Executor, R: Runtime>(
     s: &Scope<'_, E, R>,
+    table: Table,
     id: &str,
     with_refs: bool,
 ) -> Result<Stored> {
-    resources::get(s.db, K::TABLE, s.tenant_id, id, with_refs)
+    resources::get(s.db, table, s.tenant_id, id, with_refs)
         .await?
-        .ok_or_else(|| not_found::<K>(id))
+        .ok_or_else(|| not_found_in(table, id))
 }
 
 /// `GET /…/{id}` under `If-None-Match`.
-pub async fn get<K: Kind, E: Executor, R: Runtime>(
+pub async fn get<E: Executor, R: Runtime>(
     s: &Scope<'_, E, R>,
+    table: Table,
     id: &str,
     with_refs: bool,
     if_none_match: Option<&str>,
 ) -> Result<Fetched<Stored>> {
-    let found = read::<K, _, _>(s, id, with_refs).await?;
+    let found = read(s, table, id, with_refs).await?;
     let version = found.version;
     Ok(fetched(found, version, if_none_match))
 }
@@ -244,7 +255,7 @@ pub async fn write<K: Kind, E: Executor, R: Runtime>(
     for attempt in 0..MAX_ATTEMPTS {
         let current = match first.take() {
             Some(c) => c,
-            None => read::<K, _, _>(s, id, K::REFS_ON_WRITE).await?,
+            None => read(s, K::TABLE, id, K::REFS_ON_WRITE).await?,
         };
         if !etag::if_match_allows(if_match, current.version) {
             return Err(precondition_failed());
@@ -285,14 +296,15 @@ pub async fn write<K: Kind, E: Executor, R: Runtime>(
 }
 
 /// Delete: 404 when there is no such resource, 412 when `If-Match` names another version.
-pub async fn delete<K: Kind, E: Executor, R: Runtime>(
+pub async fn delete<E: Executor, R: Runtime>(
     s: &Scope<'_, E, R>,
+    table: Table,
     id: &str,
     if_match: Option<&str>,
 ) -> Result<()> {
     let version = if etag::names_a_version(if_match) {
         // Only a specific version can be compared in SQL; read it to test the header.
-        let current = read::<K, _, _>(s, id, false).await?;
+        let current = read(s, table, id, false).await?;
         if !etag::if_match_allows(if_match, current.version) {
             return Err(precondition_failed());
         }
@@ -301,14 +313,14 @@ pub async fn delete<K: Kind, E: Executor, R: Runtime>(
         None
     };
     let entry = s.log_entry("{} deleted");
-    let trail = Trail::single(EventType::deleted(K::TABLE), entry.as_ref());
+    let trail = Trail::single(EventType::deleted(table), entry.as_ref());
     let now = s.rt.now();
-    match resources::delete(s.db, K::TABLE, s.tenant_id, id, version, now, &trail).await? {
+    match resources::delete(s.db, table, s.tenant_id, id, version, now, &trail).await? {
         Delete::Deleted => {
             s.committed();
             Ok(())
         }
-        Delete::NotFound => Err(not_found::<K>(id)),
+        Delete::NotFound => Err(not_found_in(table, id)),
         Delete::Stale => Err(precondition_failed()),
     }
 }

@@ -6,9 +6,8 @@
 //! type; one that names an attribute only one type has matches nothing in the other (RFC 7644
 //! §3.4.2.2), and is 400 only if it is invalid for every type.
 
-use super::groups::Groups;
 use super::resources;
-use super::users::Users;
+use super::resources::Table;
 use super::{Runtime, Scope};
 use crate::store::resources::Stored;
 use crate::store::Executor;
@@ -37,18 +36,18 @@ pub async fn all<E: Executor, R: Runtime>(
     wanted: Wanted,
 ) -> Result<Page> {
     let groups = |p: ListParams| async move {
-        match resources::list::<Groups, _, _>(s, &p, wanted.group_members, None).await {
+        match resources::list(s, Table::Groups, &p, wanted.group_members, None).await {
             Err(e) if e.scim_type == Some(ScimType::InvalidFilter) => Ok((0, vec![])),
             other => other,
         }
     };
     let (user_total, users) =
-        match resources::list::<Users, _, _>(s, params, wanted.user_groups, None).await {
+        match resources::list(s, Table::Users, params, wanted.user_groups, None).await {
             Ok(found) => found,
             Err(e) if e.scim_type == Some(ScimType::InvalidFilter) => {
                 // The filter may still be meaningful for groups.
                 let (total, groups) =
-                    resources::list::<Groups, _, _>(s, params, wanted.group_members, None).await?;
+                    resources::list(s, Table::Groups, params, wanted.group_members, None).await?;
                 return Ok(Page {
                     total,
                     users: vec![],

@@ -211,7 +211,7 @@ mod moving {
     use crate::service::groups::Groups;
     use crate::service::moves;
     use crate::service::oauth;
-    use crate::service::resources::{self, Kind};
+    use crate::service::resources::{self, Kind, Table};
     use crate::service::users::Users;
     use crate::service::Scope;
     use crate::store::moves::rows_of;
@@ -430,7 +430,7 @@ mod moving {
                 block_on(Groups::patch(&s, &g.id, &add, None)).expect("member add");
             }
             if round == 2 {
-                block_on(resources::delete::<Users, _, _>(&s, &ids[5], None)).expect("delete");
+                block_on(resources::delete(&s, Table::Users, &ids[5], None)).expect("delete");
             }
             round += 1;
         }
@@ -677,12 +677,12 @@ mod moving {
         assert_eq!(counted(&new), 40);
         let s = scope(&new, &rt, &org.id);
         block_on(Users::create(&s, &json!({"userName": "later@busy.org"}))).expect("user");
-        block_on(resources::delete::<Users, _, _>(&s, &ids[0], None)).expect("delete");
-        block_on(resources::delete::<Users, _, _>(&s, &ids[1], None)).expect("delete");
+        block_on(resources::delete(&s, Table::Users, &ids[0], None)).expect("delete");
+        block_on(resources::delete(&s, Table::Users, &ids[1], None)).expect("delete");
         assert_eq!(counted(&new), 39);
         let params = scim_core::scim::query::ListParams::default();
         let (total, _) =
-            block_on(resources::list::<Users, _, _>(&s, &params, false, None)).expect("page");
+            block_on(resources::list(&s, Table::Users, &params, false, None)).expect("page");
         assert_eq!(total, 39);
     }
 }

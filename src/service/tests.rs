@@ -269,8 +269,9 @@ fn preconditions_and_not_found() {
     let replace = json!({"Operations": [{"op": "replace", "path": "displayName", "value": "X"}]});
     // If-None-Match: 304 at the current version, the resource otherwise.
     assert_eq!(
-        block_on(resources::get::<Users, _, _>(
+        block_on(resources::get(
             &s,
+            Table::Users,
             "u1",
             true,
             Some("W/\"1\"")
@@ -279,8 +280,9 @@ fn preconditions_and_not_found() {
         Fetched::NotModified(1)
     );
     assert!(matches!(
-        block_on(resources::get::<Users, _, _>(
+        block_on(resources::get(
             &s,
+            Table::Users,
             "u1",
             true,
             Some("W/\"9\"")
@@ -289,7 +291,7 @@ fn preconditions_and_not_found() {
         Fetched::Found(_)
     ));
     assert!(matches!(
-        block_on(resources::get::<Groups, _, _>(&s, "g1", false, Some("*"))).expect("get"),
+        block_on(resources::get(&s, Table::Groups, "g1", false, Some("*"))).expect("get"),
         Fetched::NotModified(1)
     ));
     // If-Match: another version is 412 and changes nothing; the current one writes.
@@ -305,9 +307,9 @@ fn preconditions_and_not_found() {
     for (id, is_user) in [("u1", true), ("g1", false)] {
         let delete = |if_match| {
             if is_user {
-                block_on(resources::delete::<Users, _, _>(&s, id, if_match))
+                block_on(resources::delete(&s, Table::Users, id, if_match))
             } else {
-                block_on(resources::delete::<Groups, _, _>(&s, id, if_match))
+                block_on(resources::delete(&s, Table::Groups, id, if_match))
             }
         };
         assert_eq!(delete(Some("W/\"99\"")).map_err(|e| e.status), Err(412));

@@ -12,7 +12,7 @@ use std::cell::Cell;
 use super::groups::Groups;
 use super::host_app;
 use super::log::RequestLog;
-use super::resources::{self, Kind};
+use super::resources::{self, Kind, Table};
 use super::shards::Cursor;
 use super::testing::TestRuntime;
 use super::upkeep::{self, Settings};
@@ -103,7 +103,7 @@ fn every_committed_change_is_in_the_feed_once_in_order_with_its_shape() {
         None,
     ))
     .expect("put");
-    block_on(resources::delete::<Users, _, _>(&s, &jane.id, None)).expect("delete");
+    block_on(resources::delete(&s, Table::Users, &jane.id, None)).expect("delete");
 
     let events = feed_after(&db, start);
     let j = jane.id.as_str();

@@ -226,7 +226,7 @@ async fn update<E: Executor, R: Runtime>(
     .await?;
     match outcome {
         Outcome::Unchanged(u) | Outcome::Written(Some(u)) => Ok(u),
-        Outcome::Written(None) => resources::read::<Users, _, _>(s, id, true).await,
+        Outcome::Written(None) => resources::read(s, Table::Users, id, true).await,
     }
 }
 

@@ -681,11 +681,9 @@ fn create_and_delete(db: &Db, rt: &'static ResourceType, body: &Value) -> Outcom
         Err(e) => return refused(&e),
     };
     let deleted = if rt.name == "User" {
-        block_on(service::resources::delete::<Users, _, _>(&scope, &id, None))
+        block_on(service::resources::delete(&scope, Table::Users, &id, None))
     } else {
-        block_on(service::resources::delete::<Groups, _, _>(
-            &scope, &id, None,
-        ))
+        block_on(service::resources::delete(&scope, Table::Groups, &id, None))
     };
     deleted.map_err(|e| format!("delete failed: {} {:?}", e.detail, e.cause))?;
     db.sql

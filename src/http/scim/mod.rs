@@ -29,12 +29,12 @@ use super::trace::Credential;
 use crate::http::d1::D1;
 use crate::service::auth::Gated;
 use crate::service::auth::{self, Principal, Verdict};
-use crate::service::groups::Groups;
+
 use crate::service::isolate::remember;
 use crate::service::log::LogEntry;
 use crate::service::log::{Refusal, RequestLog};
+use crate::service::resources::Table;
 use crate::service::shards::{Databases, CATALOG};
-use crate::service::users::Users;
 use crate::service::{Runtime, Scope};
 use render::Ctx;
 use routes::{Endpoint, Route, PREFIX};
@@ -379,8 +379,8 @@ async fn operate(
         Route::Collection(e) | Route::Search(e) | Route::Resource(e, _) => {
             let op = operation(&mut req, method, route).await?;
             match e {
-                Endpoint::Users => resources::handle::<Users>(&ctx, op).await,
-                Endpoint::Groups => resources::handle::<Groups>(&ctx, op).await,
+                Endpoint::Users => resources::handle(&ctx, Table::Users, op).await,
+                Endpoint::Groups => resources::handle(&ctx, Table::Groups, op).await,
             }
         }
         Route::RootSearch => match method {

@@ -7,9 +7,9 @@ use super::super::app::Platform;
 use super::super::reply::Reply;
 use crate::http::d1::D1;
 use crate::service::auth::Gated;
-use crate::service::resources::Kind;
 use crate::service::resources::Refs;
 use crate::service::resources::Stored;
+use crate::service::resources::Table;
 use crate::service::Scope;
 use scim_core::scim::etag::etag;
 use scim_core::scim::list::list_response;
@@ -23,16 +23,16 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    pub fn location<K: Kind>(&self, id: &str) -> String {
-        format!("{}{}/{id}", self.base, K::TABLE.resource_type().endpoint)
+    pub fn location(&self, table: Table, id: &str) -> String {
+        format!("{}{}/{id}", self.base, table.resource_type().endpoint)
     }
 }
 
 /// The resource as SCIM JSON, projected by `attributes` / `excludedAttributes`.
-pub fn json<K: Kind>(ctx: &Ctx, r: &Stored, sel: &Selection) -> Value {
-    let location = ctx.location::<K>(&r.id);
+pub fn json(ctx: &Ctx, table: Table, r: &Stored, sel: &Selection) -> Value {
+    let location = ctx.location(table, &r.id);
     let mut out = resource::render(
-        K::TABLE.resource_type(),
+        table.resource_type(),
         &r.data,
         &Meta {
             id: &r.id,
@@ -44,7 +44,7 @@ pub fn json<K: Kind>(ctx: &Ctx, r: &Stored, sel: &Selection) -> Value {
             manager_exists: r.manager_exists,
         },
     );
-    let refs = K::TABLE.refs();
+    let refs = table.refs();
     match r.refs.as_deref() {
         // A user in no group has no `groups`; a group with no members has `members: []`.
         Some([]) if refs == Refs::Groups => {}
@@ -58,13 +58,13 @@ pub fn json<K: Kind>(ctx: &Ctx, r: &Stored, sel: &Selection) -> Value {
 }
 
 /// One resource, with its version as the `ETag` header (RFC 7644 §3.14).
-pub fn reply<K: Kind>(ctx: &Ctx, status: u16, r: &Stored, sel: &Selection) -> Reply {
-    Reply::json(status, json::<K>(ctx, r, sel)).with_header("etag", etag(r.version))
+pub fn reply(ctx: &Ctx, table: Table, status: u16, r: &Stored, sel: &Selection) -> Reply {
+    Reply::json(status, json(ctx, table, r, sel)).with_header("etag", etag(r.version))
 }
 
 /// A created resource: 201 with its `Location` (RFC 7644 §3.3).
-pub fn created<K: Kind>(ctx: &Ctx, r: &Stored, sel: &Selection) -> Reply {
-    reply::<K>(ctx, 201, r, sel).with_header("location", ctx.location::<K>(&r.id))
+pub fn created(ctx: &Ctx, table: Table, r: &Stored, sel: &Selection) -> Reply {
+    reply(ctx, table, 201, r, sel).with_header("location", ctx.location(table, &r.id))
 }
 
 /// `304 Not Modified` (RFC 7644 §3.14).
@@ -77,13 +77,14 @@ pub fn not_modified(version: i64) -> Reply {
 }
 
 /// A page of resources as a ListResponse.
-pub fn list<K: Kind>(
+pub fn list(
     ctx: &Ctx,
+    table: Table,
     total: u64,
     start_index: u64,
     page: &[Stored],
     sel: &Selection,
 ) -> Reply {
-    let resources = page.iter().map(|r| json::<K>(ctx, r, sel)).collect();
+    let resources = page.iter().map(|r| json(ctx, table, r, sel)).collect();
     Reply::json(200, list_response(total, start_index, resources))
 }

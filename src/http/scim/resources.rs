@@ -10,22 +10,24 @@ use super::render::{self, Ctx};
 use super::Op;
 use crate::http::reply::Reply;
 use crate::service::operations;
-use crate::service::resources::{Fetched, Kind};
+use crate::service::resources::{Fetched, Table};
 use scim_core::scim::error::Result;
 use scim_core::scim::resource::Selection;
 
-pub async fn handle<K: Kind>(ctx: &Ctx<'_>, op: Op) -> Result<Reply> {
+/// The operation on the endpoint of `table`: one handler, not one per `Kind` (the wasm
+/// holds it once).
+pub async fn handle(ctx: &Ctx<'_>, table: Table, op: Op) -> Result<Reply> {
     let s = &ctx.scope;
-    let select = |params| Selection::of(K::TABLE.resource_type(), params);
+    let select = |params| Selection::of(table.resource_type(), params);
     Ok(match op {
         Op::List(params) => {
             let sel = select(&params);
-            let (total, page) = operations::list::<K, _, _>(s, &params, &sel).await?;
-            render::list::<K>(ctx, total, params.start_index, &page, &sel)
+            let (total, page) = operations::list(s, table, &params, &sel).await?;
+            render::list(ctx, table, total, params.start_index, &page, &sel)
         }
         Op::Create(body, params) => {
-            let r = operations::create::<K, _, _>(s, &body).await?;
-            render::created::<K>(ctx, &r, &select(&params))
+            let r = operations::create(s, table, &body).await?;
+            render::created(ctx, table, &r, &select(&params))
         }
         Op::Get {
             id,
@@ -34,9 +36,9 @@ pub async fn handle<K: Kind>(ctx: &Ctx<'_>, op: Op) -> Result<Reply> {
         } => {
             let sel = select(&params);
             let inm = if_none_match.as_deref();
-            match operations::get::<K, _, _>(s, &id, &sel, inm).await? {
+            match operations::get(s, table, &id, &sel, inm).await? {
                 Fetched::NotModified(version) => render::not_modified(version),
-                Fetched::Found(r) => render::reply::<K>(ctx, 200, &r, &sel),
+                Fetched::Found(r) => render::reply(ctx, table, 200, &r, &sel),
             }
         }
         Op::Replace {
@@ -45,8 +47,8 @@ pub async fn handle<K: Kind>(ctx: &Ctx<'_>, op: Op) -> Result<Reply> {
             params,
             if_match,
         } => {
-            let r = operations::replace::<K, _, _>(s, &id, &body, if_match.as_deref()).await?;
-            render::reply::<K>(ctx, 200, &r, &select(&params))
+            let r = operations::replace(s, table, &id, &body, if_match.as_deref()).await?;
+            render::reply(ctx, table, 200, &r, &select(&params))
         }
         Op::Patch {
             id,
@@ -55,13 +57,13 @@ pub async fn handle<K: Kind>(ctx: &Ctx<'_>, op: Op) -> Result<Reply> {
             if_match,
         } => {
             let sel = select(&params);
-            match operations::patch::<K, _, _>(s, &id, &body, if_match.as_deref(), &sel).await? {
-                Some(r) => render::reply::<K>(ctx, 200, &r, &sel),
+            match operations::patch(s, table, &id, &body, if_match.as_deref(), &sel).await? {
+                Some(r) => render::reply(ctx, table, 200, &r, &sel),
                 None => Reply::no_content(),
             }
         }
         Op::Delete { id, if_match } => {
-            operations::delete::<K, _, _>(s, &id, if_match.as_deref()).await?;
+            operations::delete(s, table, &id, if_match.as_deref()).await?;
             Reply::no_content()
         }
     })

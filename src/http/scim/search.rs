@@ -5,9 +5,8 @@ use serde_json::Value;
 
 use super::render::{self, Ctx};
 use crate::http::reply::Reply;
-use crate::service::groups::Groups;
+use crate::service::resources::Table;
 use crate::service::search::{self, Wanted};
-use crate::service::users::Users;
 use scim_core::scim::error::Result;
 use scim_core::scim::list::list_response;
 use scim_core::scim::query::ListParams;
@@ -25,11 +24,11 @@ pub async fn handle(ctx: &Ctx<'_>, params: &ListParams) -> Result<Reply> {
     let resources: Vec<Value> = page
         .users
         .iter()
-        .map(|u| render::json::<Users>(ctx, u, &users))
+        .map(|u| render::json(ctx, Table::Users, u, &users))
         .chain(
             page.groups
                 .iter()
-                .map(|g| render::json::<Groups>(ctx, g, &groups)),
+                .map(|g| render::json(ctx, Table::Groups, g, &groups)),
         )
         .collect();
     Ok(Reply::json(
