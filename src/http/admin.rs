@@ -36,8 +36,7 @@
 //!
 //! The host app's reads (feed, directory, log, summary, purges) are [`super::host_app`]'s.
 
-use serde::de::DeserializeOwned;
-use serde::Deserialize;
+use crate::http::body::{from_body, Field};
 use serde_json::{json, Value};
 use worker::{Method, Request};
 
@@ -314,19 +313,17 @@ async fn openapi(app: &App) -> Result<Reply> {
 /// Largest admin request body.
 pub const MAX_BODY_BYTES: usize = super::reply::ADMIN_BODY_BYTES;
 
-async fn body<T: DeserializeOwned>(req: &mut Request) -> Result<T> {
+async fn body<T: Field>(req: &mut Request) -> Result<T> {
     maybe_body(req)
         .await?
         .ok_or_else(|| Error::invalid("a JSON request body is required"))
 }
 
 /// The JSON body, or `None` when there is none (token creation takes its defaults then).
-async fn maybe_body<T: DeserializeOwned>(req: &mut Request) -> Result<Option<T>> {
+async fn maybe_body<T: Field>(req: &mut Request) -> Result<Option<T>> {
     json_body(req, MAX_BODY_BYTES).await
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct CreateTenant {
     subdomain: String,
     name: Option<String>,
@@ -335,38 +332,35 @@ struct CreateTenant {
     /// one with the fewest bytes.
     shard: Option<String>,
 }
+from_body!(CreateTenant { subdomain, name, provisioning_enabled = "provisioningEnabled", shard });
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct UpdateTenant {
     name: Option<String>,
     provisioning_enabled: Option<bool>,
 }
+from_body!(UpdateTenant { name, provisioning_enabled = "provisioningEnabled" });
 
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[derive(Default)]
 struct CreateToken {
-    #[serde(default)]
     revoke_existing: bool,
 }
+from_body!(CreateToken { ; default revoke_existing = "revokeExisting" });
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Default)]
 struct SecretOptions {
     expires_in_days: Option<i64>,
 }
+from_body!(SecretOptions { expires_in_days = "expiresInDays" });
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct MoveTo {
     shard: String,
 }
+from_body!(MoveTo { shard });
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct UpdateShard {
     open: bool,
 }
+from_body!(UpdateShard { open });
 
 /// One admin request, and who makes it.
 struct Admin<'a> {
@@ -717,7 +711,7 @@ impl Admin<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::reply::decode;
+    use crate::http::body::decode;
 
     #[test]
     fn parses_admin_routes() {

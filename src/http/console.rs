@@ -21,7 +21,7 @@
 //! `frame-ancestors 'none'`, `X-Content-Type-Options: nosniff` and `Cache-Control: no-store`.
 //! The logic is [`crate::service::console`]'s.
 
-use serde::Deserialize;
+use crate::http::body::from_body;
 use serde_json::json;
 use worker::{Headers, Method, Request, Response};
 
@@ -273,9 +273,8 @@ async fn page(app: &App, req: &Request) -> worker::Result<Response> {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct Nothing {}
+from_body!(Nothing {});
 
 /// The console's JSON calls: the session cookie and the CSRF header, always.
 async fn api(app: &App, mut req: Request, call: &str) -> Result<Reply> {
@@ -388,12 +387,11 @@ async fn oauth_api(
 const ROLE_GROUPS: u32 = 500;
 
 /// What the console's Roles section saves: the mappings and the default, together.
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RolesBody {
     mappings: Vec<super::roles::MappingBody>,
     default_role: Option<String>,
 }
+from_body!(RolesBody { mappings, default_role = "defaultRole" });
 
 /// The console's roles from groups: the app's roles, the organisation's groups (the first
 /// [`ROLE_GROUPS`] by id) with the role each gives, and the default role.

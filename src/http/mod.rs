@@ -28,6 +28,7 @@
 pub mod admin;
 pub mod app;
 pub mod assets;
+pub mod body;
 pub mod console;
 pub mod credentials;
 pub mod d1;

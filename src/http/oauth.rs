@@ -16,7 +16,7 @@
 //! they take, are here too ([`oauth_json`], [`FederationBody`]); the RFC 6749 error bodies are
 //! rendered by [`super::reply`], like every other answer.
 
-use serde::Deserialize;
+use crate::http::body::from_body;
 use serde_json::{json, Value};
 use worker::{Method, Request};
 
@@ -272,14 +272,13 @@ fn log_issued(app: &App, place: &Place, granted: &Granted, lifetime_ms: i64) {
 }
 
 /// A federated credential as the admin API and the console take it (Entra's four fields).
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct FederationBody {
     issuer: String,
     subject: String,
     audience: String,
     jwks_uri: String,
 }
+from_body!(FederationBody { issuer, subject, audience, jwks_uri = "jwksUri" });
 
 impl From<FederationBody> for oauth::Federation {
     fn from(f: FederationBody) -> oauth::Federation {

@@ -2,7 +2,6 @@
 //! cap.
 
 use futures_util::StreamExt;
-use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use worker::{Headers, Request, Response};
 
@@ -205,17 +204,12 @@ pub const ADMIN_BODY_BYTES: usize = 8 * 1024;
 
 /// A JSON body of at most `cap` bytes (the admin API's and the console's), or `None` when
 /// there is none.
-pub async fn json_body<T: DeserializeOwned>(req: &mut Request, cap: usize) -> Result<Option<T>> {
+pub async fn json_body<T: super::body::Field>(req: &mut Request, cap: usize) -> Result<Option<T>> {
     let bytes = read_body(req, cap).await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    decode(&bytes).map(Some)
-}
-
-/// JSON bytes as `T`; anything else is 400.
-pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
-    serde_json::from_slice(bytes).map_err(|e| Error::invalid(format!("invalid JSON body: {e}")))
+    super::body::decode(&bytes).map(Some)
 }
 
 /// The request's method, when it is one the `worker` crate names. The crate reads any other

@@ -7,7 +7,7 @@
 //! DELETE /admin/v1/keys/{id}   revoke, effective on the next request
 //! ```
 
-use serde::Deserialize;
+use crate::http::body::from_body;
 use serde_json::{json, Value};
 use worker::Request;
 
@@ -64,13 +64,16 @@ fn refused(closed: bool, why: &str) -> Error {
     Error::unauthorized(why)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct CreateKey {
     name: String,
     scopes: Vec<String>,
     tenant: Option<String>,
 }
+from_body!(CreateKey {
+    name,
+    scopes,
+    tenant
+});
 
 fn key_json(k: &Key) -> Value {
     json!({

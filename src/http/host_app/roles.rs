@@ -9,7 +9,7 @@
 //! PUT /admin/v1/tenants/{sub}/default-role     {role: "Reader" | null}
 //! ```
 
-use serde::Deserialize;
+use crate::http::body::from_body;
 use serde_json::{json, Value};
 
 use crate::http::app::App;
@@ -49,12 +49,11 @@ pub async fn declare(app: &App, names: Vec<String>) -> Result<Reply> {
 }
 
 /// One mapping as a client sends it.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct MappingBody {
     group_id: String,
     role: String,
 }
+from_body!(MappingBody { group_id = "groupId", role });
 
 /// The mappings as (group id, role) pairs.
 pub fn pairs(body: Vec<MappingBody>) -> Vec<(String, String)> {
@@ -62,11 +61,10 @@ pub fn pairs(body: Vec<MappingBody>) -> Vec<(String, String)> {
 }
 
 /// A default role as a client sends it (`null`: none).
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct DefaultBody {
     role: Option<String>,
 }
+from_body!(DefaultBody { role });
 
 pub async fn of_tenant<E: Executor>(db: &E, tenant_id: &str) -> Result<Reply> {
     Ok(Reply::json(

@@ -15,11 +15,11 @@
 //! POST   /admin/v1/webhooks/{id}/deliveries/{event}/replay  a dead letter, again, now
 //! ```
 
+use crate::http::body::from_body;
 use std::cell::RefCell;
 use std::time::Duration;
 
 use futures_util::future::{select, Either};
-use serde::Deserialize;
 use serde_json::{json, Value};
 use worker::js_sys::{Array, Function, Object, Promise, Reflect, Uint8Array};
 use worker::wasm_bindgen::{JsCast, JsValue};
@@ -84,21 +84,27 @@ impl<'a> At<'a> {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct Create {
     url: String,
     events: Option<Vec<String>>,
     tenant: Option<String>,
 }
+from_body!(Create {
+    url,
+    events,
+    tenant
+});
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct Update {
     url: Option<String>,
     events: Option<Vec<String>>,
     enabled: Option<bool>,
 }
+from_body!(Update {
+    url,
+    events,
+    enabled
+});
 
 /// Serve webhook route `at`, for `me`.
 pub async fn serve(app: &App, me: &Principal, mut req: Request, at: At<'_>) -> Result<Reply> {
@@ -178,7 +184,7 @@ pub async fn serve(app: &App, me: &Principal, mut req: Request, at: At<'_>) -> R
     }
 }
 
-async fn required<T: serde::de::DeserializeOwned>(req: &mut Request) -> Result<T> {
+async fn required<T: crate::http::body::Field>(req: &mut Request) -> Result<T> {
     json_body(req, crate::http::reply::ADMIN_BODY_BYTES)
         .await?
         .ok_or_else(|| Error::invalid("a JSON request body is required"))
