@@ -57,9 +57,7 @@ impl Members {
 /// else is 400.
 pub fn decode<T: Field>(bytes: &[u8]) -> Result<T> {
     let read = || {
-        // From text, as every JSON the Worker reads: serde_json's parser is in the wasm once.
-        let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))?;
-        let v: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let v: Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
         T::read(v)
     };
     read().map_err(|why| Error::invalid(format!("invalid JSON body: {why}")))
