@@ -18,9 +18,13 @@ pub async fn text(app: &App, path: &str) -> Result<String> {
         .env
         .assets(BINDING)
         .map_err(|e| missing(format!("no {BINDING} binding ({e})")))?;
-    // Any origin: the binding reads only the path.
+    // Any origin: the binding reads only the path. A plain GET request, not `fetch(url, init)`,
+    // whose `RequestInit` conversion brings `serde_wasm_bindgen` into the wasm.
+    let request = worker::web_sys::Request::new_with_str(&format!("https://assets.invalid{path}"))
+        .map(worker::Request::from)
+        .map_err(|e| missing(worker::Error::from(e).to_string()))?;
     let mut response = assets
-        .fetch(format!("https://assets.invalid{path}"), None)
+        .fetch_request(request)
         .await
         .map_err(|e| missing(e.to_string()))?;
     if response.status_code() != 200 {

@@ -29,6 +29,11 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
+use worker::js_sys::{Object, Reflect};
+use worker::wasm_bindgen::{JsCast, JsValue};
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::worker_sys::RateLimiter as RateLimiterSys;
+
 use super::app::App;
 use crate::http::meter::Binding;
 use crate::service::isolate::remember;
@@ -39,6 +44,20 @@ pub const BINDING: &str = "SCIM_RATE_LIMIT";
 
 /// Seconds a refused client is told to wait: the binding's period in `wrangler.toml`.
 pub const RETRY_AFTER_SECS: u32 = 10;
+
+/// Count one request under `key` on `limiter`: whether it is within the limit. Through the
+/// binding itself: the `worker` crate's `limit` converts its argument and answer with
+/// `serde_wasm_bindgen`, which nothing else in the wasm needs.
+async fn allowed(limiter: &worker::RateLimiter, key: &str) -> worker::Result<bool> {
+    let ask = async {
+        let arg = Object::new();
+        Reflect::set(&arg, &"key".into(), &key.into())?;
+        let binding: &RateLimiterSys = limiter.as_ref().unchecked_ref();
+        let outcome = JsFuture::from(binding.limit(arg)?).await?;
+        Ok::<_, JsValue>(Reflect::get(&outcome, &"success".into())?.as_bool() != Some(false))
+    };
+    ask.await.map_err(worker::Error::from)
+}
 
 /// Count one request under `key`; `429` when it is over the limit.
 pub async fn check(app: &App, key: &str) -> Result<()> {
@@ -54,10 +73,10 @@ pub async fn check_with(app: &App, binding: &str, key: &str) -> Result<()> {
     };
     let outcome = app
         .meter
-        .timed(Binding::RateLimit, limiter.limit(key.to_string()))
+        .timed(Binding::RateLimit, allowed(&limiter, key))
         .await;
     match outcome {
-        Ok(outcome) if !outcome.success => Err(Error::new(
+        Ok(false) => Err(Error::new(
             429,
             format!(
                 "too many requests for this organisation; retry after {RETRY_AFTER_SECS} seconds"
@@ -157,10 +176,10 @@ pub async fn count_refusal(app: &App, address: &str, tenant_id: Option<&str>) {
     for key in budget_keys(address, tenant_id) {
         let outcome = app
             .meter
-            .timed(Binding::RateLimit, limiter.limit(key.clone()))
+            .timed(Binding::RateLimit, allowed(&limiter, &key))
             .await;
         match outcome {
-            Ok(o) if !o.success => {
+            Ok(false) => {
                 let until = app
                     .now
                     .saturating_add(i64::from(REFUSAL_PERIOD_SECS).saturating_mul(1_000));

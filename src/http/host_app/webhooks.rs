@@ -21,12 +21,13 @@ use std::time::Duration;
 
 use futures_util::future::{select, Either};
 use serde_json::{json, Value};
-use worker::js_sys::{Array, Function, Object, Promise, Reflect, Uint8Array};
+use worker::js_sys::{Array, Function, Object, Promise, Reflect, Uint8Array, JSON};
 use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
+use worker::web_sys::{RequestInit, RequestRedirect};
+use worker::worker_sys::types::Queue;
 use worker::{
-    AbortController, Delay, Env, Fetch, Headers, MessageBatch, MessageBuilder, MessageExt, Method,
-    Queue, Request, RequestInit, RequestRedirect,
+    AbortController, Delay, Env, Fetch, Headers, MessageBatch, MessageExt, Method, Request,
 };
 
 use crate::http::app::{App, Config, Platform};
@@ -276,16 +277,26 @@ impl Sealer for Seal {
 
 /// Receivers over `fetch`, and the Queue (none bound: messages are dropped with a warning,
 /// and the Cron Trigger finds the lanes again once it is).
+///
+/// Both through the platform's own objects, not the `worker` crate's wrappers: those convert
+/// their options with `serde_wasm_bindgen` (a `fetch`'s `cf` image-resizing options among
+/// them), which cost the wasm more than what is sent.
 pub struct Edge {
     queue: Option<Queue>,
 }
 
 impl Edge {
     pub fn of(env: &Env) -> Edge {
+        let queue = Reflect::get(env, &QUEUE.into()).ok();
         Edge {
-            queue: env.queue(QUEUE).ok(),
+            queue: queue.filter(|q| q.is_object()).map(JsCast::unchecked_into),
         }
     }
+}
+
+/// A JSON text as the JavaScript value it spells.
+fn js_of(json: &str) -> std::result::Result<JsValue, JsValue> {
+    JSON::parse(json)
 }
 
 /// Characters of a receiver's error kept in an attempt.
@@ -307,14 +318,14 @@ impl Courier for Edge {
             }
         }
         let _ = h.set("user-agent", "scim-edge-webhooks/1");
-        let mut init = RequestInit::new();
-        init.with_method(Method::Post)
-            .with_headers(h)
-            .with_redirect(RequestRedirect::Manual)
-            .with_body(Some(JsValue::from_str(body)));
-        let req = match Request::new_with_init(url, &init) {
-            Ok(r) => r,
-            Err(e) => return fail(e.to_string()),
+        let init = RequestInit::new();
+        init.set_method("POST");
+        init.set_headers(&h.0);
+        init.set_redirect(RequestRedirect::Manual);
+        init.set_body(&JsValue::from_str(body));
+        let req = match worker::web_sys::Request::new_with_str_and_init(url, &init) {
+            Ok(r) => Request::from(r),
+            Err(e) => return fail(worker::Error::from(e).to_string()),
         };
         let abort = AbortController::default();
         let signal = abort.signal();
@@ -340,12 +351,20 @@ impl Courier for Edge {
             worker::console_warn!("webhooks: no Queue bound as {QUEUE}; {m:?} dropped");
             return Ok(());
         };
-        let delay = u32::try_from(delay_s.clamp(0, wh::MAX_DELAY_S)).unwrap_or(0);
-        let message = MessageBuilder::new(m.clone()).delay_seconds(delay).build();
-        queue
-            .send(message)
+        let delay = delay_s.clamp(0, wh::MAX_DELAY_S);
+        let failed = |e: JsValue| {
+            let e = worker::Error::from(e);
+            Error::new(503, format!("the webhook Queue: {e}"))
+        };
+        let text = serde_json::to_string(m).map_err(|e| Error::internal(e.to_string()))?;
+        let options = js_of(&format!(
+            r#"{{"contentType":"json","delaySeconds":{delay}}}"#
+        ));
+        let sent = queue.send(js_of(&text).map_err(failed)?, options.map_err(failed)?);
+        JsFuture::from(sent.map_err(failed)?)
             .await
-            .map_err(|e| Error::new(503, format!("the webhook Queue: {e}")))
+            .map(drop)
+            .map_err(failed)
     }
 }
 
@@ -404,10 +423,16 @@ pub fn after_write(app: &App, tenant_id: &str) {
 /// retried by the Queue when not (after its retries, the dead-letter queue has it, and the
 /// lane is still in D1 for the Cron Trigger to find). The dead-letter queue's own messages
 /// are logged and acknowledged.
+///
+/// Bodies are read raw, as their JSON text (the typed messages would go through
+/// `serde_wasm_bindgen`, which nothing else needs).
 pub async fn consume(batch: MessageBatch<Value>, env: Env) -> worker::Result<()> {
+    let text = |m: &worker::RawMessage| -> String {
+        JSON::stringify(&m.body()).map_or_else(|_| "?".into(), String::from)
+    };
     if batch.queue() == DEAD_QUEUE {
-        for m in batch.messages()? {
-            worker::console_error!("webhooks: gave up on {}", m.body());
+        for m in batch.raw_iter() {
+            worker::console_error!("webhooks: gave up on {}", text(&m));
             m.ack();
         }
         return Ok(());
@@ -433,9 +458,10 @@ pub async fn consume(batch: MessageBatch<Value>, env: Env) -> worker::Result<()>
         settings: &config.webhooks,
     };
     let mut done: Vec<Message> = Vec::new();
-    for m in batch.messages()? {
-        let Ok(message) = serde_json::from_value::<Message>(m.body().clone()) else {
-            worker::console_error!("webhooks: a message of no known shape: {}", m.body());
+    for m in batch.raw_iter() {
+        let body = text(&m);
+        let Ok(message) = serde_json::from_str::<Message>(&body) else {
+            worker::console_error!("webhooks: a message of no known shape: {body}");
             m.ack();
             continue;
         };
