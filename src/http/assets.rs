@@ -18,11 +18,11 @@ pub async fn text(app: &App, path: &str) -> Result<String> {
         .env
         .assets(BINDING)
         .map_err(|e| missing(format!("no {BINDING} binding ({e})")))?;
-    // Any origin: the binding reads only the path. A plain GET request, not `fetch(url, init)`,
-    // whose `RequestInit` conversion brings `serde_wasm_bindgen` into the wasm.
-    let request = worker::web_sys::Request::new_with_str(&format!("https://assets.invalid{path}"))
-        .map(worker::Request::from)
-        .map_err(|e| missing(worker::Error::from(e).to_string()))?;
+    // Any origin: the binding reads only the path. A GET through `outgoing`, not
+    // `fetch(url, None)`, whose `RequestInit` conversion is what `outgoing` avoids.
+    let url = format!("https://assets.invalid{path}");
+    let request = super::outgoing(&url, &worker::web_sys::RequestInit::new())
+        .map_err(|e| missing(e.to_string()))?;
     let mut response = assets
         .fetch_request(request)
         .await

@@ -38,17 +38,20 @@ pub trait Field: Sized {
 impl Members {
     /// Member `name`, which must be there unless its type reads an absence.
     pub fn take<T: Field>(&mut self, name: &str) -> Why<T> {
-        match self.0.remove(name) {
-            Some(v) => T::read(v).map_err(|e| format!("`{name}`: {e}")),
-            None => T::absent().ok_or_else(|| format!("missing field `{name}`")),
-        }
+        self.take_else(name, || {
+            T::absent().ok_or_else(|| format!("missing field `{name}`"))
+        })
     }
 
     /// Member `name`, or `T`'s default when the body leaves it out.
     pub fn take_or_default<T: Field + Default>(&mut self, name: &str) -> Why<T> {
+        self.take_else(name, || Ok(T::default()))
+    }
+
+    fn take_else<T: Field>(&mut self, name: &str, absent: impl FnOnce() -> Why<T>) -> Why<T> {
         match self.0.remove(name) {
             Some(v) => T::read(v).map_err(|e| format!("`{name}`: {e}")),
-            None => Ok(T::default()),
+            None => absent(),
         }
     }
 }

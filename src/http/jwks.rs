@@ -17,7 +17,7 @@ use worker::js_sys::{Array, Function, Promise, Reflect, Uint8Array, JSON};
 use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::web_sys::RequestInit;
-use worker::{Delay, Fetch, Headers, Request};
+use worker::{Delay, Fetch, Headers};
 
 use super::app::App;
 use crate::service::isolate::remember;
@@ -118,14 +118,10 @@ async fn fetch(uri: &str) -> Result<Vec<Jwk>> {
     headers
         .set("accept", "application/json")
         .map_err(|e| unavailable(e.to_string()))?;
-    // The platform's RequestInit, not the `worker` crate's: that one converts its `cf`
-    // options with `serde_wasm_bindgen`, which costs the wasm more than the request.
     let init = RequestInit::new();
     init.set_method("GET");
     init.set_headers(&headers.0);
-    let req = worker::web_sys::Request::new_with_str_and_init(uri, &init)
-        .map(Request::from)
-        .map_err(|e| unavailable(worker::Error::from(e).to_string()))?;
+    let req = crate::http::outgoing(uri, &init).map_err(|e| unavailable(e.to_string()))?;
     let fetch = Fetch::Request(req);
     let sent = Box::pin(fetch.send());
     let timeout = Box::pin(Delay::from(Duration::from_millis(FETCH_TIMEOUT_MS)));

@@ -53,6 +53,15 @@ use reply::{header, render, Reply, Surface};
 use scim_core::scim::error::{quote, Error, Result};
 use scim_core::tenancy::host::{classify, split_tenant_path, HostKind};
 
+/// An outgoing request to `url` as `init` says (a webhook's POST, a key set's GET, an asset's
+/// read), built from the platform's own `RequestInit`: the `worker` crate's converts its `cf`
+/// options with `serde_wasm_bindgen`, which would be in the wasm for that alone.
+pub fn outgoing(url: &str, init: &worker::web_sys::RequestInit) -> worker::Result<Request> {
+    worker::web_sys::Request::new_with_str_and_init(url, init)
+        .map(Request::from)
+        .map_err(worker::Error::from)
+}
+
 /// The service's documentation page (the ServiceProviderConfig's `documentationUri`): a short
 /// one, compiled in; the README itself would cost the wasm about 30 KB gzip.
 const DOCS: &str = include_str!("docs.md");

@@ -41,18 +41,24 @@ impl Row {
 
     /// Column `name`, which must be there.
     pub fn take<T: Column>(&mut self, name: &str) -> Result<T> {
-        match self.0.remove(name) {
-            Some(v) => T::read(v).ok_or_else(|| wrong(name)),
-            None => T::absent().ok_or_else(|| wrong(name)),
-        }
+        self.take_else(name, T::absent)
     }
 
     /// Column `name`, or `T`'s default when the statement did not select it.
     pub fn take_or_default<T: Column + Default>(&mut self, name: &str) -> Result<T> {
+        self.take_else(name, || Some(T::default()))
+    }
+
+    fn take_else<T: Column>(
+        &mut self,
+        name: &str,
+        absent: impl FnOnce() -> Option<T>,
+    ) -> Result<T> {
         match self.0.remove(name) {
-            Some(v) => T::read(v).ok_or_else(|| wrong(name)),
-            None => Ok(T::default()),
+            Some(v) => T::read(v),
+            None => absent(),
         }
+        .ok_or_else(|| wrong(name))
     }
 }
 

@@ -278,9 +278,9 @@ impl Sealer for Seal {
 /// Receivers over `fetch`, and the Queue (none bound: messages are dropped with a warning,
 /// and the Cron Trigger finds the lanes again once it is).
 ///
-/// Both through the platform's own objects, not the `worker` crate's wrappers: those convert
-/// their options with `serde_wasm_bindgen` (a `fetch`'s `cf` image-resizing options among
-/// them), which cost the wasm more than what is sent.
+/// Both through the platform's own objects ([`crate::http::outgoing`], the Queue binding
+/// itself), not the `worker` crate's wrappers: those convert their options with
+/// `serde_wasm_bindgen`, which would be in the wasm for them alone.
 pub struct Edge {
     queue: Option<Queue>,
 }
@@ -292,11 +292,6 @@ impl Edge {
             queue: queue.filter(|q| q.is_object()).map(JsCast::unchecked_into),
         }
     }
-}
-
-/// A JSON text as the JavaScript value it spells.
-fn js_of(json: &str) -> std::result::Result<JsValue, JsValue> {
-    JSON::parse(json)
 }
 
 /// Characters of a receiver's error kept in an attempt.
@@ -323,9 +318,9 @@ impl Courier for Edge {
         init.set_headers(&h.0);
         init.set_redirect(RequestRedirect::Manual);
         init.set_body(&JsValue::from_str(body));
-        let req = match worker::web_sys::Request::new_with_str_and_init(url, &init) {
-            Ok(r) => Request::from(r),
-            Err(e) => return fail(worker::Error::from(e).to_string()),
+        let req = match crate::http::outgoing(url, &init) {
+            Ok(r) => r,
+            Err(e) => return fail(e.to_string()),
         };
         let abort = AbortController::default();
         let signal = abort.signal();
@@ -357,10 +352,13 @@ impl Courier for Edge {
             Error::new(503, format!("the webhook Queue: {e}"))
         };
         let text = serde_json::to_string(m).map_err(|e| Error::internal(e.to_string()))?;
-        let options = js_of(&format!(
+        let options = JSON::parse(&format!(
             r#"{{"contentType":"json","delaySeconds":{delay}}}"#
         ));
-        let sent = queue.send(js_of(&text).map_err(failed)?, options.map_err(failed)?);
+        let sent = queue.send(
+            JSON::parse(&text).map_err(failed)?,
+            options.map_err(failed)?,
+        );
         JsFuture::from(sent.map_err(failed)?)
             .await
             .map(drop)
