@@ -8,7 +8,6 @@
 //! by `serde_json`) rather than value by value: a row of a dozen columns is one call into the
 //! runtime instead of dozens, and the wasm carries no second deserializer for rows.
 
-use serde::Deserialize;
 use serde_json::Value;
 use worker::js_sys::{Array, JSON};
 use worker::wasm_bindgen::{JsCast, JsValue};
@@ -60,29 +59,30 @@ impl D1 {
     }
 }
 
-/// One D1 result as its JSON text reads: the rows, and what the statement changed.
-#[derive(Deserialize)]
-struct Raw {
-    #[serde(default)]
-    results: Vec<Value>,
-    #[serde(default)]
-    meta: Meta,
-}
-
-#[derive(Deserialize, Default)]
-struct Meta {
-    changes: Option<u64>,
-    size_after: Option<u64>,
-}
-
+/// One D1 result as its JSON text reads: the rows (`results`), and what the statement changed
+/// (`meta.changes`, `meta.size_after`); either may be missing.
 fn outcome(result: &JsValue) -> Result<Outcome, StoreError> {
     let text: String = JSON::stringify(result).map_err(failure)?.into();
-    let raw: Raw =
+    let raw: Value =
         serde_json::from_str(&text).map_err(|e| StoreError::Other(format!("D1 result: {e}")))?;
+    let Value::Object(mut raw) = raw else {
+        return Err(StoreError::Other("D1 result: not an object".into()));
+    };
+    let meta = |name: &str| {
+        raw.get("meta")
+            .and_then(|m| m.get(name))
+            .and_then(Value::as_u64)
+    };
+    let (changes, size_after) = (meta("changes").unwrap_or(0), meta("size_after"));
+    let rows = match raw.remove("results") {
+        Some(Value::Array(rows)) => rows,
+        None | Some(Value::Null) => Vec::new(),
+        Some(_) => return Err(StoreError::Other("D1 result: results is not a list".into())),
+    };
     Ok(Outcome {
-        rows: raw.results,
-        changes: raw.meta.changes.unwrap_or(0),
-        size_after: raw.meta.size_after,
+        rows,
+        changes,
+        size_after,
     })
 }
 

@@ -165,12 +165,10 @@ pub async fn write_members<E: Executor>(
     if outs.first().map_or(0, |o| o.changes) == 0 {
         return Ok(None);
     }
-    #[derive(serde::Deserialize)]
     struct Id {
         id: String,
     }
     from_row!(Id { id });
-    #[derive(serde::Deserialize)]
     struct Name {
         display_name: String,
     }

@@ -5,6 +5,11 @@
 //! of the ~50 row types instantiated serde_json's whole deserializer once per type (about a
 //! tenth of the wasm); here a type says which columns it takes ([`from_row!`]), and each
 //! column's type is read by one small, non-generic function ([`Column`]).
+//!
+//! The JSON texts the Worker keeps or passes on (a move's state, a lane's event in flight, a
+//! Queue message, a stored list of names) are read the same way ([`from_json`], [`strings`]).
+//! Nothing in the wasm reads JSON into a typed value through serde: the first such read brings
+//! serde's type-mismatch messages, and with them the whole float formatter (~12 KB gzip).
 
 use serde_json::{Map, Value};
 
@@ -83,6 +88,12 @@ impl Column for i64 {
     }
 }
 
+impl Column for usize {
+    fn read(v: Value) -> Option<Self> {
+        v.as_u64().and_then(|n| usize::try_from(n).ok())
+    }
+}
+
 impl Column for u64 {
     fn read(v: Value) -> Option<Self> {
         v.as_u64()
@@ -115,6 +126,31 @@ impl<T: Column> Column for Option<T> {
     }
 }
 
+/// A JSON array, when every element is of type `T`.
+impl<T: Column> Column for Vec<T> {
+    fn read(v: Value) -> Option<Self> {
+        match v {
+            Value::Array(items) => items.into_iter().map(T::read).collect(),
+            _ => None,
+        }
+    }
+}
+
+/// A JSON text (an object the store or the Queue keeps, not a row) read into `T` as a row is.
+pub fn from_json<T: FromRow>(text: &str) -> Result<T> {
+    let v = serde_json::from_str(text).map_err(|e| StoreError::Other(format!("JSON: {e}")))?;
+    T::from_row(&mut Row::new(v)?)
+}
+
+/// A JSON text that should be a list of strings (a stored set of names): nothing when it is
+/// not one.
+pub fn strings(text: &str) -> Vec<String> {
+    serde_json::from_str(text)
+        .ok()
+        .and_then(Vec::read)
+        .unwrap_or_default()
+}
+
 /// A whole row as its JSON object.
 impl FromRow for Value {
     fn from_row(row: &mut Row) -> Result<Self> {
@@ -126,12 +162,17 @@ impl FromRow for Value {
 /// `field = "column"` reads another column's name; fields after `; default` read as their
 /// type's default when the statement did not select them.
 macro_rules! from_row {
-    ($t:ident { $($f:ident $(= $col:literal)?),* $(,)? $(; default $($d:ident),* $(,)?)? }) => {
+    ($t:ident {
+        $($f:ident $(= $col:literal)?),* $(,)?
+        $(; default $($d:ident $(= $dcol:literal)?),* $(,)?)?
+    }) => {
         impl $crate::store::row::FromRow for $t {
             fn from_row(row: &mut $crate::store::row::Row) -> $crate::store::Result<Self> {
                 Ok($t {
                     $($f: row.take($crate::store::row::from_row!(@name $f $($col)?))?,)*
-                    $($($d: row.take_or_default(stringify!($d))?,)*)?
+                    $($($d: row.take_or_default(
+                        $crate::store::row::from_row!(@name $d $($dcol)?),
+                    )?,)*)?
                 })
             }
         }
@@ -190,5 +231,19 @@ mod tests {
             assert!(format!("{e:?}").contains(col), "{v}: {e:?}");
         }
         assert!(read(json!([1])).is_err());
+    }
+
+    #[test]
+    fn lists_and_json_texts() {
+        assert_eq!(strings(r#"["a","b"]"#), ["a", "b"]);
+        for text in [r#"["a",1]"#, r#"{"a":1}"#, "", "[", "null"] {
+            assert!(strings(text).is_empty(), "{text}");
+        }
+        assert_eq!(Vec::<i64>::read(json!([1, 2])), Some(vec![1, 2]));
+        assert_eq!(usize::read(json!(-1)), None);
+        let t: T = from_json(r#"{"a": "x", "b": 2, "c": null, "d": true}"#).unwrap();
+        assert_eq!((t.a.as_str(), t.b, t.d), ("x", 2, true));
+        assert!(from_json::<T>("[]").is_err());
+        assert!(from_json::<T>("{").is_err());
     }
 }

@@ -486,8 +486,11 @@ impl<'a> Parser<'a> {
             }
             let end = chars.next().map_or(self.rest.len(), |(i, _)| i);
             let (lit, tail) = self.rest.split_at_checked(end).unwrap_or((self.rest, ""));
-            let s: String =
-                serde_json::from_str(lit).map_err(|_| self.error("invalid string literal"))?;
+            // Read as a `Value`: a typed read would bring serde's type-mismatch messages
+            // (and their float formatting) into the wasm for this one string.
+            let Ok(Value::String(s)) = serde_json::from_str(lit) else {
+                return Err(self.error("invalid string literal"));
+            };
             self.rest = tail;
             return Ok(Value::String(s));
         }
@@ -500,9 +503,9 @@ impl<'a> Parser<'a> {
             "true" => Value::Bool(true),
             "false" => Value::Bool(false),
             "null" => Value::Null,
-            _ => match serde_json::from_str::<serde_json::Number>(word) {
-                Ok(n) => Value::Number(n),
-                Err(_) => Value::String(word.to_string()),
+            _ => match serde_json::from_str(word) {
+                Ok(Value::Number(n)) => Value::Number(n),
+                _ => Value::String(word.to_string()),
             },
         })
     }

@@ -458,7 +458,7 @@ pub async fn consume(batch: MessageBatch<Value>, env: Env) -> worker::Result<()>
     let mut done: Vec<Message> = Vec::new();
     for m in batch.raw_iter() {
         let body = text(&m);
-        let Ok(message) = serde_json::from_str::<Message>(&body) else {
+        let Some(message) = Message::parse(&body) else {
             worker::console_error!("webhooks: a message of no known shape: {body}");
             m.ack();
             continue;

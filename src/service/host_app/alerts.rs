@@ -22,6 +22,7 @@ use serde_json::{json, Value};
 use crate::service::shards::Databases;
 use crate::service::Runtime;
 use crate::store::alerts::{self as store, Signals};
+use crate::store::row;
 use crate::store::trail::EventType;
 use crate::store::Executor;
 use scim_core::scim::error::Result;
@@ -165,7 +166,7 @@ pub async fn evaluate<S: Databases, R: Runtime>(
             let mut batch = vec![];
             for sig in &chunk {
                 let want = wanted(sig, settings, now);
-                let raised: Vec<String> = serde_json::from_str(&sig.raised).unwrap_or_default();
+                let raised = row::strings(&sig.raised);
                 for kind in Kind::ALL {
                     let (event, recovered) = kind.events();
                     let had = raised.iter().any(|r| r == kind.name());

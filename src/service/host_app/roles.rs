@@ -13,6 +13,7 @@ use std::collections::HashSet;
 use crate::service::shards::Databases;
 use crate::service::Runtime;
 use crate::store::roles as store;
+use crate::store::row;
 use crate::store::Executor;
 use scim_core::scim::error::{quote, Error, Result};
 
@@ -171,7 +172,7 @@ async fn settings<E: Executor>(db: &E, tenant_id: &str) -> Result<(Vec<String>, 
     let settings = store::settings(db, tenant_id)
         .await?
         .ok_or_else(|| Error::not_found("the tenant is no longer here"))?;
-    let roles = serde_json::from_str(&settings.roles).unwrap_or_default();
+    let roles = row::strings(&settings.roles);
     Ok((roles, settings.default_role))
 }
 

@@ -22,7 +22,7 @@
 //! **Secrets** are sealed before they are stored ([`Sealer`]: AES-GCM at the edge under the
 //! Worker secret `WEBHOOK_KEY`), and unsealed only to sign.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::service::host_app::{parse_types, tenant_events};
@@ -30,10 +30,11 @@ use crate::service::keys::Principal;
 use crate::service::shards::{self, Cursor, Databases};
 use crate::service::Runtime;
 use crate::store::catalog;
+use crate::store::row::{self, from_row, FromRow};
 /// An endpoint as stored.
 pub use crate::store::webhooks::Hook;
 use crate::store::webhooks::{self as store, Attempt, Dead, Lane, Step};
-use crate::store::Executor;
+use crate::store::{Executor, StoreError};
 use scim_core::host_app::webhook::{self as wh, Verdict};
 use scim_core::scim::error::{quote, Error, Result};
 use scim_core::time::{rfc3339, DAY_MS};
@@ -59,13 +60,40 @@ pub trait Sealer {
 }
 
 /// What the Queue carries: never the event itself, only which lane to look at.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum Message {
     /// Tenant `tenant` wrote: run its lanes.
     Wake { tenant: String },
     /// Run one lane (a retry that is due, or a lane that had more than one run could take).
     Lane { webhook: String, tenant: String },
+}
+
+impl Message {
+    /// A message as the Queue delivers it, if it has a known shape.
+    pub fn parse(text: &str) -> Option<Message> {
+        row::from_json(text).ok()
+    }
+}
+
+/// `{"kind": "wake", "tenant": …}` or `{"kind": "lane", "webhook": …, "tenant": …}`.
+impl FromRow for Message {
+    fn from_row(m: &mut row::Row) -> crate::store::Result<Self> {
+        let kind: String = m.take("kind")?;
+        match kind.as_str() {
+            "wake" => Ok(Message::Wake {
+                tenant: m.take("tenant")?,
+            }),
+            "lane" => Ok(Message::Lane {
+                webhook: m.take("webhook")?,
+                tenant: m.take("tenant")?,
+            }),
+            _ => Err(StoreError::Other(format!(
+                "no message kind {}",
+                quote(&kind)
+            ))),
+        }
+    }
 }
 
 /// A receiver's answer to one attempt.
@@ -126,7 +154,7 @@ fn check_url(url: &str, settings: &Settings) -> Result<()> {
 
 /// An endpoint as the API shows it (never a secret).
 pub fn view(h: &Hook, now: i64) -> Value {
-    let events: Vec<String> = serde_json::from_str(&h.events).unwrap_or_default();
+    let events = row::strings(&h.events);
     json!({
         "id": h.id,
         "url": h.url,
@@ -499,7 +527,7 @@ fn attempt_row(
 }
 
 /// The event a lane has in flight, as stored in it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 struct Head {
     id: String,
     #[serde(rename = "type")]
@@ -508,6 +536,12 @@ struct Head {
     cursor: String,
     body: String,
 }
+from_row!(Head {
+    id,
+    kind = "type",
+    cursor,
+    body
+});
 
 /// Events a lane run delivers before it hands the rest to a new message.
 const RUN_EVENTS: usize = 50;
@@ -552,7 +586,7 @@ pub async fn run_lane<S: Databases, R: Runtime, K: Sealer, C: Courier>(
         if hook.enabled != 1 {
             return release(&cat, &lane, until).await;
         }
-        let head = match lane.head.as_deref().map(serde_json::from_str::<Head>) {
+        let head = match lane.head.as_deref().map(row::from_json::<Head>) {
             Some(Ok(head)) => head,
             Some(Err(_)) | None => match next_event(s, &hook, &lane).await? {
                 Next::Event(head) => head,
@@ -618,7 +652,7 @@ async fn next_event<S: Databases>(s: &S, hook: &Hook, lane: &Lane) -> Result<Nex
         return Ok(Next::Nothing(lane.cursor.clone()));
     };
     let db = s.shard(&org.shard)?;
-    let types: Vec<String> = serde_json::from_str(&hook.events).unwrap_or_default();
+    let types = row::strings(&hook.events);
     let mut cursor = Cursor::parse(Some(&lane.cursor))?;
     let events = tenant_events(
         &db,
@@ -863,4 +897,41 @@ pub fn listens(listened: &[Option<String>], tenant: &str) -> bool {
 /// The catalog's listened tenants (for the edge's per-isolate cache).
 pub async fn listened<S: Databases>(s: &S) -> Result<Vec<Option<String>>> {
     Ok(store::listened(&s.catalog()?).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the Queue carries and what a lane keeps in flight read back as they were written.
+    #[test]
+    fn messages_and_heads_read_back_from_their_json() {
+        for m in [
+            Message::Wake {
+                tenant: "t1".into(),
+            },
+            Message::Lane {
+                webhook: "w1".into(),
+                tenant: "t1".into(),
+            },
+        ] {
+            let text = serde_json::to_string(&m).unwrap();
+            assert_eq!(Message::parse(&text), Some(m), "{text}");
+        }
+        for text in [
+            r#"{"kind":"other","tenant":"t"}"#,
+            r#"{"kind":"lane","tenant":"t"}"#,
+            "[]",
+        ] {
+            assert_eq!(Message::parse(text), None, "{text}");
+        }
+        let head = Head {
+            id: "e1".into(),
+            kind: "user.created".into(),
+            cursor: "c".into(),
+            body: "{}".into(),
+        };
+        let text = serde_json::to_string(&head).unwrap();
+        assert_eq!(row::from_json::<Head>(&text).unwrap(), head);
+    }
 }

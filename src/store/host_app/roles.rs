@@ -471,10 +471,7 @@ pub async fn declared<E: Executor>(catalog: &E) -> Result<(Vec<String>, i64)> {
         .await?
         .first()?;
     Ok(match row {
-        Some(r) => (
-            serde_json::from_str(&r.roles).unwrap_or_default(),
-            r.version,
-        ),
+        Some(r) => (crate::store::row::strings(&r.roles), r.version),
         None => (Vec::new(), 0),
     })
 }

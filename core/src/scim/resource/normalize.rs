@@ -319,9 +319,12 @@ fn unwrap_role(role: Value) -> Value {
         return role;
     };
     let inner = match obj.get("value").and_then(Value::as_str) {
-        Some(s) if s.trim_start().starts_with('{') => {
-            serde_json::from_str::<Map<String, Value>>(s).ok()
-        }
+        // Read as a `Value`, not a `Map`: a typed read brings serde's type-mismatch messages
+        // (and float formatting) into the wasm.
+        Some(s) if s.trim_start().starts_with('{') => match serde_json::from_str(s) {
+            Ok(Value::Object(inner)) => Some(inner),
+            _ => None,
+        },
         _ => None,
     };
     if let Some(inner) = inner {
