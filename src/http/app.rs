@@ -2,6 +2,8 @@
 //! [`Runtime`] the services run on here (`Date.now`, getrandom, timers), and its databases
 //! (the catalog, and the shards of [`super::shards`]).
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::time::Duration;
 use worker::{Context, Delay, Env, Request};
 
@@ -15,7 +17,7 @@ use scim_core::scim::error::{Error, Result};
 use scim_core::tenancy::host::{classify, tenant_url, HostKind, Origin, RequestUrl};
 use scim_core::tenancy::token;
 
-/// Deployment settings, read from `[vars]` and secrets once per request.
+/// Deployment settings, read from `[vars]` and secrets once per isolate ([`Config::of`]).
 pub struct Config {
     /// `BASE_DOMAIN`: tenants are `<sub>.<BASE_DOMAIN>`.
     pub base_domain: String,
@@ -79,7 +81,7 @@ pub fn is_local(host: &str) -> bool {
 pub struct App {
     pub env: Env,
     pub ctx: Context,
-    pub config: Config,
+    pub config: Rc<Config>,
     /// The request's time, Unix milliseconds.
     pub now: i64,
     /// Scheme, host and port the request came in on (for URLs we hand out).
@@ -105,8 +107,25 @@ impl Platform {
     }
 }
 
+thread_local! {
+    /// This isolate's settings, once read.
+    static CONFIG: RefCell<Option<Rc<Config>>> = const { RefCell::new(None) };
+}
+
 impl Config {
-    pub fn of(env: &Env) -> Result<Config> {
+    /// The deployment's settings, read once per isolate: vars and secrets cannot change under
+    /// a running isolate (changing them deploys a new version, which new isolates serve). A
+    /// configuration that fails is read again, and fails again, on every request.
+    pub fn of(env: &Env) -> Result<Rc<Config>> {
+        if let Some(config) = CONFIG.with(|c| c.borrow().clone()) {
+            return Ok(config);
+        }
+        let config = Rc::new(Config::read(env)?);
+        CONFIG.with(|c| *c.borrow_mut() = Some(config.clone()));
+        Ok(config)
+    }
+
+    fn read(env: &Env) -> Result<Config> {
         let var = |name: &str| env.var(name).map(|v| v.to_string()).ok();
         let base_domain = var("BASE_DOMAIN")
             .filter(|s| !s.trim().is_empty())

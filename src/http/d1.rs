@@ -4,9 +4,10 @@
 //! Integers are bound as JS numbers (exact up to 2^53, enough for millisecond timestamps) and come
 //! back as `i64` when they are safe integers.
 //!
-//! Results cross from JavaScript as one JSON text each (`JSON.stringify` of D1's result, parsed
-//! by `serde_json`) rather than value by value: a row of a dozen columns is one call into the
-//! runtime instead of dozens, and the wasm carries no second deserializer for rows.
+//! Results cross from JavaScript as one JSON text per call, a batch's together (`JSON.stringify`,
+//! parsed by `serde_json`), rather than value by value: a row of a dozen columns is not dozens
+//! of calls into the runtime, nor a batch of eight statements eight, and the wasm carries no
+//! second deserializer for rows.
 
 use serde_json::Value;
 use worker::js_sys::{Array, JSON};
@@ -59,22 +60,27 @@ impl D1 {
     }
 }
 
-/// One D1 result as its JSON text reads: the rows (`results`), and what the statement changed
-/// (`meta.changes`, `meta.size_after`); either may be missing.
-fn outcome(result: &JsValue) -> Result<Outcome, StoreError> {
+/// D1's result (or a batch's results) as one JSON text, parsed: one call into the runtime
+/// for a whole batch, not one per statement.
+fn parsed(result: &JsValue) -> Result<Value, StoreError> {
     let text: String = JSON::stringify(result).map_err(failure)?.into();
-    let raw: Value =
-        serde_json::from_str(&text).map_err(|e| StoreError::Other(format!("D1 result: {e}")))?;
-    let Value::Object(mut raw) = raw else {
+    serde_json::from_str(&text).map_err(|e| StoreError::Other(format!("D1 result: {e}")))
+}
+
+/// One statement's result: its rows (`results`), and what it changed (`meta.changes`,
+/// `meta.size_after`); either may be missing.
+fn outcome(result: Value) -> Result<Outcome, StoreError> {
+    let Value::Object(mut result) = result else {
         return Err(StoreError::Other("D1 result: not an object".into()));
     };
     let meta = |name: &str| {
-        raw.get("meta")
+        result
+            .get("meta")
             .and_then(|m| m.get(name))
             .and_then(Value::as_u64)
     };
     let (changes, size_after) = (meta("changes").unwrap_or(0), meta("size_after"));
-    let rows = match raw.remove("results") {
+    let rows = match result.remove("results") {
         Some(Value::Array(rows)) => rows,
         None | Some(Value::Null) => Vec::new(),
         Some(_) => return Err(StoreError::Other("D1 result: results is not a list".into())),
@@ -134,7 +140,7 @@ impl Executor for D1 {
     async fn query(&self, stmt: Stmt) -> Result<Outcome, StoreError> {
         let promise = self.prepare(&stmt)?.all().map_err(failure)?;
         let result = self.meter.timed(Binding::D1, JsFuture::from(promise));
-        outcome(&result.await.map_err(failure)?)
+        outcome(parsed(&result.await.map_err(failure)?)?)
     }
 
     async fn batch(&self, stmts: Vec<Stmt>) -> Result<Vec<Outcome>, StoreError> {
@@ -144,12 +150,12 @@ impl Executor for D1 {
             .collect::<Result<Array, _>>()?;
         let promise = self.database().batch(prepared).map_err(failure)?;
         let results = self.meter.timed(Binding::D1, JsFuture::from(promise));
-        let results: Array = results
-            .await
-            .map_err(failure)?
-            .dyn_into()
-            .map_err(|_| StoreError::Other("D1 batch: its results are not an array".into()))?;
-        results.iter().map(|r| outcome(&r)).collect()
+        match parsed(&results.await.map_err(failure)?)? {
+            Value::Array(results) => results.into_iter().map(outcome).collect(),
+            _ => Err(StoreError::Other(
+                "D1 batch: its results are not a list".into(),
+            )),
+        }
     }
 }
 

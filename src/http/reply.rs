@@ -170,8 +170,9 @@ pub fn oauth_error(e: &Error) -> OAuthError {
 }
 
 /// Read a request body of at most `cap` bytes. A `Content-Length` above the cap is refused with
-/// 413 before a byte is read; a body without one (chunked) is read chunk by chunk and refused as
-/// soon as it passes the cap. Either way no request makes the Worker buffer more than `cap`.
+/// 413 before a byte is read, one within it is read whole; a body without one (chunked) is read
+/// chunk by chunk and refused as soon as it passes the cap. Either way no request makes the
+/// Worker buffer more than `cap`.
 pub async fn read_body(req: &mut Request, cap: usize) -> Result<Vec<u8>> {
     let too_large = || Error::new(413, format!("the request body is larger than {cap} bytes"));
     if let Some(len) = header(req, "content-length") {
@@ -181,6 +182,19 @@ pub async fn read_body(req: &mut Request, cap: usize) -> Result<Vec<u8>> {
             Ok(_) => {}
             Err(_) => return Err(Error::invalid("Content-Length is not a number")),
         }
+    }
+    // A declared length within the cap: the whole body in one read (the runtime holds a body
+    // to its `Content-Length`), instead of a read per chunk.
+    if header(req, "content-length").is_some() {
+        let bytes = req
+            .bytes()
+            .await
+            .map_err(|e| Error::invalid(format!("could not read the request body: {e}")))?;
+        return if bytes.len() > cap {
+            Err(too_large())
+        } else {
+            Ok(bytes)
+        };
     }
     // No body at all (a GET, or an empty POST) is an empty body.
     let Ok(mut stream) = req.stream() else {
