@@ -686,3 +686,139 @@ mod moving {
         assert_eq!(total, 39);
     }
 }
+
+/// Shards whose next `INSERT INTO tenants` fails as D1 does when it says to retry, after
+/// running (`written`: the answer was lost) or not.
+struct Flaky<'a> {
+    all: &'a TestShards,
+    fail: &'a std::cell::Cell<bool>,
+    written: bool,
+}
+
+struct FlakyDb<'a> {
+    db: Sqlite,
+    fail: &'a std::cell::Cell<bool>,
+    written: bool,
+}
+
+impl Executor for FlakyDb<'_> {
+    async fn query(&self, stmt: Stmt) -> Result<crate::store::Outcome, crate::store::StoreError> {
+        if stmt.sql.starts_with("INSERT INTO tenants ") && self.fail.replace(false) {
+            if self.written {
+                self.db.query(stmt).await?;
+            }
+            return Err(crate::store::StoreError::Unavailable(
+                "D1 DB is overloaded".into(),
+            ));
+        }
+        self.db.query(stmt).await
+    }
+
+    async fn batch(
+        &self,
+        stmts: Vec<Stmt>,
+    ) -> Result<Vec<crate::store::Outcome>, crate::store::StoreError> {
+        self.db.batch(stmts).await
+    }
+}
+
+impl<'a> Databases for Flaky<'a> {
+    type Db = FlakyDb<'a>;
+
+    fn catalog(&self) -> scim_core::scim::error::Result<FlakyDb<'a>> {
+        self.shard(shards::CATALOG)
+    }
+
+    fn bindings(&self) -> &[String] {
+        self.all.bindings()
+    }
+
+    fn shard(&self, binding: &str) -> scim_core::scim::error::Result<FlakyDb<'a>> {
+        Ok(FlakyDb {
+            db: self.all.shard(binding)?,
+            fail: self.fail,
+            written: self.written,
+        })
+    }
+}
+
+/// A create whose shard row failed with a 503 is finished by its retry (the same id, one
+/// tenant), not refused as taken; a retry that asks for something else is 409; a create whose
+/// row was written but whose answer was lost is 409 on retry, and the tenant is there.
+#[test]
+fn a_create_that_failed_on_its_shard_is_finished_by_its_retry() {
+    let all = three();
+    let rt = TestRuntime::at(1_000);
+    let fail = std::cell::Cell::new(true);
+    let flaky = Flaky {
+        all: &all,
+        fail: &fail,
+        written: false,
+    };
+    let first = block_on(tenants::create(
+        &flaky,
+        &rt,
+        "r1",
+        None,
+        None,
+        Some("SHARD_2"),
+    ));
+    assert_eq!(first.map_err(|e| e.status).err(), Some(503));
+    let catalog = all.catalog().expect("catalog");
+    let shard = all.shard("SHARD_2").expect("shard");
+    assert_eq!(
+        count(
+            &catalog,
+            "SELECT count(*) FROM catalog WHERE subdomain = 'r1'"
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            &shard,
+            "SELECT count(*) FROM tenants WHERE subdomain = 'r1'"
+        ),
+        0
+    );
+    let other = block_on(tenants::create(&all, &rt, "r1", Some("Else"), None, None));
+    assert_eq!(other.map_err(|e| e.status).err(), Some(409));
+    let retry = block_on(tenants::create(&all, &rt, "r1", None, None, None)).expect("retry");
+    let listed = block_on(shards::locate(&all, "r1")).expect("located").org;
+    assert_eq!(
+        (retry.id.as_str(), retry.shard.as_str()),
+        (listed.id.as_str(), "SHARD_2")
+    );
+    let row = format!(
+        "SELECT count(*) FROM tenants WHERE subdomain = 'r1' AND id = '{}'",
+        retry.id
+    );
+    assert_eq!(count(&shard, &row), 1);
+    let again = block_on(tenants::create(&all, &rt, "r1", None, None, None));
+    assert_eq!(again.map_err(|e| e.status).err(), Some(409));
+
+    fail.set(true);
+    let lost = Flaky {
+        all: &all,
+        fail: &fail,
+        written: true,
+    };
+    let first = block_on(tenants::create(
+        &lost,
+        &rt,
+        "r2",
+        None,
+        None,
+        Some("SHARD_3"),
+    ));
+    assert_eq!(first.map_err(|e| e.status).err(), Some(503));
+    let retry = block_on(tenants::create(&all, &rt, "r2", None, None, None));
+    assert_eq!(retry.map_err(|e| e.status).err(), Some(409));
+    let shard = all.shard("SHARD_3").expect("shard");
+    assert_eq!(
+        count(
+            &shard,
+            "SELECT count(*) FROM tenants WHERE subdomain = 'r2'"
+        ),
+        1
+    );
+}

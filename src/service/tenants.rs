@@ -37,8 +37,11 @@ fn not_found(sub: &str) -> Error {
 /// its name defaults to the subdomain, provisioning to enabled.
 ///
 /// The catalog's row comes first: it claims the subdomain across every shard (a taken one is
-/// 409 there, before anything is written to a shard). Should the shard's row then fail, the
-/// catalog's is taken back, so a failure leaves no tenant half made.
+/// 409 there, before anything is written to a shard). Should the shard's row then fail for
+/// good, the catalog's is taken back. Should it fail in a way D1 says to retry (503), it may or
+/// may not have been written, and taking the catalog's row back could fail the same way: the
+/// catalog's row stays, and the retry of the same create finishes the tenant on its shard
+/// ([`unfinished`]) instead of answering 409 for a tenant that was never made.
 pub async fn create<S: Databases, R: Runtime>(
     s: &S,
     rt: &R,
@@ -51,43 +54,73 @@ pub async fn create<S: Databases, R: Runtime>(
     validate_subdomain(subdomain).map_err(Error::invalid)?;
     let name = name.unwrap_or(subdomain);
     check_name(name)?;
+    let name = name.trim();
+    let provisioning_enabled = provisioning_enabled.unwrap_or(true);
     let binding = shards::place(s, shard).await?;
     let org = Entry {
         id: rt.random_id("ten_")?,
         subdomain: subdomain.to_string(),
-        name: name.trim().to_string(),
-        provisioning_enabled: provisioning_enabled.unwrap_or(true),
+        name: name.to_string(),
+        provisioning_enabled,
         shard: binding,
         created_at: rt.now(),
         updated_at: rt.now(),
         moving: None,
     };
     let catalog_db = s.catalog()?;
-    catalog::insert(&catalog_db, &org)
-        .await
-        .map_err(|e| subdomain_taken(e, subdomain))?;
-    let created = match s.shard(&org.shard) {
-        Ok(db) => store::create_tenant(
-            &db,
-            NewTenant {
-                id: &org.id,
-                subdomain: &org.subdomain,
-                name: &org.name,
-                provisioning_enabled: org.provisioning_enabled,
-                now: org.created_at,
-            },
-        )
-        .await
-        .map_err(|e| subdomain_taken(e, subdomain)),
-        Err(e) => Err(e),
+    let org = match catalog::insert(&catalog_db, &org).await {
+        Ok(()) => org,
+        Err(e) if e.is_unique_on("subdomain") => {
+            let same = |o: &Entry| {
+                o.name == name
+                    && o.provisioning_enabled == provisioning_enabled
+                    && shard.is_none_or(|b| o.shard == b)
+            };
+            match unfinished(s, subdomain).await? {
+                Some(listed) if same(&listed) => listed,
+                _ => return Err(subdomain_taken(e, subdomain)),
+            }
+        }
+        Err(e) => return Err(e.into()),
     };
-    if let Err(e) = created {
-        catalog::remove(&catalog_db, &org.id).await?;
-        return Err(e);
+    let db = s.shard(&org.shard)?;
+    let created = store::create_tenant(
+        &db,
+        NewTenant {
+            id: &org.id,
+            subdomain: &org.subdomain,
+            name: &org.name,
+            provisioning_enabled: org.provisioning_enabled,
+            now: org.created_at,
+        },
+    )
+    .await;
+    match created {
+        Ok(_) => {}
+        // Another attempt at the same create finished it first.
+        Err(e) if e.is_unique_on("id") => {}
+        Err(e @ StoreError::Unavailable(_)) => return Err(e.into()),
+        Err(e) => {
+            catalog::remove(&catalog_db, &org.id).await?;
+            return Err(subdomain_taken(e, subdomain));
+        }
     }
     // It starts with the app's declared roles (the Cron Trigger would apply them otherwise).
-    super::roles::adopt(s, rt, &s.shard(&org.shard)?, &org.id).await?;
+    super::roles::adopt(s, rt, &db, &org.id).await?;
     Ok(org)
+}
+
+/// The catalog's entry for `subdomain` if its tenant was never made on its shard: a create
+/// that failed after listing it (see [`create`]). A tenant on the move is never one.
+async fn unfinished<S: Databases>(s: &S, subdomain: &str) -> Result<Option<Entry>> {
+    let Some(listed) = catalog::by_subdomain(&s.catalog()?, subdomain).await? else {
+        return Ok(None);
+    };
+    if listed.moving.is_some() {
+        return Ok(None);
+    }
+    let made = store::exists(&s.shard(&listed.shard)?, &listed.id).await?;
+    Ok((!made).then_some(listed))
 }
 
 /// A UNIQUE refusal on a subdomain: the name is another tenant's (409).

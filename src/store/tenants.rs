@@ -100,6 +100,12 @@ pub async fn create_tenant<E: Executor>(db: &E, t: NewTenant<'_>) -> Result<Tena
     }
 }
 
+/// Whether this database holds a row for tenant `id` (deleted or not).
+pub async fn exists<E: Executor>(db: &E, id: &str) -> Result<bool> {
+    let stmt = Stmt::new("SELECT 1 FROM tenants WHERE id = ?", vec![id.into()]);
+    Ok(!db.query(stmt).await?.rows.is_empty())
+}
+
 pub async fn get_tenant<E: Executor>(db: &E, subdomain: &str) -> Result<Option<Tenant>> {
     let sql =
         format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE subdomain = ? AND deleted_at IS NULL");
