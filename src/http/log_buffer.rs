@@ -8,7 +8,8 @@
 //! `ctx.waitUntil` (the runtime keeps the request's context alive for it); a flush comes sooner
 //! once [`MAX_BUFFERED`] entries wait. An entry therefore reaches the log within a fraction of
 //! a second, and is lost only if the isolate is killed in that window, or if D1 refuses the
-//! write twice (the write's own entries ride in their batch and are never at risk).
+//! write four times in a row (the write's own entries ride in their batch and are never at
+//! risk).
 //!
 //! Refused authentication is gathered apart ([`refused`]): refusals of one minute, address and
 //! reason add up to one aggregated entry here, and the flush adds the count to that entry in
@@ -29,8 +30,12 @@ use crate::service::{log, shards};
 
 /// How long the first entry of a tenant waits for others.
 pub const FLUSH_AFTER_MS: u64 = 250;
-/// The pause before the one retry of a write that D1 refused as briefly unavailable.
+/// The pause before the first retry of a write that D1 refused as briefly unavailable; each
+/// further retry waits twice as long.
 pub const RETRY_AFTER_MS: u64 = 100;
+/// Retries of such a write (100, 200 and 400 ms later): under 20% of D1 calls failing, one
+/// retry lost about one flush in 25; three lose about one in 600.
+pub const RETRIES: usize = 3;
 /// Entries of one tenant that are written at once without waiting.
 pub const MAX_BUFFERED: usize = 100;
 
@@ -97,9 +102,14 @@ fn gather(app: &App, shard: &str, tenant_id: &str, put: impl FnOnce(&mut Waiting
             .with(|w| w.borrow_mut().remove(&tenant_id))
             .unwrap_or_default();
         let mut written = log::record(&db, &tenant_id, &w.entries, &w.refusals).await;
-        if written.as_ref().is_err_and(|e| e.status == 503) {
-            // D1 was briefly unavailable (its own answer says so): once more, a moment later.
-            Delay::from(Duration::from_millis(RETRY_AFTER_MS)).await;
+        let mut pause = RETRY_AFTER_MS;
+        for _ in 0..RETRIES {
+            if !written.as_ref().is_err_and(|e| e.status == 503) {
+                break;
+            }
+            // D1 was briefly unavailable (its own answer says so): again, a moment later.
+            Delay::from(Duration::from_millis(pause)).await;
+            pause = pause.saturating_mul(2);
             written = log::record(&db, &tenant_id, &w.entries, &w.refusals).await;
         }
         if matches!(written, Ok(false)) {
