@@ -179,22 +179,21 @@ pub async fn read_body(req: &mut Request, cap: usize) -> Result<Vec<u8>> {
         match len.trim().parse::<u64>() {
             Ok(n) if n > u64::try_from(cap).unwrap_or(u64::MAX) => return Err(too_large()),
             Ok(0) => return Ok(Vec::new()),
-            Ok(_) => {}
+            Ok(_) => {
+                // Within the cap: the whole body in one read (the runtime holds a body to its
+                // `Content-Length`), instead of a read per chunk.
+                let bytes = req
+                    .bytes()
+                    .await
+                    .map_err(|e| Error::invalid(format!("could not read the request body: {e}")))?;
+                return if bytes.len() > cap {
+                    Err(too_large())
+                } else {
+                    Ok(bytes)
+                };
+            }
             Err(_) => return Err(Error::invalid("Content-Length is not a number")),
         }
-    }
-    // A declared length within the cap: the whole body in one read (the runtime holds a body
-    // to its `Content-Length`), instead of a read per chunk.
-    if header(req, "content-length").is_some() {
-        let bytes = req
-            .bytes()
-            .await
-            .map_err(|e| Error::invalid(format!("could not read the request body: {e}")))?;
-        return if bytes.len() > cap {
-            Err(too_large())
-        } else {
-            Ok(bytes)
-        };
     }
     // No body at all (a GET, or an empty POST) is an empty body.
     let Ok(mut stream) = req.stream() else {
