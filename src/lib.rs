@@ -64,8 +64,9 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
     http::handle(req, env, ctx).await
 }
 
-/// The Cron Trigger (`[triggers] crons` in wrangler.toml): retention of the change feed and the
-/// provisioning log, the log cap, and purging deleted tenants.
+/// The Cron Trigger (`[triggers] crons` in wrangler.toml): moves carried on, tenant creates that
+/// never finished taken off the list, roles and alerts, retention of the change feed and the
+/// provisioning log, the log cap, and purging deleted tenants (`http::upkeep`).
 #[event(scheduled)]
 async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     console_error_panic_hook::set_once();

@@ -152,7 +152,8 @@ fn is_operator(app: &App, req: &Request) -> bool {
     classify(&host, &app.config.base_domain) == HostKind::Operator
 }
 
-/// A scheduled run: unfinished moves ([`crate::service::moves`]), then the upkeep of
+/// A scheduled run: unfinished moves ([`crate::service::moves`]), tenant creates that never
+/// finished ([`crate::service::tenants::sweep_unfinished`]), then the upkeep of
 /// [`crate::service::upkeep`], each within a time budget, its report in the Worker's log.
 pub async fn upkeep(env: Env) {
     let run = async {
@@ -165,6 +166,16 @@ pub async fn upkeep(env: Env) {
         let moving = crate::service::moves::drive_all(&all, &rt, MOVES_BUDGET_MS).await;
         if let Err(e) = moving {
             worker::console_error!("moves: {}", e.cause.unwrap_or(e.detail));
+        }
+        // Tenant creates that failed half-way and were not retried.
+        match crate::service::tenants::sweep_unfinished(&all, &rt).await {
+            Ok(s) if s == Default::default() => {}
+            Ok(s) => worker::console_log!(
+                "tenants: {} unfinished creates taken off the list, {} found made",
+                s.dropped,
+                s.made
+            ),
+            Err(e) => worker::console_error!("tenants: {}", e.cause.unwrap_or(e.detail)),
         }
         // A declaration of the app's roles the request that made it could not apply to every
         // tenant in its budget.

@@ -6,7 +6,8 @@ use serde_json::{json, Value};
 
 use super::shards::{self, Cursor, Databases};
 use super::testing::{TestRuntime, TestShards};
-use super::{host_app, tenants, upkeep};
+use super::{host_app, tenants, upkeep, Runtime};
+use crate::store::catalog;
 use crate::store::sqlite::Sqlite;
 use crate::store::Executor;
 use crate::store::Stmt;
@@ -688,23 +689,41 @@ mod moving {
 }
 
 /// Shards whose next `INSERT INTO tenants` fails as D1 does when it says to retry, after
-/// running (`written`: the answer was lost) or not.
+/// running (`written`: the answer was lost) or not; and, with `sweep` set, whose catalog takes
+/// every unfinished listing off (as the sweep does) just before the next claim of one.
+#[derive(Clone, Copy)]
 struct Flaky<'a> {
     all: &'a TestShards,
     fail: &'a std::cell::Cell<bool>,
     written: bool,
+    sweep: Option<&'a std::cell::Cell<bool>>,
+}
+
+impl<'a> Flaky<'a> {
+    fn new(all: &'a TestShards, fail: &'a std::cell::Cell<bool>, written: bool) -> Self {
+        Flaky {
+            all,
+            fail,
+            written,
+            sweep: None,
+        }
+    }
 }
 
 struct FlakyDb<'a> {
     db: Sqlite,
-    fail: &'a std::cell::Cell<bool>,
-    written: bool,
+    flaky: Flaky<'a>,
 }
 
 impl Executor for FlakyDb<'_> {
     async fn query(&self, stmt: Stmt) -> Result<crate::store::Outcome, crate::store::StoreError> {
-        if stmt.sql.starts_with("INSERT INTO tenants ") && self.fail.replace(false) {
-            if self.written {
+        let claim = stmt.sql.starts_with("UPDATE catalog SET updated_at");
+        if claim && self.flaky.sweep.is_some_and(|s| s.replace(false)) {
+            let unmade = "DELETE FROM catalog WHERE made = 0";
+            self.db.query(Stmt::new(unmade, vec![])).await?;
+        }
+        if stmt.sql.starts_with("INSERT INTO tenants ") && self.flaky.fail.replace(false) {
+            if self.flaky.written {
                 self.db.query(stmt).await?;
             }
             return Err(crate::store::StoreError::Unavailable(
@@ -736,8 +755,7 @@ impl<'a> Databases for Flaky<'a> {
     fn shard(&self, binding: &str) -> scim_core::scim::error::Result<FlakyDb<'a>> {
         Ok(FlakyDb {
             db: self.all.shard(binding)?,
-            fail: self.fail,
-            written: self.written,
+            flaky: *self,
         })
     }
 }
@@ -750,11 +768,7 @@ fn a_create_that_failed_on_its_shard_is_finished_by_its_retry() {
     let all = three();
     let rt = TestRuntime::at(1_000);
     let fail = std::cell::Cell::new(true);
-    let flaky = Flaky {
-        all: &all,
-        fail: &fail,
-        written: false,
-    };
+    let flaky = Flaky::new(&all, &fail, false);
     let first = block_on(tenants::create(
         &flaky,
         &rt,
@@ -797,11 +811,7 @@ fn a_create_that_failed_on_its_shard_is_finished_by_its_retry() {
     assert_eq!(again.map_err(|e| e.status).err(), Some(409));
 
     fail.set(true);
-    let lost = Flaky {
-        all: &all,
-        fail: &fail,
-        written: true,
-    };
+    let lost = Flaky::new(&all, &fail, true);
     let first = block_on(tenants::create(
         &lost,
         &rt,
@@ -821,4 +831,141 @@ fn a_create_that_failed_on_its_shard_is_finished_by_its_retry() {
         ),
         1
     );
+}
+
+/// A create that failed on its shard and was never retried is taken off the list by the
+/// sweep once it has been unfinished for `UNFINISHED_AFTER_MS` (not before), its subdomain is
+/// free again, and a tenant that was made is never touched. One whose row was written but
+/// whose answer was lost is found made, and stays.
+#[test]
+fn the_sweep_takes_off_a_create_that_never_finished_and_keeps_one_that_did() {
+    let all = three();
+    let rt = TestRuntime::at(1_000);
+    let fail = std::cell::Cell::new(true);
+    let flaky = Flaky::new(&all, &fail, false);
+    let failed = block_on(tenants::create(
+        &flaky,
+        &rt,
+        "s1",
+        None,
+        None,
+        Some("SHARD_2"),
+    ));
+    assert_eq!(failed.map_err(|e| e.status).err(), Some(503));
+    fail.set(true);
+    let lost = Flaky::new(&all, &fail, true);
+    let lost = block_on(tenants::create(
+        &lost,
+        &rt,
+        "s2",
+        None,
+        None,
+        Some("SHARD_3"),
+    ));
+    assert_eq!(lost.map_err(|e| e.status).err(), Some(503));
+    block_on(tenants::create(&all, &rt, "s3", None, None, None)).expect("s3");
+    let catalog = all.catalog().expect("catalog");
+    let made = |sub: &str| {
+        let sql = format!("SELECT made FROM catalog WHERE subdomain = '{sub}'");
+        block_on(catalog.query(Stmt::new(sql, vec![])))
+            .expect("made")
+            .rows
+            .first()
+            .and_then(|r| r.get("made").and_then(serde_json::Value::as_i64))
+    };
+    assert_eq!(
+        (made("s1"), made("s2"), made("s3")),
+        (Some(0), Some(0), Some(1))
+    );
+
+    rt.now.set(1_000 + tenants::UNFINISHED_AFTER_MS);
+    let early = block_on(tenants::sweep_unfinished(&all, &rt)).expect("sweep");
+    assert_eq!(early, tenants::Swept::default());
+    assert_eq!(made("s1"), Some(0));
+
+    rt.now.set(1_001 + tenants::UNFINISHED_AFTER_MS);
+    let swept = block_on(tenants::sweep_unfinished(&all, &rt)).expect("sweep");
+    assert_eq!(
+        swept,
+        tenants::Swept {
+            dropped: 1,
+            made: 1
+        }
+    );
+    assert_eq!(
+        (made("s1"), made("s2"), made("s3")),
+        (None, Some(1), Some(1))
+    );
+    assert_eq!(
+        block_on(shards::locate(&all, "s1"))
+            .map(|_| ())
+            .map_err(|e| e.status),
+        Err(404)
+    );
+    for sub in ["s2", "s3"] {
+        block_on(shards::locate(&all, sub)).expect("still listed");
+    }
+    let again = block_on(tenants::sweep_unfinished(&all, &rt)).expect("sweep");
+    assert_eq!(again, tenants::Swept::default());
+
+    // The subdomain is free: another create, even one that asks for something else, makes it.
+    let anew = block_on(tenants::create(&all, &rt, "s1", Some("Anew"), None, None)).expect("s1");
+    let shard = all.shard(&anew.shard).expect("shard");
+    let row = format!(
+        "SELECT count(*) FROM tenants WHERE subdomain = 's1' AND id = '{}'",
+        anew.id
+    );
+    assert_eq!(count(&shard, &row), 1);
+    assert_eq!(made("s1"), Some(1));
+}
+
+/// A retry that claimed an unfinished listing (its `updated_at` moved) is not undone by a
+/// sweep that read the listing before the claim; and a retry whose listing the sweep took
+/// off just before its claim lists the tenant anew and makes it.
+#[test]
+fn a_retry_and_the_sweep_do_not_undo_each_other() {
+    let all = three();
+    let rt = TestRuntime::at(1_000);
+    let fail = std::cell::Cell::new(true);
+    let flaky = Flaky::new(&all, &fail, false);
+    for sub in ["c1", "c2"] {
+        fail.set(true);
+        let failed = block_on(tenants::create(
+            &flaky,
+            &rt,
+            sub,
+            None,
+            None,
+            Some("SHARD_2"),
+        ));
+        assert_eq!(failed.map_err(|e| e.status).err(), Some(503));
+    }
+    rt.now.set(1_001 + tenants::UNFINISHED_AFTER_MS);
+    let catalog = all.catalog().expect("catalog");
+    let read = block_on(catalog::unmade(&catalog, rt.now(), 10)).expect("unmade");
+    assert_eq!(read.len(), 2);
+    let c1 = read.iter().find(|o| o.subdomain == "c1").expect("c1");
+    assert!(block_on(catalog::claim_unmade(&catalog, &c1.id, rt.now())).expect("claim"));
+    assert!(!block_on(catalog::drop_unmade(&catalog, c1)).expect("drop"));
+    block_on(shards::locate(&all, "c1")).expect("still listed");
+
+    // c2: the sweep takes its listing off between the retry's look and its claim.
+    let sweep = std::cell::Cell::new(true);
+    let racing = Flaky {
+        sweep: Some(&sweep),
+        ..Flaky::new(&all, &fail, false)
+    };
+    let retry = block_on(tenants::create(&racing, &rt, "c2", None, None, None)).expect("c2");
+    assert!(!sweep.get(), "the sweep ran before the claim");
+    assert_ne!(
+        Some(&retry.id),
+        read.iter().find(|o| o.subdomain == "c2").map(|o| &o.id)
+    );
+    let listed = block_on(shards::locate(&all, "c2"))
+        .expect("listed anew")
+        .org;
+    assert_eq!(listed.id, retry.id);
+    let shard = all.shard(&retry.shard).expect("shard");
+    let row = format!("SELECT count(*) FROM tenants WHERE id = '{}'", retry.id);
+    assert_eq!(count(&shard, &row), 1);
 }

@@ -41,7 +41,8 @@ fn not_found(sub: &str) -> Error {
 /// good, the catalog's is taken back. Should it fail in a way D1 says to retry (503), it may or
 /// may not have been written, and taking the catalog's row back could fail the same way: the
 /// catalog's row stays, and the retry of the same create finishes the tenant on its shard
-/// ([`unfinished`]) instead of answering 409 for a tenant that was never made.
+/// ([`unfinished`]) instead of answering 409 for a tenant that was never made. A create that
+/// is never retried is taken off the list by the Cron Trigger ([`sweep_unfinished`]).
 pub async fn create<S: Databases, R: Runtime>(
     s: &S,
     rt: &R,
@@ -68,20 +69,30 @@ pub async fn create<S: Databases, R: Runtime>(
         moving: None,
     };
     let catalog_db = s.catalog()?;
-    let org = match catalog::insert(&catalog_db, &org).await {
-        Ok(()) => org,
-        Err(e) if e.is_unique_on("subdomain") => {
-            let same = |o: &Entry| {
-                o.name == name
-                    && o.provisioning_enabled == provisioning_enabled
-                    && shard.is_none_or(|b| o.shard == b)
-            };
-            match unfinished(s, subdomain).await? {
-                Some(listed) if same(&listed) => listed,
+    let same = |o: &Entry| {
+        o.name == name
+            && o.provisioning_enabled == provisioning_enabled
+            && shard.is_none_or(|b| o.shard == b)
+    };
+    // Twice at most: once more when the sweep took an unfinished listing off meanwhile.
+    let mut swept = false;
+    let org = loop {
+        match catalog::insert(&catalog_db, &org).await {
+            Ok(()) => break org,
+            Err(e) if e.is_unique_on("subdomain") => match unfinished(s, subdomain).await? {
+                Some(listed) if same(&listed) => {
+                    if catalog::claim_unmade(&catalog_db, &listed.id, rt.now()).await? {
+                        break listed;
+                    }
+                    if swept {
+                        return Err(subdomain_taken(e, subdomain));
+                    }
+                    swept = true;
+                }
                 _ => return Err(subdomain_taken(e, subdomain)),
-            }
+            },
+            Err(e) => return Err(e.into()),
         }
-        Err(e) => return Err(e.into()),
     };
     let db = s.shard(&org.shard)?;
     let created = store::create_tenant(
@@ -105,6 +116,9 @@ pub async fn create<S: Databases, R: Runtime>(
             return Err(subdomain_taken(e, subdomain));
         }
     }
+    // The tenant is made whether or not this mark is written: should D1 refuse it, the
+    // tenant still answers, and the sweep finds its row and marks it then.
+    let _ = catalog::mark_made(&catalog_db, &org.id).await;
     // It starts with the app's declared roles (the Cron Trigger would apply them otherwise).
     super::roles::adopt(s, rt, &db, &org.id).await?;
     Ok(org)
@@ -121,6 +135,46 @@ async fn unfinished<S: Databases>(s: &S, subdomain: &str) -> Result<Option<Entry
     }
     let made = store::exists(&s.shard(&listed.shard)?, &listed.id).await?;
     Ok((!made).then_some(listed))
+}
+
+/// A listing is unfinished for this long before the sweep may take it off: far longer than a
+/// create takes, so that only one that failed, and was not retried since, is taken off.
+pub const UNFINISHED_AFTER_MS: i64 = 10 * 60 * 1000;
+
+/// Listings the sweep looks at in one run (the Cron Trigger runs every 15 minutes).
+const SWEEP_LIMIT: i64 = 100;
+
+/// What one sweep did: listings taken off (their creates had not finished), and listings
+/// found made (their create's mark was lost).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Swept {
+    pub dropped: u64,
+    pub made: u64,
+}
+
+/// Finish the books on creates that did not finish ([`create`]): a listing left unfinished for
+/// [`UNFINISHED_AFTER_MS`] whose shard has the tenant's row is marked made; one whose shard has
+/// none is taken off the list, with the API keys and webhooks limited to it, so that its
+/// subdomain is free and the list shows no tenant that does not answer. A create retried
+/// meanwhile claims its listing first ([`catalog::claim_unmade`]), and the listing is then
+/// left to it.
+pub async fn sweep_unfinished<S: Databases, R: Runtime>(s: &S, rt: &R) -> Result<Swept> {
+    let catalog_db = s.catalog()?;
+    let before = rt.now().saturating_sub(UNFINISHED_AFTER_MS);
+    let mut swept = Swept::default();
+    for listed in catalog::unmade(&catalog_db, before, SWEEP_LIMIT).await? {
+        if listed.moving.is_some() {
+            continue;
+        }
+        if store::exists(&s.shard(&listed.shard)?, &listed.id).await? {
+            catalog::mark_made(&catalog_db, &listed.id).await?;
+            swept.made = swept.made.saturating_add(1);
+        } else if catalog::drop_unmade(&catalog_db, &listed).await? {
+            catalog::remove(&catalog_db, &listed.id).await?;
+            swept.dropped = swept.dropped.saturating_add(1);
+        }
+    }
+    Ok(swept)
 }
 
 /// A UNIQUE refusal on a subdomain: the name is another tenant's (409).

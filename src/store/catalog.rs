@@ -28,10 +28,11 @@ from_row!(Entry { id, subdomain, name, provisioning_enabled, shard, created_at, 
 const COLUMNS: &str =
     "id, subdomain, name, provisioning_enabled, shard, created_at, updated_at, move";
 
-/// List tenant `o`; a subdomain taken on any shard is `StoreError::Unique` on `subdomain` (the UNIQUE index decides).
+/// List tenant `o`, not yet made on its shard ([`mark_made`]); a subdomain taken on any shard
+/// is `StoreError::Unique` on `subdomain` (the UNIQUE index decides).
 pub async fn insert<E: Executor>(db: &E, o: &Entry) -> Result<()> {
     let stmt = Stmt::new(
-        format!("INSERT INTO catalog ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)"),
+        format!("INSERT INTO catalog ({COLUMNS}, made) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, 0)"),
         vec![
             o.id.as_str().into(),
             o.subdomain.as_str().into(),
@@ -46,6 +47,45 @@ pub async fn insert<E: Executor>(db: &E, o: &Entry) -> Result<()> {
         Ok(_) => Ok(()),
         Err(e) => Err(e),
     }
+}
+
+/// Record that tenant `id`'s row exists on its shard: its create is finished.
+pub async fn mark_made<E: Executor>(db: &E, id: &str) -> Result<()> {
+    let sql = "UPDATE catalog SET made = 1 WHERE id = ? AND made = 0";
+    db.query(Stmt::new(sql, vec![id.into()])).await?;
+    Ok(())
+}
+
+/// Claim unfinished tenant `id` for a create that finishes it, by moving its `updated_at` to
+/// `now`: [`drop_unmade`], which read the old value, then leaves it alone. `false`: it is no
+/// longer listed unfinished (dropped meanwhile, or finished).
+pub async fn claim_unmade<E: Executor>(db: &E, id: &str, now: i64) -> Result<bool> {
+    let sql = "UPDATE catalog SET updated_at = ? WHERE id = ? AND made = 0";
+    Ok(db
+        .query(Stmt::new(sql, vec![now.into(), id.into()]))
+        .await?
+        .changes
+        > 0)
+}
+
+/// Up to `limit` tenants listed before `before` whose create is not known to have finished,
+/// oldest first (a seek on the partial index `catalog_unmade`).
+pub async fn unmade<E: Executor>(db: &E, before: i64, limit: i64) -> Result<Vec<Entry>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM catalog WHERE made = 0 AND created_at < ? \
+         ORDER BY created_at LIMIT ?"
+    );
+    db.query(Stmt::new(sql, vec![before.into(), limit.into()]))
+        .await?
+        .decode()
+}
+
+/// Take unfinished tenant `o` off the list if nothing claimed or finished it since it was read
+/// (its `updated_at` unchanged, no move). Whether it was taken off.
+pub async fn drop_unmade<E: Executor>(db: &E, o: &Entry) -> Result<bool> {
+    let sql = "DELETE FROM catalog WHERE id = ? AND made = 0 AND updated_at = ? AND move IS NULL";
+    let stmt = Stmt::new(sql, vec![o.id.as_str().into(), o.updated_at.into()]);
+    Ok(db.query(stmt).await?.changes > 0)
 }
 
 /// The tenant subdomain `sub` names, if any.

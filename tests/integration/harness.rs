@@ -785,6 +785,19 @@ impl Server {
     /// hold the file's write lock a moment after the test's last request: a read from outside
     /// that meets it (`SQLITE_BUSY`, seen once in CI) is tried again, not taken for an answer.
     pub fn count_in(&self, binding: &str, sql: &str) -> i64 {
+        let out = self.execute_in(binding, sql);
+        let v: Value = serde_json::from_slice(&out.stdout).expect("JSON from d1 execute");
+        let row = &v[0]["results"][0];
+        row.as_object()
+            .and_then(|o| o.values().next())
+            .and_then(Value::as_i64)
+            .unwrap_or_else(|| panic!("no number in {v}"))
+    }
+
+    /// Run `sql` on shard `binding`'s local database from outside, as [`Server::count_in`]
+    /// reads (and with its caveats: only on a server no other test writes to), tried again
+    /// while the dev server holds the file's lock; its output, asserted successful.
+    pub fn execute_in(&self, binding: &str, sql: &str) -> std::process::Output {
         let mut tries = 0;
         let out = loop {
             let out = self.d1_execute(binding, sql);
@@ -802,12 +815,7 @@ impl Server {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        let v: Value = serde_json::from_slice(&out.stdout).expect("JSON from d1 execute");
-        let row = &v[0]["results"][0];
-        row.as_object()
-            .and_then(|o| o.values().next())
-            .and_then(Value::as_i64)
-            .unwrap_or_else(|| panic!("no number in {v}"))
+        out
     }
 
     fn d1_execute(&self, binding: &str, sql: &str) -> std::process::Output {
