@@ -47,7 +47,7 @@ help:
 	@echo "make test   lint, unit tests, integration tests over wrangler dev, scim2-tester, deploy dry-run"
 	@echo "make fuzz   the fuzzer, FUZZ_INPUTS inputs (default 10 million) from a random seed"
 	@echo "make bench  benchmarks under Miniflare: beside the floor Worker (local and edge latencies), group membership, the feed, writes with webhooks subscribed (figures; compare and webhooks check that their writes changed what they name)"
-	@echo "make bench-shards  1,000 organisations on 1, 2 and 4 one-writer shards, and a move of 10,000 users (figures)"
+	@echo "make bench-shards  1,000 organisations on 1, 2 and 4 one-writer shards, a move of 10,000 users, and three shards beside one (figures)"
 
 ## Set-up (idempotent; quiet when already done) ---------------------------------------------
 
@@ -183,10 +183,12 @@ bench: build bench/floor/build/index.js
 	node bench/feed.mjs
 	node bench/webhooks.mjs
 
-# The scale of sharding by simulation (one writer per database), and a move of 10,000 users.
-bench-shards: build
+# The scale of sharding by simulation (one writer per database), a move of 10,000 users, and
+# the table's operations on a tenant on the third of three shards beside one on DB, paired.
+bench-shards: build bench/floor/build/index.js
 	node bench/shards.mjs
 	node bench/move.mjs
+	node bench/compare.mjs --sizes 10000 --rounds 5 --shards 3
 
 clean:
 	rm -rf build target/wasm32-unknown-unknown .wrangler

@@ -18,6 +18,9 @@
 // Then, serially, how each lookup grows from the smallest organisation to the largest, and a
 // page deep in the list against the first page. `--edge` runs everything again with the
 // bindings delayed as at the edge (bench/edge.mjs: D1 40 ms, KV 1 ms hot, 25 ms cold).
+// `--shards N` puts the organisation on the last of N shards, and a second one of the same
+// size on DB, measured in the same rounds: their ratios, round by round, say what the shard
+// costs without the noise between two separate runs.
 // Figures only, but every measured write is a real change, and checked: POST creates a user
 // each time, the disable row turns a different active user inactive each time, the update row
 // gives a different user values no user had, and the member row adds a different non-member
@@ -133,146 +136,164 @@ async function run(size, edge) {
   const t0 = performance.now();
   const first = await send("GET", "/admin/v1/tenants", ADMIN, undefined, 200);
   const firstMs = performance.now() - t0;
-  await send("POST", "/admin/v1/tenants", ADMIN, { subdomain: "bench", shard: HOME }, 201);
-  const { token } = JSON.parse((await send("POST", "/admin/v1/tenants/bench/tokens", ADMIN, undefined, 201)).body_);
-  const scim = (m, p, body, expect) => send(m, `/tenants/bench/api/scim/v2${p}`, token, body, expect);
-  const db = await mf.getD1Database(HOME);
-  const kv = await mf.getKVNamespace("KV");
-  const { id: tenantId } = await db.prepare("SELECT id FROM tenants WHERE subdomain = 'bench'").first();
-  const hash = createHash("sha256").update(token).digest("hex");
-  await kv.put(`floor:${hash}`, JSON.stringify({ tenant_id: tenantId }));
-
-  // Seed: templates over SCIM, the rest copied by SQL.
-  let t = performance.now();
-  const templates = Math.min(size, TEMPLATES);
-  await closedLoop(templates, (i) => scim("POST", "/Users", entraUser(i), 201));
-  const copies = Math.ceil(size / TEMPLATES) - 1;
-  if (copies > 0) {
-    const cols = (await db.prepare("SELECT name FROM pragma_table_info('users')").all()).results.map((r) => r.name);
-    const vcols = (await db.prepare("SELECT name FROM pragma_table_info('user_values')").all()).results.map((r) => r.name);
-    // Copy k of template user `user{i}@…`/`ext-{i}` is `user{i}-{k}@…`/`ext-{i}-{k}`.
-    const tag = (e, k) => `replace(${e}, '@contoso', '-${k}@contoso')`;
-    const userExpr = (k) => ({
-      id: `id || '-${k}'`,
-      user_name: tag("user_name", k),
-      user_name_key: tag("user_name_key", k),
-      external_id: `external_id || '-${k}'`,
-      data: `replace(${tag("data", k)}, '"externalId":"' || external_id || '"', '"externalId":"' || external_id || '-${k}"')`,
-      created_at: `created_at + ${k} * 100000000`,
-      updated_at: `updated_at + ${k} * 100000000`,
-    });
-    const valueExpr = (k) => ({ user_id: `user_id || '-${k}'`, value: tag("value", k), value_key: tag("value_key", k) });
-    // Template ids are UUIDs (four dashes); copies have a fifth.
-    const templatesOnly = "tenant_id = ? AND id NOT LIKE '%-%-%-%-%-%'";
-    for (let k = 1; k <= copies; k++) {
-      const ue = userExpr(k);
-      const ve = valueExpr(k);
-      await db.batch([
-        db.prepare(`INSERT INTO users (${cols.join(", ")}) SELECT ${cols.map((x) => ue[x] ?? x).join(", ")} FROM users WHERE ${templatesOnly}`).bind(tenantId),
-        db
-          .prepare(`INSERT INTO user_values (${vcols.join(", ")}) SELECT ${vcols.map((x) => ve[x] ?? x).join(", ")} FROM user_values WHERE ${templatesOnly.replace("id NOT", "user_id NOT")}`)
-          .bind(tenantId),
-      ]);
+  /** Organisation `sub` on shard `binding` with `size` users: the first 1,000 created over
+   * SCIM, the rest copied by SQL; 64 of their ids and an empty group. */
+  async function organisation(sub, binding) {
+    await send("POST", "/admin/v1/tenants", ADMIN, { subdomain: sub, shard: binding }, 201);
+    const { token } = JSON.parse((await send("POST", `/admin/v1/tenants/${sub}/tokens`, ADMIN, undefined, 201)).body_);
+    const scim = (m, p, body, expect) => send(m, `/tenants/${sub}/api/scim/v2${p}`, token, body, expect);
+    const db = await mf.getD1Database(binding);
+    const { id: tenantId } = await db.prepare("SELECT id FROM tenants WHERE subdomain = ?").bind(sub).first();
+    const t = performance.now();
+    const templates = Math.min(size, TEMPLATES);
+    await closedLoop(templates, (i) => scim("POST", "/Users", entraUser(i), 201));
+    const copies = Math.ceil(size / TEMPLATES) - 1;
+    if (copies > 0) {
+      const cols = (await db.prepare("SELECT name FROM pragma_table_info('users')").all()).results.map((r) => r.name);
+      const vcols = (await db.prepare("SELECT name FROM pragma_table_info('user_values')").all()).results.map((r) => r.name);
+      // Copy k of template user `user{i}@…`/`ext-{i}` is `user{i}-{k}@…`/`ext-{i}-{k}`.
+      const tag = (e, k) => `replace(${e}, '@contoso', '-${k}@contoso')`;
+      const userExpr = (k) => ({
+        id: `id || '-${k}'`,
+        user_name: tag("user_name", k),
+        user_name_key: tag("user_name_key", k),
+        external_id: `external_id || '-${k}'`,
+        data: `replace(${tag("data", k)}, '"externalId":"' || external_id || '"', '"externalId":"' || external_id || '-${k}"')`,
+        created_at: `created_at + ${k} * 100000000`,
+        updated_at: `updated_at + ${k} * 100000000`,
+      });
+      const valueExpr = (k) => ({ user_id: `user_id || '-${k}'`, value: tag("value", k), value_key: tag("value_key", k) });
+      // Template ids are UUIDs (four dashes); copies have a fifth.
+      const templatesOnly = "tenant_id = ? AND id NOT LIKE '%-%-%-%-%-%'";
+      for (let k = 1; k <= copies; k++) {
+        const ue = userExpr(k);
+        const ve = valueExpr(k);
+        await db.batch([
+          db.prepare(`INSERT INTO users (${cols.join(", ")}) SELECT ${cols.map((x) => ue[x] ?? x).join(", ")} FROM users WHERE ${templatesOnly}`).bind(tenantId),
+          db
+            .prepare(`INSERT INTO user_values (${vcols.join(", ")}) SELECT ${vcols.map((x) => ve[x] ?? x).join(", ")} FROM user_values WHERE ${templatesOnly.replace("id NOT", "user_id NOT")}`)
+            .bind(tenantId),
+        ]);
+      }
     }
+    const { n } = await db.prepare("SELECT COUNT(*) AS n FROM users WHERE tenant_id = ?").bind(tenantId).first();
+    const seeded = (performance.now() - t) / 1000;
+    const ids = [];
+    const probe = async (k) => JSON.parse((await scim("GET", `/Users?filter=${encodeURIComponent(`userName eq "${nameOf(k)}"`)}`, undefined, 200)).body_).Resources[0].id;
+    for (let i = 0; i < 64; i++) ids.push(await probe((i * 7919) % size));
+    const group = JSON.parse((await scim("POST", "/Groups", { schemas: ["urn:ietf:params:scim:schemas:core:2.0:Group"], displayName: "Bench Group" }, 201)).body_).id;
+    return { sub, binding, token, scim, db, tenantId, n, seeded, ids, group };
   }
-  const { n } = await db.prepare("SELECT COUNT(*) AS n FROM users WHERE tenant_id = ?").bind(tenantId).first();
-  console.log(`\n## ${n.toLocaleString("en")} users${edge.d1Ms ? ` (edge: D1 ${edge.d1Ms} ms, KV ${edge.kvMs} ms hot / ${edge.kvColdMs} ms cold)` : ""}`);
-  console.log(`seeded in ${((performance.now() - t) / 1000).toFixed(1)} s; workerd ready in ${ready.toFixed(0)} ms, first request ${firstMs.toFixed(0)} ms (${first.status})`);
 
-  const ids = [];
-  const probe = async (k) => JSON.parse((await scim("GET", `/Users?filter=${encodeURIComponent(`userName eq "${nameOf(k)}"`)}`, undefined, 200)).body_).Resources[0].id;
-  for (let i = 0; i < 64; i++) ids.push(await probe((i * 7919) % size));
-  const group = JSON.parse((await scim("POST", "/Groups", { schemas: ["urn:ietf:params:scim:schemas:core:2.0:Group"], displayName: "Bench Group" }, 201)).body_).id;
+  const main = await organisation("bench", HOME);
+  // With several shards, the same operations on an organisation on DB too, in the same rounds:
+  // a paired comparison of one shard's organisation with another's, free of the run-to-run
+  // noise that two separate runs carry.
+  const beside = SHARDS > 1 && !GROWTH_ONLY ? await organisation("bench-db", "DB") : null;
+  const { scim, ids, token } = main;
+  const kv = await mf.getKVNamespace("KV");
+  const hash = createHash("sha256").update(token).digest("hex");
+  await kv.put(`floor:${hash}`, JSON.stringify({ tenant_id: main.tenantId }));
+  console.log(`\n## ${main.n.toLocaleString("en")} users${edge.d1Ms ? ` (edge: D1 ${edge.d1Ms} ms, KV ${edge.kvMs} ms hot / ${edge.kvColdMs} ms cold)` : ""}`);
+  console.log(`seeded in ${main.seeded.toFixed(1)} s; workerd ready in ${ready.toFixed(0)} ms, first request ${firstMs.toFixed(0)} ms (${first.status})`);
 
   const pick = (i) => (i * 7919 + 13) % size;
-  // The ids a write row changes, one per request (taken from the end).
-  let pool = [];
-  const column = async (sql, limit) => (await db.prepare(sql).bind(tenantId, limit).all()).results.map((r) => r.id);
-  const count = async (sql) => (await db.prepare(sql).bind(tenantId).first()).n;
   const floor = (mode, m, p, body) => send(m, `/${mode}${p}`, token, body);
   const light = edge.d1Ms ? 0.1 : 1;
   const N = (x) => Math.max(40, Math.round(x * light));
-  let created = 0;
-  let updated = 0;
-  const ops = [
-    {
-      label: "GET userName eq",
-      kind: "read",
-      n: N(3000),
-      scim: (i) => scim("GET", `/Users?filter=${encodeURIComponent(`userName eq "${nameOf(pick(i))}"`)}`, undefined, 200),
-    },
-    { label: "GET /Users/{id}", kind: "read", n: N(3000), scim: (i) => scim("GET", `/Users/${ids[i % ids.length]}`, undefined, 200) },
-    {
-      label: "GET externalId eq",
-      kind: "read",
-      n: N(3000),
-      scim: (i) => scim("GET", `/Users?filter=${encodeURIComponent(`externalId eq "${extOf(pick(i))}"`)}`, undefined, 200),
-    },
-    { label: "POST /Users", kind: "write", n: N(1500), scim: () => scim("POST", "/Users", entraUser(10_000_000 + created++), 201) },
-    {
-      // Each request disables a user that is active (a different one every time): a real
-      // change, checked by the count of inactive users afterwards.
-      label: "PATCH active False (Entra disable)",
-      kind: "write",
-      n: N(1500),
-      prepare: async (total) => {
-        pool = await column("SELECT id FROM users WHERE tenant_id = ? AND active = 1 ORDER BY id LIMIT ?", total);
-        return count("SELECT COUNT(*) AS n FROM users WHERE tenant_id = ? AND active = 0");
+
+  /** The operations of the table on organisation `o`. */
+  function operations(o) {
+    const { scim, ids, group, db, tenantId } = o;
+    // The ids a write row changes, one per request (taken from the end).
+    let pool = [];
+    const column = async (sql, limit) => (await db.prepare(sql).bind(tenantId, limit).all()).results.map((r) => r.id);
+    const count = async (sql) => (await db.prepare(sql).bind(tenantId).first()).n;
+    let created = 0;
+    let updated = 0;
+    return [
+      {
+        label: "GET userName eq",
+        kind: "read",
+        n: N(3000),
+        scim: (i) => scim("GET", `/Users?filter=${encodeURIComponent(`userName eq "${nameOf(pick(i))}"`)}`, undefined, 200),
       },
-      scim: () => scim("PATCH", `/Users/${pool.pop()}`, { schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], Operations: [{ op: "Replace", path: "active", value: "False" }] }, 200),
-      verify: async (total, before) => {
-        const after = await count("SELECT COUNT(*) AS n FROM users WHERE tenant_id = ? AND active = 0");
-        return [after - before === total, `${after - before} of ${total} users disabled`];
+      { label: "GET /Users/{id}", kind: "read", n: N(3000), scim: (i) => scim("GET", `/Users/${ids[i % ids.length]}`, undefined, 200) },
+      {
+        label: "GET externalId eq",
+        kind: "read",
+        n: N(3000),
+        scim: (i) => scim("GET", `/Users?filter=${encodeURIComponent(`externalId eq "${extOf(pick(i))}"`)}`, undefined, 200),
       },
-    },
-    {
-      // Entra's attribute update: each request gives a different user a new displayName, title
-      // and department (values no user had): checked by the count of users holding them.
-      label: "PATCH attributes (Entra update)",
-      kind: "write",
-      n: N(1500),
-      prepare: async (total) => {
-        pool = await column("SELECT id FROM users WHERE tenant_id = ? ORDER BY id DESC LIMIT ?", total);
-        return count("SELECT COUNT(*) AS n FROM users WHERE tenant_id = ? AND json_extract(data, '$.displayName') LIKE 'Updated %'");
+      { label: "POST /Users", kind: "write", n: N(1500), scim: () => scim("POST", "/Users", entraUser(10_000_000 + created++), 201) },
+      {
+        // Each request disables a user that is active (a different one every time): a real
+        // change, checked by the count of inactive users afterwards.
+        label: "PATCH active False (Entra disable)",
+        kind: "write",
+        n: N(1500),
+        prepare: async (total) => {
+          pool = await column("SELECT id FROM users WHERE tenant_id = ? AND active = 1 ORDER BY id LIMIT ?", total);
+          return count("SELECT COUNT(*) AS n FROM users WHERE tenant_id = ? AND active = 0");
+        },
+        scim: () => scim("PATCH", `/Users/${pool.pop()}`, { schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], Operations: [{ op: "Replace", path: "active", value: "False" }] }, 200),
+        verify: async (total, before) => {
+          const after = await count("SELECT COUNT(*) AS n FROM users WHERE tenant_id = ? AND active = 0");
+          return [after - before === total, `${after - before} of ${total} users disabled`];
+        },
       },
-      scim: () => {
-        const k = updated++;
-        return scim("PATCH", `/Users/${pool.pop()}`, {
-          schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-          Operations: [
-            { op: "Replace", path: "displayName", value: `Updated ${k}` },
-            { op: "Replace", path: "title", value: `Title ${k}` },
-            { op: "Add", path: "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department", value: `Dept ${k}` },
-          ],
-        }, 200);
+      {
+        // Entra's attribute update: each request gives a different user a new displayName, title
+        // and department (values no user had): checked by the count of users holding them.
+        label: "PATCH attributes (Entra update)",
+        kind: "write",
+        n: N(1500),
+        prepare: async (total) => {
+          pool = await column("SELECT id FROM users WHERE tenant_id = ? ORDER BY id DESC LIMIT ?", total);
+          return count("SELECT COUNT(*) AS n FROM users WHERE tenant_id = ? AND json_extract(data, '$.displayName') LIKE 'Updated %'");
+        },
+        scim: () => {
+          const k = updated++;
+          return scim("PATCH", `/Users/${pool.pop()}`, {
+            schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            Operations: [
+              { op: "Replace", path: "displayName", value: `Updated ${k}` },
+              { op: "Replace", path: "title", value: `Title ${k}` },
+              { op: "Add", path: "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department", value: `Dept ${k}` },
+            ],
+          }, 200);
+        },
+        verify: async (total, before) => {
+          const after = await count("SELECT COUNT(*) AS n FROM users WHERE tenant_id = ? AND json_extract(data, '$.displayName') LIKE 'Updated %'");
+          return [after - before === total, `${after - before} of ${total} users updated`];
+        },
       },
-      verify: async (total, before) => {
-        const after = await count("SELECT COUNT(*) AS n FROM users WHERE tenant_id = ? AND json_extract(data, '$.displayName') LIKE 'Updated %'");
-        return [after - before === total, `${after - before} of ${total} users updated`];
+      {
+        // Each request adds a user that is not yet a member: checked by the group's size.
+        label: "PATCH group add member",
+        kind: "write",
+        n: N(1500),
+        prepare: async (total) => {
+          pool = await column("SELECT id FROM users WHERE tenant_id = ? ORDER BY id LIMIT ?", total);
+          return count(`SELECT COUNT(*) AS n FROM memberships WHERE tenant_id = ? AND group_id = '${group}'`);
+        },
+        scim: () => scim("PATCH", `/Groups/${group}`, { schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], Operations: [{ op: "Add", path: "members", value: [{ value: pool.pop() }] }] }, 204),
+        verify: async (total, before) => {
+          const after = await count(`SELECT COUNT(*) AS n FROM memberships WHERE tenant_id = ? AND group_id = '${group}'`);
+          return [after - before === total, `${after - before} of ${total} members added`];
+        },
       },
-    },
-    {
-      // Each request adds a user that is not yet a member: checked by the group's size.
-      label: "PATCH group add member",
-      kind: "write",
-      n: N(1500),
-      prepare: async (total) => {
-        pool = await column("SELECT id FROM users WHERE tenant_id = ? ORDER BY id LIMIT ?", total);
-        return count(`SELECT COUNT(*) AS n FROM memberships WHERE tenant_id = ? AND group_id = '${group}'`);
+      {
+        label: "GET /Groups?excludedAttributes=members&filter",
+        kind: "read",
+        n: N(3000),
+        scim: () => scim("GET", `/Groups?excludedAttributes=members&filter=${encodeURIComponent('displayName eq "Bench Group"')}`, undefined, 200),
       },
-      scim: () => scim("PATCH", `/Groups/${group}`, { schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], Operations: [{ op: "Add", path: "members", value: [{ value: pool.pop() }] }] }, 204),
-      verify: async (total, before) => {
-        const after = await count(`SELECT COUNT(*) AS n FROM memberships WHERE tenant_id = ? AND group_id = '${group}'`);
-        return [after - before === total, `${after - before} of ${total} members added`];
-      },
-    },
-    {
-      label: "GET /Groups?excludedAttributes=members&filter",
-      kind: "read",
-      n: N(3000),
-      scim: () => scim("GET", `/Groups?excludedAttributes=members&filter=${encodeURIComponent('displayName eq "Bench Group"')}`, undefined, 200),
-    },
-  ];
+    ];
+  }
+  const ops = operations(main);
+  const besides = beside && operations(beside);
+  const BESIDE = `scim-edge on DB`;
   let floorNames = 0;
   const floors = {
     read: {
@@ -285,13 +306,17 @@ async function run(size, edge) {
     },
   };
   const table = [];
+  const pairs = [];
   const floorDone = {};
-  for (const op of GROWTH_ONLY ? [] : ops) {
-    const runs = { ...(floorDone[op.kind] ? {} : floors[op.kind]), "scim-edge": op.scim };
-    const got = Object.fromEntries(Object.keys(runs).map((k) => [k, []]));
+  for (const [k, op] of (GROWTH_ONLY ? [] : ops).entries()) {
+    const mine = besides ? [op, besides[k]] : [op];
+    const runs = { ...(floorDone[op.kind] ? {} : floors[op.kind]), "scim-edge": op.scim, ...(besides ? { [BESIDE]: besides[k].scim } : {}) };
+    const got = Object.fromEntries(Object.keys(runs).map((name) => [name, []]));
     const total = op.n * ROUNDS;
-    const before = op.prepare ? await op.prepare(total) : 0;
-    if (op.prepare && pool.length < total) throw new Error(`${op.label}: ${pool.length} users for ${total} requests`);
+    const before = [];
+    for (const o of mine) {
+      before.push(o.prepare ? await o.prepare(total) : 0);
+    }
     for (let r = 0; r < ROUNDS; r++) {
       const names = Object.keys(runs);
       for (const name of names.slice(r % names.length).concat(names.slice(0, r % names.length))) {
@@ -301,14 +326,15 @@ async function run(size, edge) {
         got[name].push(res);
       }
     }
-    if (op.verify) {
-      const [ok, said] = await op.verify(total, before);
-      console.log(`checked ${op.label}: ${said}`);
+    for (const [j, o] of mine.entries()) {
+      if (!o.verify) continue;
+      const [ok, said] = await o.verify(total, before[j]);
+      console.log(`checked ${op.label}${j ? " (on DB)" : ""}: ${said}`);
       if (!ok) throw new Error(`${op.label} did not change what it measured: ${said}`);
     }
     for (const [name, rs] of Object.entries(got)) {
       const row = {
-        op: name === "scim-edge" ? op.label : `${op.kind === "read" ? "GET one user" : "POST one user"}`,
+        op: name.startsWith("scim-edge") ? op.label : `${op.kind === "read" ? "GET one user" : "POST one user"}`,
         who: name,
         kind: op.kind,
         rps: median(rs.map((x) => x.rps)),
@@ -317,8 +343,13 @@ async function run(size, edge) {
         cpu: median(rs.map((x) => x.cpu)),
         calls: rs[0].calls,
       };
-      if (name !== "scim-edge") floorDone[op.kind] = { ...(floorDone[op.kind] ?? {}), [name]: row };
+      if (!name.startsWith("scim-edge")) floorDone[op.kind] = { ...(floorDone[op.kind] ?? {}), [name]: row };
       table.push(row);
+    }
+    // Round by round, the organisation on HOME against the one on DB (the same round's two runs).
+    if (besides) {
+      const ratio = (f) => median(got["scim-edge"].map((x, r) => f(x) / f(got[BESIDE][r])));
+      pairs.push({ op: op.label, rps: ratio((x) => x.rps), cpu: ratio((x) => x.cpu) });
     }
   }
   if (table.length) {
@@ -333,6 +364,12 @@ async function run(size, edge) {
     console.log(
       `| ${row.op} | ${row.who} | ${row.rps.toFixed(0)} | ${(row.rps / base.rps).toFixed(2)} | ${row.p50.toFixed(1)} | ${row.p99.toFixed(1)} | ${row.cpu.toFixed(2)} | ${(row.cpu / base.cpu).toFixed(2)} | ${c[0]} | ${c[1]} |`,
     );
+  }
+  if (pairs.length) {
+    console.log(`\nThe organisation on ${HOME} against the one on DB, the same rounds (median of the rounds' ratios):`);
+    console.log(`| operation | req/s, ${HOME} ÷ DB | CPU per request, ${HOME} ÷ DB |`);
+    console.log("|---|---|---|");
+    for (const p of pairs) console.log(`| ${p.op} | ${p.rps.toFixed(2)} | ${p.cpu.toFixed(2)} |`);
   }
 
   // Serial lookups (medians of 300) and pages, for the growth table.
