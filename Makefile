@@ -46,7 +46,7 @@ help:
 	@echo "make dev    serve the Worker locally on http://127.0.0.1:$(PORT) (embedded D1/KV)"
 	@echo "make test   lint, unit tests, integration tests over wrangler dev, scim2-tester, deploy dry-run"
 	@echo "make fuzz   the fuzzer, FUZZ_INPUTS inputs (default 10 million) from a random seed"
-	@echo "make bench  benchmarks under Miniflare: beside the floor Worker (local and edge latencies), group membership, the feed, writes with webhooks subscribed (figures; compare and webhooks check that their writes changed what they name)"
+	@echo "make bench  benchmarks under Miniflare: beside the floor Worker (local and edge latencies), where a create's CPU goes, group membership, the feed, writes with webhooks subscribed (figures; compare and webhooks check that their writes changed what they name)"
 	@echo "make bench-shards  1,000 organisations on 1, 2 and 4 one-writer shards, a move of 10,000 users, and three shards beside one (figures)"
 
 ## Set-up (idempotent; quiet when already done) ---------------------------------------------
@@ -179,6 +179,7 @@ BENCH_SIZES ?= 1000,10000,100000
 
 bench: build bench/floor/build/index.js
 	node bench/compare.mjs --sizes $(BENCH_SIZES) --edge
+	node bench/cost.mjs
 	node bench/groups.mjs
 	node bench/feed.mjs
 	node bench/webhooks.mjs

@@ -1,6 +1,7 @@
 // What the benchmarks and the fault run share: a temporary directory whose local D1 has every
 // migration applied (by wrangler, as `make dev` applies them), the Worker under the edge
-// wrapper (edge.mjs), and the user Entra sends with its default attribute mappings.
+// wrapper (edge.mjs), workerd's CPU time, and the user Entra sends with its default attribute
+// mappings.
 
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
@@ -48,6 +49,30 @@ export const edgeModule = (build) => ({
   path: join(build, "edge.mjs"),
   contents: readFileSync(join(root, "bench/edge.mjs"), "utf8"),
 });
+
+// workerd's CPU time (user + system), from /proc: every workerd below this process.
+export function workerdPids() {
+  const out = execFileSync("ps", ["-eo", "pid,ppid,comm"], { encoding: "utf8" });
+  const rows = out.trim().split("\n").slice(1).map((l) => l.trim().split(/\s+/));
+  const mine = new Set([String(process.pid)]);
+  let grew = true;
+  while (grew) {
+    grew = false;
+    for (const [pid, ppid] of rows) if (mine.has(ppid) && !mine.has(pid)) (mine.add(pid), (grew = true));
+  }
+  return rows.filter(([pid, , comm]) => mine.has(pid) && comm.startsWith("workerd")).map(([pid]) => pid);
+}
+const TICK_MS = 1000 / Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim());
+export function cpuMs(pids) {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+      ticks += Number(f[11]) + Number(f[12]);
+    } catch {}
+  }
+  return ticks * TICK_MS;
+}
 
 /** What Entra sends for user `i` with the default mappings. */
 export const entraUser = (i) => ({

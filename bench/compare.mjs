@@ -33,7 +33,7 @@ import { createHash } from "node:crypto";
 import { cpus } from "node:os";
 import { join } from "node:path";
 import { shardDatabases, workerOptions } from "../tests/integration/worker.mjs";
-import { closedLoop, edgeModule, entraUser, migrated, quiet, root } from "./common.mjs";
+import { closedLoop, cpuMs, edgeModule, entraUser, migrated, quiet, root, workerdPids } from "./common.mjs";
 
 const args = process.argv.slice(2);
 const opt = (name, dflt) => {
@@ -83,30 +83,6 @@ function options(dir, edge) {
       },
     ],
   };
-}
-
-// workerd's CPU time (user + system), from /proc: every workerd below this process.
-function workerdPids() {
-  const out = execFileSync("ps", ["-eo", "pid,ppid,comm"], { encoding: "utf8" });
-  const rows = out.trim().split("\n").slice(1).map((l) => l.trim().split(/\s+/));
-  const mine = new Set([String(process.pid)]);
-  let grew = true;
-  while (grew) {
-    grew = false;
-    for (const [pid, ppid] of rows) if (mine.has(ppid) && !mine.has(pid)) (mine.add(pid), (grew = true));
-  }
-  return rows.filter(([pid, , comm]) => mine.has(pid) && comm.startsWith("workerd")).map(([pid]) => pid);
-}
-const TICK_MS = 1000 / Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim());
-function cpuMs(pids) {
-  let ticks = 0;
-  for (const pid of pids) {
-    try {
-      const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-      ticks += Number(f[11]) + Number(f[12]);
-    } catch {}
-  }
-  return ticks * TICK_MS;
 }
 
 // Users beyond the templates are `user{i}-{n}@…` / `ext-{i}-{n}` (see `clone`).

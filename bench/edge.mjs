@@ -13,6 +13,9 @@
 //   d1Fault     share of D1 calls that fail with D1's "overloaded" error instead of running
 //   kvFault     share of KV calls that throw instead of running
 //   seed        seed of the fault draws (a fixed seed gives the same faults in the same order)
+//   record      keep the statements and parameters of the latest D1 batch, served at
+//               GET /__edge/last; POST /__edge/batch runs such a list ([[sql, params], …]) as
+//               one batch on DB, through the same wrappers (bench/cost.mjs)
 // Counts of injected faults are served at GET /__edge (the Worker under test never sees it).
 import { WorkerEntrypoint } from "cloudflare:workers";
 import Inner from "./index.js";
@@ -78,17 +81,21 @@ async function kvCall(s, key, run) {
 // Proxies keep each binding's constructor (the Worker checks its name) and route the calls that
 // reach the network through the delays and faults above.
 const targets = new WeakMap();
-function statement(s, stmt, name) {
+// With `record`: each statement's SQL and parameters, and the latest batch's.
+const recorded = new WeakMap();
+let lastBatch = null;
+function statement(s, stmt, name, sql, params = []) {
   const p = new Proxy(stmt, {
     get(t, prop) {
       const v = t[prop];
       if (typeof v !== "function" || prop === "constructor") return v;
-      if (prop === "bind") return (...a) => statement(s, t.bind(...a), name);
+      if (prop === "bind") return (...a) => statement(s, t.bind(...a), name, sql, a);
       if (["all", "run", "first", "raw"].includes(prop)) return (...a) => d1Call(s, () => t[prop](...a), name);
       return v.bind(t);
     },
   });
   targets.set(p, stmt);
+  if (s.record) recorded.set(p, [sql, params]);
   return p;
 }
 
@@ -97,8 +104,13 @@ function database(s, db, name) {
     get(t, prop) {
       const v = t[prop];
       if (typeof v !== "function" || prop === "constructor") return v;
-      if (prop === "prepare") return (sql) => statement(s, t.prepare(sql), name);
-      if (prop === "batch") return (stmts) => d1Call(s, () => t.batch(stmts.map((x) => targets.get(x) ?? x)), name, stmts.length);
+      if (prop === "prepare") return (sql) => statement(s, t.prepare(sql), name, sql);
+      if (prop === "batch") {
+        return (stmts) => {
+          if (s.record) lastBatch = stmts.map((x) => recorded.get(x));
+          return d1Call(s, () => t.batch(stmts.map((x) => targets.get(x) ?? x)), name, stmts.length);
+        };
+      }
       return v.bind(t);
     },
   });
@@ -130,12 +142,21 @@ function wrap(env) {
 export default class Edge extends WorkerEntrypoint {
   fetch(request) {
     const url = new URL(request.url);
+    if (url.pathname === "/__edge/last") return Response.json(lastBatch);
+    if (url.pathname === "/__edge/batch" && request.method === "POST") return this.batch(request);
     if (url.pathname === "/__edge") {
       const now = { ...counts, elapsedMs: Date.now() - counts.since };
       if (url.searchParams.has("reset")) Object.assign(counts, { busyMs: {}, since: Date.now() });
       return Response.json(now);
     }
     return new Inner(this.ctx, wrap(this.env)).fetch(request);
+  }
+
+  async batch(request) {
+    const db = wrap(this.env).DB;
+    const list = await request.json();
+    await db.batch(list.map(([sql, params]) => db.prepare(sql).bind(...params)));
+    return new Response(null, { status: 204 });
   }
 
   scheduled(controller) {
