@@ -779,7 +779,8 @@ impl Server {
 
     /// A number one SQL statement reads from shard `binding`'s local database, straight from
     /// its file (`wrangler d1 execute`), not through the Worker: what a test checks the Worker
-    /// against. Only on [`apart_server`], once its writes are done.
+    /// against. Only on a server no other test writes to ([`apart_server`], [`own_server`]),
+    /// once its writes are done.
     ///
     /// A read's log entry is written after its response (`wait_until`), so the dev server may
     /// hold the file's write lock a moment after the test's last request: a read from outside
