@@ -40,7 +40,7 @@ FUZZ_INPUTS ?= 10000000
 VENV := .venv
 REQUIREMENTS := tests/conformance/requirements.txt tests/openapi/requirements.txt tests/webhooks/requirements.txt
 
-.PHONY: help setup toolchain chromium dev migrate-local migrate-remote build test lint unit fuzz-short fuzz integration conformance deploy-check bench bench-shards clean
+.PHONY: help setup toolchain chromium dev migrate-local migrate-remote build test lint unit fuzz-short fuzz integration conformance deploy-check bench bench-shards profile clean
 
 help:
 	@echo "make dev    serve the Worker locally on http://127.0.0.1:$(PORT) (embedded D1/KV)"
@@ -48,6 +48,7 @@ help:
 	@echo "make fuzz   the fuzzer, FUZZ_INPUTS inputs (default 10 million) from a random seed"
 	@echo "make bench  benchmarks under Miniflare: beside the floor Worker (local and edge latencies), where a create's CPU goes, group membership, the feed, writes with webhooks subscribed (figures; compare and webhooks check that their writes changed what they name)"
 	@echo "make bench-shards  1,000 organisations on 1, 2 and 4 one-writer shards, a move of 10,000 users, and three shards beside one (figures)"
+	@echo "make profile  a CPU profile of the Worker's isolate serving one kind of request (PROFILE_ARGS=\"--op post|get|disable --requests N\")"
 
 ## Set-up (idempotent; quiet when already done) ---------------------------------------------
 
@@ -190,6 +191,15 @@ bench-shards: build bench/floor/build/index.js
 	node bench/shards.mjs
 	node bench/move.mjs
 	node bench/compare.mjs --sizes 10000 --rounds 5 --shards 3
+
+# A CPU profile of the Worker's isolate (bench/profile.mjs) on a copy of the build whose wasm keeps
+# its function names (target/profile/), e.g. PROFILE_ARGS="--op get --requests 5000". Node 20
+# needs a flag for its WebSocket client; Node 22 has it.
+PROFILE_ARGS ?= --op post --requests 3000
+NODE_WS = $(shell node -e 'process.exit(typeof WebSocket === "undefined" ? 0 : 1)' && echo --experimental-websocket)
+profile: build
+	worker-build --release -d target/profile
+	node $(NODE_WS) bench/profile.mjs --build target/profile $(PROFILE_ARGS)
 
 clean:
 	rm -rf build target/wasm32-unknown-unknown .wrangler
