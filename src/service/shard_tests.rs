@@ -688,6 +688,17 @@ mod moving {
     }
 }
 
+/// An API key bound to listed tenant `sub`, straight into the catalog.
+fn key_of(catalog: &Sqlite, sub: &str) {
+    block_on(catalog.query(Stmt::new(
+        "INSERT INTO api_keys (id, name, hash, hint, scopes, tenant_id, tenant_subdomain, created_at) \
+         SELECT 'key_' || subdomain, 'k', 'hash_' || subdomain, 'h', '[]', id, subdomain, 0 \
+         FROM catalog WHERE subdomain = ?",
+        vec![sub.into()],
+    )))
+    .expect("key");
+}
+
 /// Shards whose next `INSERT INTO tenants` fails as D1 does when it says to retry, after
 /// running (`written`: the answer was lost) or not; and, with `sweep` set, whose catalog takes
 /// every unfinished listing off (as the sweep does) just before the next claim of one.
@@ -877,6 +888,9 @@ fn the_sweep_takes_off_a_create_that_never_finished_and_keeps_one_that_did() {
         (made("s1"), made("s2"), made("s3")),
         (Some(0), Some(0), Some(1))
     );
+    for sub in ["s1", "s3"] {
+        key_of(&catalog, sub);
+    }
 
     rt.now.set(1_000 + tenants::UNFINISHED_AFTER_MS);
     let early = block_on(tenants::sweep_unfinished(&all, &rt)).expect("sweep");
@@ -905,6 +919,12 @@ fn the_sweep_takes_off_a_create_that_never_finished_and_keeps_one_that_did() {
     for sub in ["s2", "s3"] {
         block_on(shards::locate(&all, sub)).expect("still listed");
     }
+    // The key bound to the tenant taken off went with it; the made tenant's stays.
+    let keys = |sub: &str| {
+        let sql = format!("SELECT count(*) FROM api_keys WHERE tenant_subdomain = '{sub}'");
+        count(&catalog, &sql)
+    };
+    assert_eq!((keys("s1"), keys("s3")), (0, 1));
     let again = block_on(tenants::sweep_unfinished(&all, &rt)).expect("sweep");
     assert_eq!(again, tenants::Swept::default());
 
@@ -945,9 +965,16 @@ fn a_retry_and_the_sweep_do_not_undo_each_other() {
     let read = block_on(catalog::unmade(&catalog, rt.now(), 10)).expect("unmade");
     assert_eq!(read.len(), 2);
     let c1 = read.iter().find(|o| o.subdomain == "c1").expect("c1");
+    key_of(&catalog, "c1");
     assert!(block_on(catalog::claim_unmade(&catalog, &c1.id, rt.now())).expect("claim"));
-    assert!(!block_on(catalog::drop_unmade(&catalog, c1)).expect("drop"));
+    assert!(!block_on(catalog::remove_unmade(&catalog, c1)).expect("drop"));
     block_on(shards::locate(&all, "c1")).expect("still listed");
+    let sql = "SELECT count(*) FROM api_keys WHERE tenant_subdomain = 'c1'";
+    assert_eq!(
+        count(&catalog, sql),
+        1,
+        "a removal that removed nothing took its key"
+    );
 
     // c2: the sweep takes its listing off between the retry's look and its claim.
     let sweep = std::cell::Cell::new(true);

@@ -169,8 +169,7 @@ pub async fn sweep_unfinished<S: Databases, R: Runtime>(s: &S, rt: &R) -> Result
         if store::exists(&s.shard(&listed.shard)?, &listed.id).await? {
             catalog::mark_made(&catalog_db, &listed.id).await?;
             swept.made = swept.made.saturating_add(1);
-        } else if catalog::drop_unmade(&catalog_db, &listed).await? {
-            catalog::remove(&catalog_db, &listed.id).await?;
+        } else if catalog::remove_unmade(&catalog_db, &listed).await? {
             swept.dropped = swept.dropped.saturating_add(1);
         }
     }

@@ -57,7 +57,7 @@ pub async fn mark_made<E: Executor>(db: &E, id: &str) -> Result<()> {
 }
 
 /// Claim unfinished tenant `id` for a create that finishes it, by moving its `updated_at` to
-/// `now`: [`drop_unmade`], which read the old value, then leaves it alone. `false`: it is no
+/// `now`: [`remove_unmade`], which read the old value, then leaves it alone. `false`: it is no
 /// longer listed unfinished (dropped meanwhile, or finished).
 pub async fn claim_unmade<E: Executor>(db: &E, id: &str, now: i64) -> Result<bool> {
     let sql = "UPDATE catalog SET updated_at = ? WHERE id = ? AND made = 0";
@@ -81,11 +81,24 @@ pub async fn unmade<E: Executor>(db: &E, before: i64, limit: i64) -> Result<Vec<
 }
 
 /// Take unfinished tenant `o` off the list if nothing claimed or finished it since it was read
-/// (its `updated_at` unchanged, no move). Whether it was taken off.
-pub async fn drop_unmade<E: Executor>(db: &E, o: &Entry) -> Result<bool> {
+/// (its `updated_at` unchanged, no move), with what [`remove`] takes with it, in one batch.
+/// Whether it was taken off.
+pub async fn remove_unmade<E: Executor>(db: &E, o: &Entry) -> Result<bool> {
     let sql = "DELETE FROM catalog WHERE id = ? AND made = 0 AND updated_at = ? AND move IS NULL";
     let stmt = Stmt::new(sql, vec![o.id.as_str().into(), o.updated_at.into()]);
-    Ok(db.query(stmt).await?.changes > 0)
+    let outs = db.batch(removal(stmt, &o.id)).await?;
+    Ok(outs.first().is_some_and(|out| out.changes > 0))
+}
+
+/// The condition, on `?1` (a tenant's id), that it is no longer listed: what every statement
+/// that deletes what a tenant leaves behind in the catalog's database waits for.
+pub const UNLISTED: &str = "NOT EXISTS (SELECT 1 FROM catalog WHERE id = ?1)";
+
+/// `delete` (of tenant `id`'s catalog row), then the API keys and webhooks limited to it.
+fn removal(delete: Stmt, id: &str) -> Vec<Stmt> {
+    let mut batch = vec![delete, super::keys::delete_of_tenant(id)];
+    batch.extend(super::host_app::webhooks::delete_of_tenant(id));
+    batch
 }
 
 /// The tenant subdomain `sub` names, if any.
@@ -145,12 +158,8 @@ pub async fn update<E: Executor>(
 /// webhooks limited to it with it, in one batch: neither outlives its tenant to see a namesake
 /// created later.
 pub async fn remove<E: Executor>(db: &E, id: &str) -> Result<()> {
-    let mut batch = vec![
-        Stmt::new("DELETE FROM catalog WHERE id = ?", vec![id.into()]),
-        super::keys::delete_of_tenant(id),
-    ];
-    batch.extend(super::host_app::webhooks::delete_of_tenant(id));
-    db.batch(batch).await?;
+    let delete = Stmt::new("DELETE FROM catalog WHERE id = ?", vec![id.into()]);
+    db.batch(removal(delete, id)).await?;
     Ok(())
 }
 

@@ -113,7 +113,12 @@ pub async fn delete<E: Executor>(db: &E, id: &str, tenant: Option<&str>) -> Resu
     Ok(db.query(stmt).await?.changes == 1)
 }
 
-/// The statement that deletes every key bound to tenant `id` (it leaves the catalog with them).
+/// The statement that deletes every key bound to tenant `id` once it is no longer listed (it
+/// leaves the catalog with them).
 pub fn delete_of_tenant(id: &str) -> Stmt {
-    Stmt::new("DELETE FROM api_keys WHERE tenant_id = ?", vec![id.into()])
+    let gone = crate::store::catalog::UNLISTED;
+    Stmt::new(
+        format!("DELETE FROM api_keys WHERE tenant_id = ?1 AND {gone}"),
+        vec![id.into()],
+    )
 }
