@@ -90,14 +90,13 @@ pub async fn remove_unmade<E: Executor>(db: &E, o: &Entry) -> Result<bool> {
     Ok(outs.first().is_some_and(|out| out.changes > 0))
 }
 
-/// The condition, on `?1` (a tenant's id), that it is no longer listed: what every statement
-/// that deletes what a tenant leaves behind in the catalog's database waits for.
-pub const UNLISTED: &str = "NOT EXISTS (SELECT 1 FROM catalog WHERE id = ?1)";
-
-/// `delete` (of tenant `id`'s catalog row), then the API keys and webhooks limited to it.
+/// `delete` (of tenant `id`'s catalog row), then the API keys and webhooks limited to it, each
+/// only once the tenant is no longer listed: after a `delete` that deleted nothing
+/// ([`remove_unmade`]), they delete nothing either.
 fn removal(delete: Stmt, id: &str) -> Vec<Stmt> {
-    let mut batch = vec![delete, super::keys::delete_of_tenant(id)];
-    batch.extend(super::host_app::webhooks::delete_of_tenant(id));
+    const UNLISTED: &str = "NOT EXISTS (SELECT 1 FROM catalog WHERE id = ?1)";
+    let mut batch = vec![delete, super::keys::delete_of_tenant(id, UNLISTED)];
+    batch.extend(super::host_app::webhooks::delete_of_tenant(id, UNLISTED));
     batch
 }
 

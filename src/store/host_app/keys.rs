@@ -113,10 +113,9 @@ pub async fn delete<E: Executor>(db: &E, id: &str, tenant: Option<&str>) -> Resu
     Ok(db.query(stmt).await?.changes == 1)
 }
 
-/// The statement that deletes every key bound to tenant `id` once it is no longer listed (it
-/// leaves the catalog with them).
-pub fn delete_of_tenant(id: &str) -> Stmt {
-    let gone = crate::store::catalog::UNLISTED;
+/// The statement that deletes every key bound to tenant `id` (it leaves the catalog with
+/// them) where `gone` (a condition on `?1`, the id: that the tenant is no longer listed) holds.
+pub fn delete_of_tenant(id: &str, gone: &str) -> Stmt {
     Stmt::new(
         format!("DELETE FROM api_keys WHERE tenant_id = ?1 AND {gone}"),
         vec![id.into()],

@@ -211,12 +211,10 @@ pub async fn delete<E: Executor>(db: &E, id: &str) -> Result<bool> {
 }
 
 /// The statements that delete what tenant `id`'s leaving the catalog leaves behind: the
-/// endpoints limited to it (with theirs) and its lanes of the others. Each runs only once the
-/// tenant is no longer listed, so that after a conditional removal that removed nothing
-/// (`catalog::remove_unmade`) they delete nothing either.
-pub fn delete_of_tenant(id: &str) -> Vec<Stmt> {
+/// endpoints limited to it (with theirs) and its lanes of the others, each only where `gone`
+/// (a condition on `?1`, the id: that the tenant is no longer listed) holds.
+pub fn delete_of_tenant(id: &str, gone: &str) -> Vec<Stmt> {
     let of_hooks = "webhook_id IN (SELECT id FROM webhooks WHERE tenant_id = ?1)";
-    let gone = crate::store::catalog::UNLISTED;
     vec![
         Stmt::new(
             format!("DELETE FROM webhook_lanes WHERE (tenant_id = ?1 OR {of_hooks}) AND {gone}"),
