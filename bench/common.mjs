@@ -1,7 +1,7 @@
 // What the benchmarks and the fault run share: a temporary directory whose local D1 has every
 // migration applied (by wrangler, as `make dev` applies them), the Worker under the edge
-// wrapper (edge.mjs), workerd's CPU time, and the user Entra sends with its default attribute
-// mappings.
+// wrapper (edge.mjs), workerd's CPU time, the command line's options, requests to the Worker,
+// and the user Entra sends with its default attribute mappings.
 
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
@@ -73,6 +73,30 @@ export function cpuMs(pids) {
   }
   return ticks * TICK_MS;
 }
+
+/** The value after `--name` on the command line, or `dflt`. */
+export function option(name, dflt) {
+  const args = process.argv.slice(2);
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : dflt;
+}
+
+/** Whether `--name` is on the command line. */
+export const flag = (name) => process.argv.slice(2).includes(`--${name}`);
+
+/** `send(method, path, token, body, expect)` to the Worker at `url`: the Response, its text as
+ * `body_`; a status other than `expect` (when given) throws. A string body goes as it is. */
+export const sender = (url) => async (method, path, token, body, expect) => {
+  const r = await fetch(new URL(path, url), {
+    method,
+    headers: { "content-type": "application/scim+json", authorization: `Bearer ${token}` },
+    body: body && (typeof body === "string" ? body : JSON.stringify(body)),
+  });
+  const text = await r.text();
+  if (expect && r.status !== expect) throw new Error(`${method} ${path}: ${r.status} ${text.slice(0, 300)}`);
+  r.body_ = text;
+  return r;
+};
 
 /** What Entra sends for user `i` with the default mappings. */
 export const entraUser = (i) => ({

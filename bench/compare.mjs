@@ -33,23 +33,18 @@ import { createHash } from "node:crypto";
 import { cpus } from "node:os";
 import { join } from "node:path";
 import { shardDatabases, workerOptions } from "../tests/integration/worker.mjs";
-import { closedLoop, cpuMs, edgeModule, entraUser, migrated, quiet, root, workerdPids } from "./common.mjs";
+import { closedLoop, cpuMs, edgeModule, entraUser, flag, migrated, option, quiet, root, sender, workerdPids } from "./common.mjs";
 
-const args = process.argv.slice(2);
-const opt = (name, dflt) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : dflt;
-};
-const SIZES = opt("sizes", "1000,10000,100000").split(",").map(Number);
-const ROUNDS = Number(opt("rounds", 3));
-const BUILD = opt("build", join(root, "build"));
+const SIZES = option("sizes", "1000,10000,100000").split(",").map(Number);
+const ROUNDS = Number(option("rounds", 3));
+const BUILD = option("build", join(root, "build"));
 const FLOOR = join(root, "bench/floor/build");
-const EDGE_TOO = args.includes("--edge");
+const EDGE_TOO = flag("edge");
 // `--shards N`: N shards, the organisation on the last one (the floor reads that database).
-const SHARDS = Number(opt("shards", 1));
+const SHARDS = Number(option("shards", 1));
 const HOME = SHARDS > 1 ? `SHARD_${SHARDS}` : "DB";
 // Only the serial growth tables, not the operations beside the floor.
-const GROWTH_ONLY = args.includes("--growth-only");
+const GROWTH_ONLY = flag("growth-only");
 const CONCURRENCY = 8;
 const EDGE = { d1Ms: 40, kvMs: 1, kvColdMs: 25 };
 const ADMIN = "bench-admin-token";
@@ -98,17 +93,7 @@ async function run(size, edge) {
   const url = await mf.ready;
   const ready = performance.now() - started;
   const pids = workerdPids();
-  async function send(method, path, token, body, expect) {
-    const r = await fetch(new URL(path, url), {
-      method,
-      headers: { "content-type": "application/scim+json", authorization: `Bearer ${token}` },
-      body: body && JSON.stringify(body),
-    });
-    const text = await r.text();
-    if (expect && r.status !== expect) throw new Error(`${method} ${path}: ${r.status} ${text.slice(0, 300)}`);
-    r.body_ = text;
-    return r;
-  }
+  const send = sender(url);
   const t0 = performance.now();
   const first = await send("GET", "/admin/v1/tenants", ADMIN, undefined, 200);
   const firstMs = performance.now() - t0;

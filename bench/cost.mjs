@@ -16,16 +16,11 @@ import { Miniflare } from "miniflare";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { workerOptions } from "../tests/integration/worker.mjs";
-import { closedLoop, cpuMs, edgeModule, entraUser, migrated, quiet, root, workerdPids } from "./common.mjs";
+import { closedLoop, cpuMs, edgeModule, entraUser, migrated, option, quiet, root, sender, workerdPids } from "./common.mjs";
 
-const args = process.argv.slice(2);
-const opt = (name, dflt) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : dflt;
-};
-const N = Number(opt("requests", 1500));
-const ROUNDS = Number(opt("rounds", 5));
-const BUILD = opt("build", join(root, "build"));
+const N = Number(option("requests", 1500));
+const ROUNDS = Number(option("rounds", 5));
+const BUILD = option("build", join(root, "build"));
 const ADMIN = "cost-admin-token";
 
 const dir = migrated("scim-edge-cost-");
@@ -36,16 +31,8 @@ const mf = new Miniflare({ ...options, ...quiet });
 const url = await mf.ready;
 const pids = workerdPids();
 
-async function send(method, path, token, body, expect) {
-  const r = await fetch(new URL(path, url), {
-    method,
-    headers: { "content-type": "application/scim+json", authorization: `Bearer ${token}` },
-    body: body && (typeof body === "string" ? body : JSON.stringify(body)),
-  });
-  const text = await r.text();
-  if (r.status !== expect) throw new Error(`${method} ${path}: ${r.status} ${text.slice(0, 300)}`);
-  return text;
-}
+const request = sender(url);
+const send = async (...a) => (await request(...a)).body_;
 await send("POST", "/admin/v1/tenants", ADMIN, { subdomain: "cost" }, 201);
 const { token } = JSON.parse(await send("POST", "/admin/v1/tenants/cost/tokens", ADMIN, undefined, 201));
 const scim = (m, p, body, expect) => send(m, `/tenants/cost/api/scim/v2${p}`, token, body, expect);

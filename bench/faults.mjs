@@ -14,17 +14,12 @@ import { Miniflare } from "miniflare";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { workerOptions } from "../tests/integration/worker.mjs";
-import { edgeModule, migrated, quiet, root } from "./common.mjs";
+import { edgeModule, migrated, option, quiet, root } from "./common.mjs";
 
-const args = process.argv.slice(2);
-const opt = (name, dflt) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : dflt;
-};
-const USERS = Number(opt("users", 200));
-const RATE = Number(opt("rate", 0.05));
-const SEED = Number(opt("seed", 7));
-const BUILD = opt("build", join(root, "build"));
+const USERS = Number(option("users", 200));
+const RATE = Number(option("rate", 0.05));
+const SEED = Number(option("seed", 7));
+const BUILD = option("build", join(root, "build"));
 const ADMIN = "faults-admin-token";
 const CONCURRENCY = 8;
 

@@ -14,32 +14,19 @@ import { Miniflare } from "miniflare";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { workerOptions } from "../tests/integration/worker.mjs";
-import { closedLoop, entraUser, migrated, quiet, root } from "./common.mjs";
+import { closedLoop, entraUser, migrated, option, quiet, root, sender } from "./common.mjs";
 
-const args = process.argv.slice(2);
-const opt = (name, dflt) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : dflt;
-};
-const BUILD = opt("build", join(root, "target/profile"));
-const OP = opt("op", "post");
-const N = Number(opt("requests", 3000));
-const OUT = opt("out", join(root, `target/${OP}.cpuprofile`));
+const BUILD = option("build", join(root, "target/profile"));
+const OP = option("op", "post");
+const N = Number(option("requests", 3000));
+const OUT = option("out", join(root, `target/${OP}.cpuprofile`));
 const ADMIN = "profile-admin-token";
 if (typeof WebSocket === "undefined") throw new Error("run with node --experimental-websocket (Node 20) or Node 22+");
 
 const mf = new Miniflare({ ...workerOptions({ port: 0, persist: migrated("scim-edge-profile-"), adminToken: ADMIN, build: BUILD }), inspectorPort: 0, ...quiet });
 const url = await mf.ready;
-async function send(method, path, token, body, expect) {
-  const r = await fetch(new URL(path, url), {
-    method,
-    headers: { "content-type": "application/scim+json", authorization: `Bearer ${token}` },
-    body: body && JSON.stringify(body),
-  });
-  const text = await r.text();
-  if (r.status !== expect) throw new Error(`${method} ${path}: ${r.status} ${text.slice(0, 300)}`);
-  return text;
-}
+const request = sender(url);
+const send = async (...a) => (await request(...a)).body_;
 await send("POST", "/admin/v1/tenants", ADMIN, { subdomain: "prof" }, 201);
 const { token } = JSON.parse(await send("POST", "/admin/v1/tenants/prof/tokens", ADMIN, undefined, 201));
 const scim = (m, p, body, expect) => send(m, `/tenants/prof/api/scim/v2${p}`, token, body, expect);
